@@ -1,0 +1,33 @@
+# Thin wrapper over Meson: `make` builds build/opus.
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+MESON_FLAGS ?=
+
+.PHONY: all deps check demo format clean
+
+all: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) $(MESON_FLAGS) >/dev/null
+
+$(ASAN_BUILD)/build.ninja:
+	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+
+deps:
+	@bash tools/deps.sh
+
+check: deps
+	$(MAKE) all
+	$(MAKE) $(ASAN_BUILD)/build.ninja && ninja -C $(ASAN_BUILD)
+	bash tests/run.sh
+
+demo: deps
+	$(MAKE) all
+	bash demo/run.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,345 @@
+#include "assemble.h"
+#include "objdiff.h"
+#include "util/err.h"
+#include "util/file.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct asm_ctx {
+	struct opatch *p;
+	const struct opus_symtab *bin;
+	const struct obj *o;
+	int32_t *scn_idx; /* object section -> patch section, -1 if not included */
+	int32_t *scn_sym; /* object section -> its patch section symbol */
+	uint8_t *changed; /* per object symbol */
+	size_t *work;
+	size_t nwork, work_cap;
+	struct build_notes *notes;
+};
+
+static bool is_pcrel(uint32_t type)
+{
+	return type == R_X86_64_PC32 || type == R_X86_64_PLT32 || type == R_X86_64_GOTPCREL ||
+	       type == R_X86_64_GOTPCRELX || type == R_X86_64_REX_GOTPCRELX;
+}
+
+/* The running binary's copy of an object symbol; NULL if it has none. */
+static int bin_lookup(struct asm_ctx *c, const GElf_Sym *sym, const char *name,
+		      const struct opus_sym **out)
+{
+	int n;
+
+	if (GELF_ST_BIND(sym->st_info) != STB_LOCAL) {
+		*out = opus_symtab_find_global(c->bin, name);
+		return 0;
+	}
+	n = opus_symtab_find_local(c->bin, c->o->file, name, out);
+	if (n > 1)
+		return opus_err(-EINVAL, "static symbol %s of %s is ambiguous in the binary (%d copies)",
+				name, c->o->file, n);
+	return 0;
+}
+
+static int include_section(struct asm_ctx *c, size_t scn)
+{
+	const struct obj_scn *s = &c->o->scns[scn];
+	uint64_t flags = s->sh.sh_flags & (SHF_ALLOC | SHF_WRITE | SHF_EXECINSTR | SHF_MERGE |
+					  SHF_STRINGS);
+	GElf_Sym sym;
+	int idx, sym_idx;
+
+	if (c->scn_idx[scn] >= 0)
+		return c->scn_idx[scn];
+	if (s->sh.sh_flags & SHF_TLS)
+		return opus_err(-ENOTSUP, "%s: thread-local variables in new code are not supported yet",
+				s->name);
+	idx = opatch_add_section(c->p, s->name, s->sh.sh_type, flags, s->sh.sh_addralign,
+				 s->data ? s->data->d_buf : NULL, s->sh.sh_size);
+	if (idx < 0)
+		return idx;
+	sym_idx = opatch_add_sym(c->p, s->name, OPATCH_SYM_SECTION, (uint32_t)idx, 0, 0,
+				 STT_SECTION);
+	if (sym_idx < 0 || OPUS_PUSH(c->work, c->nwork, c->work_cap))
+		return -ENOMEM;
+	c->scn_idx[scn] = idx;
+	c->scn_sym[scn] = sym_idx;
+	c->work[c->nwork++] = scn;
+	for (size_t i = 1; i < c->o->nsyms; i++) {
+		int t;
+
+		if (!obj_sym(c->o, i, &sym) || sym.st_shndx != scn)
+			continue;
+		t = GELF_ST_TYPE(sym.st_info);
+		if ((t == STT_FUNC || t == STT_OBJECT) &&
+		    opatch_add_sym(c->p, obj_sym_name(c->o, &sym), OPATCH_SYM_DEFINED,
+				   (uint32_t)idx, sym.st_value, sym.st_size, (uint8_t)t) < 0)
+			return -ENOMEM;
+	}
+	return idx;
+}
+
+static int find_or_add_sym(struct opatch *p, const char *name, enum opatch_sym_kind kind,
+			   uint64_t value, uint8_t type)
+{
+	for (size_t i = 0; i < p->nsyms; i++)
+		if (p->syms[i].kind == kind && p->syms[i].value == value &&
+		    !strcmp(p->syms[i].name, name))
+			return (int)i;
+	return opatch_add_sym(p, name, kind, 0, value, 0, type);
+}
+
+/* A reference to section scn's content at object-symbol sym (value v):
+ * bind to the running binary's copy of holder, or include the section. */
+static int bind_or_include(struct asm_ctx *c, size_t scn, size_t holder, int64_t *addend,
+			   uint64_t v, bool data)
+{
+	const struct opus_sym *b = NULL;
+	GElf_Sym hs;
+	const char *name;
+	int ret;
+
+	if (holder && obj_sym(c->o, holder, &hs)) {
+		name = obj_sym_name(c->o, &hs);
+		ret = bin_lookup(c, &hs, name, &b);
+		if (ret)
+			return ret;
+		if (b) {
+			*addend += (int64_t)v;
+			return find_or_add_sym(c->p, name, OPATCH_SYM_TARGET, b->value - hs.st_value,
+					       GELF_ST_TYPE(hs.st_info));
+		}
+		if (data && c->scn_idx[scn] < 0)
+			build_note_add(c->notes, BUILD_WARNING, name, c->o->file,
+				       "new variable: it starts from its initial value, not from "
+				       "the running program's state");
+	}
+	ret = include_section(c, scn);
+	if (ret < 0)
+		return ret;
+	*addend += (int64_t)v;
+	return c->scn_sym[scn];
+}
+
+static size_t data_holder(struct asm_ctx *c, size_t symidx, const GElf_Sym *sym, size_t scn,
+			  const GElf_Rela *r)
+{
+	int64_t off = r->r_addend;
+	size_t h;
+
+	if (GELF_ST_TYPE(sym->st_info) == STT_OBJECT)
+		return symidx;
+	if (is_pcrel((uint32_t)GELF_R_TYPE(r->r_info)) &&
+	    (h = obj_sym_in_scn(c->o, scn, (long)(off + 4), STT_OBJECT)))
+		return h;
+	if ((h = obj_sym_in_scn(c->o, scn, (long)off, STT_OBJECT)))
+		return h;
+	return obj_sym_in_scn(c->o, scn, -1, STT_OBJECT);
+}
+
+/* Patch symbol a relocation binds to; *addend is adjusted to match. */
+static int resolve(struct asm_ctx *c, const GElf_Rela *r, int64_t *addend)
+{
+	size_t symidx = GELF_R_SYM(r->r_info), scn, holder;
+	const struct obj_scn *t;
+	const struct opus_sym *b;
+	const char *name;
+	GElf_Sym sym;
+	uint64_t v;
+
+	*addend = r->r_addend;
+	if (!obj_sym(c->o, symidx, &sym))
+		return opus_err(-EINVAL, "%s: bad relocation symbol", c->o->path);
+	name = obj_sym_name(c->o, &sym);
+	if (sym.st_shndx == SHN_UNDEF) {
+		b = opus_symtab_find_global(c->bin, name);
+		if (b)
+			return find_or_add_sym(c->p, name, OPATCH_SYM_TARGET, b->value,
+					       GELF_ST_TYPE(sym.st_info));
+		return find_or_add_sym(c->p, name, OPATCH_SYM_EXTERN, 0, GELF_ST_TYPE(sym.st_info));
+	}
+	if (sym.st_shndx >= c->o->nscn)
+		return opus_err(-ENOTSUP, "%s: symbol %s has an unsupported section", c->o->path, name);
+	scn = sym.st_shndx;
+	t = &c->o->scns[scn];
+	v = GELF_ST_TYPE(sym.st_info) == STT_SECTION ? 0 : sym.st_value;
+	if (c->scn_idx[scn] >= 0) {
+		*addend += (int64_t)v;
+		return c->scn_sym[scn];
+	}
+	if (t->sh.sh_flags & SHF_EXECINSTR) {
+		holder = GELF_ST_TYPE(sym.st_info) == STT_FUNC
+				 ? symidx
+				 : obj_sym_in_scn(c->o, scn, -1, STT_FUNC);
+		/* Changed code and cold parts travel with the patch. */
+		if (holder && (c->changed[holder] || obj_is_cold_name(name)))
+			holder = 0;
+		return bind_or_include(c, scn, holder, addend, v, false);
+	}
+	if (!(t->sh.sh_flags & SHF_WRITE))
+		return bind_or_include(c, scn, 0, addend, v, false);
+	holder = data_holder(c, symidx, &sym, scn, r);
+	return bind_or_include(c, scn, holder, addend, v, true);
+}
+
+static int process_section(struct asm_ctx *c, size_t scn)
+{
+	uint32_t pscn = (uint32_t)c->scn_idx[scn];
+	GElf_Rela r;
+
+	for (size_t i = 0; obj_rela(c->o, scn, i, &r); i++) {
+		struct opatch_rela pr = {.offset = r.r_offset, .type = (uint32_t)GELF_R_TYPE(r.r_info)};
+		int sym;
+
+		if (!opatch_rela_width(pr.type))
+			return opus_err(-ENOTSUP, "%s: section %s: unsupported relocation type %u",
+					c->o->path, c->o->scns[scn].name, pr.type);
+		sym = resolve(c, &r, &pr.addend);
+		if (sym < 0)
+			return sym;
+		pr.sym = (uint32_t)sym;
+		if (opatch_add_rela(c->p, pscn, &pr) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static size_t cold_part_of(const struct obj *o, const char *parent)
+{
+	char name[512];
+
+	snprintf(name, sizeof(name), "%s.cold", parent);
+	return obj_find_sym(o, name, STT_FUNC);
+}
+
+static void mark_changed(struct asm_ctx *c, const struct obj *orig)
+{
+	GElf_Sym sym;
+
+	for (size_t i = 1; i < c->o->nsyms; i++)
+		if (obj_sym(c->o, i, &sym) && GELF_ST_TYPE(sym.st_info) == STT_FUNC &&
+		    sym.st_shndx != SHN_UNDEF && objdiff_func(orig, c->o, i) == OBJDIFF_CHANGED)
+			c->changed[i] = 1;
+	/* A function and its cold part change together. */
+	for (size_t i = 1; i < c->o->nsyms; i++) {
+		const char *name;
+		size_t cold, parent;
+		char pname[512];
+
+		if (!obj_sym(c->o, i, &sym) || GELF_ST_TYPE(sym.st_info) != STT_FUNC)
+			continue;
+		name = obj_sym_name(c->o, &sym);
+		if (obj_is_cold_name(name)) {
+			snprintf(pname, sizeof(pname), "%.*s", (int)(strstr(name, ".cold") - name),
+				 name);
+			parent = obj_find_sym(c->o, pname, STT_FUNC);
+			if (c->changed[i] && parent)
+				c->changed[parent] = 1;
+		} else if (c->changed[i] && (cold = cold_part_of(c->o, name)))
+			c->changed[cold] = 1;
+	}
+}
+
+static int new_func_sym(struct opatch *p, const char *name, uint32_t section)
+{
+	for (size_t i = 0; i < p->nsyms; i++)
+		if (p->syms[i].kind == OPATCH_SYM_DEFINED && p->syms[i].section == section &&
+		    p->syms[i].type == STT_FUNC && !strcmp(p->syms[i].name, name))
+			return (int)i;
+	return -ENOENT;
+}
+
+/* Redirect one changed function (and check its cold part) if it exists. */
+static int replace_func(struct asm_ctx *c, size_t f)
+{
+	const struct opus_sym *b, *bc = NULL;
+	GElf_Sym sym, csym;
+	const char *name;
+	size_t cold;
+	int scn, nsym, ret;
+	char cname[512];
+
+	obj_sym(c->o, f, &sym);
+	name = obj_sym_name(c->o, &sym);
+	if ((ret = bin_lookup(c, &sym, name, &b)))
+		return ret;
+	if (!b)
+		return build_note_add(c->notes, BUILD_INFO, name, c->o->file,
+				      "changed, but has no copy of its own in the binary (inlined "
+				      "into its callers, which are replaced instead)");
+	if (b->size < 5)
+		return opus_err(-ENOTSUP, "%s: %llu bytes in the binary, too small for a jump", name,
+				(unsigned long long)b->size);
+	scn = include_section(c, sym.st_shndx);
+	if (scn < 0)
+		return scn;
+	nsym = new_func_sym(c->p, name, (uint32_t)scn);
+	if (nsym < 0 || opatch_add_func(c->p, name, b->value, b->size, (uint32_t)nsym, false) < 0)
+		return opus_err(-ENOMEM, "%s: cannot record replacement", name);
+	build_note_add(c->notes, BUILD_REPLACED, name, c->o->file, "code changed");
+	snprintf(cname, sizeof(cname), "%s.cold", name);
+	if (opus_symtab_find_local(c->bin, c->o->file, cname, &bc) != 1 || !bc)
+		return 0;
+	/* The old cold part is checked for activeness; the new one comes along. */
+	cold = cold_part_of(c->o, name);
+	if (!cold || !obj_sym(c->o, cold, &csym))
+		return opus_err(-EINVAL, "%s: the binary has %s but the new code has none", name,
+				cname);
+	scn = include_section(c, csym.st_shndx);
+	if (scn < 0)
+		return scn;
+	nsym = new_func_sym(c->p, cname, (uint32_t)scn);
+	if (nsym < 0 || opatch_add_func(c->p, cname, bc->value, bc->size, (uint32_t)nsym, true) < 0)
+		return opus_err(-ENOMEM, "%s: cannot record cold part", name);
+	return 0;
+}
+
+static int assemble(struct asm_ctx *c, const struct obj *orig)
+{
+	GElf_Sym sym;
+	int ret = 0;
+
+	mark_changed(c, orig);
+	for (size_t i = 1; !ret && i < c->o->nsyms; i++)
+		if (c->changed[i] && obj_sym(c->o, i, &sym) &&
+		    !obj_is_cold_name(obj_sym_name(c->o, &sym)))
+			ret = replace_func(c, i);
+	for (size_t w = 0; !ret && w < c->nwork; w++)
+		ret = process_section(c, c->work[w]);
+	for (size_t s = 1; !ret && s < c->o->nscn; s++) {
+		GElf_Sym fs;
+		size_t f;
+
+		if (c->scn_idx[s] < 0 || !(c->o->scns[s].sh.sh_flags & SHF_EXECINSTR))
+			continue;
+		f = obj_sym_in_scn(c->o, s, -1, STT_FUNC);
+		if (f && !c->changed[f] && obj_sym(c->o, f, &fs) &&
+		    !obj_is_cold_name(obj_sym_name(c->o, &fs)))
+			build_note_add(c->notes, BUILD_ADDED, obj_sym_name(c->o, &fs), c->o->file,
+				       "new function, or one the running binary only has inlined");
+	}
+	return ret;
+}
+
+int assemble_tu(struct opatch *p, const struct opus_symtab *bin, const struct obj *orig,
+		const struct obj *patched, struct build_notes *notes)
+{
+	struct asm_ctx c = {.p = p, .bin = bin, .o = patched, .notes = notes};
+	int ret = -ENOMEM;
+
+	c.scn_idx = malloc(patched->nscn * sizeof(*c.scn_idx));
+	c.scn_sym = malloc(patched->nscn * sizeof(*c.scn_sym));
+	c.changed = calloc(patched->nsyms + 1, 1);
+	if (c.scn_idx && c.scn_sym && c.changed) {
+		for (size_t i = 0; i < patched->nscn; i++)
+			c.scn_idx[i] = c.scn_sym[i] = -1;
+		ret = assemble(&c, orig);
+	}
+	free(c.scn_idx);
+	free(c.scn_sym);
+	free(c.changed);
+	free(c.work);
+	return ret;
+}

@@ -1,0 +1,16 @@
+/* Turns the changed functions of one translation unit into patch content:
+ * copies their sections, and binds every reference either to new code in
+ * the patch, to the existing symbol in the target binary (so statics keep
+ * their running state), or to a name resolved in the process at apply time. */
+#ifndef OPUS_BUILD_ASSEMBLE_H
+#define OPUS_BUILD_ASSEMBLE_H
+
+#include "notes.h"
+#include "obj.h"
+#include "patchfile/opatch.h"
+#include "util/elf.h"
+
+int assemble_tu(struct opatch *p, const struct opus_symtab *bin, const struct obj *orig,
+		const struct obj *patched, struct build_notes *notes);
+
+#endif

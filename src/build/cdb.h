@@ -1,0 +1,24 @@
+/* compile_commands.json: how each translation unit was compiled. */
+#ifndef OPUS_BUILD_CDB_H
+#define OPUS_BUILD_CDB_H
+
+#include <stddef.h>
+
+struct cdb_entry {
+	char *directory;
+	char *file; /* canonical absolute path */
+	char **argv; /* NULL-terminated */
+	size_t argc;
+};
+
+struct cdb {
+	struct cdb_entry *v;
+	size_t n, cap;
+};
+
+int cdb_load(const char *path, struct cdb *out);
+void cdb_free(struct cdb *c);
+/* The entry compiling the file at canonical path abs, or NULL. */
+const struct cdb_entry *cdb_find(const struct cdb *c, const char *abs);
+
+#endif

@@ -1,0 +1,108 @@
+#include "compile.h"
+#include "util/err.h"
+#include "util/file.h"
+#include "util/run.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Replace orig_root with scratch_root where it starts a path in arg. */
+static char *rebase(const char *arg, const char *orig_root, const char *scratch_root)
+{
+	size_t ol = strlen(orig_root);
+	const char *hit = strstr(arg, orig_root);
+	char *out;
+
+	if (!hit || (hit[ol] != '/' && hit[ol] != '\0'))
+		return strdup(arg);
+	out = malloc(strlen(arg) - ol + strlen(scratch_root) + 1);
+	if (out)
+		sprintf(out, "%.*s%s%s", (int)(hit - arg), arg, scratch_root, hit + ol);
+	return out;
+}
+
+static bool drops_next(const char *a)
+{
+	return !strcmp(a, "-o") || !strcmp(a, "-MF") || !strcmp(a, "-MT") || !strcmp(a, "-MQ");
+}
+
+static bool dropped(const char *a, const struct cdb_entry *e)
+{
+	static const char *const flags[] = {"-c", "-MD", "-MMD", "-MP", "-M", "-MM"};
+	char real[4096];
+
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+		if (!strcmp(a, flags[i]))
+			return true;
+	if (!strncmp(a, "-o", 2) || !strncmp(a, "-MF", 3))
+		return true;
+	/* The source file: we name it ourselves. */
+	if (a[0] != '-') {
+		char path[8192];
+
+		snprintf(path, sizeof(path), "%s%s%s", a[0] == '/' ? "" : e->directory,
+			 a[0] == '/' ? "" : "/", a);
+		if (realpath(path, real) && !strcmp(real, e->file))
+			return true;
+	}
+	return false;
+}
+
+static int add(char ***argv, size_t *n, size_t *cap, char *s)
+{
+	if (!s || opus_grow(argv, cap, *n + 1, sizeof(char *))) {
+		free(s);
+		return -ENOMEM;
+	}
+	(*argv)[(*n)++] = s;
+	(*argv)[*n] = NULL;
+	return 0;
+}
+
+int compile_tu(const struct cdb_entry *e, const char *orig_root, const char *scratch_root,
+	       const char *out_obj)
+{
+	char **argv = NULL, *cwd = rebase(e->directory, orig_root, scratch_root), map[8192];
+	size_t n = 0, cap = 0;
+	int ret = cwd ? 0 : -ENOMEM;
+
+	for (size_t i = 0; !ret && i < e->argc; i++) {
+		if (i > 0 && drops_next(e->argv[i])) {
+			i++;
+			continue;
+		}
+		if (i > 0 && dropped(e->argv[i], e))
+			continue;
+		ret = add(&argv, &n, &cap, rebase(e->argv[i], orig_root, scratch_root));
+	}
+	snprintf(map, sizeof(map), "-ffile-prefix-map=%s=%s", scratch_root, orig_root);
+	if (!ret)
+		ret = add(&argv, &n, &cap, strdup("-ffunction-sections"));
+	if (!ret)
+		ret = add(&argv, &n, &cap, strdup("-fdata-sections"));
+	if (!ret)
+		ret = add(&argv, &n, &cap, strdup("-fno-lto"));
+	if (!ret)
+		ret = add(&argv, &n, &cap, strdup(map));
+	if (!ret)
+		ret = add(&argv, &n, &cap, strdup("-c"));
+	if (!ret)
+		ret = add(&argv, &n, &cap, rebase(e->file, orig_root, scratch_root));
+	if (!ret)
+		ret = add(&argv, &n, &cap, strdup("-o"));
+	if (!ret)
+		ret = add(&argv, &n, &cap, strdup(out_obj));
+	if (!ret) {
+		opus_info("compiling %s", e->file);
+		ret = opus_run(argv, cwd);
+		if (ret)
+			opus_err_wrap(ret, "compiling %s", e->file);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(argv[i]);
+	free(argv);
+	free(cwd);
+	return ret;
+}

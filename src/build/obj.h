@@ -1,0 +1,41 @@
+/* A compiled relocatable object opened for diffing and patch assembly. */
+#ifndef OPUS_BUILD_OBJ_H
+#define OPUS_BUILD_OBJ_H
+
+#include <gelf.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util/elf.h"
+
+struct obj_scn {
+	GElf_Shdr sh;
+	const char *name;
+	Elf_Data *data;	 /* NULL for SHT_NOBITS */
+	Elf_Data *rela;	 /* the SHT_RELA data applying to this section, or NULL */
+	size_t nrela;
+};
+
+struct obj {
+	struct opus_elf e;
+	char *path;
+	const char *file; /* the translation unit's STT_FILE name */
+	struct obj_scn *scns;
+	size_t nscn;
+	Elf_Data *symdata;
+	size_t nsyms, symstr;
+};
+
+int obj_open(const char *path, struct obj *o);
+void obj_close(struct obj *o);
+bool obj_sym(const struct obj *o, size_t idx, GElf_Sym *sym);
+const char *obj_sym_name(const struct obj *o, const GElf_Sym *sym);
+bool obj_rela(const struct obj *o, size_t scn, size_t i, GElf_Rela *r);
+/* The symbol index of a defined function or object named name, or 0. */
+size_t obj_find_sym(const struct obj *o, const char *name, int type);
+/* The symbol of type type (STT_FUNC/STT_OBJECT) in section scn covering
+ * offset off (any one if off is -1), or 0. */
+size_t obj_sym_in_scn(const struct obj *o, size_t scn, long off, int type);
+bool obj_is_cold_name(const char *name);
+
+#endif

@@ -1,0 +1,143 @@
+#include "objdiff.h"
+#include "util/hex.h"
+#include "util/sha256.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static bool is_pcrel(uint32_t type)
+{
+	return type == R_X86_64_PC32 || type == R_X86_64_PLT32 || type == R_X86_64_GOTPCREL ||
+	       type == R_X86_64_GOTPCRELX || type == R_X86_64_REX_GOTPCRELX;
+}
+
+/* A string literal referenced by a relocation: PC-relative references
+ * point 4 bytes short of it (the displacement precedes the next insn). */
+static void describe_string(const struct obj_scn *s, const GElf_Rela *r, char *out, size_t len)
+{
+	int64_t off = r->r_addend + (is_pcrel((uint32_t)GELF_R_TYPE(r->r_info)) ? 4 : 0);
+	const char *data = s->data ? s->data->d_buf : NULL;
+
+	if (!data || off < 0 || (uint64_t)off >= s->data->d_size) {
+		snprintf(out, len, "str:%s+%lld", s->name, (long long)r->r_addend);
+		return;
+	}
+	snprintf(out, len, "str:%.*s", (int)strnlen(data + off, s->data->d_size - (size_t)off),
+		 data + off);
+}
+
+static void describe_rodata(const struct obj_scn *s, const GElf_Rela *r, char *out, size_t len)
+{
+	uint8_t digest[OPUS_SHA256_LEN];
+	char hex[2 * OPUS_SHA256_LEN + 1];
+
+	opus_sha256(s->data ? s->data->d_buf : "", s->data ? s->data->d_size : 0, digest);
+	opus_hex_encode(digest, sizeof(digest), hex);
+	snprintf(out, len, "ro:%s+%lld:%s", s->name, (long long)r->r_addend, hex);
+}
+
+/* What a relocation refers to, independent of where things were placed. */
+static void describe(const struct obj *o, const GElf_Rela *r, char *out, size_t len)
+{
+	GElf_Sym sym;
+	const struct obj_scn *s;
+
+	if (!obj_sym(o, GELF_R_SYM(r->r_info), &sym)) {
+		snprintf(out, len, "?");
+		return;
+	}
+	if (GELF_ST_TYPE(sym.st_info) != STT_SECTION || sym.st_shndx >= o->nscn) {
+		snprintf(out, len, "sym:%s+%lld", obj_sym_name(o, &sym), (long long)r->r_addend);
+		return;
+	}
+	s = &o->scns[sym.st_shndx];
+	if ((s->sh.sh_flags & SHF_MERGE) && (s->sh.sh_flags & SHF_STRINGS))
+		describe_string(s, r, out, len);
+	else if (!(s->sh.sh_flags & (SHF_WRITE | SHF_EXECINSTR)))
+		describe_rodata(s, r, out, len);
+	else
+		snprintf(out, len, "sec:%s+%lld", s->name, (long long)r->r_addend);
+}
+
+struct func_view {
+	const struct obj *o;
+	size_t scn;
+	uint64_t start, size;
+};
+
+static bool view_of(const struct obj *o, size_t symidx, struct func_view *v)
+{
+	GElf_Sym sym;
+
+	if (!obj_sym(o, symidx, &sym) || sym.st_shndx == SHN_UNDEF || sym.st_shndx >= o->nscn)
+		return false;
+	v->o = o;
+	v->scn = sym.st_shndx;
+	v->start = sym.st_value;
+	v->size = sym.st_size;
+	return true;
+}
+
+static const uint8_t *view_bytes(const struct func_view *v)
+{
+	const Elf_Data *d = v->o->scns[v->scn].data;
+
+	if (!d || v->start + v->size > d->d_size)
+		return NULL;
+	return (const uint8_t *)d->d_buf + v->start;
+}
+
+/* Relocations inside the function, in order; returns how many were seen. */
+static size_t next_rela(const struct func_view *v, size_t *cursor, GElf_Rela *r)
+{
+	while (obj_rela(v->o, v->scn, *cursor, r)) {
+		(*cursor)++;
+		if (r->r_offset >= v->start && r->r_offset < v->start + v->size)
+			return 1;
+	}
+	return 0;
+}
+
+static bool relas_equal(const struct func_view *a, const struct func_view *b)
+{
+	size_t ca = 0, cb = 0;
+	GElf_Rela ra, rb;
+	char da[1024], db[1024];
+
+	for (;;) {
+		size_t na = next_rela(a, &ca, &ra), nb = next_rela(b, &cb, &rb);
+
+		if (na != nb)
+			return false;
+		if (!na)
+			return true;
+		if (ra.r_offset - a->start != rb.r_offset - b->start ||
+		    GELF_R_TYPE(ra.r_info) != GELF_R_TYPE(rb.r_info))
+			return false;
+		describe(a->o, &ra, da, sizeof(da));
+		describe(b->o, &rb, db, sizeof(db));
+		if (strcmp(da, db))
+			return false;
+	}
+}
+
+enum objdiff_state objdiff_func(const struct obj *a, const struct obj *b, size_t fb)
+{
+	struct func_view va, vb;
+	const uint8_t *ba, *bb;
+	GElf_Sym sym;
+	size_t fa;
+
+	if (!obj_sym(b, fb, &sym) || !view_of(b, fb, &vb))
+		return OBJDIFF_NEW;
+	fa = obj_find_sym(a, obj_sym_name(b, &sym), STT_FUNC);
+	if (!fa || !view_of(a, fa, &va))
+		return OBJDIFF_NEW;
+	if (va.size != vb.size)
+		return OBJDIFF_CHANGED;
+	ba = view_bytes(&va);
+	bb = view_bytes(&vb);
+	if (!ba || !bb || memcmp(ba, bb, va.size))
+		return OBJDIFF_CHANGED;
+	return relas_equal(&va, &vb) ? OBJDIFF_SAME : OBJDIFF_CHANGED;
+}

@@ -1,0 +1,18 @@
+/* Function-level diff of two compiles of one translation unit, in the
+ * manner of kpatch's create-diff-object: code bytes and relocations are
+ * compared by what they refer to, never by raw offsets into shared sections. */
+#ifndef OPUS_BUILD_OBJDIFF_H
+#define OPUS_BUILD_OBJDIFF_H
+
+#include "obj.h"
+
+enum objdiff_state {
+	OBJDIFF_SAME,
+	OBJDIFF_CHANGED,
+	OBJDIFF_NEW, /* only in the patched object */
+};
+
+/* State of the function symbol fb of patched object b against object a. */
+enum objdiff_state objdiff_func(const struct obj *a, const struct obj *b, size_t fb);
+
+#endif

@@ -1,0 +1,23 @@
+/* Subcommands: each parses its arguments, calls the library, prints. */
+#ifndef OPUS_CLI_CLI_H
+#define OPUS_CLI_CLI_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+int cmd_build(int argc, char **argv);
+int cmd_apply(int argc, char **argv);
+int cmd_revert(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+
+/* Shared by the subcommands. */
+int cli_fail(const char *cmd); /* prints opus_errmsg(), returns 1 */
+int cli_usage(const char *usage);
+int cli_parse_pid(const char *s, pid_t *pid);
+int cli_parse_timeout(const char *s, double *out);
+void cli_print_json(json_t *j); /* prints and frees */
+
+#endif

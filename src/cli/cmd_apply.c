@@ -1,0 +1,69 @@
+#include "cli.h"
+#include "live/live.h"
+#include "patchfile/opatch.h"
+#include "util/err.h"
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+
+#define USAGE "opus apply PID PATCH [--timeout SEC] [--json]"
+
+json_t *cli_stats_json(const struct live_stats *st);
+
+json_t *cli_stats_json(const struct live_stats *st)
+{
+	return json_pack("{s:i, s:i, s:f, s:f, s:f}", "attempts", (int)st->attempts, "threads",
+			 (int)st->threads, "pause_us", (double)st->pause_ns / 1e3, "prepare_ms",
+			 (double)st->prepare_ns / 1e6, "total_ms", (double)st->total_ns / 1e6);
+}
+
+int cmd_apply(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"timeout", required_argument, NULL, 't'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	struct live_opts lo = {.timeout_s = 5};
+	struct live_stats st;
+	struct opatch p;
+	bool json = false;
+	pid_t pid;
+	int c, ret;
+
+	while ((c = getopt_long(argc, argv, "t:jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			if (cli_parse_timeout(optarg, &lo.timeout_s))
+				return cli_fail("apply");
+			break;
+		case 'j': json = true; break;
+		case 'h': printf("usage: %s\n", USAGE); return 0;
+		default: return cli_usage(USAGE);
+		}
+	}
+	if (argc - optind != 2)
+		return cli_usage(USAGE);
+	if (cli_parse_pid(argv[optind], &pid) || opatch_read(argv[optind + 1], &p))
+		return cli_fail("apply");
+	ret = live_apply(pid, &p, &lo, &st);
+	if (ret) {
+		opatch_free(&p);
+		return cli_fail("apply");
+	}
+	if (json) {
+		json_t *j = json_pack("{s:s, s:i, s:i}", "patch", p.id, "pid", (int)pid, "functions",
+				      (int)p.nfuncs);
+
+		json_object_set_new(j, "stats", cli_stats_json(&st));
+		cli_print_json(j);
+	} else
+		printf("applied %s to process %d: %zu function(s) at 0x%" PRIx64
+		       ", %u thread(s) paused %.0f us (%u attempt(s))\n",
+		       p.id, (int)pid, p.nfuncs, st.base, st.threads, (double)st.pause_ns / 1e3,
+		       st.attempts);
+	opatch_free(&p);
+	return 0;
+}

@@ -1,0 +1,89 @@
+#include "cli.h"
+#include "util/err.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *help;
+} commands[] = {
+	{"build", cmd_build, "turn a source diff into a patch file"},
+	{"apply", cmd_apply, "apply a patch to a running process"},
+	{"revert", cmd_revert, "take the newest patch back out of a process"},
+	{"list", cmd_list, "show the patches applied to a process"},
+	{"inspect", cmd_inspect, "show what a patch file contains"},
+};
+
+static int usage(FILE *out)
+{
+	fprintf(out, "usage: opus <command> [options]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].help);
+	fprintf(out, "\nRun 'opus <command> --help' for a command's options.\n");
+	return out == stdout ? 0 : 2;
+}
+
+int cli_fail(const char *cmd)
+{
+	fprintf(stderr, "opus %s: %s\n", cmd, opus_errmsg());
+	return 1;
+}
+
+int cli_usage(const char *text)
+{
+	fprintf(stderr, "usage: %s\n", text);
+	return 2;
+}
+
+int cli_parse_pid(const char *s, pid_t *pid)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || end == s || v <= 0 || v > 0x7fffffff)
+		return opus_err(-EINVAL, "'%s' is not a process id", s);
+	*pid = (pid_t)v;
+	return 0;
+}
+
+int cli_parse_timeout(const char *s, double *out)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (*end || end == s || !(v >= 0 && v <= 3600))
+		return opus_err(-EINVAL, "--timeout '%s': expected seconds between 0 and 3600", s);
+	*out = v;
+	return 0;
+}
+
+void cli_print_json(json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+	if (s)
+		puts(s);
+	free(s);
+	json_decref(j);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage(stderr);
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))
+		return usage(stdout);
+	if (getenv("OPUS_VERBOSE"))
+		opus_set_verbose(true);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "opus: unknown command '%s'\n", argv[1]);
+	return usage(stderr);
+}

@@ -1,0 +1,608 @@
+#include "inject.h"
+#include "layout.h"
+#include "live.h"
+#include "mem.h"
+#include "proc.h"
+#include "ptrace.h"
+#include "resolve.h"
+#include "unwind.h"
+#include "util/err.h"
+#include "util/file.h"
+#include "util/hex.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define REACH	     ((1ull << 31) - (1ull << 20))
+#define MIN_ADDR     0x10000ull
+#define RETRY_NS     (10 * 1000 * 1000)
+#define MFD_CLOEXEC_ 1u
+
+struct txn {
+	pid_t pid;
+	int mem_fd;
+	int memfd; /* opus's own handle on the target's memfd */
+	struct proc_maps maps;
+	struct registry reg;
+	struct threads ts;
+	uint64_t syscall_insn;
+	uint64_t base, size;
+	bool mapped;
+	size_t sites_written;
+	struct reg_entry entry;
+	struct addr_range *ranges;
+	size_t nranges, ranges_cap;
+	struct live_stats *st;
+	uint64_t t0;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int txn_open(struct txn *t, pid_t pid, struct live_stats *st)
+{
+	int ret;
+
+	memset(t, 0, sizeof(*t));
+	memset(st, 0, sizeof(*st));
+	t->pid = pid;
+	t->memfd = -1;
+	t->st = st;
+	t->t0 = now_ns();
+	threads_init(&t->ts, pid);
+	if ((ret = proc_check_alive(pid)))
+		return ret;
+	t->mem_fd = mem_open(pid);
+	if (t->mem_fd < 0)
+		return t->mem_fd;
+	if ((ret = proc_maps_read(pid, &t->maps)) ||
+	    (ret = registry_read(pid, t->mem_fd, &t->maps, &t->reg)))
+		return ret;
+	return inject_find_syscall(t->mem_fd, &t->maps, &t->syscall_insn);
+}
+
+static void txn_close(struct txn *t)
+{
+	threads_detach(&t->ts);
+	if (t->memfd >= 0)
+		close(t->memfd);
+	if (t->mem_fd > 0)
+		close(t->mem_fd);
+	proc_maps_free(&t->maps);
+	registry_free(&t->reg);
+	registry_entry_free(&t->entry);
+	free(t->ranges);
+	t->st->total_ns = now_ns() - t->t0;
+}
+
+static int add_range(struct txn *t, uint64_t lo, uint64_t hi, const char *name)
+{
+	if (OPUS_PUSH(t->ranges, t->nranges, t->ranges_cap))
+		return -ENOMEM;
+	t->ranges[t->nranges++] = (struct addr_range){lo, hi, name};
+	return 0;
+}
+
+/* Some thread of the process, stopped, to run syscalls in. */
+static int injector(struct txn *t, struct injector *in)
+{
+	int ret = threads_stop_one(&t->ts);
+
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < t->ts.n; i++)
+		if (t->ts.v[i].stopped) {
+			in->t = &t->ts.v[i];
+			break;
+		}
+	in->syscall_insn = t->syscall_insn;
+	in->mem_fd = t->mem_fd;
+	return 0;
+}
+
+static int remote(struct txn *t, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
+		  uint64_t a4, uint64_t a5, long *ret)
+{
+	struct injector in = {0};
+	uint64_t args[6] = {a0, a1, a2, a3, a4, a5};
+	int r = injector(t, &in);
+
+	return r ? r : inject_syscall(&in, nr, args, ret);
+}
+
+static int remote_unmap(struct txn *t)
+{
+	long r;
+
+	if (!t->mapped)
+		return 0;
+	if (remote(t, SYS_munmap, t->base, t->size, 0, 0, 0, 0, &r) || r)
+		return opus_err(r ? (int)r : -EIO, "process %d: cannot unmap the patch at 0x%" PRIx64,
+				(int)t->pid, t->base);
+	t->mapped = false;
+	return 0;
+}
+
+/* ---- placement ---- */
+
+static bool in_reach(const struct proc_object *o, uint64_t cand, uint64_t size)
+{
+	uint64_t lo = cand < o->lo ? cand : o->lo;
+	uint64_t hi = cand + size > o->hi ? cand + size : o->hi;
+
+	return hi - lo <= REACH;
+}
+
+/* The free gaps nearest the object, below it first: above a [heap] is where
+ * brk grows, so that gap is never used. Candidates are written to out. */
+static size_t find_holes(const struct proc_maps *m, const struct proc_object *o, uint64_t size,
+			 uint64_t *out, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i <= m->n && n < max; i++) {
+		uint64_t g0 = i ? m->v[i - 1].end : MIN_ADDR;
+		uint64_t g1 = i < m->n ? m->v[i].start : 0x7ffffffff000ull, cand;
+
+		if (g0 < MIN_ADDR)
+			g0 = MIN_ADDR;
+		if (g1 <= g0 || g1 - g0 < size + 2 * LAYOUT_PAGE)
+			continue;
+		if (i && !strcmp(m->v[i - 1].path, "[heap]"))
+			continue;
+		cand = g1 <= o->lo ? (g1 - size - LAYOUT_PAGE) & ~(uint64_t)(LAYOUT_PAGE - 1)
+				   : g0 + LAYOUT_PAGE;
+		if (in_reach(o, cand, size))
+			out[n++] = cand;
+	}
+	/* Nearest first. */
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0; j--) {
+			uint64_t dj = out[j] < o->lo ? o->lo - out[j] : out[j] - o->hi;
+			uint64_t dk = out[j - 1] < o->lo ? o->lo - out[j - 1] : out[j - 1] - o->hi;
+			uint64_t tmp = out[j];
+
+			if (dj >= dk)
+				break;
+			out[j] = out[j - 1];
+			out[j - 1] = tmp;
+		}
+	return n;
+}
+
+static int map_region(struct txn *t, int fd, uint64_t base, const struct layout *l)
+{
+	const struct {
+		size_t off, len;
+		int prot;
+	} parts[] = {
+		{0, l->reg_size, PROT_READ},
+		{l->text_off, l->text_size, PROT_READ | PROT_EXEC},
+		{l->data_off, l->data_size, PROT_READ | PROT_WRITE},
+	};
+	long r;
+	int ret;
+
+	t->base = base;
+	for (size_t i = 0; i < 3; i++) {
+		uint64_t want = base + parts[i].off;
+
+		if (!parts[i].len)
+			continue;
+		ret = remote(t, SYS_mmap, want, parts[i].len, (uint64_t)parts[i].prot,
+			     MAP_PRIVATE | MAP_FIXED_NOREPLACE, (uint64_t)fd, parts[i].off, &r);
+		if (!ret && r == (long)want) {
+			t->size = parts[i].off + parts[i].len;
+			t->mapped = true;
+			continue;
+		}
+		/* A kernel without MAP_FIXED_NOREPLACE may place it elsewhere. */
+		if (!ret && r > 0)
+			remote(t, SYS_munmap, (uint64_t)r, parts[i].len, 0, 0, 0, 0, &r);
+		remote_unmap(t); /* only the parts mapped so far */
+		if (ret)
+			return ret;
+		return r == -EEXIST || r > 0 ? -EEXIST : (int)r;
+	}
+	return 0;
+}
+
+/* memfd_create in the target, reopened by opus through /proc/PID/fd. */
+static int create_memfd(struct txn *t, const char *id, size_t size, long *fd)
+{
+	struct injector in = {0};
+	char name[OPATCH_ID_MAX + 16], path[64];
+	uint64_t args[6] = {0, MFD_CLOEXEC_}, name_addr;
+	int ret;
+
+	snprintf(name, sizeof(name), REGISTRY_MEMFD_PREFIX "%s", id);
+	if ((ret = injector(t, &in)) || (ret = inject_push_string(&in, name, &name_addr)))
+		return ret;
+	args[0] = name_addr;
+	if ((ret = inject_syscall(&in, SYS_memfd_create, args, fd)))
+		return ret;
+	if (*fd < 0)
+		return opus_err((int)*fd, "process %d: memfd_create failed: %s", (int)t->pid,
+				strerror((int)-*fd));
+	snprintf(path, sizeof(path), "/proc/%d/fd/%ld", (int)t->pid, *fd);
+	t->memfd = open(path, O_RDWR | O_CLOEXEC);
+	if (t->memfd < 0 || ftruncate(t->memfd, (off_t)size) < 0)
+		return opus_err(-errno, "process %d: cannot open its memfd: %s", (int)t->pid,
+				strerror(errno));
+	return 0;
+}
+
+static int place(struct txn *t, const struct proc_object *obj, const struct opatch *p,
+		 const struct layout *l)
+{
+	uint64_t cands[64];
+	size_t n = find_holes(&t->maps, obj, l->total, cands, 64);
+	long fd = -1, r;
+	int ret = create_memfd(t, p->id, l->total, &fd);
+
+	for (size_t i = 0; !ret && i < n; i++) {
+		ret = map_region(t, (int)fd, cands[i], l);
+		if (ret == -EEXIST)
+			ret = i + 1 < n ? 0 : -EEXIST;
+		else
+			break;
+	}
+	if (fd >= 0)
+		remote(t, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &r);
+	if (!ret && !n)
+		ret = -ENOSPC;
+	if (ret == -ENOSPC || ret == -EEXIST)
+		return opus_err(-ENOSPC, "process %d: no free address range within 2 GiB of %s",
+				(int)t->pid, obj->name);
+	return ret;
+}
+
+/* ---- apply ---- */
+
+static int resolve_syms(struct txn *t, const struct opatch *p, const struct proc_object *obj,
+			uint64_t *sym_addr)
+{
+	struct resolver res;
+	int ret = resolver_init(&res, t->pid, t->mem_fd, &t->maps);
+
+	for (size_t i = 0; !ret && i < p->nsyms; i++) {
+		if (p->syms[i].kind == OPATCH_SYM_TARGET)
+			sym_addr[i] = obj->bias + p->syms[i].value;
+		else if (p->syms[i].kind == OPATCH_SYM_EXTERN)
+			ret = resolver_lookup(&res, p->syms[i].name, &sym_addr[i]);
+	}
+	resolver_free(&res);
+	return ret;
+}
+
+static int add_site(struct txn *t, uint64_t at, uint64_t to)
+{
+	struct reg_site s = {.addr = at};
+	int64_t rel = (int64_t)to - (int64_t)(at + JUMP_SIZE);
+	int32_t rel32 = (int32_t)rel;
+	int ret;
+
+	if (rel != rel32)
+		return opus_err(-ERANGE, "jump from 0x%" PRIx64 " to 0x%" PRIx64 " is out of reach",
+				at, to);
+	if ((ret = mem_read(t->mem_fd, at, s.saved, JUMP_SIZE)))
+		return ret;
+	s.jump[0] = 0xe9;
+	memcpy(s.jump + 1, &rel32, 4);
+	if (OPUS_PUSH(t->entry.sites, t->entry.nsites, t->entry.sites_cap))
+		return -ENOMEM;
+	t->entry.sites[t->entry.nsites++] = s;
+	return 0;
+}
+
+/* Redirect each old function, and every earlier patch's version of it, so
+ * the newest code wins wherever a call lands. */
+static int plan_sites(struct txn *t, const struct opatch *p, const struct proc_object *obj,
+		      const uint64_t *sym_addr)
+{
+	struct reg_entry *e = &t->entry;
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < p->nfuncs; i++) {
+		const struct opatch_func *f = &p->funcs[i];
+		struct reg_func rf = {.old_addr = obj->bias + f->old_addr,
+				      .old_size = f->old_size,
+				      .new_addr = sym_addr[f->new_sym],
+				      .new_size = p->syms[f->new_sym].size,
+				      .cold = f->cold};
+
+		snprintf(rf.name, sizeof(rf.name), "%s", f->name);
+		if (OPUS_PUSH(e->funcs, e->nfuncs, e->funcs_cap))
+			return -ENOMEM;
+		e->funcs[e->nfuncs++] = rf;
+		ret = add_range(t, rf.old_addr, rf.old_addr + rf.old_size, f->name);
+		if (!ret && !f->cold)
+			ret = add_site(t, rf.old_addr, rf.new_addr);
+		for (size_t r = 0; !ret && r < t->reg.n; r++)
+			for (size_t k = 0; !ret && k < t->reg.v[r].nfuncs; k++) {
+				const struct reg_func *old = &t->reg.v[r].funcs[k];
+
+				if (old->old_addr != rf.old_addr)
+					continue;
+				ret = add_range(t, old->new_addr, old->new_addr + old->new_size,
+						f->name);
+				if (!ret && !f->cold)
+					ret = add_site(t, old->new_addr, rf.new_addr);
+			}
+	}
+	return ret;
+}
+
+static void fill_entry(struct txn *t, const struct opatch *p, const struct layout *l)
+{
+	struct reg_entry *e = &t->entry;
+
+	snprintf(e->id, sizeof(e->id), "%s", p->id);
+	snprintf(e->description, sizeof(e->description), "%s", p->description ? p->description : "");
+	for (char *c = e->description; *c; c++)
+		if (*c == '\n')
+			*c = ' ';
+	opus_hex_encode(p->build_id, p->build_id_len, e->build_id);
+	snprintf(e->target, sizeof(e->target), "%s", p->target_name);
+	e->seq = t->reg.n ? t->reg.v[t->reg.n - 1].seq + 1 : 1;
+	e->base = t->base;
+	e->size = l->total;
+	e->text_lo = t->base + l->text_off;
+	e->text_hi = t->base + l->text_off + l->text_size;
+}
+
+static int write_image(struct txn *t, struct layout *l)
+{
+	struct opus_buf reg = {0};
+	int ret = registry_format(&t->entry, &reg);
+
+	if (!ret && reg.len >= l->reg_size)
+		ret = opus_err(-E2BIG, "registry record too large");
+	if (!ret) {
+		memcpy(l->image, reg.data, reg.len);
+		if (pwrite(t->memfd, l->image, l->total, 0) != (ssize_t)l->total)
+			ret = opus_err(-EIO, "process %d: cannot write the patch image", (int)t->pid);
+	}
+	opus_buf_free(&reg);
+	return ret;
+}
+
+static int write_sites(struct txn *t, bool restore)
+{
+	for (; t->sites_written < t->entry.nsites; t->sites_written++) {
+		const struct reg_site *s = &t->entry.sites[t->sites_written];
+		int ret = mem_write(t->mem_fd, s->addr, restore ? s->saved : s->jump, JUMP_SIZE);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static void unwrite_sites(struct txn *t)
+{
+	while (t->sites_written > 0) {
+		const struct reg_site *s = &t->entry.sites[--t->sites_written];
+
+		mem_write(t->mem_fd, s->addr, s->saved, JUMP_SIZE);
+	}
+}
+
+/* Stop the world until no thread is in a guarded range, then run commit
+ * with everything stopped. Busy: resume, wait, retry until the deadline. */
+static int stop_and_commit(struct txn *t, const struct live_opts *o,
+			   int (*commit)(struct txn *t))
+{
+	uint64_t deadline = now_ns() + (uint64_t)(o->timeout_s * 1e9);
+	struct unwinder *u;
+	int ret = unwind_open(t->pid, &u);
+
+	while (!ret) {
+		uint64_t start = now_ns();
+
+		t->st->attempts++;
+		if (!t->st->prepare_ns)
+			t->st->prepare_ns = start - t->t0;
+		ret = threads_stop_all(&t->ts);
+		if (!ret)
+			ret = unwind_check(u, &t->ts, t->ranges, t->nranges);
+		if (!ret) {
+			ret = commit(t);
+			if (!ret) {
+				t->st->threads = (unsigned)t->ts.n;
+				threads_detach(&t->ts);
+				t->st->pause_ns = now_ns() - start;
+			}
+			break;
+		}
+		if (ret != -EBUSY || now_ns() >= deadline)
+			break;
+		threads_resume(&t->ts);
+		nanosleep(&(struct timespec){0, RETRY_NS}, NULL);
+		ret = 0;
+	}
+	if (ret == -EBUSY)
+		opus_err_wrap(ret, "gave up after %.1f s (%u attempts)", o->timeout_s,
+			      t->st->attempts);
+	unwind_close(u);
+	return ret;
+}
+
+static int commit_apply(struct txn *t)
+{
+	int ret = write_sites(t, false);
+
+	if (ret)
+		unwrite_sites(t);
+	return ret;
+}
+
+static int check_target(struct txn *t, const struct opatch *p, struct proc_object *obj)
+{
+	char hex[2 * OPUS_BUILD_ID_MAX + 1];
+
+	if (registry_find(&t->reg, p->id))
+		return opus_err(-EEXIST, "patch %s is already applied to process %d", p->id,
+				(int)t->pid);
+	opus_hex_encode(p->build_id, p->build_id_len, hex);
+	if (proc_find_object(t->pid, &t->maps, p->build_id, p->build_id_len, obj))
+		return opus_err(-ENOENT, "process %d does not map %s with build-id %s", (int)t->pid,
+				p->target_name, hex);
+	return 0;
+}
+
+int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o,
+	       struct live_stats *st)
+{
+	struct proc_object obj;
+	struct layout l = {0};
+	struct txn t;
+	uint64_t *sym_addr = calloc(p->nsyms + 1, sizeof(*sym_addr));
+	int ret = txn_open(&t, pid, st);
+
+	if (!ret && !sym_addr)
+		ret = -ENOMEM;
+
+	if (!ret)
+		ret = check_target(&t, p, &obj);
+	if (!ret)
+		ret = resolve_syms(&t, p, &obj, sym_addr);
+	if (!ret)
+		ret = layout_plan(&l, p);
+	if (!ret)
+		ret = place(&t, &obj, p, &l);
+	/* New code is unreachable until the jumps exist: link, write and plan
+	 * with the process running. */
+	threads_detach(&t.ts);
+	if (!ret)
+		ret = layout_link(&l, p, t.base, sym_addr);
+	if (!ret)
+		fill_entry(&t, p, &l);
+	if (!ret)
+		ret = plan_sites(&t, p, &obj, sym_addr);
+	if (!ret)
+		ret = write_image(&t, &l);
+	if (!ret)
+		ret = stop_and_commit(&t, o, commit_apply);
+	if (ret && t.mapped) {
+		threads_detach(&t.ts);
+		remote_unmap(&t);
+		opus_err_wrap(ret, "process %d left unchanged", (int)pid);
+	}
+	st->base = t.base;
+	txn_close(&t);
+	layout_free(&l);
+	free(sym_addr);
+	return ret;
+}
+
+/* ---- revert ---- */
+
+static int commit_revert(struct txn *t)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < t->entry.nsites; i++) {
+		uint8_t now[JUMP_SIZE];
+
+		ret = mem_read(t->mem_fd, t->entry.sites[i].addr, now, JUMP_SIZE);
+		if (!ret && memcmp(now, t->entry.sites[i].jump, JUMP_SIZE))
+			ret = opus_err(-EINVAL, "process %d: the jump at 0x%" PRIx64 " was changed "
+					"by someone else; not reverting", (int)t->pid,
+					t->entry.sites[i].addr);
+		if (ret)
+			return ret;
+	}
+	/* Restore newest-first so overlapping sites end up as they began. */
+	for (size_t i = t->entry.nsites; i-- > 0;) {
+		ret = mem_write(t->mem_fd, t->entry.sites[i].addr, t->entry.sites[i].saved,
+				JUMP_SIZE);
+		if (ret)
+			break;
+	}
+	if (ret) {
+		t->sites_written = 0;
+		write_sites(t, false);
+		return ret;
+	}
+	t->mapped = true;
+	ret = remote_unmap(t);
+	if (ret) {
+		t->sites_written = 0;
+		write_sites(t, false);
+	}
+	return ret;
+}
+
+static int pick_entry(struct txn *t, const char *id)
+{
+	struct reg_entry *e, *newest;
+
+	if (!t->reg.n)
+		return opus_err(-ENOENT, "process %d has no opus patch applied", (int)t->pid);
+	newest = &t->reg.v[t->reg.n - 1];
+	e = id ? registry_find(&t->reg, id) : newest;
+	if (!e)
+		return opus_err(-ENOENT, "patch %s is not applied to process %d", id, (int)t->pid);
+	if (e != newest)
+		return opus_err(-EBUSY, "patch %s was applied after %s; revert it first", newest->id,
+				e->id);
+	t->entry = *e;
+	memset(e, 0, sizeof(*e)); /* ownership moves to t->entry */
+	t->reg.n--;
+	t->base = t->entry.base;
+	t->size = t->entry.size;
+	return 0;
+}
+
+int live_revert(pid_t pid, const char *id, const struct live_opts *o, struct live_stats *st,
+		char reverted_id[OPATCH_ID_MAX + 1])
+{
+	struct txn t;
+	int ret = txn_open(&t, pid, st);
+
+	if (!ret)
+		ret = pick_entry(&t, id);
+	if (!ret) {
+		snprintf(reverted_id, OPATCH_ID_MAX + 1, "%s", t.entry.id);
+		ret = add_range(&t, t.entry.text_lo, t.entry.text_hi, t.entry.id);
+	}
+	if (!ret)
+		ret = stop_and_commit(&t, o, commit_revert);
+	if (ret)
+		opus_err_wrap(ret, "process %d left unchanged", (int)pid);
+	st->base = t.base;
+	txn_close(&t);
+	return ret;
+}
+
+int live_list(pid_t pid, struct registry *out)
+{
+	struct proc_maps maps;
+	int mem_fd, ret = proc_check_alive(pid);
+
+	if (ret)
+		return ret;
+	mem_fd = mem_open(pid);
+	if (mem_fd < 0)
+		return mem_fd;
+	ret = proc_maps_read(pid, &maps);
+	if (!ret)
+		ret = registry_read(pid, mem_fd, &maps, out);
+	proc_maps_free(&maps);
+	close(mem_fd);
+	return ret;
+}

@@ -1,0 +1,31 @@
+/* Places a patch's sections in the target and links them there. One memfd
+ * holds, page-aligned: the registry record (r--), the code, read-only data,
+ * call stubs and GOT slots (r-x), and the writable data (rw-). */
+#ifndef OPUS_LIVE_LAYOUT_H
+#define OPUS_LIVE_LAYOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "patchfile/opatch.h"
+
+#define LAYOUT_PAGE 4096
+
+struct layout {
+	size_t reg_size;		   /* registry bytes at offset 0 */
+	size_t text_off, text_size;	   /* r-x part */
+	size_t data_off, data_size;	   /* rw- part */
+	size_t total;
+	uint64_t *sec_off; /* per section: offset in the memfd */
+	int64_t *stub_off; /* per symbol: offset of its far-call stub, or -1 */
+	int64_t *got_off;  /* per symbol: offset of its GOT slot, or -1 */
+	uint8_t *image;	   /* total bytes, the memfd's content less the registry */
+};
+
+int layout_plan(struct layout *l, const struct opatch *p);
+/* Resolve relocations for a mapping at base. sym_addr holds the address of
+ * every TARGET and EXTERN symbol; the others are computed here. */
+int layout_link(struct layout *l, const struct opatch *p, uint64_t base, uint64_t *sym_addr);
+void layout_free(struct layout *l);
+
+#endif

@@ -1,0 +1,33 @@
+/* The back end: apply a patch to a running process, revert it, list what is
+ * applied. Each is all or nothing: on failure the process is left exactly as
+ * it was, running, with no opus mapping added or removed. */
+#ifndef OPUS_LIVE_LIVE_H
+#define OPUS_LIVE_LIVE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "patchfile/opatch.h"
+#include "registry.h"
+
+struct live_opts {
+	double timeout_s; /* how long to retry while a function is busy */
+};
+
+struct live_stats {
+	unsigned attempts;   /* stops until no thread was inside a replaced function */
+	unsigned threads;    /* threads stopped in the final stop */
+	uint64_t pause_ns;   /* first thread stopped to last resumed, final stop */
+	uint64_t prepare_ns; /* everything before the final stop */
+	uint64_t total_ns;
+	uint64_t base; /* where the patch was mapped */
+};
+
+int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o,
+	       struct live_stats *st);
+/* id NULL: the newest patch. Only the newest patch can be reverted. */
+int live_revert(pid_t pid, const char *id, const struct live_opts *o, struct live_stats *st,
+		char reverted_id[OPATCH_ID_MAX + 1]);
+int live_list(pid_t pid, struct registry *out);
+
+#endif

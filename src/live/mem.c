@@ -1,0 +1,41 @@
+#include "mem.h"
+#include "util/err.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int mem_open(pid_t pid)
+{
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return opus_err(-errno, "process %d: cannot open its memory: %s", (int)pid,
+				strerror(errno));
+	return fd;
+}
+
+int mem_read(int fd, uint64_t addr, void *buf, size_t len)
+{
+	ssize_t n = pread(fd, buf, len, (off_t)addr);
+
+	if (n != (ssize_t)len)
+		return opus_err(n < 0 ? -errno : -EIO, "cannot read %zu bytes at 0x%llx", len,
+				(unsigned long long)addr);
+	return 0;
+}
+
+int mem_write(int fd, uint64_t addr, const void *buf, size_t len)
+{
+	ssize_t n = pwrite(fd, buf, len, (off_t)addr);
+
+	if (n != (ssize_t)len)
+		return opus_err(n < 0 ? -errno : -EIO, "cannot write %zu bytes at 0x%llx", len,
+				(unsigned long long)addr);
+	return 0;
+}

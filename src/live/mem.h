@@ -1,0 +1,14 @@
+/* Target memory through /proc/PID/mem: bulk reads and writes that also
+ * reach read-only text (the kernel breaks copy-on-write for the tracer). */
+#ifndef OPUS_LIVE_MEM_H
+#define OPUS_LIVE_MEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+int mem_open(pid_t pid);
+int mem_read(int fd, uint64_t addr, void *buf, size_t len);
+int mem_write(int fd, uint64_t addr, const void *buf, size_t len);
+
+#endif

@@ -1,0 +1,184 @@
+#include "proc.h"
+#include "util/err.h"
+#include "util/file.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int parse_line(char *line, struct proc_map *m)
+{
+	unsigned long long start, end, off;
+	int path_at = 0;
+
+	if (sscanf(line, "%llx-%llx %4s %llx %*s %*s %n", &start, &end, m->perms, &off, &path_at) <
+		    4 ||
+	    !path_at || end < start)
+		return -EINVAL;
+	m->start = start;
+	m->end = end;
+	m->offset = off;
+	line[strcspn(line, "\n")] = '\0';
+	m->path = strdup(line + path_at);
+	return m->path ? 0 : -ENOMEM;
+}
+
+int proc_maps_read(pid_t pid, struct proc_maps *out)
+{
+	char path[64], *text, *line, *next;
+	size_t len;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	ret = opus_read_file(path, &text, &len);
+	if (ret)
+		return opus_err(ret, "process %d: cannot read its memory map (%s)", (int)pid,
+				strerror(-ret));
+	for (line = text; !ret && *line; line = next) {
+		next = strchr(line, '\n');
+		next = next ? next + 1 : line + strlen(line);
+		if (OPUS_PUSH(out->v, out->n, out->cap)) {
+			ret = -ENOMEM;
+			break;
+		}
+		ret = parse_line(line, &out->v[out->n]);
+		if (!ret)
+			out->n++;
+		else
+			ret = opus_err(ret, "%s: malformed line", path);
+	}
+	free(text);
+	if (ret)
+		proc_maps_free(out);
+	return ret;
+}
+
+void proc_maps_free(struct proc_maps *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		free(m->v[i].path);
+	free(m->v);
+	memset(m, 0, sizeof(*m));
+}
+
+/* Link-time address of the first PT_LOAD: what maps at file offset 0. */
+static int first_load_vaddr(Elf *elf, uint64_t *vaddr)
+{
+	size_t n;
+
+	if (elf_getphdrnum(elf, &n))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		GElf_Phdr ph;
+
+		if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_LOAD) {
+			*vaddr = ph.p_vaddr - (ph.p_offset & ~(ph.p_align ? ph.p_align - 1 : 0));
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+int proc_object_at(pid_t pid, const struct proc_maps *maps, size_t m, struct proc_object *out)
+{
+	const struct proc_map *pm = &maps->v[m];
+	struct opus_elf e;
+	uint64_t vaddr;
+	int ret;
+
+	snprintf(out->path, sizeof(out->path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid,
+		 pm->start, pm->end);
+	snprintf(out->name, sizeof(out->name), "%s", pm->path);
+	ret = opus_elf_open(out->path, &e);
+	if (ret)
+		return ret;
+	ret = first_load_vaddr(e.elf, &vaddr);
+	opus_elf_close(&e);
+	if (ret)
+		return ret;
+	out->bias = pm->start - vaddr;
+	out->lo = pm->start;
+	out->hi = pm->end;
+	for (size_t i = m + 1; i < maps->n; i++) {
+		const struct proc_map *q = &maps->v[i];
+
+		/* Later mappings of the same file, and the anonymous .bss tail. */
+		if (strcmp(q->path, pm->path) && !(q->path[0] == '\0' && q->start == out->hi))
+			break;
+		out->hi = q->end;
+	}
+	return 0;
+}
+
+int proc_find_object(pid_t pid, const struct proc_maps *maps, const uint8_t *build_id,
+		     size_t build_id_len, struct proc_object *out)
+{
+	for (size_t i = 0; i < maps->n; i++) {
+		const struct proc_map *m = &maps->v[i];
+		uint8_t id[OPUS_BUILD_ID_MAX];
+		char path[128];
+		struct opus_elf e;
+		int n;
+
+		if (m->offset != 0 || m->path[0] != '/')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid,
+			 m->start, m->end);
+		if (opus_elf_open(path, &e))
+			continue;
+		n = opus_elf_build_id(e.elf, id);
+		opus_elf_close(&e);
+		if (n == (int)build_id_len && !memcmp(id, build_id, build_id_len))
+			return proc_object_at(pid, maps, i, out);
+	}
+	return -ENOENT;
+}
+
+int proc_tids(pid_t pid, pid_t **tids, size_t *n)
+{
+	char path[64];
+	struct dirent *d;
+	size_t cap = 0;
+	DIR *dir;
+
+	*tids = NULL;
+	*n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return opus_err(-errno, "process %d: %s", (int)pid,
+				errno == ENOENT ? "no such process" : strerror(errno));
+	while ((d = readdir(dir))) {
+		if (d->d_name[0] < '0' || d->d_name[0] > '9')
+			continue;
+		if (OPUS_PUSH(*tids, *n, cap)) {
+			closedir(dir);
+			return -ENOMEM;
+		}
+		(*tids)[(*n)++] = (pid_t)atoi(d->d_name);
+	}
+	closedir(dir);
+	return 0;
+}
+
+int proc_check_alive(pid_t pid)
+{
+	char path[64], *text, *state;
+	size_t len;
+	int ret;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	ret = opus_read_file(path, &text, &len);
+	if (ret)
+		return opus_err(-ESRCH, "process %d: no such process", (int)pid);
+	state = strrchr(text, ')');
+	ret = state && state[1] == ' ' && (state[2] == 'Z' || state[2] == 'X')
+		      ? opus_err(-ESRCH, "process %d: is a zombie", (int)pid)
+		      : 0;
+	free(text);
+	return ret;
+}

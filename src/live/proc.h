@@ -1,0 +1,46 @@
+/* /proc/PID views: memory maps, threads, and the mapped object with a given
+ * build-id. */
+#ifndef OPUS_LIVE_PROC_H
+#define OPUS_LIVE_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util/elf.h"
+
+struct proc_map {
+	uint64_t start, end, offset;
+	char perms[5];
+	char *path; /* "" for anonymous mappings */
+};
+
+struct proc_maps {
+	struct proc_map *v;
+	size_t n, cap;
+};
+
+int proc_maps_read(pid_t pid, struct proc_maps *out);
+void proc_maps_free(struct proc_maps *m);
+
+/* A loaded ELF object (executable or shared library) in the process. */
+struct proc_object {
+	char path[4096]; /* readable path to the file, via /proc/PID/map_files */
+	char name[4096]; /* the mapped path as the process sees it */
+	uint64_t bias;	 /* load address minus link-time address */
+	uint64_t lo, hi; /* address span of its mappings */
+};
+
+/* Find the object whose build-id matches; -ENOENT if none is mapped. */
+int proc_find_object(pid_t pid, const struct proc_maps *maps, const uint8_t *build_id,
+		     size_t build_id_len, struct proc_object *out);
+/* Load bias and span of the object mapped from map m (offset 0). */
+int proc_object_at(pid_t pid, const struct proc_maps *maps, size_t m, struct proc_object *out);
+
+/* Thread ids of pid; a malloc'd array. */
+int proc_tids(pid_t pid, pid_t **tids, size_t *n);
+/* Fails with a clear message if pid does not exist or is a zombie. */
+int proc_check_alive(pid_t pid);
+
+#endif

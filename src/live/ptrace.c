@@ -1,0 +1,194 @@
+#include "ptrace.h"
+#include "proc.h"
+#include "util/err.h"
+#include "util/file.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+
+void threads_init(struct threads *ts, pid_t pid)
+{
+	memset(ts, 0, sizeof(*ts));
+	ts->pid = pid;
+}
+
+static struct thread *find(struct threads *ts, pid_t tid)
+{
+	for (size_t i = 0; i < ts->n; i++)
+		if (ts->v[i].tid == tid)
+			return &ts->v[i];
+	return NULL;
+}
+
+static void forget(struct threads *ts, struct thread *t)
+{
+	*t = ts->v[--ts->n];
+}
+
+/* Seize tid; returns 1 if seized, 0 if it is already gone. */
+static int seize(struct threads *ts, pid_t tid)
+{
+	if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) < 0) {
+		if (errno == ESRCH)
+			return 0;
+		if (errno == EPERM)
+			return opus_err(-EPERM, "process %d: not permitted to trace thread %d (already "
+					"traced, or not ours)", (int)ts->pid, (int)tid);
+		return opus_err(-errno, "process %d: cannot trace thread %d: %s", (int)ts->pid,
+				(int)tid, strerror(errno));
+	}
+	if (OPUS_PUSH(ts->v, ts->n, ts->cap)) {
+		ptrace(PTRACE_DETACH, tid, NULL, NULL);
+		return -ENOMEM;
+	}
+	ts->v[ts->n++] = (struct thread){.tid = tid};
+	return 1;
+}
+
+/* Wait until t is in a ptrace-stop. A signal-delivery-stop counts as one:
+ * its signal is kept and delivered when we let go. Returns -ESRCH if t died. */
+static int wait_stop(struct thread *t)
+{
+	int status;
+
+	for (;;) {
+		if (waitpid(t->tid, &status, __WALL) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -ESRCH;
+		}
+		if (WIFEXITED(status) || WIFSIGNALED(status))
+			return -ESRCH;
+		if (!WIFSTOPPED(status))
+			continue;
+		if (status >> 16 == 0 && WSTOPSIG(status) != SIGTRAP)
+			t->pending_sig = WSTOPSIG(status);
+		t->stopped = true;
+		return 0;
+	}
+}
+
+static int stop_thread(struct threads *ts, struct thread *t)
+{
+	if (t->stopped)
+		return 0;
+	if (ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) < 0 || wait_stop(t) < 0) {
+		forget(ts, t);
+		return 0;
+	}
+	return 1;
+}
+
+int threads_stop_one(struct threads *ts)
+{
+	pid_t *tids;
+	size_t n;
+	int ret;
+
+	for (size_t i = 0; i < ts->n; i++)
+		if (ts->v[i].stopped)
+			return 0;
+	while (ts->n && !stop_thread(ts, &ts->v[0]))
+		;
+	if (ts->n)
+		return 0;
+	ret = proc_tids(ts->pid, &tids, &n);
+	for (size_t i = 0; !ret && i < n && !ts->n; i++) {
+		ret = seize(ts, tids[i]);
+		if (ret == 1)
+			ret = stop_thread(ts, &ts->v[0]) >= 0 ? 0 : -ESRCH;
+	}
+	free(tids);
+	if (!ret && !ts->n)
+		ret = opus_err(-ESRCH, "process %d: has no thread left to stop", (int)ts->pid);
+	return ret;
+}
+
+int threads_stop_all(struct threads *ts)
+{
+	bool changed = true;
+
+	while (changed) {
+		pid_t *tids;
+		size_t n;
+		int ret = proc_tids(ts->pid, &tids, &n);
+
+		if (ret)
+			return ret;
+		changed = false;
+		for (size_t i = 0; i < n; i++) {
+			if (find(ts, tids[i]))
+				continue;
+			ret = seize(ts, tids[i]);
+			if (ret < 0) {
+				free(tids);
+				return ret;
+			}
+			changed |= ret == 1;
+			if (ret == 1)
+				ptrace(PTRACE_INTERRUPT, tids[i], NULL, NULL);
+		}
+		free(tids);
+		for (size_t i = 0; i < ts->n; i++)
+			if (!ts->v[i].stopped && stop_thread(ts, &ts->v[i]) == 0 &&
+			    i < ts->n && !ts->v[i].stopped)
+				i--; /* forgotten: another thread moved into slot i */
+	}
+	if (!ts->n)
+		return opus_err(-ESRCH, "process %d: exited", (int)ts->pid);
+	return 0;
+}
+
+void threads_resume(struct threads *ts)
+{
+	for (size_t i = 0; i < ts->n; i++) {
+		struct thread *t = &ts->v[i];
+
+		if (t->stopped &&
+		    ptrace(PTRACE_CONT, t->tid, NULL, (void *)(long)t->pending_sig) == 0) {
+			t->stopped = false;
+			t->pending_sig = 0;
+		}
+	}
+}
+
+void threads_detach(struct threads *ts)
+{
+	for (size_t i = 0; i < ts->n; i++) {
+		struct thread *t = &ts->v[i];
+
+		if (!t->stopped && ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) == 0)
+			wait_stop(t);
+		ptrace(PTRACE_DETACH, t->tid, NULL, (void *)(long)t->pending_sig);
+	}
+	free(ts->v);
+	ts->v = NULL;
+	ts->n = ts->cap = 0;
+}
+
+int thread_wait_trap(struct thread *t)
+{
+	int status;
+
+	for (;;) {
+		if (waitpid(t->tid, &status, __WALL) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -ESRCH;
+		}
+		if (WIFEXITED(status) || WIFSIGNALED(status))
+			return -ESRCH;
+		if (!WIFSTOPPED(status))
+			continue;
+		if (status >> 16 == 0 && WSTOPSIG(status) == SIGTRAP)
+			return 0;
+		if (status >> 16 == 0)
+			t->pending_sig = WSTOPSIG(status);
+		/* A group-stop, a pending interrupt or another signal: step again. */
+		return -EAGAIN;
+	}
+}

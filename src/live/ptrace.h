@@ -1,0 +1,34 @@
+/* Process control with PTRACE_SEIZE: stop every thread of a process, keep
+ * signals that arrive meanwhile, resume or detach them all. */
+#ifndef OPUS_LIVE_PTRACE_H
+#define OPUS_LIVE_PTRACE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct thread {
+	pid_t tid;
+	bool stopped;
+	int pending_sig; /* a signal that arrived while we held it: delivered on detach */
+};
+
+struct threads {
+	pid_t pid;
+	struct thread *v;
+	size_t n, cap;
+};
+
+void threads_init(struct threads *ts, pid_t pid);
+/* Seize and stop one thread (for injected syscalls while the rest run). */
+int threads_stop_one(struct threads *ts);
+/* Seize and stop every thread; rescans /proc/PID/task until no new one appears. */
+int threads_stop_all(struct threads *ts);
+/* Resume stopped threads (still traced). */
+void threads_resume(struct threads *ts);
+/* Detach from every thread, stopping running ones first; frees ts. */
+void threads_detach(struct threads *ts);
+/* Wait for tid to stop after a resume; records other signals as pending. */
+int thread_wait_trap(struct thread *t);
+
+#endif

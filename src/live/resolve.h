@@ -1,0 +1,30 @@
+/* Resolves names in a running process the way its dynamic linker would:
+ * the link_map chain in order, default symbol versions, and IFUNCs bound to
+ * the implementation this CPU gets, never to their resolver. */
+#ifndef OPUS_LIVE_RESOLVE_H
+#define OPUS_LIVE_RESOLVE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "proc.h"
+
+struct resolver_lib {
+	char name[4096];
+	uint64_t bias;
+	struct opus_elf e;
+	struct opus_symtab dyn;
+};
+
+struct resolver {
+	pid_t pid;
+	struct resolver_lib *libs;
+	size_t n, cap;
+};
+
+int resolver_init(struct resolver *r, pid_t pid, int mem_fd, const struct proc_maps *maps);
+/* Address of name in the process; -ENOENT with a message naming it. */
+int resolver_lookup(struct resolver *r, const char *name, uint64_t *addr);
+void resolver_free(struct resolver *r);
+
+#endif

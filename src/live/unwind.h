@@ -1,0 +1,28 @@
+/* Activeness check: unwind every stopped thread with DWARF CFI (libdw; no
+ * frame pointers needed) and report a frame inside any guarded range. */
+#ifndef OPUS_LIVE_UNWIND_H
+#define OPUS_LIVE_UNWIND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ptrace.h"
+
+struct addr_range {
+	uint64_t lo, hi;
+	const char *name;
+};
+
+struct unwinder;
+
+/* Reads the process's modules and CFI; call before stopping the threads. */
+int unwind_open(pid_t pid, struct unwinder **out);
+void unwind_close(struct unwinder *u);
+
+/* 0 if no stopped thread has a frame in ranges; -EBUSY with the thread and
+ * function named otherwise. */
+int unwind_check(struct unwinder *u, const struct threads *ts, const struct addr_range *ranges,
+		 size_t nranges);
+
+#endif

@@ -1,0 +1,100 @@
+/* The .opatch patch file: an ELF64 relocatable file holding the new code and
+ * data with their relocations, plus .opus.target, .opus.funcs and .opus.meta
+ * (see docs/patch-format.md). One writer (build) and one reader (apply,
+ * inspect) share this in-memory form. */
+#ifndef OPUS_PATCHFILE_OPATCH_H
+#define OPUS_PATCHFILE_OPATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/elf.h"
+
+#define OPATCH_FORMAT_VERSION 1
+#define OPATCH_ID_MAX	      128
+
+struct opatch_rela {
+	uint64_t offset;
+	uint32_t type;
+	uint32_t sym; /* index into opatch.syms */
+	int64_t addend;
+};
+
+/* A section of new code or data, laid out in the target at apply time. */
+struct opatch_section {
+	char *name;
+	uint32_t type;	/* SHT_PROGBITS or SHT_NOBITS */
+	uint64_t flags; /* SHF_* as in the compiled object */
+	uint64_t align;
+	uint64_t size;
+	uint8_t *data; /* NULL for SHT_NOBITS */
+	struct opatch_rela *relas;
+	size_t nrelas, relas_cap;
+};
+
+enum opatch_sym_kind {
+	OPATCH_SYM_SECTION, /* start of a patch section */
+	OPATCH_SYM_DEFINED, /* a function or object in a patch section */
+	OPATCH_SYM_TARGET,  /* in the target object: value is its link-time address */
+	OPATCH_SYM_EXTERN,  /* resolved by name in the process at apply time */
+};
+
+struct opatch_sym {
+	char *name;
+	enum opatch_sym_kind kind;
+	uint32_t section; /* SECTION and DEFINED: index into opatch.sections */
+	uint64_t value;
+	uint64_t size;
+	uint8_t type; /* STT_* */
+};
+
+/* A function of the target object replaced by the patch. A cold part
+ * (foo.cold) is checked for activeness with its parent but not redirected. */
+struct opatch_func {
+	char *name;
+	uint64_t old_addr; /* link-time address in the target object */
+	uint64_t old_size;
+	uint32_t new_sym; /* index into opatch.syms */
+	bool cold;
+};
+
+struct opatch {
+	char *id;
+	char *description;
+	char *diff_sha256; /* hex digest of the source diff */
+	char *findings;	   /* analysis findings, one per line, may be empty */
+	uint8_t build_id[OPUS_BUILD_ID_MAX];
+	size_t build_id_len;
+	char *target_name; /* soname or path, for messages */
+
+	struct opatch_section *sections;
+	size_t nsections, sections_cap;
+	struct opatch_sym *syms;
+	size_t nsyms, syms_cap;
+	struct opatch_func *funcs;
+	size_t nfuncs, funcs_cap;
+};
+
+void opatch_init(struct opatch *p);
+void opatch_free(struct opatch *p);
+
+/* Builders: return the new element's index or a negative errno. */
+int opatch_add_section(struct opatch *p, const char *name, uint32_t type, uint64_t flags,
+		       uint64_t align, const void *data, uint64_t size);
+int opatch_add_sym(struct opatch *p, const char *name, enum opatch_sym_kind kind,
+		   uint32_t section, uint64_t value, uint64_t size, uint8_t type);
+int opatch_add_rela(struct opatch *p, uint32_t section, const struct opatch_rela *r);
+int opatch_add_func(struct opatch *p, const char *name, uint64_t old_addr, uint64_t old_size,
+		    uint32_t new_sym, bool cold);
+
+/* A patch id is 1..OPATCH_ID_MAX of [A-Za-z0-9._-]: it names a memfd. */
+bool opatch_id_valid(const char *id);
+/* Bytes a relocation of this type writes, 0 if the type is unsupported. */
+unsigned opatch_rela_width(uint32_t type);
+
+int opatch_write(const struct opatch *p, const char *path);
+/* Validate and read; on error the message names path and what is wrong. */
+int opatch_read(const char *path, struct opatch *p);
+
+#endif

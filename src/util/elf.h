@@ -1,0 +1,54 @@
+/* Small helpers over libelf shared by build and live: open a file, read its
+ * build-id, load a symbol table with each local symbol's source file. */
+#ifndef OPUS_UTIL_ELF_H
+#define OPUS_UTIL_ELF_H
+
+#include <gelf.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define OPUS_BUILD_ID_MAX 64
+
+struct opus_elf {
+	int fd;
+	Elf *elf;
+};
+
+int opus_elf_open(const char *path, struct opus_elf *out);
+void opus_elf_close(struct opus_elf *e);
+/* Length of the build-id copied to out, -ENOENT if there is none. */
+int opus_elf_build_id(Elf *elf, uint8_t out[OPUS_BUILD_ID_MAX]);
+/* First section named name, or NULL. */
+Elf_Scn *opus_elf_section(Elf *elf, const char *name, GElf_Shdr *shdr);
+
+struct opus_sym {
+	const char *name; /* without any @VERSION suffix's effect on lookups */
+	const char *file; /* STT_FILE in force for local symbols, else NULL */
+	uint64_t value;
+	uint64_t size;
+	uint16_t shndx;
+	uint8_t type;
+	uint8_t bind;
+	bool hidden; /* a non-default symbol version (dynsym only) */
+};
+
+struct opus_symtab {
+	struct opus_sym *syms;
+	size_t count;
+};
+
+/* Load .symtab (dynamic false) or .dynsym (dynamic true). Names point into
+ * the Elf, which must outlive the table. -ENOENT when there is no such table. */
+int opus_symtab_load(Elf *elf, bool dynamic, struct opus_symtab *out);
+void opus_symtab_free(struct opus_symtab *t);
+/* Compare a symbol name with a plain name, ignoring a @VERSION suffix. */
+bool opus_sym_name_eq(const char *symname, const char *name);
+/* A defined global or weak symbol with a default version, or NULL. */
+const struct opus_sym *opus_symtab_find_global(const struct opus_symtab *t, const char *name);
+/* Local symbols named name defined after STT_FILE file (basename compared).
+ * Returns the match count; *out gets the first. */
+int opus_symtab_find_local(const struct opus_symtab *t, const char *file, const char *name,
+			   const struct opus_sym **out);
+
+#endif

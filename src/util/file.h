@@ -1,0 +1,15 @@
+/* Whole-file reads and small growable arrays. */
+#ifndef OPUS_UTIL_FILE_H
+#define OPUS_UTIL_FILE_H
+
+#include <stddef.h>
+
+/* Read all of path into a malloc'd buffer (NUL-terminated, not counted in len). */
+int opus_read_file(const char *path, char **buf, size_t *len);
+int opus_write_file(const char *path, const void *buf, size_t len);
+
+/* Make room for one more element in a malloc'd array; -ENOMEM on failure. */
+int opus_grow(void *arrayp, size_t *cap, size_t count, size_t elem_size);
+#define OPUS_PUSH(arr, count, cap) opus_grow(&(arr), &(cap), (count), sizeof(*(arr)))
+
+#endif

@@ -1,0 +1,129 @@
+/* A small line-protocol server on loopback, the running program the tests
+ * patch. One request per connection: AUTH user pass, STATS, HELLO, TICKS,
+ * SLEEP n. It keeps state (request counters, a static local) that a live
+ * patch must not lose. Build with -DSINGLE_THREAD for a one-thread server. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static unsigned long requests;
+static char secret[64] = "hunter2";
+static volatile unsigned long ticks;
+
+static int check_password(const char *user, const char *pass)
+{
+	if (strcmp(user, "admin"))
+		return 0;
+	/* Compares only as much as was given. */
+	return strncmp(pass, secret, strlen(pass)) == 0;
+}
+
+static const char *greeting(void)
+{
+	return "hello";
+}
+
+__attribute__((noinline)) int slow_op(int secs)
+{
+	struct timespec ts = {secs, 0};
+
+	nanosleep(&ts, NULL);
+	return secs;
+}
+
+static void handle(const char *line, char *out, size_t len)
+{
+	static unsigned long stats_calls;
+	char user[32] = "", pass[32] = "";
+
+	requests++;
+	if (!strncmp(line, "AUTH ", 5)) {
+		sscanf(line + 5, "%31s %31s", user, pass);
+		snprintf(out, len, "%s", check_password(user, pass) ? "OK" : "DENIED");
+	} else if (!strcmp(line, "STATS")) {
+		stats_calls++;
+		snprintf(out, len, "requests=%lu stats=%lu", requests, stats_calls);
+	} else if (!strncmp(line, "SLEEP ", 6)) {
+		snprintf(out, len, "slept %d", slow_op(atoi(line + 6)));
+	} else if (!strcmp(line, "HELLO")) {
+		snprintf(out, len, "%s", greeting());
+	} else if (!strcmp(line, "TICKS")) {
+		snprintf(out, len, "%lu", ticks);
+	} else {
+		snprintf(out, len, "ERR unknown command");
+	}
+}
+
+static void *serve(void *arg)
+{
+	int fd = (int)(long)arg;
+	char line[256], out[256];
+	ssize_t n = read(fd, line, sizeof(line) - 1);
+
+	if (n > 0) {
+		line[n] = '\0';
+		line[strcspn(line, "\r\n")] = '\0';
+		handle(line, out, sizeof(out));
+		strcat(out, "\n");
+		if (write(fd, out, strlen(out)) < 0)
+			perror("write");
+	}
+	close(fd);
+	return NULL;
+}
+
+static void *ticker(void *arg)
+{
+	struct timespec ts = {0, 20 * 1000 * 1000};
+
+	(void)arg;
+	for (;;) {
+		nanosleep(&ts, NULL);
+		ticks++;
+	}
+	return NULL;
+}
+
+int main(void)
+{
+	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t alen = sizeof(addr);
+	int one = 1, lfd = socket(AF_INET, SOCK_STREAM, 0);
+
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) || listen(lfd, 64) ||
+	    getsockname(lfd, (struct sockaddr *)&addr, &alen)) {
+		perror("authsrv");
+		return 1;
+	}
+#ifndef SINGLE_THREAD
+	pthread_t t;
+
+	pthread_create(&t, NULL, ticker, NULL);
+#endif
+	printf("ready %d\n", ntohs(addr.sin_port));
+	fflush(stdout);
+	for (;;) {
+		int fd = accept(lfd, NULL, NULL);
+
+		if (fd < 0)
+			continue;
+#ifdef SINGLE_THREAD
+		ticks++;
+		serve((void *)(long)fd);
+#else
+		pthread_t c;
+
+		if (pthread_create(&c, NULL, serve, (void *)(long)fd) == 0)
+			pthread_detach(c);
+		else
+			close(fd);
+#endif
+	}
+}
