@@ -11,7 +11,8 @@
 struct asm_ctx {
 	struct opatch *p;
 	const struct opus_symtab *bin;
-	const struct obj *o;
+	const struct obj *o, *orig;
+	const char *from; /* the function whose relocations are being bound */
 	int32_t *scn_idx; /* object section -> patch section, -1 if not included */
 	int32_t *scn_sym; /* object section -> its patch section symbol */
 	uint8_t *changed; /* per object symbol */
@@ -26,15 +27,76 @@ static bool is_pcrel(uint32_t type)
 	       type == R_X86_64_GOTPCRELX || type == R_X86_64_REX_GOTPCRELX;
 }
 
+/* Length of name without a compiler-added ".N" suffix (static locals). */
+static size_t base_len(const char *name)
+{
+	const char *dot = strrchr(name, '.');
+
+	if (!dot || dot == name || !dot[1] || strspn(dot + 1, "0123456789") != strlen(dot + 1))
+		return strlen(name);
+	return (size_t)(dot - name);
+}
+
+/* Does section scn of o refer to object symbol symidx (by name or section)? */
+static bool refers_to(const struct obj *o, size_t scn, size_t symidx)
+{
+	GElf_Sym target, s;
+	GElf_Rela r;
+
+	if (!obj_sym(o, symidx, &target))
+		return false;
+	for (size_t i = 0; obj_rela(o, scn, i, &r); i++) {
+		if (GELF_R_SYM(r.r_info) == symidx)
+			return true;
+		if (obj_sym(o, GELF_R_SYM(r.r_info), &s) && GELF_ST_TYPE(s.st_info) == STT_SECTION &&
+		    s.st_shndx == target.st_shndx)
+			return true;
+	}
+	return false;
+}
+
+/* The original compile's name for a static local of function c->from:
+ * adding a static local renumbers the others (count.1 becomes count.2), so
+ * match the base name among the statics the same function used before. A
+ * static of a function the original did not have is new. */
+static const char *orig_static_name(struct asm_ctx *c, const char *name)
+{
+	size_t len = base_len(name), f;
+	GElf_Sym s;
+
+	if (!c->from || !(f = obj_find_sym(c->orig, c->from, STT_FUNC)) || !obj_sym(c->orig, f, &s))
+		return NULL;
+	f = s.st_shndx;
+	for (size_t i = 1; i < c->orig->nsyms; i++) {
+		const char *n;
+
+		if (!obj_sym(c->orig, i, &s) || GELF_ST_TYPE(s.st_info) != STT_OBJECT ||
+		    GELF_ST_BIND(s.st_info) != STB_LOCAL)
+			continue;
+		n = obj_sym_name(c->orig, &s);
+		if (base_len(n) == len && !strncmp(n, name, len) && refers_to(c->orig, f, i))
+			return n;
+	}
+	return NULL;
+}
+
 /* The running binary's copy of an object symbol; NULL if it has none. */
 static int bin_lookup(struct asm_ctx *c, const GElf_Sym *sym, const char *name,
 		      const struct opus_sym **out)
 {
+	const char *orig_name;
 	int n;
 
 	if (GELF_ST_BIND(sym->st_info) != STB_LOCAL) {
 		*out = opus_symtab_find_global(c->bin, name);
 		return 0;
+	}
+	if (GELF_ST_TYPE(sym->st_info) == STT_OBJECT && base_len(name) != strlen(name)) {
+		orig_name = orig_static_name(c, name);
+		*out = NULL;
+		if (!orig_name)
+			return 0;
+		name = orig_name;
 	}
 	n = opus_symtab_find_local(c->bin, c->o->file, name, out);
 	if (n > 1)
@@ -187,7 +249,11 @@ static int resolve(struct asm_ctx *c, const GElf_Rela *r, int64_t *addend)
 static int process_section(struct asm_ctx *c, size_t scn)
 {
 	uint32_t pscn = (uint32_t)c->scn_idx[scn];
+	size_t f = obj_sym_in_scn(c->o, scn, -1, STT_FUNC);
 	GElf_Rela r;
+	GElf_Sym fs;
+
+	c->from = f && obj_sym(c->o, f, &fs) ? obj_sym_name(c->o, &fs) : NULL;
 
 	for (size_t i = 0; obj_rela(c->o, scn, i, &r); i++) {
 		struct opatch_rela pr = {.offset = r.r_offset, .type = (uint32_t)GELF_R_TYPE(r.r_info)};
@@ -296,12 +362,12 @@ static int replace_func(struct asm_ctx *c, size_t f)
 	return 0;
 }
 
-static int assemble(struct asm_ctx *c, const struct obj *orig)
+static int assemble(struct asm_ctx *c)
 {
 	GElf_Sym sym;
 	int ret = 0;
 
-	mark_changed(c, orig);
+	mark_changed(c, c->orig);
 	for (size_t i = 1; !ret && i < c->o->nsyms; i++)
 		if (c->changed[i] && obj_sym(c->o, i, &sym) &&
 		    !obj_is_cold_name(obj_sym_name(c->o, &sym)))
@@ -326,7 +392,7 @@ static int assemble(struct asm_ctx *c, const struct obj *orig)
 int assemble_tu(struct opatch *p, const struct opus_symtab *bin, const struct obj *orig,
 		const struct obj *patched, struct build_notes *notes)
 {
-	struct asm_ctx c = {.p = p, .bin = bin, .o = patched, .notes = notes};
+	struct asm_ctx c = {.p = p, .bin = bin, .o = patched, .orig = orig, .notes = notes};
 	int ret = -ENOMEM;
 
 	c.scn_idx = malloc(patched->nscn * sizeof(*c.scn_idx));
@@ -335,7 +401,7 @@ int assemble_tu(struct opatch *p, const struct opus_symtab *bin, const struct ob
 	if (c.scn_idx && c.scn_sym && c.changed) {
 		for (size_t i = 0; i < patched->nscn; i++)
 			c.scn_idx[i] = c.scn_sym[i] = -1;
-		ret = assemble(&c, orig);
+		ret = assemble(&c);
 	}
 	free(c.scn_idx);
 	free(c.scn_sym);

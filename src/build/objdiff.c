@@ -26,6 +26,20 @@ static void describe_string(const struct obj_scn *s, const GElf_Rela *r, char *o
 		 data + off);
 }
 
+/* Mergeable constants (.rodata.cst*): compare the constant itself. */
+static bool describe_const(const struct obj_scn *s, const GElf_Rela *r, char *out, size_t len)
+{
+	int64_t off = r->r_addend + (is_pcrel((uint32_t)GELF_R_TYPE(r->r_info)) ? 4 : 0);
+	uint64_t size = s->sh.sh_entsize;
+	char hex[2 * 64 + 1];
+
+	if (!s->data || !size || size > 64 || off < 0 || (uint64_t)off + size > s->data->d_size)
+		return false;
+	opus_hex_encode((const uint8_t *)s->data->d_buf + off, size, hex);
+	snprintf(out, len, "const:%s", hex);
+	return true;
+}
+
 static void describe_rodata(const struct obj_scn *s, const GElf_Rela *r, char *out, size_t len)
 {
 	uint8_t digest[OPUS_SHA256_LEN];
@@ -34,6 +48,14 @@ static void describe_rodata(const struct obj_scn *s, const GElf_Rela *r, char *o
 	opus_sha256(s->data ? s->data->d_buf : "", s->data ? s->data->d_size : 0, digest);
 	opus_hex_encode(digest, sizeof(digest), hex);
 	snprintf(out, len, "ro:%s+%lld:%s", s->name, (long long)r->r_addend, hex);
+}
+
+static void describe_merged(const struct obj_scn *s, const GElf_Rela *r, char *out, size_t len)
+{
+	if (s->sh.sh_flags & SHF_STRINGS)
+		describe_string(s, r, out, len);
+	else if (!describe_const(s, r, out, len))
+		describe_rodata(s, r, out, len);
 }
 
 /* What a relocation refers to, independent of where things were placed. */
@@ -46,13 +68,28 @@ static void describe(const struct obj *o, const GElf_Rela *r, char *out, size_t 
 		snprintf(out, len, "?");
 		return;
 	}
-	if (GELF_ST_TYPE(sym.st_info) != STT_SECTION || sym.st_shndx >= o->nscn) {
+	if (sym.st_shndx == SHN_UNDEF || sym.st_shndx >= o->nscn) {
 		snprintf(out, len, "sym:%s+%lld", obj_sym_name(o, &sym), (long long)r->r_addend);
 		return;
 	}
 	s = &o->scns[sym.st_shndx];
-	if ((s->sh.sh_flags & SHF_MERGE) && (s->sh.sh_flags & SHF_STRINGS))
-		describe_string(s, r, out, len);
+	/* Local labels into merged sections (.LC3) are numbered per compile:
+	 * describe them by content, like a section-relative reference. */
+	if (GELF_ST_TYPE(sym.st_info) != STT_SECTION &&
+	    !(GELF_ST_BIND(sym.st_info) == STB_LOCAL && (s->sh.sh_flags & SHF_MERGE))) {
+		snprintf(out, len, "sym:%s+%lld", obj_sym_name(o, &sym), (long long)r->r_addend);
+		return;
+	}
+	if (GELF_ST_TYPE(sym.st_info) != STT_SECTION) {
+		GElf_Rela adj = *r;
+
+		adj.r_addend += (int64_t)sym.st_value;
+		r = &adj;
+		describe_merged(s, r, out, len);
+		return;
+	}
+	if (s->sh.sh_flags & SHF_MERGE)
+		describe_merged(s, r, out, len);
 	else if (!(s->sh.sh_flags & (SHF_WRITE | SHF_EXECINSTR)))
 		describe_rodata(s, r, out, len);
 	else

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 void threads_init(struct threads *ts, pid_t pid)
 {
@@ -49,8 +50,27 @@ static int seize(struct threads *ts, pid_t tid)
 	return 1;
 }
 
-/* Wait until t is in a ptrace-stop. A signal-delivery-stop counts as one:
- * its signal is kept and delivered when we let go. Returns -ESRCH if t died. */
+static void keep_signal(struct thread *t, int sig)
+{
+	if (sig > 0 && sig <= 64)
+		t->pending_sigs |= 1ull << (sig - 1);
+}
+
+/* The lowest kept signal, removed from the set; 0 if none. */
+static int take_signal(struct thread *t)
+{
+	int sig;
+
+	if (!t->pending_sigs)
+		return 0;
+	sig = __builtin_ctzll(t->pending_sigs) + 1;
+	t->pending_sigs &= t->pending_sigs - 1;
+	return sig;
+}
+
+/* Wait for the stop our PTRACE_INTERRUPT causes. A signal arriving first is
+ * kept (and suppressed for now) so exactly one stop answers each interrupt.
+ * Returns -ESRCH if the thread died. */
 static int wait_stop(struct thread *t)
 {
 	int status;
@@ -65,18 +85,34 @@ static int wait_stop(struct thread *t)
 			return -ESRCH;
 		if (!WIFSTOPPED(status))
 			continue;
-		if (status >> 16 == 0 && WSTOPSIG(status) != SIGTRAP)
-			t->pending_sig = WSTOPSIG(status);
-		t->stopped = true;
-		return 0;
+		if (status >> 16 == PTRACE_EVENT_STOP) {
+			t->stopped = true;
+			t->interrupted = false;
+			return 0;
+		}
+		if (status >> 16 == 0)
+			keep_signal(t, WSTOPSIG(status));
+		if (ptrace(PTRACE_CONT, t->tid, NULL, NULL) < 0)
+			return -ESRCH;
 	}
 }
 
+static int interrupt(struct thread *t)
+{
+	if (t->stopped || t->interrupted)
+		return 0;
+	if (ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) < 0)
+		return -ESRCH;
+	t->interrupted = true;
+	return 0;
+}
+
+/* Returns 1 once t is stopped, 0 if it is gone (and forgotten). */
 static int stop_thread(struct threads *ts, struct thread *t)
 {
 	if (t->stopped)
-		return 0;
-	if (ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) < 0 || wait_stop(t) < 0) {
+		return 1;
+	if (interrupt(t) < 0 || wait_stop(t) < 0) {
 		forget(ts, t);
 		return 0;
 	}
@@ -93,7 +129,7 @@ int threads_stop_one(struct threads *ts)
 		if (ts->v[i].stopped)
 			return 0;
 	while (ts->n && !stop_thread(ts, &ts->v[0]))
-		;
+		; /* v[0] was gone: the next one took its place */
 	if (ts->n)
 		return 0;
 	ret = proc_tids(ts->pid, &tids, &n);
@@ -129,14 +165,14 @@ int threads_stop_all(struct threads *ts)
 				return ret;
 			}
 			changed |= ret == 1;
-			if (ret == 1)
-				ptrace(PTRACE_INTERRUPT, tids[i], NULL, NULL);
 		}
 		free(tids);
+		/* Interrupt all first so they stop in parallel, then reap. */
 		for (size_t i = 0; i < ts->n; i++)
-			if (!ts->v[i].stopped && stop_thread(ts, &ts->v[i]) == 0 &&
-			    i < ts->n && !ts->v[i].stopped)
-				i--; /* forgotten: another thread moved into slot i */
+			interrupt(&ts->v[i]);
+		for (size_t i = 0; i < ts->n;)
+			if (stop_thread(ts, &ts->v[i]))
+				i++; /* else slot i now holds another thread */
 	}
 	if (!ts->n)
 		return opus_err(-ESRCH, "process %d: exited", (int)ts->pid);
@@ -148,11 +184,10 @@ void threads_resume(struct threads *ts)
 	for (size_t i = 0; i < ts->n; i++) {
 		struct thread *t = &ts->v[i];
 
-		if (t->stopped &&
-		    ptrace(PTRACE_CONT, t->tid, NULL, (void *)(long)t->pending_sig) == 0) {
+		if (t->stopped && ptrace(PTRACE_CONT, t->tid, NULL, (void *)(long)take_signal(t)) == 0)
 			t->stopped = false;
-			t->pending_sig = 0;
-		}
+		while (t->pending_sigs)
+			tgkill(ts->pid, t->tid, take_signal(t));
 	}
 }
 
@@ -161,9 +196,11 @@ void threads_detach(struct threads *ts)
 	for (size_t i = 0; i < ts->n; i++) {
 		struct thread *t = &ts->v[i];
 
-		if (!t->stopped && ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) == 0)
-			wait_stop(t);
-		ptrace(PTRACE_DETACH, t->tid, NULL, (void *)(long)t->pending_sig);
+		if (!t->stopped && (interrupt(t) < 0 || wait_stop(t) < 0))
+			continue;
+		ptrace(PTRACE_DETACH, t->tid, NULL, (void *)(long)take_signal(t));
+		while (t->pending_sigs)
+			tgkill(ts->pid, t->tid, take_signal(t));
 	}
 	free(ts->v);
 	ts->v = NULL;
@@ -187,7 +224,7 @@ int thread_wait_trap(struct thread *t)
 		if (status >> 16 == 0 && WSTOPSIG(status) == SIGTRAP)
 			return 0;
 		if (status >> 16 == 0)
-			t->pending_sig = WSTOPSIG(status);
+			keep_signal(t, WSTOPSIG(status));
 		/* A group-stop, a pending interrupt or another signal: step again. */
 		return -EAGAIN;
 	}

@@ -5,12 +5,14 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct thread {
 	pid_t tid;
 	bool stopped;
-	int pending_sig; /* a signal that arrived while we held it: delivered on detach */
+	bool interrupted;     /* PTRACE_INTERRUPT sent, its stop not yet reaped */
+	uint64_t pending_sigs; /* signals that arrived while we held it (bit n-1: signal n) */
 };
 
 struct threads {
