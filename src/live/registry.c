@@ -166,7 +166,8 @@ int registry_read(pid_t pid, int mem_fd, const struct proc_maps *maps, struct re
 		}
 		out->n++;
 	}
-	qsort(out->v, out->n, sizeof(*out->v), by_seq);
+	if (out->n > 1)
+		qsort(out->v, out->n, sizeof(*out->v), by_seq);
 	return 0;
 }
 

@@ -5,9 +5,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,6 +18,10 @@
 static unsigned long requests;
 static char secret[64] = "hunter2";
 static volatile unsigned long ticks;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static unsigned long wake_requests, wakes, pokes;
+static int poke_fd = -1;
 
 static int check_password(const char *user, const char *pass)
 {
@@ -55,6 +62,20 @@ static void handle(const char *line, char *out, size_t len)
 		snprintf(out, len, "%s", greeting());
 	} else if (!strcmp(line, "TICKS")) {
 		snprintf(out, len, "%lu", ticks);
+	} else if (!strcmp(line, "WAKE")) {
+		pthread_mutex_lock(&lock);
+		wake_requests++;
+		pthread_cond_signal(&wake);
+		pthread_mutex_unlock(&lock);
+		snprintf(out, len, "woken");
+	} else if (!strcmp(line, "POKE")) {
+		uint64_t one = 1;
+
+		snprintf(out, len, "%s", write(poke_fd, &one, sizeof(one)) == 8 ? "poked" : "ERR");
+	} else if (!strcmp(line, "EVENTS")) {
+		pthread_mutex_lock(&lock);
+		snprintf(out, len, "wakes=%lu pokes=%lu", wakes, pokes);
+		pthread_mutex_unlock(&lock);
 	} else {
 		snprintf(out, len, "ERR unknown command");
 	}
@@ -78,6 +99,7 @@ static void *serve(void *arg)
 	return NULL;
 }
 
+#ifndef SINGLE_THREAD
 static void *ticker(void *arg)
 {
 	struct timespec ts = {0, 20 * 1000 * 1000};
@@ -89,6 +111,41 @@ static void *ticker(void *arg)
 	}
 	return NULL;
 }
+
+/* Blocked in futex (pthread_cond_wait) between WAKE requests. */
+static void *waiter(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&lock);
+	for (;;) {
+		while (wakes == wake_requests)
+			pthread_cond_wait(&wake, &lock);
+		wakes++;
+	}
+	return NULL;
+}
+
+/* Blocked in epoll_wait between POKE requests. */
+static void *poller(void *arg)
+{
+	struct epoll_event ev = {.events = EPOLLIN};
+	int ep = epoll_create1(0);
+
+	(void)arg;
+	epoll_ctl(ep, EPOLL_CTL_ADD, poke_fd, &ev);
+	for (;;) {
+		uint64_t n;
+
+		if (epoll_wait(ep, &ev, 1, -1) == 1 && read(poke_fd, &n, sizeof(n)) == 8) {
+			pthread_mutex_lock(&lock);
+			pokes += n;
+			pthread_mutex_unlock(&lock);
+		}
+	}
+	return NULL;
+}
+
+#endif
 
 int main(void)
 {
@@ -102,10 +159,13 @@ int main(void)
 		perror("authsrv");
 		return 1;
 	}
+	poke_fd = eventfd(0, 0);
 #ifndef SINGLE_THREAD
 	pthread_t t;
 
 	pthread_create(&t, NULL, ticker, NULL);
+	pthread_create(&t, NULL, waiter, NULL);
+	pthread_create(&t, NULL, poller, NULL);
 #endif
 	printf("ready %d\n", ntohs(addr.sin_port));
 	fflush(stdout);

@@ -1,0 +1,121 @@
+# Apply and revert on real processes of every build flavour: the fix must
+# take effect, state must survive, the pid must not change.
+D=$TARGETS/authsrv
+
+# patch_cycle DIR PATCH-DIFF: the auth fix on a running authsrv, start to end.
+auth_fix_cycle() {
+	local dir=$1 bin=$2 pid
+	start "$bin"
+	pid=$PID
+	assert_eq OK "$(req 'AUTH admin ')" "exploit before the patch"
+	"$OPUS" build --source "$dir/src" --diff "$D/fix-auth.diff" --binary "$dir/src/authsrv" \
+		-o "$dir/fix.opatch" >"$dir/build.out"
+	"$OPUS" apply "$pid" "$dir/fix.opatch"
+	assert_eq DENIED "$(req 'AUTH admin ')" "exploit after the patch"
+	assert_eq DENIED "$(req 'AUTH admin hunt')" "partial password after the patch"
+	assert_eq OK "$(req 'AUTH admin hunter2')" "right password after the patch"
+	assert_running "$pid"
+	assert_eq 1 "$(opus_patches_mapped "$pid")" "patches visible in /proc/$pid/maps"
+	assert_contains fix "$("$OPUS" list "$pid")" "opus list after apply"
+	"$OPUS" revert "$pid"
+	assert_eq OK "$(req 'AUTH admin ')" "old behaviour after revert"
+	assert_eq 0 "$(opus_mappings "$pid")" "opus mappings after revert"
+	assert_contains "no patches" "$("$OPUS" list "$pid")" "opus list after revert"
+	assert_running "$pid"
+	[ "$pid" = "$PID" ] || fail "pid changed"
+}
+
+test_pie_O2_multithreaded_inlined_static() {
+	build_authsrv "$WORK" -O2 -g -fomit-frame-pointer -fPIE -pie
+	auth_fix_cycle "$WORK" "$WORK/src/authsrv"
+	# check_password is static and inlined at -O2: its caller is replaced.
+	assert_contains "replaced serve" "$(cat "$WORK/build.out")" "build report"
+	case "$(cat "$WORK/build.out")" in *"replaced check_password"*)
+		fail "an inlined static cannot be replaced on its own" ;;
+	esac
+}
+
+test_nonpie_O0_single_thread() {
+	build_authsrv "$WORK" -O0 -g -fno-pie -no-pie -DSINGLE_THREAD
+	auth_fix_cycle "$WORK" "$WORK/src/authsrv"
+	assert_contains "replaced check_password" "$(cat "$WORK/build.out")" "build report"
+}
+
+test_nonpie_O2_multithreaded() {
+	build_authsrv "$WORK" -O2 -g -fomit-frame-pointer -fno-pie -no-pie
+	auth_fix_cycle "$WORK" "$WORK/src/authsrv"
+}
+
+test_stripped_running_binary() {
+	build_authsrv "$WORK" -O2 -g -fPIE -pie
+	cp "$WORK/src/authsrv" "$WORK/authsrv-stripped"
+	strip "$WORK/authsrv-stripped"
+	readelf -S "$WORK/authsrv-stripped" | grep -q symtab && fail "strip left a symtab"
+	auth_fix_cycle "$WORK" "$WORK/authsrv-stripped"
+}
+
+# Static variables, file-scope and function-local, keep their running values.
+test_state_survives() {
+	local before after n s
+	build_authsrv "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/authsrv"
+	req HELLO >/dev/null
+	req HELLO >/dev/null
+	before=$(req STATS)
+	n=$(echo "$before" | sed -n 's/^requests=\([0-9]*\) stats=\([0-9]*\)$/\1/p')
+	s=$(echo "$before" | sed -n 's/^requests=\([0-9]*\) stats=\([0-9]*\)$/\2/p')
+	[ -n "$n" ] && [ -n "$s" ] || fail "unexpected STATS answer '$before'"
+	"$OPUS" build --source "$WORK/src" --diff "$D/stats-v2.diff" --binary "$WORK/src/authsrv" \
+		-o "$WORK/stats.opatch"
+	"$OPUS" apply "$PID" "$WORK/stats.opatch"
+	after=$(req STATS)
+	assert_eq "v2 requests=$((n + 1)) stats=$((s + 1))" "$after" "counters after the patch"
+	"$OPUS" revert "$PID"
+	assert_eq "requests=$((n + 2)) stats=$((s + 2))" "$(req STATS)" "counters after revert"
+	assert_running "$PID"
+}
+
+# New string literals, new calls into libc (snprintf, an IFUNC strlen) and a
+# new static local in the patch.
+test_new_literals_libc_and_static_local() {
+	build_authsrv "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/authsrv"
+	assert_eq hello "$(req HELLO)" "before"
+	"$OPUS" build --source "$WORK/src" --diff "$D/hello-v2.diff" --binary "$WORK/src/authsrv" \
+		-o "$WORK/hello.opatch" 2>"$WORK/build.err"
+	assert_contains "buf" "$(cat "$WORK/build.err")" "warning about the new static local"
+	"$OPUS" apply "$PID" "$WORK/hello.opatch"
+	assert_eq "hello, authsrv has 1 users" "$(req HELLO)" "after the patch"
+	"$OPUS" revert "$PID"
+	assert_eq hello "$(req HELLO)" "after revert"
+}
+
+# Threads blocked in accept, read, nanosleep, futex and epoll_wait carry on.
+test_blocked_syscalls_continue() {
+	local answer
+	build_authsrv "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/authsrv"
+	assert_eq "wakes=0 pokes=0" "$(req EVENTS)" "events before"
+	# A connection whose serving thread is blocked in read() during the apply.
+	exec 4<>"/dev/tcp/127.0.0.1/$PORT"
+	sleep 0.1
+	"$OPUS" build --source "$WORK/src" --diff "$D/slow-v2.diff" --binary "$WORK/src/authsrv" \
+		-o "$WORK/slow.opatch"
+	"$OPUS" apply "$PID" "$WORK/slow.opatch"
+	printf 'SLEEP 0\n' >&4
+	IFS= read -r -t 10 answer <&4 || true
+	exec 4<&-
+	assert_eq "slept 100" "$answer" "request on a connection opened before the apply"
+	ticks_advance
+	req WAKE >/dev/null
+	req POKE >/dev/null
+	sleep 0.2
+	assert_eq "wakes=1 pokes=1" "$(req EVENTS)" "futex and epoll_wait threads after apply"
+	"$OPUS" revert "$PID"
+	req WAKE >/dev/null
+	req POKE >/dev/null
+	sleep 0.2
+	assert_eq "wakes=2 pokes=2" "$(req EVENTS)" "futex and epoll_wait threads after revert"
+	ticks_advance
+	assert_running "$PID"
+}

@@ -1,0 +1,114 @@
+# Helpers for the integration tests: build a target tree with a compile
+# database, run it, talk to it, and assert what a user would check.
+# Sourced by tests/run.sh; every test runs in a subshell with set -e.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OPUS=${OPUS:-$ROOT/build/opus}
+TARGETS=$ROOT/tests/targets
+
+fail() {
+	echo "    FAIL: $*" >&2
+	exit 1
+}
+
+# build_authsrv DIR CFLAGS...: a source tree at DIR/src with authsrv.c and
+# compile_commands.json, compiled and linked to DIR/src/authsrv.
+build_authsrv() {
+	local dir=$1
+	shift
+	mkdir -p "$dir/src"
+	cp "$TARGETS/authsrv/authsrv.c" "$dir/src/"
+	local args="" a
+	for a in gcc "$@" -pthread -c authsrv.c -o authsrv.o; do
+		args="$args${args:+, }\"$a\""
+	done
+	printf '[{"directory": "%s", "file": "authsrv.c", "arguments": [%s]}]\n' \
+		"$dir/src" "$args" >"$dir/src/compile_commands.json"
+	(cd "$dir/src" && gcc "$@" -pthread -c authsrv.c -o authsrv.o &&
+		gcc "$@" -pthread authsrv.o -o authsrv)
+}
+
+# start BIN: runs it in the background; sets PID and PORT.
+start() {
+	local out
+	out=$(mktemp)
+	"$@" >"$out" 2>&1 &
+	PID=$!
+	for _ in $(seq 100); do
+		grep -q '^ready' "$out" && break
+		sleep 0.05
+	done
+	PORT=$(awk '/^ready/ {print $2}' "$out")
+	[ -n "$PORT" ] || fail "target $1 did not start: $(cat "$out")"
+	STARTED_PIDS="${STARTED_PIDS:-} $PID"
+}
+
+stop_all() {
+	local p
+	for p in ${STARTED_PIDS:-}; do
+		kill -9 "$p" 2>/dev/null || true
+	done
+	wait 2>/dev/null || true
+}
+
+# req LINE: one request, prints the one-line answer.
+req() {
+	local answer
+	exec 3<>"/dev/tcp/127.0.0.1/$PORT" || fail "cannot connect to port $PORT"
+	printf '%s\n' "$1" >&3
+	IFS= read -r -t 30 answer <&3 || true
+	exec 3<&-
+	printf '%s\n' "$answer"
+}
+
+assert_eq() {
+	[ "$1" = "$2" ] || fail "$3: expected '$1', got '$2'"
+}
+
+assert_contains() {
+	case "$2" in
+	*"$1"*) ;;
+	*) fail "$3: expected to contain '$1', got '$2'" ;;
+	esac
+}
+
+# The process exists, runs (not stopped), is not traced and has no opus
+# mapping left unless told otherwise.
+assert_running() {
+	local pid=$1 state tracer
+	[ -d "/proc/$pid" ] || fail "process $pid is gone"
+	state=$(awk '{print $3}' "/proc/$pid/stat")
+	case "$state" in
+	R | S | D) ;;
+	*) fail "process $pid is in state $state" ;;
+	esac
+	tracer=$(awk '/^TracerPid/ {print $2}' "/proc/$pid/status")
+	assert_eq 0 "$tracer" "process $pid is still traced"
+}
+
+# Mappings opus added, and how many distinct patches they belong to.
+opus_mappings() {
+	grep -c '/memfd:opus:' "/proc/$1/maps" || true
+}
+
+opus_patches_mapped() {
+	grep -o '/memfd:opus:[^ ]*' "/proc/$1/maps" | sort -u | wc -l
+}
+
+# ticks PID: the target's ticker counter, to check blocked threads still run.
+ticks_advance() {
+	local a b
+	a=$(req TICKS)
+	sleep 0.2
+	b=$(req TICKS)
+	[ "$b" -gt "$a" ] || fail "ticker thread stopped advancing ($a -> $b)"
+}
+
+# expect_fail "what" CMD...: the command must fail; its stderr is in ERR.
+expect_fail() {
+	local what=$1
+	shift
+	if ERR=$("$@" 2>&1 >/dev/null); then
+		fail "$what: expected failure, it succeeded"
+	fi
+}
