@@ -1,0 +1,45 @@
+# Patches stack: the newest code wins, and revert goes newest first.
+D=$TARGETS/authsrv
+
+# Tree with the fix applied: the second patch is built on top of it.
+test_two_stacked_patches_revert_in_order() {
+	build_authsrv "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/authsrv"
+	"$OPUS" build --source "$WORK/src" --diff "$D/fix-auth.diff" --binary "$WORK/src/authsrv" \
+		-o "$WORK/fix.opatch"
+	cp -a "$WORK/src" "$WORK/src-fixed"
+	patch -s -p1 -d "$WORK/src-fixed" <"$D/fix-auth.diff"
+	sed -i "s#$WORK/src\"#$WORK/src-fixed\"#" "$WORK/src-fixed/compile_commands.json"
+	"$OPUS" build --source "$WORK/src-fixed" --diff "$D/stats-v2.diff" \
+		--binary "$WORK/src/authsrv" -o "$WORK/stats.opatch"
+
+	"$OPUS" apply "$PID" "$WORK/fix.opatch"
+	"$OPUS" apply "$PID" "$WORK/stats.opatch"
+	assert_eq 2 "$(opus_patches_mapped "$PID")" "two patches mapped"
+	# Both patches replace serve; the newest holds both changes.
+	assert_eq DENIED "$(req 'AUTH admin ')" "fix still in force under the second patch"
+	assert_contains "v2 requests=" "$(req STATS)" "second patch in force"
+	expect_fail "reverting the older patch first" "$OPUS" revert "$PID" fix
+	assert_contains "revert it first" "$ERR" "LIFO refusal"
+
+	"$OPUS" revert "$PID" stats
+	assert_contains "requests=" "$(req STATS)" "after reverting the newer patch"
+	case "$(req STATS)" in v2*) fail "second patch still in force" ;; esac
+	assert_eq DENIED "$(req 'AUTH admin ')" "older patch's code is back, not the original"
+	"$OPUS" revert "$PID"
+	assert_eq OK "$(req 'AUTH admin ')" "original code after reverting both"
+	assert_eq 0 "$(opus_mappings "$PID")" "opus mappings at the end"
+	assert_running "$PID"
+}
+
+test_same_patch_twice_is_refused() {
+	build_authsrv "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/authsrv"
+	"$OPUS" build --source "$WORK/src" --diff "$D/fix-auth.diff" --binary "$WORK/src/authsrv" \
+		-o "$WORK/fix.opatch"
+	"$OPUS" apply "$PID" "$WORK/fix.opatch"
+	expect_fail "second apply" "$OPUS" apply "$PID" "$WORK/fix.opatch"
+	assert_contains "already applied" "$ERR" "error"
+	assert_eq 1 "$(opus_patches_mapped "$PID")" "still one patch"
+	assert_running "$PID"
+}
