@@ -3,7 +3,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 MESON_FLAGS ?=
 
-.PHONY: all deps check demo format clean
+.PHONY: all deps check demo format format-check clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -18,6 +18,7 @@ deps:
 	@bash tools/deps.sh
 
 check: deps
+	$(MAKE) format-check
 	$(MAKE) all
 	$(MAKE) $(ASAN_BUILD)/build.ninja && ninja -C $(ASAN_BUILD)
 	bash tests/run.sh
@@ -28,6 +29,9 @@ demo: deps
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -48,8 +48,8 @@ static bool refers_to(const struct obj *o, size_t scn, size_t symidx)
 	for (size_t i = 0; obj_rela(o, scn, i, &r); i++) {
 		if (GELF_R_SYM(r.r_info) == symidx)
 			return true;
-		if (obj_sym(o, GELF_R_SYM(r.r_info), &s) && GELF_ST_TYPE(s.st_info) == STT_SECTION &&
-		    s.st_shndx == target.st_shndx)
+		if (obj_sym(o, GELF_R_SYM(r.r_info), &s) &&
+		    GELF_ST_TYPE(s.st_info) == STT_SECTION && s.st_shndx == target.st_shndx)
 			return true;
 	}
 	return false;
@@ -100,7 +100,8 @@ static int bin_lookup(struct asm_ctx *c, const GElf_Sym *sym, const char *name,
 	}
 	n = opus_symtab_find_local(c->bin, c->o->file, name, out);
 	if (n > 1)
-		return opus_err(-EINVAL, "static symbol %s of %s is ambiguous in the binary (%d copies)",
+		return opus_err(-EINVAL,
+				"static symbol %s of %s is ambiguous in the binary (%d copies)",
 				name, c->o->file, n);
 	return 0;
 }
@@ -108,22 +109,23 @@ static int bin_lookup(struct asm_ctx *c, const GElf_Sym *sym, const char *name,
 static int include_section(struct asm_ctx *c, size_t scn)
 {
 	const struct obj_scn *s = &c->o->scns[scn];
-	uint64_t flags = s->sh.sh_flags & (SHF_ALLOC | SHF_WRITE | SHF_EXECINSTR | SHF_MERGE |
-					  SHF_STRINGS);
+	uint64_t flags =
+	    s->sh.sh_flags & (SHF_ALLOC | SHF_WRITE | SHF_EXECINSTR | SHF_MERGE | SHF_STRINGS);
 	GElf_Sym sym;
 	int idx, sym_idx;
 
 	if (c->scn_idx[scn] >= 0)
 		return c->scn_idx[scn];
 	if (s->sh.sh_flags & SHF_TLS)
-		return opus_err(-ENOTSUP, "%s: thread-local variables in new code are not supported yet",
+		return opus_err(-ENOTSUP,
+				"%s: thread-local variables in new code are not supported yet",
 				s->name);
 	idx = opatch_add_section(c->p, s->name, s->sh.sh_type, flags, s->sh.sh_addralign,
 				 s->data ? s->data->d_buf : NULL, s->sh.sh_size);
 	if (idx < 0)
 		return idx;
-	sym_idx = opatch_add_sym(c->p, s->name, OPATCH_SYM_SECTION, (uint32_t)idx, 0, 0,
-				 STT_SECTION);
+	sym_idx =
+	    opatch_add_sym(c->p, s->name, OPATCH_SYM_SECTION, (uint32_t)idx, 0, 0, STT_SECTION);
 	if (sym_idx < 0 || OPUS_PUSH(c->work, c->nwork, c->work_cap))
 		return -ENOMEM;
 	c->scn_idx[scn] = idx;
@@ -170,8 +172,8 @@ static int bind_or_include(struct asm_ctx *c, size_t scn, size_t holder, int64_t
 			return ret;
 		if (b) {
 			*addend += (int64_t)v;
-			return find_or_add_sym(c->p, name, OPATCH_SYM_TARGET, b->value - hs.st_value,
-					       GELF_ST_TYPE(hs.st_info));
+			return find_or_add_sym(c->p, name, OPATCH_SYM_TARGET,
+					       b->value - hs.st_value, GELF_ST_TYPE(hs.st_info));
 		}
 		if (data && c->scn_idx[scn] < 0)
 			build_note_add(c->notes, BUILD_WARNING, name, c->o->file,
@@ -223,7 +225,8 @@ static int resolve(struct asm_ctx *c, const GElf_Rela *r, int64_t *addend)
 		return find_or_add_sym(c->p, name, OPATCH_SYM_EXTERN, 0, GELF_ST_TYPE(sym.st_info));
 	}
 	if (sym.st_shndx >= c->o->nscn)
-		return opus_err(-ENOTSUP, "%s: symbol %s has an unsupported section", c->o->path, name);
+		return opus_err(-ENOTSUP, "%s: symbol %s has an unsupported section", c->o->path,
+				name);
 	scn = sym.st_shndx;
 	t = &c->o->scns[scn];
 	v = GELF_ST_TYPE(sym.st_info) == STT_SECTION ? 0 : sym.st_value;
@@ -233,8 +236,8 @@ static int resolve(struct asm_ctx *c, const GElf_Rela *r, int64_t *addend)
 	}
 	if (t->sh.sh_flags & SHF_EXECINSTR) {
 		holder = GELF_ST_TYPE(sym.st_info) == STT_FUNC
-				 ? symidx
-				 : obj_sym_in_scn(c->o, scn, -1, STT_FUNC);
+			     ? symidx
+			     : obj_sym_in_scn(c->o, scn, -1, STT_FUNC);
 		/* Changed code and cold parts travel with the patch. */
 		if (holder && (c->changed[holder] || obj_is_cold_name(name)))
 			holder = 0;
@@ -256,7 +259,8 @@ static int process_section(struct asm_ctx *c, size_t scn)
 	c->from = f && obj_sym(c->o, f, &fs) ? obj_sym_name(c->o, &fs) : NULL;
 
 	for (size_t i = 0; obj_rela(c->o, scn, i, &r); i++) {
-		struct opatch_rela pr = {.offset = r.r_offset, .type = (uint32_t)GELF_R_TYPE(r.r_info)};
+		struct opatch_rela pr = {.offset = r.r_offset,
+					 .type = (uint32_t)GELF_R_TYPE(r.r_info)};
 		int sym;
 
 		if (!opatch_rela_width(pr.type))
@@ -336,8 +340,8 @@ static int replace_func(struct asm_ctx *c, size_t f)
 				      "changed, but has no copy of its own in the binary (inlined "
 				      "into its callers, which are replaced instead)");
 	if (b->size < 5)
-		return opus_err(-ENOTSUP, "%s: %llu bytes in the binary, too small for a jump", name,
-				(unsigned long long)b->size);
+		return opus_err(-ENOTSUP, "%s: %llu bytes in the binary, too small for a jump",
+				name, (unsigned long long)b->size);
 	scn = include_section(c, sym.st_shndx);
 	if (scn < 0)
 		return scn;

@@ -50,8 +50,10 @@ static int load_cdb(struct build *b)
 	if (access(path, R_OK))
 		snprintf(path, sizeof(path), "%s/build/compile_commands.json", b->root);
 	if (access(path, R_OK))
-		return opus_err(-ENOENT, "%s: no compile_commands.json in the tree or its build/; "
-				"pass --cdb", b->root);
+		return opus_err(-ENOENT,
+				"%s: no compile_commands.json in the tree or its build/; "
+				"pass --cdb",
+				b->root);
 	return cdb_load(path, &b->cdb);
 }
 
@@ -66,15 +68,18 @@ static int find_tus(struct build *b)
 		size_t n = strlen(f);
 
 		if (n < 2 || strcmp(f + n - 2, ".c"))
-			return opus_err(-ENOTSUP, "%s: the diff changes %s; only .c files are supported "
-					"yet", b->opts->diff, f);
+			return opus_err(-ENOTSUP,
+					"%s: the diff changes %s; only .c files are supported "
+					"yet",
+					b->opts->diff, f);
 		snprintf(path, sizeof(path), "%s/%s", b->root, f);
 		if (!realpath(path, real))
-			return opus_err(-ENOENT, "%s: %s is not in the source tree %s", b->opts->diff, f,
-					b->root);
+			return opus_err(-ENOENT, "%s: %s is not in the source tree %s",
+					b->opts->diff, f, b->root);
 		b->tus[i] = cdb_find(&b->cdb, real);
 		if (!b->tus[i])
-			return opus_err(-ENOENT, "%s: no compile command for %s", b->opts->diff, real);
+			return opus_err(-ENOENT, "%s: no compile command for %s", b->opts->diff,
+					real);
 	}
 	return 0;
 }
@@ -87,7 +92,8 @@ static int load_binary(struct build *b)
 		return ret;
 	n = opus_elf_build_id(b->bin.elf, b->patch.build_id);
 	if (n <= 0)
-		return opus_err(-EINVAL, "%s: has no build-id; link with --build-id", b->opts->binary);
+		return opus_err(-EINVAL, "%s: has no build-id; link with --build-id",
+				b->opts->binary);
 	b->patch.build_id_len = (size_t)n;
 	if (opus_symtab_load(b->bin.elf, false, &b->bin_syms))
 		return opus_err(-EINVAL, "%s: has no symbol table; pass the unstripped binary",
@@ -113,15 +119,14 @@ static int make_scratch(struct build *b)
 static int apply_diff(struct build *b)
 {
 	char diff[PATH_MAX];
-	char *argv[] = {"patch", "-p1", "-s", "--batch", "--forward", "-d", b->tree, "-i", diff,
-			NULL};
+	char *argv[] = {"patch", "-p1",	  "-s", "--batch", "--forward",
+			"-d",	 b->tree, "-i", diff,	   NULL};
 	int ret;
 
 	if (!realpath(b->opts->diff, diff))
 		return opus_err(-errno, "%s: %s", b->opts->diff, strerror(errno));
 	ret = opus_run(argv, NULL);
-	return ret ? opus_err(ret, "%s: the diff does not apply to %s", b->opts->diff, b->root)
-		   : 0;
+	return ret ? opus_err(ret, "%s: the diff does not apply to %s", b->opts->diff, b->root) : 0;
 }
 
 static int compile_all(struct build *b, const char *tag)
@@ -182,15 +187,15 @@ static int fill_meta(struct build *b)
 	opus_sha256(b->diff_text, b->diff_len, digest);
 	opus_hex_encode(digest, sizeof(digest), hex);
 	p->id = b->opts->id ? strdup(b->opts->id) : default_id(b->opts->output);
-	p->description = strdup(b->opts->description ? b->opts->description
-						     : base_name(b->opts->diff));
+	p->description =
+	    strdup(b->opts->description ? b->opts->description : base_name(b->opts->diff));
 	p->diff_sha256 = strdup(hex);
 	p->target_name = strdup(base_name(b->opts->binary));
 	if (!p->id || !p->description || !p->diff_sha256 || !p->target_name)
 		return -ENOMEM;
 	if (!opatch_id_valid(p->id))
-		return opus_err(-EINVAL, "patch id '%s' is invalid: use 1-%d of [A-Za-z0-9._-]", p->id,
-				OPATCH_ID_MAX);
+		return opus_err(-EINVAL, "patch id '%s' is invalid: use 1-%d of [A-Za-z0-9._-]",
+				p->id, OPATCH_ID_MAX);
 	return 0;
 }
 

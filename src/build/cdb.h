@@ -6,7 +6,7 @@
 
 struct cdb_entry {
 	char *directory;
-	char *file; /* canonical absolute path */
+	char *file;  /* canonical absolute path */
 	char **argv; /* NULL-terminated */
 	size_t argc;
 };

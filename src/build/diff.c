@@ -36,7 +36,8 @@ int diff_touched_files(const char *path, const char *text, struct diff_files *ou
 		name = line + 4;
 		len = strcspn(name, "\t\n");
 		if (len >= 9 && !strncmp(name, "/dev/null", 9))
-			return opus_err(-ENOTSUP, "%s: the diff deletes a file; not supported", path);
+			return opus_err(-ENOTSUP, "%s: the diff deletes a file; not supported",
+					path);
 		slash = memchr(name, '/', len);
 		if (!slash)
 			return opus_err(-EINVAL, "%s: path '%.*s' has no component to strip (-p1)",

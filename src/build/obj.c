@@ -113,7 +113,8 @@ size_t obj_sym_in_scn(const struct obj *o, size_t scn, long off, int type)
 	GElf_Sym sym;
 
 	for (size_t i = 1; i < o->nsyms; i++) {
-		if (!obj_sym(o, i, &sym) || sym.st_shndx != scn || GELF_ST_TYPE(sym.st_info) != type)
+		if (!obj_sym(o, i, &sym) || sym.st_shndx != scn ||
+		    GELF_ST_TYPE(sym.st_info) != type)
 			continue;
 		if (off < 0 || ((uint64_t)off >= sym.st_value &&
 				(uint64_t)off < sym.st_value + (sym.st_size ? sym.st_size : 1)))

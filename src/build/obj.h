@@ -11,8 +11,8 @@
 struct obj_scn {
 	GElf_Shdr sh;
 	const char *name;
-	Elf_Data *data;	 /* NULL for SHT_NOBITS */
-	Elf_Data *rela;	 /* the SHT_RELA data applying to this section, or NULL */
+	Elf_Data *data; /* NULL for SHT_NOBITS */
+	Elf_Data *rela; /* the SHT_RELA data applying to this section, or NULL */
 	size_t nrela;
 };
 

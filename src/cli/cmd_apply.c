@@ -21,10 +21,10 @@ json_t *cli_stats_json(const struct live_stats *st)
 int cmd_apply(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"timeout", required_argument, NULL, 't'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	struct live_opts lo = {.timeout_s = 5};
 	struct live_stats st;
@@ -39,9 +39,14 @@ int cmd_apply(int argc, char **argv)
 			if (cli_parse_timeout(optarg, &lo.timeout_s))
 				return cli_fail("apply");
 			break;
-		case 'j': json = true; break;
-		case 'h': printf("usage: %s\n", USAGE); return 0;
-		default: return cli_usage(USAGE);
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			printf("usage: %s\n", USAGE);
+			return 0;
+		default:
+			return cli_usage(USAGE);
 		}
 	}
 	if (argc - optind != 2)
@@ -54,8 +59,8 @@ int cmd_apply(int argc, char **argv)
 		return cli_fail("apply");
 	}
 	if (json) {
-		json_t *j = json_pack("{s:s, s:i, s:i}", "patch", p.id, "pid", (int)pid, "functions",
-				      (int)p.nfuncs);
+		json_t *j = json_pack("{s:s, s:i, s:i}", "patch", p.id, "pid", (int)pid,
+				      "functions", (int)p.nfuncs);
 
 		json_object_set_new(j, "stats", cli_stats_json(&st));
 		cli_print_json(j);

@@ -23,17 +23,17 @@ static void print_notes(const struct build_notes *notes)
 int cmd_build(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"source", required_argument, NULL, 's'},
-		{"diff", required_argument, NULL, 'd'},
-		{"binary", required_argument, NULL, 'b'},
-		{"output", required_argument, NULL, 'o'},
-		{"cdb", required_argument, NULL, 'c'},
-		{"id", required_argument, NULL, 'i'},
-		{"description", required_argument, NULL, 'D'},
-		{"keep-scratch", no_argument, NULL, 'k'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"source", required_argument, NULL, 's'},
+	    {"diff", required_argument, NULL, 'd'},
+	    {"binary", required_argument, NULL, 'b'},
+	    {"output", required_argument, NULL, 'o'},
+	    {"cdb", required_argument, NULL, 'c'},
+	    {"id", required_argument, NULL, 'i'},
+	    {"description", required_argument, NULL, 'D'},
+	    {"keep-scratch", no_argument, NULL, 'k'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	struct build_opts o = {0};
 	struct build_notes notes = {0};
@@ -41,17 +41,38 @@ int cmd_build(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "s:d:b:o:c:i:D:kvh", opts, NULL)) != -1) {
 		switch (c) {
-		case 's': o.source = optarg; break;
-		case 'd': o.diff = optarg; break;
-		case 'b': o.binary = optarg; break;
-		case 'o': o.output = optarg; break;
-		case 'c': o.cdb = optarg; break;
-		case 'i': o.id = optarg; break;
-		case 'D': o.description = optarg; break;
-		case 'k': o.keep_scratch = true; break;
-		case 'v': opus_set_verbose(true); break;
-		case 'h': printf("usage: %s\n", USAGE); return 0;
-		default: return cli_usage(USAGE);
+		case 's':
+			o.source = optarg;
+			break;
+		case 'd':
+			o.diff = optarg;
+			break;
+		case 'b':
+			o.binary = optarg;
+			break;
+		case 'o':
+			o.output = optarg;
+			break;
+		case 'c':
+			o.cdb = optarg;
+			break;
+		case 'i':
+			o.id = optarg;
+			break;
+		case 'D':
+			o.description = optarg;
+			break;
+		case 'k':
+			o.keep_scratch = true;
+			break;
+		case 'v':
+			opus_set_verbose(true);
+			break;
+		case 'h':
+			printf("usage: %s\n", USAGE);
+			return 0;
+		default:
+			return cli_usage(USAGE);
 		}
 	}
 	if (optind != argc || !o.source || !o.diff || !o.binary || !o.output)

@@ -21,19 +21,17 @@ static json_t *patch_json(const struct opatch *p, const char *build_id)
 	json_t *funcs = json_array(), *externs = json_array();
 
 	for (size_t i = 0; i < p->nfuncs; i++)
-		json_array_append_new(funcs, json_pack("{s:s, s:I, s:I, s:b}", "name",
-						       p->funcs[i].name,
-						       "old_addr", (json_int_t)p->funcs[i].old_addr,
-						       "old_size", (json_int_t)p->funcs[i].old_size,
-						       "cold", p->funcs[i].cold));
+		json_array_append_new(
+		    funcs, json_pack("{s:s, s:I, s:I, s:b}", "name", p->funcs[i].name, "old_addr",
+				     (json_int_t)p->funcs[i].old_addr, "old_size",
+				     (json_int_t)p->funcs[i].old_size, "cold", p->funcs[i].cold));
 	for (size_t i = 0; i < p->nsyms; i++)
 		if (p->syms[i].kind == OPATCH_SYM_EXTERN)
 			json_array_append_new(externs, json_string(p->syms[i].name));
 	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:s}", "id", p->id, "description",
-			 p->description ? p->description : "", "target", p->target_name,
-			 "build_id", build_id, "diff_sha256", p->diff_sha256 ? p->diff_sha256 : "",
-			 "functions", funcs, "externs", externs, "findings",
-			 p->findings ? p->findings : "");
+			 p->description ? p->description : "", "target", p->target_name, "build_id",
+			 build_id, "diff_sha256", p->diff_sha256 ? p->diff_sha256 : "", "functions",
+			 funcs, "externs", externs, "findings", p->findings ? p->findings : "");
 }
 
 static void print_text(const struct opatch *p, const char *build_id)
@@ -44,7 +42,8 @@ static void print_text(const struct opatch *p, const char *build_id)
 	for (size_t i = 0; i < p->nfuncs; i++)
 		printf("  %-30s 0x%llx %llu bytes%s\n", p->funcs[i].name,
 		       (unsigned long long)p->funcs[i].old_addr,
-		       (unsigned long long)p->funcs[i].old_size, p->funcs[i].cold ? " (cold part)" : "");
+		       (unsigned long long)p->funcs[i].old_size,
+		       p->funcs[i].cold ? " (cold part)" : "");
 	printf("sections:\n");
 	for (size_t i = 0; i < p->nsections; i++)
 		printf("  %-30s %llu bytes, %zu relocations\n", p->sections[i].name,
@@ -60,9 +59,9 @@ static void print_text(const struct opatch *p, const char *build_id)
 int cmd_inspect(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	char build_id[2 * OPUS_BUILD_ID_MAX + 1];
 	struct opatch p;
@@ -71,9 +70,14 @@ int cmd_inspect(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'j': json = true; break;
-		case 'h': printf("usage: %s\n", USAGE); return 0;
-		default: return cli_usage(USAGE);
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			printf("usage: %s\n", USAGE);
+			return 0;
+		default:
+			return cli_usage(USAGE);
 		}
 	}
 	if (argc - optind != 1)

@@ -23,9 +23,9 @@ static json_t *entry_json(const struct reg_entry *e)
 int cmd_list(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	struct registry reg;
 	bool json = false;
@@ -34,9 +34,14 @@ int cmd_list(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'j': json = true; break;
-		case 'h': printf("usage: %s\n", USAGE); return 0;
-		default: return cli_usage(USAGE);
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			printf("usage: %s\n", USAGE);
+			return 0;
+		default:
+			return cli_usage(USAGE);
 		}
 	}
 	if (argc - optind != 1)

@@ -12,10 +12,10 @@ json_t *cli_stats_json(const struct live_stats *st);
 int cmd_revert(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"timeout", required_argument, NULL, 't'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	struct live_opts lo = {.timeout_s = 5};
 	char id[OPATCH_ID_MAX + 1] = "";
@@ -30,9 +30,14 @@ int cmd_revert(int argc, char **argv)
 			if (cli_parse_timeout(optarg, &lo.timeout_s))
 				return cli_fail("revert");
 			break;
-		case 'j': json = true; break;
-		case 'h': printf("usage: %s\n", USAGE); return 0;
-		default: return cli_usage(USAGE);
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			printf("usage: %s\n", USAGE);
+			return 0;
+		default:
+			return cli_usage(USAGE);
 		}
 	}
 	if (argc - optind < 1 || argc - optind > 2)

@@ -11,11 +11,11 @@ static const struct {
 	int (*run)(int argc, char **argv);
 	const char *help;
 } commands[] = {
-	{"build", cmd_build, "turn a source diff into a patch file"},
-	{"apply", cmd_apply, "apply a patch to a running process"},
-	{"revert", cmd_revert, "take the newest patch back out of a process"},
-	{"list", cmd_list, "show the patches applied to a process"},
-	{"inspect", cmd_inspect, "show what a patch file contains"},
+    {"build", cmd_build, "turn a source diff into a patch file"},
+    {"apply", cmd_apply, "apply a patch to a running process"},
+    {"revert", cmd_revert, "take the newest patch back out of a process"},
+    {"list", cmd_list, "show the patches applied to a process"},
+    {"inspect", cmd_inspect, "show what a patch file contains"},
 };
 
 static int usage(FILE *out)

@@ -130,8 +130,9 @@ static int remote_unmap(struct txn *t)
 	if (!t->mapped)
 		return 0;
 	if (remote(t, SYS_munmap, t->base, t->size, 0, 0, 0, 0, &r) || r)
-		return opus_err(r ? (int)r : -EIO, "process %d: cannot unmap the patch at 0x%" PRIx64,
-				(int)t->pid, t->base);
+		return opus_err(r ? (int)r : -EIO,
+				"process %d: cannot unmap the patch at 0x%" PRIx64, (int)t->pid,
+				t->base);
 	t->mapped = false;
 	return 0;
 }
@@ -189,9 +190,9 @@ static int map_region(struct txn *t, int fd, uint64_t base, const struct layout 
 		size_t off, len;
 		int prot;
 	} parts[] = {
-		{0, l->reg_size, PROT_READ},
-		{l->text_off, l->text_size, PROT_READ | PROT_EXEC},
-		{l->data_off, l->data_size, PROT_READ | PROT_WRITE},
+	    {0, l->reg_size, PROT_READ},
+	    {l->text_off, l->text_size, PROT_READ | PROT_EXEC},
+	    {l->data_off, l->data_size, PROT_READ | PROT_WRITE},
 	};
 	long r;
 	int ret;
@@ -351,7 +352,8 @@ static void fill_entry(struct txn *t, const struct opatch *p, const struct layou
 	struct reg_entry *e = &t->entry;
 
 	snprintf(e->id, sizeof(e->id), "%s", p->id);
-	snprintf(e->description, sizeof(e->description), "%s", p->description ? p->description : "");
+	snprintf(e->description, sizeof(e->description), "%s",
+		 p->description ? p->description : "");
 	for (char *c = e->description; *c; c++)
 		if (*c == '\n')
 			*c = ' ';
@@ -374,7 +376,8 @@ static int write_image(struct txn *t, struct layout *l)
 	if (!ret) {
 		memcpy(l->image, reg.data, reg.len);
 		if (pwrite(t->memfd, l->image, l->total, 0) != (ssize_t)l->total)
-			ret = opus_err(-EIO, "process %d: cannot write the patch image", (int)t->pid);
+			ret =
+			    opus_err(-EIO, "process %d: cannot write the patch image", (int)t->pid);
 	}
 	opus_buf_free(&reg);
 	return ret;
@@ -403,8 +406,7 @@ static void unwrite_sites(struct txn *t)
 
 /* Stop the world until no thread is in a guarded range, then run commit
  * with everything stopped. Busy: resume, wait, retry until the deadline. */
-static int stop_and_commit(struct txn *t, const struct live_opts *o,
-			   int (*commit)(struct txn *t))
+static int stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(struct txn *t))
 {
 	uint64_t deadline = now_ns() + (uint64_t)(o->timeout_s * 1e9);
 	struct unwinder *u;
@@ -464,8 +466,7 @@ static int check_target(struct txn *t, const struct opatch *p, struct proc_objec
 	return 0;
 }
 
-int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o,
-	       struct live_stats *st)
+int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, struct live_stats *st)
 {
 	struct proc_object obj;
 	struct layout l = {0};
@@ -520,9 +521,10 @@ static int commit_revert(struct txn *t)
 
 		ret = mem_read(t->mem_fd, t->entry.sites[i].addr, now, JUMP_SIZE);
 		if (!ret && memcmp(now, t->entry.sites[i].jump, JUMP_SIZE))
-			ret = opus_err(-EINVAL, "process %d: the jump at 0x%" PRIx64 " was changed "
-					"by someone else; not reverting", (int)t->pid,
-					t->entry.sites[i].addr);
+			ret = opus_err(-EINVAL,
+				       "process %d: the jump at 0x%" PRIx64 " was changed "
+				       "by someone else; not reverting",
+				       (int)t->pid, t->entry.sites[i].addr);
 		if (ret)
 			return ret;
 	}
@@ -558,8 +560,8 @@ static int pick_entry(struct txn *t, const char *id)
 	if (!e)
 		return opus_err(-ENOENT, "patch %s is not applied to process %d", id, (int)t->pid);
 	if (e != newest)
-		return opus_err(-EBUSY, "patch %s was applied after %s; revert it first", newest->id,
-				e->id);
+		return opus_err(-EBUSY, "patch %s was applied after %s; revert it first",
+				newest->id, e->id);
 	t->entry = *e;
 	memset(e, 0, sizeof(*e)); /* ownership moves to t->entry */
 	t->reg.n--;

@@ -12,9 +12,9 @@
 #define LAYOUT_PAGE 4096
 
 struct layout {
-	size_t reg_size;		   /* registry bytes at offset 0 */
-	size_t text_off, text_size;	   /* r-x part */
-	size_t data_off, data_size;	   /* rw- part */
+	size_t reg_size;	    /* registry bytes at offset 0 */
+	size_t text_off, text_size; /* r-x part */
+	size_t data_off, data_size; /* rw- part */
 	size_t total;
 	uint64_t *sec_off; /* per section: offset in the memfd */
 	int64_t *stub_off; /* per symbol: offset of its far-call stub, or -1 */

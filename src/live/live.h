@@ -23,8 +23,7 @@ struct live_stats {
 	uint64_t base; /* where the patch was mapped */
 };
 
-int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o,
-	       struct live_stats *st);
+int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, struct live_stats *st);
 /* id NULL: the newest patch. Only the newest patch can be reverted. */
 int live_revert(pid_t pid, const char *id, const struct live_opts *o, struct live_stats *st,
 		char reverted_id[OPATCH_ID_MAX + 1]);

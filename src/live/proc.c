@@ -15,7 +15,7 @@ static int parse_line(char *line, struct proc_map *m)
 	int path_at = 0;
 
 	if (sscanf(line, "%llx-%llx %4s %llx %*s %*s %n", &start, &end, m->perms, &off, &path_at) <
-		    4 ||
+		4 ||
 	    !path_at || end < start)
 		return -EINVAL;
 	m->start = start;
@@ -177,8 +177,8 @@ int proc_check_alive(pid_t pid)
 		return opus_err(-ESRCH, "process %d: no such process", (int)pid);
 	state = strrchr(text, ')');
 	ret = state && state[1] == ' ' && (state[2] == 'Z' || state[2] == 'X')
-		      ? opus_err(-ESRCH, "process %d: is a zombie", (int)pid)
-		      : 0;
+		  ? opus_err(-ESRCH, "process %d: is a zombie", (int)pid)
+		  : 0;
 	free(text);
 	return ret;
 }

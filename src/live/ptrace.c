@@ -37,8 +37,10 @@ static int seize(struct threads *ts, pid_t tid)
 		if (errno == ESRCH)
 			return 0;
 		if (errno == EPERM)
-			return opus_err(-EPERM, "process %d: not permitted to trace thread %d (already "
-					"traced, or not ours)", (int)ts->pid, (int)tid);
+			return opus_err(-EPERM,
+					"process %d: not permitted to trace thread %d (already "
+					"traced, or not ours)",
+					(int)ts->pid, (int)tid);
 		return opus_err(-errno, "process %d: cannot trace thread %d: %s", (int)ts->pid,
 				(int)tid, strerror(errno));
 	}
@@ -184,7 +186,8 @@ void threads_resume(struct threads *ts)
 	for (size_t i = 0; i < ts->n; i++) {
 		struct thread *t = &ts->v[i];
 
-		if (t->stopped && ptrace(PTRACE_CONT, t->tid, NULL, (void *)(long)take_signal(t)) == 0)
+		if (t->stopped &&
+		    ptrace(PTRACE_CONT, t->tid, NULL, (void *)(long)take_signal(t)) == 0)
 			t->stopped = false;
 		while (t->pending_sigs)
 			tgkill(ts->pid, t->tid, take_signal(t));

@@ -23,7 +23,8 @@ int registry_format(const struct reg_entry *e, struct opus_buf *b)
 	for (size_t i = 0; i < e->nfuncs; i++) {
 		const struct reg_func *f = &e->funcs[i];
 
-		opus_buf_printf(b, "func %s 0x%" PRIx64 " %" PRIu64 " 0x%" PRIx64 " %" PRIu64 " %s\n",
+		opus_buf_printf(b,
+				"func %s 0x%" PRIx64 " %" PRIu64 " 0x%" PRIx64 " %" PRIu64 " %s\n",
 				f->name, f->old_addr, f->old_size, f->new_addr, f->new_size,
 				f->cold ? "cold" : "replace");
 	}
@@ -93,13 +94,13 @@ int registry_parse(const char *text, struct reg_entry *e)
 			e->seq = (unsigned)strtoul(l + 4, NULL, 10);
 		else if (!strncmp(l, "region=", 7))
 			ret = sscanf(l, "region=0x%" SCNx64 " 0x%" SCNx64, &e->base, &e->size) == 2
-				      ? 0
-				      : -EINVAL;
+				  ? 0
+				  : -EINVAL;
 		else if (!strncmp(l, "text=", 5))
-			ret = sscanf(l, "text=0x%" SCNx64 " 0x%" SCNx64, &e->text_lo, &e->text_hi) ==
-					      2
-				      ? 0
-				      : -EINVAL;
+			ret = sscanf(l, "text=0x%" SCNx64 " 0x%" SCNx64, &e->text_lo,
+				     &e->text_hi) == 2
+				  ? 0
+				  : -EINVAL;
 		else if (!strncmp(l, "func ", 5))
 			ret = parse_func(e, l);
 		else if (!strncmp(l, "site ", 5))

@@ -91,7 +91,8 @@ static uint64_t find_r_debug(int mem_fd, const struct proc_object *exe)
 	for (int i = 0; dyn && i < 512; i++) {
 		Elf64_Dyn d;
 
-		if (mem_read(mem_fd, dyn + (uint64_t)i * sizeof(d), &d, sizeof(d)) || d.d_tag == DT_NULL)
+		if (mem_read(mem_fd, dyn + (uint64_t)i * sizeof(d), &d, sizeof(d)) ||
+		    d.d_tag == DT_NULL)
 			break;
 		if (d.d_tag == DT_DEBUG)
 			r_debug = d.d_un.d_ptr;
@@ -203,8 +204,10 @@ static int resolve_ifunc(const struct resolver_lib *l, const char *name, uint64_
 		dl_iterate_phdr(match_own, &own);
 	}
 	if (!own.name)
-		return opus_err(-ENOTSUP, "%s in %s is an IFUNC and opus has no copy of that "
-				"library to pick its implementation", name, l->name);
+		return opus_err(-ENOTSUP,
+				"%s in %s is an IFUNC and opus has no copy of that "
+				"library to pick its implementation",
+				name, l->name);
 	h = dlopen(own.name, RTLD_LAZY | RTLD_NOLOAD);
 	sym = h ? dlsym(h, name) : NULL;
 	if (h)

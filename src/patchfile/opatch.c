@@ -62,8 +62,8 @@ int opatch_add_section(struct opatch *p, const char *name, uint32_t type, uint64
 	return (int)p->nsections++;
 }
 
-int opatch_add_sym(struct opatch *p, const char *name, enum opatch_sym_kind kind,
-		   uint32_t section, uint64_t value, uint64_t size, uint8_t type)
+int opatch_add_sym(struct opatch *p, const char *name, enum opatch_sym_kind kind, uint32_t section,
+		   uint64_t value, uint64_t size, uint8_t type)
 {
 	struct opatch_sym *s;
 

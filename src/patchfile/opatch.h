@@ -82,8 +82,8 @@ void opatch_free(struct opatch *p);
 /* Builders: return the new element's index or a negative errno. */
 int opatch_add_section(struct opatch *p, const char *name, uint32_t type, uint64_t flags,
 		       uint64_t align, const void *data, uint64_t size);
-int opatch_add_sym(struct opatch *p, const char *name, enum opatch_sym_kind kind,
-		   uint32_t section, uint64_t value, uint64_t size, uint8_t type);
+int opatch_add_sym(struct opatch *p, const char *name, enum opatch_sym_kind kind, uint32_t section,
+		   uint64_t value, uint64_t size, uint8_t type);
 int opatch_add_rela(struct opatch *p, uint32_t section, const struct opatch_rela *r);
 int opatch_add_func(struct opatch *p, const char *name, uint64_t old_addr, uint64_t old_size,
 		    uint32_t new_sym, bool cold);

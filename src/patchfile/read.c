@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SHA_KEY		   "sha256="
-#define MAX_PATCH_SIZE	   (256u << 20)
-#define MAX_SECTION_ALIGN  4096
+#define SHA_KEY		  "sha256="
+#define MAX_PATCH_SIZE	  (256u << 20)
+#define MAX_SECTION_ALIGN 4096
 
 struct reader {
 	const char *path;
@@ -207,7 +207,8 @@ static int read_content(struct reader *r, struct opatch *p)
 			return BAD(r, "section %s: unsupported type, size or alignment",
 				   scn_name(r, &shdr));
 		d = shdr.sh_type == SHT_PROGBITS ? elf_getdata(scn, NULL) : NULL;
-		if (shdr.sh_type == SHT_PROGBITS && shdr.sh_size && (!d || d->d_size != shdr.sh_size))
+		if (shdr.sh_type == SHT_PROGBITS && shdr.sh_size &&
+		    (!d || d->d_size != shdr.sh_size))
 			return BAD(r, "section %s: truncated", scn_name(r, &shdr));
 		c = opatch_add_section(p, scn_name(r, &shdr), shdr.sh_type, shdr.sh_flags,
 				       shdr.sh_addralign, d ? d->d_buf : NULL, shdr.sh_size);
@@ -250,7 +251,7 @@ static int read_syms(struct reader *r, struct opatch *p)
 		else if (sym.st_shndx < r->nscn && r->content_of[sym.st_shndx] >= 0) {
 			section = (uint32_t)r->content_of[sym.st_shndx];
 			kind = GELF_ST_TYPE(sym.st_info) == STT_SECTION ? OPATCH_SYM_SECTION
-									 : OPATCH_SYM_DEFINED;
+									: OPATCH_SYM_DEFINED;
 			if (sym.st_value > p->sections[section].size)
 				return BAD(r, "symbol %s: value outside its section", name);
 		} else
@@ -294,11 +295,13 @@ static int read_relas(struct reader *r, struct opatch *p)
 			rel.addend = gr.r_addend;
 			width = opatch_rela_width(rel.type);
 			if (!width)
-				return BAD(r, "%s: unsupported relocation type %u", s->name, rel.type);
+				return BAD(r, "%s: unsupported relocation type %u", s->name,
+					   rel.type);
 			if (GELF_R_SYM(gr.r_info) == 0 || GELF_R_SYM(gr.r_info) > p->nsyms)
 				return BAD(r, "%s: relocation %zu: bad symbol index", s->name, j);
 			rel.sym = (uint32_t)GELF_R_SYM(gr.r_info) - 1;
-			if (s->type == SHT_NOBITS || rel.offset > s->size || s->size - rel.offset < width)
+			if (s->type == SHT_NOBITS || rel.offset > s->size ||
+			    s->size - rel.offset < width)
 				return BAD(r, "%s: relocation %zu outside the section", s->name, j);
 			if (opatch_add_rela(p, (uint32_t)c, &rel) < 0)
 				return -ENOMEM;
@@ -328,7 +331,7 @@ static int parse_func_line(struct reader *r, struct opatch *p, char *line)
 	if (addr + size < addr)
 		return BAD(r, ".opus.funcs: %s: address range overflows", name);
 	return opatch_add_func(p, name, addr, size, sym - 1, !strcmp(kind, "cold")) < 0 ? -ENOMEM
-										     : 0;
+											: 0;
 }
 
 static int read_funcs(struct reader *r, struct opatch *p)

@@ -134,7 +134,8 @@ static int add_content(struct writer *w, const struct opatch *p)
 {
 	for (size_t i = 0; i < p->nsections; i++) {
 		const struct opatch_section *s = &p->sections[i];
-		GElf_Shdr shdr = {.sh_type = s->type, .sh_flags = s->flags, .sh_addralign = s->align};
+		GElf_Shdr shdr = {
+		    .sh_type = s->type, .sh_flags = s->flags, .sh_addralign = s->align};
 		int idx;
 
 		/* SHT_NOBITS data has a size and no buffer. */
@@ -145,8 +146,7 @@ static int add_content(struct writer *w, const struct opatch *p)
 	return 0;
 }
 
-static int add_relas(struct writer *w, const struct opatch *p, const uint32_t *elfidx,
-		     int symtab)
+static int add_relas(struct writer *w, const struct opatch *p, const uint32_t *elfidx, int symtab)
 {
 	for (size_t i = 0; i < p->nsections; i++) {
 		const struct opatch_section *s = &p->sections[i];
@@ -226,8 +226,7 @@ static void format_funcs(const struct opatch *p, const uint32_t *elfidx, struct 
 	}
 }
 
-static int build_elf(struct writer *w, const struct opatch *p, uint32_t *elfidx,
-		     int *meta_idx)
+static int build_elf(struct writer *w, const struct opatch *p, uint32_t *elfidx, int *meta_idx)
 {
 	struct opus_buf str = {0}, meta = {0}, target = {0}, funcs = {0};
 	GElf_Shdr strhdr = {.sh_type = SHT_STRTAB, .sh_addralign = 1};

@@ -13,7 +13,8 @@ struct opus_buf {
 long opus_buf_add(struct opus_buf *b, const void *data, size_t len);
 /* Append a string with its NUL: a string-table entry. */
 long opus_buf_addstr(struct opus_buf *b, const char *s);
-long opus_buf_printf(struct opus_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+long opus_buf_printf(struct opus_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void opus_buf_free(struct opus_buf *b);
 
 #endif

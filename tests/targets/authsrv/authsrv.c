@@ -149,7 +149,8 @@ static void *poller(void *arg)
 
 int main(void)
 {
-	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in addr = {.sin_family = AF_INET,
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t alen = sizeof(addr);
 	int one = 1, lfd = socket(AF_INET, SOCK_STREAM, 0);
 
