@@ -410,7 +410,7 @@ static int stop_and_commit(struct txn *t, const struct live_opts *o, int (*commi
 {
 	uint64_t deadline = now_ns() + (uint64_t)(o->timeout_s * 1e9);
 	struct unwinder *u;
-	int ret = unwind_open(t->pid, &u);
+	int ret = unwind_open(t->pid, t->mem_fd, &u);
 
 	while (!ret) {
 		uint64_t start = now_ns();

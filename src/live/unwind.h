@@ -16,8 +16,9 @@ struct addr_range {
 
 struct unwinder;
 
-/* Reads the process's modules and CFI; call before stopping the threads. */
-int unwind_open(pid_t pid, struct unwinder **out);
+/* Reads the process's modules and CFI; call before stopping the threads.
+ * mem_fd is borrowed and must outlive the unwinder. */
+int unwind_open(pid_t pid, int mem_fd, struct unwinder **out);
 void unwind_close(struct unwinder *u);
 
 /* 0 if no stopped thread has a frame in ranges; -EBUSY with the thread and

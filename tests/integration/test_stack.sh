@@ -43,3 +43,33 @@ test_same_patch_twice_is_refused() {
 	assert_eq 1 "$(opus_patches_mapped "$PID")" "still one patch"
 	assert_running "$PID"
 }
+
+# A thread whose stack passes through an earlier patch's code (new slow_op,
+# sleeping) is still inside serve: a patch replacing serve must wait for it.
+test_frames_above_patch_code_are_checked() {
+	build_authsrv "$WORK" -O2 -g -fomit-frame-pointer -fPIE -pie
+	start "$WORK/src/authsrv"
+	"$OPUS" build --source "$WORK/src" --diff "$D/slow-v2.diff" --binary "$WORK/src/authsrv" \
+		-o "$WORK/slow.opatch"
+	cp -a "$WORK/src" "$WORK/src-slow"
+	patch -s -p1 -d "$WORK/src-slow" <"$D/slow-v2.diff"
+	sed -i "s#$WORK/src\"#$WORK/src-slow\"#" "$WORK/src-slow/compile_commands.json"
+	"$OPUS" build --source "$WORK/src-slow" --diff "$D/fix-auth.diff" \
+		--binary "$WORK/src/authsrv" -o "$WORK/fix.opatch" >"$WORK/build.out"
+	assert_contains "replaced serve" "$(cat "$WORK/build.out")" "the fix replaces serve"
+
+	"$OPUS" apply "$PID" "$WORK/slow.opatch"
+	req "SLEEP 3" >"$WORK/inflight" &
+	local inflight=$!
+	sleep 0.3
+	expect_fail "replacing serve under a sleeping patched slow_op" \
+		"$OPUS" apply --timeout 1 "$PID" "$WORK/fix.opatch"
+	assert_contains "inside serve" "$ERR" "error names serve"
+	assert_eq 1 "$(opus_patches_mapped "$PID")" "only the first patch"
+	"$OPUS" apply --timeout 10 "$PID" "$WORK/fix.opatch"
+	wait "$inflight" || true
+	assert_eq "slept 103" "$(cat "$WORK/inflight")" "in-flight request"
+	assert_eq DENIED "$(req 'AUTH admin ')" "fix applied"
+	assert_eq "slept 100" "$(req 'SLEEP 0')" "first patch still in force"
+	assert_running "$PID"
+}
