@@ -13,6 +13,7 @@ struct asm_ctx {
 	const struct opus_symtab *bin;
 	const struct obj *o, *orig;
 	const char *from; /* the function whose relocations are being bound */
+	const struct assemble_why *why;
 	int32_t *scn_idx; /* object section -> patch section, -1 if not included */
 	int32_t *scn_sym; /* object section -> its patch section symbol */
 	uint8_t *changed; /* per object symbol */
@@ -329,16 +330,18 @@ static int replace_func(struct asm_ctx *c, size_t f)
 	const char *name;
 	size_t cold;
 	int scn, nsym, ret;
-	char cname[512];
+	char cname[512], why[512];
 
 	obj_sym(c->o, f, &sym);
 	name = obj_sym_name(c->o, &sym);
 	if ((ret = bin_lookup(c, &sym, name, &b)))
 		return ret;
+	src_explain(c->why->src, c->why->diff, name, why, sizeof(why));
 	if (!b)
 		return build_note_add(c->notes, BUILD_INFO, name, c->o->file,
-				      "changed, but has no copy of its own in the binary (inlined "
-				      "into its callers, which are replaced instead)");
+				      "%s, but the binary has no copy of its own (inlined into "
+				      "its callers, which are replaced instead)",
+				      why);
 	if (b->size < 5)
 		return opus_err(-ENOTSUP, "%s: %llu bytes in the binary, too small for a jump",
 				name, (unsigned long long)b->size);
@@ -348,7 +351,7 @@ static int replace_func(struct asm_ctx *c, size_t f)
 	nsym = new_func_sym(c->p, name, (uint32_t)scn);
 	if (nsym < 0 || opatch_add_func(c->p, name, b->value, b->size, (uint32_t)nsym, false) < 0)
 		return opus_err(-ENOMEM, "%s: cannot record replacement", name);
-	build_note_add(c->notes, BUILD_REPLACED, name, c->o->file, "code changed");
+	build_note_add(c->notes, BUILD_REPLACED, name, c->o->file, "%s", why);
 	snprintf(cname, sizeof(cname), "%s.cold", name);
 	if (opus_symtab_find_local(c->bin, c->o->file, cname, &bc) != 1 || !bc)
 		return 0;
@@ -394,9 +397,11 @@ static int assemble(struct asm_ctx *c)
 }
 
 int assemble_tu(struct opatch *p, const struct opus_symtab *bin, const struct obj *orig,
-		const struct obj *patched, struct build_notes *notes)
+		const struct obj *patched, const struct assemble_why *why,
+		struct build_notes *notes)
 {
-	struct asm_ctx c = {.p = p, .bin = bin, .o = patched, .orig = orig, .notes = notes};
+	struct asm_ctx c = {
+	    .p = p, .bin = bin, .o = patched, .orig = orig, .why = why, .notes = notes};
 	int ret = -ENOMEM;
 
 	c.scn_idx = malloc(patched->nscn * sizeof(*c.scn_idx));

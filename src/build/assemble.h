@@ -5,12 +5,20 @@
 #ifndef OPUS_BUILD_ASSEMBLE_H
 #define OPUS_BUILD_ASSEMBLE_H
 
+#include "explain.h"
 #include "notes.h"
 #include "obj.h"
 #include "patchfile/opatch.h"
 #include "util/elf.h"
 
+/* What explains a change: the patched source's functions and the diff. */
+struct assemble_why {
+	const struct src_map *src;
+	const struct diff_file *diff;
+};
+
 int assemble_tu(struct opatch *p, const struct opus_symtab *bin, const struct obj *orig,
-		const struct obj *patched, struct build_notes *notes);
+		const struct obj *patched, const struct assemble_why *why,
+		struct build_notes *notes);
 
 #endif

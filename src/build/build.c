@@ -3,6 +3,7 @@
 #include "cdb.h"
 #include "compile.h"
 #include "diff.h"
+#include "explain.h"
 #include "obj.h"
 #include "patchfile/opatch.h"
 #include "util/err.h"
@@ -64,7 +65,7 @@ static int find_tus(struct build *b)
 		return -ENOMEM;
 	for (size_t i = 0; i < b->files.n; i++) {
 		char path[PATH_MAX * 2], real[PATH_MAX];
-		const char *f = b->files.v[i];
+		const char *f = b->files.v[i].path;
 		size_t n = strlen(f);
 
 		if (n < 2 || strcmp(f + n - 2, ".c"))
@@ -150,6 +151,7 @@ static int assemble_all(struct build *b, struct build_notes *notes)
 
 	for (size_t i = 0; !ret && i < b->files.n; i++) {
 		struct obj orig, patched;
+		struct src_map src;
 
 		snprintf(a, sizeof(a), "%s/orig-%zu.o", b->scratch, i);
 		snprintf(n, sizeof(n), "%s/new-%zu.o", b->scratch, i);
@@ -159,7 +161,10 @@ static int assemble_all(struct build *b, struct build_notes *notes)
 			obj_close(&orig);
 			break;
 		}
-		ret = assemble_tu(&b->patch, &b->bin_syms, &orig, &patched, notes);
+		src_map_load(n, &src); /* explanations only: no DWARF, no reasons */
+		ret = assemble_tu(&b->patch, &b->bin_syms, &orig, &patched,
+				  &(struct assemble_why){&src, &b->files.v[i]}, notes);
+		src_map_free(&src);
 		obj_close(&orig);
 		obj_close(&patched);
 	}
@@ -207,7 +212,7 @@ static int run_build(struct build *b, struct build_notes *notes)
 		return opus_err(-errno, "%s: %s", b->opts->source, strerror(errno));
 	if ((ret = opus_read_file(b->opts->diff, &b->diff_text, &b->diff_len)))
 		return ret;
-	if ((ret = diff_touched_files(b->opts->diff, b->diff_text, &b->files)))
+	if ((ret = diff_parse(b->opts->diff, b->diff_text, &b->files)))
 		return ret;
 	if ((ret = load_cdb(b)) || (ret = find_tus(b)) || (ret = load_binary(b)))
 		return ret;

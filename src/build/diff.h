@@ -1,15 +1,25 @@
-/* The files a unified diff touches, with -p1 path semantics. */
+/* What a unified diff touches: files (with -p1 path semantics) and, in each,
+ * the lines of the new version that were added or next to a deletion. */
 #ifndef OPUS_BUILD_DIFF_H
 #define OPUS_BUILD_DIFF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
+struct diff_file {
+	char *path;
+	int *lines; /* ascending line numbers in the patched file */
+	size_t nlines, cap;
+};
+
 struct diff_files {
-	char **v;
+	struct diff_file *v;
 	size_t n, cap;
 };
 
-int diff_touched_files(const char *path, const char *text, struct diff_files *out);
+int diff_parse(const char *path, const char *text, struct diff_files *out);
 void diff_files_free(struct diff_files *f);
+/* Is any changed line of f within [first, last]? Sets *line to the first. */
+bool diff_file_touches(const struct diff_file *f, int first, int last, int *line);
 
 #endif

@@ -30,6 +30,8 @@ test_pie_O2_multithreaded_inlined_static() {
 	auth_fix_cycle "$WORK" "$WORK/src/authsrv"
 	# check_password is static and inlined at -O2: its caller is replaced.
 	assert_contains "replaced serve" "$(cat "$WORK/build.out")" "build report"
+	assert_contains "inlines check_password, whose source changed" "$(cat "$WORK/build.out")" \
+		"build report says why serve changed"
 	case "$(cat "$WORK/build.out")" in *"replaced check_password"*)
 		fail "an inlined static cannot be replaced on its own" ;;
 	esac
@@ -39,6 +41,7 @@ test_nonpie_O0_single_thread() {
 	build_authsrv "$WORK" -O0 -g -fno-pie -no-pie -DSINGLE_THREAD
 	auth_fix_cycle "$WORK" "$WORK/src/authsrv"
 	assert_contains "replaced check_password" "$(cat "$WORK/build.out")" "build report"
+	assert_contains "its source changed" "$(cat "$WORK/build.out")" "build report says why"
 }
 
 test_nonpie_O2_multithreaded() {

@@ -1,0 +1,29 @@
+/* Why a function's code changed, from the patched object's DWARF and the
+ * diff: its own source lines changed, or it inlines a function whose did. */
+#ifndef OPUS_BUILD_EXPLAIN_H
+#define OPUS_BUILD_EXPLAIN_H
+
+#include <stddef.h>
+
+#include "diff.h"
+
+struct src_func {
+	char *name;
+	int first, last; /* source lines it spans in the translation unit's file */
+	char **inlined;	 /* functions inlined into it */
+	size_t ninlined, inlined_cap;
+};
+
+struct src_map {
+	struct src_func *v;
+	size_t n, cap;
+};
+
+/* Functions defined in the primary source file of the object at path. */
+int src_map_load(const char *path, struct src_map *out);
+void src_map_free(struct src_map *m);
+/* A reason for the change of function name (a symbol, maybe foo.isra.0). */
+void src_explain(const struct src_map *m, const struct diff_file *df, const char *name, char *buf,
+		 size_t len);
+
+#endif
