@@ -11,21 +11,31 @@ fail() {
 	exit 1
 }
 
-# build_authsrv DIR CFLAGS...: a source tree at DIR/src with authsrv.c and
-# compile_commands.json, compiled and linked to DIR/src/authsrv.
-build_authsrv() {
-	local dir=$1
-	shift
+# build_target NAME DIR CFLAGS...: copy tests/targets/NAME to DIR/src, write
+# its compile_commands.json, compile each .c and link DIR/src/NAME.
+build_target() {
+	local name=$1 dir=$2
+	shift 2
 	mkdir -p "$dir/src"
-	cp "$TARGETS/authsrv/authsrv.c" "$dir/src/"
-	local args="" a
-	for a in gcc "$@" -pthread -c authsrv.c -o authsrv.o; do
-		args="$args${args:+, }\"$a\""
+	cp "$TARGETS/$name"/*.[ch] "$dir/src/"
+	local entries="" c args a objs=()
+	for c in "$dir/src"/*.c; do
+		c=$(basename "$c")
+		args=""
+		for a in gcc "$@" -pthread -c "$c" -o "${c%.c}.o"; do
+			args="$args${args:+, }\"$a\""
+		done
+		entries="$entries${entries:+,
+}{\"directory\": \"$dir/src\", \"file\": \"$c\", \"arguments\": [$args]}"
+		(cd "$dir/src" && gcc "$@" -pthread -c "$c" -o "${c%.c}.o")
+		objs+=("${c%.c}.o")
 	done
-	printf '[{"directory": "%s", "file": "authsrv.c", "arguments": [%s]}]\n' \
-		"$dir/src" "$args" >"$dir/src/compile_commands.json"
-	(cd "$dir/src" && gcc "$@" -pthread -c authsrv.c -o authsrv.o &&
-		gcc "$@" -pthread authsrv.o -o authsrv)
+	printf '[%s]\n' "$entries" >"$dir/src/compile_commands.json"
+	(cd "$dir/src" && gcc "$@" -pthread "${objs[@]}" -o "$name")
+}
+
+build_authsrv() {
+	build_target authsrv "$@"
 }
 
 # start BIN: runs it in the background; sets PID and PORT.

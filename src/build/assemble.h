@@ -14,7 +14,7 @@
 /* What explains a change: the patched source's functions and the diff. */
 struct assemble_why {
 	const struct src_map *src;
-	const struct diff_file *diff;
+	const struct diff_files *diff;
 };
 
 int assemble_tu(struct opatch *p, const struct opus_symtab *bin, const struct obj *orig,

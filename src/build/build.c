@@ -28,7 +28,8 @@ struct build {
 	size_t diff_len;
 	struct diff_files files;
 	struct cdb cdb;
-	const struct cdb_entry **tus;
+	const struct cdb_entry **units; /* the translation units to recompile */
+	size_t nunits, units_cap;
 	struct opus_elf bin;
 	struct opus_symtab bin_syms;
 	struct opatch patch;
@@ -58,29 +59,97 @@ static int load_cdb(struct build *b)
 	return cdb_load(path, &b->cdb);
 }
 
-static int find_tus(struct build *b)
+static int add_unit(struct build *b, const struct cdb_entry *e)
 {
-	b->tus = calloc(b->files.n, sizeof(*b->tus));
-	if (!b->tus)
+	for (size_t i = 0; i < b->nunits; i++)
+		if (b->units[i] == e)
+			return 0;
+	if (OPUS_PUSH(b->units, b->nunits, b->units_cap))
 		return -ENOMEM;
+	b->units[b->nunits++] = e;
+	return 0;
+}
+
+/* Does the dependency list (make syntax) name the file at canonical path? */
+static bool deps_mention(const char *deps, const char *dir, const char *header)
+{
+	const char *p = strchr(deps, ':');
+
+	while (p && *p) {
+		char word[PATH_MAX], full[PATH_MAX * 2], real[PATH_MAX];
+		size_t len;
+
+		p += strspn(p, ": \\\n\t");
+		len = strcspn(p, " \\\n\t");
+		if (!len || len >= sizeof(word))
+			break;
+		snprintf(word, sizeof(word), "%.*s", (int)len, p);
+		snprintf(full, sizeof(full), "%s%s%s", word[0] == '/' ? "" : dir,
+			 word[0] == '/' ? "" : "/", word);
+		if (realpath(full, real) && !strcmp(real, header))
+			return true;
+		p += len;
+	}
+	return false;
+}
+
+/* A changed header: every unit of the compile database that includes it. */
+static int units_including(struct build *b, const char *header)
+{
+	char deps[256];
+	size_t before = b->nunits;
+
+	snprintf(deps, sizeof(deps), "%s/deps.d", b->scratch);
+	for (size_t i = 0; i < b->cdb.n; i++) {
+		char *text;
+		size_t len;
+		bool hit;
+		int ret = compile_deps(&b->cdb.v[i], deps);
+
+		if (ret)
+			return ret;
+		if ((ret = opus_read_file(deps, &text, &len)))
+			return ret;
+		hit = deps_mention(text, b->cdb.v[i].directory, header);
+		free(text);
+		if (hit && (ret = add_unit(b, &b->cdb.v[i])))
+			return ret;
+	}
+	if (b->nunits == before)
+		return opus_err(-ENOENT, "%s: no translation unit includes %s", b->opts->diff,
+				header);
+	return 0;
+}
+
+static int find_units(struct build *b)
+{
 	for (size_t i = 0; i < b->files.n; i++) {
 		char path[PATH_MAX * 2], real[PATH_MAX];
 		const char *f = b->files.v[i].path;
+		const struct cdb_entry *e;
 		size_t n = strlen(f);
+		int ret;
 
-		if (n < 2 || strcmp(f + n - 2, ".c"))
-			return opus_err(-ENOTSUP,
-					"%s: the diff changes %s; only .c files are supported "
-					"yet",
-					b->opts->diff, f);
 		snprintf(path, sizeof(path), "%s/%s", b->root, f);
 		if (!realpath(path, real))
 			return opus_err(-ENOENT, "%s: %s is not in the source tree %s",
 					b->opts->diff, f, b->root);
-		b->tus[i] = cdb_find(&b->cdb, real);
-		if (!b->tus[i])
-			return opus_err(-ENOENT, "%s: no compile command for %s", b->opts->diff,
-					real);
+		if (n > 2 && !strcmp(f + n - 2, ".h")) {
+			ret = units_including(b, real);
+		} else if (n > 2 && !strcmp(f + n - 2, ".c")) {
+			e = cdb_find(&b->cdb, real);
+			if (!e)
+				return opus_err(-ENOENT, "%s: no compile command for %s",
+						b->opts->diff, real);
+			ret = add_unit(b, e);
+		} else {
+			return opus_err(-ENOTSUP,
+					"%s: the diff changes %s; only .c and .h files "
+					"are supported",
+					b->opts->diff, f);
+		}
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -135,9 +204,9 @@ static int compile_all(struct build *b, const char *tag)
 	char out[256];
 	int ret;
 
-	for (size_t i = 0; i < b->files.n; i++) {
+	for (size_t i = 0; i < b->nunits; i++) {
 		snprintf(out, sizeof(out), "%s/%s-%zu.o", b->scratch, tag, i);
-		ret = compile_tu(b->tus[i], b->root, b->tree, out);
+		ret = compile_tu(b->units[i], b->root, b->tree, out);
 		if (ret)
 			return ret;
 	}
@@ -149,7 +218,7 @@ static int assemble_all(struct build *b, struct build_notes *notes)
 	char a[256], n[256];
 	int ret = 0;
 
-	for (size_t i = 0; !ret && i < b->files.n; i++) {
+	for (size_t i = 0; !ret && i < b->nunits; i++) {
 		struct obj orig, patched;
 		struct src_map src;
 
@@ -163,7 +232,7 @@ static int assemble_all(struct build *b, struct build_notes *notes)
 		}
 		src_map_load(n, &src); /* explanations only: no DWARF, no reasons */
 		ret = assemble_tu(&b->patch, &b->bin_syms, &orig, &patched,
-				  &(struct assemble_why){&src, &b->files.v[i]}, notes);
+				  &(struct assemble_why){&src, &b->files}, notes);
 		src_map_free(&src);
 		obj_close(&orig);
 		obj_close(&patched);
@@ -214,9 +283,10 @@ static int run_build(struct build *b, struct build_notes *notes)
 		return ret;
 	if ((ret = diff_parse(b->opts->diff, b->diff_text, &b->files)))
 		return ret;
-	if ((ret = load_cdb(b)) || (ret = find_tus(b)) || (ret = load_binary(b)))
+	if ((ret = load_cdb(b)) || (ret = load_binary(b)) || (ret = make_scratch(b)) ||
+	    (ret = find_units(b)))
 		return ret;
-	if ((ret = make_scratch(b)) || (ret = compile_all(b, "orig")) || (ret = apply_diff(b)) ||
+	if ((ret = compile_all(b, "orig")) || (ret = apply_diff(b)) ||
 	    (ret = compile_all(b, "new")))
 		return ret;
 	if ((ret = assemble_all(b, notes)) || (ret = fill_meta(b)))
@@ -241,7 +311,7 @@ int opus_build(const struct build_opts *opts, struct build_notes *notes)
 	opus_symtab_free(&b.bin_syms);
 	opus_elf_close(&b.bin);
 	cdb_free(&b.cdb);
-	free(b.tus);
+	free(b.units);
 	diff_files_free(&b.files);
 	free(b.diff_text);
 	return ret;

@@ -11,8 +11,8 @@
 /* Replace orig_root with scratch_root where it starts a path in arg. */
 static char *rebase(const char *arg, const char *orig_root, const char *scratch_root)
 {
-	size_t ol = strlen(orig_root);
-	const char *hit = strstr(arg, orig_root);
+	size_t ol = orig_root ? strlen(orig_root) : 0;
+	const char *hit = orig_root ? strstr(arg, orig_root) : NULL;
 	char *out;
 
 	if (!hit || (hit[ol] != '/' && hit[ol] != '\0'))
@@ -61,12 +61,12 @@ static int add(char ***argv, size_t *n, size_t *cap, char *s)
 	return 0;
 }
 
-int compile_tu(const struct cdb_entry *e, const char *orig_root, const char *scratch_root,
-	       const char *out_obj)
+/* The entry's own flags, paths moved into the scratch tree, without its
+ * output, dependency-file and source arguments. */
+static int base_args(const struct cdb_entry *e, const char *orig_root, const char *scratch_root,
+		     char ***argv, size_t *n, size_t *cap)
 {
-	char **argv = NULL, *cwd = rebase(e->directory, orig_root, scratch_root), map[8192];
-	size_t n = 0, cap = 0;
-	int ret = cwd ? 0 : -ENOMEM;
+	int ret = 0;
 
 	for (size_t i = 0; !ret && i < e->argc; i++) {
 		if (i > 0 && drops_next(e->argv[i])) {
@@ -75,8 +75,42 @@ int compile_tu(const struct cdb_entry *e, const char *orig_root, const char *scr
 		}
 		if (i > 0 && dropped(e->argv[i], e))
 			continue;
-		ret = add(&argv, &n, &cap, rebase(e->argv[i], orig_root, scratch_root));
+		ret = add(argv, n, cap, rebase(e->argv[i], orig_root, scratch_root));
 	}
+	return ret;
+}
+
+static void free_args(char **argv, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(argv[i]);
+	free(argv);
+}
+
+int compile_deps(const struct cdb_entry *e, const char *out_deps)
+{
+	char **argv = NULL;
+	size_t n = 0, cap = 0;
+	int ret = base_args(e, NULL, NULL, &argv, &n, &cap);
+	const char *extra[] = {"-M", "-MG", "-MF", out_deps, e->file};
+
+	for (size_t i = 0; !ret && i < sizeof(extra) / sizeof(extra[0]); i++)
+		ret = add(&argv, &n, &cap, strdup(extra[i]));
+	if (!ret)
+		ret = opus_run(argv, e->directory);
+	if (ret)
+		opus_err_wrap(ret, "listing the headers of %s", e->file);
+	free_args(argv, n);
+	return ret;
+}
+
+int compile_tu(const struct cdb_entry *e, const char *orig_root, const char *scratch_root,
+	       const char *out_obj)
+{
+	char **argv = NULL, *cwd = rebase(e->directory, orig_root, scratch_root), map[8192];
+	size_t n = 0, cap = 0;
+	int ret = cwd ? base_args(e, orig_root, scratch_root, &argv, &n, &cap) : -ENOMEM;
+
 	snprintf(map, sizeof(map), "-ffile-prefix-map=%s=%s", scratch_root, orig_root);
 	if (!ret)
 		ret = add(&argv, &n, &cap, strdup("-ffunction-sections"));
@@ -100,9 +134,7 @@ int compile_tu(const struct cdb_entry *e, const char *orig_root, const char *scr
 		if (ret)
 			opus_err_wrap(ret, "compiling %s", e->file);
 	}
-	for (size_t i = 0; i < n; i++)
-		free(argv[i]);
-	free(argv);
+	free_args(argv, n);
 	free(cwd);
 	return ret;
 }

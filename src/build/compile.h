@@ -10,4 +10,7 @@
 int compile_tu(const struct cdb_entry *e, const char *orig_root, const char *scratch_root,
 	       const char *out_obj);
 
+/* Write the make-style list of files the unit includes to out_deps. */
+int compile_deps(const struct cdb_entry *e, const char *out_deps);
+
 #endif

@@ -54,7 +54,6 @@ static void collect_inlined(struct src_func *f, Dwarf_Die *die)
 
 struct cu_walk {
 	struct src_map *m;
-	const char *file;
 	int ret;
 };
 
@@ -72,8 +71,7 @@ static int on_func(Dwarf_Die *die, void *arg)
 	struct src_func *f;
 	int line;
 
-	if (!name || !decl || strcmp(base_name(decl), base_name(w->file)) ||
-	    dwarf_decl_line(die, &line))
+	if (!name || !decl || dwarf_decl_line(die, &line))
 		return DWARF_CB_OK;
 	f = find(w->m, name);
 	if (!f) {
@@ -84,27 +82,29 @@ static int on_func(Dwarf_Die *die, void *arg)
 		f = &w->m->v[w->m->n++];
 		memset(f, 0, sizeof(*f));
 		f->name = strdup(name);
+		f->file = strdup(decl);
 		f->first = line;
 	}
 	collect_inlined(f, die);
 	return DWARF_CB_OK;
 }
 
-static int by_first(const void *a, const void *b)
+static int by_place(const void *a, const void *b)
 {
 	const struct src_func *x = a, *y = b;
+	int c = strcmp(x->file ? x->file : "", y->file ? y->file : "");
 
-	return (x->first > y->first) - (x->first < y->first);
+	return c ? c : (x->first > y->first) - (x->first < y->first);
 }
 
 static char *debuginfo_path;
 
 /* Through libdwfl: it applies the relocations an object's DWARF needs. */
 static const Dwfl_Callbacks offline = {
-	.find_elf = dwfl_build_id_find_elf,
-	.find_debuginfo = dwfl_standard_find_debuginfo,
-	.section_address = dwfl_offline_section_address,
-	.debuginfo_path = &debuginfo_path,
+    .find_elf = dwfl_build_id_find_elf,
+    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .section_address = dwfl_offline_section_address,
+    .debuginfo_path = &debuginfo_path,
 };
 
 int src_map_load(const char *path, struct src_map *out)
@@ -122,7 +122,7 @@ int src_map_load(const char *path, struct src_map *out)
 		Dwarf_Die cu;
 		struct cu_walk w = {.m = out};
 
-		if (dwarf_offdie(dw, off + hsize, &cu) && (w.file = dwarf_diename(&cu))) {
+		if (dwarf_offdie(dw, off + hsize, &cu)) {
 			dwarf_getfuncs(&cu, on_func, &w, 0);
 			ret = w.ret;
 		}
@@ -131,9 +131,13 @@ int src_map_load(const char *path, struct src_map *out)
 	if (dwfl)
 		dwfl_end(dwfl);
 	if (out->n > 1)
-		qsort(out->v, out->n, sizeof(*out->v), by_first);
+		qsort(out->v, out->n, sizeof(*out->v), by_place);
+	/* A function runs until the next one in the same file begins. */
 	for (size_t i = 0; i < out->n; i++)
-		out->v[i].last = i + 1 < out->n ? out->v[i + 1].first - 1 : INT_MAX;
+		out->v[i].last = i + 1 < out->n && out->v[i + 1].file && out->v[i].file &&
+					 !strcmp(out->v[i + 1].file, out->v[i].file)
+				     ? out->v[i + 1].first - 1
+				     : INT_MAX;
 	return ret;
 }
 
@@ -144,36 +148,63 @@ void src_map_free(struct src_map *m)
 			free(m->v[i].inlined[j]);
 		free(m->v[i].inlined);
 		free(m->v[i].name);
+		free(m->v[i].file);
 	}
 	free(m->v);
 	memset(m, 0, sizeof(*m));
 }
 
-void src_explain(const struct src_map *m, const struct diff_file *df, const char *name, char *buf,
-		 size_t len)
+/* The diff's changes to the file f was defined in (the diff names it
+ * relative to the tree; the compiler saw a longer path). */
+static const struct diff_file *diff_for(const struct diff_files *diff, const struct src_func *f)
+{
+	size_t fl = f->file ? strlen(f->file) : 0;
+
+	for (size_t i = 0; diff && i < diff->n; i++) {
+		size_t pl = strlen(diff->v[i].path);
+
+		if (fl > pl && f->file[fl - pl - 1] == '/' &&
+		    !strcmp(f->file + fl - pl, diff->v[i].path))
+			return &diff->v[i];
+	}
+	return NULL;
+}
+
+static const struct src_func *find_const(const struct src_map *m, const char *name)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (!strcmp(m->v[i].name, name))
+			return &m->v[i];
+	return NULL;
+}
+
+static bool changed(const struct diff_files *diff, const struct src_func *f, int *line)
+{
+	const struct diff_file *df = f ? diff_for(diff, f) : NULL;
+
+	return df && diff_file_touches(df, f->first, f->last, line);
+}
+
+void src_explain(const struct src_map *m, const struct diff_files *diff, const char *name,
+		 char *buf, size_t len)
 {
 	char base[256];
-	const struct src_func *f = NULL;
+	const struct src_func *f;
 	int line;
 
 	/* foo.isra.0, foo.constprop.0, foo.part.0 and foo.cold come from foo. */
 	snprintf(base, sizeof(base), "%.*s", (int)strcspn(name, "."), name);
-	for (size_t i = 0; i < m->n && !f; i++)
-		if (!strcmp(m->v[i].name, base))
-			f = &m->v[i];
-	if (f && df && diff_file_touches(df, f->first, f->last, &line)) {
-		snprintf(buf, len, "its source changed (line %d)", line);
+	f = find_const(m, base);
+	if (changed(diff, f, &line)) {
+		snprintf(buf, len, "its source changed (%s:%d)", base_name(f->file), line);
 		return;
 	}
-	for (size_t i = 0; f && df && i < f->ninlined; i++) {
-		const struct src_func *g = NULL;
+	for (size_t i = 0; f && i < f->ninlined; i++) {
+		const struct src_func *g = find_const(m, f->inlined[i]);
 
-		for (size_t j = 0; j < m->n && !g; j++)
-			if (!strcmp(m->v[j].name, f->inlined[i]))
-				g = &m->v[j];
-		if (g && diff_file_touches(df, g->first, g->last, &line)) {
-			snprintf(buf, len, "it inlines %s, whose source changed (line %d)", g->name,
-				 line);
+		if (changed(diff, g, &line)) {
+			snprintf(buf, len, "it inlines %s, whose source changed (%s:%d)", g->name,
+				 base_name(g->file), line);
 			return;
 		}
 	}

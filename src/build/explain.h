@@ -9,7 +9,8 @@
 
 struct src_func {
 	char *name;
-	int first, last; /* source lines it spans in the translation unit's file */
+	char *file;	 /* where it is defined, as the compiler saw it */
+	int first, last; /* source lines it spans there */
 	char **inlined;	 /* functions inlined into it */
 	size_t ninlined, inlined_cap;
 };
@@ -19,11 +20,11 @@ struct src_map {
 	size_t n, cap;
 };
 
-/* Functions defined in the primary source file of the object at path. */
+/* Functions defined in the object at path, in its .c file and headers. */
 int src_map_load(const char *path, struct src_map *out);
 void src_map_free(struct src_map *m);
 /* A reason for the change of function name (a symbol, maybe foo.isra.0). */
-void src_explain(const struct src_map *m, const struct diff_file *df, const char *name, char *buf,
-		 size_t len);
+void src_explain(const struct src_map *m, const struct diff_files *diff, const char *name,
+		 char *buf, size_t len);
 
 #endif
