@@ -285,14 +285,47 @@ static size_t cold_part_of(const struct obj *o, const char *parent)
 	return obj_find_sym(o, name, STT_FUNC);
 }
 
+static bool map_line(void *ctx, int old, int *new_line)
+{
+	return diff_file_map_line(ctx, old, new_line);
+}
+
+/* A change only in __LINE__ immediates is no change, if nothing in the
+ * function's own source (or what it inlines) changed and no header did. */
+static bool only_lines_moved(struct asm_ctx *c, size_t f, const char *name)
+{
+	const struct diff_file *df;
+
+	for (size_t i = 0; i < c->why->diff->n; i++) {
+		const char *p = c->why->diff->v[i].path;
+		size_t n = strlen(p);
+
+		if (n < 2 || strcmp(p + n - 2, ".c"))
+			return false;
+	}
+	if (src_touched(c->why->src, c->why->diff, name))
+		return false;
+	df = src_diff_of(c->why->src, c->why->diff, name);
+	return df && objdiff_only_lines(c->orig, c->o, f, map_line, (void *)df);
+}
+
 static void mark_changed(struct asm_ctx *c, const struct obj *orig)
 {
 	GElf_Sym sym;
 
-	for (size_t i = 1; i < c->o->nsyms; i++)
-		if (obj_sym(c->o, i, &sym) && GELF_ST_TYPE(sym.st_info) == STT_FUNC &&
-		    sym.st_shndx != SHN_UNDEF && objdiff_func(orig, c->o, i) == OBJDIFF_CHANGED)
+	for (size_t i = 1; i < c->o->nsyms; i++) {
+		const char *name;
+
+		if (!obj_sym(c->o, i, &sym) || GELF_ST_TYPE(sym.st_info) != STT_FUNC ||
+		    sym.st_shndx == SHN_UNDEF || objdiff_func(orig, c->o, i) != OBJDIFF_CHANGED)
+			continue;
+		name = obj_sym_name(c->o, &sym);
+		if (only_lines_moved(c, i, name))
+			build_note_add(c->notes, BUILD_INFO, name, c->o->file,
+				       "only line numbers in its code moved (__LINE__); left out");
+		else
 			c->changed[i] = 1;
+	}
 	/* A function and its cold part change together. */
 	for (size_t i = 1; i < c->o->nsyms; i++) {
 		const char *name;

@@ -78,6 +78,11 @@ static const char *parse_hunk(const char *l, struct diff_file *df, int *ret)
 		*ret = -EINVAL;
 		return next_line(l);
 	}
+	if (OPUS_PUSH(df->hunks, df->nhunks, df->hunks_cap)) {
+		*ret = -ENOMEM;
+		return next_line(l);
+	}
+	df->hunks[df->nhunks++] = (struct diff_hunk){old_start, old_len, new_start, new_len};
 	line = new_start;
 	for (l = next_line(l); *l && (old_len > 0 || new_len > 0); l = next_line(l)) {
 		if (*l == ' ' || *l == '\n') {
@@ -128,6 +133,7 @@ void diff_files_free(struct diff_files *f)
 	for (size_t i = 0; i < f->n; i++) {
 		free(f->v[i].path);
 		free(f->v[i].lines);
+		free(f->v[i].hunks);
 	}
 	free(f->v);
 	memset(f, 0, sizeof(*f));
@@ -141,4 +147,21 @@ bool diff_file_touches(const struct diff_file *f, int first, int last, int *line
 			return true;
 		}
 	return false;
+}
+
+bool diff_file_map_line(const struct diff_file *f, int old, int *new_line)
+{
+	int delta = 0;
+
+	for (size_t i = 0; i < f->nhunks; i++) {
+		const struct diff_hunk *h = &f->hunks[i];
+
+		if (old < h->old_start)
+			break;
+		if (old < h->old_start + h->old_len)
+			return false;
+		delta = h->new_start + h->new_len - (h->old_start + h->old_len);
+	}
+	*new_line = old + delta;
+	return true;
 }

@@ -6,10 +6,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct diff_hunk {
+	int old_start, old_len, new_start, new_len;
+};
+
 struct diff_file {
 	char *path;
 	int *lines; /* ascending line numbers in the patched file */
 	size_t nlines, cap;
+	struct diff_hunk *hunks;
+	size_t nhunks, hunks_cap;
 };
 
 struct diff_files {
@@ -21,5 +27,9 @@ int diff_parse(const char *path, const char *text, struct diff_files *out);
 void diff_files_free(struct diff_files *f);
 /* Is any changed line of f within [first, last]? Sets *line to the first. */
 bool diff_file_touches(const struct diff_file *f, int first, int last, int *line);
+
+/* Where line old of the original file is in the patched one; false for a
+ * line inside a hunk (changed, or too near a change to say). */
+bool diff_file_map_line(const struct diff_file *f, int old, int *new_line);
 
 #endif

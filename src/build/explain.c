@@ -210,3 +210,30 @@ void src_explain(const struct src_map *m, const struct diff_files *diff, const c
 	}
 	snprintf(buf, len, "its code changed (a constant, macro, type or inlined code it uses)");
 }
+
+bool src_touched(const struct src_map *m, const struct diff_files *diff, const char *name)
+{
+	char base[256];
+	const struct src_func *f;
+	int line;
+
+	snprintf(base, sizeof(base), "%.*s", (int)strcspn(name, "."), name);
+	f = find_const(m, base);
+	if (!f || changed(diff, f, &line))
+		return true; /* unknown counts as touched */
+	for (size_t i = 0; i < f->ninlined; i++)
+		if (changed(diff, find_const(m, f->inlined[i]), &line))
+			return true;
+	return false;
+}
+
+const struct diff_file *src_diff_of(const struct src_map *m, const struct diff_files *diff,
+				    const char *name)
+{
+	char base[256];
+	const struct src_func *f;
+
+	snprintf(base, sizeof(base), "%.*s", (int)strcspn(name, "."), name);
+	f = find_const(m, base);
+	return f ? diff_for(diff, f) : NULL;
+}

@@ -3,6 +3,7 @@
 #ifndef OPUS_BUILD_EXPLAIN_H
 #define OPUS_BUILD_EXPLAIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "diff.h"
@@ -26,5 +27,11 @@ void src_map_free(struct src_map *m);
 /* A reason for the change of function name (a symbol, maybe foo.isra.0). */
 void src_explain(const struct src_map *m, const struct diff_files *diff, const char *name,
 		 char *buf, size_t len);
+
+/* Did the source of function name, or of a function inlined into it, change? */
+bool src_touched(const struct src_map *m, const struct diff_files *diff, const char *name);
+/* The diff of the file that defines function name, or NULL. */
+const struct diff_file *src_diff_of(const struct src_map *m, const struct diff_files *diff,
+				    const char *name);
 
 #endif

@@ -178,3 +178,45 @@ enum objdiff_state objdiff_func(const struct obj *a, const struct obj *b, size_t
 		return OBJDIFF_CHANGED;
 	return relas_equal(&va, &vb) ? OBJDIFF_SAME : OBJDIFF_CHANGED;
 }
+
+static int32_t read_imm32(const uint8_t *p)
+{
+	int32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+bool objdiff_only_lines(const struct obj *a, const struct obj *b, size_t fb, objdiff_line_map map,
+			void *ctx)
+{
+	struct func_view va, vb;
+	const uint8_t *ba, *bb;
+	bool any = false;
+	GElf_Sym sym;
+	size_t fa;
+
+	if (!obj_sym(b, fb, &sym) || !view_of(b, fb, &vb))
+		return false;
+	fa = obj_find_sym(a, obj_sym_name(b, &sym), STT_FUNC);
+	if (!fa || !view_of(a, fa, &va) || va.size != vb.size || !relas_equal(&va, &vb))
+		return false;
+	ba = view_bytes(&va);
+	bb = view_bytes(&vb);
+	if (!ba || !bb)
+		return false;
+	for (size_t i = 0; i < va.size;) {
+		int new_line;
+
+		if (ba[i] == bb[i]) {
+			i++;
+			continue;
+		}
+		if (i + 4 > va.size || read_imm32(ba + i) <= 0 ||
+		    !map(ctx, read_imm32(ba + i), &new_line) || new_line != read_imm32(bb + i))
+			return false;
+		any = true;
+		i += 4;
+	}
+	return any;
+}

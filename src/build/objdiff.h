@@ -15,4 +15,13 @@ enum objdiff_state {
 /* State of the function symbol fb of patched object b against object a. */
 enum objdiff_state objdiff_func(const struct obj *a, const struct obj *b, size_t fb);
 
+/* Maps an old line number to its new one; false if the line changed. */
+typedef bool (*objdiff_line_map)(void *ctx, int old, int *new_line);
+
+/* True if fb differs from its original only in 32-bit immediates that are
+ * line numbers moved by the diff (__LINE__ in assert or logging macros):
+ * same size, same relocations, every other byte equal. */
+bool objdiff_only_lines(const struct obj *a, const struct obj *b, size_t fb, objdiff_line_map map,
+			void *ctx);
+
 #endif

@@ -43,3 +43,22 @@ test_build_comment_only_change_is_no_patch() {
 		--diff "$WORK/comment.diff" --binary "$WORK/src/authsrv" -o "$WORK/x.opatch"
 	assert_contains "changes no function" "$ERR" "error"
 }
+
+# Lines added above a function that uses __LINE__ change its code only in
+# that immediate: it is not replaced, and keeps reporting its old line.
+test_line_number_only_change_is_left_out() {
+	local before out
+	build_authsrv "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/authsrv"
+	before=$(req BOGUS)
+	assert_contains "ERR unknown command (authsrv.c:" "$before" "error before"
+	"$OPUS" build --source "$WORK/src" --diff "$D/slow-lines.diff" \
+		--binary "$WORK/src/authsrv" -o "$WORK/lines.opatch" >"$WORK/build.out"
+	out=$(cat "$WORK/build.out")
+	assert_contains "replaced slow_op" "$out" "the real change"
+	assert_contains "__LINE__" "$out" "the line-only change is reported"
+	case "$out" in *"replaced serve"*) fail "serve replaced for a moved __LINE__: $out" ;; esac
+	"$OPUS" apply "$PID" "$WORK/lines.opatch"
+	assert_eq "slept 200" "$(req 'SLEEP 0')" "fix in force"
+	assert_eq "$before" "$(req BOGUS)" "serve untouched"
+}

@@ -77,7 +77,8 @@ static void handle(const char *line, char *out, size_t len)
 		snprintf(out, len, "wakes=%lu pokes=%lu", wakes, pokes);
 		pthread_mutex_unlock(&lock);
 	} else {
-		snprintf(out, len, "ERR unknown command");
+		/* Where the error came from, as logging macros do. */
+		snprintf(out, len, "ERR unknown command (authsrv.c:%d)", __LINE__);
 	}
 }
 
