@@ -11,6 +11,7 @@
 struct asm_ctx {
 	struct opatch *p;
 	const struct opus_symtab *bin;
+	const struct opus_symtab *exports; /* a library's: interposable by name */
 	const struct obj *o, *orig;
 	const char *from; /* the function whose relocations are being bound */
 	const struct assemble_why *why;
@@ -146,6 +147,15 @@ static int include_section(struct asm_ctx *c, size_t scn)
 	return idx;
 }
 
+/* A library's exported symbol is looked up in the process's global scope,
+ * as its own code does through the GOT and PLT: the executable may hold a
+ * copy-relocated variable or an interposed function of that name. */
+static bool interposable(const struct asm_ctx *c, const GElf_Sym *sym, const char *name)
+{
+	return c->exports && GELF_ST_BIND(sym->st_info) != STB_LOCAL &&
+	       opus_symtab_find_global(c->exports, name);
+}
+
 static int find_or_add_sym(struct opatch *p, const char *name, enum opatch_sym_kind kind,
 			   uint64_t value, uint8_t type)
 {
@@ -171,6 +181,11 @@ static int bind_or_include(struct asm_ctx *c, size_t scn, size_t holder, int64_t
 		ret = bin_lookup(c, &hs, name, &b);
 		if (ret)
 			return ret;
+		if (b && interposable(c, &hs, name)) {
+			*addend += (int64_t)v - (int64_t)hs.st_value;
+			return find_or_add_sym(c->p, name, OPATCH_SYM_EXTERN, 0,
+					       GELF_ST_TYPE(hs.st_info));
+		}
 		if (b) {
 			*addend += (int64_t)v;
 			return find_or_add_sym(c->p, name, OPATCH_SYM_TARGET,
@@ -220,7 +235,7 @@ static int resolve(struct asm_ctx *c, const GElf_Rela *r, int64_t *addend)
 	name = obj_sym_name(c->o, &sym);
 	if (sym.st_shndx == SHN_UNDEF) {
 		b = opus_symtab_find_global(c->bin, name);
-		if (b)
+		if (b && !interposable(c, &sym, name))
 			return find_or_add_sym(c->p, name, OPATCH_SYM_TARGET, b->value,
 					       GELF_ST_TYPE(sym.st_info));
 		return find_or_add_sym(c->p, name, OPATCH_SYM_EXTERN, 0, GELF_ST_TYPE(sym.st_info));
@@ -429,12 +444,17 @@ static int assemble(struct asm_ctx *c)
 	return ret;
 }
 
-int assemble_tu(struct opatch *p, const struct opus_symtab *bin, const struct obj *orig,
+int assemble_tu(struct opatch *p, const struct assemble_target *bin, const struct obj *orig,
 		const struct obj *patched, const struct assemble_why *why,
 		struct build_notes *notes)
 {
-	struct asm_ctx c = {
-	    .p = p, .bin = bin, .o = patched, .orig = orig, .why = why, .notes = notes};
+	struct asm_ctx c = {.p = p,
+			    .bin = bin->syms,
+			    .exports = bin->exports,
+			    .o = patched,
+			    .orig = orig,
+			    .why = why,
+			    .notes = notes};
 	int ret = -ENOMEM;
 
 	c.scn_idx = malloc(patched->nscn * sizeof(*c.scn_idx));

@@ -17,7 +17,13 @@ struct assemble_why {
 	const struct diff_files *diff;
 };
 
-int assemble_tu(struct opatch *p, const struct opus_symtab *bin, const struct obj *orig,
+/* The object the patch is for. */
+struct assemble_target {
+	const struct opus_symtab *syms;	   /* .symtab: everything, statics too */
+	const struct opus_symtab *exports; /* a library's .dynsym, else NULL */
+};
+
+int assemble_tu(struct opatch *p, const struct assemble_target *bin, const struct obj *orig,
 		const struct obj *patched, const struct assemble_why *why,
 		struct build_notes *notes);
 

@@ -31,7 +31,7 @@ struct build {
 	const struct cdb_entry **units; /* the translation units to recompile */
 	size_t nunits, units_cap;
 	struct opus_elf bin;
-	struct opus_symtab bin_syms;
+	struct opus_symtab bin_syms, bin_exports;
 	struct opatch patch;
 };
 
@@ -168,6 +168,8 @@ static int load_binary(struct build *b)
 	if (opus_symtab_load(b->bin.elf, false, &b->bin_syms))
 		return opus_err(-EINVAL, "%s: has no symbol table; pass the unstripped binary",
 				b->opts->binary);
+	if (opus_elf_is_library(b->bin.elf) && opus_symtab_load(b->bin.elf, true, &b->bin_exports))
+		return opus_err(-EINVAL, "%s: a shared library without .dynsym", b->opts->binary);
 	return 0;
 }
 
@@ -231,8 +233,10 @@ static int assemble_all(struct build *b, struct build_notes *notes)
 			break;
 		}
 		src_map_load(n, &src); /* explanations only: no DWARF, no reasons */
-		ret = assemble_tu(&b->patch, &b->bin_syms, &orig, &patched,
-				  &(struct assemble_why){&src, &b->files}, notes);
+		ret = assemble_tu(&b->patch,
+				  &(struct assemble_target){
+				      &b->bin_syms, b->bin_exports.count ? &b->bin_exports : NULL},
+				  &orig, &patched, &(struct assemble_why){&src, &b->files}, notes);
 		src_map_free(&src);
 		obj_close(&orig);
 		obj_close(&patched);
@@ -309,6 +313,7 @@ int opus_build(const struct build_opts *opts, struct build_notes *notes)
 		fprintf(stderr, "opus: scratch tree kept in %s\n", b.scratch);
 	opatch_free(&b.patch);
 	opus_symtab_free(&b.bin_syms);
+	opus_symtab_free(&b.bin_exports);
 	opus_elf_close(&b.bin);
 	cdb_free(&b.cdb);
 	free(b.units);

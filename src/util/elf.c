@@ -47,6 +47,22 @@ int opus_elf_build_id(Elf *elf, uint8_t out[OPUS_BUILD_ID_MAX])
 	return (int)len;
 }
 
+bool opus_elf_is_library(Elf *elf)
+{
+	GElf_Ehdr ehdr;
+	size_t n;
+
+	if (!gelf_getehdr(elf, &ehdr) || ehdr.e_type != ET_DYN || elf_getphdrnum(elf, &n))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		GElf_Phdr ph;
+
+		if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_INTERP)
+			return false;
+	}
+	return true;
+}
+
 Elf_Scn *opus_elf_section(Elf *elf, const char *name, GElf_Shdr *shdr)
 {
 	size_t shstrndx;

@@ -19,6 +19,8 @@ int opus_elf_open(const char *path, struct opus_elf *out);
 void opus_elf_close(struct opus_elf *e);
 /* Length of the build-id copied to out, -ENOENT if there is none. */
 int opus_elf_build_id(Elf *elf, uint8_t out[OPUS_BUILD_ID_MAX]);
+/* A shared library: ET_DYN without an interpreter (a PIE has one). */
+bool opus_elf_is_library(Elf *elf);
 /* First section named name, or NULL. */
 Elf_Scn *opus_elf_section(Elf *elf, const char *name, GElf_Shdr *shdr);
 
