@@ -259,7 +259,9 @@ static int resolve(struct asm_ctx *c, const GElf_Rela *r, int64_t *addend)
 			holder = 0;
 		return bind_or_include(c, scn, holder, addend, v, false);
 	}
-	if (!(t->sh.sh_flags & SHF_WRITE))
+	/* Read-only data, and data only the loader writes (relro tables of
+	 * pointers), carries no running state: the new version comes along. */
+	if (!(t->sh.sh_flags & SHF_WRITE) || !strncmp(t->name, ".data.rel.ro", 12))
 		return bind_or_include(c, scn, 0, addend, v, false);
 	holder = data_holder(c, symidx, &sym, scn, r);
 	return bind_or_include(c, scn, holder, addend, v, true);
@@ -374,9 +376,9 @@ static int new_func_sym(struct opatch *p, const char *name, uint32_t section)
 static int replace_func(struct asm_ctx *c, size_t f)
 {
 	const struct opus_sym *b, *bc = NULL;
-	GElf_Sym sym, csym;
+	GElf_Sym sym, csym, osym;
 	const char *name;
-	size_t cold;
+	size_t cold, fo;
 	int scn, nsym, ret;
 	char cname[512], why[512];
 
@@ -390,6 +392,12 @@ static int replace_func(struct asm_ctx *c, size_t f)
 				      "%s, but the binary has no copy of its own (inlined into "
 				      "its callers, which are replaced instead)",
 				      why);
+	if ((fo = obj_find_sym(c->orig, name, STT_FUNC)) && obj_sym(c->orig, fo, &osym) &&
+	    osym.st_size != b->size)
+		build_note_add(c->notes, BUILD_WARNING, name, c->o->file,
+			       "the original compile has %llu bytes, the binary %llu: was the "
+			       "binary built from this tree with these flags?",
+			       (unsigned long long)osym.st_size, (unsigned long long)b->size);
 	if (b->size < 5)
 		return opus_err(-ENOTSUP, "%s: %llu bytes in the binary, too small for a jump",
 				name, (unsigned long long)b->size);

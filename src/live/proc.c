@@ -65,6 +65,19 @@ void proc_maps_free(struct proc_maps *m)
 	memset(m, 0, sizeof(*m));
 }
 
+/* Open the file behind a mapping. /proc/PID/map_files reaches a file that
+ * was replaced or deleted on disk, but needs CAP_SYS_ADMIN; without it, the
+ * path through the process's root is the next best thing. */
+static int open_mapped(pid_t pid, const struct proc_map *m, char *path, size_t len,
+		       struct opus_elf *e)
+{
+	snprintf(path, len, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, m->start, m->end);
+	if (opus_elf_open(path, e) == 0)
+		return 0;
+	snprintf(path, len, "/proc/%d/root%s", (int)pid, m->path);
+	return opus_elf_open(path, e);
+}
+
 /* Link-time address of the first PT_LOAD: what maps at file offset 0. */
 static int first_load_vaddr(Elf *elf, uint64_t *vaddr)
 {
@@ -90,10 +103,8 @@ int proc_object_at(pid_t pid, const struct proc_maps *maps, size_t m, struct pro
 	uint64_t vaddr;
 	int ret;
 
-	snprintf(out->path, sizeof(out->path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid,
-		 pm->start, pm->end);
 	snprintf(out->name, sizeof(out->name), "%s", pm->path);
-	ret = opus_elf_open(out->path, &e);
+	ret = open_mapped(pid, pm, out->path, sizeof(out->path), &e);
 	if (ret)
 		return ret;
 	ret = first_load_vaddr(e.elf, &vaddr);
@@ -120,15 +131,12 @@ int proc_find_object(pid_t pid, const struct proc_maps *maps, const uint8_t *bui
 	for (size_t i = 0; i < maps->n; i++) {
 		const struct proc_map *m = &maps->v[i];
 		uint8_t id[OPUS_BUILD_ID_MAX];
-		char path[128];
+		char path[4200];
 		struct opus_elf e;
 		int n;
 
-		if (m->offset != 0 || m->path[0] != '/')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid,
-			 m->start, m->end);
-		if (opus_elf_open(path, &e))
+		if (m->offset != 0 || m->path[0] != '/' ||
+		    open_mapped(pid, m, path, sizeof(path), &e))
 			continue;
 		n = opus_elf_build_id(e.elf, id);
 		opus_elf_close(&e);
