@@ -1,0 +1,185 @@
+/* A scratch copy of a source tree, the diff that applies to it, the compile
+ * database, and the translation units the diff reaches. Shared by build and
+ * analyze; the user's tree is only ever read. */
+#include "workspace.h"
+#include "compile.h"
+#include "util/err.h"
+#include "util/file.h"
+#include "util/run.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int load_cdb(struct workspace *b)
+{
+	char path[PATH_MAX + 64];
+
+	if (b->cdb_path)
+		return cdb_load(b->cdb_path, &b->cdb);
+	snprintf(path, sizeof(path), "%s/compile_commands.json", b->root);
+	if (access(path, R_OK))
+		snprintf(path, sizeof(path), "%s/build/compile_commands.json", b->root);
+	if (access(path, R_OK))
+		return opus_err(-ENOENT,
+				"%s: no compile_commands.json in the tree or its build/; "
+				"pass --cdb",
+				b->root);
+	return cdb_load(path, &b->cdb);
+}
+
+static int add_unit(struct workspace *b, const struct cdb_entry *e)
+{
+	for (size_t i = 0; i < b->nunits; i++)
+		if (b->units[i] == e)
+			return 0;
+	if (OPUS_PUSH(b->units, b->nunits, b->units_cap))
+		return -ENOMEM;
+	b->units[b->nunits++] = e;
+	return 0;
+}
+
+/* Does the dependency list (make syntax) name the file at canonical path? */
+static bool deps_mention(const char *deps, const char *dir, const char *header)
+{
+	const char *p = strchr(deps, ':');
+
+	while (p && *p) {
+		char word[PATH_MAX], full[PATH_MAX * 2], real[PATH_MAX];
+		size_t len;
+
+		p += strspn(p, ": \\\n\t");
+		len = strcspn(p, " \\\n\t");
+		if (!len || len >= sizeof(word))
+			break;
+		snprintf(word, sizeof(word), "%.*s", (int)len, p);
+		snprintf(full, sizeof(full), "%s%s%s", word[0] == '/' ? "" : dir,
+			 word[0] == '/' ? "" : "/", word);
+		if (realpath(full, real) && !strcmp(real, header))
+			return true;
+		p += len;
+	}
+	return false;
+}
+
+/* A changed header: every unit of the compile database that includes it. */
+static int units_including(struct workspace *b, const char *header)
+{
+	char deps[256];
+	size_t before = b->nunits;
+
+	snprintf(deps, sizeof(deps), "%s/deps.d", b->scratch);
+	for (size_t i = 0; i < b->cdb.n; i++) {
+		char *text;
+		size_t len;
+		bool hit;
+		int ret = compile_deps(&b->cdb.v[i], deps);
+
+		if (ret)
+			return ret;
+		if ((ret = opus_read_file(deps, &text, &len)))
+			return ret;
+		hit = deps_mention(text, b->cdb.v[i].directory, header);
+		free(text);
+		if (hit && (ret = add_unit(b, &b->cdb.v[i])))
+			return ret;
+	}
+	if (b->nunits == before)
+		return opus_err(-ENOENT, "%s: no translation unit includes %s", b->diff_path,
+				header);
+	return 0;
+}
+
+static int find_units(struct workspace *b)
+{
+	for (size_t i = 0; i < b->files.n; i++) {
+		char path[PATH_MAX * 2], real[PATH_MAX];
+		const char *f = b->files.v[i].path;
+		const struct cdb_entry *e;
+		size_t n = strlen(f);
+		int ret;
+
+		snprintf(path, sizeof(path), "%s/%s", b->root, f);
+		if (!realpath(path, real))
+			return opus_err(-ENOENT, "%s: %s is not in the source tree %s",
+					b->diff_path, f, b->root);
+		if (n > 2 && !strcmp(f + n - 2, ".h")) {
+			ret = units_including(b, real);
+		} else if (n > 2 && !strcmp(f + n - 2, ".c")) {
+			e = cdb_find(&b->cdb, real);
+			if (!e)
+				return opus_err(-ENOENT, "%s: no compile command for %s",
+						b->diff_path, real);
+			ret = add_unit(b, e);
+		} else {
+			return opus_err(-ENOTSUP,
+					"%s: the diff changes %s; only .c and .h files "
+					"are supported",
+					b->diff_path, f);
+		}
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int make_scratch(struct workspace *b)
+{
+	char src[PATH_MAX + 4];
+	char *cp[] = {"cp", "-a", src, b->tree, NULL};
+
+	strcpy(b->scratch, "/tmp/opus-build-XXXXXX");
+	if (!mkdtemp(b->scratch)) {
+		b->scratch[0] = '\0';
+		return opus_err(-errno, "cannot create a scratch directory: %s", strerror(errno));
+	}
+	snprintf(b->tree, sizeof(b->tree), "%s/tree", b->scratch);
+	snprintf(src, sizeof(src), "%s/.", b->root);
+	return opus_run(cp, NULL);
+}
+
+int workspace_apply_diff(struct workspace *b)
+{
+	char diff[PATH_MAX];
+	char *argv[] = {"patch", "-p1",	  "-s", "--batch", "--forward",
+			"-d",	 b->tree, "-i", diff,	   NULL};
+	int ret;
+
+	if (!realpath(b->diff_path, diff))
+		return opus_err(-errno, "%s: %s", b->diff_path, strerror(errno));
+	ret = opus_run(argv, NULL);
+	return ret ? opus_err(ret, "%s: the diff does not apply to %s", b->diff_path, b->root) : 0;
+}
+
+int workspace_open(struct workspace *w, const char *source, const char *diff, const char *cdb)
+{
+	int ret;
+
+	memset(w, 0, sizeof(*w));
+	w->diff_path = diff;
+	w->cdb_path = cdb;
+	if (!realpath(source, w->root))
+		return opus_err(-errno, "%s: %s", source, strerror(errno));
+	if ((ret = opus_read_file(diff, &w->diff_text, &w->diff_len)) ||
+	    (ret = diff_parse(diff, w->diff_text, &w->files)) || (ret = load_cdb(w)) ||
+	    (ret = make_scratch(w)) || (ret = find_units(w)))
+		return ret;
+	return 0;
+}
+
+void workspace_close(struct workspace *w, bool keep)
+{
+	if (w->scratch[0] && !keep) {
+		char *rm[] = {"rm", "-rf", w->scratch, NULL};
+
+		opus_run(rm, NULL);
+	} else if (w->scratch[0])
+		fprintf(stderr, "opus: scratch tree kept in %s\n", w->scratch);
+	cdb_free(&w->cdb);
+	free(w->units);
+	diff_files_free(&w->files);
+	free(w->diff_text);
+	memset(w, 0, sizeof(*w));
+}

@@ -1,0 +1,33 @@
+/* The source side of a patch: the user's tree (only ever read), a scratch
+ * copy of it, the diff, the compile database and the translation units the
+ * diff reaches (a changed header brings every unit that includes it). */
+#ifndef OPUS_BUILD_WORKSPACE_H
+#define OPUS_BUILD_WORKSPACE_H
+
+#include <limits.h>
+#include <stdbool.h>
+
+#include "cdb.h"
+#include "diff.h"
+
+struct workspace {
+	const char *diff_path;
+	const char *cdb_path; /* NULL: look in the tree */
+	char root[PATH_MAX];  /* the user's tree, canonical */
+	char scratch[64];     /* our temporary directory */
+	char tree[128];	      /* scratch/tree: the copy the diff is applied to */
+	char *diff_text;
+	size_t diff_len;
+	struct diff_files files;
+	struct cdb cdb;
+	const struct cdb_entry **units;
+	size_t nunits, units_cap;
+};
+
+/* Copy the tree, parse the diff, find the units; the copy is not patched yet. */
+int workspace_open(struct workspace *w, const char *source, const char *diff, const char *cdb);
+int workspace_apply_diff(struct workspace *w);
+/* Remove the scratch copy unless keep. */
+void workspace_close(struct workspace *w, bool keep);
+
+#endif
