@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what opus needs to build and test, with apt-get; quiet when all is there.
 set -euo pipefail
-pkgs=(gcc make meson ninja-build pkg-config libelf-dev libdw-dev libjansson-dev patch
+pkgs=(gcc make meson ninja-build pkg-config libelf-dev libdw-dev libjansson-dev libclang-dev jq patch
       clang-format procps)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -119,8 +119,9 @@ static int fill_meta(struct build *b)
 	p->description =
 	    strdup(b->opts->description ? b->opts->description : base_name(b->opts->diff));
 	p->diff_sha256 = strdup(hex);
+	p->findings = strdup(b->opts->findings ? b->opts->findings : "");
 	p->target_name = strdup(base_name(b->opts->binary));
-	if (!p->id || !p->description || !p->diff_sha256 || !p->target_name)
+	if (!p->id || !p->description || !p->diff_sha256 || !p->target_name || !p->findings)
 		return -ENOMEM;
 	if (!opatch_id_valid(p->id))
 		return opus_err(-EINVAL, "patch id '%s' is invalid: use 1-%d of [A-Za-z0-9._-]",

@@ -14,6 +14,7 @@ struct build_opts {
 	const char *cdb;	 /* NULL: look in the tree */
 	const char *id;		 /* NULL: from the output name */
 	const char *description; /* NULL: from the diff name */
+	const char *findings;	 /* analysis findings to embed, one per line */
 	bool keep_scratch;
 };
 

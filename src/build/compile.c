@@ -8,8 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Replace orig_root with scratch_root where it starts a path in arg. */
-static char *rebase(const char *arg, const char *orig_root, const char *scratch_root)
+char *compile_rebase(const char *arg, const char *orig_root, const char *scratch_root)
 {
 	size_t ol = orig_root ? strlen(orig_root) : 0;
 	const char *hit = orig_root ? strstr(arg, orig_root) : NULL;
@@ -63,8 +62,8 @@ static int add(char ***argv, size_t *n, size_t *cap, char *s)
 
 /* The entry's own flags, paths moved into the scratch tree, without its
  * output, dependency-file and source arguments. */
-static int base_args(const struct cdb_entry *e, const char *orig_root, const char *scratch_root,
-		     char ***argv, size_t *n, size_t *cap)
+int compile_base_args(const struct cdb_entry *e, const char *orig_root, const char *scratch_root,
+		      char ***argv, size_t *n, size_t *cap)
 {
 	int ret = 0;
 
@@ -75,12 +74,12 @@ static int base_args(const struct cdb_entry *e, const char *orig_root, const cha
 		}
 		if (i > 0 && dropped(e->argv[i], e))
 			continue;
-		ret = add(argv, n, cap, rebase(e->argv[i], orig_root, scratch_root));
+		ret = add(argv, n, cap, compile_rebase(e->argv[i], orig_root, scratch_root));
 	}
 	return ret;
 }
 
-static void free_args(char **argv, size_t n)
+void compile_free_args(char **argv, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		free(argv[i]);
@@ -91,7 +90,7 @@ int compile_deps(const struct cdb_entry *e, const char *out_deps)
 {
 	char **argv = NULL;
 	size_t n = 0, cap = 0;
-	int ret = base_args(e, NULL, NULL, &argv, &n, &cap);
+	int ret = compile_base_args(e, NULL, NULL, &argv, &n, &cap);
 	const char *extra[] = {"-M", "-MG", "-MF", out_deps, e->file};
 
 	for (size_t i = 0; !ret && i < sizeof(extra) / sizeof(extra[0]); i++)
@@ -100,16 +99,16 @@ int compile_deps(const struct cdb_entry *e, const char *out_deps)
 		ret = opus_run(argv, e->directory);
 	if (ret)
 		opus_err_wrap(ret, "listing the headers of %s", e->file);
-	free_args(argv, n);
+	compile_free_args(argv, n);
 	return ret;
 }
 
 int compile_tu(const struct cdb_entry *e, const char *orig_root, const char *scratch_root,
 	       const char *out_obj)
 {
-	char **argv = NULL, *cwd = rebase(e->directory, orig_root, scratch_root), map[8192];
+	char **argv = NULL, *cwd = compile_rebase(e->directory, orig_root, scratch_root), map[8192];
 	size_t n = 0, cap = 0;
-	int ret = cwd ? base_args(e, orig_root, scratch_root, &argv, &n, &cap) : -ENOMEM;
+	int ret = cwd ? compile_base_args(e, orig_root, scratch_root, &argv, &n, &cap) : -ENOMEM;
 
 	snprintf(map, sizeof(map), "-ffile-prefix-map=%s=%s", scratch_root, orig_root);
 	if (!ret)
@@ -123,7 +122,7 @@ int compile_tu(const struct cdb_entry *e, const char *orig_root, const char *scr
 	if (!ret)
 		ret = add(&argv, &n, &cap, strdup("-c"));
 	if (!ret)
-		ret = add(&argv, &n, &cap, rebase(e->file, orig_root, scratch_root));
+		ret = add(&argv, &n, &cap, compile_rebase(e->file, orig_root, scratch_root));
 	if (!ret)
 		ret = add(&argv, &n, &cap, strdup("-o"));
 	if (!ret)
@@ -134,7 +133,7 @@ int compile_tu(const struct cdb_entry *e, const char *orig_root, const char *scr
 		if (ret)
 			opus_err_wrap(ret, "compiling %s", e->file);
 	}
-	free_args(argv, n);
+	compile_free_args(argv, n);
 	free(cwd);
 	return ret;
 }

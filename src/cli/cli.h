@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 
+int cmd_analyze(int argc, char **argv);
 int cmd_build(int argc, char **argv);
 int cmd_apply(int argc, char **argv);
 int cmd_revert(int argc, char **argv);

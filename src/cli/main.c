@@ -11,6 +11,7 @@ static const struct {
 	int (*run)(int argc, char **argv);
 	const char *help;
 } commands[] = {
+    {"analyze", cmd_analyze, "check whether a source diff is safe to apply live"},
     {"build", cmd_build, "turn a source diff into a patch file"},
     {"apply", cmd_apply, "apply a patch to a running process"},
     {"revert", cmd_revert, "take the newest patch back out of a process"},

@@ -1,0 +1,133 @@
+#include "analysis.h"
+#include "util/buf.h"
+#include "util/file.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int analysis_add_function(struct analysis *a, const char *name, const char *file,
+			  enum an_change change)
+{
+	struct an_function *f;
+
+	if (OPUS_PUSH(a->funcs, a->nfuncs, a->funcs_cap))
+		return -ENOMEM;
+	f = &a->funcs[a->nfuncs];
+	f->name = strdup(name);
+	f->file = strdup(file);
+	f->change = change;
+	if (!f->name || !f->file)
+		return -ENOMEM;
+	a->nfuncs++;
+	return 0;
+}
+
+int analysis_add(struct analysis *a, enum an_severity sev, const char *kind, const char *function,
+		 const char *file, int line, const char *fmt, ...)
+{
+	struct an_finding *f;
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (OPUS_PUSH(a->findings, a->nfindings, a->findings_cap))
+		return -ENOMEM;
+	f = &a->findings[a->nfindings];
+	f->severity = sev;
+	f->kind = strdup(kind);
+	f->function = strdup(function ? function : "");
+	f->file = strdup(file ? file : "");
+	f->line = line;
+	f->message = strdup(msg);
+	if (!f->kind || !f->function || !f->file || !f->message)
+		return -ENOMEM;
+	a->nfindings++;
+	return 0;
+}
+
+static int by_place(const void *x, const void *y)
+{
+	const struct an_finding *a = x, *b = y;
+	int c = strcmp(a->file, b->file);
+
+	if (!c)
+		c = strcmp(a->function, b->function);
+	if (!c)
+		c = (a->line > b->line) - (a->line < b->line);
+	if (!c)
+		c = strcmp(a->kind, b->kind);
+	return c ? c : strcmp(a->message, b->message);
+}
+
+static int func_order(const void *x, const void *y)
+{
+	const struct an_function *a = x, *b = y;
+	int c = strcmp(a->file, b->file);
+
+	return c ? c : strcmp(a->name, b->name);
+}
+
+void analysis_sort(struct analysis *a)
+{
+	if (a->nfindings > 1)
+		qsort(a->findings, a->nfindings, sizeof(*a->findings), by_place);
+	if (a->nfuncs > 1)
+		qsort(a->funcs, a->nfuncs, sizeof(*a->funcs), func_order);
+}
+
+bool analysis_has_error(const struct analysis *a)
+{
+	for (size_t i = 0; i < a->nfindings; i++)
+		if (a->findings[i].severity == AN_ERROR)
+			return true;
+	return false;
+}
+
+void analysis_free(struct analysis *a)
+{
+	for (size_t i = 0; i < a->nfuncs; i++) {
+		free(a->funcs[i].name);
+		free(a->funcs[i].file);
+	}
+	for (size_t i = 0; i < a->nfindings; i++) {
+		free(a->findings[i].kind);
+		free(a->findings[i].function);
+		free(a->findings[i].file);
+		free(a->findings[i].message);
+	}
+	free(a->funcs);
+	free(a->findings);
+	memset(a, 0, sizeof(*a));
+}
+
+const char *an_change_name(enum an_change c)
+{
+	static const char *const names[] = {"modified", "added", "removed"};
+
+	return names[c];
+}
+
+const char *an_severity_name(enum an_severity s)
+{
+	static const char *const names[] = {"info", "warning", "error"};
+
+	return names[s];
+}
+
+char *analysis_findings_text(const struct analysis *a)
+{
+	struct opus_buf b = {0};
+
+	for (size_t i = 0; i < a->nfindings; i++) {
+		const struct an_finding *f = &a->findings[i];
+
+		opus_buf_printf(&b, "%s:%d: %s: %s: %s\n", f->file, f->line,
+				an_severity_name(f->severity), f->kind, f->message);
+	}
+	return b.data ? b.data : strdup("");
+}

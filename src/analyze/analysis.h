@@ -1,0 +1,47 @@
+/* The result of `opus analyze`: changed functions and safety findings. */
+#ifndef OPUS_ANALYZE_ANALYSIS_H
+#define OPUS_ANALYZE_ANALYSIS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum an_change { AN_MODIFIED, AN_ADDED, AN_REMOVED };
+enum an_severity { AN_INFO, AN_WARNING, AN_ERROR };
+
+struct an_function {
+	char *name;
+	char *file;
+	enum an_change change;
+};
+
+struct an_finding {
+	enum an_severity severity;
+	char *kind; /* signature-change, type-change, global-added, ... */
+	char *function;
+	char *file;
+	int line;
+	char *message;
+};
+
+struct analysis {
+	struct an_function *funcs;
+	size_t nfuncs, funcs_cap;
+	struct an_finding *findings;
+	size_t nfindings, findings_cap;
+};
+
+int analysis_add_function(struct analysis *a, const char *name, const char *file,
+			  enum an_change change);
+int analysis_add(struct analysis *a, enum an_severity sev, const char *kind, const char *function,
+		 const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+/* Order by file, function, line, kind: stable output for people and tests. */
+void analysis_sort(struct analysis *a);
+bool analysis_has_error(const struct analysis *a);
+void analysis_free(struct analysis *a);
+const char *an_change_name(enum an_change c);
+const char *an_severity_name(enum an_severity s);
+/* "file:line: severity: kind: message" lines, for the patch file's meta. */
+char *analysis_findings_text(const struct analysis *a);
+
+#endif

@@ -1,0 +1,483 @@
+#include "analyze.h"
+#include "ast.h"
+#include "build/compile.h"
+#include "build/workspace.h"
+#include "util/err.h"
+#include "util/file.h"
+#include "writes.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* How often the original program writes each named location. */
+struct write_index {
+	char **what;
+	unsigned *count;
+	size_t n, cap, count_cap;
+};
+
+struct unit_pair {
+	struct ast_unit *old, *new;
+	struct write_index idx;
+	struct analysis *a;
+};
+
+static unsigned index_count(const struct write_index *x, const char *what)
+{
+	for (size_t i = 0; i < x->n; i++)
+		if (!strcmp(x->what[i], what))
+			return x->count[i];
+	return 0;
+}
+
+static int index_add(void *ctx, const struct an_write *w)
+{
+	struct write_index *x = ctx;
+
+	if (!w->named)
+		return 0;
+	for (size_t i = 0; i < x->n; i++)
+		if (!strcmp(x->what[i], w->what)) {
+			x->count[i]++;
+			return 0;
+		}
+	if (OPUS_PUSH(x->what, x->n, x->cap) ||
+	    opus_grow(&x->count, &x->count_cap, x->n, sizeof(*x->count)))
+		return -ENOMEM;
+	x->count[x->n] = 1;
+	x->what[x->n] = strdup(w->what);
+	return x->what[x->n++] ? 0 : -ENOMEM;
+}
+
+static int build_index(struct ast_unit *u, struct write_index *x)
+{
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < u->nfuncs; i++) {
+		struct taint t;
+
+		writes_taint(u->tu, u->funcs[i].cur, &t);
+		for (size_t s = 0; !ret && s < u->funcs[i].nstmts; s++)
+			ret = writes_find(u, u->funcs[i].stmts[s].cur, &t, index_add, x);
+	}
+	return ret;
+}
+
+static void index_free(struct write_index *x)
+{
+	for (size_t i = 0; i < x->n; i++)
+		free(x->what[i]);
+	free(x->what);
+	free(x->count);
+}
+
+static struct ast_func *func_by_usr(struct ast_unit *u, const char *usr)
+{
+	for (size_t i = 0; i < u->nfuncs; i++)
+		if (!strcmp(u->funcs[i].usr, usr))
+			return &u->funcs[i];
+	return NULL;
+}
+
+static struct ast_var *var_by_usr(struct ast_unit *u, const char *usr)
+{
+	for (size_t i = 0; i < u->nvars; i++)
+		if (!strcmp(u->vars[i].usr, usr))
+			return &u->vars[i];
+	return NULL;
+}
+
+static struct ast_type *type_by_usr(struct ast_unit *u, const char *usr)
+{
+	for (size_t i = 0; i < u->ntypes; i++)
+		if (!strcmp(u->types[i].usr, usr))
+			return &u->types[i];
+	return NULL;
+}
+
+/* ---- new writes ---- */
+
+struct write_ctx {
+	struct unit_pair *p;
+	const struct ast_func *f;
+	const struct ast_stmt *s;
+};
+
+/* The statement after a write returns an error or jumps to an error label. */
+static bool error_path(const char *next, char *what, size_t len)
+{
+	static const char *const marks[] = {"ERR", "err", "FAIL", "fail", "INVAL", "NULL"};
+
+	if (!next || (strncmp(next, "return ", 7) && strncmp(next, "goto ", 5)))
+		return false;
+	snprintf(what, len, "%.*s", (int)strcspn(next, ";"), next);
+	if (strstr(next, "return - ") || strstr(next, "return ( - "))
+		return true;
+	for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++)
+		if (strstr(next, marks[i]))
+			return true;
+	return false;
+}
+
+static int report_write(void *ctx, const struct an_write *w)
+{
+	struct write_ctx *c = ctx;
+	unsigned existing = w->named ? index_count(&c->p->idx, w->what) : 0;
+	char ret_stmt[256];
+
+	if (error_path(c->s->next, ret_stmt, sizeof(ret_stmt)))
+		return analysis_add(c->p->a, AN_INFO, "nonlocal-write", c->f->name, c->f->file,
+				    w->line, "new write to %s on an error path (followed by '%s')",
+				    w->what, ret_stmt);
+	if (existing)
+		return analysis_add(c->p->a, AN_INFO, "nonlocal-write", c->f->name, c->f->file,
+				    w->line,
+				    "new write to %s, which the original program already writes "
+				    "(%u place%s)",
+				    w->what, existing, existing == 1 ? "" : "s");
+	return analysis_add(c->p->a, AN_WARNING, "nonlocal-write", c->f->name, c->f->file, w->line,
+			    "new write to %s, which the original program never writes: the "
+			    "running state was not built for it",
+			    w->what);
+}
+
+/* Statements of f not in old (as a multiset): the ones the patch adds. */
+static int new_statements(struct unit_pair *p, const struct ast_func *old, const struct ast_func *f)
+{
+	bool *used = calloc(old ? old->nstmts + 1 : 1, sizeof(*used));
+	struct taint t;
+	int ret = 0;
+
+	if (!used)
+		return -ENOMEM;
+	writes_taint(p->new->tu, f->cur, &t);
+	for (size_t i = 0; !ret && i < f->nstmts; i++) {
+		struct write_ctx c = {p, f, &f->stmts[i]};
+		bool seen = false;
+
+		for (size_t j = 0; old && !seen && j < old->nstmts; j++)
+			if (!used[j] && !strcmp(old->stmts[j].text, f->stmts[i].text))
+				seen = used[j] = true;
+		if (!seen)
+			ret = writes_find(p->new, f->stmts[i].cur, &t, report_write, &c);
+	}
+	free(used);
+	return ret;
+}
+
+/* ---- functions ---- */
+
+static bool loop_exits(CXCursor c, int depth);
+
+struct exit_walk {
+	int depth;
+	bool exits;
+};
+
+static enum CXChildVisitResult find_exit(CXCursor c, CXCursor parent, CXClientData data)
+{
+	struct exit_walk *w = data;
+	enum CXCursorKind k = clang_getCursorKind(c);
+
+	(void)parent;
+	if (k == CXCursor_ReturnStmt || k == CXCursor_GotoStmt ||
+	    (k == CXCursor_BreakStmt && w->depth == 0))
+		w->exits = true;
+	else if (k == CXCursor_ForStmt || k == CXCursor_WhileStmt || k == CXCursor_DoStmt ||
+		 k == CXCursor_SwitchStmt)
+		w->exits = loop_exits(c, w->depth + 1);
+	return w->exits ? CXChildVisit_Break : CXChildVisit_Continue;
+}
+
+static bool loop_exits(CXCursor c, int depth)
+{
+	struct exit_walk w = {.depth = depth};
+
+	clang_visitChildren(c, find_exit, &w);
+	return w.exits;
+}
+
+static bool constant_true(CXTranslationUnit tu, CXCursor loop)
+{
+	char *text = ast_normalize(tu, loop, NULL);
+	bool yes =
+	    text && (!strncmp(text, "for ( ; ; ) ", 12) || !strncmp(text, "while ( 1 ) ", 12) ||
+		     !strncmp(text, "while ( true ) ", 15) || strstr(text, "while ( 1 ) ;"));
+
+	free(text);
+	return yes;
+}
+
+struct forever_walk {
+	CXTranslationUnit tu;
+	bool found;
+};
+
+static enum CXChildVisitResult find_forever(CXCursor c, CXCursor parent, CXClientData data)
+{
+	struct forever_walk *w = data;
+	enum CXCursorKind k = clang_getCursorKind(c);
+
+	(void)parent;
+	if ((k == CXCursor_ForStmt || k == CXCursor_WhileStmt || k == CXCursor_DoStmt) &&
+	    constant_true(w->tu, c) && !loop_exits(c, 0))
+		w->found = true;
+	return w->found ? CXChildVisit_Break : CXChildVisit_Recurse;
+}
+
+static bool never_returns(struct ast_unit *u, const struct ast_func *f)
+{
+	struct forever_walk w = {.tu = u->tu};
+
+	if (!strcmp(f->name, "main"))
+		return true;
+	clang_visitChildren(f->cur, find_forever, &w);
+	return w.found;
+}
+
+/* Functions of the new unit whose body names f: they may inline it. */
+static void callers_of(struct ast_unit *u, const struct ast_func *f, char *out, size_t len)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < u->nfuncs; i++) {
+		const struct ast_func *g = &u->funcs[i];
+		bool calls = false;
+
+		for (size_t s = 0; !calls && s < g->nstmts; s++) {
+			const char *hit = strstr(g->stmts[s].text, f->name);
+			size_t n = strlen(f->name);
+
+			calls = hit && (hit == g->stmts[s].text || hit[-1] == ' ') &&
+				hit[n] == ' ' && hit[n + 1] == '(';
+		}
+		if (calls && g != f && used + strlen(g->name) + 3 < len)
+			used += (size_t)snprintf(out + used, len - used, "%s%s", used ? ", " : "",
+						 g->name);
+	}
+}
+
+static int compare_func(struct unit_pair *p, const struct ast_func *old, const struct ast_func *f)
+{
+	struct analysis *a = p->a;
+	int ret;
+
+	if (old && old->hash == f->hash)
+		return 0;
+	ret = analysis_add_function(a, f->name, f->file, old ? AN_MODIFIED : AN_ADDED);
+	if (!ret && old && strcmp(old->signature, f->signature))
+		ret = analysis_add(a, AN_ERROR, "signature-change", f->name, f->file, f->line,
+				   "signature changed from '%s' to '%s': callers in the running "
+				   "program still pass the old arguments",
+				   old->signature, f->signature);
+	if (!ret && old && never_returns(p->new, f))
+		ret = analysis_add(a, AN_WARNING, "never-returns", f->name, f->file, f->line,
+				   "%s is entered once and never left, so the running program "
+				   "never leaves its old code: the change cannot take effect live",
+				   f->name);
+	if (!ret && old && f->is_static) {
+		char callers[512];
+
+		callers_of(p->new, f, callers, sizeof(callers));
+		if (callers[0])
+			ret = analysis_add(a, AN_INFO, "inlined-into", f->name, f->file, f->line,
+					   "static function: where the compiler inlined it, its "
+					   "callers are replaced with it (%s)",
+					   callers);
+	}
+	return ret ? ret : new_statements(p, old, f);
+}
+
+static int compare_funcs(struct unit_pair *p)
+{
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < p->new->nfuncs; i++)
+		ret = compare_func(p, func_by_usr(p->old, p->new->funcs[i].usr), &p->new->funcs[i]);
+	for (size_t i = 0; !ret && i < p->old->nfuncs; i++)
+		if (!func_by_usr(p->new, p->old->funcs[i].usr))
+			ret = analysis_add_function(p->a, p->old->funcs[i].name,
+						    p->old->funcs[i].file, AN_REMOVED);
+	return ret;
+}
+
+/* ---- variables and types ---- */
+
+static int compare_var(struct unit_pair *p, const struct ast_var *old, const struct ast_var *v)
+{
+	const char *fn = v->func ? v->func : "";
+
+	if (!old && v->func)
+		return analysis_add(p->a, AN_WARNING, "static-local-added", fn, v->file, v->line,
+				    "new static local %s starts from its initial value, not from "
+				    "any running state",
+				    v->name);
+	if (!old)
+		return analysis_add(p->a, AN_WARNING, "global-added", fn, v->file, v->line,
+				    "new global %s starts from its initial value, not from the "
+				    "running program's state",
+				    v->name);
+	if (strcmp(old->type, v->type))
+		return analysis_add(p->a, AN_ERROR, "global-type-change", fn, v->file, v->line,
+				    "%s changed type from '%s' to '%s': the running program's "
+				    "storage keeps the old layout",
+				    v->name, old->type, v->type);
+	if (old->init_hash != v->init_hash)
+		return analysis_add(p->a, AN_WARNING, "global-init-change", fn, v->file, v->line,
+				    "the initializer of %s changed: the running value is not "
+				    "touched",
+				    v->name);
+	return 0;
+}
+
+static int compare_vars(struct unit_pair *p)
+{
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < p->new->nvars; i++)
+		ret = compare_var(p, var_by_usr(p->old, p->new->vars[i].usr), &p->new->vars[i]);
+	for (size_t i = 0; !ret && i < p->old->nvars; i++) {
+		const struct ast_var *v = &p->old->vars[i];
+
+		if (!var_by_usr(p->new, v->usr))
+			ret = analysis_add(p->a, AN_WARNING, "global-removed",
+					   v->func ? v->func : "", v->file, v->line,
+					   "%s is gone from the new code; the running program "
+					   "keeps its storage and old code may still use it",
+					   v->name);
+	}
+	return ret;
+}
+
+/* Does any variable or function signature of u use the type? */
+static bool type_used(struct ast_unit *u, const struct ast_type *t)
+{
+	for (size_t i = 0; i < u->nvars; i++)
+		if (strstr(u->vars[i].type, t->name))
+			return true;
+	for (size_t i = 0; i < u->nfuncs; i++)
+		if (strstr(u->funcs[i].signature, t->name))
+			return true;
+	return false;
+}
+
+static int compare_types(struct unit_pair *p)
+{
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < p->new->ntypes; i++) {
+		const struct ast_type *t = &p->new->types[i], *old = type_by_usr(p->old, t->usr);
+		bool used;
+
+		if (!old || !strcmp(old->layout, t->layout))
+			continue;
+		used = type_used(p->new, t);
+		ret = analysis_add(p->a, used ? AN_ERROR : AN_WARNING, "type-change", "", t->file,
+				   t->line, "the layout of %s changed%s", t->name,
+				   used ? ": live data built with the old layout is read with the "
+					  "new one"
+					: " (no global or function signature uses it)");
+	}
+	return ret;
+}
+
+/* ---- driver ---- */
+
+static int parse_unit(CXIndex idx, const struct workspace *w, const struct cdb_entry *e,
+		      bool patched, struct ast_unit *out)
+{
+	const char *from = patched ? w->root : NULL, *to = patched ? w->tree : NULL;
+	char **argv = NULL, *file = compile_rebase(e->file, from, to);
+	char *dir = compile_rebase(e->directory, from, to);
+	size_t n = 0, cap = 0;
+	int ret = file && dir ? compile_base_args(e, from, to, &argv, &n, &cap) : -ENOMEM;
+
+	if (!ret)
+		ret = ast_load(idx, file, argv + 1, n - 1, dir, patched ? w->tree : w->root, out);
+	compile_free_args(argv, n);
+	free(file);
+	free(dir);
+	return ret;
+}
+
+static int analyze_unit(CXIndex idx, const struct workspace *w, const struct cdb_entry *e,
+			struct analysis *a)
+{
+	struct ast_unit old, new;
+	struct unit_pair p = {.old = &old, .new = &new, .a = a};
+	int ret = parse_unit(idx, w, e, false, &old);
+
+	if (!ret)
+		ret = parse_unit(idx, w, e, true, &new);
+	if (!ret)
+		ret = build_index(&old, &p.idx);
+	if (!ret)
+		ret = compare_funcs(&p);
+	if (!ret)
+		ret = compare_vars(&p);
+	if (!ret)
+		ret = compare_types(&p);
+	index_free(&p.idx);
+	ast_unit_free(&old);
+	ast_unit_free(&new);
+	return ret;
+}
+
+/* A header reached through several units reports the same thing each time. */
+static void dedup(struct analysis *a)
+{
+	size_t out = 0;
+
+	for (size_t i = 0; i < a->nfindings; i++) {
+		struct an_finding *f = &a->findings[i], *prev = out ? &a->findings[out - 1] : NULL;
+
+		if (prev && !strcmp(prev->file, f->file) && prev->line == f->line &&
+		    !strcmp(prev->kind, f->kind) && !strcmp(prev->message, f->message) &&
+		    !strcmp(prev->function, f->function)) {
+			free(f->kind), free(f->function), free(f->file), free(f->message);
+			continue;
+		}
+		a->findings[out++] = *f;
+	}
+	a->nfindings = out;
+	out = 0;
+	for (size_t i = 0; i < a->nfuncs; i++) {
+		struct an_function *f = &a->funcs[i], *prev = out ? &a->funcs[out - 1] : NULL;
+
+		if (prev && !strcmp(prev->file, f->file) && !strcmp(prev->name, f->name)) {
+			free(f->name), free(f->file);
+			continue;
+		}
+		a->funcs[out++] = *f;
+	}
+	a->nfuncs = out;
+}
+
+int opus_analyze(const struct analyze_opts *opts, struct analysis *out)
+{
+	struct workspace w;
+	CXIndex idx = NULL;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	ret = workspace_open(&w, opts->source, opts->diff, opts->cdb);
+	if (!ret)
+		ret = workspace_apply_diff(&w);
+	if (!ret) {
+		idx = clang_createIndex(0, 0);
+		ret = idx ? 0 : opus_err(-ENOMEM, "libclang: cannot create an index");
+	}
+	for (size_t i = 0; !ret && i < w.nunits; i++)
+		ret = analyze_unit(idx, &w, w.units[i], out);
+	if (idx)
+		clang_disposeIndex(idx);
+	workspace_close(&w, false);
+	analysis_sort(out);
+	dedup(out);
+	if (ret)
+		analysis_free(out);
+	return ret;
+}

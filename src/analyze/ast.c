@@ -1,0 +1,564 @@
+#include "ast.h"
+#include "util/err.h"
+#include "util/file.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FNV_OFFSET 1469598103934665603ull
+#define FNV_PRIME  1099511628211ull
+
+char *ast_string(CXString s)
+{
+	const char *c = clang_getCString(s);
+	char *copy = strdup(c ? c : "");
+
+	clang_disposeString(s);
+	return copy;
+}
+
+struct kids {
+	CXCursor v[64];
+	unsigned n;
+};
+
+static enum CXChildVisitResult collect_kid(CXCursor c, CXCursor parent, CXClientData data)
+{
+	struct kids *k = data;
+
+	(void)parent;
+	if (k->n < 64)
+		k->v[k->n++] = c;
+	return CXChildVisit_Continue;
+}
+
+static struct kids kids_of(CXCursor c)
+{
+	struct kids k = {.n = 0};
+
+	clang_visitChildren(c, collect_kid, &k);
+	return k;
+}
+
+unsigned ast_nchildren(CXCursor c)
+{
+	return kids_of(c).n;
+}
+
+CXCursor ast_child(CXCursor c, unsigned n)
+{
+	struct kids k = kids_of(c);
+
+	return n < k.n ? k.v[n] : clang_getNullCursor();
+}
+
+CXCursor ast_strip(CXCursor c)
+{
+	for (;;) {
+		enum CXCursorKind k = clang_getCursorKind(c);
+		struct kids kids;
+
+		if (k != CXCursor_UnexposedExpr && k != CXCursor_ParenExpr &&
+		    k != CXCursor_CStyleCastExpr)
+			return c;
+		kids = kids_of(c);
+		if (kids.n != 1)
+			return c;
+		c = kids.v[0];
+	}
+}
+
+const char *ast_location(struct ast_unit *u, CXCursor c, int *line)
+{
+	CXFile file;
+	unsigned l, col, off;
+	char real[PATH_MAX];
+	struct ast_file_cache *e;
+	size_t rl = strlen(u->root);
+	char *name;
+
+	clang_getSpellingLocation(clang_getCursorLocation(c), &file, &l, &col, &off);
+	*line = (int)l;
+	if (!file)
+		return NULL;
+	for (size_t i = 0; i < u->nfiles; i++)
+		if (u->files[i].file == file)
+			return u->files[i].rel;
+	if (OPUS_PUSH(u->files, u->nfiles, u->files_cap))
+		return NULL;
+	e = &u->files[u->nfiles++];
+	e->file = file;
+	e->rel = NULL;
+	name = ast_string(clang_getFileName(file));
+	if (name && realpath(name, real) && !strncmp(real, u->root, rl) && real[rl] == '/')
+		e->rel = strdup(real + rl + 1);
+	free(name);
+	return e->rel;
+}
+
+static void token_text(CXTranslationUnit tu, CXToken t, char *out, size_t len)
+{
+	char *s = ast_string(clang_getTokenSpelling(tu, t));
+
+	snprintf(out, len, "%s", s ? s : "");
+	free(s);
+}
+
+void ast_operator(CXTranslationUnit tu, CXCursor c, char *op, size_t len)
+{
+	CXToken *toks;
+	unsigned n, lhs_end;
+
+	op[0] = '\0';
+	clang_tokenize(tu, clang_getCursorExtent(c), &toks, &n);
+	if (n && clang_getCursorKind(c) == CXCursor_UnaryOperator) {
+		/* Prefix: the first token; postfix (x++): the last. */
+		token_text(tu, toks[0], op, len);
+		if (clang_getTokenKind(toks[0]) != CXToken_Punctuation)
+			token_text(tu, toks[n - 1], op, len);
+	} else if (n) {
+		/* A binary operator is the first token after its left operand. */
+		clang_getFileLocation(clang_getRangeEnd(clang_getCursorExtent(ast_child(c, 0))),
+				      NULL, NULL, NULL, &lhs_end);
+		for (unsigned i = 0; i < n; i++) {
+			unsigned off;
+
+			clang_getFileLocation(clang_getTokenLocation(tu, toks[i]), NULL, NULL, NULL,
+					      &off);
+			if (off >= lhs_end && clang_getTokenKind(toks[i]) == CXToken_Punctuation) {
+				token_text(tu, toks[i], op, len);
+				break;
+			}
+		}
+	}
+	clang_disposeTokens(tu, toks, n);
+}
+
+static bool is_local_decl(CXCursor d)
+{
+	enum CXCursorKind k = clang_getCursorKind(d);
+
+	return k == CXCursor_ParmDecl ||
+	       (k == CXCursor_VarDecl && !clang_Cursor_hasVarDeclGlobalStorage(d));
+}
+
+struct local_names {
+	unsigned offs[256];
+	unsigned n;
+};
+
+static unsigned local_index(struct local_names *ln, CXCursor d)
+{
+	unsigned off;
+
+	clang_getFileLocation(clang_getCursorLocation(d), NULL, NULL, NULL, &off);
+	for (unsigned i = 0; i < ln->n; i++)
+		if (ln->offs[i] == off)
+			return i;
+	if (ln->n < 256)
+		ln->offs[ln->n++] = off;
+	return ln->n - 1;
+}
+
+char *ast_normalize(CXTranslationUnit tu, CXCursor c, uint64_t *hash)
+{
+	struct opus_buf_like {
+		char *data;
+		size_t len, cap;
+	} b = {0};
+	struct local_names ln = {.n = 0};
+	CXToken *toks;
+	CXCursor *curs;
+	unsigned n;
+	uint64_t h = FNV_OFFSET;
+
+	clang_tokenize(tu, clang_getCursorExtent(c), &toks, &n);
+	curs = calloc(n ? n : 1, sizeof(*curs));
+	if (curs && n)
+		clang_annotateTokens(tu, toks, n, curs);
+	for (unsigned i = 0; curs && i < n; i++) {
+		char *s = ast_string(clang_getTokenSpelling(tu, toks[i])), local[16];
+		const char *t = s;
+		size_t tl;
+
+		if (clang_getTokenKind(toks[i]) == CXToken_Identifier) {
+			CXCursor ref = clang_getCursorReferenced(curs[i]);
+
+			if (!clang_Cursor_isNull(ref) && is_local_decl(ref)) {
+				snprintf(local, sizeof(local), "$%u", local_index(&ln, ref));
+				t = local;
+			}
+		}
+		tl = strlen(t);
+		if (b.len + tl + 2 > b.cap) {
+			size_t ncap = (b.cap ? b.cap * 2 : 256) + tl;
+			char *p = realloc(b.data, ncap);
+
+			if (!p) {
+				free(s);
+				break;
+			}
+			b.data = p;
+			b.cap = ncap;
+		}
+		memcpy(b.data + b.len, t, tl);
+		b.len += tl;
+		b.data[b.len++] = ' ';
+		b.data[b.len] = '\0';
+		for (const char *p = t; *p; p++)
+			h = (h ^ (uint8_t)*p) * FNV_PRIME;
+		h = (h ^ ' ') * FNV_PRIME;
+		free(s);
+	}
+	free(curs);
+	clang_disposeTokens(tu, toks, n);
+	if (hash)
+		*hash = h;
+	return b.data ? b.data : strdup("");
+}
+
+/* ---- collection ---- */
+
+static bool is_control(enum CXCursorKind k)
+{
+	return k == CXCursor_CompoundStmt || k == CXCursor_IfStmt || k == CXCursor_ForStmt ||
+	       k == CXCursor_WhileStmt || k == CXCursor_DoStmt || k == CXCursor_SwitchStmt ||
+	       k == CXCursor_CaseStmt || k == CXCursor_DefaultStmt || k == CXCursor_LabelStmt;
+}
+
+static int add_stmt(struct ast_unit *u, struct ast_func *f, CXCursor c, CXCursor next)
+{
+	struct ast_stmt *s;
+
+	if (OPUS_PUSH(f->stmts, f->nstmts, f->stmts_cap))
+		return -ENOMEM;
+	s = &f->stmts[f->nstmts++];
+	s->cur = c;
+	s->text = ast_normalize(u->tu, c, NULL);
+	s->next = clang_Cursor_isNull(next) ? NULL : ast_normalize(u->tu, next, NULL);
+	ast_location(u, c, &s->line);
+	return s->text ? 0 : -ENOMEM;
+}
+
+/* Statements doing work, from anywhere in a body (see struct ast_stmt). */
+static int collect_stmts(struct ast_unit *u, struct ast_func *f, CXCursor c)
+{
+	struct kids k = kids_of(c);
+	int ret = 0;
+
+	for (unsigned i = 0; !ret && i < k.n; i++) {
+		enum CXCursorKind kind = clang_getCursorKind(k.v[i]);
+		CXCursor next = i + 1 < k.n && clang_getCursorKind(c) == CXCursor_CompoundStmt
+				    ? k.v[i + 1]
+				    : clang_getNullCursor();
+
+		if (is_control(kind))
+			ret = collect_stmts(u, f, k.v[i]);
+		else if (clang_isStatement(kind) || clang_isExpression(kind) ||
+			 kind == CXCursor_DeclStmt)
+			ret = add_stmt(u, f, k.v[i], next);
+	}
+	return ret;
+}
+
+static char *canonical_type(CXType t)
+{
+	return ast_string(clang_getTypeSpelling(clang_getCanonicalType(t)));
+}
+
+static int add_func(struct ast_unit *u, CXCursor c, const char *file, int line)
+{
+	struct ast_func *f;
+	struct kids k;
+
+	if (OPUS_PUSH(u->funcs, u->nfuncs, u->funcs_cap))
+		return -ENOMEM;
+	f = &u->funcs[u->nfuncs++];
+	memset(f, 0, sizeof(*f));
+	f->cur = c;
+	f->usr = ast_string(clang_getCursorUSR(c));
+	f->name = ast_string(clang_getCursorSpelling(c));
+	f->file = strdup(file);
+	f->line = line;
+	f->signature = canonical_type(clang_getCursorType(c));
+	f->is_static = clang_Cursor_getStorageClass(c) == CX_SC_Static;
+	free(ast_normalize(u->tu, c, &f->hash));
+	k = kids_of(c);
+	for (unsigned i = 0; i < k.n; i++)
+		if (clang_getCursorKind(k.v[i]) == CXCursor_CompoundStmt)
+			return collect_stmts(u, f, k.v[i]);
+	return 0;
+}
+
+static int add_var(struct ast_unit *u, CXCursor c, const char *file, int line, const char *func)
+{
+	CXCursor init = clang_Cursor_getVarDeclInitializer(c);
+	struct ast_var *v;
+
+	if (OPUS_PUSH(u->vars, u->nvars, u->vars_cap))
+		return -ENOMEM;
+	v = &u->vars[u->nvars++];
+	memset(v, 0, sizeof(*v));
+	v->usr = ast_string(clang_getCursorUSR(c));
+	v->name = ast_string(clang_getCursorSpelling(c));
+	/* A static local's USR holds its offset in the file: key it by
+	 * function and name instead, so moved lines are no change. */
+	if (func && v->usr && v->name) {
+		size_t n = strlen(func) + strlen(v->name) + 16;
+		char *key = malloc(n);
+
+		if (key)
+			snprintf(key, n, "static:%s@%s", func, v->name);
+		free(v->usr);
+		v->usr = key;
+	}
+	v->file = strdup(file);
+	v->line = line;
+	v->type = canonical_type(clang_getCursorType(c));
+	v->func = func ? strdup(func) : NULL;
+	if (!clang_Cursor_isNull(init))
+		free(ast_normalize(u->tu, init, &v->init_hash));
+	return 0;
+}
+
+struct layout_walk {
+	char *buf;
+	size_t len, cap;
+};
+
+static void layout_add(struct layout_walk *w, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (w->len + n + 1 > w->cap) {
+		size_t ncap = (w->cap ? w->cap * 2 : 256) + n;
+		char *p = realloc(w->buf, ncap);
+
+		if (!p)
+			return;
+		w->buf = p;
+		w->cap = ncap;
+	}
+	memcpy(w->buf + w->len, s, n + 1);
+	w->len += n;
+}
+
+static enum CXChildVisitResult layout_member(CXCursor c, CXCursor parent, CXClientData data)
+{
+	struct layout_walk *w = data;
+	char item[1024], *name, *type;
+
+	(void)parent;
+	if (clang_getCursorKind(c) == CXCursor_FieldDecl) {
+		name = ast_string(clang_getCursorSpelling(c));
+		type = canonical_type(clang_getCursorType(c));
+		snprintf(item, sizeof(item), "%s:%s@%lld;", name, type,
+			 clang_Cursor_getOffsetOfField(c));
+		layout_add(w, item);
+		free(name);
+		free(type);
+	} else if (clang_getCursorKind(c) == CXCursor_EnumConstantDecl) {
+		name = ast_string(clang_getCursorSpelling(c));
+		snprintf(item, sizeof(item), "%s=%lld;", name, clang_getEnumConstantDeclValue(c));
+		layout_add(w, item);
+		free(name);
+	}
+	return CXChildVisit_Continue;
+}
+
+static char *type_layout(CXCursor c)
+{
+	struct layout_walk w = {0};
+	char head[1024];
+	CXType t = clang_getCursorType(c);
+
+	if (clang_getCursorKind(c) == CXCursor_TypedefDecl) {
+		CXType canon = clang_getCanonicalType(clang_getTypedefDeclUnderlyingType(c));
+		CXCursor decl = clang_getTypeDeclaration(canon);
+		char *under = canonical_type(canon);
+
+		/* An unnamed struct is spelled with its line: use its members. */
+		if (!clang_Cursor_isNull(decl) && clang_Cursor_isAnonymous(decl)) {
+			snprintf(head, sizeof(head), "typedef unnamed size=%lld;",
+				 clang_Type_getSizeOf(canon));
+			layout_add(&w, head);
+			clang_visitChildren(decl, layout_member, &w);
+		} else {
+			snprintf(head, sizeof(head), "typedef %s size=%lld;", under,
+				 clang_Type_getSizeOf(canon));
+			layout_add(&w, head);
+		}
+		free(under);
+	} else {
+		snprintf(head, sizeof(head), "size=%lld;", clang_Type_getSizeOf(t));
+		layout_add(&w, head);
+		clang_visitChildren(c, layout_member, &w);
+	}
+	return w.buf ? w.buf : strdup("");
+}
+
+static int add_type(struct ast_unit *u, CXCursor c, const char *file, int line)
+{
+	struct ast_type *t;
+	char *name = ast_string(clang_getCursorSpelling(c));
+
+	if (!name || !*name || clang_Cursor_isAnonymous(c)) {
+		free(name);
+		return 0;
+	}
+	if (OPUS_PUSH(u->types, u->ntypes, u->types_cap)) {
+		free(name);
+		return -ENOMEM;
+	}
+	t = &u->types[u->ntypes++];
+	t->usr = ast_string(clang_getCursorUSR(c));
+	t->name = name;
+	t->file = strdup(file);
+	t->line = line;
+	t->layout = type_layout(c);
+	return 0;
+}
+
+struct walk {
+	struct ast_unit *u;
+	const char *func; /* the function being walked, for static locals */
+	int ret;
+};
+
+static enum CXChildVisitResult find_static_locals(CXCursor c, CXCursor parent, CXClientData data)
+{
+	struct walk *w = data;
+	const char *file;
+	int line;
+
+	(void)parent;
+	if (clang_getCursorKind(c) == CXCursor_VarDecl && clang_Cursor_hasVarDeclGlobalStorage(c) &&
+	    (file = ast_location(w->u, c, &line)))
+		w->ret = add_var(w->u, c, file, line, w->func);
+	return w->ret ? CXChildVisit_Break : CXChildVisit_Recurse;
+}
+
+static enum CXChildVisitResult top_level(CXCursor c, CXCursor parent, CXClientData data)
+{
+	struct walk *w = data;
+	enum CXCursorKind k = clang_getCursorKind(c);
+	const char *file;
+	int line;
+
+	(void)parent;
+	if (!clang_isCursorDefinition(c) || !(file = ast_location(w->u, c, &line)))
+		return CXChildVisit_Continue;
+	if (k == CXCursor_FunctionDecl) {
+		struct walk inner = {.u = w->u};
+		char *name = ast_string(clang_getCursorSpelling(c));
+
+		w->ret = add_func(w->u, c, file, line);
+		inner.func = name;
+		if (!w->ret)
+			clang_visitChildren(c, find_static_locals, &inner);
+		w->ret = w->ret ? w->ret : inner.ret;
+		free(name);
+	} else if (k == CXCursor_VarDecl) {
+		w->ret = add_var(w->u, c, file, line, NULL);
+	} else if (k == CXCursor_StructDecl || k == CXCursor_UnionDecl || k == CXCursor_EnumDecl ||
+		   k == CXCursor_TypedefDecl) {
+		w->ret = add_type(w->u, c, file, line);
+	}
+	return w->ret ? CXChildVisit_Break : CXChildVisit_Continue;
+}
+
+static int check_diagnostics(CXTranslationUnit tu, const char *file)
+{
+	unsigned n = clang_getNumDiagnostics(tu);
+
+	for (unsigned i = 0; i < n; i++) {
+		CXDiagnostic d = clang_getDiagnostic(tu, i);
+		enum CXDiagnosticSeverity sev = clang_getDiagnosticSeverity(d);
+		CXFile f;
+
+		clang_getSpellingLocation(clang_getDiagnosticLocation(d), &f, NULL, NULL, NULL);
+		/* Driver complaints (unknown gcc flags) have no location. */
+		if (sev >= CXDiagnostic_Error && f) {
+			char *msg = ast_string(clang_formatDiagnostic(
+			    d, CXDiagnostic_DisplaySourceLocation | CXDiagnostic_DisplayColumn));
+			int ret = opus_err(-EINVAL, "cannot parse %s: %s", file, msg);
+
+			free(msg);
+			clang_disposeDiagnostic(d);
+			return ret;
+		}
+		clang_disposeDiagnostic(d);
+	}
+	return 0;
+}
+
+int ast_load(CXIndex idx, const char *file, char *const *args, size_t nargs, const char *dir,
+	     const char *root, struct ast_unit *out)
+{
+	const char **argv = calloc(nargs + 2, sizeof(*argv));
+	char wd[PATH_MAX + 32];
+	struct walk w = {.u = out};
+	enum CXErrorCode err;
+	size_t n = 0;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->root, sizeof(out->root), "%s", root);
+	if (!argv)
+		return -ENOMEM;
+	snprintf(wd, sizeof(wd), "-working-directory=%s", dir);
+	argv[n++] = wd;
+	for (size_t i = 0; i < nargs; i++)
+		argv[n++] = args[i];
+	err = clang_parseTranslationUnit2(idx, file, argv, (int)n, NULL, 0, CXTranslationUnit_None,
+					  &out->tu);
+	free(argv);
+	if (err != CXError_Success || !out->tu)
+		return opus_err(-EINVAL, "libclang cannot parse %s (error %d)", file, (int)err);
+	if ((ret = check_diagnostics(out->tu, file)))
+		return ret;
+	clang_visitChildren(clang_getTranslationUnitCursor(out->tu), top_level, &w);
+	return w.ret;
+}
+
+void ast_unit_free(struct ast_unit *u)
+{
+	for (size_t i = 0; i < u->nfuncs; i++) {
+		struct ast_func *f = &u->funcs[i];
+
+		for (size_t j = 0; j < f->nstmts; j++) {
+			free(f->stmts[j].text);
+			free(f->stmts[j].next);
+		}
+		free(f->stmts);
+		free(f->usr);
+		free(f->name);
+		free(f->file);
+		free(f->signature);
+	}
+	for (size_t i = 0; i < u->nvars; i++) {
+		free(u->vars[i].usr);
+		free(u->vars[i].name);
+		free(u->vars[i].file);
+		free(u->vars[i].type);
+		free(u->vars[i].func);
+	}
+	for (size_t i = 0; i < u->ntypes; i++) {
+		free(u->types[i].usr);
+		free(u->types[i].name);
+		free(u->types[i].file);
+		free(u->types[i].layout);
+	}
+	for (size_t i = 0; i < u->nfiles; i++)
+		free(u->files[i].rel);
+	free(u->funcs);
+	free(u->vars);
+	free(u->types);
+	free(u->files);
+	if (u->tu)
+		clang_disposeTranslationUnit(u->tu);
+	memset(u, 0, sizeof(*u));
+}
