@@ -13,7 +13,8 @@ run_suite() {
 	local opus=$1 label=$2 t name
 	for t in tests/integration/test_*.sh; do
 		# Each file defines test_* functions; run each in its own subshell.
-		for name in $(bash -c "source '$t'; declare -F" | awk '{print $3}' | grep '^test_'); do
+		for name in $(bash -c "source tests/lib.sh; source '$t'; declare -F" |
+			awk '{print $3}' | grep '^test_'); do
 			local work
 			work=$(mktemp -d /tmp/opus-test.XXXXXX)
 			if (

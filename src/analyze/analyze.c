@@ -356,10 +356,10 @@ static int compare_vars(struct unit_pair *p)
 static bool type_used(struct ast_unit *u, const struct ast_type *t)
 {
 	for (size_t i = 0; i < u->nvars; i++)
-		if (strstr(u->vars[i].type, t->name))
+		if (strstr(u->vars[i].type, t->name) || strstr(u->vars[i].spelled, t->name))
 			return true;
 	for (size_t i = 0; i < u->nfuncs; i++)
-		if (strstr(u->funcs[i].signature, t->name))
+		if (strstr(u->funcs[i].signature, t->name) || strstr(u->funcs[i].spelled, t->name))
 			return true;
 	return false;
 }

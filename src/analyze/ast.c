@@ -180,9 +180,14 @@ char *ast_normalize(CXTranslationUnit tu, CXCursor c, uint64_t *hash)
 	if (curs && n)
 		clang_annotateTokens(tu, toks, n, curs);
 	for (unsigned i = 0; curs && i < n; i++) {
-		char *s = ast_string(clang_getTokenSpelling(tu, toks[i])), local[16];
-		const char *t = s;
+		char *s, local[16];
+		const char *t;
 		size_t tl;
+
+		if (clang_getTokenKind(toks[i]) == CXToken_Comment)
+			continue;
+		s = ast_string(clang_getTokenSpelling(tu, toks[i]));
+		t = s;
 
 		if (clang_getTokenKind(toks[i]) == CXToken_Identifier) {
 			CXCursor ref = clang_getCursorReferenced(curs[i]);
@@ -284,6 +289,7 @@ static int add_func(struct ast_unit *u, CXCursor c, const char *file, int line)
 	f->file = strdup(file);
 	f->line = line;
 	f->signature = canonical_type(clang_getCursorType(c));
+	f->spelled = ast_string(clang_getTypeSpelling(clang_getCursorType(c)));
 	f->is_static = clang_Cursor_getStorageClass(c) == CX_SC_Static;
 	free(ast_normalize(u->tu, c, &f->hash));
 	k = kids_of(c);
@@ -318,6 +324,7 @@ static int add_var(struct ast_unit *u, CXCursor c, const char *file, int line, c
 	v->file = strdup(file);
 	v->line = line;
 	v->type = canonical_type(clang_getCursorType(c));
+	v->spelled = ast_string(clang_getTypeSpelling(clang_getCursorType(c)));
 	v->func = func ? strdup(func) : NULL;
 	if (!clang_Cursor_isNull(init))
 		free(ast_normalize(u->tu, init, &v->init_hash));
@@ -449,7 +456,10 @@ static enum CXChildVisitResult top_level(CXCursor c, CXCursor parent, CXClientDa
 	int line;
 
 	(void)parent;
-	if (!clang_isCursorDefinition(c) || !(file = ast_location(w->u, c, &line)))
+	/* "int x;" at file scope is a tentative definition: it counts. */
+	if (!(clang_isCursorDefinition(c) ||
+	      (k == CXCursor_VarDecl && clang_Cursor_getStorageClass(c) != CX_SC_Extern)) ||
+	    !(file = ast_location(w->u, c, &line)))
 		return CXChildVisit_Continue;
 	if (k == CXCursor_FunctionDecl) {
 		struct walk inner = {.u = w->u};
@@ -463,6 +473,19 @@ static enum CXChildVisitResult top_level(CXCursor c, CXCursor parent, CXClientDa
 		free(name);
 	} else if (k == CXCursor_VarDecl) {
 		w->ret = add_var(w->u, c, file, line, NULL);
+		/* Several declarations of one variable: keep one, with the
+		 * initializer if any has it. */
+		for (size_t i = 0; !w->ret && i + 1 < w->u->nvars; i++) {
+			struct ast_var *v = &w->u->vars[w->u->nvars - 1], *o = &w->u->vars[i];
+
+			if (strcmp(o->usr, v->usr))
+				continue;
+			if (v->init_hash)
+				o->init_hash = v->init_hash;
+			free(v->usr), free(v->name), free(v->file), free(v->type), free(v->spelled);
+			w->u->nvars--;
+			break;
+		}
 	} else if (k == CXCursor_StructDecl || k == CXCursor_UnionDecl || k == CXCursor_EnumDecl ||
 		   k == CXCursor_TypedefDecl) {
 		w->ret = add_type(w->u, c, file, line);
@@ -538,12 +561,14 @@ void ast_unit_free(struct ast_unit *u)
 		free(f->name);
 		free(f->file);
 		free(f->signature);
+		free(f->spelled);
 	}
 	for (size_t i = 0; i < u->nvars; i++) {
 		free(u->vars[i].usr);
 		free(u->vars[i].name);
 		free(u->vars[i].file);
 		free(u->vars[i].type);
+		free(u->vars[i].spelled);
 		free(u->vars[i].func);
 	}
 	for (size_t i = 0; i < u->ntypes; i++) {

@@ -23,7 +23,8 @@ struct ast_stmt {
 struct ast_func {
 	char *usr, *name, *file;
 	int line;
-	char *signature;
+	char *signature; /* canonical: compared */
+	char *spelled;	 /* as written: which typedefs it uses */
 	uint64_t hash;
 	bool is_static;
 	CXCursor cur;
@@ -34,7 +35,8 @@ struct ast_func {
 struct ast_var {
 	char *usr, *name, *file;
 	int line;
-	char *type;
+	char *type;	    /* canonical: compared */
+	char *spelled;	    /* as written: which typedefs it uses */
 	uint64_t init_hash; /* 0 without an initializer */
 	char *func;	    /* a static local's function; NULL for file scope */
 };

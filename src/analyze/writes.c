@@ -142,14 +142,23 @@ static bool nonlocal_lvalue(CXCursor e, const struct taint *t, struct an_write *
 	}
 	if (k == CXCursor_ArraySubscriptExpr || k == CXCursor_UnaryOperator) {
 		CXCursor base = ast_child(e, 0);
+		int depth = 1;
 
 		if (clang_Cursor_isNull(base))
 			return false;
-		if (!is_pointer(base))
-			return nonlocal_lvalue(base, t, w);
+		/* An element of an array variable is that variable. */
+		if (!is_pointer(ast_strip(base)) || !is_pointer(base))
+			return nonlocal_lvalue(ast_strip(base), t, w);
 		if (!points_outside(base, t, root, sizeof(root)))
 			return false;
-		snprintf(w->what, sizeof(w->what), "memory through %s", root);
+		/* **p and p[i] are different memory: count the levels. */
+		for (CXCursor b = ast_strip(base);
+		     clang_getCursorKind(b) == CXCursor_UnaryOperator ||
+		     clang_getCursorKind(b) == CXCursor_ArraySubscriptExpr;
+		     b = ast_strip(ast_child(b, 0)))
+			depth++;
+		snprintf(w->what, sizeof(w->what), "memory %d level%s through %s", depth,
+			 depth == 1 ? "" : "s", root);
 		w->named = strcmp(root, "a returned pointer") != 0;
 		return true;
 	}

@@ -1,0 +1,6 @@
+int limit = 10;
+
+int over(int n)
+{
+	return n > limit;
+}

@@ -1,0 +1,8 @@
+typedef int count_t;
+
+count_t total;
+
+void bump(void)
+{
+	total++;
+}

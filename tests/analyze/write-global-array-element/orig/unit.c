@@ -1,0 +1,6 @@
+int table[8];
+
+int get(int i)
+{
+	return table[i];
+}

@@ -1,0 +1,5 @@
+void clear(int **slots, int n)
+{
+	for (int i = 0; i < n; i++)
+		slots[i] = 0;
+}

@@ -1,0 +1,70 @@
+# opus analyze against the case corpus in tests/analyze: each case is an
+# original tree, a diff, and the expected functions and findings. Every
+# field but the wording of the message is checked exactly.
+CASES=$ROOT/tests/analyze
+
+# The parts of a report a case pins down.
+analysis_projection() {
+	jq -S '{functions: .functions,
+		findings: [.findings[] | {severity, kind, function, file, line}]}'
+}
+
+analyze_case() {
+	local name=$1 dir=$WORK/$1 status=0 want_status=0 c args entries=""
+	mkdir -p "$dir"
+	cp -r "$CASES/$name/orig" "$dir/src"
+	for c in "$dir"/src/*.c; do
+		c=$(basename "$c")
+		entries="$entries${entries:+,}{\"directory\": \"$dir/src\", \"file\": \"$c\",
+		  \"arguments\": [\"gcc\", \"-O2\", \"-Wall\", \"-c\", \"$c\", \"-o\", \"${c%.c}.o\"]}"
+	done
+	printf '[%s]\n' "$entries" >"$dir/src/compile_commands.json"
+	"$OPUS" analyze --json --source "$dir/src" --diff "$CASES/$name/fix.diff" \
+		>"$dir/report.json" || status=$?
+	jq -e '.findings | any(.severity == "error")' "$CASES/$name/expected.json" >/dev/null &&
+		want_status=3
+	assert_eq "$want_status" "$status" "$name: exit status"
+	assert_eq "$(analysis_projection <"$CASES/$name/expected.json")" \
+		"$(analysis_projection <"$dir/report.json")" "$name: report"
+	# Every finding explains itself.
+	jq -e '.findings | all(.message | length > 20)' "$dir/report.json" >/dev/null ||
+		fail "$name: a finding without a message"
+}
+
+for _case in "$CASES"/*/; do
+	_case=$(basename "$_case")
+	eval "test_analyze_${_case//-/_}() { analyze_case $_case; }"
+done
+unset _case
+
+test_analyze_refuses_bad_input() {
+	mkdir -p "$WORK/src"
+	cp "$CASES/modified-local-only/orig/unit.c" "$WORK/src/"
+	expect_fail "no compile database" "$OPUS" analyze --source "$WORK/src" \
+		--diff "$CASES/modified-local-only/fix.diff"
+	assert_contains "compile_commands.json" "$ERR" "error names what is missing"
+	expect_fail "missing diff" "$OPUS" analyze --source "$WORK/src" --diff "$WORK/none.diff"
+	assert_contains "none.diff" "$ERR" "error names the diff"
+}
+
+# opus build runs the same analysis: errors refuse the build unless --force,
+# and the findings travel in the patch file.
+test_build_refuses_analysis_errors() {
+	build_authsrv "$WORK" -O2 -g
+	sed 's/^__attribute__((noinline)) int slow_op(int secs)$/__attribute__((noinline)) long slow_op(long secs)/' \
+		"$WORK/src/authsrv.c" >"$WORK/new.c"
+	cmp -s "$WORK/src/authsrv.c" "$WORK/new.c" && fail "the signature edit did not apply"
+	(cd "$WORK" && mkdir -p a b && cp src/authsrv.c a/ && cp new.c b/authsrv.c &&
+		diff -u a/authsrv.c b/authsrv.c >sig.diff) || true
+	local status=0
+	"$OPUS" build --source "$WORK/src" --diff "$WORK/sig.diff" --binary "$WORK/src/authsrv" \
+		-o "$WORK/sig.opatch" >"$WORK/out" 2>"$WORK/err" || status=$?
+	assert_eq 3 "$status" "exit status of a refused build"
+	assert_contains "signature-change" "$(cat "$WORK/out")" "the finding is printed"
+	assert_contains "--force" "$(cat "$WORK/err")" "the refusal says how to override"
+	[ ! -e "$WORK/sig.opatch" ] || fail "a refused build wrote a patch"
+	"$OPUS" build --force --source "$WORK/src" --diff "$WORK/sig.diff" \
+		--binary "$WORK/src/authsrv" -o "$WORK/sig.opatch" >/dev/null
+	readelf -p .opus.meta "$WORK/sig.opatch" | grep -q "finding=authsrv.c:.*signature-change" ||
+		fail "the finding is not embedded in the patch"
+}
