@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# The real-world suite: Debian 12's own nginx security fixes, built with
+# opus from Debian's patch files and applied live, as one stack, to every
+# process of a running nginx (master and workers) while wrk drives load;
+# then the whole stack is reverted under load. Writes build/real/nginx.json
+# and docs/real-world.md. Checks: no request fails, the server serves to the
+# end, CVE-2026-42945's misbehaviour is gone on the same pids, and every
+# patch not applied has a reason.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
+OPUS=${OPUS:-$ROOT/build/opus}
+WORK=${REAL_WORK:-$ROOT/build/real}
+HERE=$ROOT/tests/real/nginx
+JSON=$WORK/nginx.json
+DOC=$ROOT/docs/real-world.md
+mkdir -p "$WORK/patches" "$WORK/logs"
+
+for p in wrk bear libpcre2-dev zlib1g-dev libssl-dev jq; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
+done
+
+fail() {
+	echo "real nginx: FAIL: $*" >&2
+	exit 1
+}
+
+tree=$(bash "$HERE/build.sh" "$WORK")
+prefix=$WORK/prefix
+version=$(cat "$WORK/source/version")
+
+# The tree later fixes are built against: the running tree plus the fixes
+# so far, with its compile database moved along.
+fix=$WORK/fix
+rm -rf "$fix"
+cp -a "$tree" "$fix"
+sed -i "s#$tree/#$fix/#g; s#\"$tree\"#\"$fix\"#g" "$fix/compile_commands.json"
+
+port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 20000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+	done
+}
+HTTP=$(port) BACKEND=$(port) SMTP=$(port) STREAM=$(port)
+sed -e "s#@PREFIX@#$prefix#g; s#@TREE@#$tree#g; s#@HTTP@#$HTTP#g" \
+	-e "s#@BACKEND@#$BACKEND#g; s#@SMTP@#$SMTP#g; s#@STREAM@#$STREAM#g" \
+	"$HERE/nginx.conf.in" >"$prefix/nginx.conf"
+
+"$tree/objs/nginx" -p "$prefix" -c "$prefix/nginx.conf" &
+master=$!
+trap 'kill $master 2>/dev/null || true; wait $master 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+	[ "$(pgrep -c -P "$master" || true)" -ge 2 ] && break
+	sleep 0.05
+done
+workers=$(pgrep -P "$master" | tr '\n' ' ')
+pids="$master $workers"
+echo "nginx $version: master $master, workers $workers"
+
+# get PATH: the body of a plain HTTP/1.0 request.
+get() {
+	local line body="" in_body=0
+	exec 3<>"/dev/tcp/127.0.0.1/$HTTP"
+	printf 'GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n' "$1" >&3
+	while IFS= read -r -t 10 line <&3; do
+		line=${line%$'\r'}
+		if [ $in_body = 1 ]; then body="$body$line"; elif [ -z "$line" ]; then in_body=1; fi
+	done
+	exec 3<&-
+	printf '%s\n' "$body"
+}
+
+# load_start / load_stop: wrk against the proxy path; load_stop prints the
+# requests completed and the requests that failed.
+load_start() {
+	wrk -t2 -c8 -d"$1" "http://127.0.0.1:$HTTP/proxy" >"$WORK/logs/wrk.out" 2>&1 &
+	WRK=$!
+	sleep 0.3
+}
+load_stop() {
+	wait "$WRK" || true
+	local done errs non2xx
+	done=$(awk '/requests in/ {print $1}' "$WORK/logs/wrk.out")
+	errs=$(awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10}' "$WORK/logs/wrk.out")
+	non2xx=$(awk '/Non-2xx/ {print $5}' "$WORK/logs/wrk.out")
+	echo "${done:-0} $((${errs:-0} + ${non2xx:-0}))"
+}
+
+binary_for() {
+	local files
+	files=$(grep '^+++ ' "$1" | awk '{print $2}' | cut -d/ -f2-)
+	if ! grep -qv '^src/mail/' <<<"$files"; then
+		echo "$tree/objs/ngx_mail_module.so"
+	elif ! grep -qv '^src/stream/' <<<"$files"; then
+		echo "$tree/objs/ngx_stream_module.so"
+	else
+		echo "$tree/objs/nginx"
+	fi
+}
+
+ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
+
+cve_before=$(get '/cve42945/a%26b')
+echo "[]" >"$JSON"
+total_failed=0
+mapfile -t cves < <(grep '^CVE-' "$fix/debian/patches/series")
+for p in "${cves[@]}"; do
+	id=${p%.patch}
+	diff=$fix/debian/patches/$p
+	bin=$(binary_for "$diff")
+	result=applied reason="" funcs="[]" findings="" pause_us=0 apply_ms=0 done=0 failed=0
+	start=$(date +%s%N)
+	status=0
+	"$OPUS" build --source "$fix" --diff "$diff" --binary "$bin" --id "$id" \
+		-o "$WORK/patches/$id.opatch" >"$WORK/logs/$id.build" 2>"$WORK/logs/$id.err" ||
+		status=$?
+	build_ms=$(ms "$start")
+	findings=$(grep -E '^  [^ ].*: (error|warning|info): ' "$WORK/logs/$id.build" | sed 's/^  //' || true)
+	funcs=$(awk '$1 == "replaced" {print $2}' "$WORK/logs/$id.build" | jq -R . | jq -s -c .)
+	if [ "$status" = 3 ]; then
+		result="refused by analysis" reason=$(tail -1 "$WORK/logs/$id.err")
+	elif [ "$status" != 0 ]; then
+		result=failed reason=$(tail -1 "$WORK/logs/$id.err")
+	else
+		load_start 4
+		start=$(date +%s%N)
+		for pid in $pids; do
+			if ! "$OPUS" apply --json "$pid" "$WORK/patches/$id.opatch" \
+				>"$WORK/logs/$id.$pid.apply" 2>"$WORK/logs/$id.$pid.err"; then
+				result=failed reason=$(tail -1 "$WORK/logs/$id.$pid.err")
+				break
+			fi
+			pause_us=$(jq -r '[.stats.pause_us, '"$pause_us"'] | max' "$WORK/logs/$id.$pid.apply")
+		done
+		apply_ms=$(ms "$start")
+		read -r done failed < <(load_stop)
+		total_failed=$((total_failed + failed))
+	fi
+	[ "$result" = applied ] || [ -n "$reason" ] || fail "$id: $result without a reason"
+	# The next fix is built on this one, as Debian's series has it.
+	patch -s -p1 -d "$fix" <"$diff"
+	jq --arg id "$id" --arg bin "$(basename "$bin")" --argjson funcs "$funcs" \
+		--arg findings "$findings" --argjson build_ms "$build_ms" --argjson apply_ms "$apply_ms" \
+		--argjson pause_us "$pause_us" --argjson done "$done" --argjson failed "$failed" \
+		--arg result "$result" --arg reason "$reason" \
+		'. + [{cve: $id, object: $bin, functions: $funcs,
+		       findings: ($findings | split("\n") | map(select(length > 0))),
+		       build_ms: $build_ms, apply_ms: $apply_ms, pause_us: $pause_us,
+		       requests_during_apply: $done, failed_requests: $failed,
+		       result: $result, reason: $reason}]' "$JSON" >"$JSON.tmp"
+	mv "$JSON.tmp" "$JSON"
+	printf '%-20s %-22s %s %s\n' "$id" "$(basename "$bin")" "$result" "$reason"
+done
+
+cve_after=$(get '/cve42945/a%26b')
+echo "CVE-2026-42945 on the same pids: before '$cve_before', after '$cve_after'"
+for pid in $pids; do
+	[ -d "/proc/$pid" ] || fail "process $pid is gone"
+done
+
+# Revert the whole stack, newest first, under load.
+load_start 6
+for pid in $pids; do
+	while "$OPUS" list --json "$pid" | jq -e '.patches | length > 0' >/dev/null; do
+		"$OPUS" revert "$pid" >/dev/null || fail "revert on $pid: $(tail -1 "$WORK/logs/revert.err")"
+	done
+done
+read -r revert_done revert_failed < <(load_stop)
+total_failed=$((total_failed + revert_failed))
+[ "$(get /)" = ok ] || fail "nginx does not serve after the revert"
+cve_reverted=$(get '/cve42945/a%26b')
+
+applied=$(jq '[.[] | select(.result == "applied")] | length' "$JSON")
+jq --arg version "$version" --arg date "$(date -u +%F)" --arg before "$cve_before" \
+	--arg after "$cve_after" --arg reverted "$cve_reverted" --argjson rf "$revert_failed" \
+	--argjson rd "$revert_done" \
+	'{nginx: $version, date: $date, patches: .,
+	  cve_2026_42945: {before: $before, after: $after, after_revert: $reverted},
+	  revert: {requests: $rd, failed_requests: $rf}}' "$JSON" >"$JSON.tmp"
+mv "$JSON.tmp" "$JSON"
+bash "$HERE/render.sh" "$JSON" >"$DOC"
+echo "applied live: $applied of ${#cves[@]}; failed requests: $total_failed"
+
+[ "$total_failed" = 0 ] || fail "$total_failed requests failed"
+[ "$cve_before" != "$cve_after" ] || fail "CVE-2026-42945: no change in behaviour ('$cve_after')"
+[ "$cve_reverted" = "$cve_before" ] || fail "CVE-2026-42945: revert did not restore the old behaviour"
+echo "real nginx: $applied applied, $((${#cves[@]} - applied)) not applied, 0 failed requests"
