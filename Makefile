@@ -3,7 +3,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 MESON_FLAGS ?=
 
-.PHONY: all deps check demo format format-check clean
+.PHONY: all deps check check-real demo format format-check clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -22,6 +22,11 @@ check: deps
 	$(MAKE) all
 	$(MAKE) $(ASAN_BUILD)/build.ninja && ninja -C $(ASAN_BUILD)
 	bash tests/run.sh
+	$(MAKE) check-real
+
+# Debian's nginx security fixes applied live under load (tests/real/nginx).
+check-real: all
+	bash tests/real/nginx/run.sh
 
 demo: deps
 	$(MAKE) all

@@ -6,6 +6,7 @@
 #include "util/file.h"
 #include "writes.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -352,16 +353,61 @@ static int compare_vars(struct unit_pair *p)
 	return ret;
 }
 
-/* Does any variable or function signature of u use the type? */
-static bool type_used(struct ast_unit *u, const struct ast_type *t)
+static bool uses(const char *type, const char *name)
 {
-	for (size_t i = 0; i < u->nvars; i++)
-		if (strstr(u->vars[i].type, t->name) || strstr(u->vars[i].spelled, t->name))
-			return true;
-	for (size_t i = 0; i < u->nfuncs; i++)
-		if (strstr(u->funcs[i].signature, t->name) || strstr(u->funcs[i].spelled, t->name))
+	size_t n = strlen(name);
+
+	/* A whole word: "conn" is not in "struct connection". */
+	for (const char *p = strstr(type, name); p; p = strstr(p + 1, name))
+		if ((p == type || !(isalnum((unsigned char)p[-1]) || p[-1] == '_')) &&
+		    !(isalnum((unsigned char)p[n]) || p[n] == '_'))
 			return true;
 	return false;
+}
+
+/* Does a variable (or, with signatures, a function signature) use it? */
+static bool type_used(struct ast_unit *u, const struct ast_type *t, bool signatures)
+{
+	for (size_t i = 0; i < u->nvars; i++)
+		if (uses(u->vars[i].type, t->name) || uses(u->vars[i].spelled, t->name))
+			return true;
+	for (size_t i = 0; signatures && i < u->nfuncs; i++)
+		if (uses(u->funcs[i].signature, t->name) || uses(u->funcs[i].spelled, t->name))
+			return true;
+	return false;
+}
+
+static bool in_header(const char *file)
+{
+	size_t n = strlen(file);
+
+	return n > 2 && strcmp(file + n - 2, ".c");
+}
+
+static int type_changed(struct unit_pair *p, const struct ast_type *t)
+{
+	if (t->record && !in_header(t->file)) {
+		/* Private to this file: every function here that uses it is
+		 * rebuilt, and replaced where its code changes with the layout. */
+		if (type_used(p->new, t, false))
+			return analysis_add(p->a, AN_ERROR, "type-change", "", t->file, t->line,
+					    "the layout of %s changed: a variable of this file "
+					    "holds it in the old layout",
+					    t->name);
+		return analysis_add(p->a, AN_WARNING, "type-change", "", t->file, t->line,
+				    "the layout of %s changed: it is private to this file, whose "
+				    "functions that use it are replaced with the new layout, but "
+				    "instances alive when the patch is applied keep the old one",
+				    t->name);
+	}
+	if (type_used(p->new, t, true))
+		return analysis_add(p->a, AN_ERROR, "type-change", "", t->file, t->line,
+				    "the layout of %s changed: live data built with the old layout "
+				    "is read with the new one",
+				    t->name);
+	return analysis_add(p->a, AN_WARNING, "type-change", "", t->file, t->line,
+			    "the layout of %s changed (no global or function signature uses it)",
+			    t->name);
 }
 
 static int compare_types(struct unit_pair *p)
@@ -370,16 +416,9 @@ static int compare_types(struct unit_pair *p)
 
 	for (size_t i = 0; !ret && i < p->new->ntypes; i++) {
 		const struct ast_type *t = &p->new->types[i], *old = type_by_usr(p->old, t->usr);
-		bool used;
 
-		if (!old || !strcmp(old->layout, t->layout))
-			continue;
-		used = type_used(p->new, t);
-		ret = analysis_add(p->a, used ? AN_ERROR : AN_WARNING, "type-change", "", t->file,
-				   t->line, "the layout of %s changed%s", t->name,
-				   used ? ": live data built with the old layout is read with the "
-					  "new one"
-					: " (no global or function signature uses it)");
+		if (old && strcmp(old->layout, t->layout))
+			ret = type_changed(p, t);
 	}
 	return ret;
 }

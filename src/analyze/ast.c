@@ -269,9 +269,30 @@ static int collect_stmts(struct ast_unit *u, struct ast_func *f, CXCursor c)
 	return ret;
 }
 
+static char *type_layout(CXCursor c);
+
+/* The canonical spelling of a type. An unnamed struct or union is spelled
+ * with its file and line ("(unnamed at f.c:40:5)"): those would differ
+ * between the two trees, so it is described by its members instead. */
 static char *canonical_type(CXType t)
 {
-	return ast_string(clang_getTypeSpelling(clang_getCanonicalType(t)));
+	CXType canon = clang_getCanonicalType(t);
+	char *s = ast_string(clang_getTypeSpelling(canon)), *at, *end, *members, *out;
+	CXCursor decl = clang_getTypeDeclaration(canon);
+	size_t n;
+
+	at = s ? strstr(s, " at ") : NULL;
+	end = at ? strchr(at, ')') : NULL;
+	if (!end || clang_Cursor_isNull(decl) || !clang_Cursor_isAnonymous(decl))
+		return s;
+	members = type_layout(decl);
+	n = strlen(s) + strlen(members ? members : "") + 8;
+	out = malloc(n);
+	if (out)
+		snprintf(out, n, "%.*s{%s}%s", (int)(at - s), s, members ? members : "", end);
+	free(members);
+	free(s);
+	return out;
 }
 
 static int add_func(struct ast_unit *u, CXCursor c, const char *file, int line)
@@ -426,6 +447,11 @@ static int add_type(struct ast_unit *u, CXCursor c, const char *file, int line)
 	t->file = strdup(file);
 	t->line = line;
 	t->layout = type_layout(c);
+	t->record =
+	    clang_getCursorKind(c) == CXCursor_StructDecl ||
+	    clang_getCursorKind(c) == CXCursor_UnionDecl ||
+	    (clang_getCursorKind(c) == CXCursor_TypedefDecl &&
+	     clang_getCanonicalType(clang_getTypedefDeclUnderlyingType(c)).kind == CXType_Record);
 	return 0;
 }
 

@@ -45,6 +45,7 @@ struct ast_type {
 	char *usr, *name, *file;
 	int line;
 	char *layout;
+	bool record; /* a struct or union, or a typedef of one */
 };
 
 /* libclang names each file as it was reached; canonical paths are cached. */

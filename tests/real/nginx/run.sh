@@ -72,20 +72,23 @@ get() {
 	printf '%s\n' "$body"
 }
 
-# load_start / load_stop: wrk against the proxy path; load_stop prints the
-# requests completed and the requests that failed.
+# load_start SECONDS NAME / load_stop: wrk against the proxy path, in the
+# background; load_stop sets LOAD_DONE (requests completed) and LOAD_FAILED
+# (socket errors and non-2xx answers).
 load_start() {
-	wrk -t2 -c8 -d"$1" "http://127.0.0.1:$HTTP/proxy" >"$WORK/logs/wrk.out" 2>&1 &
+	LOAD_LOG=$WORK/logs/wrk.$2.out
+	wrk -t2 -c8 -d"$1" "http://127.0.0.1:$HTTP/proxy" >"$LOAD_LOG" 2>&1 &
 	WRK=$!
 	sleep 0.3
 }
 load_stop() {
+	local errs non2xx
 	wait "$WRK" || true
-	local done errs non2xx
-	done=$(awk '/requests in/ {print $1}' "$WORK/logs/wrk.out")
-	errs=$(awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10}' "$WORK/logs/wrk.out")
-	non2xx=$(awk '/Non-2xx/ {print $5}' "$WORK/logs/wrk.out")
-	echo "${done:-0} $((${errs:-0} + ${non2xx:-0}))"
+	LOAD_DONE=$(awk '/requests in/ {print $1}' "$LOAD_LOG")
+	errs=$(awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10}' "$LOAD_LOG")
+	non2xx=$(awk '/Non-2xx/ {print $5}' "$LOAD_LOG")
+	LOAD_DONE=${LOAD_DONE:-0}
+	LOAD_FAILED=$((${errs:-0} + ${non2xx:-0}))
 }
 
 binary_for() {
@@ -121,10 +124,13 @@ for p in "${cves[@]}"; do
 	funcs=$(awk '$1 == "replaced" {print $2}' "$WORK/logs/$id.build" | jq -R . | jq -s -c .)
 	if [ "$status" = 3 ]; then
 		result="refused by analysis" reason=$(tail -1 "$WORK/logs/$id.err")
+	elif [ "$status" != 0 ] && grep -q "changes no function" "$WORK/logs/$id.err"; then
+		# The fix compiles to the very same code here: nothing to apply.
+		result="no code change" reason=$(tail -1 "$WORK/logs/$id.err")
 	elif [ "$status" != 0 ]; then
 		result=failed reason=$(tail -1 "$WORK/logs/$id.err")
 	else
-		load_start 4
+		load_start 4 "$id"
 		start=$(date +%s%N)
 		for pid in $pids; do
 			if ! "$OPUS" apply --json "$pid" "$WORK/patches/$id.opatch" \
@@ -135,7 +141,8 @@ for p in "${cves[@]}"; do
 			pause_us=$(jq -r '[.stats.pause_us, '"$pause_us"'] | max' "$WORK/logs/$id.$pid.apply")
 		done
 		apply_ms=$(ms "$start")
-		read -r done failed < <(load_stop)
+		load_stop
+		done=$LOAD_DONE failed=$LOAD_FAILED
 		total_failed=$((total_failed + failed))
 	fi
 	[ "$result" = applied ] || [ -n "$reason" ] || fail "$id: $result without a reason"
@@ -161,13 +168,15 @@ for pid in $pids; do
 done
 
 # Revert the whole stack, newest first, under load.
-load_start 6
+load_start 6 revert
 for pid in $pids; do
 	while "$OPUS" list --json "$pid" | jq -e '.patches | length > 0' >/dev/null; do
-		"$OPUS" revert "$pid" >/dev/null || fail "revert on $pid: $(tail -1 "$WORK/logs/revert.err")"
+		"$OPUS" revert "$pid" >/dev/null 2>"$WORK/logs/revert.err" ||
+			fail "revert on $pid: $(tail -1 "$WORK/logs/revert.err")"
 	done
 done
-read -r revert_done revert_failed < <(load_stop)
+load_stop
+revert_done=$LOAD_DONE revert_failed=$LOAD_FAILED
 total_failed=$((total_failed + revert_failed))
 [ "$(get /)" = ok ] || fail "nginx does not serve after the revert"
 cve_reverted=$(get '/cve42945/a%26b')
