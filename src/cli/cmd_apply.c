@@ -13,9 +13,17 @@ json_t *cli_stats_json(const struct live_stats *st);
 
 json_t *cli_stats_json(const struct live_stats *st)
 {
-	return json_pack("{s:i, s:i, s:f, s:f, s:f}", "attempts", (int)st->attempts, "threads",
+	json_t *phases = json_pack(
+	    "{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "resolve_us", (double)st->resolve_ns / 1e3,
+	    "map_us", (double)st->map_ns / 1e3, "link_us", (double)st->link_ns / 1e3, "cfi_us",
+	    (double)st->cfi_ns / 1e3, "stop_us", (double)st->stop_ns / 1e3, "unwind_us",
+	    (double)st->unwind_ns / 1e3, "write_us", (double)st->write_ns / 1e3, "resume_us",
+	    (double)st->resume_ns / 1e3);
+
+	return json_pack("{s:i, s:i, s:f, s:f, s:f, s:o}", "attempts", (int)st->attempts, "threads",
 			 (int)st->threads, "pause_us", (double)st->pause_ns / 1e3, "prepare_ms",
-			 (double)st->prepare_ns / 1e6, "total_ms", (double)st->total_ns / 1e6);
+			 (double)st->prepare_ns / 1e6, "total_ms", (double)st->total_ns / 1e6,
+			 "phases_us", phases);
 }
 
 int cmd_apply(int argc, char **argv)
@@ -29,6 +37,7 @@ int cmd_apply(int argc, char **argv)
 	struct live_opts lo = {.timeout_s = 5};
 	struct live_stats st;
 	struct opatch p;
+	uint64_t parse_start, parse_ns;
 	bool json = false;
 	pid_t pid;
 	int c, ret;
@@ -51,8 +60,10 @@ int cmd_apply(int argc, char **argv)
 	}
 	if (argc - optind != 2)
 		return cli_usage(USAGE);
+	parse_start = cli_now_ns();
 	if (cli_parse_pid(argv[optind], &pid) || opatch_read(argv[optind + 1], &p))
 		return cli_fail("apply");
+	parse_ns = cli_now_ns() - parse_start;
 	ret = live_apply(pid, &p, &lo, &st);
 	if (ret) {
 		opatch_free(&p);
@@ -63,6 +74,8 @@ int cmd_apply(int argc, char **argv)
 				      "functions", (int)p.nfuncs);
 
 		json_object_set_new(j, "stats", cli_stats_json(&st));
+		json_object_set_new(json_object_get(json_object_get(j, "stats"), "phases_us"),
+				    "parse_us", json_real((double)parse_ns / 1e3));
 		cli_print_json(j);
 	} else
 		printf("applied %s to process %d: %zu function(s) at 0x%" PRIx64

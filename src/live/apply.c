@@ -408,25 +408,34 @@ static void unwrite_sites(struct txn *t)
  * with everything stopped. Busy: resume, wait, retry until the deadline. */
 static int stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(struct txn *t))
 {
-	uint64_t deadline = now_ns() + (uint64_t)(o->timeout_s * 1e9);
+	uint64_t deadline = now_ns() + (uint64_t)(o->timeout_s * 1e9), t1 = now_ns();
+	struct live_stats *st = t->st;
 	struct unwinder *u;
 	int ret = unwind_open(t->pid, t->mem_fd, &u);
 
+	st->cfi_ns = now_ns() - t1;
 	while (!ret) {
-		uint64_t start = now_ns();
+		uint64_t start = now_ns(), stopped, checked, written;
 
-		t->st->attempts++;
-		if (!t->st->prepare_ns)
-			t->st->prepare_ns = start - t->t0;
+		st->attempts++;
+		if (!st->prepare_ns)
+			st->prepare_ns = start - t->t0;
 		ret = threads_stop_all(&t->ts);
+		stopped = now_ns();
 		if (!ret)
 			ret = unwind_check(u, &t->ts, t->ranges, t->nranges);
+		checked = now_ns();
 		if (!ret) {
 			ret = commit(t);
+			written = now_ns();
 			if (!ret) {
-				t->st->threads = (unsigned)t->ts.n;
+				st->threads = (unsigned)t->ts.n;
 				threads_detach(&t->ts);
-				t->st->pause_ns = now_ns() - start;
+				st->pause_ns = now_ns() - start;
+				st->stop_ns = stopped - start;
+				st->unwind_ns = checked - stopped;
+				st->write_ns = written - checked;
+				st->resume_ns = start + st->pause_ns - written;
 			}
 			break;
 		}
@@ -479,15 +488,21 @@ int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, str
 
 	if (!ret)
 		ret = check_target(&t, p, &obj);
+	uint64_t t1 = now_ns();
+
 	if (!ret)
 		ret = resolve_syms(&t, p, &obj, sym_addr);
 	if (!ret)
 		ret = layout_plan(&l, p);
+	st->resolve_ns = now_ns() - t1;
+	t1 = now_ns();
 	if (!ret)
 		ret = place(&t, &obj, p, &l);
 	/* New code is unreachable until the jumps exist: link, write and plan
 	 * with the process running. */
 	threads_detach(&t.ts);
+	st->map_ns = now_ns() - t1;
+	t1 = now_ns();
 	if (!ret)
 		ret = layout_link(&l, p, t.base, sym_addr);
 	if (!ret)
@@ -496,6 +511,7 @@ int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, str
 		ret = plan_sites(&t, p, &obj, sym_addr);
 	if (!ret)
 		ret = write_image(&t, &l);
+	st->link_ns = now_ns() - t1;
 	if (!ret)
 		ret = stop_and_commit(&t, o, commit_apply);
 	if (ret && t.mapped) {

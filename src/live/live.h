@@ -14,13 +14,23 @@ struct live_opts {
 	double timeout_s; /* how long to retry while a function is busy */
 };
 
+/* Where the time went, from a monotonic clock. The phases before the stop
+ * run while the process runs; stop, unwind, write and resume are the pause. */
 struct live_stats {
 	unsigned attempts;   /* stops until no thread was inside a replaced function */
 	unsigned threads;    /* threads stopped in the final stop */
 	uint64_t pause_ns;   /* first thread stopped to last resumed, final stop */
-	uint64_t prepare_ns; /* everything before the final stop */
+	uint64_t prepare_ns; /* everything before the first stop */
 	uint64_t total_ns;
-	uint64_t base; /* where the patch was mapped */
+	uint64_t resolve_ns; /* target object, link map, symbols */
+	uint64_t map_ns;     /* memfd and mappings, by injected syscalls */
+	uint64_t link_ns;    /* relocation, jump planning, image written */
+	uint64_t cfi_ns;     /* reading the modules' unwind tables */
+	uint64_t stop_ns;    /* final stop: interrupting and reaping every thread */
+	uint64_t unwind_ns;  /* final stop: activeness check */
+	uint64_t write_ns;   /* final stop: jumps written (or restored) */
+	uint64_t resume_ns;  /* final stop: detaching every thread */
+	uint64_t base;	     /* where the patch was mapped */
 };
 
 int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, struct live_stats *st);
