@@ -3,7 +3,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 MESON_FLAGS ?=
 
-.PHONY: all deps check check-real demo format format-check clean
+.PHONY: all deps check check-real bench demo format format-check clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -27,6 +27,11 @@ check: deps
 # Debian's nginx security fixes applied live under load (tests/real/nginx).
 check-real: all
 	bash tests/real/nginx/run.sh
+
+# Figures, never part of make check: build/bench/results.json and plots.
+bench: deps
+	$(MAKE) all
+	bash bench/run.sh
 
 demo: deps
 	$(MAKE) all

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# make bench: what a live patch costs a running program, in figures anyone
+# can rerun on this machine. Writes build/bench/results.json, plots
+# build/bench/*.png with gnuplot, and prints a table. Asserts nothing.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OPUS=$ROOT/build/opus
+OUT=$ROOT/build/bench
+RUNS=${RUNS:-30}
+mkdir -p "$OUT"
+for p in gnuplot-nox wrk jq bear libpcre2-dev zlib1g-dev libssl-dev; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
+done
+gcc -O2 -Wall -o "$OUT/stopfloor" "$ROOT/bench/stopfloor.c"
+RESULTS=$OUT/results.json
+echo '{}' >"$RESULTS"
+put() { jq "$1" "$RESULTS" >"$RESULTS.tmp" && mv "$RESULTS.tmp" "$RESULTS"; }
+
+# p50 and p99 of numbers on stdin, as JSON.
+pctl() {
+	sort -n | awk '{v[NR] = $1} END {
+		i50 = int((NR + 1) / 2); i99 = int(NR * 0.99 + 0.999); if (i99 > NR) i99 = NR;
+		printf "{\"p50\": %s, \"p99\": %s}\n", v[i50], v[i99] }'
+}
+
+# ---- the target: 1000 patchable functions; fixes of 1, 10, 100, 1000 ----
+T=$OUT/target
+rm -rf "$T" && mkdir -p "$T"
+bash "$ROOT/bench/gen-target.sh" "$T/src" 0
+printf '[{"directory": "%s", "file": "target.c", "arguments": ["gcc", "-O2", "-g", "-pthread", "-c", "target.c", "-o", "target.o"]}]\n' \
+	"$T/src" >"$T/src/compile_commands.json"
+(cd "$T/src" && gcc -O2 -g -pthread target.c -o target)
+declare -A build_ms
+for k in 1 10 100 1000; do
+	bash "$ROOT/bench/gen-target.sh" "$T/fixed-$k" "$k"
+	(cd "$T" && cp src/target.c a.c && diff -u a.c "fixed-$k/target.c" |
+		sed -e '1s#^--- a.c.*#--- a/target.c#' -e "2s#^+++ .*#+++ b/target.c#" >"k$k.diff" || true)
+	start=$(date +%s%N)
+	"$OPUS" build --source "$T/src" --diff "$T/k$k.diff" --binary "$T/src/target" \
+		--id "k$k" -o "$T/k$k.opatch" >/dev/null
+	build_ms[$k]=$((($(date +%s%N) - start) / 1000000))
+done
+
+start_target() {
+	"$T/src/target" "$@" >"$T/target.out" &
+	TPID=$!
+	for _ in $(seq 100); do grep -q ready "$T/target.out" 2>/dev/null && break; sleep 0.02; done
+}
+stop_target() { kill "$TPID" 2>/dev/null || true; wait "$TPID" 2>/dev/null || true; }
+f0_addr() {
+	local base off
+	base=$(awk -v t="$T/src/target" '$6 == t && $3 == "00000000" {split($1, a, "-"); print a[1]; exit}' "/proc/$TPID/maps")
+	off=$(nm "$T/src/target" | awk '$3 == "f0" {print $1}')
+	printf '0x%x\n' $((0x$base + 0x$off))
+}
+
+# apply_cycle PATCH: RUNS applies and reverts; pauses (us) to $T/pauses,
+# end-to-end apply times (ms) to $T/e2e, phases to $T/phases.
+apply_cycle() {
+	: >"$T/pauses"
+	: >"$T/e2e"
+	: >"$T/phases"
+	for _ in $(seq "$RUNS"); do
+		local s=$(date +%s%N)
+		"$OPUS" apply --timeout 30 --json "$TPID" "$1" >"$T/apply.json"
+		echo "scale=3; ($(date +%s%N) - $s) / 1000000" | bc >>"$T/e2e"
+		jq '.stats.pause_us' "$T/apply.json" >>"$T/pauses"
+		jq -c '.stats.phases_us' "$T/apply.json" >>"$T/phases"
+		"$OPUS" revert --timeout 30 "$TPID" >/dev/null
+	done
+}
+
+# 1. Pause against thread count, blocked and busy, beside the ptrace floor.
+for mode in blocked busy; do
+	for n in 1 8 64 256; do
+		start_target "$n" "$mode" 1000
+		apply_cycle "$T/k1.opatch"
+		floor=$("$OUT/stopfloor" "$TPID" "$(f0_addr)" "$RUNS")
+		stop_target
+		put ".pause_us.threads_${n}_$mode = $(pctl <"$T/pauses") |
+		     .floor_us.threads_${n}_$mode = {p50: $(echo "$floor" | cut -d' ' -f1), p99: $(echo "$floor" | cut -d' ' -f2)}"
+		[ "$mode" = busy ] && put ".pause_us.threads_$n = .pause_us.threads_${n}_busy"
+		echo "pause, $n $mode thread(s): $(pctl <"$T/pauses") us; floor $floor us"
+	done
+done
+
+# 2. Pause and end-to-end apply against patch size (8 blocked threads).
+start_target 8 blocked 1000
+for k in 1 10 100 1000; do
+	apply_cycle "$T/k$k.opatch"
+	put ".pause_us.funcs_$k = $(pctl <"$T/pauses") | .apply_e2e_ms.funcs_$k = $(pctl <"$T/e2e")"
+	if [ "$k" = 10 ]; then
+		put ".apply_ms = $(pctl <"$T/e2e") |
+		     .apply_phases_us = $(jq -s 'reduce .[] as $p ({}; reduce ($p | keys[]) as $k (.; .[$k] += $p[$k] / '"$RUNS"'))' "$T/phases")"
+	fi
+	echo "patch of $k function(s): pause $(pctl <"$T/pauses") us, apply $(pctl <"$T/e2e") ms"
+done
+stop_target
+
+# 3. The steady cost of a patched call: f0 patched (old entry jumps to the
+#    new code) against the same new code built natively.
+(cd "$T/fixed-1" && gcc -O2 -g -pthread target.c -o target)
+ns_per_call() {
+	"$1" calls >"$T/calls.out" &
+	local pid=$!
+	for _ in $(seq 100); do grep -q ready "$T/calls.out" && break; sleep 0.02; done
+	[ -z "${2:-}" ] || "$OPUS" apply "$pid" "$2" >/dev/null
+	sleep 0.3
+	: >"$T/calls.out"
+	while [ "$(wc -l <"$T/calls.out")" -lt 5 ]; do sleep 0.2; done
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+	sort -n "$T/calls.out" | head -3 | tail -1
+}
+native=$(ns_per_call "$T/fixed-1/target")
+patched=$(TPID=0 ns_per_call "$T/src/target" "$T/k1.opatch")
+put ".call_ns = {native: $native, patched: $patched} | .call_overhead_ns = ($patched - $native)"
+echo "call: native $native ns, patched $patched ns"
+
+# 4 and 5: nginx, the real-world suite's build.
+nginx_tree=$(bash "$ROOT/tests/real/nginx/build.sh" "$ROOT/build/real")
+bash "$ROOT/bench/nginx.sh" "$nginx_tree" "$RESULTS" "$RUNS"
+
+put ".build.target_ms = {funcs_1: ${build_ms[1]}, funcs_10: ${build_ms[10]}, funcs_100: ${build_ms[100]}, funcs_1000: ${build_ms[1000]}} |
+     .machine = {cpus: $(nproc), kernel: \"$(uname -r)\", date: \"$(date -u +%F)\"}"
+bash "$ROOT/bench/plot.sh" "$RESULTS" "$OUT"
+jq . "$RESULTS"
