@@ -92,6 +92,7 @@ int main(int argc, char **argv)
 		ptrace(PTRACE_DETACH, t[i], 0, 0);
 	}
 	qsort(us, runs, sizeof(*us), cmp);
-	printf("%.1f %.1f\n", us[runs / 2], us[(runs * 99) / 100 < runs ? (runs * 99) / 100 : runs - 1]);
+	printf("%.1f %.1f\n", us[runs / 2],
+	       us[(runs * 99) / 100 < runs ? (runs * 99) / 100 : runs - 1]);
 	return 0;
 }
