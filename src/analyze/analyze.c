@@ -505,6 +505,8 @@ int opus_analyze(const struct analyze_opts *opts, struct analysis *out)
 	ret = workspace_open(&w, opts->source, opts->diff, opts->cdb);
 	if (!ret)
 		ret = workspace_apply_diff(&w);
+	if (!ret)
+		ret = opus_clang_load();
 	if (!ret) {
 		idx = clang_createIndex(0, 0);
 		ret = idx ? 0 : opus_err(-ENOMEM, "libclang: cannot create an index");

@@ -5,7 +5,7 @@
 #ifndef OPUS_ANALYZE_AST_H
 #define OPUS_ANALYZE_AST_H
 
-#include <clang-c/Index.h>
+#include "clang_api.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
