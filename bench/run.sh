@@ -125,4 +125,4 @@ bash "$ROOT/bench/nginx.sh" "$nginx_tree" "$RESULTS" "$RUNS"
 put ".build.target_ms = {funcs_1: ${build_ms[1]}, funcs_10: ${build_ms[10]}, funcs_100: ${build_ms[100]}, funcs_1000: ${build_ms[1000]}} |
      .machine = {cpus: $(nproc), kernel: \"$(uname -r)\", date: \"$(date -u +%F)\"}"
 bash "$ROOT/bench/plot.sh" "$RESULTS" "$OUT"
-jq . "$RESULTS"
+bash "$ROOT/bench/table.sh" "$RESULTS"
