@@ -119,7 +119,14 @@ static int fill_meta(struct build *b)
 	p->description =
 	    strdup(b->opts->description ? b->opts->description : base_name(b->opts->diff));
 	p->diff_sha256 = strdup(hex);
-	p->findings = strdup(b->opts->findings ? b->opts->findings : "");
+	if (b->opts->findings) {
+		int ret = b->opts->findings(b->opts->findings_ctx, &p->findings);
+
+		if (ret)
+			return ret;
+	} else {
+		p->findings = strdup("");
+	}
 	p->target_name = strdup(base_name(b->opts->binary));
 	if (!p->id || !p->description || !p->diff_sha256 || !p->target_name || !p->findings)
 		return -ENOMEM;

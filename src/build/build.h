@@ -14,7 +14,11 @@ struct build_opts {
 	const char *cdb;	 /* NULL: look in the tree */
 	const char *id;		 /* NULL: from the output name */
 	const char *description; /* NULL: from the diff name */
-	const char *findings;	 /* analysis findings to embed, one per line */
+	/* Called once the patch is assembled, before it is written: returns 0
+	 * and the analysis findings to embed (malloc'd, one per line), or a
+	 * negative errno to refuse the patch. NULL: no findings. */
+	int (*findings)(void *ctx, char **text);
+	void *findings_ctx;
 	bool keep_scratch;
 };
 

@@ -5,7 +5,11 @@
 
 #include <getopt.h>
 #include <stdio.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <string.h>
 
 void cli_print_analysis(const struct analysis *a, FILE *out);
@@ -22,6 +26,137 @@ static void print_notes(const struct build_notes *notes)
 		fprintf(n->kind == BUILD_WARNING ? stderr : stdout, "%-8s %s (%s): %s\n",
 			build_note_kind_name(n->kind), n->function, n->file, n->message);
 	}
+}
+
+/* The analysis runs in a child process while the build compiles: on two
+ * cores the two halves of the work overlap. The child sends its verdict,
+ * its report and the findings to embed, NUL-separated. */
+struct analysis_job {
+	struct analyze_opts opts;
+	bool force, refused, joined;
+	pid_t pid;
+	int fd;
+};
+
+static void write_all(int fd, const char *s, size_t len)
+{
+	while (len) {
+		ssize_t w = write(fd, s, len);
+
+		if (w <= 0)
+			return;
+		s += w;
+		len -= (size_t)w;
+	}
+}
+
+static void run_analysis_child(struct analysis_job *job)
+{
+	struct analysis a;
+	char *report = NULL, *findings;
+	size_t len = 0;
+	FILE *out;
+
+	if (opus_analyze(&job->opts, &a)) {
+		write_all(job->fd, "fail", 5);
+		write_all(job->fd, opus_errmsg(), strlen(opus_errmsg()) + 1);
+		_exit(0);
+	}
+	out = open_memstream(&report, &len);
+	if (out) {
+		cli_print_analysis(&a, out);
+		fclose(out);
+	}
+	findings = analysis_findings_text(&a);
+	write_all(job->fd, analysis_has_error(&a) ? "error" : "ok", analysis_has_error(&a) ? 6 : 3);
+	write_all(job->fd, report ? report : "", len + 1);
+	write_all(job->fd, findings, strlen(findings) + 1);
+	_exit(0);
+}
+
+static int start_analysis(struct analysis_job *job)
+{
+	int fds[2];
+
+	if (pipe(fds) < 0)
+		return opus_err(-errno, "pipe: %s", strerror(errno));
+	fflush(NULL);
+	job->pid = fork();
+	if (job->pid < 0)
+		return opus_err(-errno, "fork: %s", strerror(errno));
+	if (job->pid == 0) {
+		close(fds[0]);
+		job->fd = fds[1];
+		run_analysis_child(job);
+	}
+	close(fds[1]);
+	job->fd = fds[0];
+	return 0;
+}
+
+static char *read_all(int fd, size_t *len)
+{
+	size_t cap = 4096;
+	char *buf = malloc(cap);
+	ssize_t r;
+
+	*len = 0;
+	while (buf && (r = read(fd, buf + *len, cap - *len - 1)) > 0) {
+		*len += (size_t)r;
+		if (*len + 1 == cap) {
+			char *p = realloc(buf, cap *= 2);
+
+			if (!p)
+				break;
+			buf = p;
+		}
+	}
+	if (buf)
+		buf[*len] = '\0';
+	return buf;
+}
+
+/* The build's findings callback: wait for the analysis, print it, decide. */
+static int join_analysis(void *ctx, char **text)
+{
+	struct analysis_job *job = ctx;
+	size_t len;
+	char *buf = read_all(job->fd, &len), *report, *findings;
+	int status;
+
+	close(job->fd);
+	waitpid(job->pid, &status, 0);
+	job->joined = true;
+	if (!buf || len < 3)
+		return opus_err(-EIO, "the analysis process failed");
+	report = buf + strlen(buf) + 1;
+	if (!strcmp(buf, "fail")) {
+		opus_err(-EINVAL, "%s", report);
+		free(buf);
+		return -EINVAL;
+	}
+	findings = report + strlen(report) + 1;
+	fputs(report, stdout);
+	if (!strcmp(buf, "error") && !job->force) {
+		job->refused = true;
+		free(buf);
+		return opus_err(-EPERM,
+				"%s: refused: the analysis found errors (pass --force to "
+				"build anyway)",
+				job->opts.diff);
+	}
+	*text = strdup(findings);
+	free(buf);
+	return *text ? 0 : -ENOMEM;
+}
+
+static void abandon_analysis(struct analysis_job *job)
+{
+	if (job->joined || job->pid <= 0)
+		return;
+	kill(job->pid, SIGKILL);
+	close(job->fd);
+	waitpid(job->pid, NULL, 0);
 }
 
 int cmd_build(int argc, char **argv)
@@ -42,9 +177,8 @@ int cmd_build(int argc, char **argv)
 	};
 	struct build_opts o = {0};
 	struct build_notes notes = {0};
-	struct analysis a;
+	struct analysis_job job = {.pid = -1, .fd = -1};
 	bool force = false;
-	char *findings;
 	int c, ret;
 
 	while ((c = getopt_long(argc, argv, "s:d:b:o:c:i:D:kfvh", opts, NULL)) != -1) {
@@ -89,22 +223,19 @@ int cmd_build(int argc, char **argv)
 	if (optind != argc || !o.source || !o.diff || !o.binary || !o.output)
 		return cli_usage(USAGE);
 	/* The same analysis as opus analyze; its findings travel in the patch. */
-	if (opus_analyze(&(struct analyze_opts){o.source, o.diff, o.cdb}, &a))
+	job.opts = (struct analyze_opts){o.source, o.diff, o.cdb};
+	job.force = force;
+	if (start_analysis(&job))
 		return cli_fail("build");
-	cli_print_analysis(&a, stdout);
-	if (analysis_has_error(&a) && !force) {
-		analysis_free(&a);
-		fprintf(stderr,
-			"opus build: %s: refused: the analysis found errors (pass --force to "
-			"build anyway)\n",
-			o.diff);
+	o.findings = join_analysis;
+	o.findings_ctx = &job;
+	ret = opus_build(&o, &notes);
+	abandon_analysis(&job);
+	if (job.refused) {
+		build_notes_free(&notes);
+		fprintf(stderr, "opus build: %s\n", opus_errmsg());
 		return 3;
 	}
-	findings = analysis_findings_text(&a);
-	analysis_free(&a);
-	o.findings = findings;
-	ret = opus_build(&o, &notes);
-	free(findings);
 	print_notes(&notes);
 	build_notes_free(&notes);
 	if (ret)
