@@ -70,6 +70,22 @@ static int take_signal(struct thread *t)
 	return sig;
 }
 
+/* The next stop of tid; -ESRCH if it exited or was killed instead. */
+static int next_stop(pid_t tid, int *status)
+{
+	for (;;) {
+		if (waitpid(tid, status, __WALL) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -ESRCH;
+		}
+		if (WIFEXITED(*status) || WIFSIGNALED(*status))
+			return -ESRCH;
+		if (WIFSTOPPED(*status))
+			return 0;
+	}
+}
+
 /* Wait for the stop our PTRACE_INTERRUPT causes. A signal arriving first is
  * kept (and suppressed for now) so exactly one stop answers each interrupt.
  * Returns -ESRCH if the thread died. */
@@ -78,15 +94,8 @@ static int wait_stop(struct thread *t)
 	int status;
 
 	for (;;) {
-		if (waitpid(t->tid, &status, __WALL) < 0) {
-			if (errno == EINTR)
-				continue;
+		if (next_stop(t->tid, &status))
 			return -ESRCH;
-		}
-		if (WIFEXITED(status) || WIFSIGNALED(status))
-			return -ESRCH;
-		if (!WIFSTOPPED(status))
-			continue;
 		if (status >> 16 == PTRACE_EVENT_STOP) {
 			t->stopped = true;
 			t->interrupted = false;
@@ -214,21 +223,12 @@ int thread_wait_trap(struct thread *t)
 {
 	int status;
 
-	for (;;) {
-		if (waitpid(t->tid, &status, __WALL) < 0) {
-			if (errno == EINTR)
-				continue;
-			return -ESRCH;
-		}
-		if (WIFEXITED(status) || WIFSIGNALED(status))
-			return -ESRCH;
-		if (!WIFSTOPPED(status))
-			continue;
-		if (status >> 16 == 0 && WSTOPSIG(status) == SIGTRAP)
-			return 0;
-		if (status >> 16 == 0)
-			keep_signal(t, WSTOPSIG(status));
-		/* A group-stop, a pending interrupt or another signal: step again. */
-		return -EAGAIN;
-	}
+	if (next_stop(t->tid, &status))
+		return -ESRCH;
+	if (status >> 16 == 0 && WSTOPSIG(status) == SIGTRAP)
+		return 0;
+	if (status >> 16 == 0)
+		keep_signal(t, WSTOPSIG(status));
+	/* A group-stop, a pending interrupt or another signal: step again. */
+	return -EAGAIN;
 }
