@@ -32,8 +32,14 @@ static int add_lib(struct resolver *r, const char *name, const char *path, uint6
 	memset(l, 0, sizeof(*l));
 	snprintf(l->name, sizeof(l->name), "%s", name);
 	l->bias = bias;
-	if (opus_elf_open(path, &l->e))
-		return 0; /* not a file we can read (vdso): nothing to look up in it */
+	if (opus_elf_open(path, &l->e)) {
+		char alt[4200];
+
+		/* map_files needs CAP_SYS_ADMIN: try the path in the process's root. */
+		snprintf(alt, sizeof(alt), "/proc/%d/root%s", (int)r->pid, name);
+		if (name[0] != '/' || opus_elf_open(alt, &l->e))
+			return 0; /* not a file we can read (vdso): nothing to look up */
+	}
 	if (opus_symtab_load(l->e.elf, true, &l->dyn)) {
 		opus_elf_close(&l->e);
 		return 0;
