@@ -55,23 +55,43 @@ start_nginx() {
 	done
 }
 serving() { (exec 3<>"/dev/tcp/127.0.0.1/$HTTP") 2>/dev/null; }
-load() {
-	wrk -t2 -c8 -d"$1" "http://127.0.0.1:$HTTP/" >"$out/wrk.$2.out" 2>&1 &
-	WRK=$!
-	sleep 0.5
-}
-# Sets DONE and FAILED from the wrk run NAME, in this shell (wrk is its child).
-failed() {
-	wait "$WRK" || true
-	read -r DONE FAILED < <(awk '/Socket errors/ {gsub(",", ""); e = $4 + $6 + $8 + $10}
-		/Non-2xx/ {e += $5} /requests in/ {n = $1} END {printf "%d %d\n", n, e}' \
-		"$out/wrk.$1.out")
-}
 stop_nginx() {
 	[ -s "$prefix/nginx.pid" ] && kill "$(cat "$prefix/nginx.pid")" 2>/dev/null || true
 	for _ in $(seq 200); do serving || break; sleep 0.01; done
 	rm -f "$prefix/nginx.pid"
 }
+# load SECONDS NAME: bench/loadgen in the background, 100 ms buckets.
+load() {
+	LOAD_NAME=$2
+	LOAD_T0=$(date +%s%N)
+	"$out/loadgen" "$HTTP" / 8 "$1" "$out/rps.$2.dat" &
+	LOAD=$!
+	sleep 1
+}
+# load_done DISRUPTED_AT_NS: sets DONE, FAILED and RECOVER_MS (from the
+# disruption until a bucket answers 90% of the median before it).
+load_done() {
+	local at median file=$out/rps.$LOAD_NAME.dat
+	wait "$LOAD"
+	at=$((($1 - LOAD_T0) / 1000000))
+	median=$(awk -v at="$at" '$1 + 100 <= at && $1 >= 200 {print $2}' "$file" | sort -n |
+		awk '{v[NR] = $1} END {print NR ? v[int((NR + 1) / 2)] : 0}')
+	# Recovered: the first of three buckets in a row at 80% of the median
+	# throughput before the disruption, with no failure (one bucket is noisy
+	# on two cores).
+	read -r DONE FAILED RECOVER_MS < <(awk -v at="$at" -v m="$median" '
+		{ t[NR] = $1; a[NR] = $2; f[NR] = $3; done += $2; failed += $3 }
+		END {
+			rec = -1
+			for (i = 1; i + 2 <= NR && rec < 0; i++)
+				if (t[i] + 100 > at && f[i] == 0 && a[i] >= 0.8 * m &&
+				    a[i + 1] >= 0.8 * m && a[i + 2] >= 0.8 * m)
+					rec = t[i] - at
+			printf "%d %d %d\n", done, failed, (rec > 0 ? rec : 0)
+		}' "$file")
+}
+
+gcc -O2 -Wall -pthread -o "$out/loadgen" "$ROOT/bench/loadgen.c"
 
 # opus: 20 apply/revert cycles on the master and both workers.
 stop_nginx
@@ -79,39 +99,37 @@ start_nginx
 master=$(cat "$prefix/nginx.pid")
 pids="$master $(pgrep -P "$master" | tr '\n' ' ')"
 load 12 opus
+at=$(date +%s%N)
 for _ in $(seq 20); do
 	for p in $pids; do "$OPUS" apply "$p" "$out/fix.opatch" >/dev/null; done
 	for p in $pids; do "$OPUS" revert "$p" >/dev/null; done
 done
-failed opus
-opus_done=$DONE opus_failed=$FAILED
+load_done "$at"
+opus_done=$DONE opus_failed=$FAILED opus_recover=$RECOVER_MS
 stop_nginx
 
 # restart: stop and start, the way a fix reaches a server without opus.
 start_nginx
 load 6 restart
-start=$(date +%s%N)
+at=$(date +%s%N)
 stop_nginx
 start_nginx
-until serving; do sleep 0.001; done
-recover_ms=$(ms_since "$start")
-failed restart
-restart_done=$DONE restart_failed=$FAILED
+load_done "$at"
+restart_done=$DONE restart_failed=$FAILED restart_recover=$RECOVER_MS
 
 # binary upgrade: a new master from the (fixed) binary, then the old one quits.
 load 6 upgrade
 old=$(cat "$prefix/nginx.pid")
-start=$(date +%s%N)
+at=$(date +%s%N)
 kill -USR2 "$old"
 for _ in $(seq 500); do [ -s "$prefix/nginx.pid.oldbin" ] && break; sleep 0.01; done
 kill -QUIT "$old"
 while kill -0 "$old" 2>/dev/null; do sleep 0.01; done
-upgrade_ms=$(ms_since "$start")
-failed upgrade
-upgrade_done=$DONE upgrade_failed=$FAILED
+load_done "$at"
+upgrade_done=$DONE upgrade_failed=$FAILED upgrade_recover=$RECOVER_MS
 stop_nginx
 
-put ".nginx.opus = {cycles: 20, requests: $opus_done, failed_requests: $opus_failed} |
-     .nginx.restart = {requests: $restart_done, failed_requests: $restart_failed, recover_ms: $recover_ms} |
-     .nginx.binary_upgrade = {requests: $upgrade_done, failed_requests: $upgrade_failed, switch_ms: $upgrade_ms}"
-echo "nginx: opus 20 cycles $opus_failed failed of $opus_done; restart $restart_failed failed of $restart_done (serving again after $recover_ms ms); binary upgrade $upgrade_failed failed of $upgrade_done"
+put ".nginx.opus = {cycles: 20, requests: $opus_done, failed_requests: $opus_failed, recover_ms: $opus_recover} |
+     .nginx.restart = {requests: $restart_done, failed_requests: $restart_failed, recover_ms: $restart_recover} |
+     .nginx.binary_upgrade = {requests: $upgrade_done, failed_requests: $upgrade_failed, recover_ms: $upgrade_recover}"
+echo "nginx: opus 20 cycles $opus_failed failed of $opus_done; restart $restart_failed failed of $restart_done (full throughput again after $restart_recover ms); binary upgrade $upgrade_failed failed of $upgrade_done (after $upgrade_recover ms)"

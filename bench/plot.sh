@@ -29,3 +29,18 @@ set ylabel ""
 plot "$out/patch-size.dat" using 1:2 with linespoints title "pause us", \
      "$out/patch-size.dat" using 1:3 with linespoints title "apply ms"
 GP
+# nginx under load: requests per second in 100 ms buckets, disruption at 1 s.
+nf=$(dirname "$r")/nginx-figures
+if [ -e "$nf/rps.opus.dat" ]; then
+	gnuplot <<GP
+set terminal png size 800,500
+set output "$out/nginx-rps.png"
+set title "nginx under load: answered requests per second (100 ms buckets)"
+set xlabel "ms since the load started (the change starts at about 1000)"
+set ylabel "requests/s"
+set yrange [0:*]
+plot "$nf/rps.opus.dat" using 1:(\$2*10) with lines title "opus: 20 apply/revert cycles", \
+     "$nf/rps.restart.dat" using 1:(\$2*10) with lines title "stop + start", \
+     "$nf/rps.upgrade.dat" using 1:(\$2*10) with lines title "binary upgrade"
+GP
+fi
