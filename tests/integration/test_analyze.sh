@@ -68,3 +68,22 @@ test_build_refuses_analysis_errors() {
 	readelf -p .opus.meta "$WORK/sig.opatch" | grep -q "finding=authsrv.c:.*signature-change" ||
 		fail "the finding is not embedded in the patch"
 }
+
+# A unit libclang cannot parse (a GNU nested function, which gcc accepts):
+# build stops and says how to go on; --force builds and records why the
+# patch carries no findings.
+test_build_without_analysis_needs_force() {
+	printf '\nint gnu_nested(int x)\n{\n\tint twice(int y) { return 2 * y; }\n\n\treturn twice(x);\n}\n' \
+		>>"$WORK/src.tail"
+	build_target authsrv "$WORK" -O2 -g
+	cat "$WORK/src.tail" >>"$WORK/src/authsrv.c"
+	(cd "$WORK/src" && gcc -O2 -g -pthread authsrv.c -o authsrv)
+	expect_fail "build with an unparsable unit" "$OPUS" build --source "$WORK/src" \
+		--diff "$TARGETS/authsrv/slow-v2.diff" --binary "$WORK/src/authsrv" -o "$WORK/x.opatch"
+	assert_contains "--force" "$ERR" "the error says how to go on"
+	[ ! -e "$WORK/x.opatch" ] || fail "a patch was written without the analysis"
+	"$OPUS" build --force --source "$WORK/src" --diff "$TARGETS/authsrv/slow-v2.diff" \
+		--binary "$WORK/src/authsrv" -o "$WORK/x.opatch" >/dev/null 2>&1
+	readelf -p .opus.meta "$WORK/x.opatch" | grep -q "analysis unavailable" ||
+		fail "the patch does not say it was built without the analysis"
+}
