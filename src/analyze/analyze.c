@@ -445,7 +445,7 @@ static int parse_unit(CXIndex idx, const struct workspace *w, const struct cdb_e
 static int analyze_unit(CXIndex idx, const struct workspace *w, const struct cdb_entry *e,
 			struct analysis *a)
 {
-	struct ast_unit old, new;
+	struct ast_unit old = {0}, new = {0};
 	struct unit_pair p = {.old = &old, .new = &new, .a = a};
 	int ret = parse_unit(idx, w, e, false, &old);
 
