@@ -1,4 +1,5 @@
 #include "ast.h"
+#include "util/buf.h"
 #include "util/err.h"
 #include "util/file.h"
 
@@ -165,10 +166,7 @@ static unsigned local_index(struct local_names *ln, CXCursor d)
 
 char *ast_normalize(CXTranslationUnit tu, CXCursor c, uint64_t *hash)
 {
-	struct opus_buf_like {
-		char *data;
-		size_t len, cap;
-	} b = {0};
+	struct opus_buf b = {0};
 	struct local_names ln = {.n = 0};
 	CXToken *toks;
 	CXCursor *curs;
@@ -182,7 +180,6 @@ char *ast_normalize(CXTranslationUnit tu, CXCursor c, uint64_t *hash)
 	for (unsigned i = 0; curs && i < n; i++) {
 		char *s, local[16];
 		const char *t;
-		size_t tl;
 
 		if (clang_getTokenKind(toks[i]) == CXToken_Comment)
 			continue;
@@ -197,29 +194,14 @@ char *ast_normalize(CXTranslationUnit tu, CXCursor c, uint64_t *hash)
 				t = local;
 			}
 		}
-		tl = strlen(t);
-		if (b.len + tl + 2 > b.cap) {
-			size_t ncap = (b.cap ? b.cap * 2 : 256) + tl;
-			char *p = realloc(b.data, ncap);
-
-			if (!p) {
-				free(s);
-				break;
-			}
-			b.data = p;
-			b.cap = ncap;
-		}
-		memcpy(b.data + b.len, t, tl);
-		b.len += tl;
-		b.data[b.len++] = ' ';
-		b.data[b.len] = '\0';
-		for (const char *p = t; *p; p++)
-			h = (h ^ (uint8_t)*p) * FNV_PRIME;
-		h = (h ^ ' ') * FNV_PRIME;
+		opus_buf_add(&b, t, strlen(t));
+		opus_buf_add(&b, " ", 1);
 		free(s);
 	}
 	free(curs);
 	clang_disposeTokens(tu, toks, n);
+	for (size_t i = 0; hash && i < b.len; i++)
+		h = (h ^ (uint8_t)b.data[i]) * FNV_PRIME;
 	if (hash)
 		*hash = h;
 	return b.data ? b.data : strdup("");
@@ -352,31 +334,9 @@ static int add_var(struct ast_unit *u, CXCursor c, const char *file, int line, c
 	return 0;
 }
 
-struct layout_walk {
-	char *buf;
-	size_t len, cap;
-};
-
-static void layout_add(struct layout_walk *w, const char *s)
-{
-	size_t n = strlen(s);
-
-	if (w->len + n + 1 > w->cap) {
-		size_t ncap = (w->cap ? w->cap * 2 : 256) + n;
-		char *p = realloc(w->buf, ncap);
-
-		if (!p)
-			return;
-		w->buf = p;
-		w->cap = ncap;
-	}
-	memcpy(w->buf + w->len, s, n + 1);
-	w->len += n;
-}
-
 static enum CXChildVisitResult layout_member(CXCursor c, CXCursor parent, CXClientData data)
 {
-	struct layout_walk *w = data;
+	struct opus_buf *w = data;
 	char item[1024], *name, *type;
 
 	(void)parent;
@@ -385,13 +345,13 @@ static enum CXChildVisitResult layout_member(CXCursor c, CXCursor parent, CXClie
 		type = canonical_type(clang_getCursorType(c));
 		snprintf(item, sizeof(item), "%s:%s@%lld;", name, type,
 			 clang_Cursor_getOffsetOfField(c));
-		layout_add(w, item);
+		opus_buf_add(w, item, strlen(item));
 		free(name);
 		free(type);
 	} else if (clang_getCursorKind(c) == CXCursor_EnumConstantDecl) {
 		name = ast_string(clang_getCursorSpelling(c));
 		snprintf(item, sizeof(item), "%s=%lld;", name, clang_getEnumConstantDeclValue(c));
-		layout_add(w, item);
+		opus_buf_add(w, item, strlen(item));
 		free(name);
 	}
 	return CXChildVisit_Continue;
@@ -399,7 +359,7 @@ static enum CXChildVisitResult layout_member(CXCursor c, CXCursor parent, CXClie
 
 static char *type_layout(CXCursor c)
 {
-	struct layout_walk w = {0};
+	struct opus_buf w = {0};
 	char head[1024];
 	CXType t = clang_getCursorType(c);
 
@@ -412,20 +372,20 @@ static char *type_layout(CXCursor c)
 		if (!clang_Cursor_isNull(decl) && clang_Cursor_isAnonymous(decl)) {
 			snprintf(head, sizeof(head), "typedef unnamed size=%lld;",
 				 clang_Type_getSizeOf(canon));
-			layout_add(&w, head);
+			opus_buf_add(&w, head, strlen(head));
 			clang_visitChildren(decl, layout_member, &w);
 		} else {
 			snprintf(head, sizeof(head), "typedef %s size=%lld;", under,
 				 clang_Type_getSizeOf(canon));
-			layout_add(&w, head);
+			opus_buf_add(&w, head, strlen(head));
 		}
 		free(under);
 	} else {
 		snprintf(head, sizeof(head), "size=%lld;", clang_Type_getSizeOf(t));
-		layout_add(&w, head);
+		opus_buf_add(&w, head, strlen(head));
 		clang_visitChildren(c, layout_member, &w);
 	}
-	return w.buf ? w.buf : strdup("");
+	return w.data ? w.data : strdup("");
 }
 
 static int add_type(struct ast_unit *u, CXCursor c, const char *file, int line)

@@ -23,12 +23,6 @@ struct asm_ctx {
 	struct build_notes *notes;
 };
 
-static bool is_pcrel(uint32_t type)
-{
-	return type == R_X86_64_PC32 || type == R_X86_64_PLT32 || type == R_X86_64_GOTPCREL ||
-	       type == R_X86_64_GOTPCRELX || type == R_X86_64_REX_GOTPCRELX;
-}
-
 /* Length of name without a compiler-added ".N" suffix (static locals). */
 static size_t base_len(const char *name)
 {
@@ -211,7 +205,7 @@ static size_t data_holder(struct asm_ctx *c, size_t symidx, const GElf_Sym *sym,
 
 	if (GELF_ST_TYPE(sym->st_info) == STT_OBJECT)
 		return symidx;
-	if (is_pcrel((uint32_t)GELF_R_TYPE(r->r_info)) &&
+	if (obj_rela_is_pcrel((uint32_t)GELF_R_TYPE(r->r_info)) &&
 	    (h = obj_sym_in_scn(c->o, scn, (long)(off + 4), STT_OBJECT)))
 		return h;
 	if ((h = obj_sym_in_scn(c->o, scn, (long)off, STT_OBJECT)))

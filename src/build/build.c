@@ -25,13 +25,6 @@ struct build {
 	struct opatch patch;
 };
 
-static const char *base_name(const char *path)
-{
-	const char *s = strrchr(path, '/');
-
-	return s ? s + 1 : path;
-}
-
 static int load_binary(struct build *b)
 {
 	int n, ret = opus_elf_open(b->opts->binary, &b->bin);
@@ -100,7 +93,7 @@ static int assemble_all(struct build *b, struct build_notes *notes)
 
 static char *default_id(const char *output)
 {
-	char *id = strdup(base_name(output)), *dot;
+	char *id = strdup(opus_base_name(output)), *dot;
 
 	if (id && (dot = strrchr(id, '.')) && dot != id)
 		*dot = '\0';
@@ -117,7 +110,7 @@ static int fill_meta(struct build *b)
 	opus_hex_encode(digest, sizeof(digest), hex);
 	p->id = b->opts->id ? strdup(b->opts->id) : default_id(b->opts->output);
 	p->description =
-	    strdup(b->opts->description ? b->opts->description : base_name(b->opts->diff));
+	    strdup(b->opts->description ? b->opts->description : opus_base_name(b->opts->diff));
 	p->diff_sha256 = strdup(hex);
 	if (b->opts->findings) {
 		int ret = b->opts->findings(b->opts->findings_ctx, &p->findings);
@@ -127,7 +120,7 @@ static int fill_meta(struct build *b)
 	} else {
 		p->findings = strdup("");
 	}
-	p->target_name = strdup(base_name(b->opts->binary));
+	p->target_name = strdup(opus_base_name(b->opts->binary));
 	if (!p->id || !p->description || !p->diff_sha256 || !p->target_name || !p->findings)
 		return -ENOMEM;
 	if (!opatch_id_valid(p->id))

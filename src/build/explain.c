@@ -57,13 +57,6 @@ struct cu_walk {
 	int ret;
 };
 
-static const char *base_name(const char *path)
-{
-	const char *s = strrchr(path, '/');
-
-	return s ? s + 1 : path;
-}
-
 static int on_func(Dwarf_Die *die, void *arg)
 {
 	struct cu_walk *w = arg;
@@ -196,7 +189,7 @@ void src_explain(const struct src_map *m, const struct diff_files *diff, const c
 	snprintf(base, sizeof(base), "%.*s", (int)strcspn(name, "."), name);
 	f = find_const(m, base);
 	if (changed(diff, f, &line)) {
-		snprintf(buf, len, "its source changed (%s:%d)", base_name(f->file), line);
+		snprintf(buf, len, "its source changed (%s:%d)", opus_base_name(f->file), line);
 		return;
 	}
 	for (size_t i = 0; f && i < f->ninlined; i++) {
@@ -204,7 +197,7 @@ void src_explain(const struct src_map *m, const struct diff_files *diff, const c
 
 		if (changed(diff, g, &line)) {
 			snprintf(buf, len, "it inlines %s, whose source changed (%s:%d)", g->name,
-				 base_name(g->file), line);
+				 opus_base_name(g->file), line);
 			return;
 		}
 	}

@@ -129,3 +129,9 @@ bool obj_is_cold_name(const char *name)
 
 	return c && (c[5] == '\0' || c[5] == '.');
 }
+
+bool obj_rela_is_pcrel(uint32_t type)
+{
+	return type == R_X86_64_PC32 || type == R_X86_64_PLT32 || type == R_X86_64_GOTPCREL ||
+	       type == R_X86_64_GOTPCRELX || type == R_X86_64_REX_GOTPCRELX;
+}

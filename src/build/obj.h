@@ -37,5 +37,7 @@ size_t obj_find_sym(const struct obj *o, const char *name, int type);
  * offset off (any one if off is -1), or 0. */
 size_t obj_sym_in_scn(const struct obj *o, size_t scn, long off, int type);
 bool obj_is_cold_name(const char *name);
+/* A PC-relative relocation: its addend is 4 bytes short of the target. */
+bool obj_rela_is_pcrel(uint32_t type);
 
 #endif

@@ -5,17 +5,17 @@
 #include <stdio.h>
 #include <string.h>
 
-static bool is_pcrel(uint32_t type)
+/* Where in its section a relocation points: PC-relative references point
+ * 4 bytes short (the displacement precedes the next instruction). */
+static int64_t referenced_offset(const GElf_Rela *r)
 {
-	return type == R_X86_64_PC32 || type == R_X86_64_PLT32 || type == R_X86_64_GOTPCREL ||
-	       type == R_X86_64_GOTPCRELX || type == R_X86_64_REX_GOTPCRELX;
+	return r->r_addend + (obj_rela_is_pcrel((uint32_t)GELF_R_TYPE(r->r_info)) ? 4 : 0);
 }
 
-/* A string literal referenced by a relocation: PC-relative references
- * point 4 bytes short of it (the displacement precedes the next insn). */
+/* A string literal referenced by a relocation, by its content. */
 static void describe_string(const struct obj_scn *s, const GElf_Rela *r, char *out, size_t len)
 {
-	int64_t off = r->r_addend + (is_pcrel((uint32_t)GELF_R_TYPE(r->r_info)) ? 4 : 0);
+	int64_t off = referenced_offset(r);
 	const char *data = s->data ? s->data->d_buf : NULL;
 
 	if (!data || off < 0 || (uint64_t)off >= s->data->d_size) {
@@ -29,7 +29,7 @@ static void describe_string(const struct obj_scn *s, const GElf_Rela *r, char *o
 /* Mergeable constants (.rodata.cst*): compare the constant itself. */
 static bool describe_const(const struct obj_scn *s, const GElf_Rela *r, char *out, size_t len)
 {
-	int64_t off = r->r_addend + (is_pcrel((uint32_t)GELF_R_TYPE(r->r_info)) ? 4 : 0);
+	int64_t off = referenced_offset(r);
 	uint64_t size = s->sh.sh_entsize;
 	char hex[2 * 64 + 1];
 

@@ -3,7 +3,6 @@
 #define OPUS_CLI_CLI_H
 
 #include <stdbool.h>
-#include <stdint.h>
 #include <sys/types.h>
 
 #include <jansson.h>
@@ -21,6 +20,5 @@ int cli_usage(const char *usage);
 int cli_parse_pid(const char *s, pid_t *pid);
 int cli_parse_timeout(const char *s, double *out);
 void cli_print_json(json_t *j); /* prints and frees */
-uint64_t cli_now_ns(void);
 
 #endif

@@ -1,6 +1,7 @@
 #include "cli.h"
 #include "live/live.h"
 #include "patchfile/opatch.h"
+#include "util/clock.h"
 #include "util/err.h"
 
 #include <getopt.h>
@@ -60,10 +61,10 @@ int cmd_apply(int argc, char **argv)
 	}
 	if (argc - optind != 2)
 		return cli_usage(USAGE);
-	parse_start = cli_now_ns();
+	parse_start = opus_now_ns();
 	if (cli_parse_pid(argv[optind], &pid) || opatch_read(argv[optind + 1], &p))
 		return cli_fail("apply");
-	parse_ns = cli_now_ns() - parse_start;
+	parse_ns = opus_now_ns() - parse_start;
 	ret = live_apply(pid, &p, &lo, &st);
 	if (ret) {
 		opatch_free(&p);

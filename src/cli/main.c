@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static const struct {
 	const char *name;
@@ -63,14 +62,6 @@ int cli_parse_timeout(const char *s, double *out)
 		return opus_err(-EINVAL, "--timeout '%s': expected seconds between 0 and 3600", s);
 	*out = v;
 	return 0;
-}
-
-uint64_t cli_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 void cli_print_json(json_t *j)

@@ -6,6 +6,7 @@
 #include "ptrace.h"
 #include "resolve.h"
 #include "unwind.h"
+#include "util/clock.h"
 #include "util/err.h"
 #include "util/file.h"
 #include "util/hex.h"
@@ -44,14 +45,6 @@ struct txn {
 	uint64_t t0;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static int txn_open(struct txn *t, pid_t pid, struct live_stats *st)
 {
 	int ret;
@@ -61,7 +54,7 @@ static int txn_open(struct txn *t, pid_t pid, struct live_stats *st)
 	t->pid = pid;
 	t->memfd = -1;
 	t->st = st;
-	t->t0 = now_ns();
+	t->t0 = opus_now_ns();
 	threads_init(&t->ts, pid);
 	if ((ret = proc_check_alive(pid)))
 		return ret;
@@ -85,7 +78,7 @@ static void txn_close(struct txn *t)
 	registry_free(&t->reg);
 	registry_entry_free(&t->entry);
 	free(t->ranges);
-	t->st->total_ns = now_ns() - t->t0;
+	t->st->total_ns = opus_now_ns() - t->t0;
 }
 
 static int add_range(struct txn *t, uint64_t lo, uint64_t hi, const char *name)
@@ -408,30 +401,30 @@ static void unwrite_sites(struct txn *t)
  * with everything stopped. Busy: resume, wait, retry until the deadline. */
 static int stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(struct txn *t))
 {
-	uint64_t deadline = now_ns() + (uint64_t)(o->timeout_s * 1e9), t1 = now_ns();
+	uint64_t deadline = opus_now_ns() + (uint64_t)(o->timeout_s * 1e9), t1 = opus_now_ns();
 	struct live_stats *st = t->st;
 	struct unwinder *u;
 	int ret = unwind_open(t->pid, t->mem_fd, &u);
 
-	st->cfi_ns = now_ns() - t1;
+	st->cfi_ns = opus_now_ns() - t1;
 	while (!ret) {
-		uint64_t start = now_ns(), stopped, checked, written;
+		uint64_t start = opus_now_ns(), stopped, checked, written;
 
 		st->attempts++;
 		if (!st->prepare_ns)
 			st->prepare_ns = start - t->t0;
 		ret = threads_stop_all(&t->ts);
-		stopped = now_ns();
+		stopped = opus_now_ns();
 		if (!ret)
 			ret = unwind_check(u, &t->ts, t->ranges, t->nranges);
-		checked = now_ns();
+		checked = opus_now_ns();
 		if (!ret) {
 			ret = commit(t);
-			written = now_ns();
+			written = opus_now_ns();
 			if (!ret) {
 				st->threads = (unsigned)t->ts.n;
 				threads_detach(&t->ts);
-				st->pause_ns = now_ns() - start;
+				st->pause_ns = opus_now_ns() - start;
 				st->stop_ns = stopped - start;
 				st->unwind_ns = checked - stopped;
 				st->write_ns = written - checked;
@@ -439,7 +432,7 @@ static int stop_and_commit(struct txn *t, const struct live_opts *o, int (*commi
 			}
 			break;
 		}
-		if (ret != -EBUSY || now_ns() >= deadline)
+		if (ret != -EBUSY || opus_now_ns() >= deadline)
 			break;
 		threads_resume(&t->ts);
 		nanosleep(&(struct timespec){0, RETRY_NS}, NULL);
@@ -488,21 +481,21 @@ int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, str
 
 	if (!ret)
 		ret = check_target(&t, p, &obj);
-	uint64_t t1 = now_ns();
+	uint64_t t1 = opus_now_ns();
 
 	if (!ret)
 		ret = resolve_syms(&t, p, &obj, sym_addr);
 	if (!ret)
 		ret = layout_plan(&l, p);
-	st->resolve_ns = now_ns() - t1;
-	t1 = now_ns();
+	st->resolve_ns = opus_now_ns() - t1;
+	t1 = opus_now_ns();
 	if (!ret)
 		ret = place(&t, &obj, p, &l);
 	/* New code is unreachable until the jumps exist: link, write and plan
 	 * with the process running. */
 	threads_detach(&t.ts);
-	st->map_ns = now_ns() - t1;
-	t1 = now_ns();
+	st->map_ns = opus_now_ns() - t1;
+	t1 = opus_now_ns();
 	if (!ret)
 		ret = layout_link(&l, p, t.base, sym_addr);
 	if (!ret)
@@ -511,7 +504,7 @@ int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, str
 		ret = plan_sites(&t, p, &obj, sym_addr);
 	if (!ret)
 		ret = write_image(&t, &l);
-	st->link_ns = now_ns() - t1;
+	st->link_ns = opus_now_ns() - t1;
 	if (!ret)
 		ret = stop_and_commit(&t, o, commit_apply);
 	if (ret && t.mapped) {

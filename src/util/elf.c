@@ -1,5 +1,6 @@
 #include "elf.h"
 #include "err.h"
+#include "file.h"
 
 #include <elfutils/libdwelf.h>
 #include <errno.h>
@@ -166,13 +167,6 @@ const struct opus_sym *opus_symtab_find_global(const struct opus_symtab *t, cons
 	return weak;
 }
 
-static const char *base_name(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	return slash ? slash + 1 : path;
-}
-
 int opus_symtab_find_local(const struct opus_symtab *t, const char *file, const char *name,
 			   const struct opus_sym **out)
 {
@@ -183,7 +177,7 @@ int opus_symtab_find_local(const struct opus_symtab *t, const char *file, const 
 		const struct opus_sym *s = &t->syms[i];
 
 		if (s->bind != STB_LOCAL || s->shndx == SHN_UNDEF || !s->file ||
-		    strcmp(s->name, name) || strcmp(base_name(s->file), base_name(file)))
+		    strcmp(s->name, name) || strcmp(opus_base_name(s->file), opus_base_name(file)))
 			continue;
 		if (!matches++)
 			*out = s;

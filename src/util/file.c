@@ -77,6 +77,13 @@ int opus_write_file(const char *path, const void *buf, size_t len)
 	return 0;
 }
 
+const char *opus_base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
 int opus_grow(void *arrayp, size_t *cap, size_t count, size_t elem_size)
 {
 	void **array = arrayp;

@@ -7,6 +7,8 @@
 /* Read all of path into a malloc'd buffer (NUL-terminated, not counted in len). */
 int opus_read_file(const char *path, char **buf, size_t *len);
 int opus_write_file(const char *path, const void *buf, size_t len);
+/* The last component of a path (a pointer into it). */
+const char *opus_base_name(const char *path);
 
 /* Make room for one more element in a malloc'd array; -ENOMEM on failure. */
 int opus_grow(void *arrayp, size_t *cap, size_t count, size_t elem_size);
