@@ -36,17 +36,7 @@ put ".build.one_file = {opus_build_ms: $opus_ms, compile_ms: $compile_ms, full_r
 echo "opus build $opus_ms ms, compiling $file $compile_ms ms, full rebuild $full_ms ms"
 
 # ---- the server under load ----
-port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 20000))
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-	done
-}
-HTTP=$(port)
-sed -e "s#@PREFIX@#$prefix#g; s#@TREE@#$tree#g; s#@HTTP@#$HTTP#g" \
-	-e "s#@BACKEND@#$(port)#g; s#@SMTP@#$(port)#g; s#@STREAM@#$(port)#g" \
-	"$ROOT/tests/real/nginx/nginx.conf.in" | sed 's/^daemon off;/daemon on;/' >"$out/nginx.conf"
+HTTP=$(bash "$ROOT/tests/real/nginx/conf.sh" "$prefix" "$tree" "$out/nginx.conf" on)
 start_nginx() {
 	"$tree/objs/nginx" -p "$prefix" -c "$out/nginx.conf"
 	for _ in $(seq 200); do

@@ -38,6 +38,15 @@ build_authsrv() {
 	build_target authsrv "$@"
 }
 
+# tree_with_diff DIR DIFF NEW: a copy of the built tree DIR/src at NEW with
+# DIFF applied and its compile database moved along: the source a stacked
+# patch is built against.
+tree_with_diff() {
+	cp -a "$1/src" "$3"
+	patch -s -p1 -d "$3" <"$2"
+	sed -i "s#$1/src\"#$3\"#" "$3/compile_commands.json"
+}
+
 # start BIN: runs it in the background; sets PID and PORT.
 start() {
 	local out

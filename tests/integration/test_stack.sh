@@ -7,9 +7,7 @@ test_two_stacked_patches_revert_in_order() {
 	start "$WORK/src/authsrv"
 	"$OPUS" build --source "$WORK/src" --diff "$D/fix-auth.diff" --binary "$WORK/src/authsrv" \
 		-o "$WORK/fix.opatch"
-	cp -a "$WORK/src" "$WORK/src-fixed"
-	patch -s -p1 -d "$WORK/src-fixed" <"$D/fix-auth.diff"
-	sed -i "s#$WORK/src\"#$WORK/src-fixed\"#" "$WORK/src-fixed/compile_commands.json"
+	tree_with_diff "$WORK" "$D/fix-auth.diff" "$WORK/src-fixed"
 	"$OPUS" build --source "$WORK/src-fixed" --diff "$D/stats-v2.diff" \
 		--binary "$WORK/src/authsrv" -o "$WORK/stats.opatch"
 
@@ -51,9 +49,7 @@ test_frames_above_patch_code_are_checked() {
 	start "$WORK/src/authsrv"
 	"$OPUS" build --source "$WORK/src" --diff "$D/slow-v2.diff" --binary "$WORK/src/authsrv" \
 		-o "$WORK/slow.opatch"
-	cp -a "$WORK/src" "$WORK/src-slow"
-	patch -s -p1 -d "$WORK/src-slow" <"$D/slow-v2.diff"
-	sed -i "s#$WORK/src\"#$WORK/src-slow\"#" "$WORK/src-slow/compile_commands.json"
+	tree_with_diff "$WORK" "$D/slow-v2.diff" "$WORK/src-slow"
 	"$OPUS" build --source "$WORK/src-slow" --diff "$D/fix-auth.diff" \
 		--binary "$WORK/src/authsrv" -o "$WORK/fix.opatch" >"$WORK/build.out"
 	assert_contains "replaced serve" "$(cat "$WORK/build.out")" "the fix replaces serve"

@@ -36,17 +36,7 @@ rm -rf "$fix"
 cp -a "$tree" "$fix"
 sed -i "s#$tree/#$fix/#g; s#\"$tree\"#\"$fix\"#g" "$fix/compile_commands.json"
 
-port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 20000))
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-	done
-}
-HTTP=$(port) BACKEND=$(port) SMTP=$(port) STREAM=$(port)
-sed -e "s#@PREFIX@#$prefix#g; s#@TREE@#$tree#g; s#@HTTP@#$HTTP#g" \
-	-e "s#@BACKEND@#$BACKEND#g; s#@SMTP@#$SMTP#g; s#@STREAM@#$STREAM#g" \
-	"$HERE/nginx.conf.in" >"$prefix/nginx.conf"
+HTTP=$(bash "$HERE/conf.sh" "$prefix" "$tree" "$prefix/nginx.conf")
 
 "$tree/objs/nginx" -p "$prefix" -c "$prefix/nginx.conf" &
 master=$!
