@@ -34,6 +34,28 @@ build_target() {
 	(cd "$dir/src" && gcc "$@" -pthread "${objs[@]}" -o "$name")
 }
 
+# build_libauth DIR EXE-FLAGS...: libauth.so (-fPIC, plus $LIB_CFLAGS) and
+# the two programs that load it, authd and authpoll, linked with EXE-FLAGS.
+build_libauth() {
+	local dir=$1 lib_flags="-O2 -g -fPIC ${LIB_CFLAGS:-}"
+	shift
+	mkdir -p "$dir/src"
+	cp "$TARGETS/libauth"/*.[ch] "$dir/src/"
+	cat >"$dir/src/compile_commands.json" <<JSON
+[{"directory": "$dir/src", "file": "auth.c",
+  "arguments": [$(printf '"%s", ' gcc $lib_flags)"-c", "auth.c", "-o", "auth.o"]},
+ {"directory": "$dir/src", "file": "authd.c",
+  "arguments": ["gcc", "-O2", "-g", $(printf '"%s", ' "$@")"-c", "authd.c", "-o", "authd.o"]}]
+JSON
+	(cd "$dir/src" &&
+		gcc $lib_flags -c auth.c -o auth.o &&
+		gcc -shared -Wl,-soname,libauth.so auth.o -o libauth.so &&
+		for p in authd authpoll; do
+			gcc -O2 -g "$@" -c $p.c -o $p.o &&
+				gcc "$@" $p.o -L. -lauth -Wl,-rpath,"$dir/src" -o $p || exit 1
+		done)
+}
+
 build_authsrv() {
 	build_target authsrv "$@"
 }

@@ -367,6 +367,17 @@ static int new_func_sym(struct opatch *p, const char *name, uint32_t section)
 }
 
 /* Redirect one changed function (and check its cold part) if it exists. */
+/* Our compile puts each function in its own section, so a short jump to a
+ * neighbour becomes a long one and alignment padding moves: a few bytes
+ * either way are the same code. A larger gap means other flags or source. */
+static bool sizes_agree(uint64_t ours, uint64_t binary)
+{
+	uint64_t gap = ours > binary ? ours - binary : binary - ours;
+	uint64_t slack = binary / 8 > 16 ? binary / 8 : 16;
+
+	return gap <= slack;
+}
+
 static int replace_func(struct asm_ctx *c, size_t f)
 {
 	const struct opus_sym *b, *bc = NULL;
@@ -387,7 +398,7 @@ static int replace_func(struct asm_ctx *c, size_t f)
 				      "its callers, which are replaced instead)",
 				      why);
 	if ((fo = obj_find_sym(c->orig, name, STT_FUNC)) && obj_sym(c->orig, fo, &osym) &&
-	    osym.st_size != b->size)
+	    !sizes_agree(osym.st_size, b->size))
 		build_note_add(c->notes, BUILD_WARNING, name, c->o->file,
 			       "the original compile has %llu bytes, the binary %llu: was the "
 			       "binary built from this tree with these flags?",

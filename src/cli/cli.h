@@ -7,6 +7,8 @@
 
 #include <jansson.h>
 
+#include "live/fleet.h"
+
 int cmd_analyze(int argc, char **argv);
 int cmd_build(int argc, char **argv);
 int cmd_apply(int argc, char **argv);
@@ -19,6 +21,18 @@ int cli_fail(const char *cmd); /* prints opus_errmsg(), returns 1 */
 int cli_usage(const char *usage);
 int cli_parse_pid(const char *s, pid_t *pid);
 int cli_parse_timeout(const char *s, double *out);
+int cli_parse_count(const char *opt, const char *s, unsigned max, unsigned *out);
 void cli_print_json(json_t *j); /* prints and frees */
+json_t *cli_stats_json(const struct live_stats *st);
+
+/* Output of the commands that act on many processes. */
+struct cli_fleet {
+	bool json;
+	json_t *procs;
+};
+void cli_fleet_init(struct cli_fleet *f, bool json);
+void cli_fleet_report(const struct fleet_result *r, void *ctx); /* a fleet_report_fn */
+/* Prints the summary; the exit status: 1 if any process failed. */
+int cli_fleet_finish(struct cli_fleet *f, const char *patch, const struct fleet_summary *s);
 
 #endif

@@ -8,9 +8,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-#define USAGE "opus apply PID PATCH [--timeout SEC] [--json]"
-
-json_t *cli_stats_json(const struct live_stats *st);
+#define USAGE                                                                                      \
+	"opus apply PID PATCH [--timeout SEC] [--json]\n"                                          \
+	"       opus apply --all PATCH [--dry-run] [--jobs N] [--timeout SEC] [--json]"
 
 json_t *cli_stats_json(const struct live_stats *st)
 {
@@ -27,26 +27,79 @@ json_t *cli_stats_json(const struct live_stats *st)
 			 "phases_us", phases);
 }
 
+static int apply_one(pid_t pid, const struct opatch *p, const struct live_opts *lo, bool json,
+		     uint64_t parse_ns)
+{
+	struct live_stats st;
+
+	if (live_apply(pid, p, lo, &st))
+		return cli_fail("apply");
+	if (json) {
+		json_t *j = json_pack("{s:s, s:i, s:i}", "patch", p->id, "pid", (int)pid,
+				      "functions", (int)p->nfuncs);
+
+		json_object_set_new(j, "stats", cli_stats_json(&st));
+		json_object_set_new(json_object_get(json_object_get(j, "stats"), "phases_us"),
+				    "parse_us", json_real((double)parse_ns / 1e3));
+		cli_print_json(j);
+	} else
+		printf("applied %s to process %d: %zu function(s) at 0x%" PRIx64
+		       ", %u thread(s) paused %.0f us (%u attempt(s))\n",
+		       p->id, (int)pid, p->nfuncs, st.base, st.threads, (double)st.pause_ns / 1e3,
+		       st.attempts);
+	return 0;
+}
+
+static int apply_all(const struct opatch *p, struct fleet_opts *fo, bool json)
+{
+	struct fleet_summary s;
+	struct cli_fleet out;
+
+	cli_fleet_init(&out, json);
+	fo->report = cli_fleet_report;
+	fo->ctx = &out;
+	if (!json)
+		printf("%s %s: every process that maps %s\n", fo->dry_run ? "checking" : "applying",
+		       p->id, p->target_name);
+	if (fleet_apply(p, fo, &s)) {
+		json_decref(out.procs);
+		return cli_fail("apply");
+	}
+	return cli_fleet_finish(&out, p->id, &s);
+}
+
 int cmd_apply(int argc, char **argv)
 {
 	static const struct option opts[] = {
+	    {"all", no_argument, NULL, 'a'},
+	    {"dry-run", no_argument, NULL, 'n'},
+	    {"jobs", required_argument, NULL, 'J'},
 	    {"timeout", required_argument, NULL, 't'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
-	struct live_opts lo = {.timeout_s = 5};
-	struct live_stats st;
+	struct fleet_opts fo = {.live.timeout_s = 5};
 	struct opatch p;
 	uint64_t parse_start, parse_ns;
-	bool json = false;
-	pid_t pid;
+	bool json = false, all = false;
+	pid_t pid = 0;
 	int c, ret;
 
-	while ((c = getopt_long(argc, argv, "t:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "anJ:t:jh", opts, NULL)) != -1) {
 		switch (c) {
+		case 'a':
+			all = true;
+			break;
+		case 'n':
+			fo.dry_run = true;
+			break;
+		case 'J':
+			if (cli_parse_count("--jobs", optarg, 1024, &fo.jobs))
+				return cli_fail("apply");
+			break;
 		case 't':
-			if (cli_parse_timeout(optarg, &lo.timeout_s))
+			if (cli_parse_timeout(optarg, &fo.live.timeout_s))
 				return cli_fail("apply");
 			break;
 		case 'j':
@@ -59,30 +112,15 @@ int cmd_apply(int argc, char **argv)
 			return cli_usage(USAGE);
 		}
 	}
-	if (argc - optind != 2)
+	if (argc - optind != (all ? 1 : 2) || (fo.dry_run && !all))
 		return cli_usage(USAGE);
+	if (!all && cli_parse_pid(argv[optind], &pid))
+		return cli_fail("apply");
 	parse_start = opus_now_ns();
-	if (cli_parse_pid(argv[optind], &pid) || opatch_read(argv[optind + 1], &p))
+	if (opatch_read(argv[argc - 1], &p))
 		return cli_fail("apply");
 	parse_ns = opus_now_ns() - parse_start;
-	ret = live_apply(pid, &p, &lo, &st);
-	if (ret) {
-		opatch_free(&p);
-		return cli_fail("apply");
-	}
-	if (json) {
-		json_t *j = json_pack("{s:s, s:i, s:i}", "patch", p.id, "pid", (int)pid,
-				      "functions", (int)p.nfuncs);
-
-		json_object_set_new(j, "stats", cli_stats_json(&st));
-		json_object_set_new(json_object_get(json_object_get(j, "stats"), "phases_us"),
-				    "parse_us", json_real((double)parse_ns / 1e3));
-		cli_print_json(j);
-	} else
-		printf("applied %s to process %d: %zu function(s) at 0x%" PRIx64
-		       ", %u thread(s) paused %.0f us (%u attempt(s))\n",
-		       p.id, (int)pid, p.nfuncs, st.base, st.threads, (double)st.pause_ns / 1e3,
-		       st.attempts);
+	ret = all ? apply_all(&p, &fo, json) : apply_one(pid, &p, &fo.live, json, parse_ns);
 	opatch_free(&p);
-	return 0;
+	return ret;
 }

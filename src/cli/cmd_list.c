@@ -6,7 +6,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-#define USAGE "opus list PID [--json]"
+#define USAGE "opus list [PID] [--json]"
 
 static json_t *entry_json(const struct reg_entry *e)
 {
@@ -20,6 +20,77 @@ static json_t *entry_json(const struct reg_entry *e)
 			 e->build_id, "functions", funcs);
 }
 
+static json_t *registry_json(const struct registry *reg)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; i < reg->n; i++)
+		json_array_append_new(arr, entry_json(&reg->v[i]));
+	return arr;
+}
+
+static void print_registry(const struct registry *reg)
+{
+	for (size_t i = 0; i < reg->n; i++) {
+		const struct reg_entry *e = &reg->v[i];
+
+		printf("%s\t%s (build-id %.16s...)\t%s\n", e->id, e->target, e->build_id,
+		       e->description);
+		for (size_t f = 0; f < e->nfuncs; f++)
+			if (!e->funcs[f].cold)
+				printf("  %s 0x%" PRIx64 " -> 0x%" PRIx64 "\n", e->funcs[f].name,
+				       e->funcs[f].old_addr, e->funcs[f].new_addr);
+	}
+}
+
+static int list_one(pid_t pid, bool json)
+{
+	struct registry reg;
+
+	if (live_list(pid, &reg))
+		return cli_fail("list");
+	if (json)
+		cli_print_json(
+		    json_pack("{s:i, s:o}", "pid", (int)pid, "patches", registry_json(&reg)));
+	else if (!reg.n)
+		printf("process %d: no patches applied\n", (int)pid);
+	else
+		print_registry(&reg);
+	registry_free(&reg);
+	return 0;
+}
+
+/* Every patched process: one line each with its patch ids, oldest first. */
+static int list_all(bool json)
+{
+	struct fleet_proc *v;
+	json_t *arr = json ? json_array() : NULL;
+	size_t n;
+
+	if (fleet_list(&v, &n)) {
+		json_decref(arr);
+		return cli_fail("list");
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (json) {
+			json_array_append_new(arr, json_pack("{s:i, s:s, s:o}", "pid",
+							     (int)v[i].pid, "comm", v[i].comm,
+							     "patches", registry_json(&v[i].reg)));
+			continue;
+		}
+		printf("%7d  %-15s", (int)v[i].pid, v[i].comm);
+		for (size_t k = 0; k < v[i].reg.n; k++)
+			printf(" %s", v[i].reg.v[k].id);
+		putchar('\n');
+	}
+	if (json)
+		cli_print_json(json_pack("{s:o}", "processes", arr));
+	else if (!n)
+		printf("no patched processes\n");
+	fleet_list_free(v, n);
+	return 0;
+}
+
 int cmd_list(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -27,7 +98,6 @@ int cmd_list(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
-	struct registry reg;
 	bool json = false;
 	pid_t pid;
 	int c;
@@ -44,28 +114,11 @@ int cmd_list(int argc, char **argv)
 			return cli_usage(USAGE);
 		}
 	}
-	if (argc - optind != 1)
+	if (argc - optind > 1)
 		return cli_usage(USAGE);
-	if (cli_parse_pid(argv[optind], &pid) || live_list(pid, &reg))
+	if (argc - optind == 0)
+		return list_all(json);
+	if (cli_parse_pid(argv[optind], &pid))
 		return cli_fail("list");
-	if (json) {
-		json_t *arr = json_array();
-
-		for (size_t i = 0; i < reg.n; i++)
-			json_array_append_new(arr, entry_json(&reg.v[i]));
-		cli_print_json(json_pack("{s:i, s:o}", "pid", (int)pid, "patches", arr));
-	} else if (!reg.n)
-		printf("process %d: no patches applied\n", (int)pid);
-	for (size_t i = 0; !json && i < reg.n; i++) {
-		const struct reg_entry *e = &reg.v[i];
-
-		printf("%s\t%s (build-id %.16s...)\t%s\n", e->id, e->target, e->build_id,
-		       e->description);
-		for (size_t f = 0; f < e->nfuncs; f++)
-			if (!e->funcs[f].cold)
-				printf("  %s 0x%" PRIx64 " -> 0x%" PRIx64 "\n", e->funcs[f].name,
-				       e->funcs[f].old_addr, e->funcs[f].new_addr);
-	}
-	registry_free(&reg);
-	return 0;
+	return list_one(pid, json);
 }

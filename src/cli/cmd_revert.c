@@ -2,32 +2,75 @@
 #include "live/live.h"
 #include "util/err.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 
-#define USAGE "opus revert PID [PATCH-ID] [--timeout SEC] [--json]"
+#define USAGE                                                                                      \
+	"opus revert PID [PATCH-ID] [--timeout SEC] [--json]\n"                                    \
+	"       opus revert --all PATCH-ID [--jobs N] [--timeout SEC] [--json]"
 
-json_t *cli_stats_json(const struct live_stats *st);
+static int revert_one(pid_t pid, const char *want, const struct live_opts *lo, bool json)
+{
+	char id[OPATCH_ID_MAX + 1] = "";
+	struct live_stats st;
+
+	if (live_revert(pid, want, lo, &st, id))
+		return cli_fail("revert");
+	if (json) {
+		json_t *j = json_pack("{s:s, s:i}", "patch", id, "pid", (int)pid);
+
+		json_object_set_new(j, "stats", cli_stats_json(&st));
+		cli_print_json(j);
+	} else
+		printf("reverted %s from process %d: %u thread(s) paused %.0f us\n", id, (int)pid,
+		       st.threads, (double)st.pause_ns / 1e3);
+	return 0;
+}
+
+static int revert_all(const char *id, struct fleet_opts *fo, bool json)
+{
+	struct fleet_summary s;
+	struct cli_fleet out;
+
+	cli_fleet_init(&out, json);
+	fo->report = cli_fleet_report;
+	fo->ctx = &out;
+	if (fleet_revert(id, fo, &s)) {
+		json_decref(out.procs);
+		return cli_fail("revert");
+	}
+	if (!s.count[FLEET_REVERTED] && !s.count[FLEET_FAILED] && !s.count[FLEET_GONE]) {
+		json_decref(out.procs);
+		opus_err(-ENOENT, "no process has patch %s applied", id);
+		return cli_fail("revert");
+	}
+	return cli_fleet_finish(&out, id, &s);
+}
 
 int cmd_revert(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"timeout", required_argument, NULL, 't'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
+	    {"all", no_argument, NULL, 'a'},	       {"jobs", required_argument, NULL, 'J'},
+	    {"timeout", required_argument, NULL, 't'}, {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},	       {0},
 	};
-	struct live_opts lo = {.timeout_s = 5};
-	char id[OPATCH_ID_MAX + 1] = "";
-	struct live_stats st;
-	bool json = false;
+	struct fleet_opts fo = {.live.timeout_s = 5};
+	bool json = false, all = false;
 	pid_t pid;
-	int c;
+	int c, args;
 
-	while ((c = getopt_long(argc, argv, "t:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "aJ:t:jh", opts, NULL)) != -1) {
 		switch (c) {
+		case 'a':
+			all = true;
+			break;
+		case 'J':
+			if (cli_parse_count("--jobs", optarg, 1024, &fo.jobs))
+				return cli_fail("revert");
+			break;
 		case 't':
-			if (cli_parse_timeout(optarg, &lo.timeout_s))
+			if (cli_parse_timeout(optarg, &fo.live.timeout_s))
 				return cli_fail("revert");
 			break;
 		case 'j':
@@ -40,18 +83,12 @@ int cmd_revert(int argc, char **argv)
 			return cli_usage(USAGE);
 		}
 	}
-	if (argc - optind < 1 || argc - optind > 2)
+	args = argc - optind;
+	if (all)
+		return args == 1 ? revert_all(argv[optind], &fo, json) : cli_usage(USAGE);
+	if (args < 1 || args > 2)
 		return cli_usage(USAGE);
-	if (cli_parse_pid(argv[optind], &pid) ||
-	    live_revert(pid, argc - optind == 2 ? argv[optind + 1] : NULL, &lo, &st, id))
+	if (cli_parse_pid(argv[optind], &pid))
 		return cli_fail("revert");
-	if (json) {
-		json_t *j = json_pack("{s:s, s:i}", "patch", id, "pid", (int)pid);
-
-		json_object_set_new(j, "stats", cli_stats_json(&st));
-		cli_print_json(j);
-	} else
-		printf("reverted %s from process %d: %u thread(s) paused %.0f us\n", id, (int)pid,
-		       st.threads, (double)st.pause_ns / 1e3);
-	return 0;
+	return revert_one(pid, args == 2 ? argv[optind + 1] : NULL, &fo.live, json);
 }

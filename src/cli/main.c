@@ -13,9 +13,10 @@ static const struct {
 } commands[] = {
     {"analyze", cmd_analyze, "check whether a source diff is safe to apply live"},
     {"build", cmd_build, "turn a source diff into a patch file"},
-    {"apply", cmd_apply, "apply a patch to a running process"},
+    {"apply", cmd_apply,
+     "apply a patch to a running process, or to every one that maps its object"},
     {"revert", cmd_revert, "take the newest patch back out of a process"},
-    {"list", cmd_list, "show the patches applied to a process"},
+    {"list", cmd_list, "show the patches applied to a process, or to every process"},
     {"inspect", cmd_inspect, "show what a patch file contains"},
 };
 
@@ -61,6 +62,19 @@ int cli_parse_timeout(const char *s, double *out)
 	if (*end || end == s || !(v >= 0 && v <= 3600))
 		return opus_err(-EINVAL, "--timeout '%s': expected seconds between 0 and 3600", s);
 	*out = v;
+	return 0;
+}
+
+int cli_parse_count(const char *opt, const char *s, unsigned max, unsigned *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || end == s || v < 1 || v > (long)max)
+		return opus_err(-EINVAL, "%s '%s': expected a number from 1 to %u", opt, s, max);
+	*out = (unsigned)v;
 	return 0;
 }
 

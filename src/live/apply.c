@@ -459,7 +459,7 @@ static int check_target(struct txn *t, const struct opatch *p, struct proc_objec
 	char hex[2 * OPUS_BUILD_ID_MAX + 1];
 
 	if (registry_find(&t->reg, p->id))
-		return opus_err(-EEXIST, "patch %s is already applied to process %d", p->id,
+		return opus_err(-EALREADY, "patch %s is already applied to process %d", p->id,
 				(int)t->pid);
 	opus_hex_encode(p->build_id, p->build_id_len, hex);
 	if (proc_find_object(t->pid, &t->maps, p->build_id, p->build_id_len, obj))

@@ -8,19 +8,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 
 static int parse_line(char *line, struct proc_map *m)
 {
-	unsigned long long start, end, off;
+	unsigned long long start, end, off, inode;
+	unsigned major, minor;
 	int path_at = 0;
 
-	if (sscanf(line, "%llx-%llx %4s %llx %*s %*s %n", &start, &end, m->perms, &off, &path_at) <
-		4 ||
+	if (sscanf(line, "%llx-%llx %4s %llx %x:%x %llu %n", &start, &end, m->perms, &off, &major,
+		   &minor, &inode, &path_at) < 7 ||
 	    !path_at || end < start)
 		return -EINVAL;
 	m->start = start;
 	m->end = end;
 	m->offset = off;
+	m->dev = makedev(major, minor);
+	m->inode = inode;
 	line[strcspn(line, "\n")] = '\0';
 	m->path = strdup(line + path_at);
 	return m->path ? 0 : -ENOMEM;
@@ -55,6 +59,14 @@ int proc_maps_read(pid_t pid, struct proc_maps *out)
 	if (ret)
 		proc_maps_free(out);
 	return ret;
+}
+
+bool proc_map_is(const struct proc_map *m, const char *path)
+{
+	size_t n = strlen(path);
+
+	return !strncmp(m->path, path, n) &&
+	       (m->path[n] == '\0' || !strcmp(m->path + n, " (deleted)"));
 }
 
 void proc_maps_free(struct proc_maps *m)
@@ -146,30 +158,70 @@ int proc_find_object(pid_t pid, const struct proc_maps *maps, const uint8_t *bui
 	return -ENOENT;
 }
 
-int proc_tids(pid_t pid, pid_t **tids, size_t *n)
+/* Numeric entries of dir: the processes of /proc or the threads of a task
+ * directory. */
+static int numeric_entries(const char *path, pid_t **ids, size_t *n)
 {
-	char path[64];
 	struct dirent *d;
 	size_t cap = 0;
 	DIR *dir;
 
-	*tids = NULL;
+	*ids = NULL;
 	*n = 0;
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
 	dir = opendir(path);
 	if (!dir)
-		return opus_err(-errno, "process %d: %s", (int)pid,
-				errno == ENOENT ? "no such process" : strerror(errno));
+		return -errno;
 	while ((d = readdir(dir))) {
 		if (d->d_name[0] < '0' || d->d_name[0] > '9')
 			continue;
-		if (OPUS_PUSH(*tids, *n, cap)) {
+		if (OPUS_PUSH(*ids, *n, cap)) {
 			closedir(dir);
+			free(*ids);
+			*ids = NULL;
+			*n = 0;
 			return -ENOMEM;
 		}
-		(*tids)[(*n)++] = (pid_t)atoi(d->d_name);
+		(*ids)[(*n)++] = (pid_t)atoi(d->d_name);
 	}
 	closedir(dir);
+	return 0;
+}
+
+int proc_pids(pid_t **pids, size_t *n)
+{
+	int ret = numeric_entries("/proc", pids, n);
+
+	return ret ? opus_err(ret, "cannot list /proc (%s)", strerror(-ret)) : 0;
+}
+
+int proc_comm(pid_t pid, char comm[PROC_COMM_MAX])
+{
+	char path[64], *text;
+	size_t len;
+	int ret;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	ret = opus_read_file(path, &text, &len);
+	if (ret) {
+		snprintf(comm, PROC_COMM_MAX, "?");
+		return ret;
+	}
+	text[strcspn(text, "\n")] = '\0';
+	snprintf(comm, PROC_COMM_MAX, "%s", text);
+	free(text);
+	return 0;
+}
+
+int proc_tids(pid_t pid, pid_t **tids, size_t *n)
+{
+	char path[64];
+	int ret;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	ret = numeric_entries(path, tids, n);
+	if (ret)
+		return opus_err(ret, "process %d: %s", (int)pid,
+				ret == -ENOENT ? "no such process" : strerror(-ret));
 	return 0;
 }
 

@@ -13,7 +13,8 @@
 struct proc_map {
 	uint64_t start, end, offset;
 	char perms[5];
-	char *path; /* "" for anonymous mappings */
+	uint64_t dev, inode; /* of the mapped file; 0 for anonymous mappings */
+	char *path;	     /* "" for anonymous mappings */
 };
 
 struct proc_maps {
@@ -22,6 +23,9 @@ struct proc_maps {
 };
 
 int proc_maps_read(pid_t pid, struct proc_maps *out);
+/* Whether m maps the file at path, also once it was deleted or replaced
+ * (the kernel then appends " (deleted)"). */
+bool proc_map_is(const struct proc_map *m, const char *path);
 void proc_maps_free(struct proc_maps *m);
 
 /* A loaded ELF object (executable or shared library) in the process. */
@@ -38,6 +42,12 @@ int proc_find_object(pid_t pid, const struct proc_maps *maps, const uint8_t *bui
 /* Load bias and span of the object mapped from map m (offset 0). */
 int proc_object_at(pid_t pid, const struct proc_maps *maps, size_t m, struct proc_object *out);
 
+#define PROC_COMM_MAX 16
+
+/* Every process id in /proc; a malloc'd array. */
+int proc_pids(pid_t **pids, size_t *n);
+/* The process's command name ("?" when it cannot be read). */
+int proc_comm(pid_t pid, char comm[PROC_COMM_MAX]);
 /* Thread ids of pid; a malloc'd array. */
 int proc_tids(pid_t pid, pid_t **tids, size_t *n);
 /* Fails with a clear message if pid does not exist or is a zombie. */

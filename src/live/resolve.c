@@ -53,7 +53,7 @@ static void path_for(pid_t pid, const struct proc_maps *maps, const char *name, 
 		     size_t len)
 {
 	for (size_t i = 0; i < maps->n; i++)
-		if (maps->v[i].offset == 0 && !strcmp(maps->v[i].path, name)) {
+		if (maps->v[i].offset == 0 && proc_map_is(&maps->v[i], name)) {
 			snprintf(out, len, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid,
 				 maps->v[i].start, maps->v[i].end);
 			return;

@@ -1,25 +1,6 @@
 # Patching a shared library in a running process, found by its build-id.
 D=$TARGETS/libauth
 
-# build_libauth DIR EXE-FLAGS...: libauth.so (-fPIC) and authd linked to it.
-build_libauth() {
-	local dir=$1
-	shift
-	mkdir -p "$dir/src"
-	cp "$D"/*.[ch] "$dir/src/"
-	cat >"$dir/src/compile_commands.json" <<JSON
-[{"directory": "$dir/src", "file": "auth.c",
-  "arguments": ["gcc", "-O2", "-g", "-fPIC", "-c", "auth.c", "-o", "auth.o"]},
- {"directory": "$dir/src", "file": "authd.c",
-  "arguments": ["gcc", "-O2", "-g", $(printf '"%s", ' "$@")"-c", "authd.c", "-o", "authd.o"]}]
-JSON
-	(cd "$dir/src" &&
-		gcc -O2 -g -fPIC -c auth.c -o auth.o &&
-		gcc -shared -Wl,-soname,libauth.so auth.o -o libauth.so &&
-		gcc -O2 -g "$@" -c authd.c -o authd.o &&
-		gcc "$@" authd.o -L. -lauth -Wl,-rpath,"$dir/src" -o authd)
-}
-
 library_fix_cycle() {
 	local checks
 	start "$WORK/src/authd"

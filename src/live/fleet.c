@@ -1,0 +1,430 @@
+#include "fleet.h"
+#include "util/clock.h"
+#include "util/elf.h"
+#include "util/err.h"
+#include "util/file.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A run that keeps finding new processes is a fork storm: stop somewhere. */
+#define MAX_ROUNDS 64
+
+/* ---- build-ids of mapped files ---- */
+
+struct idcache_slot {
+	uint64_t dev, inode;
+	int len; /* build-id length; -errno if it has none or cannot be read */
+	uint8_t id[OPUS_BUILD_ID_MAX];
+	bool used;
+};
+
+static size_t slot_of(const struct idcache *c, uint64_t dev, uint64_t inode)
+{
+	size_t h = (size_t)((inode * 0x9e3779b97f4a7c15ull) ^ dev) & (c->cap - 1);
+
+	while (c->v[h].used && (c->v[h].dev != dev || c->v[h].inode != inode))
+		h = (h + 1) & (c->cap - 1);
+	return h;
+}
+
+static int idcache_grow(struct idcache *c)
+{
+	struct idcache old = *c;
+
+	c->cap = old.cap ? old.cap * 2 : 256;
+	c->v = calloc(c->cap, sizeof(*c->v));
+	if (!c->v) {
+		*c = old;
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < old.cap; i++)
+		if (old.v[i].used)
+			c->v[slot_of(c, old.v[i].dev, old.v[i].inode)] = old.v[i];
+	free(old.v);
+	return 0;
+}
+
+void idcache_free(struct idcache *c)
+{
+	free(c->v);
+	memset(c, 0, sizeof(*c));
+}
+
+static int read_build_id(pid_t pid, const struct proc_map *m, uint8_t id[OPUS_BUILD_ID_MAX])
+{
+	char path[128];
+	struct opus_elf e;
+	int n;
+
+	/* map_files reaches a file replaced or deleted on disk. */
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, m->start,
+		 m->end);
+	if (opus_elf_open(path, &e))
+		return -ENOENT;
+	n = opus_elf_build_id(e.elf, id);
+	opus_elf_close(&e);
+	return n;
+}
+
+/* The cached build-id of the file behind m; its length or -errno. */
+static int idcache_get(struct idcache *c, pid_t pid, const struct proc_map *m,
+		       const uint8_t **id)
+{
+	struct idcache_slot *s;
+	size_t h;
+
+	if (2 * (c->n + 1) > c->cap && idcache_grow(c))
+		return -ENOMEM;
+	h = slot_of(c, m->dev, m->inode);
+	s = &c->v[h];
+	if (!s->used) {
+		s->len = read_build_id(pid, m, s->id);
+		/* A process that exited mid-read says nothing about the file. */
+		if (s->len == -ENOENT && kill(pid, 0))
+			return -ESRCH;
+		s->dev = m->dev;
+		s->inode = m->inode;
+		s->used = true;
+		c->n++;
+	}
+	*id = s->id;
+	return s->len;
+}
+
+int fleet_maps_object(struct idcache *c, pid_t pid, const uint8_t *build_id, size_t len)
+{
+	struct proc_maps maps;
+	int ret = proc_maps_read(pid, &maps), found = 0;
+
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < maps.n && !found; i++) {
+		const struct proc_map *m = &maps.v[i];
+		const uint8_t *id;
+		int n;
+
+		if (m->offset || !m->inode || m->path[0] != '/')
+			continue;
+		n = idcache_get(c, pid, m, &id);
+		if (n == -ENOMEM || n == -ESRCH) {
+			found = n;
+			break;
+		}
+		found = n == (int)len && !memcmp(id, build_id, len);
+	}
+	proc_maps_free(&maps);
+	return found;
+}
+
+/* ---- outcomes ---- */
+
+const char *fleet_state_name(enum fleet_state s)
+{
+	static const char *const names[] = {"patched", "already patched", "would patch",
+					    "reverted", "gone", "failed"};
+
+	return s <= FLEET_FAILED ? names[s] : "?";
+}
+
+static bool process_gone(pid_t pid)
+{
+	return proc_check_alive(pid) != 0;
+}
+
+static void settle(struct fleet_result *r, int ret, enum fleet_state ok)
+{
+	if (!ret) {
+		r->state = ok;
+		return;
+	}
+	r->err = ret;
+	snprintf(r->msg, sizeof(r->msg), "%s", opus_errmsg());
+	if (ret == -EALREADY)
+		r->state = FLEET_ALREADY;
+	else if (process_gone(r->pid))
+		r->state = FLEET_GONE;
+	else
+		r->state = FLEET_FAILED;
+}
+
+void fleet_apply_one(const struct opatch *p, pid_t pid, const struct live_opts *o,
+		     struct fleet_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->pid = pid;
+	proc_comm(pid, r->comm);
+	settle(r, live_apply(pid, p, o, &r->st), FLEET_PATCHED);
+}
+
+static void revert_one(const char *id, pid_t pid, const struct live_opts *o,
+		       struct fleet_result *r)
+{
+	char reverted[OPATCH_ID_MAX + 1];
+
+	memset(r, 0, sizeof(*r));
+	r->pid = pid;
+	proc_comm(pid, r->comm);
+	settle(r, live_revert(pid, id, o, &r->st, reverted), FLEET_REVERTED);
+}
+
+static void already_one(const struct opatch *p, pid_t pid, struct fleet_result *r)
+{
+	struct registry reg;
+
+	memset(r, 0, sizeof(*r));
+	r->pid = pid;
+	proc_comm(pid, r->comm);
+	if (live_list(pid, &reg)) {
+		settle(r, -ESRCH, FLEET_WOULD);
+		return;
+	}
+	r->state = registry_find(&reg, p->id) ? FLEET_ALREADY : FLEET_WOULD;
+	registry_free(&reg);
+}
+
+/* ---- a pool of workers, one process each at a time ---- */
+
+struct pool {
+	const struct fleet_opts *o;
+	const struct opatch *p; /* apply */
+	const char *id;		/* revert */
+	const pid_t *pids;
+	size_t n, next;
+	struct fleet_summary *s;
+	pthread_mutex_t lock;
+};
+
+static void pool_work(struct pool *pl, pid_t pid)
+{
+	struct fleet_result r;
+
+	if (pl->id)
+		revert_one(pl->id, pid, &pl->o->live, &r);
+	else if (pl->o->dry_run)
+		already_one(pl->p, pid, &r);
+	else
+		fleet_apply_one(pl->p, pid, &pl->o->live, &r);
+	pthread_mutex_lock(&pl->lock);
+	pl->s->count[r.state]++;
+	if (pl->o->report)
+		pl->o->report(&r, pl->o->ctx);
+	pthread_mutex_unlock(&pl->lock);
+}
+
+static void *pool_worker(void *arg)
+{
+	struct pool *pl = arg;
+
+	for (;;) {
+		size_t i;
+
+		pthread_mutex_lock(&pl->lock);
+		i = pl->next++;
+		pthread_mutex_unlock(&pl->lock);
+		if (i >= pl->n)
+			return NULL;
+		pool_work(pl, pl->pids[i]);
+	}
+}
+
+static unsigned pool_jobs(const struct fleet_opts *o, size_t n)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t jobs = o->jobs ? o->jobs : (size_t)(cpus > 0 ? cpus : 1);
+
+	return (unsigned)(jobs < n ? jobs : n);
+}
+
+static void pool_run(struct pool *pl)
+{
+	unsigned jobs = pool_jobs(pl->o, pl->n), started = 0;
+	pthread_t *th = calloc(jobs, sizeof(*th));
+
+	pthread_mutex_init(&pl->lock, NULL);
+	pl->next = 0;
+	/* Each worker traces its own processes: ptrace ties a tracee to the
+	 * thread that seized it, so one process never changes hands. */
+	for (unsigned i = 0; th && i + 1 < jobs; i++)
+		if (!pthread_create(&th[i], NULL, pool_worker, pl))
+			started++;
+	pool_worker(pl);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&pl->lock);
+	free(th);
+}
+
+/* ---- scans ---- */
+
+struct pidset {
+	pid_t *v;
+	size_t n, cap;
+};
+
+static bool pidset_has(const struct pidset *s, pid_t pid)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i] == pid)
+			return true;
+	return false;
+}
+
+static int pidset_add(struct pidset *s, pid_t pid)
+{
+	if (OPUS_PUSH(s->v, s->n, s->cap))
+		return -ENOMEM;
+	s->v[s->n++] = pid;
+	return 0;
+}
+
+/* Processes not in seen that map p's object; each is added to seen. */
+static int scan_object(struct idcache *c, const struct opatch *p, struct pidset *seen,
+		       struct pidset *out)
+{
+	pid_t *pids, self = getpid();
+	size_t n;
+	int ret = proc_pids(&pids, &n);
+
+	out->n = 0;
+	for (size_t i = 0; !ret && i < n; i++) {
+		int maps;
+
+		if (pids[i] == self || pidset_has(seen, pids[i]))
+			continue;
+		maps = fleet_maps_object(c, pids[i], p->build_id, p->build_id_len);
+		if (maps == -ENOMEM)
+			ret = maps;
+		else if (maps == 1)
+			ret = pidset_add(seen, pids[i]) ?: pidset_add(out, pids[i]);
+	}
+	free(pids);
+	return ret;
+}
+
+int fleet_apply(const struct opatch *p, const struct fleet_opts *o, struct fleet_summary *s)
+{
+	struct pidset seen = {0}, fresh = {0};
+	struct idcache cache = {0};
+	uint64_t t0 = opus_now_ns();
+	int ret = 0;
+
+	memset(s, 0, sizeof(*s));
+	/* Processes started while the first ones were being patched show up
+	 * in the next round; a round that finds none ends the run. */
+	for (unsigned round = 0; !ret && round < MAX_ROUNDS; round++) {
+		ret = scan_object(&cache, p, &seen, &fresh);
+		if (ret || !fresh.n)
+			break;
+		struct pool pl = {.o = o, .p = p, .pids = fresh.v, .n = fresh.n, .s = s};
+
+		pool_run(&pl);
+	}
+	free(seen.v);
+	free(fresh.v);
+	idcache_free(&cache);
+	s->total_ns = opus_now_ns() - t0;
+	return ret;
+}
+
+/* Whether the memory map shows the registry mapping of patch id. */
+static bool maps_have_patch(const struct proc_maps *maps, const char *id)
+{
+	const char *prefix = "/memfd:" REGISTRY_MEMFD_PREFIX;
+	size_t plen = strlen(prefix), idlen = id ? strlen(id) : 0;
+
+	for (size_t i = 0; i < maps->n; i++) {
+		const char *path = maps->v[i].path;
+
+		if (maps->v[i].offset || strncmp(path, prefix, plen))
+			continue;
+		if (!id || (!strncmp(path + plen, id, idlen) &&
+			    (path[plen + idlen] == '\0' || path[plen + idlen] == ' ')))
+			return true;
+	}
+	return false;
+}
+
+/* Processes whose memory map holds patch id (any patch when id is NULL). */
+static int scan_patched(const char *id, struct pidset *out)
+{
+	pid_t *pids, self = getpid();
+	size_t n;
+	int ret = proc_pids(&pids, &n);
+
+	for (size_t i = 0; !ret && i < n; i++) {
+		struct proc_maps maps;
+
+		if (pids[i] == self || proc_maps_read(pids[i], &maps))
+			continue;
+		if (maps_have_patch(&maps, id))
+			ret = pidset_add(out, pids[i]);
+		proc_maps_free(&maps);
+	}
+	free(pids);
+	return ret;
+}
+
+int fleet_revert(const char *id, const struct fleet_opts *o, struct fleet_summary *s)
+{
+	struct pidset found = {0};
+	uint64_t t0 = opus_now_ns();
+	int ret;
+
+	memset(s, 0, sizeof(*s));
+	ret = scan_patched(id, &found);
+	if (!ret && found.n) {
+		struct pool pl = {.o = o, .id = id, .pids = found.v, .n = found.n, .s = s};
+
+		pool_run(&pl);
+	}
+	free(found.v);
+	s->total_ns = opus_now_ns() - t0;
+	return ret;
+}
+
+int fleet_list(struct fleet_proc **out, size_t *n)
+{
+	struct pidset found = {0};
+	size_t cap = 0;
+	int ret = scan_patched(NULL, &found);
+
+	*out = NULL;
+	*n = 0;
+	for (size_t i = 0; !ret && i < found.n; i++) {
+		struct fleet_proc fp = {.pid = found.v[i]};
+
+		/* A process that exits meanwhile is simply not listed. */
+		if (live_list(fp.pid, &fp.reg) || !fp.reg.n) {
+			registry_free(&fp.reg);
+			continue;
+		}
+		proc_comm(fp.pid, fp.comm);
+		if (OPUS_PUSH(*out, *n, cap)) {
+			registry_free(&fp.reg);
+			ret = -ENOMEM;
+			break;
+		}
+		(*out)[(*n)++] = fp;
+	}
+	free(found.v);
+	if (ret) {
+		fleet_list_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
+	return ret;
+}
+
+void fleet_list_free(struct fleet_proc *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		registry_free(&v[i].reg);
+	free(v);
+}

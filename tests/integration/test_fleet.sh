@@ -1,0 +1,136 @@
+# One patch, every process that maps the object: opus apply --all, revert
+# --all and list without a pid, on libauth.so loaded by two programs.
+
+# fleet_setup: libauth.so with auth_check and its static helper compare as
+# two functions (not inlined), both fixed by fix-check.diff; the patch is
+# built into $WORK/fix.opatch.
+fleet_setup() {
+	LIB_CFLAGS=-fno-inline build_libauth "$WORK" -fPIE -pie
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/libauth/fix-check.diff" \
+		--binary "$WORK/src/libauth.so" -o "$WORK/fix.opatch" >"$WORK/build.out"
+	assert_contains "replaced auth_check" "$(cat "$WORK/build.out")" "build report"
+	assert_contains "replaced compare" "$(cat "$WORK/build.out")" "build report"
+	PATCH_ID=$("$OPUS" inspect --json "$WORK/fix.opatch" | jq -r .id)
+}
+
+# start_poll OUT PASS: authpoll in the background; sets POLL_PID.
+start_poll() {
+	"$WORK/src/authpoll" "$2" >"$1" 2>&1 &
+	POLL_PID=$!
+	STARTED_PIDS="${STARTED_PIDS:-} $POLL_PID"
+	wait_line "$1" "$POLL_PID" '[A-Z]*' >/dev/null
+}
+
+# wait_line FILE PID WORD: waits until FILE's last line for PID is
+# "PID WORD" (a pattern), prints that word.
+wait_line() {
+	local last=""
+	for _ in $(seq 200); do
+		last=$(awk -v p="$2" '$1 == p {w = $2} END {print w}' "$1")
+		# shellcheck disable=SC2254
+		case "$last" in $3) echo "$last" && return 0 ;; esac
+		sleep 0.05
+	done
+	fail "process $2 never answered $3 (last: '$last')"
+}
+
+test_apply_all_patches_every_program_that_maps_the_library() {
+	fleet_setup
+	start "$WORK/src/authd"
+	start_poll "$WORK/poll.out" hun
+	assert_eq OK "$(req 'AUTH admin ')" "authd: empty password before"
+	assert_eq OK "$(wait_line "$WORK/poll.out" "$POLL_PID" OK)" "authpoll: prefix before"
+
+	# The same library built differently: another build-id, never patched.
+	mkdir -p "$WORK/other"
+	cp -a "$WORK/src/." "$WORK/other/"
+	(cd "$WORK/other" && gcc -O1 -g -fPIC -shared auth.c -Wl,-soname,libauth.so -o libauth.so)
+	LD_LIBRARY_PATH=$WORK/other "$WORK/other/authpoll" hun >"$WORK/other.out" 2>&1 &
+	local other=$!
+	STARTED_PIDS="$STARTED_PIDS $other"
+	wait_line "$WORK/other.out" "$other" OK >/dev/null
+	grep -q "$WORK/other/libauth.so" "/proc/$other/maps" || fail "other build not loaded"
+
+	# Replaced on disk: the running processes still map the old file.
+	rm "$WORK/src/libauth.so"
+
+	local dry
+	dry=$("$OPUS" apply --all --dry-run --json "$WORK/fix.opatch")
+	assert_eq "$(printf '%s\n' "$PID" "$POLL_PID" | sort -n)" \
+		"$(jq -r '.processes[] | select(.state == "would patch") | .pid' <<<"$dry" | sort -n)" \
+		"dry run lists both programs, and only them"
+	assert_eq 0 "$(opus_mappings "$PID")" "dry run changed nothing"
+	assert_eq OK "$(req 'AUTH admin ')" "authd after the dry run"
+
+	"$OPUS" apply --all "$WORK/fix.opatch" >"$WORK/apply.out"
+	cat "$WORK/apply.out"
+	assert_contains "2 patched" "$(tail -1 "$WORK/apply.out")" "summary"
+	assert_eq DENIED "$(req 'AUTH admin ')" "authd: empty password after"
+	assert_eq OK "$(req 'AUTH admin hunter2')" "authd: right password after"
+	assert_eq DENIED "$(wait_line "$WORK/poll.out" "$POLL_PID" DENIED)" "authpoll: prefix after"
+	assert_eq OK "$(awk -v p="$other" '$1 == p {w = $2} END {print w}' "$WORK/other.out")" \
+		"the other build still answers the old way"
+	assert_eq 0 "$(opus_mappings "$other")" "the other build-id is untouched"
+	assert_running "$PID"
+	assert_running "$POLL_PID"
+
+	local listed
+	listed=$("$OPUS" list --json)
+	assert_eq "$PATCH_ID" "$(jq -r ".processes[] | select(.pid == $PID) | .patches[0].id" <<<"$listed")" \
+		"list without a pid shows authd"
+	assert_eq "$PATCH_ID" \
+		"$(jq -r ".processes[] | select(.pid == $POLL_PID) | .patches[0].id" <<<"$listed")" \
+		"list without a pid shows authpoll"
+	assert_contains "$PATCH_ID" "$("$OPUS" list | grep -w "$PID")" "text list"
+
+	"$OPUS" apply --all "$WORK/fix.opatch" >"$WORK/again.out"
+	assert_contains "2 already patched" "$(tail -1 "$WORK/again.out")" "second run"
+	assert_eq 1 "$(opus_patches_mapped "$PID")" "applied once"
+
+	"$OPUS" revert --all "$PATCH_ID" >"$WORK/revert.out"
+	assert_contains "2 reverted" "$(tail -1 "$WORK/revert.out")" "revert summary"
+	assert_eq OK "$(req 'AUTH admin ')" "authd: old behaviour after revert"
+	assert_eq OK "$(wait_line "$WORK/poll.out" "$POLL_PID" OK)" "authpoll after revert"
+	assert_eq 0 "$(opus_mappings "$PID")" "no mapping left in authd"
+	assert_eq 0 "$(opus_mappings "$POLL_PID")" "no mapping left in authpoll"
+	assert_running "$PID"
+	assert_running "$POLL_PID"
+}
+
+test_children_forked_after_the_patch_inherit_it() {
+	fleet_setup
+	start_poll "$WORK/poll.out" ""
+	"$OPUS" apply --all "$WORK/fix.opatch" >/dev/null
+	wait_line "$WORK/poll.out" "$POLL_PID" DENIED >/dev/null
+	kill -USR1 "$POLL_PID"
+	local child=""
+	for _ in $(seq 100); do
+		child=$(awk -v p="$POLL_PID" '$1 != p {print $1}' "$WORK/poll.out" | head -1)
+		[ -n "$child" ] && break
+		sleep 0.05
+	done
+	[ -n "$child" ] || fail "authpoll did not fork"
+	STARTED_PIDS="$STARTED_PIDS $child"
+	assert_eq DENIED "$(wait_line "$WORK/poll.out" "$child" '*')" "the child runs the new code"
+	assert_contains "$PATCH_ID" "$("$OPUS" list "$child")" "the child lists the patch"
+	assert_contains "$PATCH_ID" "$("$OPUS" list | grep -w "$child")" "and so does list"
+
+	# Each process reverts on its own; the child's copy goes with it.
+	"$OPUS" revert --all "$PATCH_ID" >"$WORK/revert.out"
+	assert_contains "2 reverted" "$(tail -1 "$WORK/revert.out")" "revert summary"
+	assert_eq OK "$(wait_line "$WORK/poll.out" "$child" OK)" "child after revert"
+	assert_eq OK "$(wait_line "$WORK/poll.out" "$POLL_PID" OK)" "parent after revert"
+	assert_eq 0 "$(opus_mappings "$child")" "no mapping left in the child"
+}
+
+test_apply_all_with_no_process_and_bad_input() {
+	fleet_setup
+	local out
+	out=$("$OPUS" apply --all "$WORK/fix.opatch")
+	assert_contains "no process" "$out" "nothing maps the library"
+	expect_fail "missing patch" "$OPUS" apply --all "$WORK/nope.opatch"
+	assert_contains "nope.opatch" "$ERR" "names the file"
+	expect_fail "revert of an id nobody has" "$OPUS" revert --all no-such-patch
+	assert_contains "no process" "$("$OPUS" revert --all no-such-patch 2>&1 || true)" "message"
+	expect_fail "--dry-run needs --all" "$OPUS" apply --dry-run 1 "$WORK/fix.opatch"
+}
