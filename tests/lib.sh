@@ -56,6 +56,80 @@ JSON
 		done)
 }
 
+# fleet_setup: libauth.so with auth_check and its static helper compare as
+# two functions (not inlined), both fixed by fix-check.diff; the patch is
+# built into $WORK/fix.opatch.
+fleet_setup() {
+	LIB_CFLAGS=-fno-inline build_libauth "$WORK" -fPIE -pie
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/libauth/fix-check.diff" \
+		--binary "$WORK/src/libauth.so" -o "$WORK/fix.opatch" >"$WORK/build.out"
+	assert_contains "replaced auth_check" "$(cat "$WORK/build.out")" "build report"
+	assert_contains "replaced compare" "$(cat "$WORK/build.out")" "build report"
+	PATCH_ID=$("$OPUS" inspect --json "$WORK/fix.opatch" | jq -r .id)
+}
+
+# start_poll OUT PASS: authpoll in the background; sets POLL_PID.
+start_poll() {
+	"$WORK/src/authpoll" "$2" >"$1" 2>&1 &
+	POLL_PID=$!
+	STARTED_PIDS="${STARTED_PIDS:-} $POLL_PID"
+	wait_line "$1" "$POLL_PID" '[A-Z]*' >/dev/null
+}
+
+# wait_line FILE PID WORD: waits until FILE's last line for PID is
+# "PID WORD" (a pattern), prints that word.
+wait_line() {
+	local last=""
+	for _ in $(seq 200); do
+		last=$(awk -v p="$2" '$1 == p {w = $2} END {print w}' "$1")
+		# shellcheck disable=SC2254
+		case "$last" in $3) echo "$last" && return 0 ;; esac
+		sleep 0.05
+	done
+	fail "process $2 never answered $3 (last: '$last')"
+}
+
+# start_other_build PASS: authpoll on the same library built with other
+# flags (another build-id), which no patch of ours may touch; sets OTHER_PID.
+start_other_build() {
+	if [ ! -e "$WORK/other/libauth.so" ]; then
+		mkdir -p "$WORK/other"
+		cp -a "$WORK/src/." "$WORK/other/"
+		(cd "$WORK/other" && gcc -O1 -g -fPIC -shared auth.c -Wl,-soname,libauth.so -o libauth.so)
+	fi
+	LD_LIBRARY_PATH=$WORK/other "$WORK/other/authpoll" "$1" >>"$WORK/other.out" 2>&1 &
+	OTHER_PID=$!
+	STARTED_PIDS="${STARTED_PIDS:-} $OTHER_PID"
+	wait_line "$WORK/other.out" "$OTHER_PID" '[A-Z]*' >/dev/null
+	grep -q "$WORK/other/libauth.so" "/proc/$OTHER_PID/maps" || fail "other build not loaded"
+}
+
+# start_daemon STORE ARGS...: opus daemon in the background, logging to
+# $WORK/daemon.log; sets DAEMON_PID once it has read the store.
+start_daemon() {
+	local store=$1
+	shift
+	"$OPUS" daemon --store "$store" "$@" >"$WORK/daemon.log" 2>&1 &
+	DAEMON_PID=$!
+	STARTED_PIDS="${STARTED_PIDS:-} $DAEMON_PID"
+	wait_log "store $store"
+}
+
+# wait_log TEXT: waits until the daemon's log has a line containing TEXT.
+wait_log() {
+	for _ in $(seq 200); do
+		grep -qF -- "$1" "$WORK/daemon.log" && return 0
+		sleep 0.05
+	done
+	fail "daemon never logged '$1': $(cat "$WORK/daemon.log")"
+}
+
+# stop_daemon: SIGTERM; it must exit cleanly (and leak-free under ASan).
+stop_daemon() {
+	kill -TERM "$DAEMON_PID"
+	wait "$DAEMON_PID" || fail "daemon exited with $?: $(tail -5 "$WORK/daemon.log")"
+}
+
 build_authsrv() {
 	build_target authsrv "$@"
 }

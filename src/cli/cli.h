@@ -15,6 +15,9 @@ int cmd_apply(int argc, char **argv);
 int cmd_revert(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_install(int argc, char **argv);
+int cmd_uninstall(int argc, char **argv);
+int cmd_daemon(int argc, char **argv);
 
 /* Shared by the subcommands. */
 int cli_fail(const char *cmd); /* prints opus_errmsg(), returns 1 */

@@ -1,12 +1,15 @@
 #include "cli.h"
 #include "live/live.h"
+#include "patchfile/store.h"
+#include "util/hex.h"
 #include "util/err.h"
 
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 
-#define USAGE "opus list [PID] [--json]"
+#define USAGE "opus list [PID] [--json]\n       opus list --installed [--store DIR] [--json]"
 
 static json_t *entry_json(const struct reg_entry *e)
 {
@@ -91,19 +94,68 @@ static int list_all(bool json)
 	return 0;
 }
 
+/* The patch store's content, in install order. */
+static int list_installed(const char *store, bool json)
+{
+	struct opstore_entry *v;
+	json_t *arr = json ? json_array() : NULL;
+	size_t n;
+
+	store = opstore_dir(store);
+	if (opstore_list(store, &v, &n)) {
+		json_decref(arr);
+		return cli_fail("list");
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct opatch p;
+		char hex[2 * OPUS_BUILD_ID_MAX + 1] = "";
+		const char *target = "?";
+		bool ok = opatch_read(v[i].path, &p) == 0;
+
+		if (ok) {
+			opus_hex_encode(p.build_id, p.build_id_len, hex);
+			target = p.target_name;
+		}
+		if (json)
+			json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:b}", "id",
+							     v[i].id, "path", v[i].path, "target",
+							     target, "build_id", hex, "valid", ok));
+		else
+			printf("%s\t%s (build-id %.16s...)\t%s\n", v[i].id, target, hex,
+			       ok ? v[i].path : opus_errmsg());
+		if (ok)
+			opatch_free(&p);
+	}
+	if (json)
+		cli_print_json(json_pack("{s:s, s:o}", "store", store, "patches", arr));
+	else if (!n)
+		printf("no patches installed in %s\n", store);
+	free(v);
+	return 0;
+}
+
 int cmd_list(int argc, char **argv)
 {
 	static const struct option opts[] = {
+	    {"installed", no_argument, NULL, 'i'},
+	    {"store", required_argument, NULL, 's'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
-	bool json = false;
+	const char *store = NULL;
+	bool json = false, installed = false;
 	pid_t pid;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "is:jh", opts, NULL)) != -1) {
 		switch (c) {
+		case 'i':
+			installed = true;
+			break;
+		case 's':
+			store = optarg;
+			break;
 		case 'j':
 			json = true;
 			break;
@@ -114,8 +166,10 @@ int cmd_list(int argc, char **argv)
 			return cli_usage(USAGE);
 		}
 	}
-	if (argc - optind > 1)
+	if (argc - optind > (installed ? 0 : 1))
 		return cli_usage(USAGE);
+	if (installed)
+		return list_installed(store, json);
 	if (argc - optind == 0)
 		return list_all(json);
 	if (cli_parse_pid(argv[optind], &pid))

@@ -18,13 +18,16 @@ static const struct {
     {"revert", cmd_revert, "take the newest patch back out of a process"},
     {"list", cmd_list, "show the patches applied to a process, or to every process"},
     {"inspect", cmd_inspect, "show what a patch file contains"},
+    {"install", cmd_install, "keep a patch in the store, for the daemon to apply"},
+    {"uninstall", cmd_uninstall, "take a patch out of the store (and out of processes)"},
+    {"daemon", cmd_daemon, "apply stored patches to every process, including new ones"},
 };
 
 static int usage(FILE *out)
 {
 	fprintf(out, "usage: opus <command> [options]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].help);
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
 	fprintf(out, "\nRun 'opus <command> --help' for a command's options.\n");
 	return out == stdout ? 0 : 2;
 }

@@ -74,8 +74,7 @@ static int read_build_id(pid_t pid, const struct proc_map *m, uint8_t id[OPUS_BU
 }
 
 /* The cached build-id of the file behind m; its length or -errno. */
-static int idcache_get(struct idcache *c, pid_t pid, const struct proc_map *m,
-		       const uint8_t **id)
+static int idcache_get(struct idcache *c, pid_t pid, const struct proc_map *m, const uint8_t **id)
 {
 	struct idcache_slot *s;
 	size_t h;
@@ -127,8 +126,8 @@ int fleet_maps_object(struct idcache *c, pid_t pid, const uint8_t *build_id, siz
 
 const char *fleet_state_name(enum fleet_state s)
 {
-	static const char *const names[] = {"patched", "already patched", "would patch",
-					    "reverted", "gone", "failed"};
+	static const char *const names[] = {"patched", "already patched", "would patch", "reverted",
+					    "gone",    "failed"};
 
 	return s <= FLEET_FAILED ? names[s] : "?";
 }
@@ -158,17 +157,18 @@ void fleet_apply_one(const struct opatch *p, pid_t pid, const struct live_opts *
 		     struct fleet_result *r)
 {
 	memset(r, 0, sizeof(*r));
+	snprintf(r->patch, sizeof(r->patch), "%s", p->id);
 	r->pid = pid;
 	proc_comm(pid, r->comm);
 	settle(r, live_apply(pid, p, o, &r->st), FLEET_PATCHED);
 }
 
-static void revert_one(const char *id, pid_t pid, const struct live_opts *o,
-		       struct fleet_result *r)
+static void revert_one(const char *id, pid_t pid, const struct live_opts *o, struct fleet_result *r)
 {
 	char reverted[OPATCH_ID_MAX + 1];
 
 	memset(r, 0, sizeof(*r));
+	snprintf(r->patch, sizeof(r->patch), "%s", id);
 	r->pid = pid;
 	proc_comm(pid, r->comm);
 	settle(r, live_revert(pid, id, o, &r->st, reverted), FLEET_REVERTED);
@@ -179,6 +179,7 @@ static void already_one(const struct opatch *p, pid_t pid, struct fleet_result *
 	struct registry reg;
 
 	memset(r, 0, sizeof(*r));
+	snprintf(r->patch, sizeof(r->patch), "%s", p->id);
 	r->pid = pid;
 	proc_comm(pid, r->comm);
 	if (live_list(pid, &reg)) {

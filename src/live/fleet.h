@@ -38,12 +38,14 @@ enum fleet_state {
 const char *fleet_state_name(enum fleet_state s);
 
 struct fleet_result {
+	char patch[OPATCH_ID_MAX + 1];
 	pid_t pid;
 	char comm[PROC_COMM_MAX];
 	enum fleet_state state;
 	int err;
 	char msg[512];
 	struct live_stats st;
+	uint64_t since_seen_ns; /* daemon: from the process's exec (or first sight) to now */
 };
 
 typedef void (*fleet_report_fn)(const struct fleet_result *r, void *ctx);

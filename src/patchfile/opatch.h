@@ -96,5 +96,7 @@ unsigned opatch_rela_width(uint32_t type);
 int opatch_write(const struct opatch *p, const char *path);
 /* Validate and read; on error the message names path and what is wrong. */
 int opatch_read(const char *path, struct opatch *p);
+/* The same over a patch file already in memory; name is for messages. */
+int opatch_read_mem(const char *name, const void *buf, size_t len, struct opatch *p);
 
 #endif

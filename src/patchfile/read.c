@@ -369,20 +369,15 @@ static int check_header(struct reader *r)
 	return 0;
 }
 
-int opatch_read(const char *path, struct opatch *p)
+int opatch_read_mem(const char *name, const void *buf, size_t len, struct opatch *p)
 {
-	struct reader r = {.path = path};
+	struct reader r = {.path = name, .buf = (char *)buf, .len = len};
 	int ret;
 
 	opatch_init(p);
 	elf_version(EV_CURRENT);
-	ret = opus_read_file(path, &r.buf, &r.len);
-	if (ret)
-		return ret;
-	if (r.len > MAX_PATCH_SIZE) {
-		free(r.buf);
-		return opus_err(-EFBIG, "%s: too large for a patch file", path);
-	}
+	if (len > MAX_PATCH_SIZE)
+		return opus_err(-EFBIG, "%s: too large for a patch file", name);
 	r.elf = elf_memory(r.buf, r.len);
 	ret = r.elf ? check_header(&r) : BAD(&r, "not an ELF file");
 	if (!ret)
@@ -408,8 +403,22 @@ int opatch_read(const char *path, struct opatch *p)
 	if (r.elf)
 		elf_end(r.elf);
 	free(r.content_of);
-	free(r.buf);
 	if (ret)
 		opatch_free(p);
+	return ret;
+}
+
+int opatch_read(const char *path, struct opatch *p)
+{
+	char *buf;
+	size_t len;
+	int ret;
+
+	opatch_init(p);
+	ret = opus_read_file(path, &buf, &len);
+	if (ret)
+		return ret;
+	ret = opatch_read_mem(path, buf, len, p);
+	free(buf);
 	return ret;
 }

@@ -1,39 +1,6 @@
 # One patch, every process that maps the object: opus apply --all, revert
 # --all and list without a pid, on libauth.so loaded by two programs.
 
-# fleet_setup: libauth.so with auth_check and its static helper compare as
-# two functions (not inlined), both fixed by fix-check.diff; the patch is
-# built into $WORK/fix.opatch.
-fleet_setup() {
-	LIB_CFLAGS=-fno-inline build_libauth "$WORK" -fPIE -pie
-	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/libauth/fix-check.diff" \
-		--binary "$WORK/src/libauth.so" -o "$WORK/fix.opatch" >"$WORK/build.out"
-	assert_contains "replaced auth_check" "$(cat "$WORK/build.out")" "build report"
-	assert_contains "replaced compare" "$(cat "$WORK/build.out")" "build report"
-	PATCH_ID=$("$OPUS" inspect --json "$WORK/fix.opatch" | jq -r .id)
-}
-
-# start_poll OUT PASS: authpoll in the background; sets POLL_PID.
-start_poll() {
-	"$WORK/src/authpoll" "$2" >"$1" 2>&1 &
-	POLL_PID=$!
-	STARTED_PIDS="${STARTED_PIDS:-} $POLL_PID"
-	wait_line "$1" "$POLL_PID" '[A-Z]*' >/dev/null
-}
-
-# wait_line FILE PID WORD: waits until FILE's last line for PID is
-# "PID WORD" (a pattern), prints that word.
-wait_line() {
-	local last=""
-	for _ in $(seq 200); do
-		last=$(awk -v p="$2" '$1 == p {w = $2} END {print w}' "$1")
-		# shellcheck disable=SC2254
-		case "$last" in $3) echo "$last" && return 0 ;; esac
-		sleep 0.05
-	done
-	fail "process $2 never answered $3 (last: '$last')"
-}
-
 test_apply_all_patches_every_program_that_maps_the_library() {
 	fleet_setup
 	start "$WORK/src/authd"
@@ -41,15 +8,8 @@ test_apply_all_patches_every_program_that_maps_the_library() {
 	assert_eq OK "$(req 'AUTH admin ')" "authd: empty password before"
 	assert_eq OK "$(wait_line "$WORK/poll.out" "$POLL_PID" OK)" "authpoll: prefix before"
 
-	# The same library built differently: another build-id, never patched.
-	mkdir -p "$WORK/other"
-	cp -a "$WORK/src/." "$WORK/other/"
-	(cd "$WORK/other" && gcc -O1 -g -fPIC -shared auth.c -Wl,-soname,libauth.so -o libauth.so)
-	LD_LIBRARY_PATH=$WORK/other "$WORK/other/authpoll" hun >"$WORK/other.out" 2>&1 &
-	local other=$!
-	STARTED_PIDS="$STARTED_PIDS $other"
-	wait_line "$WORK/other.out" "$other" OK >/dev/null
-	grep -q "$WORK/other/libauth.so" "/proc/$other/maps" || fail "other build not loaded"
+	start_other_build hun
+	local other=$OTHER_PID
 
 	# Replaced on disk: the running processes still map the old file.
 	rm "$WORK/src/libauth.so"

@@ -1,0 +1,116 @@
+#include "cli.h"
+#include "live/daemon.h"
+#include "patchfile/store.h"
+#include "util/err.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#define USAGE                                                                                      \
+	"opus daemon [--store DIR] [--no-netlink] [--poll-ms N] [--sweep-ms N] [--timeout SEC]"
+
+static volatile sig_atomic_t stop_requested, reload_requested;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	reload_requested = 1;
+}
+
+static void log_line(const char *msg, void *ctx)
+{
+	(void)ctx;
+	printf("opus daemon: %s\n", msg);
+	fflush(stdout);
+}
+
+static void log_result(const struct fleet_result *r, void *ctx)
+{
+	(void)ctx;
+	if (r->state == FLEET_PATCHED && r->since_seen_ns)
+		printf("opus daemon: patched %d (%s) with %s: paused %.0f us, %.1f ms after it "
+		       "appeared\n",
+		       (int)r->pid, r->comm, r->patch, (double)r->st.pause_ns / 1e3,
+		       (double)r->since_seen_ns / 1e6);
+	else if (r->state == FLEET_PATCHED)
+		printf("opus daemon: patched %d (%s) with %s: paused %.0f us\n", (int)r->pid,
+		       r->comm, r->patch, (double)r->st.pause_ns / 1e3);
+	else
+		printf("opus daemon: %s %d (%s) with %s: %s\n", fleet_state_name(r->state),
+		       (int)r->pid, r->comm, r->patch, r->msg);
+	fflush(stdout);
+}
+
+static void handle(int sig, void (*fn)(int))
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = fn; /* no SA_RESTART: a signal wakes the wait */
+	sigaction(sig, &sa, NULL);
+}
+
+int cmd_daemon(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"store", required_argument, NULL, 's'},
+	    {"no-netlink", no_argument, NULL, 'P'},
+	    {"poll-ms", required_argument, NULL, 'p'},
+	    {"sweep-ms", required_argument, NULL, 'w'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	struct daemon_opts o = {.poll_ms = 50, .sweep_ms = 5000, .live.timeout_s = 1};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "s:Pp:w:t:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			o.store = optarg;
+			break;
+		case 'P':
+			o.no_netlink = true;
+			break;
+		case 'p':
+			if (cli_parse_count("--poll-ms", optarg, 60000, &o.poll_ms))
+				return cli_fail("daemon");
+			break;
+		case 'w':
+			if (cli_parse_count("--sweep-ms", optarg, 3600000, &o.sweep_ms))
+				return cli_fail("daemon");
+			break;
+		case 't':
+			if (cli_parse_timeout(optarg, &o.live.timeout_s))
+				return cli_fail("daemon");
+			break;
+		case 'h':
+			printf("usage: %s\n", USAGE);
+			return 0;
+		default:
+			return cli_usage(USAGE);
+		}
+	}
+	if (argc != optind)
+		return cli_usage(USAGE);
+	o.store = opstore_dir(o.store);
+	o.report = log_result;
+	o.log = log_line;
+	o.stop = &stop_requested;
+	o.reload = &reload_requested;
+	handle(SIGTERM, on_stop);
+	handle(SIGINT, on_stop);
+	handle(SIGHUP, on_hup);
+	if (daemon_run(&o))
+		return cli_fail("daemon");
+	log_line("stopped", NULL);
+	return 0;
+}

@@ -1,0 +1,47 @@
+#include "cli.h"
+#include "patchfile/store.h"
+#include "util/err.h"
+#include "util/hex.h"
+
+#include <getopt.h>
+#include <stdio.h>
+
+#define USAGE "opus install PATCH [--store DIR]"
+
+int cmd_install(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"store", required_argument, NULL, 's'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	const char *store = NULL;
+	char hex[2 * OPUS_BUILD_ID_MAX + 1];
+	struct opatch p;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			store = optarg;
+			break;
+		case 'h':
+			printf("usage: %s\n", USAGE);
+			return 0;
+		default:
+			return cli_usage(USAGE);
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage(USAGE);
+	store = opstore_dir(store);
+	if (opstore_install(store, argv[optind], &p))
+		return cli_fail("install");
+	opus_hex_encode(p.build_id, p.build_id_len, hex);
+	printf("installed %s in %s: for %s (build-id %s)\n"
+	       "opus daemon applies it to every process that maps that object, now and later;\n"
+	       "without the daemon, run: opus apply --all %s\n",
+	       p.id, store, p.target_name, hex, argv[optind]);
+	opatch_free(&p);
+	return 0;
+}

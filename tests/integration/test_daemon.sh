@@ -1,0 +1,102 @@
+# opus install + opus daemon: stored patches reach processes started later,
+# through the netlink process connector or by polling /proc.
+
+# daemon_patches_new_processes ARGS...: with the daemon started with ARGS,
+# two programs started afterwards are patched, the other build is not.
+daemon_patches_new_processes() {
+	fleet_setup
+	"$OPUS" install --store "$WORK/store" "$WORK/fix.opatch" >/dev/null
+	start_daemon "$WORK/store" "$@"
+	start_other_build ""
+	start "$WORK/src/authd"
+	start_poll "$WORK/poll.out" ""
+	wait_log "patched $POLL_PID (authpoll) with $PATCH_ID"
+	wait_log "patched $PID (authd) with $PATCH_ID"
+	grep "ms after it appeared" "$WORK/daemon.log" | sed 's/^/    /'
+	assert_eq DENIED "$(req 'AUTH admin ')" "authd started after the daemon"
+	assert_eq DENIED "$(wait_line "$WORK/poll.out" "$POLL_PID" DENIED)" "authpoll likewise"
+	assert_contains "$PATCH_ID" "$("$OPUS" list "$POLL_PID")" "list"
+	# By now the daemon has looked at the other build more than once.
+	sleep 0.5
+	assert_eq 0 "$(opus_mappings "$OTHER_PID")" "a different build-id is never patched"
+	assert_eq OK "$(wait_line "$WORK/other.out" "$OTHER_PID" OK)" "other build's behaviour"
+	assert_running "$PID"
+	assert_running "$POLL_PID"
+	stop_daemon
+}
+
+test_daemon_patches_processes_started_later() {
+	daemon_patches_new_processes
+	grep -q "netlink process connector" "$WORK/daemon.log" ||
+		echo "    (netlink unavailable here: $(head -1 "$WORK/daemon.log"))"
+}
+
+test_daemon_polling_fallback() {
+	daemon_patches_new_processes --no-netlink --poll-ms 20
+	assert_contains "polling /proc" "$(head -1 "$WORK/daemon.log")" "the daemon says it polls"
+}
+
+# Running processes are patched when the daemon starts and when a patch is
+# installed; uninstall --revert takes it out and the daemon leaves it out.
+test_daemon_follows_the_store() {
+	fleet_setup
+	start_poll "$WORK/poll.out" ""
+	start_daemon "$WORK/store"
+	assert_eq OK "$(wait_line "$WORK/poll.out" "$POLL_PID" OK)" "nothing installed yet"
+	"$OPUS" install --store "$WORK/store" "$WORK/fix.opatch" >/dev/null
+	assert_contains "$PATCH_ID" "$("$OPUS" list --installed --store "$WORK/store")" "installed"
+	expect_fail "installing twice" "$OPUS" install --store "$WORK/store" "$WORK/fix.opatch"
+	assert_contains "already installed" "$ERR" "message"
+	wait_log "patched $POLL_PID (authpoll) with $PATCH_ID"
+	assert_eq DENIED "$(wait_line "$WORK/poll.out" "$POLL_PID" DENIED)" "patched by the sweep"
+
+	"$OPUS" uninstall --store "$WORK/store" --revert "$PATCH_ID" >"$WORK/uninstall.out"
+	assert_contains "1 reverted" "$(tail -1 "$WORK/uninstall.out")" "uninstall --revert"
+	assert_eq OK "$(wait_line "$WORK/poll.out" "$POLL_PID" OK)" "reverted"
+	local late
+	start_poll "$WORK/late.out" ""
+	late=$POLL_PID
+	sleep 0.5
+	assert_eq 0 "$(opus_mappings "$late")" "an uninstalled patch is not applied to new processes"
+	assert_contains "no patches installed" "$("$OPUS" list --installed --store "$WORK/store")" \
+		"store empty"
+	expect_fail "uninstalling twice" "$OPUS" uninstall --store "$WORK/store" "$PATCH_ID"
+	assert_contains "not installed" "$ERR" "message"
+	stop_daemon
+}
+
+# Processes that exit at any moment, some while being patched, must not
+# take the daemon down.
+test_daemon_survives_processes_that_exit() {
+	fleet_setup
+	"$OPUS" install --store "$WORK/store" "$WORK/fix.opatch" >/dev/null
+	start_daemon "$WORK/store"
+	local i
+	for i in $(seq 40); do
+		"$WORK/src/authpoll" "" >/dev/null 2>&1 &
+		local p=$!
+		sleep "0.00$((i % 10))"
+		kill -9 "$p" 2>/dev/null || true
+	done
+	kill -0 "$DAEMON_PID" || fail "the daemon died: $(tail -5 "$WORK/daemon.log")"
+	start_poll "$WORK/poll.out" ""
+	wait_log "patched $POLL_PID (authpoll) with $PATCH_ID"
+	assert_eq DENIED "$(wait_line "$WORK/poll.out" "$POLL_PID" DENIED)" "still patching"
+	stop_daemon
+}
+
+test_daemon_refuses_bad_store_files() {
+	fleet_setup
+	mkdir -p "$WORK/store"
+	head -c 300 "$WORK/fix.opatch" >"$WORK/store/000001-broken.opatch"
+	"$OPUS" install --store "$WORK/store" "$WORK/fix.opatch" >/dev/null
+	expect_fail "install of a truncated file" "$OPUS" install --store "$WORK/store" \
+		"$WORK/store/000001-broken.opatch"
+	assert_contains "000001-broken.opatch" "$ERR" "names the file"
+	start_daemon "$WORK/store"
+	assert_contains "skipping $WORK/store/000001-broken.opatch" "$(cat "$WORK/daemon.log")" \
+		"the daemon says what it skips"
+	start_poll "$WORK/poll.out" ""
+	wait_log "patched $POLL_PID (authpoll) with $PATCH_ID"
+	stop_daemon
+}
