@@ -100,3 +100,26 @@ test_daemon_refuses_bad_store_files() {
 	wait_log "patched $POLL_PID (authpoll) with $PATCH_ID"
 	stop_daemon
 }
+
+# The shipped unit: systemd accepts it, and its ExecStart patches new
+# processes with no more than the capabilities the unit leaves it.
+test_daemon_systemd_unit() {
+	fleet_setup
+	sed "s#@BINDIR@#$(dirname "$OPUS")#" "$ROOT/contrib/systemd/opus.service.in" >"$WORK/opus.service"
+	systemd-analyze verify "$WORK/opus.service" || fail "systemd-analyze rejects the unit"
+	local exec caps
+	exec=$(sed -n 's/^ExecStart=//p' "$WORK/opus.service")
+	caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$WORK/opus.service" |
+		tr 'A-Z' 'a-z' | sed 's/cap_/+/g; s/ /,/g')
+	[ -n "$caps" ] || fail "the unit sets no capability bounding set"
+	"$OPUS" install --store "$WORK/store" "$WORK/fix.opatch" >/dev/null
+	# shellcheck disable=SC2086
+	setpriv --bounding-set "-all,$caps" $exec --store "$WORK/store" >"$WORK/daemon.log" 2>&1 &
+	DAEMON_PID=$!
+	STARTED_PIDS="$STARTED_PIDS $DAEMON_PID"
+	wait_log "store $WORK/store"
+	start_poll "$WORK/poll.out" ""
+	wait_log "patched $POLL_PID (authpoll) with $PATCH_ID"
+	assert_eq DENIED "$(wait_line "$WORK/poll.out" "$POLL_PID" DENIED)" "patched"
+	stop_daemon
+}
