@@ -24,9 +24,11 @@ check: deps
 	bash tests/run.sh
 	$(MAKE) check-real
 
-# Debian's nginx security fixes applied live under load (tests/real/nginx).
+# Debian's own security fixes applied live: nginx under load (tests/real/nginx)
+# and libexpat in python3 (tests/real/expat).
 check-real: all
 	bash tests/real/nginx/run.sh
+	bash tests/real/expat/run.sh
 
 # Figures, never part of make check: build/bench/results.json and plots.
 bench: deps

@@ -15,7 +15,7 @@ for p in bear libpcre2-dev zlib1g-dev; do
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
 done
 
-src=$(bash "$ROOT/tools/nginx-source.sh" "$OUT/nginx")
+src=$(bash "$ROOT/tools/deb-source.sh" nginx "$OUT/nginx")
 tree=$OUT/nginx-before-$CVE
 if [ ! -e "$tree/compile_commands.json" ]; then
 	rm -rf "$tree"

@@ -227,8 +227,8 @@ static void check_due(struct daemon *d)
 			continue;
 		}
 		w->next_ns = now + w->interval_ns;
-		w->interval_ns = w->interval_ns * 2 < MAX_RECHECK_NS ? w->interval_ns * 2
-								     : MAX_RECHECK_NS;
+		w->interval_ns =
+		    w->interval_ns * 2 < MAX_RECHECK_NS ? w->interval_ns * 2 : MAX_RECHECK_NS;
 		i++;
 	}
 }

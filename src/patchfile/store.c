@@ -55,7 +55,9 @@ int opstore_list(const char *dir, struct opstore_entry **v, size_t *n)
 	*v = NULL;
 	*n = 0;
 	if (!dh)
-		return errno == ENOENT ? 0 : opus_err(-errno, "patch store %s: %s", dir, strerror(errno));
+		return errno == ENOENT
+			   ? 0
+			   : opus_err(-errno, "patch store %s: %s", dir, strerror(errno));
 	while ((d = readdir(dh))) {
 		struct opstore_entry e;
 

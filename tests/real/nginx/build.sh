@@ -11,7 +11,7 @@ if [ -x "$tree/objs/nginx" ] && [ -e "$tree/compile_commands.json" ]; then
 	echo "$tree"
 	exit 0
 fi
-src=$(bash "$ROOT/tools/nginx-source.sh" "$work/source")
+src=$(bash "$ROOT/tools/deb-source.sh" nginx "$work/source")
 rm -rf "$tree"
 mkdir -p "$tree"
 tar -xzf "$work"/source/nginx_*.orig.tar.gz -C "$tree" --strip-components=1

@@ -93,11 +93,14 @@ binary_for() {
 	fi
 }
 
+opus_list_count() { "$OPUS" list --json "$1" | jq '.patches | length'; }
+
 ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
 
 cve_before=$(get '/cve42945/a%26b')
 echo "[]" >"$JSON"
 total_failed=0
+applied_ids=()
 mapfile -t cves < <(grep '^CVE-' "$fix/debian/patches/series")
 for p in "${cves[@]}"; do
 	id=${p%.patch}
@@ -122,14 +125,21 @@ for p in "${cves[@]}"; do
 	else
 		load_start 4 "$id"
 		start=$(date +%s%N)
-		for pid in $pids; do
-			if ! "$OPUS" apply --json "$pid" "$WORK/patches/$id.opatch" \
-				>"$WORK/logs/$id.$pid.apply" 2>"$WORK/logs/$id.$pid.err"; then
-				result=failed reason=$(tail -1 "$WORK/logs/$id.$pid.err")
-				break
-			fi
-			pause_us=$(jq -r '[.stats.pause_us, '"$pause_us"'] | max' "$WORK/logs/$id.$pid.apply")
-		done
+		# One command for the master and every worker: by build-id.
+		if ! "$OPUS" apply --all --json "$WORK/patches/$id.opatch" \
+			>"$WORK/logs/$id.apply" 2>"$WORK/logs/$id.err"; then
+			result=failed
+			reason=$(jq -r '[.processes[]? | select(.state == "failed") | .reason][0] // empty' \
+				"$WORK/logs/$id.apply" 2>/dev/null || true)
+			reason=${reason:-$(tail -1 "$WORK/logs/$id.err")}
+		else
+			patched=$(jq -r '.processes[] | select(.state == "patched") | .pid' \
+				"$WORK/logs/$id.apply" | sort -n | xargs)
+			[ "$patched" = "$(xargs -n1 <<<"$pids" | sort -n | xargs)" ] ||
+				fail "$id: apply --all patched '$patched', expected nginx's '$pids'"
+			pause_us=$(jq '[.processes[].pause_us] | max' "$WORK/logs/$id.apply")
+			applied_ids+=("$id")
+		fi
 		apply_ms=$(ms "$start")
 		load_stop
 		done=$LOAD_DONE failed=$LOAD_FAILED
@@ -159,11 +169,15 @@ done
 
 # Revert the whole stack, newest first, under load.
 load_start 6 revert
+for ((i = ${#applied_ids[@]} - 1; i >= 0; i--)); do
+	id=${applied_ids[i]}
+	"$OPUS" revert --all --json "$id" >"$WORK/logs/revert.$id" 2>"$WORK/logs/revert.err" ||
+		fail "revert --all $id: $(tail -1 "$WORK/logs/revert.err")"
+	[ "$(jq .summary.reverted "$WORK/logs/revert.$id")" = "$(wc -w <<<"$pids")" ] ||
+		fail "revert --all $id: $(cat "$WORK/logs/revert.$id")"
+done
 for pid in $pids; do
-	while "$OPUS" list --json "$pid" | jq -e '.patches | length > 0' >/dev/null; do
-		"$OPUS" revert "$pid" >/dev/null 2>"$WORK/logs/revert.err" ||
-			fail "revert on $pid: $(tail -1 "$WORK/logs/revert.err")"
-	done
+	[ "$(opus_list_count "$pid")" = 0 ] || fail "process $pid still has patches after the revert"
 done
 load_stop
 revert_done=$LOAD_DONE revert_failed=$LOAD_FAILED
@@ -179,7 +193,7 @@ jq --arg version "$version" --arg date "$(date -u +%F)" --arg before "$cve_befor
 	  cve_2026_42945: {before: $before, after: $after, after_revert: $reverted},
 	  revert: {requests: $rd, failed_requests: $rf}}' "$JSON" >"$JSON.tmp"
 mv "$JSON.tmp" "$JSON"
-bash "$HERE/render.sh" "$JSON" >"$DOC"
+bash "$ROOT/tests/real/render.sh" >"$DOC"
 echo "applied live: $applied of ${#cves[@]}; failed requests: $total_failed"
 
 [ "$total_failed" = 0 ] || fail "$total_failed requests failed"
