@@ -70,6 +70,7 @@ build_ms=$((($(date +%s%N) - start) / 1000000))
 funcs=$(awk '$1 == "replaced" {print $2}' "$WORK/logs/build.out" | jq -R . | jq -s -c .)
 
 # Requests to both servers all through the apply: none may fail.
+rm -f "$WORK/stop"
 (
 	n=0 bad=0
 	while [ ! -e "$WORK/stop" ]; do
@@ -81,7 +82,6 @@ funcs=$(awk '$1 == "replaced" {print $2}' "$WORK/logs/build.out" | jq -R . | jq 
 	echo "$n $bad" >"$WORK/load"
 ) &
 loader=$!
-rm -f "$WORK/stop"
 sleep 0.5
 "$OPUS" apply --all --json "$WORK/$CVE.opatch" >"$WORK/logs/apply.json" ||
 	fail "opus apply --all: $(cat "$WORK/logs/apply.json")"
@@ -119,6 +119,7 @@ jq -n --arg version "$version" --arg date "$(date -u +%F)" --arg cve "$CVE" \
 	  requests_during_apply: $requests, failed_requests: $failed}' >"$JSON"
 echo "expat $version, $CVE in $funcs on pids $patched: NEGLEN before '$before', after '$after1' / '$after2', after revert '$reverted'; $requests requests, $failed failed"
 
+[ "$requests" -gt 0 ] || fail "no request was made during the apply"
 [ "$failed" = 0 ] || fail "$failed requests failed during the apply"
 [ "$before" != "$after1" ] || fail "no change in behaviour: '$after1'"
 [ "$after1" = "$after2" ] || fail "the two servers differ after the patch: '$after1' vs '$after2'"
