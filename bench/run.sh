@@ -122,6 +122,9 @@ echo "call: native $native ns, patched $patched ns"
 nginx_tree=$(bash "$ROOT/tests/real/nginx/build.sh" "$ROOT/build/real")
 bash "$ROOT/bench/nginx.sh" "$nginx_tree" "$RESULTS" "$RUNS"
 
+# 6. Many processes: apply --all over thousands; the daemon's latency.
+bash "$ROOT/bench/fleet.sh" "$RESULTS"
+
 put ".build.target_ms = {funcs_1: ${build_ms[1]}, funcs_10: ${build_ms[10]}, funcs_100: ${build_ms[100]}, funcs_1000: ${build_ms[1000]}} |
      .machine = {cpus: $(nproc), kernel: \"$(uname -r)\", date: \"$(date -u +%F)\"}"
 bash "$ROOT/bench/plot.sh" "$RESULTS" "$OUT"

@@ -29,5 +29,13 @@ echo "| nginx, failed requests in a stop + start (of $(f .nginx.restart.requests
 echo "| nginx, failed requests in a binary upgrade (of $(f .nginx.binary_upgrade.requests)) | $(f .nginx.binary_upgrade.failed_requests) | | |"
 echo "| opus build / compiling the file (one-file fix: $(f .build.one_file.opus_build_ms) ms / $(f .build.one_file.compile_ms) ms) | $(f .build.one_file_ratio) | | <= 3 |"
 echo "| opus build / full rebuild ($(f .build.one_file.full_rebuild_ms) ms) | $(f .build.full_rebuild_ratio) | | |"
+for k in $(jq -r '.fleet // {} | keys[]' "$r" | sort -V); do
+	goal=""
+	case "$k" in n4000_*) goal="libpulp's published figure: 4000 processes in 6 s" ;; esac
+	echo "| opus apply --all, $(f ".fleet.$k.processes") processes, ${k#*_} (patched $(f ".fleet.$k.patched")), ms | $(f ".fleet.$k.apply_ms") | | $goal |"
+done
+for m in netlink polling; do
+	echo "| opus daemon ($m): process launch to patched, ms ($(f ".daemon.$m.patched") of $(f ".daemon.$m.launched")) | $(f ".daemon.$m.launch_to_patched_ms.p50") | $(f ".daemon.$m.launch_to_patched_ms.p99") | <= 100 ms after the mapping appears |"
+done
 echo
 echo "Phases of opus apply (10 functions, mean of the runs, us): $(jq -c '.apply_phases_us' "$r")"

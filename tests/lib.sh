@@ -45,7 +45,9 @@ build_libauth() {
 [{"directory": "$dir/src", "file": "auth.c",
   "arguments": [$(printf '"%s", ' gcc $lib_flags)"-c", "auth.c", "-o", "auth.o"]},
  {"directory": "$dir/src", "file": "authd.c",
-  "arguments": ["gcc", "-O2", "-g", $(printf '"%s", ' "$@")"-c", "authd.c", "-o", "authd.o"]}]
+  "arguments": ["gcc", "-O2", "-g", $(printf '"%s", ' "$@")"-c", "authd.c", "-o", "authd.o"]},
+ {"directory": "$dir/src", "file": "authpoll.c",
+  "arguments": ["gcc", "-O2", "-g", $(printf '"%s", ' "$@")"-c", "authpoll.c", "-o", "authpoll.o"]}]
 JSON
 	(cd "$dir/src" &&
 		gcc $lib_flags -c auth.c -o auth.o &&

@@ -18,9 +18,9 @@ static json_t *entry_json(const struct reg_entry *e)
 	for (size_t i = 0; i < e->nfuncs; i++)
 		if (!e->funcs[i].cold)
 			json_array_append_new(funcs, json_string(e->funcs[i].name));
-	return json_pack("{s:s, s:i, s:s, s:s, s:s, s:o}", "id", e->id, "seq", (int)e->seq,
-			 "description", e->description, "target", e->target, "build_id",
-			 e->build_id, "functions", funcs);
+	return json_pack("{s:s, s:i, s:b, s:s, s:s, s:s, s:o}", "id", e->id, "seq", (int)e->seq,
+			 "active", e->active, "description", e->description, "target", e->target,
+			 "build_id", e->build_id, "functions", funcs);
 }
 
 static json_t *registry_json(const struct registry *reg)
@@ -37,8 +37,9 @@ static void print_registry(const struct registry *reg)
 	for (size_t i = 0; i < reg->n; i++) {
 		const struct reg_entry *e = &reg->v[i];
 
-		printf("%s\t%s (build-id %.16s...)\t%s\n", e->id, e->target, e->build_id,
-		       e->description);
+		printf("%s\t%s (build-id %.16s...)\t%s%s\n", e->id, e->target, e->build_id,
+		       e->description,
+		       e->active ? "" : "\t[inactive: its jumps were never written]");
 		for (size_t f = 0; f < e->nfuncs; f++)
 			if (!e->funcs[f].cold)
 				printf("  %s 0x%" PRIx64 " -> 0x%" PRIx64 "\n", e->funcs[f].name,
@@ -83,7 +84,7 @@ static int list_all(bool json)
 		}
 		printf("%7d  %-15s", (int)v[i].pid, v[i].comm);
 		for (size_t k = 0; k < v[i].reg.n; k++)
-			printf(" %s", v[i].reg.v[k].id);
+			printf(" %s%s", v[i].reg.v[k].id, v[i].reg.v[k].active ? "" : "(inactive)");
 		putchar('\n');
 	}
 	if (json)

@@ -454,6 +454,30 @@ static int commit_apply(struct txn *t)
 	return ret;
 }
 
+/* A record of this patch whose jumps were never written (a child forked
+ * mid-apply inherits one): nothing runs its code, so it goes. */
+static int drop_inactive(struct txn *t, const char *id)
+{
+	struct reg_entry *e = registry_find(&t->reg, id);
+	long r = 0;
+
+	if (!e || e->active)
+		return 0;
+	if (e != &t->reg.v[t->reg.n - 1])
+		return opus_err(-EBUSY,
+				"process %d: patch %s has an inactive record (its jumps were never "
+				"written) under later patches; revert those first",
+				(int)t->pid, id);
+	if (remote(t, SYS_munmap, e->base, e->size, 0, 0, 0, 0, &r) || r)
+		return opus_err(r ? (int)r : -EIO,
+				"process %d: cannot unmap the inactive record of %s at 0x%" PRIx64,
+				(int)t->pid, id, e->base);
+	opus_info("process %d: removed an inactive record of %s", (int)t->pid, id);
+	registry_entry_free(e);
+	t->reg.n--;
+	return 0;
+}
+
 static int check_target(struct txn *t, const struct opatch *p, struct proc_object *obj)
 {
 	char hex[2 * OPUS_BUILD_ID_MAX + 1];
@@ -479,6 +503,8 @@ int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, str
 	if (!ret && !sym_addr)
 		ret = -ENOMEM;
 
+	if (!ret)
+		ret = drop_inactive(&t, p->id);
 	if (!ret)
 		ret = check_target(&t, p, &obj);
 	uint64_t t1 = opus_now_ns();
@@ -591,7 +617,11 @@ int live_revert(pid_t pid, const char *id, const struct live_opts *o, struct liv
 		snprintf(reverted_id, OPATCH_ID_MAX + 1, "%s", t.entry.id);
 		ret = add_range(&t, t.entry.text_lo, t.entry.text_hi, t.entry.id);
 	}
-	if (!ret)
+	if (!ret && !t.entry.active) {
+		/* No jump leads into it: unmapping is the whole revert. */
+		t.mapped = true;
+		ret = remote_unmap(&t);
+	} else if (!ret)
 		ret = stop_and_commit(&t, o, commit_revert);
 	if (ret)
 		opus_err_wrap(ret, "process %d left unchanged", (int)pid);

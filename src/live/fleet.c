@@ -186,7 +186,9 @@ static void already_one(const struct opatch *p, pid_t pid, struct fleet_result *
 		settle(r, -ESRCH, FLEET_WOULD);
 		return;
 	}
-	r->state = registry_find(&reg, p->id) ? FLEET_ALREADY : FLEET_WOULD;
+	const struct reg_entry *e = registry_find(&reg, p->id);
+
+	r->state = e && e->active ? FLEET_ALREADY : FLEET_WOULD;
 	registry_free(&reg);
 }
 

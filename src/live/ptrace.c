@@ -87,13 +87,18 @@ static int next_stop(pid_t tid, int *status)
 }
 
 /* Wait for the stop our PTRACE_INTERRUPT causes. A signal arriving first is
- * kept (and suppressed for now) so exactly one stop answers each interrupt.
- * Returns -ESRCH if the thread died. */
+ * delivered on the spot: from a signal-delivery-stop, PTRACE_CONT with the
+ * signal sets up its handler, and the interrupt still stops the thread,
+ * before the handler's first instruction. (Kept for later, it could only
+ * be re-sent with tgkill: the kernel may ignore a signal given to
+ * PTRACE_CONT from any other stop.) Returns -ESRCH if the thread died. */
 static int wait_stop(struct thread *t)
 {
 	int status;
 
 	for (;;) {
+		long sig = 0;
+
 		if (next_stop(t->tid, &status))
 			return -ESRCH;
 		if (status >> 16 == PTRACE_EVENT_STOP) {
@@ -102,10 +107,18 @@ static int wait_stop(struct thread *t)
 			return 0;
 		}
 		if (status >> 16 == 0)
-			keep_signal(t, WSTOPSIG(status));
-		if (ptrace(PTRACE_CONT, t->tid, NULL, NULL) < 0)
+			sig = WSTOPSIG(status);
+		if (ptrace(PTRACE_CONT, t->tid, NULL, (void *)sig) < 0)
 			return -ESRCH;
 	}
+}
+
+/* Signals that arrived while a thread single-stepped an injected syscall
+ * were kept; send them again now that it runs on its own. */
+static void resend_signals(pid_t pid, struct thread *t)
+{
+	while (t->pending_sigs)
+		tgkill(pid, t->tid, take_signal(t));
 }
 
 static int interrupt(struct thread *t)
@@ -195,11 +208,9 @@ void threads_resume(struct threads *ts)
 	for (size_t i = 0; i < ts->n; i++) {
 		struct thread *t = &ts->v[i];
 
-		if (t->stopped &&
-		    ptrace(PTRACE_CONT, t->tid, NULL, (void *)(long)take_signal(t)) == 0)
+		if (t->stopped && ptrace(PTRACE_CONT, t->tid, NULL, NULL) == 0)
 			t->stopped = false;
-		while (t->pending_sigs)
-			tgkill(ts->pid, t->tid, take_signal(t));
+		resend_signals(ts->pid, t);
 	}
 }
 
@@ -210,9 +221,8 @@ void threads_detach(struct threads *ts)
 
 		if (!t->stopped && (interrupt(t) < 0 || wait_stop(t) < 0))
 			continue;
-		ptrace(PTRACE_DETACH, t->tid, NULL, (void *)(long)take_signal(t));
-		while (t->pending_sigs)
-			tgkill(ts->pid, t->tid, take_signal(t));
+		ptrace(PTRACE_DETACH, t->tid, NULL, NULL);
+		resend_signals(ts->pid, t);
 	}
 	free(ts->v);
 	ts->v = NULL;

@@ -143,6 +143,30 @@ static int by_seq(const void *a, const void *b)
 	return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
+/* A site shows its jump, or a later patch's site at the same address
+ * saved that jump before overwriting it (stacking). */
+static bool site_written(const struct registry *r, size_t i, const struct reg_site *s, int mem_fd)
+{
+	uint8_t now[JUMP_SIZE];
+
+	for (size_t j = i + 1; j < r->n; j++)
+		for (size_t k = 0; k < r->v[j].nsites; k++)
+			if (r->v[j].sites[k].addr == s->addr)
+				return !memcmp(r->v[j].sites[k].saved, s->jump, JUMP_SIZE);
+	return !mem_read(mem_fd, s->addr, now, JUMP_SIZE) && !memcmp(now, s->jump, JUMP_SIZE);
+}
+
+static void mark_active(struct registry *r, int mem_fd)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		struct reg_entry *e = &r->v[i];
+
+		e->active = false;
+		for (size_t k = 0; k < e->nsites && !e->active; k++)
+			e->active = site_written(r, i, &e->sites[k], mem_fd);
+	}
+}
+
 int registry_read(pid_t pid, int mem_fd, const struct proc_maps *maps, struct registry *out)
 {
 	size_t cap = 0;
@@ -169,6 +193,7 @@ int registry_read(pid_t pid, int mem_fd, const struct proc_maps *maps, struct re
 	}
 	if (out->n > 1)
 		qsort(out->v, out->n, sizeof(*out->v), by_seq);
+	mark_active(out, mem_fd);
 	return 0;
 }
 

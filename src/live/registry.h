@@ -35,6 +35,10 @@ struct reg_entry {
 	char build_id[2 * OPUS_BUILD_ID_MAX + 1];
 	char target[256];
 	unsigned seq;
+	/* Its jumps were written (read from the process, not the record): false
+	 * for a record without jumps, e.g. in a child forked while an apply
+	 * was between mapping the patch and writing the jumps. */
+	bool active;
 	uint64_t base, size;	   /* the whole memfd mapping */
 	uint64_t text_lo, text_hi; /* the new code */
 	struct reg_func *funcs;

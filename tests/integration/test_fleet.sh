@@ -94,3 +94,41 @@ test_apply_all_with_no_process_and_bad_input() {
 	assert_contains "no process" "$("$OPUS" revert --all no-such-patch 2>&1 || true)" "message"
 	expect_fail "--dry-run needs --all" "$OPUS" apply --dry-run 1 "$WORK/fix.opatch"
 }
+
+# A child forked while an apply waits (its function busy) inherits the
+# patch's mapping and record but not the jumps: opus must see that the
+# record is inactive, and a later apply must replace it, not skip it.
+test_child_forked_during_an_apply_gets_an_inactive_record() {
+	fleet_setup
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/libauth/linger-cap.diff" \
+		--binary "$WORK/src/authpoll" --id linger -o "$WORK/linger.opatch" >/dev/null
+	"$WORK/src/authpoll" "" 1500 >"$WORK/poll.out" 2>&1 &
+	POLL_PID=$!
+	STARTED_PIDS="$STARTED_PIDS $POLL_PID"
+	wait_line "$WORK/poll.out" "$POLL_PID" OK >/dev/null
+	sleep 0.1 # now inside linger for 1.5 s
+	"$OPUS" apply --timeout 10 "$POLL_PID" "$WORK/linger.opatch" >"$WORK/apply.out" 2>&1 &
+	local apply=$! child=""
+	sleep 0.3 # mapped, waiting for linger to return
+	grep -q '/memfd:opus:linger' "/proc/$POLL_PID/maps" || fail "apply has not mapped the patch yet"
+	kill -USR1 "$POLL_PID" # forks in the handler, on top of linger
+	wait "$apply" || fail "apply: $(cat "$WORK/apply.out")"
+	for _ in $(seq 100); do
+		child=$(awk -v p="$POLL_PID" '$1 != p {print $1}' "$WORK/poll.out" | head -1)
+		[ -n "$child" ] && break
+		sleep 0.05
+	done
+	[ -n "$child" ] || fail "authpoll did not fork"
+	STARTED_PIDS="$STARTED_PIDS $child"
+	assert_eq true "$("$OPUS" list --json "$POLL_PID" | jq '.patches[0].active')" "parent active"
+	assert_eq false "$("$OPUS" list --json "$child" | jq '.patches[0].active')" \
+		"the child's inherited record has no jumps"
+	assert_contains "inactive" "$("$OPUS" list "$child")" "list says so"
+	"$OPUS" apply "$child" "$WORK/linger.opatch" >/dev/null
+	assert_eq true "$("$OPUS" list --json "$child" | jq '.patches[0].active')" "child patched now"
+	assert_eq 1 "$(opus_patches_mapped "$child")" "one record, not two"
+	"$OPUS" revert "$child" >/dev/null
+	assert_eq 0 "$(opus_mappings "$child")" "revert leaves nothing"
+	assert_running "$child"
+	assert_running "$POLL_PID"
+}
