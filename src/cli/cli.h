@@ -2,6 +2,7 @@
 #ifndef OPUS_CLI_CLI_H
 #define OPUS_CLI_CLI_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -24,6 +25,11 @@ int cli_fail(const char *cmd); /* prints opus_errmsg(), returns 1 */
 int cli_usage(const char *usage);
 int cli_parse_pid(const char *s, pid_t *pid);
 int cli_parse_timeout(const char *s, double *out);
+/* getopt_long over opts, the short letters taken from the table. --help
+ * prints usage, a bad option prints usage to stderr: both return
+ * CLI_OPT_EXIT with *status the command's exit status. */
+#define CLI_OPT_EXIT (-2)
+int cli_next_opt(int argc, char **argv, const struct option *opts, const char *usage, int *status);
 int cli_parse_count(const char *opt, const char *s, unsigned max, unsigned *out);
 void cli_print_json(json_t *j); /* prints and frees */
 json_t *cli_stats_json(const struct live_stats *st);

@@ -66,7 +66,7 @@ int cmd_analyze(int argc, char **argv)
 	bool json = false;
 	int c, status;
 
-	while ((c = getopt_long(argc, argv, "s:d:c:jh", opts, NULL)) != -1) {
+	while ((c = cli_next_opt(argc, argv, opts, USAGE, &status)) != -1) {
 		switch (c) {
 		case 's':
 			o.source = optarg;
@@ -80,11 +80,8 @@ int cmd_analyze(int argc, char **argv)
 		case 'j':
 			json = true;
 			break;
-		case 'h':
-			printf("usage: %s\n", USAGE);
-			return 0;
 		default:
-			return cli_usage(USAGE);
+			return status; /* --help, or a bad option: usage printed */
 		}
 	}
 	if (optind != argc || !o.source || !o.diff)

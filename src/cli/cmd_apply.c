@@ -84,9 +84,9 @@ int cmd_apply(int argc, char **argv)
 	uint64_t parse_start, parse_ns;
 	bool json = false, all = false;
 	pid_t pid = 0;
-	int c, ret;
+	int c, ret, status;
 
-	while ((c = getopt_long(argc, argv, "anJ:t:jh", opts, NULL)) != -1) {
+	while ((c = cli_next_opt(argc, argv, opts, USAGE, &status)) != -1) {
 		switch (c) {
 		case 'a':
 			all = true;
@@ -105,11 +105,8 @@ int cmd_apply(int argc, char **argv)
 		case 'j':
 			json = true;
 			break;
-		case 'h':
-			printf("usage: %s\n", USAGE);
-			return 0;
 		default:
-			return cli_usage(USAGE);
+			return status; /* --help, or a bad option: usage printed */
 		}
 	}
 	if (argc - optind != (all ? 1 : 2) || (fo.dry_run && !all))

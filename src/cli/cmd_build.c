@@ -188,9 +188,9 @@ int cmd_build(int argc, char **argv)
 	struct build_notes notes = {0};
 	struct analysis_job job = {.pid = -1, .fd = -1};
 	bool force = false;
-	int c, ret;
+	int c, ret, status;
 
-	while ((c = getopt_long(argc, argv, "s:d:b:o:c:i:D:kfvh", opts, NULL)) != -1) {
+	while ((c = cli_next_opt(argc, argv, opts, USAGE, &status)) != -1) {
 		switch (c) {
 		case 's':
 			o.source = optarg;
@@ -222,11 +222,8 @@ int cmd_build(int argc, char **argv)
 		case 'v':
 			opus_set_verbose(true);
 			break;
-		case 'h':
-			printf("usage: %s\n", USAGE);
-			return 0;
 		default:
-			return cli_usage(USAGE);
+			return status; /* --help, or a bad option: usage printed */
 		}
 	}
 	if (optind != argc || !o.source || !o.diff || !o.binary || !o.output)

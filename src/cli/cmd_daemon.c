@@ -70,9 +70,9 @@ int cmd_daemon(int argc, char **argv)
 	    {0},
 	};
 	struct daemon_opts o = {.poll_ms = 50, .sweep_ms = 5000, .live.timeout_s = 1};
-	int c;
+	int c, status;
 
-	while ((c = getopt_long(argc, argv, "s:Pp:w:t:h", opts, NULL)) != -1) {
+	while ((c = cli_next_opt(argc, argv, opts, USAGE, &status)) != -1) {
 		switch (c) {
 		case 's':
 			o.store = optarg;
@@ -92,11 +92,8 @@ int cmd_daemon(int argc, char **argv)
 			if (cli_parse_timeout(optarg, &o.live.timeout_s))
 				return cli_fail("daemon");
 			break;
-		case 'h':
-			printf("usage: %s\n", USAGE);
-			return 0;
 		default:
-			return cli_usage(USAGE);
+			return status; /* --help, or a bad option: usage printed */
 		}
 	}
 	if (argc != optind)

@@ -66,18 +66,15 @@ int cmd_inspect(int argc, char **argv)
 	char build_id[2 * OPUS_BUILD_ID_MAX + 1];
 	struct opatch p;
 	bool json = false;
-	int c;
+	int c, status;
 
-	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+	while ((c = cli_next_opt(argc, argv, opts, USAGE, &status)) != -1) {
 		switch (c) {
 		case 'j':
 			json = true;
 			break;
-		case 'h':
-			printf("usage: %s\n", USAGE);
-			return 0;
 		default:
-			return cli_usage(USAGE);
+			return status; /* --help, or a bad option: usage printed */
 		}
 	}
 	if (argc - optind != 1)

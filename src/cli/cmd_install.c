@@ -18,18 +18,15 @@ int cmd_install(int argc, char **argv)
 	const char *store = NULL;
 	char hex[2 * OPUS_BUILD_ID_MAX + 1];
 	struct opatch p;
-	int c;
+	int c, status;
 
-	while ((c = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
+	while ((c = cli_next_opt(argc, argv, opts, USAGE, &status)) != -1) {
 		switch (c) {
 		case 's':
 			store = optarg;
 			break;
-		case 'h':
-			printf("usage: %s\n", USAGE);
-			return 0;
 		default:
-			return cli_usage(USAGE);
+			return status; /* --help, or a bad option: usage printed */
 		}
 	}
 	if (argc - optind != 1)

@@ -147,9 +147,9 @@ int cmd_list(int argc, char **argv)
 	const char *store = NULL;
 	bool json = false, installed = false;
 	pid_t pid;
-	int c;
+	int c, status;
 
-	while ((c = getopt_long(argc, argv, "is:jh", opts, NULL)) != -1) {
+	while ((c = cli_next_opt(argc, argv, opts, USAGE, &status)) != -1) {
 		switch (c) {
 		case 'i':
 			installed = true;
@@ -160,11 +160,8 @@ int cmd_list(int argc, char **argv)
 		case 'j':
 			json = true;
 			break;
-		case 'h':
-			printf("usage: %s\n", USAGE);
-			return 0;
 		default:
-			return cli_usage(USAGE);
+			return status; /* --help, or a bad option: usage printed */
 		}
 	}
 	if (argc - optind > (installed ? 0 : 1))

@@ -58,9 +58,9 @@ int cmd_revert(int argc, char **argv)
 	struct fleet_opts fo = {.live.timeout_s = 5};
 	bool json = false, all = false;
 	pid_t pid;
-	int c, args;
+	int c, args, status;
 
-	while ((c = getopt_long(argc, argv, "aJ:t:jh", opts, NULL)) != -1) {
+	while ((c = cli_next_opt(argc, argv, opts, USAGE, &status)) != -1) {
 		switch (c) {
 		case 'a':
 			all = true;
@@ -76,11 +76,8 @@ int cmd_revert(int argc, char **argv)
 		case 'j':
 			json = true;
 			break;
-		case 'h':
-			printf("usage: %s\n", USAGE);
-			return 0;
 		default:
-			return cli_usage(USAGE);
+			return status; /* --help, or a bad option: usage printed */
 		}
 	}
 	args = argc - optind;

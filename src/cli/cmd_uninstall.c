@@ -21,9 +21,9 @@ int cmd_uninstall(int argc, char **argv)
 	struct fleet_summary s;
 	struct cli_fleet out;
 	bool revert = false;
-	int c;
+	int c, status;
 
-	while ((c = getopt_long(argc, argv, "rs:t:h", opts, NULL)) != -1) {
+	while ((c = cli_next_opt(argc, argv, opts, USAGE, &status)) != -1) {
 		switch (c) {
 		case 'r':
 			revert = true;
@@ -35,11 +35,8 @@ int cmd_uninstall(int argc, char **argv)
 			if (cli_parse_timeout(optarg, &fo.live.timeout_s))
 				return cli_fail("uninstall");
 			break;
-		case 'h':
-			printf("usage: %s\n", USAGE);
-			return 0;
 		default:
-			return cli_usage(USAGE);
+			return status; /* --help, or a bad option: usage printed */
 		}
 	}
 	if (argc - optind != 1)

@@ -116,7 +116,7 @@ test_daemon_systemd_unit() {
 	# shellcheck disable=SC2086
 	setpriv --bounding-set "-all,$caps" $exec --store "$WORK/store" >"$WORK/daemon.log" 2>&1 &
 	DAEMON_PID=$!
-	STARTED_PIDS="$STARTED_PIDS $DAEMON_PID"
+	STARTED_PIDS="${STARTED_PIDS:-} $DAEMON_PID"
 	wait_log "store $WORK/store"
 	start_poll "$WORK/poll.out" ""
 	wait_log "patched $POLL_PID (authpoll) with $PATCH_ID"

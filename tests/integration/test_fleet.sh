@@ -70,7 +70,7 @@ test_children_forked_after_the_patch_inherit_it() {
 		sleep 0.05
 	done
 	[ -n "$child" ] || fail "authpoll did not fork"
-	STARTED_PIDS="$STARTED_PIDS $child"
+	STARTED_PIDS="${STARTED_PIDS:-} $child"
 	assert_eq DENIED "$(wait_line "$WORK/poll.out" "$child" '*')" "the child runs the new code"
 	assert_contains "$PATCH_ID" "$("$OPUS" list "$child")" "the child lists the patch"
 	assert_contains "$PATCH_ID" "$("$OPUS" list | grep -w "$child")" "and so does list"
@@ -104,7 +104,7 @@ test_child_forked_during_an_apply_gets_an_inactive_record() {
 		--binary "$WORK/src/authpoll" --id linger -o "$WORK/linger.opatch" >/dev/null
 	"$WORK/src/authpoll" "" 1500 >"$WORK/poll.out" 2>&1 &
 	POLL_PID=$!
-	STARTED_PIDS="$STARTED_PIDS $POLL_PID"
+	STARTED_PIDS="${STARTED_PIDS:-} $POLL_PID"
 	wait_line "$WORK/poll.out" "$POLL_PID" OK >/dev/null
 	sleep 0.1 # now inside linger for 1.5 s
 	"$OPUS" apply --timeout 10 "$POLL_PID" "$WORK/linger.opatch" >"$WORK/apply.out" 2>&1 &
@@ -119,7 +119,7 @@ test_child_forked_during_an_apply_gets_an_inactive_record() {
 		sleep 0.05
 	done
 	[ -n "$child" ] || fail "authpoll did not fork"
-	STARTED_PIDS="$STARTED_PIDS $child"
+	STARTED_PIDS="${STARTED_PIDS:-} $child"
 	assert_eq true "$("$OPUS" list --json "$POLL_PID" | jq '.patches[0].active')" "parent active"
 	assert_eq false "$("$OPUS" list --json "$child" | jq '.patches[0].active')" \
 		"the child's inherited record has no jumps"
