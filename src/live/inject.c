@@ -8,8 +8,30 @@
 #include <sys/ptrace.h>
 #include <sys/user.h>
 
-#define RED_ZONE 128
-#define SCAN_MAX (4u << 20)
+#define RED_ZONE   128
+#define SCAN_MAX   (4u << 20)
+#define SCAN_CHUNK (16u << 10)
+
+/* The first syscall instruction in [lo, hi), read a chunk at a time (libc's
+ * has one in its first pages: no need to copy megabytes per process). */
+static int scan_for_syscall(int mem_fd, uint64_t lo, uint64_t hi, uint64_t *addr)
+{
+	uint8_t buf[SCAN_CHUNK];
+
+	for (uint64_t at = lo; at + 1 < hi; at += sizeof(buf) - 1) {
+		size_t len = hi - at < sizeof(buf) ? hi - at : sizeof(buf);
+		uint8_t *hit;
+
+		if (mem_read(mem_fd, at, buf, len))
+			return -EIO;
+		/* Chunks overlap by a byte: an instruction may straddle two. */
+		if ((hit = memmem(buf, len, "\x0f\x05", 2))) {
+			*addr = at + (uint64_t)(hit - buf);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
 
 int inject_find_syscall(int mem_fd, const struct proc_maps *maps, uint64_t *addr)
 {
@@ -17,22 +39,13 @@ int inject_find_syscall(int mem_fd, const struct proc_maps *maps, uint64_t *addr
 	for (int pass = 0; pass < 2; pass++) {
 		for (size_t i = 0; i < maps->n; i++) {
 			const struct proc_map *m = &maps->v[i];
-			size_t len = m->end - m->start < SCAN_MAX ? m->end - m->start : SCAN_MAX;
-			uint8_t *buf, *hit;
+			uint64_t hi = m->end - m->start < SCAN_MAX ? m->end : m->start + SCAN_MAX;
 
 			if (m->perms[2] != 'x' || (pass == 0 && !strstr(m->path, "/libc")) ||
 			    !strcmp(m->path, "[vsyscall]"))
 				continue;
-			buf = malloc(len);
-			if (!buf)
-				return -ENOMEM;
-			if (mem_read(mem_fd, m->start, buf, len) == 0 &&
-			    (hit = memmem(buf, len, "\x0f\x05", 2))) {
-				*addr = m->start + (uint64_t)(hit - buf);
-				free(buf);
+			if (scan_for_syscall(mem_fd, m->start, hi, addr) == 0)
 				return 0;
-			}
-			free(buf);
 		}
 	}
 	return opus_err(-ENOENT, "no syscall instruction found in the target's code");

@@ -39,3 +39,19 @@ int mem_write(int fd, uint64_t addr, const void *buf, size_t len)
 				(unsigned long long)addr);
 	return 0;
 }
+
+int mem_read_string(int fd, uint64_t addr, char *buf, size_t size)
+{
+	/* One read: it stops short at the first unreadable page, which is
+	 * where the string must have ended anyway. */
+	ssize_t n = pread(fd, buf, size - 1, (off_t)addr);
+
+	if (n <= 0)
+		return opus_err(n < 0 ? -errno : -EIO, "cannot read a string at 0x%llx",
+				(unsigned long long)addr);
+	buf[n] = '\0';
+	if ((size_t)n == size - 1 && !memchr(buf, '\0', (size_t)n))
+		return opus_err(-ENAMETOOLONG, "string at 0x%llx longer than %zu bytes",
+				(unsigned long long)addr, size - 1);
+	return 0;
+}

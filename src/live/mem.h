@@ -9,6 +9,8 @@
 
 int mem_open(pid_t pid);
 int mem_read(int fd, uint64_t addr, void *buf, size_t len);
+/* A NUL-terminated string of at most size - 1 bytes into buf. */
+int mem_read_string(int fd, uint64_t addr, char *buf, size_t size);
 int mem_write(int fd, uint64_t addr, const void *buf, size_t len);
 
 #endif

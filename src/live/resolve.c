@@ -80,9 +80,10 @@ static int exe_object(pid_t pid, const struct proc_maps *maps, struct proc_objec
 /* The r_debug address from the executable's DT_DEBUG, 0 if not set. */
 static uint64_t find_r_debug(int mem_fd, const struct proc_object *exe)
 {
+	Elf64_Dyn d[512];
 	struct opus_elf e;
 	uint64_t dyn = 0, r_debug = 0;
-	size_t n;
+	size_t n, count = 0;
 
 	if (opus_elf_open(exe->path, &e))
 		return 0;
@@ -90,19 +91,19 @@ static uint64_t find_r_debug(int mem_fd, const struct proc_object *exe)
 		for (size_t i = 0; i < n; i++) {
 			GElf_Phdr ph;
 
-			if (gelf_getphdr(e.elf, (int)i, &ph) && ph.p_type == PT_DYNAMIC)
+			if (gelf_getphdr(e.elf, (int)i, &ph) && ph.p_type == PT_DYNAMIC) {
 				dyn = exe->bias + ph.p_vaddr;
+				count = ph.p_memsz / sizeof(d[0]);
+			}
 		}
 	opus_elf_close(&e);
-	for (int i = 0; dyn && i < 512; i++) {
-		Elf64_Dyn d;
-
-		if (mem_read(mem_fd, dyn + (uint64_t)i * sizeof(d), &d, sizeof(d)) ||
-		    d.d_tag == DT_NULL)
-			break;
-		if (d.d_tag == DT_DEBUG)
-			r_debug = d.d_un.d_ptr;
-	}
+	if (count > sizeof(d) / sizeof(d[0]))
+		count = sizeof(d) / sizeof(d[0]);
+	if (!dyn || !count || mem_read(mem_fd, dyn, d, count * sizeof(d[0])))
+		return 0;
+	for (size_t i = 0; i < count && d[i].d_tag != DT_NULL; i++)
+		if (d[i].d_tag == DT_DEBUG)
+			r_debug = d[i].d_un.d_ptr;
 	return r_debug;
 }
 
@@ -122,10 +123,8 @@ static int walk_link_map(struct resolver *r, int mem_fd, const struct proc_maps 
 		    mem_read(mem_fd, lm + LM_NAME, &name_ptr, 8) ||
 		    mem_read(mem_fd, lm + LM_NEXT, &next, 8))
 			return -EIO;
-		for (size_t i = 0; name_ptr && i < sizeof(name) - 1; i++)
-			if (mem_read(mem_fd, name_ptr + i, &name[i], 1) || !name[i])
-				break;
-		name[sizeof(name) - 1] = '\0';
+		if (name_ptr && mem_read_string(mem_fd, name_ptr, name, sizeof(name)))
+			name[0] = '\0';
 		if (count == 0 || !name[0])
 			ret = count == 0 ? add_lib(r, exe->name, exe->path, exe->bias) : 0;
 		else {
