@@ -16,6 +16,8 @@ int cmd_apply(int argc, char **argv);
 int cmd_revert(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
+int cmd_sign(int argc, char **argv);
 int cmd_install(int argc, char **argv);
 int cmd_uninstall(int argc, char **argv);
 int cmd_daemon(int argc, char **argv);

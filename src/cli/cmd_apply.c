@@ -1,6 +1,7 @@
 #include "cli.h"
 #include "live/live.h"
 #include "patchfile/opatch.h"
+#include "patchfile/sign.h"
 #include "util/clock.h"
 #include "util/err.h"
 
@@ -9,8 +10,9 @@
 #include <stdio.h>
 
 #define USAGE                                                                                      \
-	"opus apply PID PATCH [--timeout SEC] [--json]\n"                                          \
-	"       opus apply --all PATCH [--dry-run] [--jobs N] [--timeout SEC] [--json]"
+	"opus apply PID PATCH [--timeout SEC] [--trusted DIR] [--json]\n"                          \
+	"       opus apply --all PATCH [--dry-run] [--jobs N] [--timeout SEC] [--trusted DIR] "    \
+	"[--json]"
 
 json_t *cli_stats_json(const struct live_stats *st)
 {
@@ -71,18 +73,16 @@ static int apply_all(const struct opatch *p, struct fleet_opts *fo, bool json)
 int cmd_apply(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"all", no_argument, NULL, 'a'},
-	    {"dry-run", no_argument, NULL, 'n'},
-	    {"jobs", required_argument, NULL, 'J'},
-	    {"timeout", required_argument, NULL, 't'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
+	    {"all", no_argument, NULL, 'a'},	       {"dry-run", no_argument, NULL, 'n'},
+	    {"jobs", required_argument, NULL, 'J'},    {"timeout", required_argument, NULL, 't'},
+	    {"trusted", required_argument, NULL, 'T'}, {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},	       {0},
 	};
 	struct fleet_opts fo = {.live.timeout_s = 5};
 	struct opatch p;
 	uint64_t parse_start, parse_ns;
 	bool json = false, all = false;
+	const char *trusted = NULL;
 	pid_t pid = 0;
 	int c, ret, status;
 
@@ -102,6 +102,9 @@ int cmd_apply(int argc, char **argv)
 			if (cli_parse_timeout(optarg, &fo.live.timeout_s))
 				return cli_fail("apply");
 			break;
+		case 'T':
+			trusted = optarg;
+			break;
 		case 'j':
 			json = true;
 			break;
@@ -114,7 +117,7 @@ int cmd_apply(int argc, char **argv)
 	if (!all && cli_parse_pid(argv[optind], &pid))
 		return cli_fail("apply");
 	parse_start = opus_now_ns();
-	if (opatch_read(argv[argc - 1], &p))
+	if (opatch_read_trusted(argv[argc - 1], trusted, &p))
 		return cli_fail("apply");
 	parse_ns = opus_now_ns() - parse_start;
 	ret = all ? apply_all(&p, &fo, json) : apply_one(pid, &p, &fo.live, json, parse_ns);

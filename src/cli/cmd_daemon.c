@@ -9,7 +9,8 @@
 #include <string.h>
 
 #define USAGE                                                                                      \
-	"opus daemon [--store DIR] [--no-netlink] [--poll-ms N] [--sweep-ms N] [--timeout SEC]"
+	"opus daemon [--store DIR] [--trusted DIR] [--no-netlink] [--poll-ms N] [--sweep-ms N]\n"  \
+	"                   [--timeout SEC]"
 
 static volatile sig_atomic_t stop_requested, reload_requested;
 
@@ -61,13 +62,10 @@ static void handle(int sig, void (*fn)(int))
 int cmd_daemon(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"store", required_argument, NULL, 's'},
-	    {"no-netlink", no_argument, NULL, 'P'},
-	    {"poll-ms", required_argument, NULL, 'p'},
-	    {"sweep-ms", required_argument, NULL, 'w'},
-	    {"timeout", required_argument, NULL, 't'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
+	    {"store", required_argument, NULL, 's'},	{"trusted", required_argument, NULL, 'T'},
+	    {"no-netlink", no_argument, NULL, 'P'},	{"poll-ms", required_argument, NULL, 'p'},
+	    {"sweep-ms", required_argument, NULL, 'w'}, {"timeout", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},		{0},
 	};
 	struct daemon_opts o = {.poll_ms = 50, .sweep_ms = 5000, .live.timeout_s = 1};
 	int c, status;
@@ -76,6 +74,9 @@ int cmd_daemon(int argc, char **argv)
 		switch (c) {
 		case 's':
 			o.store = optarg;
+			break;
+		case 'T':
+			o.trusted = optarg;
 			break;
 		case 'P':
 			o.no_netlink = true;

@@ -1,11 +1,15 @@
 #include "cli.h"
 #include "patchfile/opatch.h"
+#include "patchfile/sign.h"
+#include "util/file.h"
 #include "util/err.h"
 #include "util/hex.h"
 
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define USAGE "opus inspect PATCH [--json]"
 
@@ -56,6 +60,30 @@ static void print_text(const struct opatch *p, const char *build_id)
 		printf("findings:\n%s", p->findings);
 }
 
+/* Who signed the file and whether this machine's trust policy accepts it. */
+static void describe_signature(const char *path, char *out, size_t size)
+{
+	struct opsign_info info;
+	char *data;
+	size_t len;
+
+	if (opus_read_file(path, &data, &len)) {
+		snprintf(out, size, "unreadable");
+		return;
+	}
+	if (opsign_split(path, data, len, &info))
+		snprintf(out, size, "%s", opus_errmsg());
+	else if (!info.is_signed)
+		snprintf(out, size, "none");
+	else if (opsign_check(path, data, len, NULL, &info))
+		snprintf(out, size, "key %s, NOT accepted: %s", info.key_id, opus_errmsg());
+	else
+		snprintf(out, size, "key %s (%s)", info.key_id,
+			 access(opsign_trusted_dir(NULL), F_OK) ? "no trusted keys configured here"
+								: "valid, trusted here");
+	free(data);
+}
+
 int cmd_inspect(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -63,7 +91,7 @@ int cmd_inspect(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
-	char build_id[2 * OPUS_BUILD_ID_MAX + 1];
+	char build_id[2 * OPUS_BUILD_ID_MAX + 1], sig[1024];
 	struct opatch p;
 	bool json = false;
 	int c, status;
@@ -82,10 +110,16 @@ int cmd_inspect(int argc, char **argv)
 	if (opatch_read(argv[optind], &p))
 		return cli_fail("inspect");
 	opus_hex_encode(p.build_id, p.build_id_len, build_id);
-	if (json)
-		cli_print_json(patch_json(&p, build_id));
-	else
+	describe_signature(argv[optind], sig, sizeof(sig));
+	if (json) {
+		json_t *j = patch_json(&p, build_id);
+
+		json_object_set_new(j, "signature", json_string(sig));
+		cli_print_json(j);
+	} else {
 		print_text(&p, build_id);
+		printf("signature   %s\n", sig);
+	}
 	opatch_free(&p);
 	return 0;
 }

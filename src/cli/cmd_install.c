@@ -6,16 +6,17 @@
 #include <getopt.h>
 #include <stdio.h>
 
-#define USAGE "opus install PATCH [--store DIR]"
+#define USAGE "opus install PATCH [--store DIR] [--trusted DIR]"
 
 int cmd_install(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"store", required_argument, NULL, 's'},
+	    {"trusted", required_argument, NULL, 'T'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
-	const char *store = NULL;
+	const char *store = NULL, *trusted = NULL;
 	char hex[2 * OPUS_BUILD_ID_MAX + 1];
 	struct opatch p;
 	int c, status;
@@ -25,6 +26,9 @@ int cmd_install(int argc, char **argv)
 		case 's':
 			store = optarg;
 			break;
+		case 'T':
+			trusted = optarg;
+			break;
 		default:
 			return status; /* --help, or a bad option: usage printed */
 		}
@@ -32,7 +36,7 @@ int cmd_install(int argc, char **argv)
 	if (argc - optind != 1)
 		return cli_usage(USAGE);
 	store = opstore_dir(store);
-	if (opstore_install(store, argv[optind], &p))
+	if (opstore_install(store, argv[optind], trusted, &p))
 		return cli_fail("install");
 	opus_hex_encode(p.build_id, p.build_id_len, hex);
 	printf("installed %s in %s: for %s (build-id %s)\n"

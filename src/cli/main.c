@@ -19,6 +19,8 @@ static const struct {
     {"revert", cmd_revert, "take the newest patch back out of a process"},
     {"list", cmd_list, "show the patches applied to a process, or to every process"},
     {"inspect", cmd_inspect, "show what a patch file contains"},
+    {"keygen", cmd_keygen, "make an Ed25519 key pair for signing patches"},
+    {"sign", cmd_sign, "sign a patch file"},
     {"install", cmd_install, "keep a patch in the store, for the daemon to apply"},
     {"uninstall", cmd_uninstall, "take a patch out of the store (and out of processes)"},
     {"daemon", cmd_daemon, "apply stored patches to every process, including new ones"},

@@ -12,10 +12,11 @@
 #include "fleet.h"
 
 struct daemon_opts {
-	const char *store; /* the patch store directory */
-	bool no_netlink;   /* poll /proc even where netlink works */
-	unsigned poll_ms;  /* polling interval for new processes */
-	unsigned sweep_ms; /* full sweep of every process (late dlopen, missed events) */
+	const char *store;   /* the patch store directory */
+	const char *trusted; /* trusted keys (patchfile/sign.h); NULL: the default */
+	bool no_netlink;     /* poll /proc even where netlink works */
+	unsigned poll_ms;    /* polling interval for new processes */
+	unsigned sweep_ms;   /* full sweep of every process (late dlopen, missed events) */
 	struct live_opts live;
 	fleet_report_fn report; /* every process patched, or failed for good */
 	void (*log)(const char *msg, void *ctx);

@@ -1,6 +1,7 @@
 /* Reads and validates an .opatch. Every field is checked: a corrupt or
  * hostile file gets an error naming the file and the field, never a crash. */
 #include "opatch.h"
+#include "sign.h"
 #include "util/err.h"
 #include "util/file.h"
 #include "util/hex.h"
@@ -372,12 +373,17 @@ static int check_header(struct reader *r)
 int opatch_read_mem(const char *name, const void *buf, size_t len, struct opatch *p)
 {
 	struct reader r = {.path = name, .buf = (char *)buf, .len = len};
+	struct opsign_info sig;
 	int ret;
 
 	opatch_init(p);
 	elf_version(EV_CURRENT);
 	if (len > MAX_PATCH_SIZE)
 		return opus_err(-EFBIG, "%s: too large for a patch file", name);
+	/* A signature trailer is not part of the patch (sign.h). */
+	if ((ret = opsign_split(name, buf, len, &sig)))
+		return ret;
+	r.len = sig.body_len;
 	r.elf = elf_memory(r.buf, r.len);
 	ret = r.elf ? check_header(&r) : BAD(&r, "not an ELF file");
 	if (!ret)

@@ -1,4 +1,5 @@
 #include "store.h"
+#include "sign.h"
 #include "util/err.h"
 #include "util/file.h"
 
@@ -113,8 +114,10 @@ static int write_atomic(const char *dir, const char *dst, const void *data, size
 	return ret;
 }
 
-int opstore_install(const char *dir, const char *patch_path, struct opatch *p)
+int opstore_install(const char *dir, const char *patch_path, const char *trusted_dir,
+		    struct opatch *p)
 {
+	struct opsign_info sig;
 	struct opstore_entry e;
 	unsigned seq = 0;
 	char dst[4200], *data;
@@ -125,7 +128,9 @@ int opstore_install(const char *dir, const char *patch_path, struct opatch *p)
 	/* Validate the very bytes that are stored. */
 	if ((ret = opus_read_file(patch_path, &data, &len)))
 		return ret;
-	ret = opatch_read_mem(patch_path, data, len, p);
+	ret = opsign_check(patch_path, data, len, trusted_dir, &sig);
+	if (!ret)
+		ret = opatch_read_mem(patch_path, data, len, p);
 	if (!ret && mkdir(dir, 0700) && errno != EEXIST)
 		ret = opus_err(-errno, "patch store %s: %s", dir, strerror(errno));
 	if (!ret && (ret = find(dir, p->id, &e, &seq)) == 1)

@@ -20,9 +20,11 @@ struct opstore_entry {
 /* The store directory: dir, else $OPUS_STORE, else the default. */
 const char *opstore_dir(const char *dir);
 
-/* Validates the patch (opatch_read) and copies it in atomically; *p gets
- * the patch read. -EEXIST with a message if that id is installed already. */
-int opstore_install(const char *dir, const char *patch_path, struct opatch *p);
+/* Validates the patch (signature under trusted_dir's policy, sign.h, then
+ * opatch_read) and copies it in atomically; *p gets the patch read.
+ * -EEXIST with a message if that id is installed already. */
+int opstore_install(const char *dir, const char *patch_path, const char *trusted_dir,
+		    struct opatch *p);
 int opstore_uninstall(const char *dir, const char *id);
 /* Installed patches, oldest first; an empty list when the store does not
  * exist yet. */
