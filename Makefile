@@ -3,7 +3,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 MESON_FLAGS ?=
 
-.PHONY: all deps check check-real bench demo format format-check clean
+.PHONY: all deps check check-real fuzz bench demo format format-check clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -22,7 +22,12 @@ check: deps
 	$(MAKE) all
 	$(MAKE) $(ASAN_BUILD)/build.ninja && ninja -C $(ASAN_BUILD)
 	bash tests/run.sh
+	$(MAKE) fuzz
 	$(MAKE) check-real
+
+# libFuzzer over every reader of untrusted input, FUZZ_SECONDS (60) each.
+fuzz: all
+	bash fuzz/run.sh
 
 # Debian's own security fixes applied live: nginx under load (tests/real/nginx)
 # and libexpat in python3 (tests/real/expat).
@@ -46,4 +51,4 @@ format-check:
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

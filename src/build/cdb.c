@@ -89,8 +89,22 @@ static int load_entry(json_t *j, struct cdb_entry *e)
 
 int cdb_load(const char *path, struct cdb *out)
 {
+	char *text;
+	size_t len;
+	int ret = opus_read_file(path, &text, &len);
+
+	memset(out, 0, sizeof(*out));
+	if (ret)
+		return opus_err(ret, "%s: %s", path, strerror(-ret));
+	ret = cdb_parse(path, text, len, out);
+	free(text);
+	return ret;
+}
+
+int cdb_parse(const char *path, const char *text, size_t len, struct cdb *out)
+{
 	json_error_t jerr;
-	json_t *root = json_load_file(path, 0, &jerr), *j;
+	json_t *root = json_loadb(text, len, 0, &jerr), *j;
 	size_t i;
 	int ret = 0;
 

@@ -17,6 +17,8 @@ struct cdb {
 };
 
 int cdb_load(const char *path, struct cdb *out);
+/* The same over the file's text; path is for messages. */
+int cdb_parse(const char *path, const char *text, size_t len, struct cdb *out);
 void cdb_free(struct cdb *c);
 /* The entry compiling the file at canonical path abs, or NULL. */
 const struct cdb_entry *cdb_find(const struct cdb *c, const char *abs);

@@ -112,8 +112,10 @@ int diff_parse(const char *path, const char *text, struct diff_files *out)
 	while (*l && !ret) {
 		if (!strncmp(l, "+++ ", 4)) {
 			cur = parse_target(path, l, out);
-			if (!cur)
+			if (!cur) {
+				diff_files_free(out);
 				return -EINVAL;
+			}
 			l = next_line(l);
 		} else if (!strncmp(l, "@@ -", 4) && cur) {
 			l = parse_hunk(l, cur, &ret);
@@ -121,11 +123,14 @@ int diff_parse(const char *path, const char *text, struct diff_files *out)
 			l = next_line(l);
 		}
 	}
+	if (!ret && !out->n)
+		ret = opus_err(-EINVAL, "%s: not a unified diff (no '+++' lines)", path);
+	else if (ret)
+		opus_err(ret, "%s: malformed hunk", path);
+	/* The caller owns the files only when the diff read. */
 	if (ret)
-		return opus_err(ret, "%s: malformed hunk", path);
-	if (!out->n)
-		return opus_err(-EINVAL, "%s: not a unified diff (no '+++' lines)", path);
-	return 0;
+		diff_files_free(out);
+	return ret;
 }
 
 void diff_files_free(struct diff_files *f)

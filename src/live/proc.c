@@ -32,7 +32,7 @@ static int parse_line(char *line, struct proc_map *m)
 
 int proc_maps_read(pid_t pid, struct proc_maps *out)
 {
-	char path[64], *text, *line, *next;
+	char path[64], *text;
 	size_t len;
 	int ret;
 
@@ -42,6 +42,17 @@ int proc_maps_read(pid_t pid, struct proc_maps *out)
 	if (ret)
 		return opus_err(ret, "process %d: cannot read its memory map (%s)", (int)pid,
 				strerror(-ret));
+	ret = proc_maps_parse(path, text, out);
+	free(text);
+	return ret;
+}
+
+int proc_maps_parse(const char *name, char *text, struct proc_maps *out)
+{
+	char *line, *next;
+	int ret = 0;
+
+	memset(out, 0, sizeof(*out));
 	for (line = text; !ret && *line; line = next) {
 		next = strchr(line, '\n');
 		next = next ? next + 1 : line + strlen(line);
@@ -53,9 +64,8 @@ int proc_maps_read(pid_t pid, struct proc_maps *out)
 		if (!ret)
 			out->n++;
 		else
-			ret = opus_err(ret, "%s: malformed line", path);
+			ret = opus_err(ret, "%s: malformed line", name);
 	}
-	free(text);
 	if (ret)
 		proc_maps_free(out);
 	return ret;

@@ -23,6 +23,8 @@ struct proc_maps {
 };
 
 int proc_maps_read(pid_t pid, struct proc_maps *out);
+/* The same over a maps text (NUL-terminated; lines are cut in place). */
+int proc_maps_parse(const char *name, char *text, struct proc_maps *out);
 /* Whether m maps the file at path, also once it was deleted or replaced
  * (the kernel then appends " (deleted)"). */
 bool proc_map_is(const struct proc_map *m, const char *path);

@@ -32,21 +32,21 @@ static int push_pid(pid_t **pids, size_t *n, size_t *cap, pid_t pid)
 
 static int nl_listen(int fd, enum proc_cn_mcast_op op)
 {
-	struct {
-		struct nlmsghdr nl;
-		struct cn_msg cn;
-		enum proc_cn_mcast_op op;
-	} __attribute__((packed)) msg;
+	/* netlink header, connector header, then the operation. */
+	char msg[NLMSG_LENGTH(sizeof(struct cn_msg) + sizeof(op))]
+	    __attribute__((aligned(NLMSG_ALIGNTO)));
+	struct nlmsghdr *nl = (struct nlmsghdr *)msg;
+	struct cn_msg *cn = NLMSG_DATA(nl);
 
-	memset(&msg, 0, sizeof(msg));
-	msg.nl.nlmsg_len = sizeof(msg);
-	msg.nl.nlmsg_type = NLMSG_DONE;
-	msg.nl.nlmsg_pid = (__u32)getpid();
-	msg.cn.id.idx = CN_IDX_PROC;
-	msg.cn.id.val = CN_VAL_PROC;
-	msg.cn.len = sizeof(enum proc_cn_mcast_op);
-	msg.op = op;
-	return send(fd, &msg, sizeof(msg), 0) < 0 ? -errno : 0;
+	memset(msg, 0, sizeof(msg));
+	nl->nlmsg_len = sizeof(msg);
+	nl->nlmsg_type = NLMSG_DONE;
+	nl->nlmsg_pid = (__u32)getpid();
+	cn->id.idx = CN_IDX_PROC;
+	cn->id.val = CN_VAL_PROC;
+	cn->len = sizeof(op);
+	memcpy(cn->data, &op, sizeof(op));
+	return send(fd, msg, sizeof(msg), 0) < 0 ? -errno : 0;
 }
 
 static int nl_open(void)

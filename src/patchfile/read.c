@@ -131,6 +131,15 @@ static int append_line(char **dst, const char *line)
 	return 0;
 }
 
+/* A text record's field, which may appear once. */
+static int set_once(struct reader *r, const char *scn, const char *key, char **dst, const char *val)
+{
+	if (*dst)
+		return BAD(r, "%s: %s given twice", scn, key);
+	*dst = strdup(val);
+	return *dst ? 0 : -ENOMEM;
+}
+
 static int read_meta(struct reader *r, struct opatch *p)
 {
 	char *text, *cur, *key, *val;
@@ -144,11 +153,11 @@ static int read_meta(struct reader *r, struct opatch *p)
 		else if (!strcmp(key, "format"))
 			format = atoi(val);
 		else if (!strcmp(key, "id"))
-			ret = (p->id = strdup(val)) ? 0 : -ENOMEM;
+			ret = set_once(r, ".opus.meta", key, &p->id, val);
 		else if (!strcmp(key, "description"))
-			ret = (p->description = strdup(val)) ? 0 : -ENOMEM;
+			ret = set_once(r, ".opus.meta", key, &p->description, val);
 		else if (!strcmp(key, "diff-sha256"))
-			ret = (p->diff_sha256 = strdup(val)) ? 0 : -ENOMEM;
+			ret = set_once(r, ".opus.meta", key, &p->diff_sha256, val);
 		else if (!strcmp(key, "finding"))
 			ret = append_line(&p->findings, val);
 	}
@@ -180,7 +189,7 @@ static int read_target(struct reader *r, struct opatch *p)
 			else
 				p->build_id_len = (size_t)n;
 		} else if (!strcmp(key, "name"))
-			ret = (p->target_name = strdup(val)) ? 0 : -ENOMEM;
+			ret = set_once(r, ".opus.target", key, &p->target_name, val);
 	}
 	free(text);
 	if (!ret && (!p->build_id_len || !p->target_name))

@@ -40,8 +40,7 @@ void opsign_key_wipe(struct opsign_key *k)
 
 /* ---- key files ---- */
 
-static int write_key(const char *path, mode_t mode, const char *tag, const uint8_t *key,
-		     size_t len)
+static int write_key(const char *path, mode_t mode, const char *tag, const uint8_t *key, size_t len)
 {
 	char hex[2 * OPSIGN_SK_LEN + 1], line[256];
 	int fd, n, ret = 0;
@@ -87,7 +86,8 @@ int opsign_load_key(const char *path, bool secret, struct opsign_key *k)
 		return opus_err(ret, "%s: %s", path, strerror(-ret));
 	memset(k, 0, sizeof(*k));
 	if (strncmp(text, tag, strlen(tag)))
-		ret = opus_err(-EINVAL, "%s: not an opus %s key", path, secret ? "secret" : "public");
+		ret =
+		    opus_err(-EINVAL, "%s: not an opus %s key", path, secret ? "secret" : "public");
 	if (!ret) {
 		char *hex = text + strlen(tag);
 
