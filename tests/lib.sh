@@ -145,10 +145,12 @@ tree_with_diff() {
 	sed -i "s#$1/src\"#$3\"#" "$3/compile_commands.json"
 }
 
-# start BIN: runs it in the background; sets PID and PORT.
+# start BIN: runs it in the background; sets PID, PORT and START_OUT (the
+# file its output goes to).
 start() {
 	local out
 	out=$(mktemp)
+	START_OUT=$out
 	"$@" >"$out" 2>&1 &
 	PID=$!
 	for _ in $(seq 100); do

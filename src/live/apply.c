@@ -56,7 +56,7 @@ static int txn_open(struct txn *t, pid_t pid, struct live_stats *st)
 	t->st = st;
 	t->t0 = opus_now_ns();
 	threads_init(&t->ts, pid);
-	if ((ret = proc_check_alive(pid)))
+	if ((ret = proc_check_patchable(pid)))
 		return ret;
 	t->mem_fd = mem_open(pid);
 	if (t->mem_fd < 0)

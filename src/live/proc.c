@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 static int parse_line(char *line, struct proc_map *m)
 {
@@ -248,6 +249,55 @@ int proc_check_alive(pid_t pid)
 	state = strrchr(text, ')');
 	ret = state && state[1] == ' ' && (state[2] == 'Z' || state[2] == 'X')
 		  ? opus_err(-ESRCH, "process %d: is a zombie", (int)pid)
+		  : 0;
+	free(text);
+	return ret;
+}
+
+/* The TracerPid of /proc/PID/status, 0 if none or unreadable. */
+static pid_t tracer_of(pid_t pid)
+{
+	char path[64], *text, *field;
+	size_t len;
+	pid_t tracer = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (opus_read_file(path, &text, &len))
+		return 0;
+	field = strstr(text, "\nTracerPid:");
+	if (field)
+		tracer = (pid_t)atoi(field + strlen("\nTracerPid:"));
+	free(text);
+	return tracer;
+}
+
+int proc_check_patchable(pid_t pid)
+{
+	char path[64], *text, *state, comm[PROC_COMM_MAX];
+	size_t len;
+	pid_t tracer;
+	int ret = proc_check_alive(pid);
+
+	if (ret)
+		return ret;
+	if ((tracer = tracer_of(pid)) && tracer != getpid()) {
+		proc_comm(tracer, comm);
+		return opus_err(-EBUSY,
+				"process %d is traced by %s (pid %d); opus cannot attach while "
+				"another debugger is",
+				(int)pid, comm, (int)tracer);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (opus_read_file(path, &text, &len))
+		return opus_err(-ESRCH, "process %d: no such process", (int)pid);
+	state = strrchr(text, ')');
+	/* Patching needs the process to run a little (injected syscalls); a
+	 * stopped process is left stopped and untouched. */
+	ret = state && state[1] == ' ' && state[2] == 'T'
+		  ? opus_err(-EAGAIN,
+			     "process %d is stopped (SIGSTOP or job control); opus leaves it as it "
+			     "is: continue it (kill -CONT %d) and apply again",
+			     (int)pid, (int)pid)
 		  : 0;
 	free(text);
 	return ret;

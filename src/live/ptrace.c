@@ -4,11 +4,15 @@
 #include "util/file.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 void threads_init(struct threads *ts, pid_t pid)
@@ -48,7 +52,7 @@ static int seize(struct threads *ts, pid_t tid)
 		ptrace(PTRACE_DETACH, tid, NULL, NULL);
 		return -ENOMEM;
 	}
-	ts->v[ts->n++] = (struct thread){.tid = tid};
+	ts->v[ts->n++] = (struct thread){.tid = tid, .leader = tid == ts->pid};
 	return 1;
 }
 
@@ -70,19 +74,55 @@ static int take_signal(struct thread *t)
 	return sig;
 }
 
-/* The next stop of tid; -ESRCH if it exited or was killed instead. */
-static int next_stop(pid_t tid, int *status)
+/* A thread that exited: gone from /proc, or a zombie. */
+static bool thread_dead(pid_t tid)
 {
-	for (;;) {
-		if (waitpid(tid, status, __WALL) < 0) {
-			if (errno == EINTR)
-				continue;
+	char path[64], buf[512], *state;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return true;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = '\0';
+	state = strrchr(buf, ')');
+	return state && (state[2] == 'Z' || state[2] == 'X');
+}
+
+static int stop_status(int status)
+{
+	if (WIFEXITED(status) || WIFSIGNALED(status))
+		return -ESRCH;
+	return WIFSTOPPED(status) ? 0 : -EAGAIN;
+}
+
+/* The next stop of t; -ESRCH if it exited or was killed instead. The
+ * kernel reports a dead thread-group leader only once every other thread
+ * has been reaped, and we may be the one to reap them: so the leader is
+ * polled, and given up on once it is a zombie. */
+static int next_stop(const struct thread *t, int *status)
+{
+	for (unsigned spins = 0;; spins++) {
+		pid_t r = waitpid(t->tid, status, __WALL | (t->leader ? WNOHANG : 0));
+		int ret;
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
 			return -ESRCH;
-		}
-		if (WIFEXITED(*status) || WIFSIGNALED(*status))
+		if (r == t->tid && (ret = stop_status(*status)) != -EAGAIN)
+			return ret;
+		if (r == 0 && spins >= 64 && thread_dead(t->tid))
 			return -ESRCH;
-		if (WIFSTOPPED(*status))
-			return 0;
+		if (r == 0 && spins < 64)
+			sched_yield();
+		else if (r == 0)
+			nanosleep(&(struct timespec){0, 50 * 1000}, NULL);
 	}
 }
 
@@ -99,7 +139,7 @@ static int wait_stop(struct thread *t)
 	for (;;) {
 		long sig = 0;
 
-		if (next_stop(t->tid, &status))
+		if (next_stop(t, &status))
 			return -ESRCH;
 		if (status >> 16 == PTRACE_EVENT_STOP) {
 			t->stopped = true;
@@ -233,7 +273,7 @@ int thread_wait_trap(struct thread *t)
 {
 	int status;
 
-	if (next_stop(t->tid, &status))
+	if (next_stop(t, &status))
 		return -ESRCH;
 	if (status >> 16 == 0 && WSTOPSIG(status) == SIGTRAP)
 		return 0;

@@ -10,6 +10,7 @@
 
 struct thread {
 	pid_t tid;
+	bool leader; /* the thread-group leader: its death is reported last */
 	bool stopped;
 	bool interrupted;      /* PTRACE_INTERRUPT sent, its stop not yet reaped */
 	uint64_t pending_sigs; /* signals that arrived while we held it (bit n-1: signal n) */

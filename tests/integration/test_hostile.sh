@@ -1,0 +1,103 @@
+# Odd and hostile targets: each gets a clear error and stays exactly as it
+# was, or (threads coming and going) is patched correctly.
+D=$TARGETS/authsrv
+
+hostile_setup() {
+	build_authsrv "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/authsrv"
+	"$OPUS" build --source "$WORK/src" --diff "$D/fix-auth.diff" --binary "$WORK/src/authsrv" \
+		-o "$WORK/fix.opatch" >/dev/null
+	MAPS_BEFORE=$(cat "/proc/$PID/maps")
+}
+
+untouched() {
+	assert_eq "$MAPS_BEFORE" "$(cat "/proc/$PID/maps")" "$1: memory map unchanged"
+	assert_running "$PID"
+	assert_eq OK "$(req 'AUTH admin ')" "$1: original code still runs"
+	# A request may map a thread stack: the next check starts from here.
+	MAPS_BEFORE=$(cat "/proc/$PID/maps")
+}
+
+test_unprivileged_user_may_not_trace() {
+	hostile_setup
+	chmod 755 "$WORK"
+	chmod 644 "$WORK/fix.opatch"
+	expect_fail "apply as nobody" setpriv --reuid=nobody --regid=nogroup --clear-groups \
+		--inh-caps=-all "$OPUS" apply "$PID" "$WORK/fix.opatch"
+	assert_contains "process $PID" "$ERR" "names the pid"
+	assert_contains "ermission denied" "$ERR" "says why"
+	untouched "unprivileged"
+	# --all as nobody sees no process it may patch, and says so.
+	local out
+	out=$(setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all \
+		"$OPUS" apply --all "$WORK/fix.opatch" 2>&1 || true)
+	assert_contains "no process" "$out" "--all as nobody"
+	untouched "unprivileged --all"
+}
+
+test_process_traced_by_gdb() {
+	hostile_setup
+	gdb -q -batch -p "$PID" -ex 'shell sleep 3' >/dev/null 2>&1 &
+	local gdb=$!
+	for _ in $(seq 100); do
+		[ "$(awk '/^TracerPid/ {print $2}' "/proc/$PID/status")" != 0 ] && break
+		sleep 0.05
+	done
+	expect_fail "apply under gdb" "$OPUS" apply "$PID" "$WORK/fix.opatch"
+	assert_contains "traced by gdb" "$ERR" "names the debugger"
+	wait "$gdb" || true
+	untouched "after gdb detached"
+}
+
+test_stopped_process() {
+	hostile_setup
+	kill -STOP "$PID"
+	expect_fail "apply to a stopped process" "$OPUS" apply "$PID" "$WORK/fix.opatch"
+	assert_contains "is stopped" "$ERR" "says so"
+	assert_eq T "$(awk '{print $3}' "/proc/$PID/stat")" "still stopped"
+	assert_eq "$MAPS_BEFORE" "$(cat "/proc/$PID/maps")" "memory map unchanged"
+	kill -CONT "$PID"
+	untouched "continued"
+}
+
+# The process dies while apply waits for a busy function.
+test_process_exits_during_apply() {
+	hostile_setup
+	"$OPUS" build --source "$WORK/src" --diff "$D/slow-v2.diff" --binary "$WORK/src/authsrv" \
+		-o "$WORK/slow.opatch" >/dev/null
+	(req 'SLEEP 30' >/dev/null) &
+	sleep 0.3
+	"$OPUS" apply --timeout 20 "$PID" "$WORK/slow.opatch" >"$WORK/apply.out" 2>&1 &
+	local apply=$! status=0
+	sleep 0.5
+	kill -9 "$PID"
+	wait "$apply" || status=$?
+	[ "$status" != 0 ] || fail "apply succeeded on a process that died"
+	assert_contains "process $PID" "$(cat "$WORK/apply.out")" "names the pid"
+	# And nothing of opus is left waiting or tracing.
+	pgrep -f "$OPUS apply" >/dev/null && fail "opus apply still running"
+	true
+}
+
+test_threads_come_and_go_during_apply() {
+	build_target spawner "$WORK" -O2 -g
+	start "$WORK/src/spawner"
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/spawner/answer-2.diff" \
+		--binary "$WORK/src/spawner" -o "$WORK/answer.opatch" >/dev/null
+	sleep 0.3
+	local i
+	for i in 1 2 3; do
+		"$OPUS" apply "$PID" "$WORK/answer.opatch" >/dev/null
+		"$OPUS" revert "$PID" >/dev/null
+	done
+	"$OPUS" apply "$PID" "$WORK/answer.opatch" >/dev/null
+	local c1 t1 c2 t2
+	sleep 0.3
+	read -r c1 t1 < <(tail -1 "$START_OUT")
+	sleep 0.5
+	read -r c2 t2 < <(tail -1 "$START_OUT")
+	[ $((c2 - c1)) -gt 0 ] || fail "no thread ran after the patch"
+	assert_eq $((2 * (c2 - c1))) $((t2 - t1)) "every call since the patch answered 2"
+	assert_running "$PID"
+	assert_eq 1 "$(opus_patches_mapped "$PID")" "one patch mapped"
+}
