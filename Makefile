@@ -3,7 +3,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 MESON_FLAGS ?=
 
-.PHONY: all deps check check-real fuzz bench demo format format-check clean
+.PHONY: all deps check check-real fuzz soak bench demo format format-check clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -24,6 +24,12 @@ check: deps
 	bash tests/run.sh
 	$(MAKE) fuzz
 	$(MAKE) check-real
+	SOAK_CYCLES=100 SOAK_NGINX_CYCLES=20 $(MAKE) soak
+
+# Apply/revert cycles under load: 1000 on a multi-threaded server, 200 on
+# nginx under wrk (make check runs 100 and 20). build/soak.json.
+soak: all
+	bash tests/soak/run.sh
 
 # libFuzzer over every reader of untrusted input, FUZZ_SECONDS (60) each.
 fuzz: all

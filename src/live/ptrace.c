@@ -35,10 +35,31 @@ static void forget(struct threads *ts, struct thread *t)
 }
 
 /* Seize tid; returns 1 if seized, 0 if it is already gone. */
+/* A thread that exited: gone from /proc, or a zombie. */
+static bool thread_dead(pid_t tid)
+{
+	char path[64], buf[512], *state;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return true;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = '\0';
+	state = strrchr(buf, ')');
+	return state && (state[2] == 'Z' || state[2] == 'X');
+}
+
 static int seize(struct threads *ts, pid_t tid)
 {
 	if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) < 0) {
-		if (errno == ESRCH)
+		/* A thread already exiting answers EPERM, not ESRCH. */
+		if (errno == ESRCH || (errno == EPERM && thread_dead(tid)))
 			return 0;
 		if (errno == EPERM)
 			return opus_err(-EPERM,
@@ -72,26 +93,6 @@ static int take_signal(struct thread *t)
 	sig = __builtin_ctzll(t->pending_sigs) + 1;
 	t->pending_sigs &= t->pending_sigs - 1;
 	return sig;
-}
-
-/* A thread that exited: gone from /proc, or a zombie. */
-static bool thread_dead(pid_t tid)
-{
-	char path[64], buf[512], *state;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return true;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return true;
-	buf[n] = '\0';
-	state = strrchr(buf, ')');
-	return state && (state[2] == 'Z' || state[2] == 'X');
 }
 
 static int stop_status(int status)
