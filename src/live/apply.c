@@ -8,6 +8,7 @@
 #include "unwind.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/fault.h"
 #include "util/file.h"
 #include "util/hex.h"
 
@@ -94,7 +95,7 @@ static int injector(struct txn *t, struct injector *in)
 {
 	int ret = threads_stop_one(&t->ts);
 
-	if (ret)
+	if (ret || (ret = opus_fault("stopping a thread for a syscall")))
 		return ret;
 	for (size_t i = 0; i < t->ts.n; i++)
 		if (t->ts.v[i].stopped) {
@@ -113,19 +114,43 @@ static int remote(struct txn *t, long nr, uint64_t a0, uint64_t a1, uint64_t a2,
 	uint64_t args[6] = {a0, a1, a2, a3, a4, a5};
 	int r = injector(t, &in);
 
-	return r ? r : inject_syscall(&in, nr, args, ret);
+	if (!r)
+		r = inject_syscall(&in, nr, args, ret);
+	return r ? r : opus_fault("an injected syscall");
+}
+
+/* Whether anything is mapped at addr in the process now. */
+static bool still_mapped(pid_t pid, uint64_t addr)
+{
+	struct proc_maps maps;
+	bool found = true; /* when in doubt, assume it is */
+
+	if (proc_maps_read(pid, &maps))
+		return found;
+	found = false;
+	for (size_t i = 0; i < maps.n && !found; i++)
+		found = maps.v[i].start <= addr && addr < maps.v[i].end;
+	proc_maps_free(&maps);
+	return found;
 }
 
 static int remote_unmap(struct txn *t)
 {
-	long r;
+	long r = -1;
+	int ret;
 
 	if (!t->mapped)
 		return 0;
-	if (remote(t, SYS_munmap, t->base, t->size, 0, 0, 0, 0, &r) || r)
-		return opus_err(r ? (int)r : -EIO,
-				"process %d: cannot unmap the patch at 0x%" PRIx64, (int)t->pid,
-				t->base);
+	ret = remote(t, SYS_munmap, t->base, t->size, 0, 0, 0, 0, &r);
+	/* A step after the syscall may fail: the map says whether it ran. */
+	if (ret && !still_mapped(t->pid, t->base))
+		ret = 0, r = 0;
+	if (ret)
+		return opus_err_wrap(ret, "process %d: unmapping the patch at 0x%" PRIx64,
+				     (int)t->pid, t->base);
+	if (r)
+		return opus_err((int)r, "process %d: cannot unmap the patch at 0x%" PRIx64,
+				(int)t->pid, t->base);
 	t->mapped = false;
 	return 0;
 }
@@ -196,13 +221,17 @@ static int map_region(struct txn *t, int fd, uint64_t base, const struct layout 
 
 		if (!parts[i].len)
 			continue;
+		r = -1;
 		ret = remote(t, SYS_mmap, want, parts[i].len, (uint64_t)parts[i].prot,
 			     MAP_PRIVATE | MAP_FIXED_NOREPLACE, (uint64_t)fd, parts[i].off, &r);
-		if (!ret && r == (long)want) {
+		/* Mapped, even if a later step of the call failed: record it so
+		 * the rollback takes it out. */
+		if (r == (long)want) {
 			t->size = parts[i].off + parts[i].len;
 			t->mapped = true;
-			continue;
 		}
+		if (!ret && r == (long)want)
+			continue;
 		/* A kernel without MAP_FIXED_NOREPLACE may place it elsewhere. */
 		if (!ret && r > 0)
 			remote(t, SYS_munmap, (uint64_t)r, parts[i].len, 0, 0, 0, 0, &r);
@@ -227,6 +256,8 @@ static int create_memfd(struct txn *t, const char *id, size_t size, long *fd)
 		return ret;
 	args[0] = name_addr;
 	if ((ret = inject_syscall(&in, SYS_memfd_create, args, fd)))
+		return ret;
+	if (*fd >= 0 && (ret = opus_fault("memfd_create")))
 		return ret;
 	if (*fd < 0)
 		return opus_err((int)*fd, "process %d: memfd_create failed: %s", (int)t->pid,
@@ -254,8 +285,15 @@ static int place(struct txn *t, const struct proc_object *obj, const struct opat
 		else
 			break;
 	}
-	if (fd >= 0)
+	/* The target must not keep the memfd open: a failed close fails the
+	 * apply (and is tried once more, for the rollback's sake). */
+	if (fd >= 0 && remote(t, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &r)) {
+		int err = opus_err_wrap(-EIO, "process %d: closing its memfd", (int)t->pid);
+
 		remote(t, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &r);
+		if (!ret)
+			ret = err;
+	}
 	if (!ret && !n)
 		ret = -ENOSPC;
 	if (ret == -ENOSPC || ret == -EEXIST)
@@ -371,6 +409,8 @@ static int write_image(struct txn *t, struct layout *l)
 		if (pwrite(t->memfd, l->image, l->total, 0) != (ssize_t)l->total)
 			ret =
 			    opus_err(-EIO, "process %d: cannot write the patch image", (int)t->pid);
+		else
+			ret = opus_fault("writing the image and its registry record");
 	}
 	opus_buf_free(&reg);
 	return ret;
@@ -384,6 +424,10 @@ static int write_sites(struct txn *t, bool restore)
 
 		if (ret)
 			return ret;
+		if ((ret = opus_fault(restore ? "restoring an entry" : "writing a jump"))) {
+			t->sites_written++; /* it was written: the rollback must see it */
+			return ret;
+		}
 	}
 	return 0;
 }
@@ -414,6 +458,8 @@ static int stop_and_commit(struct txn *t, const struct live_opts *o, int (*commi
 		if (!st->prepare_ns)
 			st->prepare_ns = start - t->t0;
 		ret = threads_stop_all(&t->ts);
+		if (!ret)
+			ret = opus_fault("stopping every thread");
 		stopped = opus_now_ns();
 		if (!ret)
 			ret = unwind_check(u, &t->ts, t->ranges, t->nranges);
@@ -567,6 +613,8 @@ static int commit_revert(struct txn *t)
 	for (size_t i = t->entry.nsites; i-- > 0;) {
 		ret = mem_write(t->mem_fd, t->entry.sites[i].addr, t->entry.sites[i].saved,
 				JUMP_SIZE);
+		if (!ret)
+			ret = opus_fault("restoring an entry");
 		if (ret)
 			break;
 	}

@@ -1,0 +1,63 @@
+# Fault injection: apply and revert fail at each step in turn (OPUS_FAULT_AT,
+# src/util/fault.h); every time the target ends running and exactly as it
+# was: unpatched after a failed apply, patched after a failed revert.
+D=$TARGETS/authsrv
+
+faults_setup() {
+	build_authsrv "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/authsrv"
+	"$OPUS" build --source "$WORK/src" --diff "$D/fix-auth.diff" --binary "$WORK/src/authsrv" \
+		-o "$WORK/fix.opatch" >/dev/null
+	# Warm the request threads' stacks so that the map settles.
+	for _ in 1 2 3; do req 'AUTH admin hunter2' >/dev/null; done
+}
+
+# state_is unpatched|patched WHAT: exactly that state.
+state_is() {
+	local want=$1 what=$2 answer=OK mappings=0
+	[ "$want" = patched ] && answer=DENIED mappings=$BASE_MAPPINGS_PATCHED
+	assert_running "$PID"
+	assert_eq "$mappings" "$(opus_mappings "$PID")" "$what: opus mappings"
+	assert_eq 0 "$(ls -l "/proc/$PID/fd" | grep -c 'memfd:opus' || true)" "$what: stray memfd"
+	assert_eq "$answer" "$(req 'AUTH admin ')" "$what: behaviour"
+}
+
+# points CMD...: how many fault points the command passes.
+points() {
+	OPUS_FAULT_LIST=1 "$@" 2>&1 >/dev/null | grep -c '^opus fault point'
+}
+
+# fault_cycle CMD-KIND N OLD NEW: runs apply or revert with fault N; a
+# failure must leave OLD exactly, a success (the fault came after the last
+# step that matters) NEW exactly. Puts the target back in OLD afterwards.
+fault_cycle() {
+	local kind=$1 i=$2 old=$3 new=$4 cmd
+	if [ "$kind" = apply ]; then cmd=("$OPUS" apply "$PID" "$WORK/fix.opatch"); else cmd=("$OPUS" revert "$PID"); fi
+	if ERR=$(env OPUS_FAULT_AT="$i" "${cmd[@]}" 2>&1 >/dev/null); then
+		state_is "$new" "$kind fault $i (succeeded)"
+		if [ "$kind" = apply ]; then "$OPUS" revert "$PID" >/dev/null; else "$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null; fi
+	else
+		assert_contains "injected fault $i" "$ERR" "$kind fault $i"
+		state_is "$old" "after $kind fault $i"
+	fi
+}
+
+test_apply_and_revert_fail_cleanly_at_every_step() {
+	faults_setup
+	local n i
+	n=$(points "$OPUS" apply "$PID" "$WORK/fix.opatch")
+	BASE_MAPPINGS_PATCHED=$(opus_mappings "$PID")
+	"$OPUS" revert "$PID" >/dev/null
+	[ "$n" -ge 8 ] || fail "only $n fault points in apply"
+	echo "    apply passes $n fault points"
+	for i in $(seq "$n"); do
+		fault_cycle apply "$i" unpatched patched
+	done
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	n=$(points "$OPUS" revert "$PID")
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	echo "    revert passes $n fault points"
+	for i in $(seq "$n"); do
+		fault_cycle revert "$i" patched unpatched
+	done
+}
