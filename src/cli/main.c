@@ -17,6 +17,7 @@ static const struct {
     {"apply", cmd_apply,
      "apply a patch to a running process, or to every one that maps its object"},
     {"revert", cmd_revert, "take the newest patch back out of a process"},
+    {"recover", cmd_recover, "finish off an apply that was cut short (opus killed)"},
     {"list", cmd_list, "show the patches applied to a process, or to every process"},
     {"inspect", cmd_inspect, "show what a patch file contains"},
     {"keygen", cmd_keygen, "make an Ed25519 key pair for signing patches"},

@@ -12,6 +12,7 @@
 #include "util/file.h"
 #include "util/hex.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -390,7 +391,10 @@ static void fill_entry(struct txn *t, const struct opatch *p, const struct layou
 			*c = ' ';
 	opus_hex_encode(p->build_id, p->build_id_len, e->build_id);
 	snprintf(e->target, sizeof(e->target), "%s", p->target_name);
-	e->seq = t->reg.n ? t->reg.v[t->reg.n - 1].seq + 1 : 1;
+	e->seq = 1;
+	for (size_t i = 0; i < t->reg.n; i++)
+		if (!t->reg.v[i].blank && t->reg.v[i].seq >= e->seq)
+			e->seq = t->reg.v[i].seq + 1;
 	e->base = t->base;
 	e->size = l->total;
 	e->text_lo = t->base + l->text_off;
@@ -693,5 +697,105 @@ int live_list(pid_t pid, struct registry *out)
 		ret = registry_read(pid, mem_fd, &maps, out);
 	proc_maps_free(&maps);
 	close(mem_fd);
+	return ret;
+}
+
+/* ---- recover ---- */
+
+/* Undo a commit cut short: restore the sites that hold this entry's jump. */
+static int commit_undo(struct txn *t)
+{
+	for (size_t i = t->entry.nsites; i-- > 0;) {
+		const struct reg_site *s = &t->entry.sites[i];
+		uint8_t now[JUMP_SIZE];
+		int ret = mem_read(t->mem_fd, s->addr, now, JUMP_SIZE);
+
+		if (!ret && !memcmp(now, s->jump, JUMP_SIZE))
+			ret = mem_write(t->mem_fd, s->addr, s->saved, JUMP_SIZE);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Close the target's descriptors on an opus memfd: an apply closes its own
+ * before it returns, so any left is from one cut short. */
+static int close_stray_fds(struct txn *t, unsigned *closed)
+{
+	char dir[64], link[384], target[256];
+	struct dirent *d;
+	DIR *dh;
+	int ret = 0;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)t->pid);
+	if (!(dh = opendir(dir)))
+		return opus_err(-errno, "process %d: %s: %s", (int)t->pid, dir, strerror(errno));
+	while (!ret && (d = readdir(dh))) {
+		ssize_t n;
+		long r;
+
+		snprintf(link, sizeof(link), "%s/%s", dir, d->d_name);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n <= 0)
+			continue;
+		target[n] = '\0';
+		if (strncmp(target, "/memfd:" REGISTRY_MEMFD_PREFIX,
+			    strlen("/memfd:" REGISTRY_MEMFD_PREFIX)))
+			continue;
+		ret = remote(t, SYS_close, strtoull(d->d_name, NULL, 10), 0, 0, 0, 0, 0, &r);
+		*closed += !ret;
+	}
+	closedir(dh);
+	return ret;
+}
+
+/* Takes out the newest entry if an apply left it unfinished. Returns 1 if
+ * it did, 0 if that entry is complete. */
+static int recover_newest(struct txn *t, const struct live_opts *o, struct live_recovery *rec)
+{
+	struct reg_entry *e = &t->reg.v[t->reg.n - 1];
+	int ret;
+
+	if (!e->blank && e->written == e->nsites && e->nsites)
+		return 0;
+	t->entry = *e;
+	memset(e, 0, sizeof(*e));
+	t->reg.n--;
+	t->base = t->entry.base;
+	t->size = t->entry.size;
+	t->mapped = true;
+	if (t->entry.written) {
+		/* Some jumps are in: threads may be in the new code. */
+		t->nranges = 0;
+		ret = add_range(t, t->entry.text_lo, t->entry.text_hi, t->entry.id);
+		if (!ret)
+			ret = stop_and_commit(t, o, commit_undo);
+		if (ret)
+			return ret;
+		rec->undone++;
+	} else
+		rec->dropped++;
+	threads_detach(&t->ts);
+	ret = remote_unmap(t);
+	snprintf(rec->last_id, sizeof(rec->last_id), "%s", t->entry.id);
+	registry_entry_free(&t->entry);
+	return ret ? ret : 1;
+}
+
+int live_recover(pid_t pid, const struct live_opts *o, struct live_recovery *rec)
+{
+	struct live_stats st;
+	struct txn t;
+	int ret = txn_open(&t, pid, &st);
+
+	memset(rec, 0, sizeof(*rec));
+	/* Unfinished transactions can only be the newest (each apply takes
+	 * away an older one of its own id first). */
+	while (!ret && t.reg.n && (ret = recover_newest(&t, o, rec)) == 1)
+		ret = 0;
+	if (!ret)
+		ret = close_stray_fds(&t, &rec->fds_closed);
+	rec->remaining = (unsigned)t.reg.n;
+	txn_close(&t);
 	return ret;
 }

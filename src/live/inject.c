@@ -88,6 +88,8 @@ int inject_syscall(struct injector *in, long nr, const uint64_t args[6], long *r
 		return opus_err(r, "thread %d exited during an injected syscall", (int)tid);
 	if (ptrace(PTRACE_SETREGS, tid, NULL, &saved) < 0 && !r)
 		r = -errno;
+	if (!r)
+		r = thread_repark(in->t);
 	if (r)
 		return opus_err(r, "thread %d: injected syscall %ld failed: %s", (int)tid, nr,
 				strerror(-r));

@@ -39,4 +39,13 @@ int live_revert(pid_t pid, const char *id, const struct live_opts *o, struct liv
 		char reverted_id[OPATCH_ID_MAX + 1]);
 int live_list(pid_t pid, struct registry *out);
 
+/* What opus recover did: applies cut short (opus killed mid-way) taken out,
+ * without jumps (dropped) or with some (undone), and stray memfd
+ * descriptors closed. Complete patches stay (remaining). */
+struct live_recovery {
+	unsigned dropped, undone, fds_closed, remaining;
+	char last_id[OPATCH_ID_MAX + 1];
+};
+int live_recover(pid_t pid, const struct live_opts *o, struct live_recovery *rec);
+
 #endif

@@ -283,3 +283,13 @@ int thread_wait_trap(struct thread *t)
 	/* A group-stop, a pending interrupt or another signal: step again. */
 	return -EAGAIN;
 }
+
+int thread_repark(struct thread *t)
+{
+	t->stopped = false;
+	if (ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) < 0 ||
+	    ptrace(PTRACE_CONT, t->tid, NULL, NULL) < 0)
+		return -ESRCH;
+	t->interrupted = true;
+	return wait_stop(t);
+}

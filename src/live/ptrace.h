@@ -33,5 +33,9 @@ void threads_resume(struct threads *ts);
 void threads_detach(struct threads *ts);
 /* Wait for tid to stop after a resume; records other signals as pending. */
 int thread_wait_trap(struct thread *t);
+/* Move t from the single-step trap (a signal-delivery-stop: were opus to
+ * die there, the kernel would deliver SIGTRAP to the target) to a plain
+ * interrupt stop, from which a detach leaves it running as it was. */
+int thread_repark(struct thread *t);
 
 #endif

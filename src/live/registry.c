@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +121,27 @@ void registry_entry_free(struct reg_entry *e)
 	memset(e, 0, sizeof(*e));
 }
 
+/* An apply cut short between mapping the patch and writing its record
+ * leaves zeros: an entry with the mapping's extent and nothing else, newest
+ * of all, for apply and recover to take away. */
+static int blank_entry(const struct proc_maps *maps, size_t i, struct reg_entry *e)
+{
+	const struct proc_map *m = &maps->v[i];
+	const char *name = m->path + strlen("/memfd:" REGISTRY_MEMFD_PREFIX);
+	size_t j = i + 1;
+
+	memset(e, 0, sizeof(*e));
+	snprintf(e->id, sizeof(e->id), "%.*s", (int)strcspn(name, " "), name);
+	while (j < maps->n && !strcmp(maps->v[j].path, m->path) &&
+	       maps->v[j].start == maps->v[j - 1].end)
+		j++;
+	e->base = m->start;
+	e->size = maps->v[j - 1].end - m->start;
+	e->seq = UINT_MAX;
+	e->blank = true;
+	return 0;
+}
+
 static int read_entry(int mem_fd, const struct proc_map *m, struct reg_entry *e)
 {
 	size_t len = m->end - m->start < MAX_REGISTRY ? m->end - m->start : MAX_REGISTRY;
@@ -130,7 +152,9 @@ static int read_entry(int mem_fd, const struct proc_map *m, struct reg_entry *e)
 		return -ENOMEM;
 	ret = mem_read(mem_fd, m->start, text, len);
 	text[len] = '\0';
-	if (!ret)
+	if (!ret && text[0] == '\0')
+		ret = -ENOMSG;
+	else if (!ret)
 		ret = registry_parse(text, e);
 	free(text);
 	return ret;
@@ -161,9 +185,10 @@ static void mark_active(struct registry *r, int mem_fd)
 	for (size_t i = 0; i < r->n; i++) {
 		struct reg_entry *e = &r->v[i];
 
-		e->active = false;
-		for (size_t k = 0; k < e->nsites && !e->active; k++)
-			e->active = site_written(r, i, &e->sites[k], mem_fd);
+		e->written = 0;
+		for (size_t k = 0; k < e->nsites; k++)
+			e->written += site_written(r, i, &e->sites[k], mem_fd);
+		e->active = e->written > 0;
 	}
 }
 
@@ -184,6 +209,8 @@ int registry_read(pid_t pid, int mem_fd, const struct proc_maps *maps, struct re
 			return -ENOMEM;
 		}
 		ret = read_entry(mem_fd, m, &out->v[out->n]);
+		if (ret == -ENOMSG)
+			ret = blank_entry(maps, i, &out->v[out->n]);
 		if (ret) {
 			registry_free(out);
 			return opus_err(ret, "process %d: unreadable opus registry at 0x%" PRIx64,

@@ -39,6 +39,8 @@ struct reg_entry {
 	 * for a record without jumps, e.g. in a child forked while an apply
 	 * was between mapping the patch and writing the jumps. */
 	bool active;
+	size_t written;		   /* sites that hold their jump (active: at least one) */
+	bool blank;		   /* mapped, but its record never written: an apply cut short */
 	uint64_t base, size;	   /* the whole memfd mapping */
 	uint64_t text_lo, text_hi; /* the new code */
 	struct reg_func *funcs;

@@ -61,3 +61,43 @@ test_apply_and_revert_fail_cleanly_at_every_step() {
 		fault_cycle revert "$i" patched unpatched
 	done
 }
+
+# kill_cycle KIND N: SIGKILLs opus at fault point N of apply or revert;
+# the target must run on, and opus recover must leave it exactly unpatched
+# or exactly patched (the kill came after the last jump). Puts it back to
+# unpatched (apply) or patched (revert) afterwards.
+kill_cycle() {
+	local kind=$1 i=$2 status=0 answer cmd
+	if [ "$kind" = apply ]; then cmd=("$OPUS" apply "$PID" "$WORK/fix.opatch"); else cmd=("$OPUS" revert "$PID"); fi
+	env OPUS_FAULT_ACTION=kill OPUS_FAULT_AT="$i" "${cmd[@]}" >/dev/null 2>&1 || status=$?
+	[ "$status" = 137 ] || fail "$kind: opus was not killed at point $i (status $status)"
+	assert_running "$PID"
+	answer=$(req 'AUTH admin ')
+	case "$answer" in OK | DENIED) ;; *) fail "$kind kill $i: target answers '$answer'" ;; esac
+	"$OPUS" recover "$PID" >"$WORK/recover.out" || fail "recover after $kind kill $i"
+	if [ "$(opus_mappings "$PID")" = 0 ]; then
+		state_is unpatched "recovered after $kind kill $i"
+		[ "$kind" = apply ] || "$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	else
+		state_is patched "recovered after $kind kill $i"
+		[ "$kind" = revert ] || "$OPUS" revert "$PID" >/dev/null
+	fi
+}
+
+test_opus_killed_at_every_step_then_recover() {
+	faults_setup
+	local n i
+	n=$(points "$OPUS" apply "$PID" "$WORK/fix.opatch")
+	BASE_MAPPINGS_PATCHED=$(opus_mappings "$PID")
+	"$OPUS" revert "$PID" >/dev/null
+	for i in $(seq "$n"); do
+		kill_cycle apply "$i"
+	done
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	n=$(points "$OPUS" revert "$PID")
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	for i in $(seq "$n"); do
+		kill_cycle revert "$i"
+	done
+	assert_contains "nothing to recover" "$("$OPUS" recover "$PID")" "a clean process"
+}

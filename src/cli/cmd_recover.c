@@ -1,0 +1,44 @@
+#include "cli.h"
+#include "live/live.h"
+#include "util/err.h"
+
+#include <stdio.h>
+
+#define USAGE "opus recover PID [--timeout SEC]"
+
+int cmd_recover(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"timeout", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	struct live_opts lo = {.timeout_s = 5};
+	struct live_recovery rec;
+	pid_t pid;
+	int c, status;
+
+	while ((c = cli_next_opt(argc, argv, opts, USAGE, &status)) != -1) {
+		switch (c) {
+		case 't':
+			if (cli_parse_timeout(optarg, &lo.timeout_s))
+				return cli_fail("recover");
+			break;
+		default:
+			return status; /* --help, or a bad option: usage printed */
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage(USAGE);
+	if (cli_parse_pid(argv[optind], &pid) || live_recover(pid, &lo, &rec))
+		return cli_fail("recover");
+	if (!rec.dropped && !rec.undone && !rec.fds_closed)
+		printf("process %d: nothing to recover (%u complete patch(es))\n", (int)pid,
+		       rec.remaining);
+	else
+		printf("process %d: took out %u unfinished apply(s) (%u with jumps undone), closed "
+		       "%u stray descriptor(s); %u complete patch(es) stay\n",
+		       (int)pid, rec.dropped + rec.undone, rec.undone, rec.fds_closed,
+		       rec.remaining);
+	return 0;
+}
