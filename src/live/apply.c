@@ -504,27 +504,20 @@ static int commit_apply(struct txn *t)
 	return ret;
 }
 
-/* A record of this patch whose jumps were never written (a child forked
- * mid-apply inherits one): nothing runs its code, so it goes. */
-static int drop_inactive(struct txn *t, const char *id)
+/* Unfinished applies (opus killed mid-way) are taken out first, newest
+ * first; one buried under later patches cannot be, and is refused. */
+static int recover_unfinished(struct txn *t, const struct live_opts *o, struct live_recovery *rec);
+static int recover_newest(struct txn *t, const struct live_opts *o, struct live_recovery *rec);
+
+static int check_buried(struct txn *t, const char *id)
 {
 	struct reg_entry *e = registry_find(&t->reg, id);
-	long r = 0;
 
-	if (!e || e->active)
-		return 0;
-	if (e != &t->reg.v[t->reg.n - 1])
+	if (e && !e->active)
 		return opus_err(-EBUSY,
 				"process %d: patch %s has an inactive record (its jumps were never "
 				"written) under later patches; revert those first",
 				(int)t->pid, id);
-	if (remote(t, SYS_munmap, e->base, e->size, 0, 0, 0, 0, &r) || r)
-		return opus_err(r ? (int)r : -EIO,
-				"process %d: cannot unmap the inactive record of %s at 0x%" PRIx64,
-				(int)t->pid, id, e->base);
-	opus_info("process %d: removed an inactive record of %s", (int)t->pid, id);
-	registry_entry_free(e);
-	t->reg.n--;
 	return 0;
 }
 
@@ -544,6 +537,7 @@ static int check_target(struct txn *t, const struct opatch *p, struct proc_objec
 
 int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, struct live_stats *st)
 {
+	struct live_recovery rec;
 	struct proc_object obj;
 	struct layout l = {0};
 	struct txn t;
@@ -554,7 +548,9 @@ int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, str
 		ret = -ENOMEM;
 
 	if (!ret)
-		ret = drop_inactive(&t, p->id);
+		ret = recover_unfinished(&t, o, &rec);
+	if (!ret)
+		ret = check_buried(&t, p->id);
 	if (!ret)
 		ret = check_target(&t, p, &obj);
 	uint64_t t1 = opus_now_ns();
@@ -660,9 +656,16 @@ static int pick_entry(struct txn *t, const char *id)
 int live_revert(pid_t pid, const char *id, const struct live_opts *o, struct live_stats *st,
 		char reverted_id[OPATCH_ID_MAX + 1])
 {
+	struct live_recovery rec;
 	struct txn t;
 	int ret = txn_open(&t, pid, st);
 
+	/* Reverting an apply that was cut short is taking it out. */
+	if (!ret && t.reg.n && (ret = recover_newest(&t, o, &rec)) == 1) {
+		snprintf(reverted_id, OPATCH_ID_MAX + 1, "%s", rec.last_id);
+		txn_close(&t);
+		return 0;
+	}
 	if (!ret)
 		ret = pick_entry(&t, id);
 	if (!ret) {
@@ -782,6 +785,21 @@ static int recover_newest(struct txn *t, const struct live_opts *o, struct live_
 	return ret ? ret : 1;
 }
 
+/* Unfinished transactions can only be the newest: every apply and revert
+ * takes them out before it does anything else. */
+static int recover_unfinished(struct txn *t, const struct live_opts *o, struct live_recovery *rec)
+{
+	int ret = 0;
+
+	memset(rec, 0, sizeof(*rec));
+	while (!ret && t->reg.n && (ret = recover_newest(t, o, rec)) == 1)
+		ret = 0;
+	if (!ret)
+		ret = close_stray_fds(t, &rec->fds_closed);
+	t->nranges = 0;
+	return ret;
+}
+
 int live_recover(pid_t pid, const struct live_opts *o, struct live_recovery *rec)
 {
 	struct live_stats st;
@@ -789,12 +807,8 @@ int live_recover(pid_t pid, const struct live_opts *o, struct live_recovery *rec
 	int ret = txn_open(&t, pid, &st);
 
 	memset(rec, 0, sizeof(*rec));
-	/* Unfinished transactions can only be the newest (each apply takes
-	 * away an older one of its own id first). */
-	while (!ret && t.reg.n && (ret = recover_newest(&t, o, rec)) == 1)
-		ret = 0;
 	if (!ret)
-		ret = close_stray_fds(&t, &rec->fds_closed);
+		ret = recover_unfinished(&t, o, rec);
 	rec->remaining = (unsigned)t.reg.n;
 	txn_close(&t);
 	return ret;

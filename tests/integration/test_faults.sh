@@ -100,4 +100,10 @@ test_opus_killed_at_every_step_then_recover() {
 		kill_cycle revert "$i"
 	done
 	assert_contains "nothing to recover" "$("$OPUS" recover "$PID")" "a clean process"
+	# Without opus recover: the next apply takes the unfinished one out itself.
+	"$OPUS" revert "$PID" >/dev/null
+	env OPUS_FAULT_ACTION=kill OPUS_FAULT_AT=$((n / 2 + 2)) "$OPUS" apply "$PID" \
+		"$WORK/fix.opatch" >/dev/null 2>&1 || true
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	state_is patched "the next apply after a kill"
 }
