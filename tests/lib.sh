@@ -136,6 +136,15 @@ build_authsrv() {
 	build_target authsrv "$@"
 }
 
+# start_authsrv_with_fix: authsrv (PIE) built in $WORK and running (PID,
+# PORT), and its fix-auth.diff built into $WORK/fix.opatch.
+start_authsrv_with_fix() {
+	build_authsrv "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/authsrv"
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/authsrv/fix-auth.diff" \
+		--binary "$WORK/src/authsrv" -o "$WORK/fix.opatch" >/dev/null
+}
+
 # tree_with_diff DIR DIFF NEW: a copy of the built tree DIR/src at NEW with
 # DIFF applied and its compile database moved along: the source a stacked
 # patch is built against.

@@ -1,13 +1,9 @@
 # Fault injection: apply and revert fail at each step in turn (OPUS_FAULT_AT,
 # src/util/fault.h); every time the target ends running and exactly as it
 # was: unpatched after a failed apply, patched after a failed revert.
-D=$TARGETS/authsrv
 
 faults_setup() {
-	build_authsrv "$WORK" -O2 -g -fPIE -pie
-	start "$WORK/src/authsrv"
-	"$OPUS" build --source "$WORK/src" --diff "$D/fix-auth.diff" --binary "$WORK/src/authsrv" \
-		-o "$WORK/fix.opatch" >/dev/null
+	start_authsrv_with_fix
 	# Warm the request threads' stacks so that the map settles.
 	for _ in 1 2 3; do req 'AUTH admin hunter2' >/dev/null; done
 }

@@ -1,6 +1,19 @@
 # One patch, every process that maps the object: opus apply --all, revert
 # --all and list without a pid, on libauth.so loaded by two programs.
 
+# forked_child OUT PARENT: the pid of the first child authpoll reported in
+# OUT (it prints "PID ANSWER" lines).
+forked_child() {
+	local child=""
+	for _ in $(seq 100); do
+		child=$(awk -v p="$2" '$1 != p {print $1}' "$1" | head -1)
+		[ -n "$child" ] && break
+		sleep 0.05
+	done
+	[ -n "$child" ] || fail "authpoll $2 did not fork"
+	echo "$child"
+}
+
 test_apply_all_patches_every_program_that_maps_the_library() {
 	fleet_setup
 	start "$WORK/src/authd"
@@ -63,13 +76,8 @@ test_children_forked_after_the_patch_inherit_it() {
 	"$OPUS" apply --all "$WORK/fix.opatch" >/dev/null
 	wait_line "$WORK/poll.out" "$POLL_PID" DENIED >/dev/null
 	kill -USR1 "$POLL_PID"
-	local child=""
-	for _ in $(seq 100); do
-		child=$(awk -v p="$POLL_PID" '$1 != p {print $1}' "$WORK/poll.out" | head -1)
-		[ -n "$child" ] && break
-		sleep 0.05
-	done
-	[ -n "$child" ] || fail "authpoll did not fork"
+	local child
+	child=$(forked_child "$WORK/poll.out" "$POLL_PID")
 	STARTED_PIDS="${STARTED_PIDS:-} $child"
 	assert_eq DENIED "$(wait_line "$WORK/poll.out" "$child" '*')" "the child runs the new code"
 	assert_contains "$PATCH_ID" "$("$OPUS" list "$child")" "the child lists the patch"
@@ -108,17 +116,12 @@ test_child_forked_during_an_apply_gets_an_inactive_record() {
 	wait_line "$WORK/poll.out" "$POLL_PID" OK >/dev/null
 	sleep 0.1 # now inside linger for 1.5 s
 	"$OPUS" apply --timeout 10 "$POLL_PID" "$WORK/linger.opatch" >"$WORK/apply.out" 2>&1 &
-	local apply=$! child=""
+	local apply=$! child
 	sleep 0.3 # mapped, waiting for linger to return
 	grep -q '/memfd:opus:linger' "/proc/$POLL_PID/maps" || fail "apply has not mapped the patch yet"
 	kill -USR1 "$POLL_PID" # forks in the handler, on top of linger
 	wait "$apply" || fail "apply: $(cat "$WORK/apply.out")"
-	for _ in $(seq 100); do
-		child=$(awk -v p="$POLL_PID" '$1 != p {print $1}' "$WORK/poll.out" | head -1)
-		[ -n "$child" ] && break
-		sleep 0.05
-	done
-	[ -n "$child" ] || fail "authpoll did not fork"
+	child=$(forked_child "$WORK/poll.out" "$POLL_PID")
 	STARTED_PIDS="${STARTED_PIDS:-} $child"
 	assert_eq true "$("$OPUS" list --json "$POLL_PID" | jq '.patches[0].active')" "parent active"
 	assert_eq false "$("$OPUS" list --json "$child" | jq '.patches[0].active')" \

@@ -1,12 +1,8 @@
 # Odd and hostile targets: each gets a clear error and stays exactly as it
 # was, or (threads coming and going) is patched correctly.
-D=$TARGETS/authsrv
 
 hostile_setup() {
-	build_authsrv "$WORK" -O2 -g -fPIE -pie
-	start "$WORK/src/authsrv"
-	"$OPUS" build --source "$WORK/src" --diff "$D/fix-auth.diff" --binary "$WORK/src/authsrv" \
-		-o "$WORK/fix.opatch" >/dev/null
+	start_authsrv_with_fix
 	MAPS_BEFORE=$(cat "/proc/$PID/maps")
 }
 
@@ -63,7 +59,7 @@ test_stopped_process() {
 # The process dies while apply waits for a busy function.
 test_process_exits_during_apply() {
 	hostile_setup
-	"$OPUS" build --source "$WORK/src" --diff "$D/slow-v2.diff" --binary "$WORK/src/authsrv" \
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/authsrv/slow-v2.diff" --binary "$WORK/src/authsrv" \
 		-o "$WORK/slow.opatch" >/dev/null
 	(req 'SLEEP 30' >/dev/null) &
 	sleep 0.3
