@@ -135,3 +135,27 @@ test_child_forked_during_an_apply_gets_an_inactive_record() {
 	assert_running "$child"
 	assert_running "$POLL_PID"
 }
+
+# A process started while apply --all is busy with another one is picked up
+# by the next round of the same run.
+test_apply_all_picks_up_processes_started_during_the_run() {
+	fleet_setup
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/libauth/linger-cap.diff" \
+		--binary "$WORK/src/authpoll" --id linger -o "$WORK/linger.opatch" >/dev/null
+	"$WORK/src/authpoll" "" 2000 >"$WORK/a.out" 2>&1 &
+	local a=$! b
+	STARTED_PIDS="${STARTED_PIDS:-} $a"
+	wait_line "$WORK/a.out" "$a" OK >/dev/null
+	# a stays inside linger() for 2 s: the first round waits for it.
+	"$OPUS" apply --all --json --timeout 10 "$WORK/linger.opatch" >"$WORK/all.json" &
+	local run=$!
+	sleep 0.5
+	"$WORK/src/authpoll" "" >"$WORK/b.out" 2>&1 &
+	b=$!
+	STARTED_PIDS="$STARTED_PIDS $b"
+	wait "$run" || fail "apply --all: $(cat "$WORK/all.json")"
+	assert_eq "$(printf '%s\n' "$a" "$b" | sort -n | xargs)" \
+		"$(jq -r '.processes[] | select(.state == "patched") | .pid' "$WORK/all.json" | sort -n | xargs)" \
+		"both the busy process and the one started during the run"
+	assert_contains "linger" "$("$OPUS" list "$b")" "the late one lists the patch"
+}
