@@ -54,6 +54,8 @@ int proc_comm(pid_t pid, char comm[PROC_COMM_MAX]);
 int proc_tids(pid_t pid, pid_t **tids, size_t *n);
 /* Fails with a clear message if pid does not exist or is a zombie. */
 int proc_check_alive(pid_t pid);
+/* A thread (any tid) that exited: gone from /proc, or a zombie. */
+bool proc_thread_dead(pid_t tid);
 /* Alive, not stopped, not traced by another debugger; else a clear error. */
 int proc_check_patchable(pid_t pid);
 

@@ -4,10 +4,8 @@
 #include "util/file.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
@@ -35,31 +33,11 @@ static void forget(struct threads *ts, struct thread *t)
 }
 
 /* Seize tid; returns 1 if seized, 0 if it is already gone. */
-/* A thread that exited: gone from /proc, or a zombie. */
-static bool thread_dead(pid_t tid)
-{
-	char path[64], buf[512], *state;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return true;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return true;
-	buf[n] = '\0';
-	state = strrchr(buf, ')');
-	return state && (state[2] == 'Z' || state[2] == 'X');
-}
-
 static int seize(struct threads *ts, pid_t tid)
 {
 	if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) < 0) {
 		/* A thread already exiting answers EPERM, not ESRCH. */
-		if (errno == ESRCH || (errno == EPERM && thread_dead(tid)))
+		if (errno == ESRCH || (errno == EPERM && proc_thread_dead(tid)))
 			return 0;
 		if (errno == EPERM)
 			return opus_err(-EPERM,
@@ -118,7 +96,7 @@ static int next_stop(const struct thread *t, int *status)
 			return -ESRCH;
 		if (r == t->tid && (ret = stop_status(*status)) != -EAGAIN)
 			return ret;
-		if (r == 0 && spins >= 64 && thread_dead(t->tid))
+		if (r == 0 && spins >= 64 && proc_thread_dead(t->tid))
 			return -ESRCH;
 		if (r == 0 && spins < 64)
 			sched_yield();

@@ -171,6 +171,13 @@ int unwind_check(struct unwinder *u, const struct threads *ts, const struct addr
 		struct walk w = {.ranges = ranges, .nranges = nranges};
 		int r = dwfl_getthread_frames(u->dwfl, ts->v[i].tid, on_frame, &w);
 
+		/* A thread that died under us (the process was killed) leaves
+		 * libdwfl's per-thread state behind: ask it nothing more. */
+		if (r < 0 && proc_thread_dead(ts->v[i].tid))
+			return opus_err(-ESRCH,
+					"process %d: thread %d exited during the stack check",
+					(int)u->pid, (int)ts->v[i].tid);
+
 		opus_info("thread %d: %d frames, unwind %s%s", (int)ts->v[i].tid, w.depth,
 			  r == 0 ? "complete" : "stopped: ", r == 0 ? "" : dwfl_errmsg(-1));
 
