@@ -451,7 +451,7 @@ static int stop_and_commit(struct txn *t, const struct live_opts *o, int (*commi
 {
 	uint64_t deadline = opus_now_ns() + (uint64_t)(o->timeout_s * 1e9), t1 = opus_now_ns();
 	struct live_stats *st = t->st;
-	struct unwinder *u;
+	struct unwinder *u = NULL;
 	int ret = unwind_open(t->pid, t->mem_fd, &u);
 
 	st->cfi_ns = opus_now_ns() - t1;

@@ -31,6 +31,7 @@ int unwind_open(pid_t pid, int mem_fd, struct unwinder **out)
 	struct unwinder *u = calloc(1, sizeof(*u));
 	int r;
 
+	*out = NULL;
 	if (!u)
 		return -ENOMEM;
 	u->pid = pid;
