@@ -742,8 +742,7 @@ static int close_stray_fds(struct txn *t, unsigned *closed)
 		if (n <= 0)
 			continue;
 		target[n] = '\0';
-		if (strncmp(target, "/memfd:" REGISTRY_MEMFD_PREFIX,
-			    strlen("/memfd:" REGISTRY_MEMFD_PREFIX)))
+		if (!registry_path_id(target))
 			continue;
 		ret = remote(t, SYS_close, strtoull(d->d_name, NULL, 10), 0, 0, 0, 0, 0, &r);
 		*closed += !ret;

@@ -339,16 +339,15 @@ int fleet_apply(const struct opatch *p, const struct fleet_opts *o, struct fleet
 /* Whether the memory map shows the registry mapping of patch id. */
 static bool maps_have_patch(const struct proc_maps *maps, const char *id)
 {
-	const char *prefix = "/memfd:" REGISTRY_MEMFD_PREFIX;
-	size_t plen = strlen(prefix), idlen = id ? strlen(id) : 0;
+	size_t idlen = id ? strlen(id) : 0;
 
 	for (size_t i = 0; i < maps->n; i++) {
-		const char *path = maps->v[i].path;
+		const char *have = registry_path_id(maps->v[i].path);
 
-		if (maps->v[i].offset || strncmp(path, prefix, plen))
+		if (maps->v[i].offset || !have)
 			continue;
-		if (!id || (!strncmp(path + plen, id, idlen) &&
-			    (path[plen + idlen] == '\0' || path[plen + idlen] == ' ')))
+		if (!id ||
+		    (!strncmp(have, id, idlen) && (have[idlen] == '\0' || have[idlen] == ' ')))
 			return true;
 	}
 	return false;

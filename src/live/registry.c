@@ -14,6 +14,13 @@
 #define MAGIC	     "opus-registry 1\n"
 #define MAX_REGISTRY (1u << 20)
 
+const char *registry_path_id(const char *path)
+{
+	size_t n = strlen(REGISTRY_PATH_PREFIX);
+
+	return strncmp(path, REGISTRY_PATH_PREFIX, n) ? NULL : path + n;
+}
+
 int registry_format(const struct reg_entry *e, struct opus_buf *b)
 {
 	opus_buf_add(b, MAGIC, strlen(MAGIC));
@@ -127,7 +134,7 @@ void registry_entry_free(struct reg_entry *e)
 static int blank_entry(const struct proc_maps *maps, size_t i, struct reg_entry *e)
 {
 	const struct proc_map *m = &maps->v[i];
-	const char *name = m->path + strlen("/memfd:" REGISTRY_MEMFD_PREFIX);
+	const char *name = registry_path_id(m->path);
 	size_t j = i + 1;
 
 	memset(e, 0, sizeof(*e));
@@ -201,8 +208,7 @@ int registry_read(pid_t pid, int mem_fd, const struct proc_maps *maps, struct re
 		const struct proc_map *m = &maps->v[i];
 		int ret;
 
-		if (m->offset || strncmp(m->path, "/memfd:" REGISTRY_MEMFD_PREFIX,
-					 strlen("/memfd:" REGISTRY_MEMFD_PREFIX)))
+		if (m->offset || !registry_path_id(m->path))
 			continue;
 		if (OPUS_PUSH(out->v, out->n, cap)) {
 			registry_free(out);

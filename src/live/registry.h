@@ -13,7 +13,9 @@
 #include "util/buf.h"
 
 #define REGISTRY_MEMFD_PREFIX "opus:"
-#define JUMP_SIZE	      5
+/* How the kernel names such a mapping in /proc/PID/maps and /proc/PID/fd. */
+#define REGISTRY_PATH_PREFIX "/memfd:" REGISTRY_MEMFD_PREFIX
+#define JUMP_SIZE	     5
 
 /* A place where a jump was written, with the bytes it replaced. */
 struct reg_site {
@@ -49,6 +51,9 @@ struct reg_entry {
 	size_t nsites, sites_cap;
 };
 
+/* The patch id in a mapping's or descriptor's path ("/memfd:opus:<id>
+ * (deleted)"), or NULL if it is not an opus registry. */
+const char *registry_path_id(const char *path);
 int registry_format(const struct reg_entry *e, struct opus_buf *out);
 int registry_parse(const char *text, struct reg_entry *e);
 void registry_entry_free(struct reg_entry *e);

@@ -141,12 +141,12 @@ int opsign_sign(const char *path, const struct opsign_key *k, const char *out)
 	struct opsign_info info;
 	struct opatch p;
 	uint8_t sig[OPSIGN_SIG_LEN];
-	char hex[2 * OPSIGN_SIG_LEN + 1], tmp[4200], *data, *signed_file;
+	char hex[2 * OPSIGN_SIG_LEN + 1], *data, *signed_file;
 	size_t len;
 	int ret = sodium_ready();
 
 	if (ret || (ret = opus_read_file(path, &data, &len)))
-		return ret ? ret : opus_err(ret, "%s: %s", path, strerror(-ret));
+		return ret;
 	ret = opsign_split(path, data, len, &info);
 	/* Only a patch opus can read gets signed. */
 	if (!ret && !(ret = opatch_read_mem(path, data, info.body_len, &p)))
@@ -160,13 +160,8 @@ int opsign_sign(const char *path, const struct opsign_key *k, const char *out)
 		memcpy(signed_file, data, info.body_len);
 		snprintf(signed_file + info.body_len, TRAILER_LEN + 1, "%s%s %s\n", TRAILER_TAG,
 			 k->id, hex);
-		out = out ? out : path;
-		snprintf(tmp, sizeof(tmp), "%s.signing-%d", out, (int)getpid());
-		ret = opus_write_file(tmp, signed_file, info.body_len + TRAILER_LEN);
-		if (!ret && rename(tmp, out))
-			ret = opus_err(-errno, "%s: %s", out, strerror(errno));
-		if (ret)
-			unlink(tmp);
+		ret = opus_write_file_atomic(out ? out : path, signed_file,
+					     info.body_len + TRAILER_LEN);
 	}
 	free(signed_file);
 	free(data);
@@ -249,19 +244,32 @@ int opsign_check(const char *name, const void *buf, size_t len, const char *trus
 	return 0;
 }
 
-int opatch_read_trusted(const char *path, const char *trusted_dir, struct opatch *p)
+int opatch_read_trusted_bytes(const char *path, const char *trusted_dir, struct opatch *p,
+			      char **data, size_t *len)
 {
 	struct opsign_info info;
-	char *data;
-	size_t len;
 	int ret;
 
 	opatch_init(p);
-	if ((ret = opus_read_file(path, &data, &len)))
+	if ((ret = opus_read_file(path, data, len)))
 		return ret;
-	ret = opsign_check(path, data, len, trusted_dir, &info);
+	ret = opsign_check(path, *data, *len, trusted_dir, &info);
 	if (!ret)
-		ret = opatch_read_mem(path, data, len, p);
-	free(data);
+		ret = opatch_read_mem(path, *data, *len, p);
+	if (ret) {
+		free(*data);
+		*data = NULL;
+	}
+	return ret;
+}
+
+int opatch_read_trusted(const char *path, const char *trusted_dir, struct opatch *p)
+{
+	char *data;
+	size_t len;
+	int ret = opatch_read_trusted_bytes(path, trusted_dir, p, &data, &len);
+
+	if (!ret)
+		free(data);
 	return ret;
 }

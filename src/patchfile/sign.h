@@ -63,5 +63,8 @@ int opsign_check(const char *name, const void *buf, size_t len, const char *trus
 /* Reads a patch file under the trust policy: the one entry point for
  * commands that act on processes (apply, install, the daemon). */
 int opatch_read_trusted(const char *path, const char *trusted_dir, struct opatch *p);
+/* The same, handing back the very bytes read (malloc'd) on success. */
+int opatch_read_trusted_bytes(const char *path, const char *trusted_dir, struct opatch *p,
+			      char **data, size_t *len);
 
 #endif

@@ -99,39 +99,19 @@ static int find(const char *dir, const char *id, struct opstore_entry *out, unsi
 	return found;
 }
 
-/* Write to a temporary name and rename: the daemon never sees half a file. */
-static int write_atomic(const char *dir, const char *dst, const void *data, size_t len)
-{
-	char tmp[4200];
-	int ret;
-
-	snprintf(tmp, sizeof(tmp), "%s/.install-%d", dir, (int)getpid());
-	ret = opus_write_file(tmp, data, len);
-	if (!ret && rename(tmp, dst))
-		ret = opus_err(-errno, "%s: %s", dst, strerror(errno));
-	if (ret)
-		unlink(tmp);
-	return ret;
-}
-
 int opstore_install(const char *dir, const char *patch_path, const char *trusted_dir,
 		    struct opatch *p)
 {
-	struct opsign_info sig;
 	struct opstore_entry e;
 	unsigned seq = 0;
 	char dst[4200], *data;
 	size_t len;
 	int ret;
 
-	opatch_init(p);
 	/* Validate the very bytes that are stored. */
-	if ((ret = opus_read_file(patch_path, &data, &len)))
+	if ((ret = opatch_read_trusted_bytes(patch_path, trusted_dir, p, &data, &len)))
 		return ret;
-	ret = opsign_check(patch_path, data, len, trusted_dir, &sig);
-	if (!ret)
-		ret = opatch_read_mem(patch_path, data, len, p);
-	if (!ret && mkdir(dir, 0700) && errno != EEXIST)
+	if (mkdir(dir, 0700) && errno != EEXIST)
 		ret = opus_err(-errno, "patch store %s: %s", dir, strerror(errno));
 	if (!ret && (ret = find(dir, p->id, &e, &seq)) == 1)
 		ret = opus_err(-EEXIST, "patch %s is already installed in %s", p->id, dir);
@@ -139,7 +119,8 @@ int opstore_install(const char *dir, const char *patch_path, const char *trusted
 		ret = opus_err(-ENOSPC, "patch store %s: install numbers exhausted", dir);
 	if (!ret) {
 		snprintf(dst, sizeof(dst), "%s/%06u-%s.opatch", dir, seq, p->id);
-		ret = write_atomic(dir, dst, data, len);
+		/* Atomic: the daemon never reads half a file. */
+		ret = opus_write_file_atomic(dst, data, len);
 	}
 	free(data);
 	if (ret)

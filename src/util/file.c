@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -75,6 +76,20 @@ int opus_write_file(const char *path, const void *buf, size_t len)
 	if (close(fd) < 0)
 		return opus_err(-errno, "%s: %s", path, strerror(errno));
 	return 0;
+}
+
+int opus_write_file_atomic(const char *path, const void *buf, size_t len)
+{
+	char tmp[4200];
+	int ret;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp-%d", path, (int)getpid());
+	ret = opus_write_file(tmp, buf, len);
+	if (!ret && rename(tmp, path))
+		ret = opus_err(-errno, "%s: %s", path, strerror(errno));
+	if (ret)
+		unlink(tmp);
+	return ret;
 }
 
 const char *opus_base_name(const char *path)

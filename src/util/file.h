@@ -7,6 +7,9 @@
 /* Read all of path into a malloc'd buffer (NUL-terminated, not counted in len). */
 int opus_read_file(const char *path, char **buf, size_t *len);
 int opus_write_file(const char *path, const void *buf, size_t len);
+/* The same through a temporary file beside path and a rename: a reader
+ * sees the old file or the whole new one, never half of it. */
+int opus_write_file_atomic(const char *path, const void *buf, size_t len);
 /* The last component of a path (a pointer into it). */
 const char *opus_base_name(const char *path);
 

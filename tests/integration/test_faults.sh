@@ -23,15 +23,26 @@ points() {
 	OPUS_FAULT_LIST=1 "$@" 2>&1 >/dev/null | grep -c '^opus fault point'
 }
 
-# fault_cycle CMD-KIND N OLD NEW: runs apply or revert with fault N; a
+# op apply|revert [VAR=VALUE...]: that opus command on the target, with
+# the given environment.
+op() {
+	local kind=$1
+	shift
+	if [ "$kind" = apply ]; then
+		env "$@" "$OPUS" apply "$PID" "$WORK/fix.opatch"
+	else
+		env "$@" "$OPUS" revert "$PID"
+	fi
+}
+
+# fault_cycle KIND N OLD NEW: runs apply or revert with fault N; a
 # failure must leave OLD exactly, a success (the fault came after the last
 # step that matters) NEW exactly. Puts the target back in OLD afterwards.
 fault_cycle() {
-	local kind=$1 i=$2 old=$3 new=$4 cmd
-	if [ "$kind" = apply ]; then cmd=("$OPUS" apply "$PID" "$WORK/fix.opatch"); else cmd=("$OPUS" revert "$PID"); fi
-	if ERR=$(env OPUS_FAULT_AT="$i" "${cmd[@]}" 2>&1 >/dev/null); then
+	local kind=$1 i=$2 old=$3 new=$4
+	if ERR=$(op "$kind" OPUS_FAULT_AT="$i" 2>&1 >/dev/null); then
 		state_is "$new" "$kind fault $i (succeeded)"
-		if [ "$kind" = apply ]; then "$OPUS" revert "$PID" >/dev/null; else "$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null; fi
+		if [ "$kind" = apply ]; then op revert >/dev/null; else op apply >/dev/null; fi
 	else
 		assert_contains "injected fault $i" "$ERR" "$kind fault $i"
 		state_is "$old" "after $kind fault $i"
@@ -63,9 +74,8 @@ test_apply_and_revert_fail_cleanly_at_every_step() {
 # or exactly patched (the kill came after the last jump). Puts it back to
 # unpatched (apply) or patched (revert) afterwards.
 kill_cycle() {
-	local kind=$1 i=$2 status=0 answer cmd
-	if [ "$kind" = apply ]; then cmd=("$OPUS" apply "$PID" "$WORK/fix.opatch"); else cmd=("$OPUS" revert "$PID"); fi
-	env OPUS_FAULT_ACTION=kill OPUS_FAULT_AT="$i" "${cmd[@]}" >/dev/null 2>&1 || status=$?
+	local kind=$1 i=$2 status=0 answer
+	op "$kind" OPUS_FAULT_ACTION=kill OPUS_FAULT_AT="$i" >/dev/null 2>&1 || status=$?
 	[ "$status" = 137 ] || fail "$kind: opus was not killed at point $i (status $status)"
 	assert_running "$PID"
 	answer=$(req 'AUTH admin ')
@@ -73,10 +83,10 @@ kill_cycle() {
 	"$OPUS" recover "$PID" >"$WORK/recover.out" || fail "recover after $kind kill $i"
 	if [ "$(opus_mappings "$PID")" = 0 ]; then
 		state_is unpatched "recovered after $kind kill $i"
-		[ "$kind" = apply ] || "$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+		[ "$kind" = apply ] || op apply >/dev/null
 	else
 		state_is patched "recovered after $kind kill $i"
-		[ "$kind" = revert ] || "$OPUS" revert "$PID" >/dev/null
+		[ "$kind" = revert ] || op revert >/dev/null
 	fi
 }
 

@@ -11,15 +11,7 @@ if [ -e "$tree/build/libexpat.so.1" ] && [ -e "$tree/build/compile_commands.json
 	echo "$tree"
 	exit 0
 fi
-src=$(bash "$ROOT/tools/deb-source.sh" expat "$work/source")
-rm -rf "$tree"
-mkdir -p "$tree"
-tar -xzf "$work"/source/expat_*.orig.tar.gz -C "$tree" --strip-components=1
-cp -a "$src/debian" "$tree/debian"
-while read -r p; do
-	case "$p" in *CVE-* | "" | \#*) continue ;; esac
-	patch -s -p1 -d "$tree" <"$tree/debian/patches/$p"
-done <"$tree/debian/patches/series"
+bash "$ROOT/tools/deb-tree.sh" expat "$work/source" "$tree"
 
 flags() { DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get "$1"; }
 cmake -S "$tree/expat" -B "$tree/build" -DCMAKE_BUILD_TYPE=None \

@@ -11,15 +11,7 @@ if [ -x "$tree/objs/nginx" ] && [ -e "$tree/compile_commands.json" ]; then
 	echo "$tree"
 	exit 0
 fi
-src=$(bash "$ROOT/tools/deb-source.sh" nginx "$work/source")
-rm -rf "$tree"
-mkdir -p "$tree"
-tar -xzf "$work"/source/nginx_*.orig.tar.gz -C "$tree" --strip-components=1
-cp -a "$src/debian" "$tree/debian"
-while read -r p; do
-	case "$p" in CVE-* | "" | \#*) continue ;; esac
-	patch -s -p1 -d "$tree" <"$tree/debian/patches/$p"
-done <"$tree/debian/patches/series"
+bash "$ROOT/tools/deb-tree.sh" nginx "$work/source" "$tree"
 
 cflags="$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get CFLAGS) -fPIC"
 cflags="$cflags $(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get CPPFLAGS)"
