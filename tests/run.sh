@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs every integration test against build/opus, then again against the
 # AddressSanitizer + UndefinedBehaviorSanitizer build when it exists.
+# tests/run.sh PATTERN runs only the tests whose name matches the glob
+# (e.g. 'test_extern_*'); OPUS_TEST_PLAIN_ONLY=1 skips the sanitized run.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+PATTERN=${1:-}
 
 passed=0
 failed=0
@@ -15,6 +18,8 @@ run_suite() {
 		# Each file defines test_* functions; run each in its own subshell.
 		for name in $(bash -c "source tests/lib.sh; source '$t'; declare -F" |
 			awk '{print $3}' | grep '^test_'); do
+			# shellcheck disable=SC2053
+			[[ $name == ${PATTERN:-test_*} ]] || continue
 			local work
 			work=$(mktemp -d /tmp/opus-test.XXXXXX)
 			if (
@@ -39,7 +44,7 @@ run_suite() {
 }
 
 run_suite "$ROOT/build/opus" plain
-if [ -x "$ROOT/build-asan/opus" ]; then
+if [ -x "$ROOT/build-asan/opus" ] && [ -z "${OPUS_TEST_PLAIN_ONLY:-}" ]; then
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 	export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 	run_suite "$ROOT/build-asan/opus" asan

@@ -76,6 +76,18 @@ static const char *orig_static_name(struct asm_ctx *c, const char *name)
 	return NULL;
 }
 
+/* A global of the compile in the binary. A hidden one (visibility
+ * attribute, -fvisibility=hidden) is made local by the link, filed under no
+ * source file: take it when its name is unique among the binary's locals. */
+static const struct opus_sym *bin_find_global(const struct asm_ctx *c, const char *name)
+{
+	const struct opus_sym *s = opus_symtab_find_global(c->bin, name);
+
+	if (!s && opus_symtab_find_local(c->bin, NULL, name, &s) != 1)
+		s = NULL;
+	return s;
+}
+
 /* The running binary's copy of an object symbol; NULL if it has none. */
 static int bin_lookup(struct asm_ctx *c, const GElf_Sym *sym, const char *name,
 		      const struct opus_sym **out)
@@ -84,7 +96,7 @@ static int bin_lookup(struct asm_ctx *c, const GElf_Sym *sym, const char *name,
 	int n;
 
 	if (GELF_ST_BIND(sym->st_info) != STB_LOCAL) {
-		*out = opus_symtab_find_global(c->bin, name);
+		*out = bin_find_global(c, name);
 		return 0;
 	}
 	if (GELF_ST_TYPE(sym->st_info) == STT_OBJECT && base_len(name) != strlen(name)) {
@@ -142,11 +154,15 @@ static int include_section(struct asm_ctx *c, size_t scn)
 }
 
 /* A library's exported symbol is looked up in the process's global scope,
- * as its own code does through the GOT and PLT: the executable may hold a
- * copy-relocated variable or an interposed function of that name. */
-static bool interposable(const struct asm_ctx *c, const GElf_Sym *sym, const char *name)
+ * as its own code does through the GOT and PLT (and its data through
+ * dynamic relocations): the executable may hold a copy-relocated variable
+ * or an interposed function of that name. A direct reference (PC32, 32)
+ * cannot have been interposed: the linker bound it to the library's own. */
+static bool interposable(const struct asm_ctx *c, const GElf_Sym *sym, const char *name,
+			 uint32_t type)
 {
-	return c->exports && GELF_ST_BIND(sym->st_info) != STB_LOCAL &&
+	return c->exports && !obj_rela_is_direct(type) &&
+	       GELF_ST_BIND(sym->st_info) != STB_LOCAL &&
 	       opus_symtab_find_global(c->exports, name);
 }
 
@@ -163,7 +179,7 @@ static int find_or_add_sym(struct opatch *p, const char *name, enum opatch_sym_k
 /* A reference to section scn's content at object-symbol sym (value v):
  * bind to the running binary's copy of holder, or include the section. */
 static int bind_or_include(struct asm_ctx *c, size_t scn, size_t holder, int64_t *addend,
-			   uint64_t v, bool data)
+			   uint64_t v, bool data, uint32_t type)
 {
 	const struct opus_sym *b = NULL;
 	GElf_Sym hs;
@@ -175,7 +191,7 @@ static int bind_or_include(struct asm_ctx *c, size_t scn, size_t holder, int64_t
 		ret = bin_lookup(c, &hs, name, &b);
 		if (ret)
 			return ret;
-		if (b && interposable(c, &hs, name)) {
+		if (b && interposable(c, &hs, name, type)) {
 			*addend += (int64_t)v - (int64_t)hs.st_value;
 			return find_or_add_sym(c->p, name, OPATCH_SYM_EXTERN, 0,
 					       GELF_ST_TYPE(hs.st_info));
@@ -214,7 +230,7 @@ static size_t data_holder(struct asm_ctx *c, size_t symidx, const GElf_Sym *sym,
 }
 
 /* Patch symbol a relocation binds to; *addend is adjusted to match. */
-static int resolve(struct asm_ctx *c, const GElf_Rela *r, int64_t *addend)
+static int resolve(struct asm_ctx *c, const GElf_Rela *r, uint32_t type, int64_t *addend)
 {
 	size_t symidx = GELF_R_SYM(r->r_info), scn, holder;
 	const struct obj_scn *t;
@@ -228,8 +244,8 @@ static int resolve(struct asm_ctx *c, const GElf_Rela *r, int64_t *addend)
 		return opus_err(-EINVAL, "%s: bad relocation symbol", c->o->path);
 	name = obj_sym_name(c->o, &sym);
 	if (sym.st_shndx == SHN_UNDEF) {
-		b = opus_symtab_find_global(c->bin, name);
-		if (b && !interposable(c, &sym, name))
+		b = bin_find_global(c, name);
+		if (b && !interposable(c, &sym, name, type))
 			return find_or_add_sym(c->p, name, OPATCH_SYM_TARGET, b->value,
 					       GELF_ST_TYPE(sym.st_info));
 		return find_or_add_sym(c->p, name, OPATCH_SYM_EXTERN, 0, GELF_ST_TYPE(sym.st_info));
@@ -251,18 +267,32 @@ static int resolve(struct asm_ctx *c, const GElf_Rela *r, int64_t *addend)
 		/* Changed code and cold parts travel with the patch. */
 		if (holder && (c->changed[holder] || obj_is_cold_name(name)))
 			holder = 0;
-		return bind_or_include(c, scn, holder, addend, v, false);
+		return bind_or_include(c, scn, holder, addend, v, false, type);
 	}
 	/* Read-only data, and data only the loader writes (relro tables of
 	 * pointers), carries no running state: the new version comes along. */
 	if (!(t->sh.sh_flags & SHF_WRITE) || !strncmp(t->name, ".data.rel.ro", 12))
-		return bind_or_include(c, scn, 0, addend, v, false);
+		return bind_or_include(c, scn, 0, addend, v, false, type);
 	holder = data_holder(c, symidx, &sym, scn, r);
-	return bind_or_include(c, scn, holder, addend, v, true);
+	return bind_or_include(c, scn, holder, addend, v, true, type);
+}
+
+/* A PC32 relocation on a call, jmp or jcc rel32: a branch, which may go
+ * through a stub like a PLT32 one. A RIP-relative operand is preceded by
+ * its ModRM byte (mod 00, rm 101: 05, 0d ... 3d), never by e8, e9 or 0f 8x. */
+static bool is_branch(const struct obj_scn *s, uint64_t off)
+{
+	const uint8_t *b = s->data ? s->data->d_buf : NULL;
+
+	if (!b || !(s->sh.sh_flags & SHF_EXECINSTR) || off < 2 || off > s->data->d_size)
+		return false;
+	return b[off - 1] == 0xe8 || b[off - 1] == 0xe9 ||
+	       (b[off - 2] == 0x0f && (b[off - 1] & 0xf0) == 0x80);
 }
 
 static int process_section(struct asm_ctx *c, size_t scn)
 {
+	const struct obj_scn *os = &c->o->scns[scn];
 	uint32_t pscn = (uint32_t)c->scn_idx[scn];
 	size_t f = obj_sym_in_scn(c->o, scn, -1, STT_FUNC);
 	GElf_Rela r;
@@ -277,10 +307,19 @@ static int process_section(struct asm_ctx *c, size_t scn)
 
 		if (!opatch_rela_width(pr.type))
 			return opus_err(-ENOTSUP, "%s: section %s: unsupported relocation type %u",
-					c->o->path, c->o->scns[scn].name, pr.type);
-		sym = resolve(c, &r, &pr.addend);
+					c->o->path, os->name, pr.type);
+		if (pr.type == R_X86_64_PC32 && is_branch(os, r.r_offset))
+			pr.type = R_X86_64_PLT32;
+		sym = resolve(c, &r, pr.type, &pr.addend);
 		if (sym < 0)
 			return sym;
+		/* Data of another object is usually beyond 2 GiB of the patch:
+		 * only a GOT slot reaches it. */
+		if (c->p->syms[sym].kind == OPATCH_SYM_EXTERN && obj_rela_is_direct(pr.type))
+			return opus_err(ASSEMBLE_EFARDATA,
+					"%s reads %s, a variable of another object, at a 32-bit "
+					"distance",
+					c->from ? c->from : os->name, c->p->syms[sym].name);
 		pr.sym = (uint32_t)sym;
 		if (opatch_add_rela(c->p, pscn, &pr) < 0)
 			return -ENOMEM;

@@ -5,6 +5,8 @@
 #ifndef OPUS_BUILD_ASSEMBLE_H
 #define OPUS_BUILD_ASSEMBLE_H
 
+#include <errno.h>
+
 #include "explain.h"
 #include "notes.h"
 #include "obj.h"
@@ -22,6 +24,11 @@ struct assemble_target {
 	const struct opus_symtab *syms;	   /* .symtab: everything, statics too */
 	const struct opus_symtab *exports; /* a library's .dynsym, else NULL */
 };
+
+/* assemble_tu's answer when new code reads a variable of another object
+ * directly (PC32 or a 32-bit absolute): the unit must be compiled again with
+ * extern data through the GOT (COMPILE_SECTIONS_GOT). */
+#define ASSEMBLE_EFARDATA (-EREMOTE)
 
 int assemble_tu(struct opatch *p, const struct assemble_target *bin, const struct obj *orig,
 		const struct obj *patched, const struct assemble_why *why,

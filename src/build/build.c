@@ -3,6 +3,7 @@
 #include "compile.h"
 #include "explain.h"
 #include "obj.h"
+#include "objdiff.h"
 #include "workspace.h"
 #include "patchfile/opatch.h"
 #include "util/err.h"
@@ -44,47 +45,139 @@ static int load_binary(struct build *b)
 	return 0;
 }
 
-static int compile_all(struct build *b, const char *tag)
+static void obj_path(const struct build *b, const char *tag, size_t unit, char *out, size_t len)
+{
+	snprintf(out, len, "%s/%s-%zu.o", b->ws.scratch, tag, unit);
+}
+
+/* Compile the units (those marked in only, or all) as tag-N.o. */
+static int compile_units(struct build *b, const char *tag, enum compile_flavour flavour,
+			 const bool *only)
 {
 	char out[256];
 	int ret;
 
 	for (size_t i = 0; i < b->ws.nunits; i++) {
-		snprintf(out, sizeof(out), "%s/%s-%zu.o", b->ws.scratch, tag, i);
-		ret = compile_tu(b->ws.units[i], b->ws.root, b->ws.tree, out);
+		if (only && !only[i])
+			continue;
+		obj_path(b, tag, i, out, sizeof(out));
+		ret = compile_tu(b->ws.units[i], b->ws.root, b->ws.tree, flavour, out);
 		if (ret)
 			return ret;
 	}
 	return 0;
 }
 
-static int assemble_all(struct build *b, struct build_notes *notes)
+static int open_pair(const struct build *b, size_t unit, const char *orig_tag,
+		     const char *new_tag, struct obj *orig, struct obj *patched)
 {
 	char a[256], n[256];
-	int ret = 0;
+	int ret;
+
+	obj_path(b, orig_tag, unit, a, sizeof(a));
+	obj_path(b, new_tag, unit, n, sizeof(n));
+	if ((ret = obj_open(a, orig)))
+		return ret;
+	if ((ret = obj_open(n, patched)))
+		obj_close(orig);
+	return ret;
+}
+
+/* One unit's changed functions into the patch, from the compiles tagged
+ * orig_tag and new_tag. */
+static int assemble_unit(struct build *b, size_t unit, const char *orig_tag, const char *new_tag,
+			 struct build_notes *notes)
+{
+	struct assemble_target bin = {&b->bin_syms,
+				      b->bin_exports.count ? &b->bin_exports : NULL};
+	struct obj orig, patched;
+	struct src_map src;
+	char n[256];
+	int ret = open_pair(b, unit, orig_tag, new_tag, &orig, &patched);
+
+	if (ret)
+		return ret;
+	obj_path(b, new_tag, unit, n, sizeof(n));
+	src_map_load(n, &src); /* explanations only: no DWARF, no reasons */
+	ret = assemble_tu(&b->patch, &bin, &orig, &patched,
+			  &(struct assemble_why){&src, &b->ws.files}, notes);
+	src_map_free(&src);
+	obj_close(&orig);
+	obj_close(&patched);
+	return ret;
+}
+
+/* The GOT compiles must change the same functions as the plain ones:
+ * otherwise their code is not a drop-in for what the diff found. */
+static int check_same_changes(struct build *b, size_t unit)
+{
+	struct obj a1, b1, a2, b2;
+	const char *name = NULL;
+	int ret = open_pair(b, unit, "orig", "new", &a1, &b1);
+
+	if (ret)
+		return ret;
+	ret = open_pair(b, unit, "orig-got", "new-got", &a2, &b2);
+	if (!ret) {
+		if (!objdiff_same_changes(&a1, &b1, &a2, &b2, &name))
+			ret = opus_err(-ENOTSUP,
+				       "%s: compiled with -mno-direct-extern-access, %s changes "
+				       "differently; cannot reach the variable safely",
+				       b->ws.units[unit]->file, name ? name : "a function");
+		obj_close(&a2);
+		obj_close(&b2);
+	}
+	obj_close(&a1);
+	obj_close(&b1);
+	return ret;
+}
+
+/* Units whose new code reads variables of other objects directly are
+ * compiled again, original and patched, with those reads through the GOT. */
+static int assemble_far(struct build *b, const bool *far, struct build_notes *notes)
+{
+	int ret = workspace_unapply_diff(&b->ws);
+
+	if (!ret)
+		ret = compile_units(b, "orig-got", COMPILE_SECTIONS_GOT, far);
+	if (!ret)
+		ret = workspace_apply_diff(&b->ws);
+	if (!ret)
+		ret = compile_units(b, "new-got", COMPILE_SECTIONS_GOT, far);
+	for (size_t i = 0; !ret && i < b->ws.nunits; i++) {
+		if (!far[i])
+			continue;
+		ret = check_same_changes(b, i);
+		if (!ret)
+			ret = assemble_unit(b, i, "orig-got", "new-got", notes);
+		if (ret == ASSEMBLE_EFARDATA)
+			ret = opus_err_wrap(-ENOTSUP, "compiled with -mno-direct-extern-access");
+	}
+	return ret;
+}
+
+static int assemble_all(struct build *b, struct build_notes *notes)
+{
+	bool *far = calloc(b->ws.nunits + 1, sizeof(*far)), any_far = false;
+	int ret = far ? 0 : -ENOMEM;
 
 	for (size_t i = 0; !ret && i < b->ws.nunits; i++) {
-		struct obj orig, patched;
-		struct src_map src;
+		struct opatch_mark mark = opatch_mark(&b->patch);
+		size_t nnotes = notes->n;
 
-		snprintf(a, sizeof(a), "%s/orig-%zu.o", b->ws.scratch, i);
-		snprintf(n, sizeof(n), "%s/new-%zu.o", b->ws.scratch, i);
-		if ((ret = obj_open(a, &orig)))
-			break;
-		if ((ret = obj_open(n, &patched))) {
-			obj_close(&orig);
-			break;
+		ret = assemble_unit(b, i, "orig", "new", notes);
+		if (ret == ASSEMBLE_EFARDATA) {
+			opus_info("%s; compiling %s again with -mno-direct-extern-access",
+				  opus_errmsg(), b->ws.units[i]->file);
+			opatch_truncate(&b->patch, mark);
+			build_notes_truncate(notes, nnotes);
+			far[i] = any_far = true;
+			ret = 0;
 		}
-		src_map_load(n, &src); /* explanations only: no DWARF, no reasons */
-		ret =
-		    assemble_tu(&b->patch,
-				&(struct assemble_target){
-				    &b->bin_syms, b->bin_exports.count ? &b->bin_exports : NULL},
-				&orig, &patched, &(struct assemble_why){&src, &b->ws.files}, notes);
-		src_map_free(&src);
-		obj_close(&orig);
-		obj_close(&patched);
 	}
+	if (!ret && any_far)
+		ret = assemble_far(b, far, notes);
+	free(far);
 	if (!ret && !b->patch.nfuncs)
 		ret = opus_err(-ENODATA, "%s: the diff changes no function of %s", b->opts->diff,
 			       b->opts->binary);
@@ -136,8 +229,9 @@ static int run_build(struct build *b, struct build_notes *notes)
 	if ((ret = load_binary(b)) ||
 	    (ret = workspace_open(&b->ws, b->opts->source, b->opts->diff, b->opts->cdb)))
 		return ret;
-	if ((ret = compile_all(b, "orig")) || (ret = workspace_apply_diff(&b->ws)) ||
-	    (ret = compile_all(b, "new")))
+	if ((ret = compile_units(b, "orig", COMPILE_SECTIONS, NULL)) ||
+	    (ret = workspace_apply_diff(&b->ws)) ||
+	    (ret = compile_units(b, "new", COMPILE_SECTIONS, NULL)))
 		return ret;
 	if ((ret = assemble_all(b, notes)) || (ret = fill_meta(b)))
 		return ret;

@@ -103,22 +103,35 @@ int compile_deps(const struct cdb_entry *e, const char *out_deps)
 	return ret;
 }
 
-int compile_tu(const struct cdb_entry *e, const char *orig_root, const char *scratch_root,
-	       const char *out_obj)
+/* The flags a flavour adds to the unit's own. */
+static int add_flavour(char ***argv, size_t *n, size_t *cap, enum compile_flavour flavour,
+		       const char *orig_root, const char *scratch_root)
 {
-	char **argv = NULL, *cwd = compile_rebase(e->directory, orig_root, scratch_root), map[8192];
+	static const char *const sections[] = {"-ffunction-sections", "-fdata-sections",
+					       "-fno-lto"};
+	char map[8192];
+	int ret = 0;
+
+	snprintf(map, sizeof(map), "-ffile-prefix-map=%s=%s", scratch_root, orig_root);
+	if (flavour != COMPILE_AS_BUILT)
+		for (size_t i = 0; !ret && i < sizeof(sections) / sizeof(sections[0]); i++)
+			ret = add(argv, n, cap, strdup(sections[i]));
+	if (!ret && flavour == COMPILE_SECTIONS_GOT)
+		ret = add(argv, n, cap, strdup("-mno-direct-extern-access"));
+	if (!ret)
+		ret = add(argv, n, cap, strdup(map));
+	return ret;
+}
+
+int compile_tu(const struct cdb_entry *e, const char *orig_root, const char *scratch_root,
+	       enum compile_flavour flavour, const char *out_obj)
+{
+	char **argv = NULL, *cwd = compile_rebase(e->directory, orig_root, scratch_root);
 	size_t n = 0, cap = 0;
 	int ret = cwd ? compile_base_args(e, orig_root, scratch_root, &argv, &n, &cap) : -ENOMEM;
 
-	snprintf(map, sizeof(map), "-ffile-prefix-map=%s=%s", scratch_root, orig_root);
 	if (!ret)
-		ret = add(&argv, &n, &cap, strdup("-ffunction-sections"));
-	if (!ret)
-		ret = add(&argv, &n, &cap, strdup("-fdata-sections"));
-	if (!ret)
-		ret = add(&argv, &n, &cap, strdup("-fno-lto"));
-	if (!ret)
-		ret = add(&argv, &n, &cap, strdup(map));
+		ret = add_flavour(&argv, &n, &cap, flavour, orig_root, scratch_root);
 	if (!ret)
 		ret = add(&argv, &n, &cap, strdup("-c"));
 	if (!ret)

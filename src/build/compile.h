@@ -5,10 +5,22 @@
 
 #include "cdb.h"
 
+/* How a unit is compiled. */
+enum compile_flavour {
+	/* Its own flags only: the code the binary holds, to check it against. */
+	COMPILE_AS_BUILT,
+	/* Plus a section per function and per object: what the diff compares
+	 * and the patch copies (every reference gets a relocation). */
+	COMPILE_SECTIONS,
+	/* Plus -mno-direct-extern-access: variables of other objects are read
+	 * through a GOT slot, which opus fills, never at a 32-bit distance. */
+	COMPILE_SECTIONS_GOT,
+};
+
 /* orig_root is the user's tree, scratch_root its copy: paths are moved into
  * the copy, and mapped back in debug info and __FILE__. */
 int compile_tu(const struct cdb_entry *e, const char *orig_root, const char *scratch_root,
-	       const char *out_obj);
+	       enum compile_flavour flavour, const char *out_obj);
 
 /* The unit's own flags (argv[0] the compiler), paths moved from orig_root to
  * scratch_root (NULL: kept), without output, dependency and source args. */

@@ -34,13 +34,20 @@ int build_note_add(struct build_notes *notes, enum build_note_kind kind, const c
 	return 0;
 }
 
-void build_notes_free(struct build_notes *notes)
+void build_notes_truncate(struct build_notes *notes, size_t n)
 {
-	for (size_t i = 0; i < notes->n; i++) {
+	for (size_t i = n; i < notes->n; i++) {
 		free(notes->v[i].function);
 		free(notes->v[i].file);
 		free(notes->v[i].message);
 	}
+	if (n < notes->n)
+		notes->n = n;
+}
+
+void build_notes_free(struct build_notes *notes)
+{
+	build_notes_truncate(notes, 0);
 	free(notes->v);
 	memset(notes, 0, sizeof(*notes));
 }

@@ -26,6 +26,8 @@ struct build_notes {
 
 int build_note_add(struct build_notes *notes, enum build_note_kind kind, const char *function,
 		   const char *file, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Drop the notes added after the first n. */
+void build_notes_truncate(struct build_notes *notes, size_t n);
 void build_notes_free(struct build_notes *notes);
 const char *build_note_kind_name(enum build_note_kind kind);
 

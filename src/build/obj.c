@@ -1,5 +1,6 @@
 #include "obj.h"
 #include "util/err.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -43,6 +44,99 @@ static int load_sections(struct obj *o)
 	return 0;
 }
 
+/* Sections whose pieces are compared by content: read-only data that is
+ * neither code nor a mergeable section (which has its own entry sizes). */
+static bool has_pieces(const struct obj_scn *s)
+{
+	return (s->sh.sh_flags & SHF_ALLOC) &&
+	       !(s->sh.sh_flags & (SHF_WRITE | SHF_EXECINSTR | SHF_MERGE)) &&
+	       s->sh.sh_type == SHT_PROGBITS;
+}
+
+static int add_cut(struct obj_scn *s, uint64_t off, size_t *cap)
+{
+	if (off > s->sh.sh_size)
+		return 0;
+	if (OPUS_PUSH(s->cuts, s->ncuts, *cap))
+		return -ENOMEM;
+	s->cuts[s->ncuts++] = off;
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int find_cuts(struct obj *o)
+{
+	size_t *cap = calloc(o->nscn, sizeof(*cap));
+	GElf_Sym sym;
+	GElf_Rela r;
+	int ret = cap ? 0 : -ENOMEM;
+
+	for (size_t i = 1; !ret && i < o->nsyms; i++)
+		if (obj_sym(o, i, &sym) && sym.st_shndx < o->nscn &&
+		    has_pieces(&o->scns[sym.st_shndx]) && GELF_ST_TYPE(sym.st_info) != STT_SECTION)
+			ret = add_cut(&o->scns[sym.st_shndx], sym.st_value, &cap[sym.st_shndx]);
+	for (size_t s = 1; !ret && s < o->nscn; s++)
+		for (size_t i = 0; !ret && obj_rela(o, s, i, &r); i++) {
+			int64_t off = obj_rela_referenced(&r);
+
+			if (!obj_sym(o, GELF_R_SYM(r.r_info), &sym) || sym.st_shndx >= o->nscn ||
+			    !has_pieces(&o->scns[sym.st_shndx]))
+				continue;
+			if (GELF_ST_TYPE(sym.st_info) != STT_SECTION)
+				off += (int64_t)sym.st_value;
+			if (off >= 0)
+				ret = add_cut(&o->scns[sym.st_shndx], (uint64_t)off,
+					      &cap[sym.st_shndx]);
+		}
+	for (size_t s = 1; !ret && s < o->nscn; s++) {
+		struct obj_scn *x = &o->scns[s];
+
+		if (!has_pieces(x) || (ret = add_cut(x, x->sh.sh_size, &cap[s])))
+			continue;
+		qsort(x->cuts, x->ncuts, sizeof(*x->cuts), cmp_u64);
+	}
+	free(cap);
+	return ret;
+}
+
+void obj_piece(const struct obj *o, size_t scn, uint64_t off, uint64_t *lo, uint64_t *hi)
+{
+	const struct obj_scn *s = &o->scns[scn];
+	const uint8_t *d = s->data ? s->data->d_buf : NULL;
+	size_t sym;
+	GElf_Sym object;
+
+	/* A named object is itself. */
+	if ((sym = obj_sym_in_scn(o, scn, (long)off, STT_OBJECT)) && obj_sym(o, sym, &object) &&
+	    object.st_size) {
+		*lo = object.st_value;
+		*hi = object.st_value + object.st_size;
+		return;
+	}
+	*lo = off;
+	*hi = s->sh.sh_size > off ? s->sh.sh_size : off;
+	for (size_t i = 0; i < s->ncuts; i++)
+		if (s->cuts[i] > off) {
+			*hi = s->cuts[i];
+			break;
+		}
+	/* An anonymous literal ends before the alignment padding that follows
+	 * it, whose length depends on where it happened to land. */
+	while (d && *hi > *lo + 1 && *hi <= s->data->d_size && !d[*hi - 1] && !d[*hi - 2])
+		(*hi)--;
+}
+
+int64_t obj_rela_referenced(const GElf_Rela *r)
+{
+	return r->r_addend + (obj_rela_is_pcrel((uint32_t)GELF_R_TYPE(r->r_info)) ? 4 : 0);
+}
+
 int obj_open(const char *path, struct obj *o)
 {
 	GElf_Sym sym;
@@ -63,6 +157,8 @@ int obj_open(const char *path, struct obj *o)
 		}
 	if (!ret && !o->file)
 		o->file = "";
+	if (!ret)
+		ret = find_cuts(o);
 	if (ret)
 		obj_close(o);
 	return ret;
@@ -70,6 +166,8 @@ int obj_open(const char *path, struct obj *o)
 
 void obj_close(struct obj *o)
 {
+	for (size_t i = 0; o->scns && i < o->nscn; i++)
+		free(o->scns[i].cuts);
 	opus_elf_close(&o->e);
 	free(o->scns);
 	free(o->path);
@@ -134,4 +232,9 @@ bool obj_rela_is_pcrel(uint32_t type)
 {
 	return type == R_X86_64_PC32 || type == R_X86_64_PLT32 || type == R_X86_64_GOTPCREL ||
 	       type == R_X86_64_GOTPCRELX || type == R_X86_64_REX_GOTPCRELX;
+}
+
+bool obj_rela_is_direct(uint32_t type)
+{
+	return type == R_X86_64_PC32 || type == R_X86_64_32 || type == R_X86_64_32S;
 }

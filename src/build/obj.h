@@ -14,6 +14,11 @@ struct obj_scn {
 	Elf_Data *data; /* NULL for SHT_NOBITS */
 	Elf_Data *rela; /* the SHT_RELA data applying to this section, or NULL */
 	size_t nrela;
+	/* Read-only data: the offsets where its pieces start (a symbol, or a
+	 * place some relocation points to: .LC literals have no symbol),
+	 * sorted, the section's size last. */
+	uint64_t *cuts;
+	size_t ncuts;
 };
 
 struct obj {
@@ -37,7 +42,15 @@ size_t obj_find_sym(const struct obj *o, const char *name, int type);
  * offset off (any one if off is -1), or 0. */
 size_t obj_sym_in_scn(const struct obj *o, size_t scn, long off, int type);
 bool obj_is_cold_name(const char *name);
+/* The piece of read-only data section scn holding offset off: [*lo, *hi). */
+void obj_piece(const struct obj *o, size_t scn, uint64_t off, uint64_t *lo, uint64_t *hi);
+/* Where in its section a relocation points: a PC-relative one's addend
+ * is 4 bytes short (the displacement precedes the next instruction). */
+int64_t obj_rela_referenced(const GElf_Rela *r);
 /* A PC-relative relocation: its addend is 4 bytes short of the target. */
 bool obj_rela_is_pcrel(uint32_t type);
+/* A reference that holds the referent's address or distance in 32 bits
+ * (PC32, 32, 32S): it reaches only what lies near. */
+bool obj_rela_is_direct(uint32_t type);
 
 #endif

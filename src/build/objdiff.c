@@ -1,15 +1,14 @@
 #include "objdiff.h"
+#include "util/buf.h"
 #include "util/hex.h"
 #include "util/sha256.h"
 
 #include <stdio.h>
 #include <string.h>
 
-/* Where in its section a relocation points: PC-relative references point
- * 4 bytes short (the displacement precedes the next instruction). */
 static int64_t referenced_offset(const GElf_Rela *r)
 {
-	return r->r_addend + (obj_rela_is_pcrel((uint32_t)GELF_R_TYPE(r->r_info)) ? 4 : 0);
+	return obj_rela_referenced(r);
 }
 
 /* A string literal referenced by a relocation, by its content. */
@@ -40,14 +39,49 @@ static bool describe_const(const struct obj_scn *s, const GElf_Rela *r, char *ou
 	return true;
 }
 
-static void describe_rodata(const struct obj_scn *s, const GElf_Rela *r, char *out, size_t len)
+/* Relocations inside [lo, hi) of section scn, by what they refer to
+ * (jump tables: offsets into code; tables of pointers), fed to the digest. */
+static void describe_piece_relas(const struct obj *o, size_t scn, uint64_t lo, uint64_t hi,
+				 struct opus_buf *b)
 {
+	GElf_Rela r;
+	GElf_Sym sym;
+
+	for (size_t i = 0; obj_rela(o, scn, i, &r); i++) {
+		if (r.r_offset < lo || r.r_offset >= hi || !obj_sym(o, GELF_R_SYM(r.r_info), &sym))
+			continue;
+		opus_buf_printf(b, "%llu %u %s+%lld;", (unsigned long long)(r.r_offset - lo),
+				(unsigned)GELF_R_TYPE(r.r_info), obj_sym_name(o, &sym),
+				(long long)r.r_addend);
+	}
+}
+
+/* Read-only data by the content of the piece referred to (a literal, a
+ * constant, a table), so that literals moving within one .rodata (-O0, no
+ * mergeable sections) change nothing. */
+static void describe_rodata(const struct obj *o, size_t scn, const GElf_Rela *r, char *out,
+			    size_t len)
+{
+	const struct obj_scn *s = &o->scns[scn];
+	int64_t off = referenced_offset(r);
 	uint8_t digest[OPUS_SHA256_LEN];
 	char hex[2 * OPUS_SHA256_LEN + 1];
+	struct opus_buf piece = {0};
+	uint64_t lo, hi;
 
-	opus_sha256(s->data ? s->data->d_buf : "", s->data ? s->data->d_size : 0, digest);
+	if (off < 0 || (uint64_t)off > s->sh.sh_size) {
+		snprintf(out, len, "ro:%s+%lld", s->name, (long long)r->r_addend);
+		return;
+	}
+	obj_piece(o, scn, (uint64_t)off, &lo, &hi);
+	if (s->data && hi <= s->data->d_size)
+		opus_buf_add(&piece, (const uint8_t *)s->data->d_buf + lo, hi - lo);
+	describe_piece_relas(o, scn, lo, hi, &piece);
+	opus_sha256(piece.data ? piece.data : "", piece.len, digest);
+	opus_buf_free(&piece);
 	opus_hex_encode(digest, sizeof(digest), hex);
-	snprintf(out, len, "ro:%s+%lld:%s", s->name, (long long)r->r_addend, hex);
+	/* The offset into the piece, as a PC-relative addend carries it. */
+	snprintf(out, len, "ro:%lld:%s", (long long)(r->r_addend - (int64_t)lo), hex);
 }
 
 static void describe_merged(const struct obj_scn *s, const GElf_Rela *r, char *out, size_t len)
@@ -55,7 +89,7 @@ static void describe_merged(const struct obj_scn *s, const GElf_Rela *r, char *o
 	if (s->sh.sh_flags & SHF_STRINGS)
 		describe_string(s, r, out, len);
 	else if (!describe_const(s, r, out, len))
-		describe_rodata(s, r, out, len);
+		snprintf(out, len, "merged:%s+%lld", s->name, (long long)r->r_addend);
 }
 
 /* What a relocation refers to, independent of where things were placed. */
@@ -91,7 +125,7 @@ static void describe(const struct obj *o, const GElf_Rela *r, char *out, size_t 
 	if (s->sh.sh_flags & SHF_MERGE)
 		describe_merged(s, r, out, len);
 	else if (!(s->sh.sh_flags & (SHF_WRITE | SHF_EXECINSTR)))
-		describe_rodata(s, r, out, len);
+		describe_rodata(o, sym.st_shndx, r, out, len);
 	else
 		snprintf(out, len, "sec:%s+%lld", s->name, (long long)r->r_addend);
 }
@@ -177,6 +211,42 @@ enum objdiff_state objdiff_func(const struct obj *a, const struct obj *b, size_t
 	if (!ba || !bb || memcmp(ba, bb, va.size))
 		return OBJDIFF_CHANGED;
 	return relas_equal(&va, &vb) ? OBJDIFF_SAME : OBJDIFF_CHANGED;
+}
+
+/* Every function of x exists in y. */
+static bool same_functions(const struct obj *x, const struct obj *y, const char **name)
+{
+	GElf_Sym sym;
+
+	for (size_t i = 1; i < x->nsyms; i++) {
+		if (!obj_sym(x, i, &sym) || GELF_ST_TYPE(sym.st_info) != STT_FUNC ||
+		    sym.st_shndx == SHN_UNDEF)
+			continue;
+		*name = obj_sym_name(x, &sym);
+		if (!obj_find_sym(y, *name, STT_FUNC))
+			return false;
+	}
+	return true;
+}
+
+bool objdiff_same_changes(const struct obj *a1, const struct obj *b1, const struct obj *a2,
+			  const struct obj *b2, const char **name)
+{
+	GElf_Sym sym;
+
+	if (!same_functions(a1, a2, name) || !same_functions(a2, a1, name) ||
+	    !same_functions(b1, b2, name) || !same_functions(b2, b1, name))
+		return false;
+	for (size_t i = 1; i < b1->nsyms; i++) {
+		if (!obj_sym(b1, i, &sym) || GELF_ST_TYPE(sym.st_info) != STT_FUNC ||
+		    sym.st_shndx == SHN_UNDEF)
+			continue;
+		*name = obj_sym_name(b1, &sym);
+		if (objdiff_func(a1, b1, i) != objdiff_func(a2, b2, obj_find_sym(b2, *name, STT_FUNC)))
+			return false;
+	}
+	*name = NULL;
+	return true;
 }
 
 static int32_t read_imm32(const uint8_t *p)

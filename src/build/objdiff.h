@@ -15,6 +15,12 @@ enum objdiff_state {
 /* State of the function symbol fb of patched object b against object a. */
 enum objdiff_state objdiff_func(const struct obj *a, const struct obj *b, size_t fb);
 
+/* Whether two compiles of one change (a1 -> b1, a2 -> b2: the same sources
+ * with other code-generation flags) have the same functions and differ in
+ * the same ones. If not, *name gets a function where they part. */
+bool objdiff_same_changes(const struct obj *a1, const struct obj *b1, const struct obj *a2,
+			  const struct obj *b2, const char **name);
+
 /* Maps an old line number to its new one; false if the line changed. */
 typedef bool (*objdiff_line_map)(void *ctx, int old, int *new_line);
 

@@ -140,17 +140,30 @@ static int make_scratch(struct workspace *b)
 	return opus_run(cp, NULL);
 }
 
-int workspace_apply_diff(struct workspace *b)
+static int run_patch(struct workspace *b, bool reverse)
 {
 	char diff[PATH_MAX];
-	char *argv[] = {"patch", "-p1",	  "-s", "--batch", "--forward",
-			"-d",	 b->tree, "-i", diff,	   NULL};
+	char *argv[] = {"patch", "-p1", "-s",	  "--batch", "-d",
+			b->tree, "-i",	diff, reverse ? "-R" : "--forward", NULL};
 	int ret;
 
 	if (!realpath(b->diff_path, diff))
 		return opus_err(-errno, "%s: %s", b->diff_path, strerror(errno));
 	ret = opus_run(argv, NULL);
+	if (ret && reverse)
+		return opus_err(ret, "%s: cannot take the diff out of the scratch copy again",
+				b->diff_path);
 	return ret ? opus_err(ret, "%s: the diff does not apply to %s", b->diff_path, b->root) : 0;
+}
+
+int workspace_apply_diff(struct workspace *b)
+{
+	return run_patch(b, false);
+}
+
+int workspace_unapply_diff(struct workspace *b)
+{
+	return run_patch(b, true);
 }
 
 int workspace_open(struct workspace *w, const char *source, const char *diff, const char *cdb)

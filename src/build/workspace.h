@@ -27,6 +27,8 @@ struct workspace {
 /* Copy the tree, parse the diff, find the units; the copy is not patched yet. */
 int workspace_open(struct workspace *w, const char *source, const char *diff, const char *cdb);
 int workspace_apply_diff(struct workspace *w);
+/* Take it out again (to compile the original once more). */
+int workspace_unapply_diff(struct workspace *w);
 /* Remove the scratch copy unless keep. */
 void workspace_close(struct workspace *w, bool keep);
 

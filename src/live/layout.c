@@ -19,9 +19,11 @@ static bool is_got(uint32_t type)
 	       type == R_X86_64_REX_GOTPCRELX;
 }
 
+/* Only branches may go through a stub: opus build marks every call and
+ * jump PLT32. A PC32 reference is data, and must reach its referent. */
 static bool is_call(uint32_t type)
 {
-	return type == R_X86_64_PLT32 || type == R_X86_64_PC32;
+	return type == R_X86_64_PLT32;
 }
 
 int layout_plan(struct layout *l, const struct opatch *p)
@@ -104,8 +106,10 @@ static int put(uint8_t *where, uint32_t type, int64_t v, const char *sym, const 
 		memcpy(where, &(int32_t){(int32_t)v}, 4);
 		return 0;
 	}
-	return opus_err(-ERANGE, "%s: reference to %s does not fit relocation type %u", sec, sym,
-			type);
+	return opus_err(-ERANGE,
+			"%s: its reference to %s cannot reach it from the patch (relocation type "
+			"%u, value 0x%llx); the patch was not built for this",
+			sec, sym, type, (unsigned long long)v);
 }
 
 static void write_stub(uint8_t *at, uint64_t target)

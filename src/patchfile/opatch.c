@@ -11,17 +11,30 @@ void opatch_init(struct opatch *p)
 	memset(p, 0, sizeof(*p));
 }
 
-void opatch_free(struct opatch *p)
+struct opatch_mark opatch_mark(const struct opatch *p)
 {
-	for (size_t i = 0; i < p->nsections; i++) {
+	return (struct opatch_mark){p->nsections, p->nsyms, p->nfuncs};
+}
+
+void opatch_truncate(struct opatch *p, struct opatch_mark m)
+{
+	for (size_t i = m.nsections; i < p->nsections; i++) {
 		free(p->sections[i].name);
 		free(p->sections[i].data);
 		free(p->sections[i].relas);
 	}
-	for (size_t i = 0; i < p->nsyms; i++)
+	for (size_t i = m.nsyms; i < p->nsyms; i++)
 		free(p->syms[i].name);
-	for (size_t i = 0; i < p->nfuncs; i++)
+	for (size_t i = m.nfuncs; i < p->nfuncs; i++)
 		free(p->funcs[i].name);
+	p->nsections = m.nsections;
+	p->nsyms = m.nsyms;
+	p->nfuncs = m.nfuncs;
+}
+
+void opatch_free(struct opatch *p)
+{
+	opatch_truncate(p, (struct opatch_mark){0, 0, 0});
 	free(p->sections);
 	free(p->syms);
 	free(p->funcs);

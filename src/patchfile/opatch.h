@@ -79,6 +79,14 @@ struct opatch {
 void opatch_init(struct opatch *p);
 void opatch_free(struct opatch *p);
 
+/* How far a patch under construction has grown: a build step that has to
+ * start over takes back what it added. */
+struct opatch_mark {
+	size_t nsections, nsyms, nfuncs;
+};
+struct opatch_mark opatch_mark(const struct opatch *p);
+void opatch_truncate(struct opatch *p, struct opatch_mark m);
+
 /* Builders: return the new element's index or a negative errno. */
 int opatch_add_section(struct opatch *p, const char *name, uint32_t type, uint64_t flags,
 		       uint64_t align, const void *data, uint64_t size);

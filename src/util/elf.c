@@ -176,8 +176,9 @@ int opus_symtab_find_local(const struct opus_symtab *t, const char *file, const 
 	for (size_t i = 0; i < t->count; i++) {
 		const struct opus_sym *s = &t->syms[i];
 
-		if (s->bind != STB_LOCAL || s->shndx == SHN_UNDEF || !s->file ||
-		    strcmp(s->name, name) || strcmp(opus_base_name(s->file), opus_base_name(file)))
+		if (s->bind != STB_LOCAL || s->shndx == SHN_UNDEF || strcmp(s->name, name))
+			continue;
+		if (file && (!s->file || strcmp(opus_base_name(s->file), opus_base_name(file))))
 			continue;
 		if (!matches++)
 			*out = s;

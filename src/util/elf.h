@@ -48,8 +48,8 @@ void opus_symtab_free(struct opus_symtab *t);
 bool opus_sym_name_eq(const char *symname, const char *name);
 /* A defined global or weak symbol with a default version, or NULL. */
 const struct opus_sym *opus_symtab_find_global(const struct opus_symtab *t, const char *name);
-/* Local symbols named name defined after STT_FILE file (basename compared).
- * Returns the match count; *out gets the first. */
+/* Local symbols named name defined after STT_FILE file (basename compared;
+ * NULL: under any file). Returns the match count; *out gets the first. */
 int opus_symtab_find_local(const struct opus_symtab *t, const char *file, const char *name,
 			   const struct opus_sym **out);
 
