@@ -2,7 +2,8 @@
 # Runs every integration test against build/opus, then again against the
 # AddressSanitizer + UndefinedBehaviorSanitizer build when it exists.
 # tests/run.sh PATTERN runs only the tests whose name matches the glob
-# (e.g. 'test_extern_*'); OPUS_TEST_PLAIN_ONLY=1 skips the sanitized run.
+# (e.g. 'test_extern_*'); OPUS_TEST_PLAIN_ONLY=1 skips the sanitized run;
+# OPUS_PLAIN=PATH tests another build of opus.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -43,7 +44,7 @@ run_suite() {
 	done
 }
 
-run_suite "$ROOT/build/opus" plain
+run_suite "${OPUS_PLAIN:-$ROOT/build/opus}" plain
 if [ -x "$ROOT/build-asan/opus" ] && [ -z "${OPUS_TEST_PLAIN_ONLY:-}" ]; then
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 	export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1

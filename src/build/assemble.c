@@ -161,8 +161,7 @@ static int include_section(struct asm_ctx *c, size_t scn)
 static bool interposable(const struct asm_ctx *c, const GElf_Sym *sym, const char *name,
 			 uint32_t type)
 {
-	return c->exports && !obj_rela_is_direct(type) &&
-	       GELF_ST_BIND(sym->st_info) != STB_LOCAL &&
+	return c->exports && !obj_rela_is_direct(type) && GELF_ST_BIND(sym->st_info) != STB_LOCAL &&
 	       opus_symtab_find_global(c->exports, name);
 }
 

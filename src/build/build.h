@@ -20,6 +20,10 @@ struct build_opts {
 	int (*findings)(void *ctx, char **text);
 	void *findings_ctx;
 	bool keep_scratch;
+	/* Patches this one is built on top of (the source tree has their
+	 * diffs applied), oldest first. */
+	const char *const *after;
+	size_t nafter;
 };
 
 int opus_build(const struct build_opts *opts, struct build_notes *notes);

@@ -22,15 +22,33 @@ char *compile_rebase(const char *arg, const char *orig_root, const char *scratch
 	return out;
 }
 
+static char *dir_of(const char *file)
+{
+	const char *slash = strrchr(file, '/');
+
+	return slash ? strndup(file, (size_t)(slash - file)) : strdup(".");
+}
+
 static bool drops_next(const char *a)
 {
 	return !strcmp(a, "-o") || !strcmp(a, "-MF") || !strcmp(a, "-MT") || !strcmp(a, "-MQ");
 }
 
+/* Is a the unit's source file, however the command spelled it? */
+static bool is_source(const char *a, const struct cdb_entry *e)
+{
+	char path[8192], real[4096];
+
+	if (a[0] == '-')
+		return false;
+	snprintf(path, sizeof(path), "%s%s%s", a[0] == '/' ? "" : e->directory,
+		 a[0] == '/' ? "" : "/", a);
+	return realpath(path, real) && !strcmp(real, e->file);
+}
+
 static bool dropped(const char *a, const struct cdb_entry *e)
 {
 	static const char *const flags[] = {"-c", "-MD", "-MMD", "-MP", "-M", "-MM"};
-	char real[4096];
 
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
 		if (!strcmp(a, flags[i]))
@@ -38,15 +56,17 @@ static bool dropped(const char *a, const struct cdb_entry *e)
 	if (!strncmp(a, "-o", 2) || !strncmp(a, "-MF", 3))
 		return true;
 	/* The source file: we name it ourselves. */
-	if (a[0] != '-') {
-		char path[8192];
+	return is_source(a, e);
+}
 
-		snprintf(path, sizeof(path), "%s%s%s", a[0] == '/' ? "" : e->directory,
-			 a[0] == '/' ? "" : "/", a);
-		if (realpath(path, real) && !strcmp(real, e->file))
-			return true;
-	}
-	return false;
+/* The source file as the command names it: __FILE__ is that spelling
+ * (relative in most make builds), and the code's literals carry it. */
+static const char *source_arg(const struct cdb_entry *e)
+{
+	for (size_t i = 1; i < e->argc; i++)
+		if (is_source(e->argv[i], e))
+			return e->argv[i];
+	return e->file;
 }
 
 static int add(char ***argv, size_t *n, size_t *cap, char *s)
@@ -60,6 +80,46 @@ static int add(char ***argv, size_t *n, size_t *cap, char *s)
 	return 0;
 }
 
+/* Options naming a directory or file to include, relative to the unit's
+ * directory: "-I dir" or "-Idir". */
+static const char *const path_opts[] = {"-I",	    "-iquote",	"-isystem", "-idirafter",
+					"-include", "-imacros", "-iprefix"};
+
+/* The length of the path option arg starts with (0: none). */
+static size_t path_opt(const char *arg)
+{
+	for (size_t i = 0; i < sizeof(path_opts) / sizeof(path_opts[0]); i++)
+		if (!strncmp(arg, path_opts[i], strlen(path_opts[i])))
+			return strlen(path_opts[i]);
+	return 0;
+}
+
+/* arg's path made absolute against dir (the compile moves to the scratch
+ * copy, and a relative path may lead out of the tree), then rebased. */
+static char *absolute_rebased(const char *opt, size_t optlen, const char *path, const char *dir,
+			      const char *orig_root, const char *scratch_root)
+{
+	char *full, *out;
+
+	if (path[0] == '/' || !path[0])
+		full = strdup(path);
+	else if (asprintf(&full, "%s/%s", dir, path) < 0)
+		full = NULL;
+	if (!full)
+		return NULL;
+	out = compile_rebase(full, orig_root, scratch_root);
+	free(full);
+	if (out && optlen) {
+		char *joined;
+
+		if (asprintf(&joined, "%.*s%s", (int)optlen, opt, out) < 0)
+			joined = NULL;
+		free(out);
+		out = joined;
+	}
+	return out;
+}
+
 /* The entry's own flags, paths moved into the scratch tree, without its
  * output, dependency-file and source arguments. */
 int compile_base_args(const struct cdb_entry *e, const char *orig_root, const char *scratch_root,
@@ -68,14 +128,36 @@ int compile_base_args(const struct cdb_entry *e, const char *orig_root, const ch
 	int ret = 0;
 
 	for (size_t i = 0; !ret && i < e->argc; i++) {
-		if (i > 0 && drops_next(e->argv[i])) {
+		const char *a = e->argv[i];
+		size_t ol = i > 0 ? path_opt(a) : 0;
+
+		if (i > 0 && drops_next(a)) {
 			i++;
 			continue;
 		}
-		if (i > 0 && dropped(e->argv[i], e))
+		if (i > 0 && dropped(a, e))
 			continue;
-		ret = add(argv, n, cap, compile_rebase(e->argv[i], orig_root, scratch_root));
+		if (ol && !a[ol] && i + 1 < e->argc) {
+			ret = add(argv, n, cap, strdup(a));
+			if (!ret)
+				ret = add(argv, n, cap,
+					  absolute_rebased("", 0, e->argv[++i], e->directory,
+							   orig_root, scratch_root));
+		} else if (ol && a[ol]) {
+			ret = add(
+			    argv, n, cap,
+			    absolute_rebased(a, ol, a + ol, e->directory, orig_root, scratch_root));
+		} else {
+			ret = add(argv, n, cap, compile_rebase(a, orig_root, scratch_root));
+		}
 	}
+	/* In the scratch copy, "#include "../common/x.h"" may climb out of
+	 * the tree from the unit's directory: let it land where the original
+	 * compile found it. */
+	if (!ret && scratch_root)
+		ret = add(argv, n, cap, strdup("-iquote"));
+	if (!ret && scratch_root)
+		ret = add(argv, n, cap, dir_of(e->file));
 	return ret;
 }
 
@@ -135,7 +217,7 @@ int compile_tu(const struct cdb_entry *e, const char *orig_root, const char *scr
 	if (!ret)
 		ret = add(&argv, &n, &cap, strdup("-c"));
 	if (!ret)
-		ret = add(&argv, &n, &cap, compile_rebase(e->file, orig_root, scratch_root));
+		ret = add(&argv, &n, &cap, compile_rebase(source_arg(e), orig_root, scratch_root));
 	if (!ret)
 		ret = add(&argv, &n, &cap, strdup("-o"));
 	if (!ret)

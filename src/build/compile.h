@@ -23,7 +23,9 @@ int compile_tu(const struct cdb_entry *e, const char *orig_root, const char *scr
 	       enum compile_flavour flavour, const char *out_obj);
 
 /* The unit's own flags (argv[0] the compiler), paths moved from orig_root to
- * scratch_root (NULL: kept), without output, dependency and source args. */
+ * scratch_root (NULL: kept) and relative include paths made absolute,
+ * without output, dependency and source args; in the scratch copy, the
+ * unit's original directory is searched for quoted includes too. */
 int compile_base_args(const struct cdb_entry *e, const char *orig_root, const char *scratch_root,
 		      char ***argv, size_t *n, size_t *cap);
 void compile_free_args(char **argv, size_t n);

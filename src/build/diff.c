@@ -42,27 +42,95 @@ static const char *next_line(const char *l)
 	return nl ? nl + 1 : l + strlen(l);
 }
 
-/* "+++ b/dir/file.c\t..." -> the file, first component stripped. */
-static struct diff_file *parse_target(const char *path, const char *line, struct diff_files *out)
+/* A C-quoted file name ("a/x y.c", with \\ \" \t \n and octal escapes),
+ * unquoted into out; returns false if it does not close. */
+static bool unquote(const char *q, char *out, size_t len)
 {
-	const char *name = line + 4, *slash;
-	size_t len = strcspn(name, "\t\n");
+	size_t n = 0;
+
+	for (q++; *q && *q != '"' && *q != '\n' && n + 1 < len; q++) {
+		char c = *q;
+
+		if (c == '\\' && q[1] >= '0' && q[1] <= '7') {
+			c = 0;
+			for (int k = 0; k < 3 && q[1] >= '0' && q[1] <= '7'; k++)
+				c = (char)(c * 8 + (*++q - '0'));
+		} else if (c == '\\' && q[1]) {
+			c = *++q;
+			c = c == 't' ? '\t' : c == 'n' ? '\n' : c;
+		}
+		out[n++] = c;
+	}
+	out[n] = '\0';
+	return *q == '"';
+}
+
+/* The name on a "--- " or "+++ " line, as GNU patch reads it: quoted, or
+ * up to a tab (then it may hold spaces), or up to the first white space. */
+static bool header_name(const char *line, char *out, size_t len)
+{
+	const char *name = line + 4, *end;
+	size_t n;
+
+	if (*name == '"')
+		return unquote(name, out, len);
+	end = name + strcspn(name, "\n");
+	if (memchr(name, '\t', (size_t)(end - name)))
+		end = memchr(name, '\t', (size_t)(end - name));
+	else
+		end = name + strcspn(name, " \t\r\n");
+	while (end > name && (end[-1] == '\r' || end[-1] == ' '))
+		end--;
+	n = (size_t)(end - name);
+	if (!n || n >= len)
+		return false;
+	memcpy(out, name, n);
+	out[n] = '\0';
+	return true;
+}
+
+/* name with its first component stripped (-p1), or NULL for /dev/null. */
+static const char *strip_one(const char *path, const char *name, int *ret)
+{
+	const char *slash = strchr(name, '/');
+
+	if (!strcmp(name, "/dev/null"))
+		return NULL;
+	if (!slash || !slash[1]) {
+		*ret =
+		    opus_err(-EINVAL, "%s: path '%s' has no component to strip (-p1)", path, name);
+		return NULL;
+	}
+	return slash + 1;
+}
+
+/* A "--- OLD" line followed by "+++ NEW": the file they name. */
+static struct diff_file *parse_header(const char *path, const char *minus, const char *plus,
+				      struct diff_files *out, int *ret)
+{
+	char old[4096], new[4096];
+	const char *o, *n;
 	struct diff_file *df;
 
-	if (len >= 9 && !strncmp(name, "/dev/null", 9)) {
-		opus_err(-ENOTSUP, "%s: the diff deletes a file; not supported", path);
+	if (!header_name(minus, old, sizeof(old)) || !header_name(plus, new, sizeof(new))) {
+		*ret = opus_err(-EINVAL, "%s: unreadable file name in '%.60s'", path, plus);
 		return NULL;
 	}
-	slash = memchr(name, '/', len);
-	if (!slash) {
-		opus_err(-EINVAL, "%s: path '%.*s' has no component to strip (-p1)", path, (int)len,
-			 name);
+	o = strip_one(path, old, ret);
+	n = strip_one(path, new, ret);
+	if (*ret)
+		return NULL;
+	if (!o && !n) {
+		*ret = opus_err(-EINVAL, "%s: both names are /dev/null", path);
 		return NULL;
 	}
-	len -= (size_t)(slash + 1 - name);
-	df = add_file(out, slash + 1, len);
-	if (!df)
-		opus_err(-ENOMEM, "out of memory");
+	df = add_file(out, n ? n : o, strlen(n ? n : o));
+	if (!df) {
+		*ret = -ENOMEM;
+		return NULL;
+	}
+	df->added = !o;
+	df->deleted = !n;
 	return df;
 }
 
@@ -110,23 +178,37 @@ int diff_parse(const char *path, const char *text, struct diff_files *out)
 
 	memset(out, 0, sizeof(*out));
 	while (*l && !ret) {
-		if (!strncmp(l, "+++ ", 4)) {
-			cur = parse_target(path, l, out);
-			if (!cur) {
-				diff_files_free(out);
-				return -EINVAL;
-			}
-			l = next_line(l);
+		const char *next = next_line(l);
+
+		if (!strncmp(l, "--- ", 4) && !strncmp(next, "+++ ", 4)) {
+			if (cur)
+				cur->text_end = (size_t)(l - text);
+			cur = parse_header(path, l, next, out, &ret);
+			if (cur)
+				cur->text_start = (size_t)(l - text);
+			l = next_line(next);
 		} else if (!strncmp(l, "@@ -", 4) && cur) {
+			const char *hunk = l;
+
 			l = parse_hunk(l, cur, &ret);
+			if (ret == -EINVAL)
+				opus_err(ret, "%s: malformed hunk '%.*s'", path,
+					 (int)strcspn(hunk, "\n"), hunk);
+		} else if (!strncmp(l, "*** ", 4) && !strncmp(next, "--- ", 4)) {
+			ret = opus_err(-ENOTSUP,
+				       "%s: a context diff; opus reads unified diffs (diff -u, "
+				       "git diff)",
+				       path);
 		} else {
-			l = next_line(l);
+			if (cur && (!strncmp(l, "diff ", 5) || !strncmp(l, "Index: ", 7)))
+				cur->text_end = (size_t)(l - text), cur = NULL;
+			l = next;
 		}
 	}
+	if (cur)
+		cur->text_end = (size_t)(l - text);
 	if (!ret && !out->n)
 		ret = opus_err(-EINVAL, "%s: not a unified diff (no '+++' lines)", path);
-	else if (ret)
-		opus_err(ret, "%s: malformed hunk", path);
 	/* The caller owns the files only when the diff read. */
 	if (ret)
 		diff_files_free(out);

@@ -11,7 +11,11 @@ struct diff_hunk {
 };
 
 struct diff_file {
-	char *path;
+	char *path; /* the new file's, -p1 (for a deleted file, the old one's) */
+	bool added, deleted;
+	/* Its part of the diff text, from its "--- " line: a diff cut down to
+	 * some files is the concatenation of theirs. */
+	size_t text_start, text_end;
 	int *lines; /* ascending line numbers in the patched file */
 	size_t nlines, cap;
 	struct diff_hunk *hunks;
@@ -23,6 +27,8 @@ struct diff_files {
 	size_t n, cap;
 };
 
+/* Parse a unified diff, file names read as GNU patch reads them (a quoted
+ * name, a tab or a space before the date). path is for messages. */
 int diff_parse(const char *path, const char *text, struct diff_files *out);
 void diff_files_free(struct diff_files *f);
 /* Is any changed line of f within [first, last]? Sets *line to the first. */

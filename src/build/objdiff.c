@@ -242,7 +242,8 @@ bool objdiff_same_changes(const struct obj *a1, const struct obj *b1, const stru
 		    sym.st_shndx == SHN_UNDEF)
 			continue;
 		*name = obj_sym_name(b1, &sym);
-		if (objdiff_func(a1, b1, i) != objdiff_func(a2, b2, obj_find_sym(b2, *name, STT_FUNC)))
+		if (objdiff_func(a1, b1, i) !=
+		    objdiff_func(a2, b2, obj_find_sym(b2, *name, STT_FUNC)))
 			return false;
 	}
 	*name = NULL;

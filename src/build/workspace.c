@@ -3,6 +3,7 @@
  * analyze; the user's tree is only ever read. */
 #include "workspace.h"
 #include "compile.h"
+#include "util/buf.h"
 #include "util/err.h"
 #include "util/file.h"
 #include "util/run.h"
@@ -86,43 +87,91 @@ static int units_including(struct workspace *b, const char *header)
 		if (hit && (ret = add_unit(b, &b->cdb.v[i])))
 			return ret;
 	}
+	/* None, before the fix: the units the fix makes include it are in the
+	 * diff themselves. */
 	if (b->nunits == before)
-		return opus_err(-ENOENT, "%s: no translation unit includes %s", b->diff_path,
-				header);
+		opus_info("%s: no translation unit includes %s yet", b->diff_path, header);
 	return 0;
+}
+
+static bool ends_with(const char *s, const char *tail)
+{
+	size_t n = strlen(s), t = strlen(tail);
+
+	return n > t && !strcmp(s + n - t, tail);
+}
+
+/* The units one C file of the diff brings: a source its own, a header its
+ * includers; a new header none (its includers are in the diff). */
+static int units_for(struct workspace *b, const struct diff_file *df)
+{
+	char path[PATH_MAX * 2], real[PATH_MAX];
+	const struct cdb_entry *e;
+
+	if (df->deleted)
+		return opus_err(-ENOTSUP, "%s: the diff deletes %s; not supported", b->diff_path,
+				df->path);
+	if (df->added && ends_with(df->path, ".c"))
+		return opus_err(-ENOTSUP,
+				"%s: the diff adds %s, a translation unit the build has no compile "
+				"command for; not supported",
+				b->diff_path, df->path);
+	if (df->added)
+		return 0;
+	snprintf(path, sizeof(path), "%s/%s", b->root, df->path);
+	if (!realpath(path, real))
+		return opus_err(-ENOENT, "%s: %s is not in the source tree %s", b->diff_path,
+				df->path, b->root);
+	if (ends_with(df->path, ".h"))
+		return units_including(b, real);
+	e = cdb_find(&b->cdb, real);
+	if (!e)
+		return opus_err(-ENOENT, "%s: no compile command for %s", b->diff_path, real);
+	return add_unit(b, e);
 }
 
 static int find_units(struct workspace *b)
 {
 	for (size_t i = 0; i < b->files.n; i++) {
-		char path[PATH_MAX * 2], real[PATH_MAX];
-		const char *f = b->files.v[i].path;
-		const struct cdb_entry *e;
-		size_t n = strlen(f);
+		const struct diff_file *df = &b->files.v[i];
 		int ret;
 
-		snprintf(path, sizeof(path), "%s/%s", b->root, f);
-		if (!realpath(path, real))
-			return opus_err(-ENOENT, "%s: %s is not in the source tree %s",
-					b->diff_path, f, b->root);
-		if (n > 2 && !strcmp(f + n - 2, ".h")) {
-			ret = units_including(b, real);
-		} else if (n > 2 && !strcmp(f + n - 2, ".c")) {
-			e = cdb_find(&b->cdb, real);
-			if (!e)
-				return opus_err(-ENOENT, "%s: no compile command for %s",
-						b->diff_path, real);
-			ret = add_unit(b, e);
-		} else {
-			return opus_err(-ENOTSUP,
-					"%s: the diff changes %s; only .c and .h files "
-					"are supported",
-					b->diff_path, f);
+		if (!ends_with(df->path, ".c") && !ends_with(df->path, ".h")) {
+			if (OPUS_PUSH(b->skipped, b->nskipped, b->skipped_cap))
+				return -ENOMEM;
+			b->skipped[b->nskipped++] = df->path;
+			continue;
 		}
-		if (ret)
+		if ((ret = units_for(b, df)))
 			return ret;
 	}
+	if (b->nskipped == b->files.n)
+		return opus_err(-ENOTSUP, "%s: the diff changes no C source or header (%s%s)",
+				b->diff_path, b->skipped[0], b->nskipped > 1 ? ", ..." : "");
 	return 0;
+}
+
+/* The diff cut down to its C files, in the scratch directory. */
+static int write_c_diff(struct workspace *b)
+{
+	struct opus_buf d = {0};
+	int ret;
+
+	if (!b->nskipped)
+		return realpath(b->diff_path, b->apply_diff)
+			   ? 0
+			   : opus_err(-errno, "%s: %s", b->diff_path, strerror(errno));
+	for (size_t i = 0; i < b->files.n; i++) {
+		const struct diff_file *df = &b->files.v[i];
+
+		if (ends_with(df->path, ".c") || ends_with(df->path, ".h"))
+			opus_buf_add(&d, b->diff_text + df->text_start,
+				     df->text_end - df->text_start);
+	}
+	snprintf(b->apply_diff, sizeof(b->apply_diff), "%s/c-only.diff", b->scratch);
+	ret = d.data ? opus_write_file(b->apply_diff, d.data, d.len) : -ENOMEM;
+	opus_buf_free(&d);
+	return ret;
 }
 
 static int make_scratch(struct workspace *b)
@@ -142,14 +191,12 @@ static int make_scratch(struct workspace *b)
 
 static int run_patch(struct workspace *b, bool reverse)
 {
-	char diff[PATH_MAX];
-	char *argv[] = {"patch", "-p1", "-s",	  "--batch", "-d",
-			b->tree, "-i",	diff, reverse ? "-R" : "--forward", NULL};
-	int ret;
+	char *argv[] = {"patch",   "-p1",	  "-s",
+			"--batch", "-d",	  b->tree,
+			"-i",	   b->apply_diff, reverse ? "-R" : "--forward",
+			NULL};
+	int ret = opus_run(argv, NULL);
 
-	if (!realpath(b->diff_path, diff))
-		return opus_err(-errno, "%s: %s", b->diff_path, strerror(errno));
-	ret = opus_run(argv, NULL);
 	if (ret && reverse)
 		return opus_err(ret, "%s: cannot take the diff out of the scratch copy again",
 				b->diff_path);
@@ -177,7 +224,7 @@ int workspace_open(struct workspace *w, const char *source, const char *diff, co
 		return opus_err(-errno, "%s: %s", source, strerror(errno));
 	if ((ret = opus_read_file(diff, &w->diff_text, &w->diff_len)) ||
 	    (ret = diff_parse(diff, w->diff_text, &w->files)) || (ret = load_cdb(w)) ||
-	    (ret = make_scratch(w)) || (ret = find_units(w)))
+	    (ret = make_scratch(w)) || (ret = find_units(w)) || (ret = write_c_diff(w)))
 		return ret;
 	return 0;
 }
@@ -192,6 +239,7 @@ void workspace_close(struct workspace *w, bool keep)
 		fprintf(stderr, "opus: scratch tree kept in %s\n", w->scratch);
 	cdb_free(&w->cdb);
 	free(w->units);
+	free(w->skipped);
 	diff_files_free(&w->files);
 	free(w->diff_text);
 	memset(w, 0, sizeof(*w));

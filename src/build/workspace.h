@@ -22,6 +22,11 @@ struct workspace {
 	struct cdb cdb;
 	const struct cdb_entry **units;
 	size_t nunits, units_cap;
+	/* Files of the diff that are not C (tests, docs, build files): left
+	 * out of the compile, and said so. Paths point into files. */
+	const char **skipped;
+	size_t nskipped, skipped_cap;
+	char apply_diff[PATH_MAX]; /* the diff as applied: its C files only */
 };
 
 /* Copy the tree, parse the diff, find the units; the copy is not patched yet. */

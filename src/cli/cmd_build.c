@@ -16,7 +16,8 @@ void cli_print_analysis(const struct analysis *a, FILE *out);
 
 #define USAGE                                                                                      \
 	"opus build --source DIR --diff FILE --binary PATH -o OUT [--cdb FILE] [--id ID]\n"        \
-	"                  [--description TEXT] [--force] [--keep-scratch] [-v]"
+	"                  [--description TEXT] [--after PATCH]... [--force] [--keep-scratch] "    \
+	"[-v]"
 
 static void print_notes(const struct build_notes *notes)
 {
@@ -179,12 +180,17 @@ int cmd_build(int argc, char **argv)
 	    {"id", required_argument, NULL, 'i'},
 	    {"description", required_argument, NULL, 'D'},
 	    {"keep-scratch", no_argument, NULL, 'k'},
+	    {"after", required_argument, NULL, 'a'},
 	    {"force", no_argument, NULL, 'f'},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	struct build_opts o = {0};
+	const char **after = calloc((size_t)argc + 1, sizeof(*after));
+
+	if (!after)
+		return cli_fail("build");
 	struct build_notes notes = {0};
 	struct analysis_job job = {.pid = -1, .fd = -1};
 	bool force = false;
@@ -216,6 +222,9 @@ int cmd_build(int argc, char **argv)
 		case 'k':
 			o.keep_scratch = true;
 			break;
+		case 'a':
+			after[o.nafter++] = optarg;
+			break;
 		case 'f':
 			force = true;
 			break;
@@ -223,26 +232,35 @@ int cmd_build(int argc, char **argv)
 			opus_set_verbose(true);
 			break;
 		default:
+			free(after);
 			return status; /* --help, or a bad option: usage printed */
 		}
 	}
-	if (optind != argc || !o.source || !o.diff || !o.binary || !o.output)
+	o.after = after;
+	if (optind != argc || !o.source || !o.diff || !o.binary || !o.output) {
+		free(after);
 		return cli_usage(USAGE);
+	}
 	/* The same analysis as opus analyze; its findings travel in the patch. */
 	job.opts = (struct analyze_opts){o.source, o.diff, o.cdb};
 	job.force = force;
-	if (start_analysis(&job))
+	if (start_analysis(&job)) {
+		free(after);
 		return cli_fail("build");
+	}
 	o.findings = join_analysis;
 	o.findings_ctx = &job;
 	ret = opus_build(&o, &notes);
+	free(after);
 	abandon_analysis(&job);
 	if (job.refused) {
 		build_notes_free(&notes);
 		fprintf(stderr, "opus build: %s\n", opus_errmsg());
 		return 3;
 	}
-	print_notes(&notes);
+	/* What a failed build would have replaced is no news: the error is. */
+	if (!ret)
+		print_notes(&notes);
 	build_notes_free(&notes);
 	if (ret)
 		return cli_fail("build");

@@ -11,6 +11,7 @@
 #include "util/fault.h"
 #include "util/file.h"
 #include "util/hex.h"
+#include "util/sha256.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -535,6 +536,101 @@ static int check_target(struct txn *t, const struct opatch *p, struct proc_objec
 	return 0;
 }
 
+static const char *next_line(const char *l)
+{
+	const char *nl = strchr(l, '\n');
+
+	return nl ? nl + 1 : l + strlen(l);
+}
+
+/* Is id one of the lines of lines? */
+static bool listed(const char *lines, const char *id)
+{
+	size_t n = strlen(id);
+
+	for (const char *l = lines ? lines : ""; *l; l = next_line(l))
+		if (!strncmp(l, id, n) && (l[n] == '\n' || !l[n]))
+			return true;
+	return false;
+}
+
+/* A patch built on top of others applies only over them; and it must not
+ * silently take a function from an applied patch it knows nothing of (its
+ * code would drop that patch's fix). */
+static int check_stack(struct txn *t, const struct opatch *p, const struct proc_object *obj)
+{
+	for (const char *l = p->after ? p->after : ""; *l; l = next_line(l)) {
+		char id[OPATCH_ID_MAX + 1];
+		const struct reg_entry *e;
+
+		snprintf(id, sizeof(id), "%.*s", (int)strcspn(l, "\n"), l);
+		e = registry_find(&t->reg, id);
+		if (!e || !e->active)
+			return opus_err(-ENOENT,
+					"patch %s was built on top of patch %s, which process %d "
+					"does not have",
+					p->id, id, (int)t->pid);
+	}
+	for (size_t i = 0; i < p->nfuncs; i++)
+		for (size_t r = 0; r < t->reg.n; r++)
+			for (size_t k = 0; k < t->reg.v[r].nfuncs; k++)
+				if (t->reg.v[r].funcs[k].old_addr ==
+					obj->bias + p->funcs[i].old_addr &&
+				    !listed(p->after, t->reg.v[r].id))
+					return opus_err(-EEXIST,
+							"process %d: %s is replaced by patch %s, "
+							"which patch %s was not built on top of "
+							"(opus build --after)",
+							(int)t->pid, p->funcs[i].name,
+							t->reg.v[r].id, p->id);
+	return 0;
+}
+
+/* The bytes an earlier patch's jumps hid in [addr, addr + len): the oldest
+ * record's saved bytes are the code as loaded. */
+static void unhide_sites(const struct registry *reg, uint64_t addr, uint8_t *code, size_t len)
+{
+	for (size_t r = reg->n; r-- > 0;)
+		for (size_t k = 0; k < reg->v[r].nsites; k++) {
+			const struct reg_site *s = &reg->v[r].sites[k];
+
+			for (size_t b = 0; b < JUMP_SIZE; b++)
+				if (s->addr + b >= addr && s->addr + b < addr + len)
+					code[s->addr + b - addr] = s->saved[b];
+		}
+}
+
+/* Each function the patch replaces is, in this process, the code it was
+ * built against: same build-id is not proof (a binary rebuilt or altered
+ * in place keeps its note). */
+static int check_old_code(struct txn *t, const struct opatch *p, const struct proc_object *obj)
+{
+	for (size_t i = 0; i < p->nfuncs; i++) {
+		const struct opatch_func *f = &p->funcs[i];
+		uint64_t at = obj->bias + f->old_addr;
+		uint8_t *code = malloc(f->old_size + 1), digest[OPUS_SHA256_LEN];
+		int ret = code ? mem_read(t->mem_fd, at, code, f->old_size) : -ENOMEM;
+
+		if (!ret) {
+			unhide_sites(&t->reg, at, code, f->old_size);
+			opus_sha256(code, f->old_size, digest);
+			if (memcmp(digest, f->old_sha256, sizeof(digest)))
+				ret = opus_err(-EINVAL,
+					       "process %d: %s at 0x%" PRIx64
+					       " in %s is not the code "
+					       "patch %s was built against",
+					       (int)t->pid, f->name, at, obj->name, p->id);
+		} else if (ret != -ENOMEM) {
+			ret = opus_err(ret, "process %d: cannot read %s at 0x%" PRIx64, (int)t->pid,
+				       f->name, at);
+		}
+		free(code);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, struct live_stats *st)
 {
 	struct live_recovery rec;
@@ -553,6 +649,10 @@ int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, str
 		ret = check_buried(&t, p->id);
 	if (!ret)
 		ret = check_target(&t, p, &obj);
+	if (!ret)
+		ret = check_stack(&t, p, &obj);
+	if (!ret)
+		ret = check_old_code(&t, p, &obj);
 	uint64_t t1 = opus_now_ns();
 
 	if (!ret)

@@ -42,6 +42,7 @@ void opatch_free(struct opatch *p)
 	free(p->description);
 	free(p->diff_sha256);
 	free(p->findings);
+	free(p->after);
 	free(p->target_name);
 	opatch_init(p);
 }

@@ -11,7 +11,7 @@
 
 #include "util/elf.h"
 
-#define OPATCH_FORMAT_VERSION 1
+#define OPATCH_FORMAT_VERSION 2
 #define OPATCH_ID_MAX	      128
 
 struct opatch_rela {
@@ -57,6 +57,9 @@ struct opatch_func {
 	uint64_t old_size;
 	uint32_t new_sym; /* index into opatch.syms */
 	bool cold;
+	/* SHA-256 of its old_size bytes in the target object: apply refuses a
+	 * process whose code there is anything else. */
+	uint8_t old_sha256[32];
 };
 
 struct opatch {
@@ -64,6 +67,9 @@ struct opatch {
 	char *description;
 	char *diff_sha256; /* hex digest of the source diff */
 	char *findings;	   /* analysis findings, one per line, may be empty */
+	/* Ids of the patches this one was built on top of, oldest first, one
+	 * per line (NULL: none): it applies only where they are applied. */
+	char *after;
 	uint8_t build_id[OPUS_BUILD_ID_MAX];
 	size_t build_id_len;
 	char *target_name; /* soname or path, for messages */

@@ -2,6 +2,7 @@
  * hostile file gets an error naming the file and the field, never a crash. */
 #include "opatch.h"
 #include "sign.h"
+#include "util/buf.h"
 #include "util/err.h"
 #include "util/file.h"
 #include "util/hex.h"
@@ -118,19 +119,6 @@ static bool next_kv(char **text, char **key, char **val)
 	return true;
 }
 
-static int append_line(char **dst, const char *line)
-{
-	size_t old = *dst ? strlen(*dst) : 0;
-	char *p = realloc(*dst, old + strlen(line) + 2);
-
-	if (!p)
-		return -ENOMEM;
-	strcpy(p + old, line);
-	strcat(p + old, "\n");
-	*dst = p;
-	return 0;
-}
-
 /* A text record's field, which may appear once. */
 static int set_once(struct reader *r, const char *scn, const char *key, char **dst, const char *val)
 {
@@ -159,14 +147,21 @@ static int read_meta(struct reader *r, struct opatch *p)
 		else if (!strcmp(key, "diff-sha256"))
 			ret = set_once(r, ".opus.meta", key, &p->diff_sha256, val);
 		else if (!strcmp(key, "finding"))
-			ret = append_line(&p->findings, val);
+			ret = opus_append_line(&p->findings, val);
+		else if (!strcmp(key, "after"))
+			ret = opatch_id_valid(val)
+				  ? opus_append_line(&p->after, val)
+				  : BAD(r, ".opus.meta: bad patch id after '%.40s'", val);
 	}
 	free(text);
 	if (ret)
 		return ret;
 	if (format != OPATCH_FORMAT_VERSION)
-		return BAD(r, "unsupported patch format %d (this opus reads %d)", format,
-			   OPATCH_FORMAT_VERSION);
+		return BAD(
+		    r,
+		    "unsupported patch format %d (this opus reads %d): rebuild the patch with "
+		    "this opus",
+		    format, OPATCH_FORMAT_VERSION);
 	if (!p->id || !opatch_id_valid(p->id))
 		return BAD(r, "missing or invalid patch id");
 	return 0;
@@ -322,12 +317,14 @@ static int read_relas(struct reader *r, struct opatch *p)
 
 static int parse_func_line(struct reader *r, struct opatch *p, char *line)
 {
-	char name[256], kind[16];
+	char name[256], kind[16], digest[72];
 	unsigned long long addr, size;
 	unsigned sym;
 	const struct opatch_sym *s;
+	int ret;
 
-	if (sscanf(line, "%255s 0x%llx %llu %u %15s", name, &addr, &size, &sym, kind) != 5 ||
+	if (sscanf(line, "%255s 0x%llx %llu %u %15s %71s", name, &addr, &size, &sym, kind,
+		   digest) != 6 ||
 	    (strcmp(kind, "replace") && strcmp(kind, "cold")))
 		return BAD(r, ".opus.funcs: malformed line '%.60s'", line);
 	if (sym == 0 || sym > p->nsyms)
@@ -340,8 +337,13 @@ static int parse_func_line(struct reader *r, struct opatch *p, char *line)
 		return BAD(r, ".opus.funcs: %s: %llu bytes is too small to redirect", name, size);
 	if (addr + size < addr)
 		return BAD(r, ".opus.funcs: %s: address range overflows", name);
-	return opatch_add_func(p, name, addr, size, sym - 1, !strcmp(kind, "cold")) < 0 ? -ENOMEM
-											: 0;
+	ret = opatch_add_func(p, name, addr, size, sym - 1, !strcmp(kind, "cold"));
+	if (ret < 0)
+		return -ENOMEM;
+	if (opus_hex_decode(digest, p->funcs[ret].old_sha256, sizeof(p->funcs[ret].old_sha256)) !=
+	    (int)sizeof(p->funcs[ret].old_sha256))
+		return BAD(r, ".opus.funcs: %s: bad digest '%.70s'", name, digest);
+	return 0;
 }
 
 static int read_funcs(struct reader *r, struct opatch *p)

@@ -186,24 +186,30 @@ static void one_line(struct opus_buf *b, const char *key, const char *val)
 	opus_buf_add(b, "\n", 1);
 }
 
+/* One key=value line per line of text. */
+static void lines_of(struct opus_buf *b, const char *key, const char *text)
+{
+	for (const char *f = text ? text : ""; *f;) {
+		size_t n = strcspn(f, "\n");
+		char *line = strndup(f, n);
+
+		if (line)
+			one_line(b, key, line);
+		free(line);
+		f += n + (f[n] == '\n');
+	}
+}
+
 static void format_meta(const struct opatch *p, struct opus_buf *b)
 {
-	const char *f = p->findings ? p->findings : "";
-
 	/* The digest comes first so the reader finds it at a fixed place. */
 	opus_buf_printf(b, SHA_KEY "%064d\n", 0);
 	opus_buf_printf(b, "format=%d\n", OPATCH_FORMAT_VERSION);
 	one_line(b, "id", p->id);
 	one_line(b, "description", p->description);
 	one_line(b, "diff-sha256", p->diff_sha256);
-	while (*f) {
-		size_t n = strcspn(f, "\n");
-		char *line = strndup(f, n);
-
-		one_line(b, "finding", line);
-		free(line);
-		f += n + (f[n] == '\n');
-	}
+	lines_of(b, "after", p->after);
+	lines_of(b, "finding", p->findings);
 }
 
 static void format_target(const struct opatch *p, struct opus_buf *b)
@@ -219,10 +225,12 @@ static void format_funcs(const struct opatch *p, const uint32_t *elfidx, struct 
 {
 	for (size_t i = 0; i < p->nfuncs; i++) {
 		const struct opatch_func *f = &p->funcs[i];
+		char digest[2 * sizeof(f->old_sha256) + 1];
 
-		opus_buf_printf(b, "%s 0x%llx %llu %u %s\n", f->name,
+		opus_hex_encode(f->old_sha256, sizeof(f->old_sha256), digest);
+		opus_buf_printf(b, "%s 0x%llx %llu %u %s %s\n", f->name,
 				(unsigned long long)f->old_addr, (unsigned long long)f->old_size,
-				elfidx[f->new_sym], f->cold ? "cold" : "replace");
+				elfidx[f->new_sym], f->cold ? "cold" : "replace", digest);
 	}
 }
 

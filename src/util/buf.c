@@ -65,3 +65,16 @@ void opus_buf_free(struct opus_buf *b)
 	b->data = NULL;
 	b->len = b->cap = 0;
 }
+
+int opus_append_line(char **text, const char *line)
+{
+	size_t old = *text ? strlen(*text) : 0;
+	char *p = realloc(*text, old + strlen(line) + 2);
+
+	if (!p)
+		return -ENOMEM;
+	strcpy(p + old, line);
+	strcat(p + old, "\n");
+	*text = p;
+	return 0;
+}

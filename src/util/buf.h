@@ -17,4 +17,7 @@ long opus_buf_printf(struct opus_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void opus_buf_free(struct opus_buf *b);
 
+/* Append line and a newline to the malloc'd string *text (NULL: empty). */
+int opus_append_line(char **text, const char *line);
+
 #endif

@@ -83,6 +83,27 @@ Elf_Scn *opus_elf_section(Elf *elf, const char *name, GElf_Shdr *shdr)
 	return NULL;
 }
 
+int opus_elf_read_vaddr(Elf *elf, uint64_t vaddr, void *buf, size_t len)
+{
+	size_t n, size;
+	const char *raw = elf_rawfile(elf, &size);
+
+	if (!raw || elf_getphdrnum(elf, &n))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		GElf_Phdr ph;
+
+		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD || vaddr < ph.p_vaddr ||
+		    vaddr + len > ph.p_vaddr + ph.p_filesz || vaddr + len < vaddr)
+			continue;
+		if (ph.p_offset + (vaddr - ph.p_vaddr) + len > size)
+			return -ERANGE;
+		memcpy(buf, raw + ph.p_offset + (vaddr - ph.p_vaddr), len);
+		return 0;
+	}
+	return -ERANGE;
+}
+
 static Elf_Scn *find_section_by_type(Elf *elf, uint32_t type, GElf_Shdr *shdr)
 {
 	Elf_Scn *scn = NULL;

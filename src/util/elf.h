@@ -24,6 +24,11 @@ bool opus_elf_is_library(Elf *elf);
 /* First section named name, or NULL. */
 Elf_Scn *opus_elf_section(Elf *elf, const char *name, GElf_Shdr *shdr);
 
+/* Copy len bytes of the object's loaded image at link-time address vaddr
+ * (from the PT_LOAD segment holding them). -ERANGE if they are not all in
+ * one segment's file content. */
+int opus_elf_read_vaddr(Elf *elf, uint64_t vaddr, void *buf, size_t len);
+
 struct opus_sym {
 	const char *name; /* without any @VERSION suffix's effect on lookups */
 	const char *file; /* STT_FILE in force for local symbols, else NULL */

@@ -8,8 +8,17 @@ test_two_stacked_patches_revert_in_order() {
 	"$OPUS" build --source "$WORK/src" --diff "$D/fix-auth.diff" --binary "$WORK/src/authsrv" \
 		-o "$WORK/fix.opatch"
 	tree_with_diff "$WORK" "$D/fix-auth.diff" "$WORK/src-fixed"
-	"$OPUS" build --source "$WORK/src-fixed" --diff "$D/stats-v2.diff" \
+	# Built on the fixed tree without saying so: its serve is not the
+	# binary's, nor any patch's it knows of.
+	expect_fail "a patch built on a patched tree without --after" \
+		"$OPUS" build --source "$WORK/src-fixed" --diff "$D/stats-v2.diff" \
 		--binary "$WORK/src/authsrv" -o "$WORK/stats.opatch"
+	assert_contains "serve" "$ERR" "the function named"
+	"$OPUS" build --source "$WORK/src-fixed" --diff "$D/stats-v2.diff" \
+		--binary "$WORK/src/authsrv" --after "$WORK/fix.opatch" -o "$WORK/stats.opatch"
+	expect_fail "the second patch without the first" "$OPUS" apply "$PID" "$WORK/stats.opatch"
+	assert_contains "built on top of patch fix" "$ERR" "the reason"
+	assert_eq 0 "$(opus_mappings "$PID")" "nothing mapped by a refused apply"
 
 	"$OPUS" apply "$PID" "$WORK/fix.opatch"
 	"$OPUS" apply "$PID" "$WORK/stats.opatch"
@@ -51,7 +60,8 @@ test_frames_above_patch_code_are_checked() {
 		-o "$WORK/slow.opatch"
 	tree_with_diff "$WORK" "$D/slow-v2.diff" "$WORK/src-slow"
 	"$OPUS" build --source "$WORK/src-slow" --diff "$D/fix-auth.diff" \
-		--binary "$WORK/src/authsrv" -o "$WORK/fix.opatch" >"$WORK/build.out"
+		--binary "$WORK/src/authsrv" --after "$WORK/slow.opatch" -o "$WORK/fix.opatch" \
+		>"$WORK/build.out"
 	assert_contains "replaced serve" "$(cat "$WORK/build.out")" "the fix replaces serve"
 
 	"$OPUS" apply "$PID" "$WORK/slow.opatch"
@@ -67,5 +77,22 @@ test_frames_above_patch_code_are_checked() {
 	assert_eq "slept 103" "$(cat "$WORK/inflight")" "in-flight request"
 	assert_eq DENIED "$(req 'AUTH admin ')" "fix applied"
 	assert_eq "slept 100" "$(req 'SLEEP 0')" "first patch still in force"
+	assert_running "$PID"
+}
+
+# Two patches built on the same tree, each unaware of the other, both
+# replace serve: the second would drop the first's fix. It is refused.
+test_patch_unaware_of_an_applied_one_is_refused() {
+	build_authsrv "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/authsrv"
+	"$OPUS" build --source "$WORK/src" --diff "$D/fix-auth.diff" --binary "$WORK/src/authsrv" \
+		-o "$WORK/fix.opatch" >/dev/null
+	"$OPUS" build --source "$WORK/src" --diff "$D/stats-v2.diff" --binary "$WORK/src/authsrv" \
+		-o "$WORK/stats.opatch" >/dev/null
+	"$OPUS" apply "$PID" "$WORK/fix.opatch"
+	expect_fail "a patch that would undo another's fix" "$OPUS" apply "$PID" "$WORK/stats.opatch"
+	assert_contains "serve is replaced by patch fix" "$ERR" "the reason"
+	assert_eq 1 "$(opus_patches_mapped "$PID")" "still one patch"
+	assert_eq DENIED "$(req 'AUTH admin ')" "the fix still in force"
 	assert_running "$PID"
 }

@@ -101,6 +101,9 @@ cve_before=$(get '/cve42945/a%26b')
 echo "[]" >"$JSON"
 total_failed=0
 applied_ids=()
+# Per object, the patches applied to it so far: the next one is built on
+# top of them (opus build --after), as the tree is.
+declare -A afters=()
 mapfile -t cves < <(grep '^CVE-' "$fix/debian/patches/series")
 for p in "${cves[@]}"; do
 	id=${p%.patch}
@@ -109,7 +112,8 @@ for p in "${cves[@]}"; do
 	result=applied reason="" funcs="[]" findings="" pause_us=0 apply_ms=0 done=0 failed=0
 	start=$(date +%s%N)
 	status=0
-	"$OPUS" build --source "$fix" --diff "$diff" --binary "$bin" --id "$id" \
+	# shellcheck disable=SC2086
+	"$OPUS" build --source "$fix" --diff "$diff" --binary "$bin" --id "$id" ${afters[$bin]:-} \
 		-o "$WORK/patches/$id.opatch" >"$WORK/logs/$id.build" 2>"$WORK/logs/$id.err" ||
 		status=$?
 	build_ms=$(ms "$start")
@@ -139,6 +143,7 @@ for p in "${cves[@]}"; do
 				fail "$id: apply --all patched '$patched', expected nginx's '$pids'"
 			pause_us=$(jq '[.processes[].pause_us] | max' "$WORK/logs/$id.apply")
 			applied_ids+=("$id")
+			afters[$bin]="${afters[$bin]:-} --after $WORK/patches/$id.opatch"
 		fi
 		apply_ms=$(ms "$start")
 		load_stop

@@ -1,0 +1,86 @@
+# The inputs users bring: Debian's patch files (which touch tests and docs
+# too), diffs from other tools, trees whose units include files outside
+# the tree, fixes that add an #include.
+D=$TARGETS/authsrv
+
+# apply_fix PATCH: the auth fix in force on the running authsrv.
+apply_fix() {
+	"$OPUS" apply "$PID" "$1"
+	assert_eq DENIED "$(req 'AUTH admin ')" "exploit after the patch"
+	assert_eq OK "$(req 'AUTH admin hunter2')" "right password after the patch"
+	assert_running "$PID"
+}
+
+# A diff that also changes a doc, adds a test script and carries a DEP-3
+# header: the C part is built, the rest named as left out.
+test_diff_touching_tests_and_docs_builds_its_c_part() {
+	build_authsrv "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/authsrv"
+	{
+		printf 'Description: fix partial passwords\nOrigin: upstream\n---\n'
+		printf -- '--- a/NEWS\n+++ b/NEWS\n@@ -1 +1,2 @@\n news\n+auth fixed\n'
+		cat "$D/fix-auth.diff"
+		printf -- '--- /dev/null\n+++ b/tests/t-auth.sh\n@@ -0,0 +1 @@\n+echo test\n'
+	} >"$WORK/mixed.diff"
+	"$OPUS" build --source "$WORK/src" --diff "$WORK/mixed.diff" --binary "$WORK/src/authsrv" \
+		-o "$WORK/fix.opatch" >"$WORK/build.out"
+	assert_contains "NEWS (diff): not a C source or header: left out" "$(cat "$WORK/build.out")" \
+		"the doc named"
+	assert_contains "tests/t-auth.sh (diff): not a C source" "$(cat "$WORK/build.out")" \
+		"the test named"
+	apply_fix "$WORK/fix.opatch"
+}
+
+# GNU patch reads "+++ b/file<spaces>date" and quoted names; so does opus.
+test_diff_headers_as_gnu_patch_reads_them() {
+	build_authsrv "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/authsrv"
+	sed -e 's#^--- a/authsrv.c#--- a/authsrv.c  2024-01-01 10:00:00.000000000 +0000#' \
+		-e 's#^+++ b/authsrv.c#+++ "b/authsrv.c"\t2024-01-01 10:00:01.000000000 +0000#' \
+		"$D/fix-auth.diff" | sed 's/$/\r/' >"$WORK/dated.diff"
+	patch --dry-run -s -p1 -d "$WORK/src" <"$WORK/dated.diff" >/dev/null ||
+		fail "GNU patch does not accept the diff"
+	"$OPUS" build --source "$WORK/src" --diff "$WORK/dated.diff" --binary "$WORK/src/authsrv" \
+		-o "$WORK/fix.opatch" >/dev/null
+	apply_fix "$WORK/fix.opatch"
+}
+
+# The unit includes a header from outside --source ("../common/...").
+test_unit_including_a_file_outside_the_tree() {
+	mkdir -p "$WORK/proj/common"
+	echo '#define GREETING "hello"' >"$WORK/proj/common/greeting.h"
+	build_authsrv "$WORK/proj" -O2 -g -fPIE -pie -DWITH_COMMON
+	sed -i '1i #include "../common/greeting.h"' "$WORK/proj/src/authsrv.c"
+	sed -i 's/return "hello";/return GREETING;/' "$WORK/proj/src/authsrv.c"
+	(cd "$WORK/proj/src" && gcc -O2 -g -fPIE -pie -DWITH_COMMON -pthread -c authsrv.c -o authsrv.o &&
+		gcc -O2 -g -fPIE -pie -DWITH_COMMON -pthread authsrv.o -o authsrv)
+	start "$WORK/proj/src/authsrv"
+	assert_eq hello "$(req HELLO)" "the program uses the outside header"
+	"$OPUS" build --source "$WORK/proj/src" --diff "$D/fix-auth.diff" \
+		--binary "$WORK/proj/src/authsrv" -o "$WORK/fix.opatch" >/dev/null
+	apply_fix "$WORK/fix.opatch"
+}
+
+# A header nobody includes yet, changed by a fix whose units start to
+# include it: the units are in the diff, so the header's change reaches the
+# build through them.
+test_header_whose_includers_are_in_the_same_diff() {
+	build_authsrv "$WORK" -O2 -g -fPIE -pie
+	echo '#define MIN_PASS 0' >"$WORK/src/policy.h"
+	start "$WORK/src/authsrv"
+	mkdir -p "$WORK/a" "$WORK/b"
+	cp "$WORK/src/authsrv.c" "$WORK/src/policy.h" "$WORK/a/"
+	cp "$WORK/a/"* "$WORK/b/"
+	echo '#define MIN_PASS 8' >"$WORK/b/policy.h"
+	sed -i -e '1i #include "policy.h"' \
+		-e 's/return strncmp(pass, secret, strlen(pass)) == 0;/return strlen(pass) >= MIN_PASS \&\& !strcmp(pass, secret);/' \
+		"$WORK/b/authsrv.c"
+	(cd "$WORK" && diff -u a/policy.h b/policy.h; diff -u a/authsrv.c b/authsrv.c) >"$WORK/policy.diff" || true
+	grep -q '^+++ b/policy.h' "$WORK/policy.diff" || fail "the diff does not change the header"
+	"$OPUS" build --source "$WORK/src" --diff "$WORK/policy.diff" --binary "$WORK/src/authsrv" \
+		-o "$WORK/fix.opatch" >/dev/null
+	"$OPUS" apply "$PID" "$WORK/fix.opatch"
+	assert_eq DENIED "$(req 'AUTH admin ')" "empty password after the patch"
+	assert_eq DENIED "$(req 'AUTH admin hunter2')" "shorter than MIN_PASS after the patch"
+	assert_running "$PID"
+}
