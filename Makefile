@@ -39,7 +39,9 @@ fuzz: all
 # and libexpat in python3 (tests/real/expat).
 check-real: all
 	bash tests/real/nginx/run.sh
+	bash tests/real/nginx/self.sh
 	bash tests/real/expat/run.sh
+	bash tests/real/expat/self.sh
 
 # Figures, never part of make check: build/bench/results.json and plots.
 bench: deps

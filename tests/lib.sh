@@ -34,6 +34,44 @@ build_target() {
 	(cd "$dir/src" && gcc "$@" -pthread "${objs[@]}" -o "$name")
 }
 
+# build_kinds DIR MODE FLAGS...: tests/targets/kinds built in DIR/src (its
+# sources copied there unless DIR/src has them already, e.g. with a fix
+# applied), MODE pie, nopie (executable + libkinds.so) or static (lib.c
+# linked in), with its compile database.
+build_kinds() {
+	local dir=$1 mode=$2 exe lib entries="" c flags
+	shift 2
+	mkdir -p "$dir/src"
+	[ -e "$dir/src/kinds.h" ] || cp "$TARGETS/kinds"/*.[ch] "$dir/src/"
+	case $mode in
+	pie) exe="-fPIE" ;;
+	nopie) exe="-fno-pie" ;;
+	static) exe="-fno-pie" ;;
+	esac
+	for c in main.c data.c tls.c lib.c; do
+		flags="$* $exe"
+		[ "$c" = data.c ] && flags="$flags -fcommon"
+		[ "$c" = lib.c ] && [ "$mode" != static ] && flags="$* -fPIC"
+		entries="$entries${entries:+,}{\"directory\": \"$dir/src\", \"file\": \"$c\", \"arguments\": [$(printf '"%s", ' gcc $flags)\"-c\", \"$c\", \"-o\", \"${c%.c}.o\"]}"
+		# shellcheck disable=SC2086
+		(cd "$dir/src" && gcc $flags -c "$c" -o "${c%.c}.o")
+	done
+	printf '[%s]\n' "$entries" >"$dir/src/compile_commands.json"
+	case $mode in
+	pie) lib=-pie ;;
+	nopie) lib=-no-pie ;;
+	static) lib=-static ;;
+	esac
+	cd "$dir/src"
+	if [ "$mode" = static ]; then
+		gcc "$@" $lib main.o data.o tls.o lib.o -pthread -o kinds
+	else
+		gcc "$@" -shared lib.o -o libkinds.so
+		gcc "$@" $lib main.o data.o tls.o -L. -lkinds -Wl,-rpath,"$dir/src" -pthread -o kinds
+	fi
+	cd - >/dev/null
+}
+
 # build_libauth DIR EXE-FLAGS...: libauth.so (-fPIC, plus $LIB_CFLAGS) and
 # the two programs that load it, authd and authpoll, linked with EXE-FLAGS.
 build_libauth() {

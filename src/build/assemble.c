@@ -10,17 +10,27 @@
 
 struct asm_ctx {
 	struct opatch *p;
+	Elf *bin_elf;
 	const struct opus_symtab *bin;
 	const struct opus_symtab *exports; /* a library's: interposable by name */
 	const struct obj *o, *orig;
 	const char *from; /* the function whose relocations are being bound */
 	const struct assemble_why *why;
+	const struct assemble_scope *scope;
 	int32_t *scn_idx; /* object section -> patch section, -1 if not included */
 	int32_t *scn_sym; /* object section -> its patch section symbol */
 	uint8_t *changed; /* per object symbol */
 	size_t *work;
 	size_t nwork, work_cap;
 	struct build_notes *notes;
+	/* The binary's read-only data, for finding literals in it. */
+	struct bin_rodata {
+		uint64_t addr;
+		const uint8_t *data;
+		size_t size;
+	} * rodata;
+	size_t nrodata, rodata_cap;
+	bool rodata_loaded;
 };
 
 /* Length of name without a compiler-added ".N" suffix (static locals). */
@@ -228,6 +238,190 @@ static size_t data_holder(struct asm_ctx *c, size_t symidx, const GElf_Sym *sym,
 	return obj_sym_in_scn(c->o, scn, -1, STT_OBJECT);
 }
 
+/* The binary's own IFUNC b: new code calls it through the GOT entry the
+ * loader filled by running the resolver (IRELATIVE), as the binary's own
+ * calls do, never the resolver itself. */
+static int ifunc_target(struct asm_ctx *c, const char *name, const struct opus_sym *b)
+{
+	uint64_t slot;
+
+	if (opus_elf_irelative_slot(c->bin_elf, b->value, &slot))
+		return opus_err(-ENOTSUP,
+				"%s is an IFUNC of the binary with no IRELATIVE entry to find its "
+				"implementation in: not supported",
+				name);
+	return find_or_add_sym(c->p, name, OPATCH_SYM_TARGET, slot, STT_GNU_IFUNC);
+}
+
+/* A TLS reference through a GOT entry made for one variable (the entry
+ * holds its offset), as opposed to an offset in the code itself. */
+static bool tls_through_got(uint32_t type)
+{
+	return type == R_X86_64_GOTTPOFF || type == R_X86_64_TLSGD || type == R_X86_64_TLSLD;
+}
+
+/* A thread-local variable is the running program's: its block exists in
+ * every thread, laid out at load time. New code can reach it, never add
+ * one. A static's reference is to its section plus an offset: it becomes
+ * one to the variable, *addend adjusted. */
+static int resolve_tls(struct asm_ctx *c, const GElf_Sym *sym, size_t symidx, uint32_t type,
+		       int64_t *addend)
+{
+	const char *name = obj_sym_name(c->o, sym);
+	const struct opus_sym *b = NULL;
+	size_t holder = symidx;
+	GElf_Sym hs = *sym;
+	int ret;
+
+	if (sym->st_shndx == SHN_UNDEF) {
+		b = bin_find_global(c, name);
+		return find_or_add_sym(c->p, name, b ? OPATCH_SYM_TARGET : OPATCH_SYM_EXTERN,
+				       b ? b->value : 0, STT_TLS);
+	}
+	if (GELF_ST_TYPE(sym->st_info) == STT_SECTION) {
+		if (tls_through_got(type) ||
+		    !(holder = obj_sym_in_scn(c->o, sym->st_shndx, (long)*addend, STT_TLS)) ||
+		    !obj_sym(c->o, holder, &hs))
+			return opus_err(-ENOTSUP,
+					"%s: a thread-local reference to %s+%lld that no "
+					"variable holds",
+					c->o->file, name, (long long)*addend);
+		*addend -= (int64_t)hs.st_value;
+	}
+	name = obj_sym_name(c->o, &hs);
+	if ((ret = bin_lookup(c, &hs, name, &b)))
+		return ret;
+	if (!b || b->type != STT_TLS)
+		return opus_err(-ENOTSUP,
+				"%s (%s): a new thread-local variable: not supported (existing "
+				"threads have no room for it)",
+				name, c->o->file);
+	return find_or_add_sym(c->p, name, OPATCH_SYM_TARGET, b->value, STT_TLS);
+}
+
+static void load_bin_rodata(struct asm_ctx *c)
+{
+	size_t shstrndx;
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+
+	c->rodata_loaded = true;
+	if (!c->bin_elf || elf_getshdrstrndx(c->bin_elf, &shstrndx))
+		return;
+	while ((scn = elf_nextscn(c->bin_elf, scn))) {
+		const char *n;
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS ||
+		    (sh.sh_flags & (SHF_WRITE | SHF_EXECINSTR)) || !(sh.sh_flags & SHF_ALLOC) ||
+		    !(n = elf_strptr(c->bin_elf, shstrndx, sh.sh_name)) ||
+		    strncmp(n, ".rodata", 7) || !(d = elf_getdata(scn, NULL)) || !d->d_buf ||
+		    OPUS_PUSH(c->rodata, c->nrodata, c->rodata_cap))
+			continue;
+		c->rodata[c->nrodata++] = (struct bin_rodata){sh.sh_addr, d->d_buf, d->d_size};
+	}
+}
+
+/* The binary's address of bytes [p, p + n), at an address congruent to
+ * want modulo align (the compiler may rely on the piece's alignment). */
+static bool find_in_binary(struct asm_ctx *c, const uint8_t *p, size_t n, uint64_t want,
+			   uint64_t align, uint64_t *addr)
+{
+	if (!c->rodata_loaded)
+		load_bin_rodata(c);
+	for (size_t i = 0; i < c->nrodata; i++) {
+		const struct bin_rodata *r = &c->rodata[i];
+		const uint8_t *at = r->data, *end = r->data + r->size;
+
+		while (n && at + n <= end && (at = memmem(at, (size_t)(end - at), p, n))) {
+			uint64_t a = r->addr + (uint64_t)(at - r->data);
+
+			if (!align || (a - want) % align == 0) {
+				*addr = a;
+				return true;
+			}
+			at++;
+		}
+	}
+	return false;
+}
+
+/* A literal or constant of new code (read-only, no relocations inside)
+ * that the binary holds already is bound to the binary's copy: a pointer
+ * to it that the program keeps stays valid after the patch is reverted.
+ * -ENOENT: include it in the patch as usual. */
+static int rodata_of_binary(struct asm_ctx *c, const GElf_Rela *r, size_t scn, uint64_t v,
+			    int64_t *addend)
+{
+	const struct obj_scn *s = &c->o->scns[scn];
+	int64_t at = (int64_t)v + obj_rela_referenced(r) - r->r_addend + *addend;
+	const uint8_t *d = s->data ? s->data->d_buf : NULL;
+	uint64_t lo, hi, addr;
+	GElf_Rela k;
+	char name[64];
+
+	if (!d || at < 0 || (uint64_t)at >= s->data->d_size)
+		return -ENOENT;
+	/* The whole piece the reference points into (code may point at a
+	 * literal's end, or into a constant): every reference into it then
+	 * binds to the same copy, at the same offset. */
+	if ((s->sh.sh_flags & SHF_MERGE) && (s->sh.sh_flags & SHF_STRINGS)) {
+		for (lo = (uint64_t)at; lo > 0 && d[lo - 1]; lo--)
+			;
+		hi = (uint64_t)at + strnlen((const char *)d + at, s->data->d_size - (uint64_t)at) +
+		     1;
+	} else if (s->sh.sh_flags & SHF_MERGE) {
+		uint64_t size = s->sh.sh_entsize ? s->sh.sh_entsize : 1;
+
+		lo = (uint64_t)at - (uint64_t)at % size;
+		hi = lo + size;
+	} else {
+		size_t o = obj_sym_in_scn(c->o, scn, at, STT_OBJECT);
+		GElf_Sym os;
+
+		/* Anonymous data has no known extent: it comes along. */
+		if (!o || !obj_sym(c->o, o, &os) || !os.st_size)
+			return -ENOENT;
+		lo = os.st_value;
+		hi = os.st_value + os.st_size;
+	}
+	if (hi > s->data->d_size || hi <= lo)
+		return -ENOENT;
+	for (size_t i = 0; obj_rela(c->o, scn, i, &k); i++)
+		if (k.r_offset >= lo && k.r_offset < hi)
+			return -ENOENT; /* a table of addresses: the new one comes along */
+	if (!find_in_binary(c, d + lo, hi - lo, lo, s->sh.sh_addralign, &addr))
+		return -ENOENT;
+	*addend += (int64_t)v - (int64_t)lo;
+	snprintf(name, sizeof(name), "%s+0x%llx", s->name, (unsigned long long)lo);
+	return find_or_add_sym(c->p, name, OPATCH_SYM_TARGET, addr, STT_OBJECT);
+}
+
+/* A function's address taken (a handler stored in the program's state, a
+ * table of pointers): the binary's function, when it has one. Its entry
+ * leads to the new code while the patch is in, pointers compare equal with
+ * those the old code took, and they stay valid once the patch is reverted
+ * and unmapped. -ENOENT: not such a reference (a branch, a label inside a
+ * function, a function the binary lacks), bind as usual. */
+static int function_address(struct asm_ctx *c, const GElf_Rela *r, size_t scn, uint64_t v,
+			    int64_t *addend)
+{
+	int64_t at =
+	    (int64_t)v + *addend + (obj_rela_is_pcrel((uint32_t)GELF_R_TYPE(r->r_info)) ? 4 : 0);
+	const struct opus_sym *b = NULL;
+	size_t holder;
+	GElf_Sym hs;
+
+	if (at < 0 || !(holder = obj_sym_in_scn(c->o, scn, at, STT_FUNC)) ||
+	    !obj_sym(c->o, holder, &hs) || (int64_t)hs.st_value != at ||
+	    obj_is_cold_name(obj_sym_name(c->o, &hs)) ||
+	    bin_lookup(c, &hs, obj_sym_name(c->o, &hs), &b) || !b || b->type != STT_FUNC)
+		return -ENOENT;
+	*addend += (int64_t)v - (int64_t)hs.st_value;
+	return find_or_add_sym(c->p, obj_sym_name(c->o, &hs), OPATCH_SYM_TARGET, b->value,
+			       STT_FUNC);
+}
+
 /* Patch symbol a relocation binds to; *addend is adjusted to match. */
 static int resolve(struct asm_ctx *c, const GElf_Rela *r, uint32_t type, int64_t *addend)
 {
@@ -237,13 +431,26 @@ static int resolve(struct asm_ctx *c, const GElf_Rela *r, uint32_t type, int64_t
 	const char *name;
 	GElf_Sym sym;
 	uint64_t v;
+	int ret;
 
 	*addend = r->r_addend;
 	if (!obj_sym(c->o, symidx, &sym))
 		return opus_err(-EINVAL, "%s: bad relocation symbol", c->o->path);
 	name = obj_sym_name(c->o, &sym);
+	if (obj_rela_is_tls(type))
+		return resolve_tls(c, &sym, symidx, type, addend);
+	if (sym.st_shndx == SHN_COMMON) {
+		/* A common variable is the binary's, like any global. */
+		b = bin_find_global(c, name);
+		if (!b)
+			return opus_err(-ENOTSUP, "%s (%s): a new common variable: not supported",
+					name, c->o->file);
+		return find_or_add_sym(c->p, name, OPATCH_SYM_TARGET, b->value, STT_OBJECT);
+	}
 	if (sym.st_shndx == SHN_UNDEF) {
 		b = bin_find_global(c, name);
+		if (b && b->type == STT_GNU_IFUNC && !interposable(c, &sym, name, type))
+			return ifunc_target(c, name, b);
 		if (b && !interposable(c, &sym, name, type))
 			return find_or_add_sym(c->p, name, OPATCH_SYM_TARGET, b->value,
 					       GELF_ST_TYPE(sym.st_info));
@@ -252,9 +459,25 @@ static int resolve(struct asm_ctx *c, const GElf_Rela *r, uint32_t type, int64_t
 	if (sym.st_shndx >= c->o->nscn)
 		return opus_err(-ENOTSUP, "%s: symbol %s has an unsupported section", c->o->path,
 				name);
+	if (GELF_ST_TYPE(sym.st_info) == STT_GNU_IFUNC) {
+		/* An IFUNC of this unit: through the binary's entry for it. */
+		if ((ret = bin_lookup(c, &sym, name, &b)))
+			return ret;
+		if (b && !interposable(c, &sym, name, type))
+			return ifunc_target(c, name, b);
+		if (b)
+			return find_or_add_sym(c->p, name, OPATCH_SYM_EXTERN, 0, STT_GNU_IFUNC);
+		return opus_err(-ENOTSUP, "%s (%s): a new IFUNC: not supported", name, c->o->file);
+	}
 	scn = sym.st_shndx;
 	t = &c->o->scns[scn];
 	v = GELF_ST_TYPE(sym.st_info) == STT_SECTION ? 0 : sym.st_value;
+	if ((t->sh.sh_flags & SHF_EXECINSTR) && type != R_X86_64_PLT32 &&
+	    (ret = function_address(c, r, scn, v, addend)) != -ENOENT)
+		return ret;
+	if ((t->sh.sh_flags & SHF_ALLOC) && !(t->sh.sh_flags & (SHF_WRITE | SHF_EXECINSTR)) &&
+	    (ret = rodata_of_binary(c, r, scn, v, addend)) != -ENOENT)
+		return ret;
 	if (c->scn_idx[scn] >= 0) {
 		*addend += (int64_t)v;
 		return c->scn_sym[scn];
@@ -304,6 +527,11 @@ static int process_section(struct asm_ctx *c, size_t scn)
 					 .type = (uint32_t)GELF_R_TYPE(r.r_info)};
 		int sym;
 
+		if (pr.type == R_X86_64_GOTPC32_TLSDESC || pr.type == R_X86_64_TLSDESC_CALL)
+			return opus_err(-ENOTSUP,
+					"%s: %s uses TLS descriptors (-mtls-dialect=gnu2): not "
+					"supported",
+					c->o->file, os->name);
 		if (!opatch_rela_width(pr.type))
 			return opus_err(-ENOTSUP, "%s: section %s: unsupported relocation type %u",
 					c->o->path, os->name, pr.type);
@@ -358,6 +586,14 @@ static bool only_lines_moved(struct asm_ctx *c, size_t f, const char *name)
 	return df && objdiff_only_lines(c->orig, c->o, f, map_line, (void *)df);
 }
 
+static bool excluded(const struct asm_ctx *c, const char *name)
+{
+	for (size_t i = 0; i < c->scope->nexclude; i++)
+		if (!strcmp(c->scope->exclude[i], name))
+			return true;
+	return false;
+}
+
 static void mark_changed(struct asm_ctx *c, const struct obj *orig)
 {
 	GElf_Sym sym;
@@ -366,10 +602,20 @@ static void mark_changed(struct asm_ctx *c, const struct obj *orig)
 		const char *name;
 
 		if (!obj_sym(c->o, i, &sym) || GELF_ST_TYPE(sym.st_info) != STT_FUNC ||
-		    sym.st_shndx == SHN_UNDEF || objdiff_func(orig, c->o, i) != OBJDIFF_CHANGED)
+		    sym.st_shndx == SHN_UNDEF)
 			continue;
 		name = obj_sym_name(c->o, &sym);
-		if (only_lines_moved(c, i, name))
+		if (c->scope->every_function) {
+			c->changed[i] = !excluded(c, name);
+			continue;
+		}
+		if (objdiff_func(orig, c->o, i) != OBJDIFF_CHANGED)
+			continue;
+		if (excluded(c, name))
+			build_note_add(
+			    c->notes, BUILD_WARNING, name, c->o->file,
+			    "its code changed, but it is excluded: it keeps its old code");
+		else if (only_lines_moved(c, i, name))
 			build_note_add(c->notes, BUILD_INFO, name, c->o->file,
 				       "only line numbers in its code moved (__LINE__); left out");
 		else
@@ -388,10 +634,11 @@ static void mark_changed(struct asm_ctx *c, const struct obj *orig)
 			snprintf(pname, sizeof(pname), "%.*s", (int)(strstr(name, ".cold") - name),
 				 name);
 			parent = obj_find_sym(c->o, pname, STT_FUNC);
-			if (c->changed[i] && parent)
-				c->changed[parent] = 1;
-		} else if (c->changed[i] && (cold = cold_part_of(c->o, name)))
-			c->changed[cold] = 1;
+			if (parent)
+				c->changed[i] = c->changed[parent] |= c->changed[i];
+		} else if ((cold = cold_part_of(c->o, name))) {
+			c->changed[i] = c->changed[cold] |= c->changed[i];
+		}
 	}
 }
 
@@ -404,24 +651,13 @@ static int new_func_sym(struct opatch *p, const char *name, uint32_t section)
 	return -ENOENT;
 }
 
-/* Redirect one changed function (and check its cold part) if it exists. */
-/* Our compile puts each function in its own section, so a short jump to a
- * neighbour becomes a long one and alignment padding moves: a few bytes
- * either way are the same code. A larger gap means other flags or source. */
-static bool sizes_agree(uint64_t ours, uint64_t binary)
-{
-	uint64_t gap = ours > binary ? ours - binary : binary - ours;
-	uint64_t slack = binary / 8 > 16 ? binary / 8 : 16;
-
-	return gap <= slack;
-}
-
+/* Redirect one changed function, and check its cold part. */
 static int replace_func(struct asm_ctx *c, size_t f)
 {
 	const struct opus_sym *b, *bc = NULL;
-	GElf_Sym sym, csym, osym;
+	GElf_Sym sym, csym;
 	const char *name;
-	size_t cold, fo;
+	size_t cold;
 	int scn, nsym, ret;
 	char cname[512], why[512];
 
@@ -429,18 +665,30 @@ static int replace_func(struct asm_ctx *c, size_t f)
 	name = obj_sym_name(c->o, &sym);
 	if ((ret = bin_lookup(c, &sym, name, &b)))
 		return ret;
-	src_explain(c->why->src, c->why->diff, name, why, sizeof(why));
+	if (c->scope->every_function)
+		snprintf(why, sizeof(why), "replaced by its own recompiled code");
+	else
+		src_explain(c->why->src, c->why->diff, name, why, sizeof(why));
+	if (!b && c->scope->every_function) {
+		c->changed[f] = 0;
+		return 0;
+	}
+	if (!b && GELF_ST_BIND(sym.st_info) != STB_LOCAL)
+		return opus_err(-ENOENT,
+				"%s (%s): its code changed, but the binary has no function of that "
+				"name: is %s part of it?",
+				name, c->o->file, c->o->file);
 	if (!b)
 		return build_note_add(c->notes, BUILD_INFO, name, c->o->file,
 				      "%s, but the binary has no copy of its own (inlined into "
 				      "its callers, which are replaced instead)",
 				      why);
-	if ((fo = obj_find_sym(c->orig, name, STT_FUNC)) && obj_sym(c->orig, fo, &osym) &&
-	    !sizes_agree(osym.st_size, b->size))
-		build_note_add(c->notes, BUILD_WARNING, name, c->o->file,
-			       "the original compile has %llu bytes, the binary %llu: was the "
-			       "binary built from this tree with these flags?",
-			       (unsigned long long)osym.st_size, (unsigned long long)b->size);
+	if (b->size < 5 && c->scope->every_function) {
+		c->changed[f] = 0;
+		return build_note_add(c->notes, BUILD_INFO, name, c->o->file,
+				      "left out: %llu bytes, too small for a jump",
+				      (unsigned long long)b->size);
+	}
 	if (b->size < 5)
 		return opus_err(-ENOTSUP, "%s: %llu bytes in the binary, too small for a jump",
 				name, (unsigned long long)b->size);
@@ -454,15 +702,15 @@ static int replace_func(struct asm_ctx *c, size_t f)
 	snprintf(cname, sizeof(cname), "%s.cold", name);
 	if (opus_symtab_find_local(c->bin, c->o->file, cname, &bc) != 1 || !bc)
 		return 0;
-	/* The old cold part is checked for activeness; the new one comes along. */
+	/* The old cold part is checked for activeness with its function. The
+	 * new one, if the new code has one, comes along; if not, the new
+	 * function stands in as its counterpart. */
 	cold = cold_part_of(c->o, name);
-	if (!cold || !obj_sym(c->o, cold, &csym))
-		return opus_err(-EINVAL, "%s: the binary has %s but the new code has none", name,
-				cname);
-	scn = include_section(c, csym.st_shndx);
-	if (scn < 0)
-		return scn;
-	nsym = new_func_sym(c->p, cname, (uint32_t)scn);
+	if (cold && obj_sym(c->o, cold, &csym)) {
+		if ((scn = include_section(c, csym.st_shndx)) < 0)
+			return scn;
+		nsym = new_func_sym(c->p, cname, (uint32_t)scn);
+	}
 	if (nsym < 0 || opatch_add_func(c->p, cname, bc->value, bc->size, (uint32_t)nsym, true) < 0)
 		return opus_err(-ENOMEM, "%s: cannot record cold part", name);
 	return 0;
@@ -495,16 +743,19 @@ static int assemble(struct asm_ctx *c)
 	return ret;
 }
 
-int assemble_tu(struct opatch *p, const struct assemble_target *bin, const struct obj *orig,
+int assemble_tu(struct opatch *p, const struct assemble_target *bin,
+		const struct assemble_scope *scope, const struct obj *orig,
 		const struct obj *patched, const struct assemble_why *why,
 		struct build_notes *notes)
 {
 	struct asm_ctx c = {.p = p,
+			    .bin_elf = bin->elf,
 			    .bin = bin->syms,
 			    .exports = bin->exports,
 			    .o = patched,
 			    .orig = orig,
 			    .why = why,
+			    .scope = scope,
 			    .notes = notes};
 	int ret = -ENOMEM;
 
@@ -520,5 +771,6 @@ int assemble_tu(struct opatch *p, const struct assemble_target *bin, const struc
 	free(c.scn_sym);
 	free(c.changed);
 	free(c.work);
+	free(c.rodata);
 	return ret;
 }

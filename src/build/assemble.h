@@ -21,8 +21,18 @@ struct assemble_why {
 
 /* The object the patch is for. */
 struct assemble_target {
+	Elf *elf;
 	const struct opus_symtab *syms;	   /* .symtab: everything, statics too */
 	const struct opus_symtab *exports; /* a library's .dynsym, else NULL */
+};
+
+/* Which functions go in: those whose code changed, or every one of the
+ * unit (a self-replacement, to prove the engine on code nobody chose),
+ * either way less those excluded by name (they keep their old code). */
+struct assemble_scope {
+	bool every_function;
+	const char *const *exclude;
+	size_t nexclude;
 };
 
 /* assemble_tu's answer when new code reads a variable of another object
@@ -30,7 +40,8 @@ struct assemble_target {
  * extern data through the GOT (COMPILE_SECTIONS_GOT). */
 #define ASSEMBLE_EFARDATA (-EREMOTE)
 
-int assemble_tu(struct opatch *p, const struct assemble_target *bin, const struct obj *orig,
+int assemble_tu(struct opatch *p, const struct assemble_target *bin,
+		const struct assemble_scope *scope, const struct obj *orig,
 		const struct obj *patched, const struct assemble_why *why,
 		struct build_notes *notes);
 

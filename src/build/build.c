@@ -13,6 +13,8 @@
 #include "util/hex.h"
 #include "util/sha256.h"
 
+#include <dwarf.h>
+#include <elfutils/libdw.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -28,6 +30,8 @@ struct build {
 	struct opus_symtab bin_syms, bin_exports;
 	struct opatch patch;
 	struct opatch *after; /* opts->after, read */
+	struct assemble_scope scope;
+	const char *new_tag; /* "new", or "orig" for a self-replacement */
 };
 
 /* The patches this one goes on top of: for the same binary, each read. */
@@ -49,6 +53,103 @@ static int load_after(struct build *b)
 		if (opus_append_line(&b->patch.after, q->id))
 			return -ENOMEM;
 	}
+	return 0;
+}
+
+#define LTO_REASON                                                                                 \
+	"link-time optimisation moves code across translation units, so the binary's functions "   \
+	"cannot be matched to a unit's; LTO builds are not supported"
+
+/* A binary linked with -flto: its units' DWARF says GCC compiled them from
+ * GIMPLE at link time. */
+static bool binary_is_lto(Elf *elf)
+{
+	Dwarf *dw = dwarf_begin_elf(elf, DWARF_C_READ, NULL);
+	Dwarf_Off off = 0, next;
+	size_t hsize;
+	bool lto = false;
+
+	while (dw && !lto && dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
+		Dwarf_Die cu;
+		Dwarf_Attribute a;
+		const char *producer;
+
+		if (dwarf_offdie(dw, off + hsize, &cu) &&
+		    (producer = dwarf_formstring(dwarf_attr(&cu, DW_AT_producer, &a))))
+			lto = !strncmp(producer, "GNU GIMPLE", 10);
+		off = next;
+	}
+	if (dw)
+		dwarf_end(dw);
+	return lto;
+}
+
+/* Does path end with the relative path tail, at a component boundary?
+ * (A build's file-prefix map can leave DWARF with relative paths only.) */
+static bool ends_with_path(const char *path, const char *tail)
+{
+	size_t n = strlen(path), t = strlen(tail);
+
+	while (!strncmp(tail, "./", 2))
+		tail += 2, t -= 2;
+	return tail[0] != '/' && n > t && path[n - t - 1] == '/' && !strcmp(path + n - t, tail);
+}
+
+/* Is unit e one the binary was compiled from? Its DWARF names each unit's
+ * source (relative to the unit's compile directory). Without DWARF, every
+ * unit may be. */
+static bool binary_has_unit(Dwarf *dw, const struct cdb_entry *e)
+{
+	Dwarf_Off off = 0, next;
+	size_t hsize;
+
+	if (!dw)
+		return true;
+	for (; dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL) == 0; off = next) {
+		Dwarf_Die cu;
+		Dwarf_Attribute a;
+		const char *name, *dir;
+		char path[PATH_MAX * 2], real[PATH_MAX];
+
+		if (!dwarf_offdie(dw, off + hsize, &cu) ||
+		    !(name = dwarf_formstring(dwarf_attr(&cu, DW_AT_name, &a))))
+			continue;
+		dir = dwarf_formstring(dwarf_attr(&cu, DW_AT_comp_dir, &a));
+		snprintf(path, sizeof(path), "%s%s%s", name[0] == '/' || !dir ? "" : dir,
+			 name[0] == '/' || !dir ? "" : "/", name);
+		if (!strcmp(realpath(path, real) ? real : path, e->file) ||
+		    ends_with_path(e->file, name))
+			return true;
+	}
+	return false;
+}
+
+/* A self-replacement of every unit keeps those the binary has. */
+static void keep_units_of_binary(struct build *b, struct build_notes *notes)
+{
+	Dwarf *dw = dwarf_begin_elf(b->bin.elf, DWARF_C_READ, NULL);
+	size_t kept = 0;
+
+	for (size_t i = 0; i < b->ws.nunits; i++)
+		if (binary_has_unit(dw, b->ws.units[i]))
+			b->ws.units[kept++] = b->ws.units[i];
+	if (kept < b->ws.nunits)
+		build_note_add(notes, BUILD_INFO, "", "compile database",
+			       "%zu of %zu units are not in %s (its DWARF): left out",
+			       b->ws.nunits - kept, b->ws.nunits, b->opts->binary);
+	b->ws.nunits = kept;
+	if (dw)
+		dwarf_end(dw);
+}
+
+static int refuse_lto(const struct build *b)
+{
+	if (binary_is_lto(b->bin.elf))
+		return opus_err(-ENOTSUP, "%s was linked with -flto: " LTO_REASON, b->opts->binary);
+	for (size_t i = 0; i < b->ws.nunits; i++)
+		if (compile_uses_lto(b->ws.units[i]))
+			return opus_err(-ENOTSUP, "%s is compiled with -flto: " LTO_REASON,
+					b->ws.units[i]->file);
 	return 0;
 }
 
@@ -76,22 +177,69 @@ static void obj_path(const struct build *b, const char *tag, size_t unit, char *
 	snprintf(out, len, "%s/%s-%zu.o", b->ws.scratch, tag, unit);
 }
 
-/* Compile the units (those marked in only, or all) as tag-N.o. */
-static int compile_units(struct build *b, const char *tag, enum compile_flavour flavour,
-			 const bool *only)
+/* One compile of a unit, as tag-N.o. */
+struct compile_req {
+	size_t unit;
+	const char *tag;
+	enum compile_flavour flavour;
+};
+
+/* Run the compiles, one per CPU at a time. On failure, the rest started
+ * are waited for, and the first error is returned. */
+static int compile_batch(struct build *b, const struct compile_req *reqs, size_t n)
 {
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t width = cpus > 1 ? (size_t)cpus : 1, started = 0, done = 0;
+	struct compile_job *jobs = calloc(n + 1, sizeof(*jobs));
 	char out[256];
+	int ret = jobs ? 0 : -ENOMEM;
+
+	/* Until every started compile is waited for, and, without an error,
+	 * every one was started. */
+	while (jobs && (done < started || (!ret && started < n))) {
+		while (!ret && started < n && started - done < width) {
+			const struct compile_req *r = &reqs[started];
+
+			obj_path(b, r->tag, r->unit, out, sizeof(out));
+			ret = compile_start(b->ws.units[r->unit], b->ws.root, b->ws.tree,
+					    r->flavour, out, &jobs[started]);
+			started += !ret;
+		}
+		if (done < started) {
+			int r = compile_finish(&jobs[done++]);
+
+			if (!ret)
+				ret = r;
+		}
+	}
+	free(jobs);
+	return ret;
+}
+
+/* Compile the units (those marked in only, or all) in each flavour given. */
+static int compile_units(struct build *b, const char *const *tags,
+			 const enum compile_flavour *flavours, size_t nflavours, const bool *only)
+{
+	struct compile_req *reqs = calloc(b->ws.nunits * nflavours + 1, sizeof(*reqs));
+	size_t n = 0;
 	int ret;
 
-	for (size_t i = 0; i < b->ws.nunits; i++) {
-		if (only && !only[i])
-			continue;
-		obj_path(b, tag, i, out, sizeof(out));
-		ret = compile_tu(b->ws.units[i], b->ws.root, b->ws.tree, flavour, out);
-		if (ret)
-			return ret;
-	}
-	return 0;
+	if (!reqs)
+		return -ENOMEM;
+	for (size_t f = 0; f < nflavours; f++)
+		for (size_t i = 0; i < b->ws.nunits; i++)
+			if (!only || only[i])
+				reqs[n++] = (struct compile_req){i, tags[f], flavours[f]};
+	ret = compile_batch(b, reqs, n);
+	free(reqs);
+	return ret;
+}
+
+/* Compile the units in one flavour. */
+static int compile_as(struct build *b, const char *tag, enum compile_flavour flavour,
+		      const bool *only)
+{
+	return compile_units(b, &tag, &flavour, 1, only);
 }
 
 static int open_pair(const struct build *b, size_t unit, const char *orig_tag, const char *new_tag,
@@ -114,7 +262,8 @@ static int open_pair(const struct build *b, size_t unit, const char *orig_tag, c
 static int assemble_unit(struct build *b, size_t unit, const char *orig_tag, const char *new_tag,
 			 struct build_notes *notes)
 {
-	struct assemble_target bin = {&b->bin_syms, b->bin_exports.count ? &b->bin_exports : NULL};
+	struct assemble_target bin = {b->bin.elf, &b->bin_syms,
+				      b->bin_exports.count ? &b->bin_exports : NULL};
 	struct obj orig, patched;
 	struct src_map src;
 	char n[256];
@@ -124,7 +273,7 @@ static int assemble_unit(struct build *b, size_t unit, const char *orig_tag, con
 		return ret;
 	obj_path(b, new_tag, unit, n, sizeof(n));
 	src_map_load(n, &src); /* explanations only: no DWARF, no reasons */
-	ret = assemble_tu(&b->patch, &bin, &orig, &patched,
+	ret = assemble_tu(&b->patch, &bin, &b->scope, &orig, &patched,
 			  &(struct assemble_why){&src, &b->ws.files}, notes);
 	src_map_free(&src);
 	obj_close(&orig);
@@ -161,20 +310,22 @@ static int check_same_changes(struct build *b, size_t unit)
  * compiled again, original and patched, with those reads through the GOT. */
 static int assemble_far(struct build *b, const bool *far, struct build_notes *notes)
 {
+	bool self = b->opts->replace_all;
+	const char *new_tag = self ? "orig-got" : "new-got";
 	int ret = workspace_unapply_diff(&b->ws);
 
 	if (!ret)
-		ret = compile_units(b, "orig-got", COMPILE_SECTIONS_GOT, far);
+		ret = compile_as(b, "orig-got", COMPILE_SECTIONS_GOT, far);
 	if (!ret)
 		ret = workspace_apply_diff(&b->ws);
-	if (!ret)
-		ret = compile_units(b, "new-got", COMPILE_SECTIONS_GOT, far);
+	if (!ret && !self)
+		ret = compile_as(b, "new-got", COMPILE_SECTIONS_GOT, far);
 	for (size_t i = 0; !ret && i < b->ws.nunits; i++) {
 		if (!far[i])
 			continue;
-		ret = check_same_changes(b, i);
+		ret = self ? 0 : check_same_changes(b, i);
 		if (!ret)
-			ret = assemble_unit(b, i, "orig-got", "new-got", notes);
+			ret = assemble_unit(b, i, "orig-got", new_tag, notes);
 		if (ret == ASSEMBLE_EFARDATA)
 			ret = opus_err_wrap(-ENOTSUP, "compiled with -mno-direct-extern-access");
 	}
@@ -190,7 +341,10 @@ static int assemble_all(struct build *b, struct build_notes *notes)
 		struct opatch_mark mark = opatch_mark(&b->patch);
 		size_t nnotes = notes->n;
 
-		ret = assemble_unit(b, i, "orig", "new", notes);
+		ret = assemble_unit(b, i, "orig", b->new_tag, notes);
+		if (!ret && b->opts->replace_all && b->patch.nfuncs == mark.nfuncs)
+			build_note_add(notes, BUILD_INFO, opus_base_name(b->ws.units[i]->file),
+				       "unit", "no function of it is in %s", b->opts->binary);
 		if (ret == ASSEMBLE_EFARDATA) {
 			opus_info("%s; compiling %s again with -mno-direct-extern-access",
 				  opus_errmsg(), b->ws.units[i]->file);
@@ -203,7 +357,9 @@ static int assemble_all(struct build *b, struct build_notes *notes)
 	if (!ret && any_far)
 		ret = assemble_far(b, far, notes);
 	free(far);
-	if (!ret && !b->patch.nfuncs)
+	if (!ret && !b->patch.nfuncs && b->opts->replace_all)
+		ret = opus_err(-ENODATA, "no function of the units is in %s", b->opts->binary);
+	else if (!ret && !b->patch.nfuncs)
 		ret = opus_err(-ENODATA, "%s: the diff changes no function of %s", b->opts->diff,
 			       b->opts->binary);
 	return ret;
@@ -373,11 +529,12 @@ static int fill_meta(struct build *b)
 	char hex[2 * OPUS_SHA256_LEN + 1];
 	struct opatch *p = &b->patch;
 
-	opus_sha256(b->ws.diff_text, b->ws.diff_len, digest);
+	opus_sha256(b->ws.diff_text ? b->ws.diff_text : "", b->ws.diff_len, digest);
 	opus_hex_encode(digest, sizeof(digest), hex);
 	p->id = b->opts->id ? strdup(b->opts->id) : default_id(b->opts->output);
-	p->description =
-	    strdup(b->opts->description ? b->opts->description : opus_base_name(b->opts->diff));
+	p->description = strdup(b->opts->description ? b->opts->description
+				: b->opts->diff	     ? opus_base_name(b->opts->diff)
+						     : "every function replaced by its own code");
 	p->diff_sha256 = strdup(hex);
 	if (b->opts->findings) {
 		int ret = b->opts->findings(b->opts->findings_ctx, &p->findings);
@@ -401,16 +558,28 @@ static int run_build(struct build *b, struct build_notes *notes)
 	struct bases bases = {0}, origs = {0};
 	int ret;
 
-	if ((ret = load_binary(b)) || (ret = load_after(b)) ||
-	    (ret = workspace_open(&b->ws, b->opts->source, b->opts->diff, b->opts->cdb)))
+	if ((ret = load_binary(b)) || (ret = load_after(b)))
 		return ret;
+	if (b->opts->replace_all)
+		ret = workspace_open_units(&b->ws, b->opts->source, b->opts->cdb, b->opts->units,
+					   b->opts->nunits);
+	else
+		ret = workspace_open(&b->ws, b->opts->source, b->opts->diff, b->opts->cdb);
+	if (ret)
+		return ret;
+	if ((ret = refuse_lto(b)))
+		return ret;
+	if (b->opts->replace_all && !b->opts->nunits)
+		keep_units_of_binary(b, notes);
 	for (size_t i = 0; i < b->ws.nskipped; i++)
 		build_note_add(notes, BUILD_INFO, b->ws.skipped[i], "diff",
 			       "not a C source or header: left out of the patch");
-	if ((ret = compile_units(b, "base", COMPILE_AS_BUILT, NULL)) ||
-	    (ret = compile_units(b, "orig", COMPILE_SECTIONS, NULL)) ||
+	/* The binary's code as built, and the original for the diff, at once. */
+	if ((ret = compile_units(b, (const char *[]){"base", "orig"},
+				 (const enum compile_flavour[]){COMPILE_AS_BUILT, COMPILE_SECTIONS},
+				 2, NULL)) ||
 	    (ret = workspace_apply_diff(&b->ws)) ||
-	    (ret = compile_units(b, "new", COMPILE_SECTIONS, NULL)))
+	    (!b->opts->replace_all && (ret = compile_as(b, "new", COMPILE_SECTIONS, NULL))))
 		return ret;
 	if ((ret = assemble_all(b, notes)))
 		return ret;
@@ -428,7 +597,10 @@ static int run_build(struct build *b, struct build_notes *notes)
 
 int opus_build(const struct build_opts *opts, struct build_notes *notes)
 {
-	struct build b = {.opts = opts, .bin = {.fd = -1}};
+	struct build b = {.opts = opts,
+			  .bin = {.fd = -1},
+			  .scope = {opts->replace_all, opts->exclude, opts->nexclude},
+			  .new_tag = opts->replace_all ? "orig" : "new"};
 	int ret;
 
 	opatch_init(&b.patch);

@@ -8,7 +8,7 @@
 
 struct build_opts {
 	const char *source; /* the original tree; never written */
-	const char *diff;
+	const char *diff;   /* NULL with replace_all */
 	const char *binary; /* unstripped object the process runs */
 	const char *output;
 	const char *cdb;	 /* NULL: look in the tree */
@@ -24,6 +24,15 @@ struct build_opts {
 	 * diffs applied), oldest first. */
 	const char *const *after;
 	size_t nafter;
+	/* A self-replacement: no diff; every function of these units (all of
+	 * the compile database's when none are named) that the binary has is
+	 * replaced by its own recompiled code. */
+	bool replace_all;
+	const char *const *units;
+	size_t nunits;
+	/* Functions that keep their old code (never-returning loops). */
+	const char *const *exclude;
+	size_t nexclude;
 };
 
 int opus_build(const struct build_opts *opts, struct build_notes *notes);

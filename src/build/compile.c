@@ -185,16 +185,45 @@ int compile_deps(const struct cdb_entry *e, const char *out_deps)
 	return ret;
 }
 
+/* path as the unit's own prefix maps spell it in __FILE__: GCC takes the
+ * last -ffile-prefix-map or -fmacro-prefix-map whose OLD begins path. */
+static void macro_mapped(const struct cdb_entry *e, const char *path, char *out, size_t len)
+{
+	snprintf(out, len, "%s", path);
+	for (size_t i = e->argc; i-- > 1;) {
+		const char *a = e->argv[i], *eq, *old;
+		size_t ol;
+
+		if (!strncmp(a, "-ffile-prefix-map=", 18))
+			old = a + 18;
+		else if (!strncmp(a, "-fmacro-prefix-map=", 19))
+			old = a + 19;
+		else
+			continue;
+		if (!(eq = strchr(old, '=')))
+			continue;
+		ol = (size_t)(eq - old);
+		if (!strncmp(path, old, ol) && (path[ol] == '/' || !path[ol])) {
+			snprintf(out, len, "%s%s", eq + 1, path + ol);
+			return;
+		}
+	}
+}
+
 /* The flags a flavour adds to the unit's own. */
-static int add_flavour(char ***argv, size_t *n, size_t *cap, enum compile_flavour flavour,
-		       const char *orig_root, const char *scratch_root)
+static int add_flavour(const struct cdb_entry *e, char ***argv, size_t *n, size_t *cap,
+		       enum compile_flavour flavour, const char *orig_root,
+		       const char *scratch_root)
 {
 	static const char *const sections[] = {"-ffunction-sections", "-fdata-sections",
 					       "-fno-lto"};
-	char map[8192];
+	char map[8192], root[4096];
 	int ret = 0;
 
-	snprintf(map, sizeof(map), "-ffile-prefix-map=%s=%s", scratch_root, orig_root);
+	/* Ours comes last, so it wins for the scratch copy: it must lead
+	 * where the unit's own maps would have taken the tree. */
+	macro_mapped(e, orig_root, root, sizeof(root));
+	snprintf(map, sizeof(map), "-ffile-prefix-map=%s=%s", scratch_root, root);
 	if (flavour != COMPILE_AS_BUILT)
 		for (size_t i = 0; !ret && i < sizeof(sections) / sizeof(sections[0]); i++)
 			ret = add(argv, n, cap, strdup(sections[i]));
@@ -205,15 +234,15 @@ static int add_flavour(char ***argv, size_t *n, size_t *cap, enum compile_flavou
 	return ret;
 }
 
-int compile_tu(const struct cdb_entry *e, const char *orig_root, const char *scratch_root,
-	       enum compile_flavour flavour, const char *out_obj)
+int compile_start(const struct cdb_entry *e, const char *orig_root, const char *scratch_root,
+		  enum compile_flavour flavour, const char *out_obj, struct compile_job *job)
 {
 	char **argv = NULL, *cwd = compile_rebase(e->directory, orig_root, scratch_root);
 	size_t n = 0, cap = 0;
 	int ret = cwd ? compile_base_args(e, orig_root, scratch_root, &argv, &n, &cap) : -ENOMEM;
 
 	if (!ret)
-		ret = add_flavour(&argv, &n, &cap, flavour, orig_root, scratch_root);
+		ret = add_flavour(e, &argv, &n, &cap, flavour, orig_root, scratch_root);
 	if (!ret)
 		ret = add(&argv, &n, &cap, strdup("-c"));
 	if (!ret)
@@ -224,11 +253,43 @@ int compile_tu(const struct cdb_entry *e, const char *orig_root, const char *scr
 		ret = add(&argv, &n, &cap, strdup(out_obj));
 	if (!ret) {
 		opus_info("compiling %s", e->file);
-		ret = opus_run(argv, cwd);
-		if (ret)
-			opus_err_wrap(ret, "compiling %s", e->file);
+		ret = opus_run_start(argv, cwd);
 	}
 	compile_free_args(argv, n);
-	free(cwd);
-	return ret;
+	if (ret < 0) {
+		free(cwd);
+		return opus_err_wrap(ret, "compiling %s", e->file);
+	}
+	*job = (struct compile_job){e, ret, cwd};
+	return 0;
+}
+
+int compile_finish(struct compile_job *job)
+{
+	int ret = opus_run_wait(job->pid, "the compiler", job->cwd);
+
+	free(job->cwd);
+	job->cwd = NULL;
+	return ret ? opus_err_wrap(ret, "compiling %s", job->e->file) : 0;
+}
+
+int compile_tu(const struct cdb_entry *e, const char *orig_root, const char *scratch_root,
+	       enum compile_flavour flavour, const char *out_obj)
+{
+	struct compile_job job;
+	int ret = compile_start(e, orig_root, scratch_root, flavour, out_obj, &job);
+
+	return ret ? ret : compile_finish(&job);
+}
+
+bool compile_uses_lto(const struct cdb_entry *e)
+{
+	bool lto = false;
+
+	for (size_t i = 1; i < e->argc; i++)
+		if (!strncmp(e->argv[i], "-flto", 5))
+			lto = true;
+		else if (!strcmp(e->argv[i], "-fno-lto"))
+			lto = false;
+	return lto;
 }

@@ -3,6 +3,8 @@
 #ifndef OPUS_BUILD_COMPILE_H
 #define OPUS_BUILD_COMPILE_H
 
+#include <stdbool.h>
+
 #include "cdb.h"
 
 /* How a unit is compiled. */
@@ -22,6 +24,16 @@ enum compile_flavour {
 int compile_tu(const struct cdb_entry *e, const char *orig_root, const char *scratch_root,
 	       enum compile_flavour flavour, const char *out_obj);
 
+/* The same in the background, to run several at once. */
+struct compile_job {
+	const struct cdb_entry *e;
+	int pid;
+	char *cwd;
+};
+int compile_start(const struct cdb_entry *e, const char *orig_root, const char *scratch_root,
+		  enum compile_flavour flavour, const char *out_obj, struct compile_job *job);
+int compile_finish(struct compile_job *job);
+
 /* The unit's own flags (argv[0] the compiler), paths moved from orig_root to
  * scratch_root (NULL: kept) and relative include paths made absolute,
  * without output, dependency and source args; in the scratch copy, the
@@ -31,6 +43,10 @@ int compile_base_args(const struct cdb_entry *e, const char *orig_root, const ch
 void compile_free_args(char **argv, size_t n);
 /* arg with a leading orig_root replaced by scratch_root (a malloc'd copy). */
 char *compile_rebase(const char *arg, const char *orig_root, const char *scratch_root);
+
+/* Does the unit's command enable link-time optimisation (-flto, not undone
+ * by a later -fno-lto)? */
+bool compile_uses_lto(const struct cdb_entry *e);
 
 /* Write the make-style list of files the unit includes to out_deps. */
 int compile_deps(const struct cdb_entry *e, const char *out_deps);

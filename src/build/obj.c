@@ -238,3 +238,21 @@ bool obj_rela_is_direct(uint32_t type)
 {
 	return type == R_X86_64_PC32 || type == R_X86_64_32 || type == R_X86_64_32S;
 }
+
+bool obj_rela_is_tls(uint32_t type)
+{
+	switch (type) {
+	case R_X86_64_TPOFF32:
+	case R_X86_64_TPOFF64:
+	case R_X86_64_GOTTPOFF:
+	case R_X86_64_TLSGD:
+	case R_X86_64_TLSLD:
+	case R_X86_64_DTPOFF32:
+	case R_X86_64_DTPOFF64:
+	case R_X86_64_GOTPC32_TLSDESC:
+	case R_X86_64_TLSDESC_CALL:
+		return true;
+	default:
+		return false;
+	}
+}

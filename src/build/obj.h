@@ -49,6 +49,9 @@ void obj_piece(const struct obj *o, size_t scn, uint64_t off, uint64_t *lo, uint
 int64_t obj_rela_referenced(const GElf_Rela *r);
 /* A PC-relative relocation: its addend is 4 bytes short of the target. */
 bool obj_rela_is_pcrel(uint32_t type);
+/* A thread-local reference: an offset from the thread pointer or within a
+ * module's block, or a GOT entry holding one. */
+bool obj_rela_is_tls(uint32_t type);
 /* A reference that holds the referent's address or distance in 32 bits
  * (PC32, 32, 32S): it reaches only what lies near. */
 bool obj_rela_is_direct(uint32_t type);

@@ -205,12 +205,12 @@ static int run_patch(struct workspace *b, bool reverse)
 
 int workspace_apply_diff(struct workspace *b)
 {
-	return run_patch(b, false);
+	return b->diff_path ? run_patch(b, false) : 0;
 }
 
 int workspace_unapply_diff(struct workspace *b)
 {
-	return run_patch(b, true);
+	return b->diff_path ? run_patch(b, true) : 0;
 }
 
 int workspace_open(struct workspace *w, const char *source, const char *diff, const char *cdb)
@@ -225,6 +225,46 @@ int workspace_open(struct workspace *w, const char *source, const char *diff, co
 	if ((ret = opus_read_file(diff, &w->diff_text, &w->diff_len)) ||
 	    (ret = diff_parse(diff, w->diff_text, &w->files)) || (ret = load_cdb(w)) ||
 	    (ret = make_scratch(w)) || (ret = find_units(w)) || (ret = write_c_diff(w)))
+		return ret;
+	return 0;
+}
+
+static int named_units(struct workspace *w, const char *const *units, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char path[PATH_MAX * 2], real[PATH_MAX];
+		const struct cdb_entry *e;
+		int ret;
+
+		snprintf(path, sizeof(path), "%s%s%s", units[i][0] == '/' ? "" : w->root,
+			 units[i][0] == '/' ? "" : "/", units[i]);
+		if (!realpath(path, real))
+			return opus_err(-ENOENT, "%s: not in the source tree %s", units[i],
+					w->root);
+		if (!(e = cdb_find(&w->cdb, real)))
+			return opus_err(-ENOENT, "%s: no compile command for it", real);
+		if ((ret = add_unit(w, e)))
+			return ret;
+	}
+	for (size_t i = 0; !n && i < w->cdb.n; i++) {
+		int ret = add_unit(w, &w->cdb.v[i]);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int workspace_open_units(struct workspace *w, const char *source, const char *cdb,
+			 const char *const *units, size_t n)
+{
+	int ret;
+
+	memset(w, 0, sizeof(*w));
+	w->cdb_path = cdb;
+	if (!realpath(source, w->root))
+		return opus_err(-errno, "%s: %s", source, strerror(errno));
+	if ((ret = load_cdb(w)) || (ret = make_scratch(w)) || (ret = named_units(w, units, n)))
 		return ret;
 	return 0;
 }

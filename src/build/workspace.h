@@ -31,7 +31,11 @@ struct workspace {
 
 /* Copy the tree, parse the diff, find the units; the copy is not patched yet. */
 int workspace_open(struct workspace *w, const char *source, const char *diff, const char *cdb);
-int workspace_apply_diff(struct workspace *w);
+/* The same without a diff: the units named (paths in the tree), or every
+ * unit of the compile database when n is 0. */
+int workspace_open_units(struct workspace *w, const char *source, const char *cdb,
+			 const char *const *units, size_t n);
+int workspace_apply_diff(struct workspace *w); /* a no-op without a diff */
 /* Take it out again (to compile the original once more). */
 int workspace_unapply_diff(struct workspace *w);
 /* Remove the scratch copy unless keep. */

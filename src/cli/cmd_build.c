@@ -160,6 +160,18 @@ static int join_analysis(void *ctx, char **text)
 	return *text ? 0 : -ENOMEM;
 }
 
+static int finish(int ret, const struct build_opts *o, struct build_notes *notes)
+{
+	/* What a failed build would have replaced is no news: the error is. */
+	if (!ret)
+		print_notes(notes);
+	build_notes_free(notes);
+	if (ret)
+		return cli_fail("build");
+	printf("wrote %s\n", o->output);
+	return 0;
+}
+
 static void abandon_analysis(struct analysis_job *job)
 {
 	if (job->joined || job->pid <= 0)
@@ -181,13 +193,18 @@ int cmd_build(int argc, char **argv)
 	    {"description", required_argument, NULL, 'D'},
 	    {"keep-scratch", no_argument, NULL, 'k'},
 	    {"after", required_argument, NULL, 'a'},
+	    {"replace-all", no_argument, NULL, 'R'},
+	    {"unit", required_argument, NULL, 'u'},
+	    {"exclude", required_argument, NULL, 'x'},
 	    {"force", no_argument, NULL, 'f'},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	struct build_opts o = {0};
-	const char **after = calloc((size_t)argc + 1, sizeof(*after));
+	/* Each list has at most argc entries. */
+	const char **after = calloc(3 * ((size_t)argc + 1), sizeof(*after));
+	const char **units = after + argc + 1, **exclude = units + argc + 1;
 
 	if (!after)
 		return cli_fail("build");
@@ -225,6 +242,15 @@ int cmd_build(int argc, char **argv)
 		case 'a':
 			after[o.nafter++] = optarg;
 			break;
+		case 'R':
+			o.replace_all = true;
+			break;
+		case 'u':
+			units[o.nunits++] = optarg;
+			break;
+		case 'x':
+			exclude[o.nexclude++] = optarg;
+			break;
 		case 'f':
 			force = true;
 			break;
@@ -237,9 +263,18 @@ int cmd_build(int argc, char **argv)
 		}
 	}
 	o.after = after;
-	if (optind != argc || !o.source || !o.diff || !o.binary || !o.output) {
+	o.units = units;
+	o.exclude = exclude;
+	if (optind != argc || !o.source || !o.binary || !o.output || !o.diff == !o.replace_all ||
+	    (o.nunits && !o.replace_all)) {
 		free(after);
 		return cli_usage(USAGE);
+	}
+	if (o.replace_all) {
+		/* Nothing changed, nothing to analyze. */
+		ret = opus_build(&o, &notes);
+		free(after);
+		return finish(ret, &o, &notes);
 	}
 	/* The same analysis as opus analyze; its findings travel in the patch. */
 	job.opts = (struct analyze_opts){o.source, o.diff, o.cdb};
@@ -258,12 +293,5 @@ int cmd_build(int argc, char **argv)
 		fprintf(stderr, "opus build: %s\n", opus_errmsg());
 		return 3;
 	}
-	/* What a failed build would have replaced is no news: the error is. */
-	if (!ret)
-		print_notes(&notes);
-	build_notes_free(&notes);
-	if (ret)
-		return cli_fail("build");
-	printf("wrote %s\n", o.output);
-	return 0;
+	return finish(ret, &o, &notes);
 }

@@ -5,6 +5,7 @@
 #include "proc.h"
 #include "ptrace.h"
 #include "resolve.h"
+#include "tls.h"
 #include "unwind.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -306,19 +307,73 @@ static int place(struct txn *t, const struct proc_object *obj, const struct opat
 
 /* ---- apply ---- */
 
-static int resolve_syms(struct txn *t, const struct opatch *p, const struct proc_object *obj,
-			uint64_t *sym_addr)
+/* Every TARGET and EXTERN symbol's address; a thread-local one's offset in
+ * its block, and in sym_lib the object whose block that is. */
+static int resolve_syms(const struct opatch *p, const struct proc_object *obj, struct resolver *res,
+			uint64_t *sym_addr, size_t *sym_lib)
 {
-	struct resolver res;
-	int ret = resolver_init(&res, t->pid, t->mem_fd, &t->maps);
+	size_t target = resolver_find_lib(res, obj->name, obj->bias);
+	int ret = 0;
 
 	for (size_t i = 0; !ret && i < p->nsyms; i++) {
-		if (p->syms[i].kind == OPATCH_SYM_TARGET)
-			sym_addr[i] = obj->bias + p->syms[i].value;
-		else if (p->syms[i].kind == OPATCH_SYM_EXTERN)
-			ret = resolver_lookup(&res, p->syms[i].name, &sym_addr[i]);
+		const struct opatch_sym *s = &p->syms[i];
+
+		if (s->kind == OPATCH_SYM_TARGET && s->type == STT_TLS) {
+			sym_addr[i] = s->value;
+			sym_lib[i] = target;
+			if (target == res->n)
+				ret = opus_err(-ENOENT, "%s is not in the process's link map",
+					       obj->name);
+		} else if (s->kind == OPATCH_SYM_TARGET && s->type == STT_GNU_IFUNC) {
+			/* The implementation the loader put in the object's GOT. */
+			if (mem_read(res->mem_fd, obj->bias + s->value, &sym_addr[i], 8))
+				ret = opus_err(-EIO, "%s: cannot read the GOT entry of IFUNC %s",
+					       obj->name, s->name);
+		} else if (s->kind == OPATCH_SYM_TARGET) {
+			sym_addr[i] = obj->bias + s->value;
+		} else if (s->kind == OPATCH_SYM_EXTERN && s->type == STT_TLS) {
+			ret = resolver_lookup_tls(res, s->name, &sym_lib[i], &sym_addr[i]);
+		} else if (s->kind == OPATCH_SYM_EXTERN) {
+			ret = resolver_lookup(res, s->name, &sym_addr[i]);
+		}
 	}
-	resolver_free(&res);
+	return ret;
+}
+
+/* Where each thread-local symbol's block is, found with a thread stopped
+ * (its thread pointer leads to the TLS vector). */
+static int locate_tls(struct txn *t, const struct opatch *p, const struct resolver *res,
+		      const size_t *sym_lib, struct layout_tls **out)
+{
+	struct tls_object *objs = calloc(res->n + 1, sizeof(*objs));
+	struct tls_module *mods = calloc(res->n + 1, sizeof(*mods));
+	bool *done = calloc(res->n + 1, sizeof(*done));
+	struct layout_tls *tls = calloc(p->nsyms + 1, sizeof(*tls));
+	struct injector in = {0};
+	uint64_t fs_base = 0;
+	int ret = objs && mods && done && tls ? injector(t, &in) : -ENOMEM;
+
+	if (!ret)
+		ret = thread_fs_base(in.t, &fs_base);
+	for (size_t i = 0; i < res->n; i++)
+		objs[i] = (struct tls_object){res->libs[i].name, res->libs[i].e.elf,
+					      res->libs[i].bias, res->libs[i].main_program};
+	for (size_t i = 0; !ret && i < p->nsyms; i++) {
+		size_t m = sym_lib[i];
+
+		if (p->syms[i].type != STT_TLS)
+			continue;
+		if (!done[m] && !(ret = tls_locate(t->mem_fd, objs, res->n, m, fs_base, &mods[m])))
+			done[m] = true;
+		tls[i] = (struct layout_tls){true, mods[m].modid, mods[m].tpoff, mods[m].has_tpoff};
+	}
+	free(objs);
+	free(mods);
+	free(done);
+	if (ret)
+		free(tls);
+	else
+		*out = tls;
 	return ret;
 }
 
@@ -636,11 +691,14 @@ int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, str
 	struct live_recovery rec;
 	struct proc_object obj;
 	struct layout l = {0};
+	struct layout_tls *tls = NULL;
+	struct resolver res = {0};
 	struct txn t;
 	uint64_t *sym_addr = calloc(p->nsyms + 1, sizeof(*sym_addr));
+	size_t *sym_lib = calloc(p->nsyms + 1, sizeof(*sym_lib));
 	int ret = txn_open(&t, pid, st);
 
-	if (!ret && !sym_addr)
+	if (!ret && (!sym_addr || !sym_lib))
 		ret = -ENOMEM;
 
 	if (!ret)
@@ -656,20 +714,24 @@ int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, str
 	uint64_t t1 = opus_now_ns();
 
 	if (!ret)
-		ret = resolve_syms(&t, p, &obj, sym_addr);
+		ret = resolver_init(&res, pid, t.mem_fd, &t.maps);
+	if (!ret)
+		ret = resolve_syms(p, &obj, &res, sym_addr, sym_lib);
 	if (!ret)
 		ret = layout_plan(&l, p);
 	st->resolve_ns = opus_now_ns() - t1;
 	t1 = opus_now_ns();
 	if (!ret)
 		ret = place(&t, &obj, p, &l);
+	if (!ret && layout_uses_tls(p))
+		ret = locate_tls(&t, p, &res, sym_lib, &tls);
 	/* New code is unreachable until the jumps exist: link, write and plan
 	 * with the process running. */
 	threads_detach(&t.ts);
 	st->map_ns = opus_now_ns() - t1;
 	t1 = opus_now_ns();
 	if (!ret)
-		ret = layout_link(&l, p, t.base, sym_addr);
+		ret = layout_link(&l, p, t.base, sym_addr, tls);
 	if (!ret)
 		fill_entry(&t, p, &l);
 	if (!ret)
@@ -687,7 +749,10 @@ int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, str
 	st->base = t.base;
 	txn_close(&t);
 	layout_free(&l);
+	resolver_free(&res);
 	free(sym_addr);
+	free(sym_lib);
+	free(tls);
 	return ret;
 }
 

@@ -13,10 +13,25 @@ static size_t align_up(size_t v, size_t a)
 	return (v + a - 1) & ~(a - 1);
 }
 
+/* A GOT slot holding an address, or a thread-pointer offset (GOTTPOFF). */
 static bool is_got(uint32_t type)
 {
 	return type == R_X86_64_GOTPCREL || type == R_X86_64_GOTPCRELX ||
-	       type == R_X86_64_REX_GOTPCRELX;
+	       type == R_X86_64_REX_GOTPCRELX || type == R_X86_64_GOTTPOFF;
+}
+
+static bool is_pcrel(uint32_t type)
+{
+	return type == R_X86_64_PC32 || type == R_X86_64_PLT32 || type == R_X86_64_PC64 ||
+	       is_got(type) || type == R_X86_64_TLSGD || type == R_X86_64_TLSLD;
+}
+
+bool layout_uses_tls(const struct opatch *p)
+{
+	for (size_t i = 0; i < p->nsyms; i++)
+		if (p->syms[i].type == STT_TLS)
+			return true;
+	return false;
 }
 
 /* Only branches may go through a stub: opus build marks every call and
@@ -34,10 +49,12 @@ int layout_plan(struct layout *l, const struct opatch *p)
 	l->sec_off = calloc(p->nsections + 1, sizeof(*l->sec_off));
 	l->stub_off = malloc((p->nsyms + 1) * sizeof(*l->stub_off));
 	l->got_off = malloc((p->nsyms + 1) * sizeof(*l->got_off));
-	if (!l->sec_off || !l->stub_off || !l->got_off)
+	l->gd_off = malloc((p->nsyms + 1) * sizeof(*l->gd_off));
+	l->ld_off = malloc((p->nsyms + 1) * sizeof(*l->ld_off));
+	if (!l->sec_off || !l->stub_off || !l->got_off || !l->gd_off || !l->ld_off)
 		return -ENOMEM;
 	for (size_t i = 0; i < p->nsyms; i++)
-		l->stub_off[i] = l->got_off[i] = -1;
+		l->stub_off[i] = l->got_off[i] = l->gd_off[i] = l->ld_off[i] = -1;
 	l->reg_size = align_up(4096 + p->nfuncs * 1024, LAYOUT_PAGE);
 	l->text_off = off = l->reg_size;
 	for (size_t i = 0; i < p->nsections; i++)
@@ -68,6 +85,16 @@ int layout_plan(struct layout *l, const struct opatch *p)
 				l->got_off[r->sym] = (int64_t)off;
 				off += 8;
 			}
+			if (r->type == R_X86_64_TLSGD && l->gd_off[r->sym] < 0) {
+				off = align_up(off, 16);
+				l->gd_off[r->sym] = (int64_t)off;
+				off += 16;
+			}
+			if (r->type == R_X86_64_TLSLD && l->ld_off[r->sym] < 0) {
+				off = align_up(off, 16);
+				l->ld_off[r->sym] = (int64_t)off;
+				off += 16;
+			}
 		}
 	l->text_size = align_up(off - l->text_off, LAYOUT_PAGE);
 	l->data_off = off = l->text_off + l->text_size;
@@ -93,6 +120,8 @@ static int put(uint8_t *where, uint32_t type, int64_t v, const char *sym, const 
 	switch (type) {
 	case R_X86_64_64:
 	case R_X86_64_PC64:
+	case R_X86_64_DTPOFF64:
+	case R_X86_64_TPOFF64:
 		memcpy(where, &v, 8);
 		return 0;
 	case R_X86_64_32:
@@ -121,37 +150,110 @@ static void write_stub(uint8_t *at, uint64_t target)
 	memcpy(at + 6, &target, 8);
 }
 
-int layout_link(struct layout *l, const struct opatch *p, uint64_t base, uint64_t *sym_addr)
+/* Symbol i's thread-pointer offset, or an error naming what is unknown. */
+static int tls_tpoff(const struct opatch *p, size_t i, uint64_t offset,
+		     const struct layout_tls *tls, int64_t *out)
 {
+	if (!tls || !tls[i].tls || !tls[i].has_tpoff)
+		return opus_err(-ENOTSUP,
+				"thread-local %s: its block's place from the thread pointer is not "
+				"known (a module loaded later, whose variables the program never "
+				"reached with initial-exec code)",
+				p->syms[i].name);
+	*out = tls[i].tpoff + (int64_t)offset;
+	return 0;
+}
+
+static int tls_modid(const struct opatch *p, size_t i, const struct layout_tls *tls, uint64_t *out)
+{
+	if (!tls || !tls[i].tls || !tls[i].modid)
+		return opus_err(-ENOTSUP, "thread-local %s: its module id is not known",
+				p->syms[i].name);
+	*out = tls[i].modid;
+	return 0;
+}
+
+/* Stubs, GOT slots and TLS pairs, now that every symbol has its value. */
+static int fill_slots(struct layout *l, const struct opatch *p, uint64_t *sym_addr,
+		      const struct layout_tls *tls)
+{
+	for (size_t i = 0; i < p->nsyms; i++) {
+		uint64_t pair[2] = {0, sym_addr[i]}, slot = sym_addr[i];
+		int64_t tp = 0;
+		int ret;
+
+		if (l->stub_off[i] >= 0)
+			write_stub(l->image + l->stub_off[i], sym_addr[i]);
+		if (l->got_off[i] >= 0 && tls && tls[i].tls) {
+			if ((ret = tls_tpoff(p, i, sym_addr[i], tls, &tp)))
+				return ret;
+			slot = (uint64_t)tp;
+		}
+		if (l->got_off[i] >= 0)
+			memcpy(l->image + l->got_off[i], &slot, 8);
+		if (l->gd_off[i] >= 0 && (ret = tls_modid(p, i, tls, &pair[0])))
+			return ret;
+		if (l->gd_off[i] >= 0)
+			memcpy(l->image + l->gd_off[i], pair, 16);
+		pair[1] = 0;
+		if (l->ld_off[i] >= 0 && (ret = tls_modid(p, i, tls, &pair[0])))
+			return ret;
+		if (l->ld_off[i] >= 0)
+			memcpy(l->image + l->ld_off[i], pair, 16);
+	}
+	return 0;
+}
+
+/* The value relocation r writes, S its symbol's address (or TLS offset). */
+static int rela_value(const struct layout *l, const struct opatch *p, const struct opatch_rela *r,
+		      uint64_t base, uint64_t place, uint64_t *sym_addr,
+		      const struct layout_tls *tls, int64_t *v)
+{
+	int64_t S = (int64_t)sym_addr[r->sym], tp = 0;
+	int ret;
+
+	if (is_got(r->type))
+		S = (int64_t)(base + (uint64_t)l->got_off[r->sym]);
+	else if (r->type == R_X86_64_TLSGD)
+		S = (int64_t)(base + (uint64_t)l->gd_off[r->sym]);
+	else if (r->type == R_X86_64_TLSLD)
+		S = (int64_t)(base + (uint64_t)l->ld_off[r->sym]);
+	else if (is_call(r->type) && l->stub_off[r->sym] >= 0)
+		S = (int64_t)(base + (uint64_t)l->stub_off[r->sym]);
+	else if (r->type == R_X86_64_TPOFF32 || r->type == R_X86_64_TPOFF64) {
+		if ((ret = tls_tpoff(p, r->sym, sym_addr[r->sym], tls, &tp)))
+			return ret;
+		S = tp;
+	}
+	*v = S + r->addend - (is_pcrel(r->type) ? (int64_t)place : 0);
+	return 0;
+}
+
+int layout_link(struct layout *l, const struct opatch *p, uint64_t base, uint64_t *sym_addr,
+		const struct layout_tls *tls)
+{
+	int ret;
+
 	for (size_t i = 0; i < p->nsyms; i++) {
 		const struct opatch_sym *s = &p->syms[i];
 
 		if (s->kind == OPATCH_SYM_SECTION || s->kind == OPATCH_SYM_DEFINED)
 			sym_addr[i] = base + l->sec_off[s->section] + s->value;
-		if (l->stub_off[i] >= 0)
-			write_stub(l->image + l->stub_off[i], sym_addr[i]);
-		if (l->got_off[i] >= 0)
-			memcpy(l->image + l->got_off[i], &sym_addr[i], 8);
 	}
+	if ((ret = fill_slots(l, p, sym_addr, tls)))
+		return ret;
 	for (size_t i = 0; i < p->nsections; i++) {
 		const struct opatch_section *s = &p->sections[i];
 
 		for (size_t j = 0; j < s->nrelas; j++) {
 			const struct opatch_rela *r = &s->relas[j];
-			uint64_t place = base + l->sec_off[i] + r->offset;
-			int64_t S = (int64_t)sym_addr[r->sym], v;
-			int ret;
+			int64_t v;
 
-			if (is_got(r->type))
-				S = (int64_t)(base + (uint64_t)l->got_off[r->sym]);
-			else if (is_call(r->type) && l->stub_off[r->sym] >= 0)
-				S = (int64_t)(base + (uint64_t)l->stub_off[r->sym]);
-			v = S + r->addend;
-			if (r->type != R_X86_64_64 && r->type != R_X86_64_32 &&
-			    r->type != R_X86_64_32S)
-				v -= (int64_t)place;
-			ret = put(l->image + l->sec_off[i] + r->offset, r->type, v,
-				  p->syms[r->sym].name, s->name);
+			ret = rela_value(l, p, r, base, base + l->sec_off[i] + r->offset, sym_addr,
+					 tls, &v);
+			if (!ret)
+				ret = put(l->image + l->sec_off[i] + r->offset, r->type, v,
+					  p->syms[r->sym].name, s->name);
 			if (ret)
 				return ret;
 		}
@@ -164,6 +266,8 @@ void layout_free(struct layout *l)
 	free(l->sec_off);
 	free(l->stub_off);
 	free(l->got_off);
+	free(l->gd_off);
+	free(l->ld_off);
 	free(l->image);
 	memset(l, 0, sizeof(*l));
 }

@@ -19,13 +19,27 @@ struct layout {
 	uint64_t *sec_off; /* per section: offset in the memfd */
 	int64_t *stub_off; /* per symbol: offset of its far-call stub, or -1 */
 	int64_t *got_off;  /* per symbol: offset of its GOT slot, or -1 */
+	int64_t *gd_off;   /* per symbol: its {module, offset} pair, or -1 */
+	int64_t *ld_off;   /* per symbol: its module's {module, 0} pair, or -1 */
 	uint8_t *image;	   /* total bytes, the memfd's content less the registry */
 };
 
+/* A thread-local symbol's module (its sym_addr is its offset in the block). */
+struct layout_tls {
+	bool tls;
+	uint64_t modid; /* 0: not known */
+	int64_t tpoff;	/* the block's offset from the thread pointer */
+	bool has_tpoff;
+};
+
 int layout_plan(struct layout *l, const struct opatch *p);
+/* Does the patch reference thread-local variables? */
+bool layout_uses_tls(const struct opatch *p);
 /* Resolve relocations for a mapping at base. sym_addr holds the address of
- * every TARGET and EXTERN symbol; the others are computed here. */
-int layout_link(struct layout *l, const struct opatch *p, uint64_t base, uint64_t *sym_addr);
+ * every TARGET and EXTERN symbol; the others are computed here. tls (NULL
+ * if none) says where each thread-local symbol's block is. */
+int layout_link(struct layout *l, const struct opatch *p, uint64_t base, uint64_t *sym_addr,
+		const struct layout_tls *tls);
 void layout_free(struct layout *l);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/user.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -270,4 +271,15 @@ int thread_repark(struct thread *t)
 		return -ESRCH;
 	t->interrupted = true;
 	return wait_stop(t);
+}
+
+int thread_fs_base(const struct thread *t, uint64_t *fs_base)
+{
+	struct user_regs_struct regs;
+
+	if (ptrace(PTRACE_GETREGS, t->tid, NULL, &regs) < 0)
+		return opus_err(-errno, "thread %d: cannot read registers: %s", (int)t->tid,
+				strerror(errno));
+	*fs_base = regs.fs_base;
+	return 0;
 }

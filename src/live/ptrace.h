@@ -33,6 +33,8 @@ void threads_resume(struct threads *ts);
 void threads_detach(struct threads *ts);
 /* Wait for tid to stop after a resume; records other signals as pending. */
 int thread_wait_trap(struct thread *t);
+/* The thread pointer (fs base) of stopped thread t. */
+int thread_fs_base(const struct thread *t, uint64_t *fs_base);
 /* Move t from the single-step trap (a signal-delivery-stop: were opus to
  * die there, the kernel would deliver SIGTRAP to the target) to a plain
  * interrupt stop, from which a detach leaves it running as it was. */

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #define MAGIC	     "opus-registry 1\n"
-#define MAX_REGISTRY (1u << 20)
+#define MAX_REGISTRY (64u << 20)
 
 const char *registry_path_id(const char *path)
 {

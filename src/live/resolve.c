@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <link.h>
+#include <sys/auxv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,10 +41,9 @@ static int add_lib(struct resolver *r, const char *name, const char *path, uint6
 		if (name[0] != '/' || opus_elf_open(alt, &l->e))
 			return 0; /* not a file we can read (vdso): nothing to look up */
 	}
-	if (opus_symtab_load(l->e.elf, true, &l->dyn)) {
-		opus_elf_close(&l->e);
-		return 0;
-	}
+	/* A static executable has no .dynsym: nothing to look up by name, but
+	 * its thread-local storage and IFUNC entries are the process's. */
+	opus_symtab_load(l->e.elf, true, &l->dyn);
 	r->n++;
 	return 0;
 }
@@ -125,9 +125,12 @@ static int walk_link_map(struct resolver *r, int mem_fd, const struct proc_maps 
 			return -EIO;
 		if (name_ptr && mem_read_string(mem_fd, name_ptr, name, sizeof(name)))
 			name[0] = '\0';
-		if (count == 0 || !name[0])
-			ret = count == 0 ? add_lib(r, exe->name, exe->path, exe->bias) : 0;
-		else {
+		if (count == 0) {
+			/* The first entry is the program itself. */
+			ret = add_lib(r, exe->name, exe->path, exe->bias);
+			if (!ret && r->n)
+				r->libs[r->n - 1].main_program = true;
+		} else if (name[0]) {
 			path_for(r->pid, maps, name, path, sizeof(path));
 			ret = add_lib(r, name, path, addr);
 		}
@@ -137,10 +140,12 @@ static int walk_link_map(struct resolver *r, int mem_fd, const struct proc_maps 
 }
 
 /* Without a link map (static or not yet started): objects in map order. */
-static int walk_maps(struct resolver *r, const struct proc_maps *maps)
+static int walk_maps(struct resolver *r, const struct proc_maps *maps,
+		     const struct proc_object *exe)
 {
 	for (size_t i = 0; i < maps->n; i++) {
 		struct proc_object o;
+		size_t before = r->n;
 		int ret;
 
 		if (maps->v[i].offset || maps->v[i].path[0] != '/' ||
@@ -149,24 +154,41 @@ static int walk_maps(struct resolver *r, const struct proc_maps *maps)
 		ret = add_lib(r, o.name, o.path, o.bias);
 		if (ret)
 			return ret;
+		if (r->n > before && exe && !strcmp(o.name, exe->name))
+			r->libs[before].main_program = true;
 	}
 	return 0;
+}
+
+static void find_vdso(struct resolver *r, const struct proc_maps *maps)
+{
+	for (size_t i = 0; i < maps->n; i++)
+		if (!strcmp(maps->v[i].path, "[vdso]")) {
+			r->vdso_lo = maps->v[i].start;
+			r->vdso_hi = maps->v[i].end;
+		}
 }
 
 int resolver_init(struct resolver *r, pid_t pid, int mem_fd, const struct proc_maps *maps)
 {
 	struct proc_object exe;
 	uint64_t r_debug = 0;
+	bool have_exe;
 
 	memset(r, 0, sizeof(*r));
 	r->pid = pid;
-	if (exe_object(pid, maps, &exe) == 0)
+	r->mem_fd = mem_fd;
+	find_vdso(r, maps);
+	have_exe = exe_object(pid, maps, &exe) == 0;
+	if (have_exe)
 		r_debug = find_r_debug(mem_fd, &exe);
 	if (r_debug && walk_link_map(r, mem_fd, maps, &exe, r_debug) == 0 && r->n)
 		return 0;
 	resolver_free(r);
 	r->pid = pid;
-	return walk_maps(r, maps);
+	r->mem_fd = mem_fd;
+	find_vdso(r, maps);
+	return walk_maps(r, maps, have_exe ? &exe : NULL);
 }
 
 struct own_lib {
@@ -195,9 +217,92 @@ static int match_own(struct dl_phdr_info *info, size_t size, void *arg)
 	return 1;
 }
 
-/* An IFUNC picks an implementation for this CPU. opus runs on the same CPU:
- * when it has the very same library loaded, its own choice is the target's. */
-static int resolve_ifunc(const struct resolver_lib *l, const char *name, uint64_t *addr)
+/* Is addr in l's executable code? */
+static bool in_code(const struct resolver_lib *l, uint64_t addr)
+{
+	size_t n;
+
+	if (elf_getphdrnum(l->e.elf, &n))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		GElf_Phdr ph;
+
+		if (gelf_getphdr(l->e.elf, (int)i, &ph) && ph.p_type == PT_LOAD &&
+		    (ph.p_flags & PF_X) && addr >= l->bias + ph.p_vaddr &&
+		    addr < l->bias + ph.p_vaddr + ph.p_memsz)
+			return true;
+	}
+	return false;
+}
+
+/* A GOT entry of some object (GLOB_DAT, or a JUMP_SLOT already bound) that
+ * the loader filled for name with an address in def's code. */
+static bool got_entry(const struct resolver *r, const struct resolver_lib *o,
+		      const struct resolver_lib *def, const char *name, uint64_t *addr)
+{
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+
+	while ((scn = elf_nextscn(o->e.elf, scn))) {
+		Elf_Scn *symscn;
+		Elf_Data *d, *syms;
+		GElf_Shdr symsh;
+		GElf_Rela rela;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_RELA ||
+		    !(sh.sh_flags & SHF_ALLOC) || !(d = elf_getdata(scn, NULL)) ||
+		    !(symscn = elf_getscn(o->e.elf, sh.sh_link)) || !gelf_getshdr(symscn, &symsh) ||
+		    !(syms = elf_getdata(symscn, NULL)))
+			continue;
+		for (size_t i = 0; gelf_getrela(d, (int)i, &rela); i++) {
+			uint32_t type = (uint32_t)GELF_R_TYPE(rela.r_info);
+			const char *n;
+			GElf_Sym sym;
+			uint64_t slot;
+
+			if ((type != R_X86_64_GLOB_DAT && type != R_X86_64_JUMP_SLOT) ||
+			    !gelf_getsym(syms, (int)GELF_R_SYM(rela.r_info), &sym) ||
+			    !(n = elf_strptr(o->e.elf, symsh.sh_link, sym.st_name)) ||
+			    !opus_sym_name_eq(n, name) ||
+			    mem_read(r->mem_fd, o->bias + rela.r_offset, &slot, 8))
+				continue;
+			/* Bound (a lazy slot still leads to its own PLT): to the
+			 * library's code, or to the vDSO (gettimeofday, time). */
+			if (in_code(def, slot) || (slot >= r->vdso_lo && slot < r->vdso_hi)) {
+				*addr = slot;
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+/* opus's own choice, an address in opus, as an address in the process:
+ * in the same library at its bias, or in the vDSO (the same kernel image
+ * in every process) at its place. Anything else is refused. */
+static int translate_own(const struct resolver *r, const struct resolver_lib *l,
+			 const struct own_lib *own, const char *name, uint64_t a, uint64_t *addr)
+{
+	uint64_t vdso = getauxval(AT_SYSINFO_EHDR);
+	Dl_info info;
+
+	if (dladdr((void *)(uintptr_t)a, &info) && info.dli_fname &&
+	    !strcmp(info.dli_fname, own->name)) {
+		*addr = a - own->bias + l->bias;
+		return 0;
+	}
+	if (vdso && r->vdso_lo && a >= vdso && a - vdso < r->vdso_hi - r->vdso_lo) {
+		*addr = a - vdso + r->vdso_lo;
+		return 0;
+	}
+	return opus_err(-ENOTSUP,
+			"%s in %s is an IFUNC whose implementation is outside that library and "
+			"the vDSO: not supported",
+			name, l->name);
+}
+
+static int resolve_own_ifunc(const struct resolver *r, const struct resolver_lib *l,
+			     const char *name, uint64_t *addr)
 {
 	uint8_t id[OPUS_BUILD_ID_MAX];
 	struct own_lib own = {.build_id = id};
@@ -210,8 +315,8 @@ static int resolve_ifunc(const struct resolver_lib *l, const char *name, uint64_
 	}
 	if (!own.name)
 		return opus_err(-ENOTSUP,
-				"%s in %s is an IFUNC and opus has no copy of that "
-				"library to pick its implementation",
+				"%s in %s is an IFUNC, no GOT entry of the process holds its "
+				"implementation, and opus has no copy of that library to pick it",
 				name, l->name);
 	h = dlopen(own.name, RTLD_LAZY | RTLD_NOLOAD);
 	sym = h ? dlsym(h, name) : NULL;
@@ -219,12 +324,47 @@ static int resolve_ifunc(const struct resolver_lib *l, const char *name, uint64_
 		dlclose(h);
 	if (!sym)
 		return opus_err(-ENOENT, "%s: cannot resolve IFUNC in %s", name, l->name);
-	*addr = (uint64_t)(uintptr_t)sym - own.bias + l->bias;
-	return 0;
+	return translate_own(r, l, &own, name, (uint64_t)(uintptr_t)sym, addr);
+}
+
+/* An IFUNC picks an implementation for this CPU. opus runs on the same CPU:
+ * when it has the very same library loaded, its own choice is the target's.
+ * Otherwise the target's own choice is in a GOT entry its loader filled. */
+static int resolve_ifunc(const struct resolver *r, const struct resolver_lib *l, const char *name,
+			 uint64_t *addr)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (got_entry(r, &r->libs[i], l, name, addr))
+			return 0;
+	return resolve_own_ifunc(r, l, name, addr);
+}
+
+/* A non-PIE executable that takes the address of a function of a library
+ * gets a canonical PLT entry for it (its .dynsym entry is undefined, with
+ * a value), and the loader makes every pointer to that function that
+ * address: new code's must compare equal with them. */
+static bool canonical_plt(const struct resolver *r, const char *name, uint64_t *addr)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		const struct opus_symtab *t = &r->libs[i].dyn;
+
+		if (!r->libs[i].main_program)
+			continue;
+		for (size_t k = 0; k < t->count; k++)
+			if (t->syms[k].shndx == SHN_UNDEF && t->syms[k].value &&
+			    t->syms[k].type == STT_FUNC &&
+			    opus_sym_name_eq(t->syms[k].name, name)) {
+				*addr = r->libs[i].bias + t->syms[k].value;
+				return true;
+			}
+	}
+	return false;
 }
 
 int resolver_lookup(struct resolver *r, const char *name, uint64_t *addr)
 {
+	if (canonical_plt(r, name, addr))
+		return 0;
 	for (size_t i = 0; i < r->n; i++) {
 		const struct opus_sym *s = opus_symtab_find_global(&r->libs[i].dyn, name);
 
@@ -233,12 +373,45 @@ int resolver_lookup(struct resolver *r, const char *name, uint64_t *addr)
 		if (s->type == STT_TLS)
 			return opus_err(-ENOTSUP, "%s is thread-local: not supported yet", name);
 		if (s->type == STT_GNU_IFUNC)
-			return resolve_ifunc(&r->libs[i], name, addr);
+			return resolve_ifunc(r, &r->libs[i], name, addr);
 		*addr = r->libs[i].bias + s->value;
 		return 0;
 	}
 	return opus_err(-ENOENT, "process %d: symbol %s is not defined by any loaded object",
 			(int)r->pid, name);
+}
+
+int resolver_lookup_tls(struct resolver *r, const char *name, size_t *lib, uint64_t *offset)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		const struct opus_sym *s = opus_symtab_find_global(&r->libs[i].dyn, name);
+
+		if (!s)
+			continue;
+		if (s->type != STT_TLS)
+			return opus_err(-EINVAL, "%s in %s is not thread-local", name,
+					r->libs[i].name);
+		*lib = i;
+		*offset = s->value;
+		return 0;
+	}
+	return opus_err(-ENOENT,
+			"process %d: thread-local variable %s is not defined by any loaded object",
+			(int)r->pid, name);
+}
+
+size_t resolver_find_lib(const struct resolver *r, const char *name, uint64_t bias)
+{
+	size_t by_bias = r->n;
+
+	for (size_t i = 0; i < r->n; i++) {
+		if (r->libs[i].bias != bias)
+			continue;
+		if (!strcmp(r->libs[i].name, name))
+			return i;
+		by_bias = i;
+	}
+	return by_bias;
 }
 
 void resolver_free(struct resolver *r)

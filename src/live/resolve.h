@@ -4,6 +4,7 @@
 #ifndef OPUS_LIVE_RESOLVE_H
 #define OPUS_LIVE_RESOLVE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -12,12 +13,15 @@
 struct resolver_lib {
 	char name[4096];
 	uint64_t bias;
+	bool main_program;
 	struct opus_elf e;
 	struct opus_symtab dyn;
 };
 
 struct resolver {
 	pid_t pid;
+	int mem_fd;
+	uint64_t vdso_lo, vdso_hi; /* the process's vDSO: some IFUNCs choose code there */
 	struct resolver_lib *libs;
 	size_t n, cap;
 };
@@ -25,6 +29,11 @@ struct resolver {
 int resolver_init(struct resolver *r, pid_t pid, int mem_fd, const struct proc_maps *maps);
 /* Address of name in the process; -ENOENT with a message naming it. */
 int resolver_lookup(struct resolver *r, const char *name, uint64_t *addr);
+/* The object defining thread-local variable name (an index into libs), and
+ * the variable's offset in that object's block. */
+int resolver_lookup_tls(struct resolver *r, const char *name, size_t *lib, uint64_t *offset);
+/* The index of the object loaded at bias (named name), or r->n. */
+size_t resolver_find_lib(const struct resolver *r, const char *name, uint64_t bias);
 void resolver_free(struct resolver *r);
 
 #endif

@@ -2,6 +2,7 @@
 #include "mem.h"
 #include "proc.h"
 #include "util/err.h"
+#include "util/file.h"
 
 #include <elfutils/libdwfl.h>
 #include <errno.h>
@@ -61,10 +62,31 @@ void unwind_close(struct unwinder *u)
 	free(u);
 }
 
+/* The guarded functions found on the stacks, each once. */
+struct busy {
+	const char **names;
+	size_t n, cap;
+	pid_t first_tid;
+};
+
+static void note_busy(struct busy *b, const char *name, pid_t tid)
+{
+	for (size_t i = 0; i < b->n; i++)
+		if (!strcmp(b->names[i], name))
+			return;
+	if (OPUS_PUSH(b->names, b->n, b->cap))
+		return;
+	if (!b->n)
+		b->first_tid = tid;
+	b->names[b->n++] = name;
+}
+
 struct walk {
 	const struct addr_range *ranges;
 	size_t nranges;
-	const struct addr_range *hit;
+	struct busy *busy;
+	pid_t tid;
+	const struct addr_range *hit; /* the innermost hit */
 	int depth;
 	Dwarf_Word sp;	      /* stack pointer of the last frame reached */
 	Dwarf_Word scan_from; /* stack pointer of the first frame in unknown code */
@@ -88,6 +110,7 @@ static bool has_elf(Dwfl_Module *mod)
 static int on_frame(Dwfl_Frame *frame, void *arg)
 {
 	struct walk *w = arg;
+	const struct addr_range *r;
 	bool activation;
 	Dwarf_Addr pc;
 
@@ -102,9 +125,12 @@ static int on_frame(Dwfl_Frame *frame, void *arg)
 	if (!w->scan_from &&
 	    !has_elf(dwfl_addrmodule(dwfl_thread_dwfl(dwfl_frame_thread(frame)), pc)))
 		w->scan_from = w->sp;
-	w->hit = find_range(w, pc);
-	if (w->hit)
-		return DWARF_CB_ABORT;
+	/* Every hit, not just the first: the caller names them all. */
+	if ((r = find_range(w, pc))) {
+		note_busy(w->busy, r->name, w->tid);
+		if (!w->hit)
+			w->hit = r;
+	}
 	return ++w->depth < MAX_FRAMES ? DWARF_CB_OK : DWARF_CB_ABORT;
 }
 
@@ -130,7 +156,7 @@ static bool after_call(int mem_fd, uint64_t ret)
 /* Where DWARF unwinding stops early (code without CFI, such as an earlier
  * patch), look at the rest of the stack conservatively: any word that is a
  * return address into a guarded range counts as a frame there. */
-static const struct addr_range *scan_stack(const struct unwinder *u, const struct walk *w)
+static const struct addr_range *scan_stack(const struct unwinder *u, struct walk *w)
 {
 	struct proc_maps maps;
 	uint64_t *buf, end = 0;
@@ -157,38 +183,59 @@ static const struct addr_range *scan_stack(const struct unwinder *u, const struc
 		const struct addr_range *r = find_range(w, buf[i] - 1);
 
 		if (r && after_call(u->mem_fd, buf[i])) {
-			free(buf);
-			return r;
+			note_busy(w->busy, r->name, w->tid);
+			if (!w->hit)
+				w->hit = r;
 		}
 	}
 	free(buf);
-	return NULL;
+	return w->hit;
+}
+
+/* "thread T is inside F", and every other function seen busy. */
+static int report_busy(pid_t pid, const struct busy *b)
+{
+	char more[2048] = "";
+	size_t len = 0;
+
+	for (size_t i = 1; i < b->n && len + 1 < sizeof(more); i++)
+		len += (size_t)snprintf(more + len, sizeof(more) - len, "%s%s", i > 1 ? ", " : "",
+					b->names[i]);
+	return opus_err(-EBUSY, "process %d: thread %d is inside %s%s%s", (int)pid,
+			(int)b->first_tid, b->names[0], b->n > 1 ? "; also on a stack: " : "",
+			more);
 }
 
 int unwind_check(struct unwinder *u, const struct threads *ts, const struct addr_range *ranges,
 		 size_t nranges)
 {
-	for (size_t i = 0; i < ts->n; i++) {
-		struct walk w = {.ranges = ranges, .nranges = nranges};
+	struct busy busy = {0};
+	int ret = 0;
+
+	for (size_t i = 0; i < ts->n && !ret; i++) {
+		struct walk w = {
+		    .ranges = ranges, .nranges = nranges, .busy = &busy, .tid = ts->v[i].tid};
 		int r = dwfl_getthread_frames(u->dwfl, ts->v[i].tid, on_frame, &w);
 
 		/* A thread that died under us (the process was killed) leaves
 		 * libdwfl's per-thread state behind: ask it nothing more. */
-		if (r < 0 && proc_thread_dead(ts->v[i].tid))
-			return opus_err(-ESRCH,
-					"process %d: thread %d exited during the stack check",
-					(int)u->pid, (int)ts->v[i].tid);
+		if (r < 0 && proc_thread_dead(ts->v[i].tid)) {
+			ret =
+			    opus_err(-ESRCH, "process %d: thread %d exited during the stack check",
+				     (int)u->pid, (int)ts->v[i].tid);
+			break;
+		}
 
 		opus_info("thread %d: %d frames, unwind %s%s", (int)ts->v[i].tid, w.depth,
 			  r == 0 ? "complete" : "stopped: ", r == 0 ? "" : dwfl_errmsg(-1));
 
-		if (!w.hit && r < 0 && !w.scan_from)
+		if (r < 0 && !w.scan_from)
 			w.scan_from = w.sp;
-		if (!w.hit && w.scan_from)
-			w.hit = scan_stack(u, &w);
-		if (w.hit)
-			return opus_err(-EBUSY, "process %d: thread %d is inside %s", (int)u->pid,
-					(int)ts->v[i].tid, w.hit->name);
+		if (w.scan_from)
+			scan_stack(u, &w);
 	}
-	return 0;
+	if (!ret && busy.n)
+		ret = report_busy(u->pid, &busy);
+	free(busy.names);
+	return ret;
 }

@@ -137,7 +137,15 @@ unsigned opatch_rela_width(uint32_t type)
 	switch (type) {
 	case R_X86_64_64:
 	case R_X86_64_PC64:
+	case R_X86_64_DTPOFF64:
+	case R_X86_64_TPOFF64:
 		return 8;
+	case R_X86_64_TPOFF32:
+	case R_X86_64_GOTTPOFF:
+	case R_X86_64_TLSGD:
+	case R_X86_64_TLSLD:
+	case R_X86_64_DTPOFF32:
+		return 4;
 	case R_X86_64_PC32:
 	case R_X86_64_PLT32:
 	case R_X86_64_32:

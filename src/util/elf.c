@@ -104,6 +104,28 @@ int opus_elf_read_vaddr(Elf *elf, uint64_t vaddr, void *buf, size_t len)
 	return -ERANGE;
 }
 
+int opus_elf_irelative_slot(Elf *elf, uint64_t resolver, uint64_t *slot)
+{
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+
+	while ((scn = elf_nextscn(elf, scn))) {
+		Elf_Data *d;
+		GElf_Rela r;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_RELA ||
+		    !(d = elf_getdata(scn, NULL)))
+			continue;
+		for (size_t i = 0; gelf_getrela(d, (int)i, &r); i++)
+			if (GELF_R_TYPE(r.r_info) == R_X86_64_IRELATIVE &&
+			    (uint64_t)r.r_addend == resolver) {
+				*slot = r.r_offset;
+				return 0;
+			}
+	}
+	return -ENOENT;
+}
+
 static Elf_Scn *find_section_by_type(Elf *elf, uint32_t type, GElf_Shdr *shdr)
 {
 	Elf_Scn *scn = NULL;

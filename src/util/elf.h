@@ -29,6 +29,11 @@ Elf_Scn *opus_elf_section(Elf *elf, const char *name, GElf_Shdr *shdr);
  * one segment's file content. */
 int opus_elf_read_vaddr(Elf *elf, uint64_t vaddr, void *buf, size_t len);
 
+/* The GOT slot (link-time address) that an R_X86_64_IRELATIVE relocation
+ * fills by running resolver: where the object's own calls of an IFUNC find
+ * its implementation. -ENOENT if none. */
+int opus_elf_irelative_slot(Elf *elf, uint64_t resolver, uint64_t *slot);
+
 struct opus_sym {
 	const char *name; /* without any @VERSION suffix's effect on lookups */
 	const char *file; /* STT_FILE in force for local symbols, else NULL */

@@ -6,9 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-int opus_run(char *const argv[], const char *cwd)
+int opus_run_start(char *const argv[], const char *cwd)
 {
-	int status;
 	pid_t pid = fork();
 
 	if (pid < 0)
@@ -20,16 +19,30 @@ int opus_run(char *const argv[], const char *cwd)
 		execvp(argv[0], argv);
 		_exit(127);
 	}
+	return pid;
+}
+
+int opus_run_wait(int pid, const char *what, const char *cwd)
+{
+	int status;
+
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return opus_err(-errno, "waitpid: %s", strerror(errno));
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-		return opus_err(-ENOENT, "%s: command not found", argv[0]);
+		return opus_err(-ENOENT, "%s: command not found", what);
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 126)
-		return opus_err(-ENOENT, "%s: cannot enter directory %s", argv[0], cwd);
-	return opus_err(-EIO, "%s failed (%s %d)", argv[0],
+		return opus_err(-ENOENT, "%s: cannot enter directory %s", what, cwd);
+	return opus_err(-EIO, "%s failed (%s %d)", what,
 			WIFEXITED(status) ? "exit status" : "signal",
 			WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+}
+
+int opus_run(char *const argv[], const char *cwd)
+{
+	int pid = opus_run_start(argv, cwd);
+
+	return pid < 0 ? pid : opus_run_wait(pid, argv[0], cwd);
 }

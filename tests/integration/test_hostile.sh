@@ -48,6 +48,11 @@ test_process_traced_by_gdb() {
 test_stopped_process() {
 	hostile_setup
 	kill -STOP "$PID"
+	# kill returns before the stop has happened.
+	for _ in $(seq 100); do
+		[ "$(awk '{print $3}' "/proc/$PID/stat")" = T ] && break
+		sleep 0.01
+	done
 	expect_fail "apply to a stopped process" "$OPUS" apply "$PID" "$WORK/fix.opatch"
 	assert_contains "is stopped" "$ERR" "says so"
 	assert_eq T "$(awk '{print $3}' "/proc/$PID/stat")" "still stopped"

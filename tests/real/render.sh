@@ -5,4 +5,5 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=${REAL_WORK:-$ROOT/build/real}
 [ -e "$WORK/nginx.json" ] && bash "$ROOT/tests/real/nginx/render.sh" "$WORK/nginx.json"
 [ -e "$WORK/expat.json" ] && bash "$ROOT/tests/real/expat/render.sh" "$WORK/expat.json"
+bash "$ROOT/tests/real/self-render.sh" "$WORK"
 true

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The self-replacement section of docs/real-world.md, from
+# build/real/nginx-self.json and build/real/expat-self.json.
+set -euo pipefail
+WORK=$1
+echo
+echo "# Self-replacement: every function replaced by its own code while it runs"
+echo
+echo "The proof that the engine links every reference a compiler emits, on code nobody here"
+echo "wrote: \`opus build --replace-all\` replaces every function of every translation unit"
+echo "the binary holds with its own recompiled code, and the suites check that the running"
+echo "program answers exactly as before (tests/real/nginx/self.sh, tests/real/expat/self.sh)."
+echo "A function always on some thread's stack (a main loop) is named by opus's refusal and"
+echo "kept; any other refusal fails the suite."
+if [ -e "$WORK/nginx-self.json" ]; then
+	jq -r 'def small: [.left_out[] | select(test("too small")) | split(" ")[0]];
+	  "\nnginx (master and two workers, under wrk load), measured \(.date):\n",
+	  (.objects[] | "- \(.object): \(.replaced) functions replaced; kept (always on a stack): \(if (.kept_busy | length) > 0 then (.kept_busy | join(", ")) else "none" end)" +
+	    (if (small | length) > 0 then "; left out, under 5 bytes (no room for a jump): \(small | length) (\(small | join(", ")))" else "" end)),
+	  "- requests under load: \(.load.apply.requests) while applying (\(.load.apply.failed) failed), \(.load.revert.requests) while reverting (\(.load.revert.failed) failed)",
+	  "- 18 probes (rewrite, DAV PUT/MKCOL/COPY/DELETE, proxy, charset, mp4, scgi/uwsgi/grpc errors, stream proxy, SMTP, the Date header): the same answers before, patched and reverted"' \
+		"$WORK/nginx-self.json"
+fi
+if [ -e "$WORK/expat-self.json" ]; then
+	jq -r 'def small: [.left_out[] | select(test("too small")) | split(" ")[0]];
+	  "\nlibexpat in two python3 processes (pyexpat), measured \(.date): \(.replaced) functions replaced, built in \(.build_ms) ms; \(.documents) documents (namespaces, entities, CDATA, encodings, errors, a recursive entity, a large one) answered the same patched and reverted; \(.requests_during) requests meanwhile, \(.failed_requests) failed" +
+	  (if (small | length) > 0 then "; left out, under 5 bytes: \(small | join(", "))" else "" end)' \
+		"$WORK/expat-self.json"
+fi
