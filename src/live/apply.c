@@ -38,7 +38,7 @@ struct txn {
 	struct proc_maps maps;
 	struct registry reg;
 	struct threads ts;
-	uint64_t syscall_insn;
+	struct inject_gadgets gadgets;
 	uint64_t base, size;
 	bool mapped;
 	size_t sites_written;
@@ -68,7 +68,7 @@ static int txn_open(struct txn *t, pid_t pid, struct live_stats *st)
 	if ((ret = proc_maps_read(pid, &t->maps)) ||
 	    (ret = registry_read(pid, t->mem_fd, &t->maps, &t->reg)))
 		return ret;
-	return inject_find_syscall(t->mem_fd, &t->maps, &t->syscall_insn);
+	return inject_find_gadgets(t->mem_fd, &t->maps, &t->gadgets);
 }
 
 static void txn_close(struct txn *t)
@@ -105,7 +105,7 @@ static int injector(struct txn *t, struct injector *in)
 			in->t = &t->ts.v[i];
 			break;
 		}
-	in->syscall_insn = t->syscall_insn;
+	in->g = t->gadgets;
 	in->mem_fd = t->mem_fd;
 	return 0;
 }

@@ -1,31 +1,82 @@
 #include "inject.h"
 #include "mem.h"
 #include "util/err.h"
+#include "util/fault.h"
 
+#include <elf.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/user.h>
 
 #define RED_ZONE   128
 #define SCAN_MAX   (4u << 20)
 #define SCAN_CHUNK (16u << 10)
+#define XSTATE_MAX (16u << 10)
 
-/* The first syscall instruction in [lo, hi), read a chunk at a time (libc's
- * has one in its first pages: no need to copy megabytes per process). */
-static int scan_for_syscall(int mem_fd, uint64_t lo, uint64_t hi, uint64_t *addr)
+/* The kernel's x86-64 signal frame (arch/x86/include/asm/sigframe.h and
+ * uapi/asm/sigcontext.h); rt_sigreturn finds it 8 bytes below the stack
+ * pointer, once `ret` has popped pretcode. */
+struct k_sigcontext {
+	uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+	uint64_t di, si, bp, bx, dx, ax, cx, sp, ip, flags;
+	uint16_t cs, gs, fs, ss;
+	uint64_t err, trapno, oldmask, cr2;
+	uint64_t fpstate;
+	uint64_t reserved1[8];
+};
+
+struct k_rt_sigframe {
+	uint64_t pretcode;
+	uint64_t uc_flags, uc_link;
+	uint64_t ss_sp;
+	int32_t ss_flags, ss_pad;
+	uint64_t ss_size;
+	struct k_sigcontext mc;
+	uint64_t sigmask;
+	uint8_t info[128];
+};
+
+_Static_assert(sizeof(struct k_sigcontext) == 256, "struct sigcontext is 256 bytes");
+_Static_assert(offsetof(struct k_rt_sigframe, mc) == 48, "uc_mcontext follows uc_stack");
+
+#define UC_FP_XSTATE	     0x1
+#define UC_SIGCONTEXT_SS     0x2
+#define UC_STRICT_RESTORE_SS 0x4
+#define FP_XSTATE_MAGIC1     0x46505853u
+#define FP_XSTATE_MAGIC2     0x46505845u
+#define FX_SW_BYTES	     464 /* struct _fpx_sw_bytes in the fxsave area */
+
+/* Where the kernel restarts an interrupted syscall (no handler runs). */
+#define ERESTARTSYS_	       512
+#define ERESTARTNOINTR_	       513
+#define ERESTARTNOHAND_	       514
+#define ERESTART_RESTARTBLOCK_ 516
+
+static const uint8_t syscall_ret[] = {0x0f, 0x05, 0xc3};
+static const uint8_t restore_rt[] = {0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05};
+
+/* The first occurrence of pat in [lo, hi), read a chunk at a time (libc
+ * has its gadgets in its first pages: no need to copy megabytes). */
+static int scan_for(int mem_fd, uint64_t lo, uint64_t hi, const uint8_t *pat, size_t n,
+		    uint64_t *addr)
 {
 	uint8_t buf[SCAN_CHUNK];
 
-	for (uint64_t at = lo; at + 1 < hi; at += sizeof(buf) - 1) {
+	for (uint64_t at = lo; at + n <= hi; at += sizeof(buf) - (n - 1)) {
 		size_t len = hi - at < sizeof(buf) ? hi - at : sizeof(buf);
 		uint8_t *hit;
 
 		if (mem_read(mem_fd, at, buf, len))
 			return -EIO;
-		/* Chunks overlap by a byte: an instruction may straddle two. */
-		if ((hit = memmem(buf, len, "\x0f\x05", 2))) {
+		/* Chunks overlap by n - 1 bytes: a pattern may straddle two. */
+		if ((hit = memmem(buf, len, pat, n))) {
 			*addr = at + (uint64_t)(hit - buf);
 			return 0;
 		}
@@ -33,33 +84,170 @@ static int scan_for_syscall(int mem_fd, uint64_t lo, uint64_t hi, uint64_t *addr
 	return -ENOENT;
 }
 
-int inject_find_syscall(int mem_fd, const struct proc_maps *maps, uint64_t *addr)
+static int find_pattern(int mem_fd, const struct proc_maps *maps, const uint8_t *pat, size_t n,
+			uint64_t *addr)
 {
 	/* Prefer libc's text: always mapped, always executable. */
-	for (int pass = 0; pass < 2; pass++) {
+	for (int pass = 0; pass < 2; pass++)
 		for (size_t i = 0; i < maps->n; i++) {
 			const struct proc_map *m = &maps->v[i];
 			uint64_t hi = m->end - m->start < SCAN_MAX ? m->end : m->start + SCAN_MAX;
 
 			if (m->perms[2] != 'x' || (pass == 0 && !strstr(m->path, "/libc")) ||
-			    !strcmp(m->path, "[vsyscall]"))
+			    !strcmp(m->path, "[vsyscall]") || !strncmp(m->path, "/memfd:", 7))
 				continue;
-			if (scan_for_syscall(mem_fd, m->start, hi, addr) == 0)
+			if (scan_for(mem_fd, m->start, hi, pat, n, addr) == 0)
 				return 0;
 		}
+	return -ENOENT;
+}
+
+int inject_find_gadgets(int mem_fd, const struct proc_maps *maps, struct inject_gadgets *g)
+{
+	if (find_pattern(mem_fd, maps, syscall_ret, sizeof(syscall_ret), &g->syscall_ret))
+		return opus_err(-ENOENT, "no 'syscall; ret' instruction pair in the target's code");
+	if (find_pattern(mem_fd, maps, restore_rt, sizeof(restore_rt), &g->restore_rt))
+		return opus_err(-ENOENT, "no rt_sigreturn sequence (__restore_rt) in the target's "
+					 "code: its threads could not be restored if opus died");
+	return 0;
+}
+
+/* The thread's blocked signals, as /proc shows them. */
+static int blocked_signals(pid_t tid, uint64_t *mask)
+{
+	char path[64], line[256];
+	FILE *f;
+	int ret = -ENOENT;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	if (!(f = fopen(path, "re")))
+		return -errno;
+	while (ret && fgets(line, sizeof(line), f))
+		if (sscanf(line, "SigBlk: %" SCNx64, mask) == 1)
+			ret = 0;
+	fclose(f);
+	return ret;
+}
+
+/* The FPU, SSE and AVX state as XSAVE would store it, with the software
+ * bytes and trailing magic a signal frame carries; or, where the kernel
+ * gives no XSAVE area, the legacy FXSAVE one. Returns its size. */
+static int fpu_state(pid_t tid, uint8_t *buf, size_t cap, bool *xstate)
+{
+	struct iovec iov = {buf, cap - 4};
+	uint32_t magic2 = FP_XSTATE_MAGIC2, sw[3];
+
+	*xstate = false;
+	if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_X86_XSTATE, &iov) == 0 && iov.iov_len > 512) {
+		memcpy(sw, buf + FX_SW_BYTES, sizeof(sw));
+		if (sw[0] == FP_XSTATE_MAGIC1 && sw[1] == iov.iov_len + 4) {
+			memcpy(buf + iov.iov_len, &magic2, 4);
+			*xstate = true;
+			return (int)iov.iov_len + 4;
+		}
 	}
-	return opus_err(-ENOENT, "no syscall instruction found in the target's code");
+	if (ptrace(PTRACE_GETFPREGS, tid, NULL, buf) < 0)
+		return -errno;
+	memset(buf + FX_SW_BYTES, 0, 512 - FX_SW_BYTES); /* no sw bytes: FXSAVE only */
+	return 512;
+}
+
+/* The state rt_sigreturn is to restore: the thread as it was, an
+ * interrupted syscall put on the path the kernel's restart would take. */
+static void frame_regs(const struct user_regs_struct *r, struct k_sigcontext *mc)
+{
+	uint64_t ax = r->rax, ip = r->rip;
+	int64_t err = (int64_t)r->rax;
+
+	if ((int64_t)r->orig_rax >= 0 &&
+	    (err == -ERESTARTSYS_ || err == -ERESTARTNOINTR_ || err == -ERESTARTNOHAND_ ||
+	     err == -ERESTART_RESTARTBLOCK_)) {
+		ax = err == -ERESTART_RESTARTBLOCK_ ? SYS_restart_syscall : r->orig_rax;
+		ip -= 2;
+	}
+	*mc = (struct k_sigcontext){.r8 = r->r8,
+				    .r9 = r->r9,
+				    .r10 = r->r10,
+				    .r11 = r->r11,
+				    .r12 = r->r12,
+				    .r13 = r->r13,
+				    .r14 = r->r14,
+				    .r15 = r->r15,
+				    .di = r->rdi,
+				    .si = r->rsi,
+				    .bp = r->rbp,
+				    .bx = r->rbx,
+				    .dx = r->rdx,
+				    .ax = ax,
+				    .cx = r->rcx,
+				    .sp = r->rsp,
+				    .ip = ip,
+				    .flags = r->eflags,
+				    .cs = (uint16_t)r->cs,
+				    .ss = (uint16_t)r->ss};
+}
+
+/* Write the frame below the red zone (and below pushed data); returns the
+ * stack pointer that leads rt_sigreturn to it. */
+static int write_frame(struct injector *in, const struct user_regs_struct *saved, uint64_t *sp)
+{
+	uint8_t *fpu = aligned_alloc(64, XSTATE_MAX);
+	struct k_rt_sigframe f = {0};
+	uint64_t mask, fp, frame;
+	bool xstate = false;
+	int size = fpu ? fpu_state(in->t->tid, fpu, XSTATE_MAX, &xstate) : -ENOMEM;
+	int ret = size < 0 ? size : blocked_signals(in->t->tid, &mask);
+
+	if (ret) {
+		free(fpu);
+		return opus_err(ret, "thread %d: cannot save its state: %s", (int)in->t->tid,
+				strerror(-ret));
+	}
+	fp = (saved->rsp - RED_ZONE - in->pushed - (uint64_t)size) & ~63ull;
+	frame = ((fp - sizeof(f)) & ~15ull) - 8;
+	f.pretcode = in->g.restore_rt;
+	f.uc_flags = UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS | (xstate ? UC_FP_XSTATE : 0);
+	/* An alternate stack of size 0 is refused: the thread's stays as is. */
+	f.ss_sp = 0, f.ss_flags = 0, f.ss_size = 0;
+	frame_regs(saved, &f.mc);
+	f.mc.fpstate = fp;
+	f.sigmask = mask;
+	ret = mem_write(in->mem_fd, fp, fpu, (size_t)size);
+	if (!ret)
+		ret = mem_write(in->mem_fd, frame, &f, sizeof(f));
+	free(fpu);
+	if (ret)
+		return opus_err(ret, "thread %d: no room on its stack below 0x%llx",
+				(int)in->t->tid, (unsigned long long)saved->rsp);
+	*sp = frame;
+	return 0;
+}
+
+/* PTRACE_SYSCALL until the next syscall stop, passing over the others. */
+static int to_syscall_stop(struct thread *t)
+{
+	int r;
+
+	do {
+		if (ptrace(PTRACE_SYSCALL, t->tid, NULL, NULL) < 0)
+			return -ESRCH;
+		r = thread_wait_syscall(t);
+	} while (r == -EAGAIN);
+	return r;
 }
 
 int inject_syscall(struct injector *in, long nr, const uint64_t args[6], long *ret)
 {
 	struct user_regs_struct saved, regs;
 	pid_t tid = in->t->tid;
+	uint64_t sp = 0;
 	int r;
 
 	if (ptrace(PTRACE_GETREGS, tid, NULL, &saved) < 0)
 		return opus_err(-errno, "thread %d: cannot read registers: %s", (int)tid,
 				strerror(errno));
+	if ((r = write_frame(in, &saved, &sp)))
+		return r;
 	regs = saved;
 	regs.rax = (uint64_t)nr;
 	regs.orig_rax = (uint64_t)-1; /* not inside a syscall: no restart logic */
@@ -69,23 +257,31 @@ int inject_syscall(struct injector *in, long nr, const uint64_t args[6], long *r
 	regs.r10 = args[3];
 	regs.r8 = args[4];
 	regs.r9 = args[5];
-	regs.rip = in->syscall_insn;
+	regs.rip = in->g.syscall_ret;
+	regs.rsp = sp;
+	/* From here, were opus to die, the thread would run the syscall and
+	 * return through __restore_rt to the frame: restored as it was. */
 	if (ptrace(PTRACE_SETREGS, tid, NULL, &regs) < 0)
 		return opus_err(-errno, "thread %d: cannot set registers: %s", (int)tid,
 				strerror(errno));
-	do {
-		if (ptrace(PTRACE_SINGLESTEP, tid, NULL, NULL) < 0) {
-			r = -errno;
-			break;
-		}
-		r = thread_wait_trap(in->t);
-	} while (r == -EAGAIN);
-	if (r == 0 && ptrace(PTRACE_GETREGS, tid, NULL, &regs) < 0)
+	r = opus_fault("setting up an injected syscall");
+	if (!r)
+		r = to_syscall_stop(in->t); /* entry */
+	if (!r)
+		r = to_syscall_stop(in->t); /* exit */
+	if (!r && ptrace(PTRACE_GETREGS, tid, NULL, &regs) < 0)
 		r = -errno;
-	if (r == 0 && regs.rip != in->syscall_insn + 2)
+	if (!r && regs.rip != in->g.syscall_ret + 2)
 		r = -EFAULT;
 	if (r == -ESRCH)
 		return opus_err(r, "thread %d exited during an injected syscall", (int)tid);
+	if (r == -EIO && strstr(opus_errmsg(), "injected fault")) {
+		ptrace(PTRACE_SETREGS, tid, NULL, &saved);
+		thread_repark(in->t);
+		return r;
+	}
+	/* The original registers, orig_rax with them: an interrupted blocking
+	 * call goes back on the kernel's restart path. */
 	if (ptrace(PTRACE_SETREGS, tid, NULL, &saved) < 0 && !r)
 		r = -errno;
 	if (!r)
@@ -104,6 +300,7 @@ int inject_push_string(struct injector *in, const char *s, uint64_t *addr)
 
 	if (ptrace(PTRACE_GETREGS, in->t->tid, NULL, &regs) < 0)
 		return opus_err(-errno, "thread %d: cannot read registers", (int)in->t->tid);
-	*addr = (regs.rsp - RED_ZONE - len - 64) & ~(uint64_t)15;
+	in->pushed += (len + 15) & ~(size_t)15;
+	*addr = (regs.rsp - RED_ZONE - in->pushed) & ~(uint64_t)15;
 	return mem_write(in->mem_fd, *addr, s, len);
 }

@@ -1,26 +1,40 @@
-/* Syscalls run inside a stopped target thread: point it at an existing
- * `syscall` instruction, single-step, restore every register. Restoring
- * orig_rax and rax puts an interrupted blocking call back on its restart
- * path, so read/accept/epoll_wait/futex/nanosleep carry on after detach. */
+/* Syscalls run inside a stopped target thread, safely even if opus dies
+ * half-way. Before the thread's registers are touched, a signal frame
+ * holding its real state (registers, FPU and vector state, signal mask) is
+ * written below its red zone; the thread is then pointed at a `syscall;
+ * ret` gadget whose return address is glibc's __restore_rt. opus runs the
+ * syscall between two syscall stops and puts the registers back itself,
+ * which keeps the kernel's restart of an interrupted blocking call
+ * (read/accept/epoll_wait/futex/nanosleep). Should opus die at any point,
+ * the thread finishes the syscall and rt_sigreturn restores it from the
+ * frame: no single-step, no pending trap, no garbage registers. */
 #ifndef OPUS_LIVE_INJECT_H
 #define OPUS_LIVE_INJECT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "proc.h"
 #include "ptrace.h"
 
-struct injector {
-	struct thread *t;
-	uint64_t syscall_insn; /* address of a 0f 05 in the target's text */
-	int mem_fd;
+/* Where the thread is sent: found once per process. */
+struct inject_gadgets {
+	uint64_t syscall_ret; /* 0f 05 c3: syscall; ret */
+	uint64_t restore_rt;  /* 48 c7 c0 0f 00 00 00 0f 05: mov $15,%rax; syscall */
 };
 
-/* Find a syscall instruction in the process's executable mappings. */
-int inject_find_syscall(int mem_fd, const struct proc_maps *maps, uint64_t *addr);
+struct injector {
+	struct thread *t;
+	struct inject_gadgets g;
+	int mem_fd;
+	size_t pushed; /* bytes below the red zone already used by pushed data */
+};
+
+/* Find the gadgets in the process's executable mappings (libc's first). */
+int inject_find_gadgets(int mem_fd, const struct proc_maps *maps, struct inject_gadgets *g);
 /* Run syscall nr with up to six arguments; *ret is the raw return (-errno on error). */
 int inject_syscall(struct injector *in, long nr, const uint64_t args[6], long *ret);
-/* Copy a string just below the thread's stack pointer (beyond the red zone). */
+/* Copy a string below the thread's red zone; *addr is where it went. */
 int inject_push_string(struct injector *in, const char *s, uint64_t *addr);
 
 #endif

@@ -36,7 +36,9 @@ static void forget(struct threads *ts, struct thread *t)
 /* Seize tid; returns 1 if seized, 0 if it is already gone. */
 static int seize(struct threads *ts, pid_t tid)
 {
-	if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) < 0) {
+	/* TRACESYSGOOD: syscall stops (for injected syscalls) are told apart
+	 * from a SIGTRAP the thread really received. */
+	if (ptrace(PTRACE_SEIZE, tid, NULL, (void *)(long)PTRACE_O_TRACESYSGOOD) < 0) {
 		/* A thread already exiting answers EPERM, not ESRCH. */
 		if (errno == ESRCH || (errno == EPERM && proc_thread_dead(tid)))
 			return 0;
@@ -249,20 +251,22 @@ void threads_detach(struct threads *ts)
 	ts->n = ts->cap = 0;
 }
 
-int thread_wait_trap(struct thread *t)
+int thread_wait_syscall(struct thread *t)
 {
 	int status;
 
 	if (next_stop(t, &status))
 		return -ESRCH;
-	if (status >> 16 == 0 && WSTOPSIG(status) == SIGTRAP)
+	if (status >> 16 == 0 && WSTOPSIG(status) == (SIGTRAP | 0x80))
 		return 0;
 	if (status >> 16 == 0)
 		keep_signal(t, WSTOPSIG(status));
-	/* A group-stop, a pending interrupt or another signal: step again. */
+	/* A group-stop, a pending interrupt or a signal (kept for later). */
 	return -EAGAIN;
 }
 
+/* Move t from a syscall stop to a plain interrupt stop, from which a
+ * detach leaves it running as it was. */
 int thread_repark(struct thread *t)
 {
 	t->stopped = false;

@@ -31,13 +31,14 @@ int threads_stop_all(struct threads *ts);
 void threads_resume(struct threads *ts);
 /* Detach from every thread, stopping running ones first; frees ts. */
 void threads_detach(struct threads *ts);
-/* Wait for tid to stop after a resume; records other signals as pending. */
-int thread_wait_trap(struct thread *t);
+/* Wait for t's next syscall stop (entry or exit) after PTRACE_SYSCALL: 0,
+ * -EAGAIN for another stop (a signal, kept to be sent again later; a group
+ * stop): resume it with PTRACE_SYSCALL again; -ESRCH if it died. */
+int thread_wait_syscall(struct thread *t);
 /* The thread pointer (fs base) of stopped thread t. */
 int thread_fs_base(const struct thread *t, uint64_t *fs_base);
-/* Move t from the single-step trap (a signal-delivery-stop: were opus to
- * die there, the kernel would deliver SIGTRAP to the target) to a plain
- * interrupt stop, from which a detach leaves it running as it was. */
+/* Move t from a syscall stop to a plain interrupt stop, from which a
+ * detach leaves it running as it was. */
 int thread_repark(struct thread *t);
 
 #endif

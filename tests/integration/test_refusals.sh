@@ -58,7 +58,7 @@ test_corrupt_patch_files() {
 	assert_untouched
 	# inspect refuses them the same way.
 	expect_fail "inspect flipped" "$OPUS" inspect "$WORK/flipped.opatch"
-	"$OPUS" inspect "$WORK/fix.opatch" | grep -q '^patch *fix$' || fail "inspect of a good patch"
+	"$OPUS" inspect "$WORK/fix.opatch" | grep '^patch *fix$' >/dev/null || fail "inspect of a good patch"
 }
 
 test_revert_without_patch() {

@@ -163,4 +163,11 @@ for row in $(jq -c '.[]' <<<"$rss_json"); do
 	[ $(($(jq .after <<<"$row") - $(jq .before <<<"$row"))) -le 1024 ] ||
 		fail "nginx VmRSS grew: $row"
 done
+# opus SIGKILLed at random moments of apply and revert on a 100-thread
+# busy target (make check runs the short form in tests/run.sh).
+if [ "${SOAK_KILLS:-100}" != 0 ]; then
+	OPUS_KILLS=${SOAK_KILLS:-100} OPUS_TEST_PLAIN_ONLY=1 bash "$ROOT/tests/run.sh" \
+		'test_random_kills_on_a_busy_target' | tee "$OUT/kills.out"
+	grep -q '^1 passed, 0 failed' "$OUT/kills.out" || fail "random kills harmed the target"
+fi
 echo "soak: passed"

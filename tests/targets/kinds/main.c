@@ -26,8 +26,7 @@ static void answer_extern(char *out, size_t len)
 
 	for (char **e = environ; e && *e; e++)
 		n += !strncmp(*e, "KINDS_", 6);
-	snprintf(out, len, "optind=%d kinds_env=%zu stdout=%s", optind, n,
-		 stdout ? "set" : "null");
+	snprintf(out, len, "optind=%d kinds_env=%zu stdout=%s", optind, n, stdout ? "set" : "null");
 }
 
 /* time and gettimeofday are IFUNCs of libc whose code is in the vDSO:

@@ -1,0 +1,82 @@
+# opus SIGKILLed at random moments of apply and revert, on a target with
+# 100 threads spinning on both CPUs: the target must never be harmed, and
+# opus recover must leave it exactly patched or exactly unpatched.
+# OPUS_KILLS (default 15) kills of each; make soak runs 100.
+S=$TARGETS/spinners
+
+# spinners_state: "patched" or "unpatched", checked three ways: the answer
+# of the patched function, the mappings, opus list.
+spinners_state() {
+	local answer mapped
+	answer=$(req ANSWER)
+	mapped=$(opus_mappings "$PID")
+	case "$answer:$mapped" in
+	1:0) echo unpatched ;;
+	2:[1-9]*) "$OPUS" list "$PID" | grep answer-2 >/dev/null && echo patched || echo "listed wrong" ;;
+	*) echo "inconsistent (answer '$answer', $mapped mappings)" ;;
+	esac
+}
+
+# still_spinning: the spinning threads all run on.
+still_spinning() {
+	local a b
+	a=$(req COUNT)
+	sleep 0.1
+	b=$(req COUNT)
+	[ "$b" -gt "$a" ] || fail "the spinning threads stopped ($a -> $b)"
+	assert_eq 100 "$(ls "/proc/$PID/task" | wc -l | awk '{print $1 - 1}')" "spinning threads"
+}
+
+# kill_at_random KIND WINDOW_US: opus KIND, SIGKILLed at a random moment in
+# the first WINDOW_US microseconds; prints "killed" or "finished".
+kill_at_random() {
+	local kind=$1 window=$2 delay op
+	delay=$(((RANDOM * 32768 + RANDOM) % window))
+	if [ "$kind" = apply ]; then
+		"$OPUS" apply --timeout 30 "$PID" "$WORK/fix.opatch" >/dev/null 2>&1 &
+	else
+		"$OPUS" revert --timeout 30 "$PID" >/dev/null 2>&1 &
+	fi
+	op=$!
+	sleep "$(printf '0.%06d' "$delay")"
+	kill -9 "$op" 2>/dev/null || true
+	if wait "$op"; then echo finished; else echo killed; fi
+}
+
+random_kills() {
+	local kind=$1 n=$2 window=$3 killed=0 state outcome
+	for i in $(seq "$n"); do
+		outcome=$(kill_at_random "$kind" "$window")
+		[ "$outcome" = killed ] && killed=$((killed + 1))
+		assert_running "$PID"
+		still_spinning
+		"$OPUS" recover "$PID" >/dev/null || fail "$kind kill $i: recover failed"
+		state=$(spinners_state)
+		case "$state" in
+		patched) [ "$kind" = revert ] || "$OPUS" revert "$PID" >/dev/null ;;
+		unpatched) [ "$kind" = apply ] || "$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null ;;
+		*) fail "$kind kill $i: after recover the target is $state" ;;
+		esac
+	done
+	echo "    $kind: $n runs, $killed killed before the end, 0 targets harmed"
+}
+
+test_random_kills_on_a_busy_target() {
+	local n=${OPUS_KILLS:-15} t0 apply_us revert_us
+	build_target spinners "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/spinners" 100
+	"$OPUS" build --source "$WORK/src" --diff "$S/answer-2.diff" --binary "$WORK/src/spinners" \
+		--id answer-2 -o "$WORK/fix.opatch" >/dev/null
+	# How long each takes here: kills land anywhere within that.
+	t0=$(date +%s%N)
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	apply_us=$((($(date +%s%N) - t0) / 1000))
+	t0=$(date +%s%N)
+	"$OPUS" revert "$PID" >/dev/null
+	revert_us=$((($(date +%s%N) - t0) / 1000))
+	echo "    apply takes $apply_us us, revert $revert_us us"
+	random_kills apply "$n" "$apply_us"
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	random_kills revert "$n" "$revert_us"
+	assert_running "$PID"
+}
