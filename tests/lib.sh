@@ -254,11 +254,11 @@ assert_running() {
 
 # Mappings opus added, and how many distinct patches they belong to.
 opus_mappings() {
-	grep -c '/memfd:opus:' "/proc/$1/maps" || true
+	grep -c '/memfd:opus-livepatch:' "/proc/$1/maps" || true
 }
 
 opus_patches_mapped() {
-	grep -o '/memfd:opus:[^ ]*' "/proc/$1/maps" | sort -u | wc -l
+	grep -o '/memfd:opus-livepatch:[^ ]*' "/proc/$1/maps" | sort -u | wc -l
 }
 
 # ticks PID: the target's ticker counter, to check blocked threads still run.

@@ -32,6 +32,25 @@ static json_t *registry_json(const struct registry *reg)
 	return arr;
 }
 
+static json_t *foreign_json(const struct registry *reg)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; i < reg->nforeign; i++)
+		json_array_append_new(
+		    arr, json_pack("{s:I, s:s, s:s}", "address", (json_int_t)reg->foreign[i].start,
+				   "name", reg->foreign[i].name, "why", reg->foreign[i].why));
+	return arr;
+}
+
+/* Mappings named as opus's that opus does not vouch for: said, not hidden. */
+static void print_foreign(const struct registry *reg)
+{
+	for (size_t i = 0; i < reg->nforeign; i++)
+		printf("not opus's: 0x%" PRIx64 " %s: %s\n", reg->foreign[i].start,
+		       reg->foreign[i].name, reg->foreign[i].why);
+}
+
 static void print_registry(const struct registry *reg)
 {
 	for (size_t i = 0; i < reg->n; i++) {
@@ -54,12 +73,14 @@ static int list_one(pid_t pid, bool json)
 	if (live_list(pid, &reg))
 		return cli_fail("list");
 	if (json)
-		cli_print_json(
-		    json_pack("{s:i, s:o}", "pid", (int)pid, "patches", registry_json(&reg)));
+		cli_print_json(json_pack("{s:i, s:o, s:o}", "pid", (int)pid, "patches",
+					 registry_json(&reg), "not_opus", foreign_json(&reg)));
 	else if (!reg.n)
 		printf("process %d: no patches applied\n", (int)pid);
 	else
 		print_registry(&reg);
+	if (!json)
+		print_foreign(&reg);
 	registry_free(&reg);
 	return 0;
 }

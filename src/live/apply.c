@@ -1,10 +1,12 @@
 #include "inject.h"
 #include "layout.h"
+#include "lock.h"
 #include "live.h"
 #include "mem.h"
 #include "proc.h"
 #include "ptrace.h"
 #include "resolve.h"
+#include "seccomp.h"
 #include "tls.h"
 #include "unwind.h"
 #include "util/clock.h"
@@ -33,12 +35,17 @@
 
 struct txn {
 	pid_t pid;
+	struct target_lock lock; /* one opus at a time; the journal of memfds begun */
+	bool memfd_closed;	 /* the target holds no descriptor of ours */
+	struct resolver res;	 /* names in the process, as its dynamic linker sees them */
+	bool coroutines;	 /* it switches stacks: suspended ones are scanned for */
 	int mem_fd;
 	int memfd; /* opus's own handle on the target's memfd */
 	struct proc_maps maps;
 	struct registry reg;
 	struct threads ts;
 	struct inject_gadgets gadgets;
+	struct seccomp_filters filters; /* of the thread that runs injected syscalls */
 	uint64_t base, size;
 	bool mapped;
 	size_t sites_written;
@@ -49,7 +56,16 @@ struct txn {
 	uint64_t t0;
 };
 
-static int txn_open(struct txn *t, pid_t pid, struct live_stats *st)
+/* Does the process switch stacks (ucontext coroutines)? Then its suspended
+ * stacks, on no thread's unwind, are scanned for during every stop. */
+static bool uses_coroutines(const struct resolver *res)
+{
+	static const char *const switchers[] = {"makecontext", "swapcontext", "setcontext"};
+
+	return resolver_imports(res, switchers, sizeof(switchers) / sizeof(switchers[0]));
+}
+
+static int txn_open(struct txn *t, pid_t pid, double timeout_s, struct live_stats *st)
 {
 	int ret;
 
@@ -57,22 +73,27 @@ static int txn_open(struct txn *t, pid_t pid, struct live_stats *st)
 	memset(st, 0, sizeof(*st));
 	t->pid = pid;
 	t->memfd = -1;
+	t->lock.fd = -1;
 	t->st = st;
 	t->t0 = opus_now_ns();
 	threads_init(&t->ts, pid);
-	if ((ret = proc_check_patchable(pid)))
+	/* The lock first: another opus tracing the process is no debugger. */
+	if ((ret = target_lock(pid, timeout_s, &t->lock)) || (ret = proc_check_patchable(pid)))
 		return ret;
 	t->mem_fd = mem_open(pid);
 	if (t->mem_fd < 0)
 		return t->mem_fd;
 	if ((ret = proc_maps_read(pid, &t->maps)) ||
-	    (ret = registry_read(pid, t->mem_fd, &t->maps, &t->reg)))
+	    (ret = registry_read(pid, t->mem_fd, &t->maps, &t->lock, &t->reg)) ||
+	    (ret = resolver_init(&t->res, pid, t->mem_fd, &t->maps)))
 		return ret;
+	t->coroutines = uses_coroutines(&t->res);
 	return inject_find_gadgets(t->mem_fd, &t->maps, &t->gadgets);
 }
 
 static void txn_close(struct txn *t)
 {
+	seccomp_free(&t->filters);
 	threads_detach(&t->ts);
 	if (t->memfd >= 0)
 		close(t->memfd);
@@ -81,7 +102,9 @@ static void txn_close(struct txn *t)
 	proc_maps_free(&t->maps);
 	registry_free(&t->reg);
 	registry_entry_free(&t->entry);
+	resolver_free(&t->res);
 	free(t->ranges);
+	target_unlock(&t->lock);
 	t->st->total_ns = opus_now_ns() - t->t0;
 }
 
@@ -93,7 +116,32 @@ static int add_range(struct txn *t, uint64_t lo, uint64_t hi, const char *name)
 	return 0;
 }
 
-/* Some thread of the process, stopped, to run syscalls in. */
+/* Every syscall opus may inject, as it will: the thread's seccomp filters
+ * are asked about all of them before the first is run. */
+static int check_planned_syscalls(struct txn *t)
+{
+	static const uint64_t prots[] = {PROT_READ, PROT_READ | PROT_EXEC, PROT_READ | PROT_WRITE};
+	uint64_t ip = t->gadgets.syscall_ret + 2, fd = 3, addr = MIN_ADDR << 8;
+	int ret =
+	    seccomp_check(&t->filters, SYS_memfd_create, (uint64_t[6]){addr, MFD_CLOEXEC_}, ip);
+
+	for (size_t i = 0; !ret && i < sizeof(prots) / sizeof(prots[0]); i++)
+		ret = seccomp_check(&t->filters, SYS_mmap,
+				    (uint64_t[6]){addr, LAYOUT_PAGE, prots[i],
+						  MAP_PRIVATE | MAP_FIXED_NOREPLACE, fd, 0},
+				    ip);
+	if (!ret)
+		ret = seccomp_check(&t->filters, SYS_munmap, (uint64_t[6]){addr, LAYOUT_PAGE}, ip);
+	if (!ret)
+		ret = seccomp_check(&t->filters, SYS_close, (uint64_t[6]){fd}, ip);
+	/* What restores the thread should opus die half-way. */
+	if (!ret)
+		ret = seccomp_check(&t->filters, SYS_rt_sigreturn, (uint64_t[6]){0}, ip);
+	return ret ? opus_err_wrap(ret, "process %d", (int)t->pid) : 0;
+}
+
+/* Some thread of the process, stopped, to run syscalls in; its seccomp
+ * filters read and asked first. */
 static int injector(struct txn *t, struct injector *in)
 {
 	int ret = threads_stop_one(&t->ts);
@@ -105,7 +153,18 @@ static int injector(struct txn *t, struct injector *in)
 			in->t = &t->ts.v[i];
 			break;
 		}
+	if (t->filters.tid != in->t->tid) {
+		seccomp_free(&t->filters);
+		ret = seccomp_load(in->t->tid, &t->filters);
+		if (!ret)
+			ret = check_planned_syscalls(t);
+		if (ret) {
+			seccomp_free(&t->filters);
+			return ret;
+		}
+	}
 	in->g = t->gadgets;
+	in->filters = &t->filters;
 	in->mem_fd = t->mem_fd;
 	return 0;
 }
@@ -241,21 +300,27 @@ static int map_region(struct txn *t, int fd, uint64_t base, const struct layout 
 		remote_unmap(t); /* only the parts mapped so far */
 		if (ret)
 			return ret;
-		return r == -EEXIST || r > 0 ? -EEXIST : (int)r;
+		if (r == -EEXIST || r > 0)
+			return -EEXIST;
+		/* The kernel said no (a memory limit, a policy): say what. */
+		return opus_err(
+		    (int)r, "process %d: mapping %zu bytes of patch at 0x%" PRIx64 " failed: %s",
+		    (int)t->pid, parts[i].len, want, strerror((int)-r));
 	}
 	return 0;
 }
 
-/* memfd_create in the target, reopened by opus through /proc/PID/fd. */
+/* memfd_create in the target, reopened by opus through /proc/PID/fd. Its
+ * nonce is journaled first: a killed opus's memfd is told from any other. */
 static int create_memfd(struct txn *t, const char *id, size_t size, long *fd)
 {
 	struct injector in = {0};
-	char name[OPATCH_ID_MAX + 16], path[64];
+	char name[OPATCH_ID_MAX + 64], path[64];
 	uint64_t args[6] = {0, MFD_CLOEXEC_}, name_addr;
-	int ret;
+	int ret = target_journal_begin(&t->lock, t->entry.nonce);
 
-	snprintf(name, sizeof(name), REGISTRY_MEMFD_PREFIX "%s", id);
-	if ((ret = injector(t, &in)) || (ret = inject_push_string(&in, name, &name_addr)))
+	registry_memfd_name(id, t->entry.nonce, name, sizeof(name));
+	if (ret || (ret = injector(t, &in)) || (ret = inject_push_string(&in, name, &name_addr)))
 		return ret;
 	args[0] = name_addr;
 	if ((ret = inject_syscall(&in, SYS_memfd_create, args, fd)))
@@ -265,7 +330,7 @@ static int create_memfd(struct txn *t, const char *id, size_t size, long *fd)
 	if (*fd < 0)
 		return opus_err((int)*fd, "process %d: memfd_create failed: %s", (int)t->pid,
 				strerror((int)-*fd));
-	snprintf(path, sizeof(path), "/proc/%d/fd/%ld", (int)t->pid, *fd);
+	snprintf(path, sizeof(path), "/proc/%d/fd/%ld", (int)proc_view_id(t->pid), *fd);
 	t->memfd = open(path, O_RDWR | O_CLOEXEC);
 	if (t->memfd < 0 || ftruncate(t->memfd, (off_t)size) < 0)
 		return opus_err(-errno, "process %d: cannot open its memfd: %s", (int)t->pid,
@@ -293,9 +358,11 @@ static int place(struct txn *t, const struct proc_object *obj, const struct opat
 	if (fd >= 0 && remote(t, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &r)) {
 		int err = opus_err_wrap(-EIO, "process %d: closing its memfd", (int)t->pid);
 
-		remote(t, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &r);
+		t->memfd_closed = !remote(t, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &r);
 		if (!ret)
 			ret = err;
+	} else {
+		t->memfd_closed = true;
 	}
 	if (!ret && !n)
 		ret = -ENOSPC;
@@ -455,6 +522,8 @@ static void fill_entry(struct txn *t, const struct opatch *p, const struct layou
 	e->size = l->total;
 	e->text_lo = t->base + l->text_off;
 	e->text_hi = t->base + l->text_off + l->text_size;
+	/* What the record vouches for: the code as it will be mapped. */
+	opus_sha256(l->image + l->text_off, l->text_size, e->text_sha256);
 }
 
 static int write_image(struct txn *t, struct layout *l)
@@ -523,6 +592,8 @@ static int stop_and_commit(struct txn *t, const struct live_opts *o, int (*commi
 		stopped = opus_now_ns();
 		if (!ret)
 			ret = unwind_check(u, &t->ts, t->ranges, t->nranges);
+		if (!ret && t->coroutines)
+			ret = unwind_scan_suspended(u, &t->ts, t->ranges, t->nranges);
 		checked = opus_now_ns();
 		if (!ret) {
 			ret = commit(t);
@@ -577,18 +648,71 @@ static int check_buried(struct txn *t, const char *id)
 	return 0;
 }
 
+/* Are the bytes at addr in the process the code of p's function f, but
+ * for the fields its relocations fill? */
+static bool code_is(struct txn *t, const struct opatch *p, const struct opatch_func *f,
+		    uint64_t addr)
+{
+	const struct opatch_sym *s = &p->syms[f->new_sym];
+	const struct opatch_section *sec = &p->sections[s->section];
+	uint8_t *have = malloc(s->size + 1), *want = malloc(s->size + 1);
+	bool same = have && want && sec->data && s->value + s->size <= sec->size &&
+		    !mem_read(t->mem_fd, addr, have, s->size);
+
+	if (same) {
+		memcpy(want, sec->data + s->value, s->size);
+		for (size_t k = 0; k < sec->nrelas; k++)
+			for (unsigned b = 0; b < opatch_rela_width(sec->relas[k].type); b++)
+				if (sec->relas[k].offset + b >= s->value &&
+				    sec->relas[k].offset + b < s->value + s->size)
+					want[sec->relas[k].offset + b - s->value] =
+					    have[sec->relas[k].offset + b - s->value];
+		same = !memcmp(have, want, s->size);
+	}
+	free(have);
+	free(want);
+	return same;
+}
+
+/* Patch p is in force through record e: each old entry leads to the new
+ * function e records, and that is p's code. A record, even a verified
+ * one, is not enough: the code says. */
+static bool in_force(struct txn *t, const struct opatch *p, const struct proc_object *obj,
+		     const struct reg_entry *e)
+{
+	if (!e->active || e->written != e->nsites)
+		return false;
+	for (size_t i = 0; i < p->nfuncs; i++) {
+		const struct reg_func *rf = NULL;
+
+		for (size_t k = 0; k < e->nfuncs; k++)
+			if (e->funcs[k].old_addr == obj->bias + p->funcs[i].old_addr &&
+			    !strcmp(e->funcs[k].name, p->funcs[i].name))
+				rf = &e->funcs[k];
+		if (!rf || (!p->funcs[i].cold && !code_is(t, p, &p->funcs[i], rf->new_addr)))
+			return false;
+	}
+	return true;
+}
+
 static int check_target(struct txn *t, const struct opatch *p, struct proc_object *obj)
 {
 	char hex[2 * OPUS_BUILD_ID_MAX + 1];
+	const struct reg_entry *e;
 
-	if (registry_find(&t->reg, p->id))
-		return opus_err(-EALREADY, "patch %s is already applied to process %d", p->id,
-				(int)t->pid);
 	opus_hex_encode(p->build_id, p->build_id_len, hex);
 	if (proc_find_object(t->pid, &t->maps, p->build_id, p->build_id_len, obj))
 		return opus_err(-ENOENT, "process %d does not map %s with build-id %s", (int)t->pid,
 				p->target_name, hex);
-	return 0;
+	if (!(e = registry_find(&t->reg, p->id)))
+		return 0;
+	if (in_force(t, p, obj, e))
+		return opus_err(-EALREADY, "patch %s is already applied to process %d", p->id,
+				(int)t->pid);
+	return opus_err(-EEXIST,
+			"process %d has a patch %s whose code is not this file's (another build "
+			"with the same id?): revert it first",
+			(int)t->pid, p->id);
 }
 
 static const char *next_line(const char *l)
@@ -692,11 +816,10 @@ int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, str
 	struct proc_object obj;
 	struct layout l = {0};
 	struct layout_tls *tls = NULL;
-	struct resolver res = {0};
 	struct txn t;
 	uint64_t *sym_addr = calloc(p->nsyms + 1, sizeof(*sym_addr));
 	size_t *sym_lib = calloc(p->nsyms + 1, sizeof(*sym_lib));
-	int ret = txn_open(&t, pid, st);
+	int ret = txn_open(&t, pid, o->timeout_s, st);
 
 	if (!ret && (!sym_addr || !sym_lib))
 		ret = -ENOMEM;
@@ -714,9 +837,7 @@ int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, str
 	uint64_t t1 = opus_now_ns();
 
 	if (!ret)
-		ret = resolver_init(&res, pid, t.mem_fd, &t.maps);
-	if (!ret)
-		ret = resolve_syms(p, &obj, &res, sym_addr, sym_lib);
+		ret = resolve_syms(p, &obj, &t.res, sym_addr, sym_lib);
 	if (!ret)
 		ret = layout_plan(&l, p);
 	st->resolve_ns = opus_now_ns() - t1;
@@ -724,7 +845,7 @@ int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, str
 	if (!ret)
 		ret = place(&t, &obj, p, &l);
 	if (!ret && layout_uses_tls(p))
-		ret = locate_tls(&t, p, &res, sym_lib, &tls);
+		ret = locate_tls(&t, p, &t.res, sym_lib, &tls);
 	/* New code is unreachable until the jumps exist: link, write and plan
 	 * with the process running. */
 	threads_detach(&t.ts);
@@ -746,10 +867,12 @@ int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, str
 		remote_unmap(&t);
 		opus_err_wrap(ret, "process %d left unchanged", (int)pid);
 	}
+	/* Settled: recorded whole, or taken out (the memfd closed by place). */
+	if (t.entry.nonce[0] && (!ret || (!t.mapped && t.memfd_closed)))
+		target_journal_end(&t.lock, t.entry.nonce);
 	st->base = t.base;
 	txn_close(&t);
 	layout_free(&l);
-	resolver_free(&res);
 	free(sym_addr);
 	free(sym_lib);
 	free(tls);
@@ -823,7 +946,7 @@ int live_revert(pid_t pid, const char *id, const struct live_opts *o, struct liv
 {
 	struct live_recovery rec;
 	struct txn t;
-	int ret = txn_open(&t, pid, st);
+	int ret = txn_open(&t, pid, o->timeout_s, st);
 
 	/* Reverting an apply that was cut short is taking it out. */
 	if (!ret && t.reg.n && (ret = recover_newest(&t, o, &rec)) == 1) {
@@ -833,6 +956,10 @@ int live_revert(pid_t pid, const char *id, const struct live_opts *o, struct liv
 	}
 	if (!ret)
 		ret = pick_entry(&t, id);
+	/* Journaled until its memfd is gone: a revert cut short leaves a
+	 * record without jumps that the next opus may take out. */
+	if (!ret)
+		ret = target_journal_add(&t.lock, t.entry.nonce);
 	if (!ret) {
 		snprintf(reverted_id, OPATCH_ID_MAX + 1, "%s", t.entry.id);
 		ret = add_range(&t, t.entry.text_lo, t.entry.text_hi, t.entry.id);
@@ -845,6 +972,10 @@ int live_revert(pid_t pid, const char *id, const struct live_opts *o, struct liv
 		ret = stop_and_commit(&t, o, commit_revert);
 	if (ret)
 		opus_err_wrap(ret, "process %d left unchanged", (int)pid);
+	/* Settled either way when opus gets here: unmapped, or whole again
+	 * (a failed revert writes its jumps back). Only a killed one stays. */
+	if (t.entry.nonce[0])
+		target_journal_end(&t.lock, t.entry.nonce);
 	st->base = t.base;
 	txn_close(&t);
 	return ret;
@@ -860,9 +991,14 @@ int live_list(pid_t pid, struct registry *out)
 	mem_fd = mem_open(pid);
 	if (mem_fd < 0)
 		return mem_fd;
+	struct target_lock journal;
+
 	ret = proc_maps_read(pid, &maps);
 	if (!ret)
-		ret = registry_read(pid, mem_fd, &maps, out);
+		ret = target_journal_peek(pid, &journal);
+	if (!ret)
+		ret = registry_read(pid, mem_fd, &maps, &journal, out);
+	free(journal.nonces);
 	proc_maps_free(&maps);
 	close(mem_fd);
 	return ret;
@@ -890,12 +1026,12 @@ static int commit_undo(struct txn *t)
  * before it returns, so any left is from one cut short. */
 static int close_stray_fds(struct txn *t, unsigned *closed)
 {
-	char dir[64], link[384], target[256];
+	char dir[64], link[384], target[256], id[OPATCH_ID_MAX + 1], nonce[REGISTRY_NONCE_LEN + 1];
 	struct dirent *d;
 	DIR *dh;
 	int ret = 0;
 
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)t->pid);
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)proc_view_id(t->pid));
 	if (!(dh = opendir(dir)))
 		return opus_err(-errno, "process %d: %s: %s", (int)t->pid, dir, strerror(errno));
 	while (!ret && (d = readdir(dh))) {
@@ -907,8 +1043,8 @@ static int close_stray_fds(struct txn *t, unsigned *closed)
 		if (n <= 0)
 			continue;
 		target[n] = '\0';
-		if (!registry_path_id(target))
-			continue;
+		if (!registry_path_parse(target, id, nonce) || !target_journal_has(&t->lock, nonce))
+			continue; /* not a memfd an opus began here */
 		ret = remote(t, SYS_close, strtoull(d->d_name, NULL, 10), 0, 0, 0, 0, 0, &r);
 		*closed += !ret;
 	}
@@ -925,6 +1061,14 @@ static int recover_newest(struct txn *t, const struct live_opts *o, struct live_
 
 	if (!e->blank && e->written == e->nsites && e->nsites)
 		return 0;
+	/* Unfinished, but not begun by an opus on this process (its journal
+	 * would say): a child forked in the middle of an apply. Not ours to
+	 * take apart. */
+	if (!target_journal_has(&t->lock, e->nonce))
+		return opus_err(-EBUSY,
+				"process %d: patch %s is half applied, and no opus began it here "
+				"(a child forked during an apply?): revert it, or leave it",
+				(int)t->pid, e->id);
 	t->entry = *e;
 	memset(e, 0, sizeof(*e));
 	t->reg.n--;
@@ -960,6 +1104,9 @@ static int recover_unfinished(struct txn *t, const struct live_opts *o, struct l
 		ret = 0;
 	if (!ret)
 		ret = close_stray_fds(t, &rec->fds_closed);
+	/* Every transaction begun before is settled now. */
+	if (!ret)
+		ret = target_journal_clear(&t->lock);
 	t->nranges = 0;
 	return ret;
 }
@@ -968,7 +1115,7 @@ int live_recover(pid_t pid, const struct live_opts *o, struct live_recovery *rec
 {
 	struct live_stats st;
 	struct txn t;
-	int ret = txn_open(&t, pid, &st);
+	int ret = txn_open(&t, pid, o->timeout_s, &st);
 
 	memset(rec, 0, sizeof(*rec));
 	if (!ret)

@@ -64,8 +64,8 @@ static int read_build_id(pid_t pid, const struct proc_map *m, uint8_t id[OPUS_BU
 	int n;
 
 	/* map_files reaches a file replaced or deleted on disk. */
-	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, m->start,
-		 m->end);
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64,
+		 (int)proc_view_id(pid), m->start, m->end);
 	if (opus_elf_open(path, &e))
 		return -ENOENT;
 	n = opus_elf_build_id(e.elf, id);
@@ -287,9 +287,41 @@ static int pidset_add(struct pidset *s, pid_t pid)
 	return 0;
 }
 
-/* Processes not in seen that map p's object; each is added to seen. */
+/* A process opus may not look into (another user's, without root): it may
+ * map the object, or have the patch; nothing can be done there, and that
+ * is a failure to say, not a silence. */
+static bool not_permitted(int ret)
+{
+	return ret == -EACCES || ret == -EPERM;
+}
+
+static void report_not_permitted(const struct fleet_opts *o, const char *patch, pid_t pid,
+				 struct fleet_summary *s)
+{
+	struct fleet_result r = {.pid = pid, .state = FLEET_FAILED, .err = -EPERM};
+
+	snprintf(r.patch, sizeof(r.patch), "%s", patch);
+	proc_comm(pid, r.comm);
+	snprintf(r.msg, sizeof(r.msg),
+		 "not permitted to read its memory map (another user's process: run opus as "
+		 "root or as that user)");
+	s->count[FLEET_FAILED]++;
+	if (o->report)
+		o->report(&r, o->ctx);
+}
+
+static void report_all_not_permitted(const struct fleet_opts *o, const char *patch,
+				     const struct pidset *denied, struct fleet_summary *s)
+{
+	for (size_t i = 0; i < denied->n; i++)
+		if (!process_gone(denied->v[i]))
+			report_not_permitted(o, patch, denied->v[i], s);
+}
+
+/* Processes not in seen that map p's object; each is added to seen. Those
+ * opus may not look into go to denied. */
 static int scan_object(struct idcache *c, const struct opatch *p, struct pidset *seen,
-		       struct pidset *out)
+		       struct pidset *out, struct pidset *denied)
 {
 	pid_t *pids, self = getpid();
 	size_t n;
@@ -306,6 +338,8 @@ static int scan_object(struct idcache *c, const struct opatch *p, struct pidset 
 			ret = maps;
 		else if (maps == 1)
 			ret = pidset_add(seen, pids[i]) ?: pidset_add(out, pids[i]);
+		else if (not_permitted(maps))
+			ret = pidset_add(seen, pids[i]) ?: pidset_add(denied, pids[i]);
 	}
 	free(pids);
 	return ret;
@@ -313,7 +347,7 @@ static int scan_object(struct idcache *c, const struct opatch *p, struct pidset 
 
 int fleet_apply(const struct opatch *p, const struct fleet_opts *o, struct fleet_summary *s)
 {
-	struct pidset seen = {0}, fresh = {0};
+	struct pidset seen = {0}, fresh = {0}, denied = {0};
 	struct idcache cache = {0};
 	uint64_t t0 = opus_now_ns();
 	int ret = 0;
@@ -322,39 +356,39 @@ int fleet_apply(const struct opatch *p, const struct fleet_opts *o, struct fleet
 	/* Processes started while the first ones were being patched show up
 	 * in the next round; a round that finds none ends the run. */
 	for (unsigned round = 0; !ret && round < MAX_ROUNDS; round++) {
-		ret = scan_object(&cache, p, &seen, &fresh);
+		ret = scan_object(&cache, p, &seen, &fresh, &denied);
 		if (ret || !fresh.n)
 			break;
 		struct pool pl = {.o = o, .p = p, .pids = fresh.v, .n = fresh.n, .s = s};
 
 		pool_run(&pl);
 	}
+	if (!ret)
+		report_all_not_permitted(o, p->id, &denied, s);
 	free(seen.v);
 	free(fresh.v);
+	free(denied.v);
 	idcache_free(&cache);
 	s->total_ns = opus_now_ns() - t0;
 	return ret;
 }
 
-/* Whether the memory map shows the registry mapping of patch id. */
+/* Whether the memory map shows a mapping named as patch id's (any patch
+ * when id is NULL): a candidate, which live_list then verifies. */
 static bool maps_have_patch(const struct proc_maps *maps, const char *id)
 {
-	size_t idlen = id ? strlen(id) : 0;
+	char have[OPATCH_ID_MAX + 1], nonce[REGISTRY_NONCE_LEN + 1];
 
-	for (size_t i = 0; i < maps->n; i++) {
-		const char *have = registry_path_id(maps->v[i].path);
-
-		if (maps->v[i].offset || !have)
-			continue;
-		if (!id ||
-		    (!strncmp(have, id, idlen) && (have[idlen] == '\0' || have[idlen] == ' ')))
+	for (size_t i = 0; i < maps->n; i++)
+		if (!maps->v[i].offset && registry_path_parse(maps->v[i].path, have, nonce) &&
+		    (!id || !strcmp(have, id)))
 			return true;
-	}
 	return false;
 }
 
-/* Processes whose memory map holds patch id (any patch when id is NULL). */
-static int scan_patched(const char *id, struct pidset *out)
+/* Processes whose memory map holds patch id (any patch when id is NULL);
+ * those opus may not look into go to denied (NULL: ignored). */
+static int scan_patched(const char *id, struct pidset *out, struct pidset *denied)
 {
 	pid_t *pids, self = getpid();
 	size_t n;
@@ -362,9 +396,15 @@ static int scan_patched(const char *id, struct pidset *out)
 
 	for (size_t i = 0; !ret && i < n; i++) {
 		struct proc_maps maps;
+		int r;
 
-		if (pids[i] == self || proc_maps_read(pids[i], &maps))
+		if (pids[i] == self)
 			continue;
+		if ((r = proc_maps_read(pids[i], &maps))) {
+			if (denied && not_permitted(r))
+				ret = pidset_add(denied, pids[i]);
+			continue;
+		}
 		if (maps_have_patch(&maps, id))
 			ret = pidset_add(out, pids[i]);
 		proc_maps_free(&maps);
@@ -375,18 +415,21 @@ static int scan_patched(const char *id, struct pidset *out)
 
 int fleet_revert(const char *id, const struct fleet_opts *o, struct fleet_summary *s)
 {
-	struct pidset found = {0};
+	struct pidset found = {0}, denied = {0};
 	uint64_t t0 = opus_now_ns();
 	int ret;
 
 	memset(s, 0, sizeof(*s));
-	ret = scan_patched(id, &found);
+	ret = scan_patched(id, &found, &denied);
 	if (!ret && found.n) {
 		struct pool pl = {.o = o, .id = id, .pids = found.v, .n = found.n, .s = s};
 
 		pool_run(&pl);
 	}
+	if (!ret)
+		report_all_not_permitted(o, id, &denied, s);
 	free(found.v);
+	free(denied.v);
 	s->total_ns = opus_now_ns() - t0;
 	return ret;
 }
@@ -395,7 +438,7 @@ int fleet_list(struct fleet_proc **out, size_t *n)
 {
 	struct pidset found = {0};
 	size_t cap = 0;
-	int ret = scan_patched(NULL, &found);
+	int ret = scan_patched(NULL, &found, NULL);
 
 	*out = NULL;
 	*n = 0;

@@ -1,5 +1,6 @@
 #include "inject.h"
 #include "mem.h"
+#include "seccomp.h"
 #include "util/err.h"
 #include "util/fault.h"
 
@@ -243,6 +244,9 @@ int inject_syscall(struct injector *in, long nr, const uint64_t args[6], long *r
 	uint64_t sp = 0;
 	int r;
 
+	/* Never one the target's seccomp filters would kill or trap it for. */
+	if (in->filters && (r = seccomp_check(in->filters, nr, args, in->g.syscall_ret + 2)))
+		return r;
 	if (ptrace(PTRACE_GETREGS, tid, NULL, &saved) < 0)
 		return opus_err(-errno, "thread %d: cannot read registers: %s", (int)tid,
 				strerror(errno));

@@ -23,9 +23,12 @@ struct inject_gadgets {
 	uint64_t restore_rt;  /* 48 c7 c0 0f 00 00 00 0f 05: mov $15,%rax; syscall */
 };
 
+struct seccomp_filters;
+
 struct injector {
 	struct thread *t;
 	struct inject_gadgets g;
+	const struct seccomp_filters *filters; /* the thread's: checked before each syscall */
 	int mem_fd;
 	size_t pushed; /* bytes below the red zone already used by pushed data */
 };

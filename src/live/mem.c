@@ -1,4 +1,5 @@
 #include "mem.h"
+#include "proc.h"
 #include "util/err.h"
 
 #include <errno.h>
@@ -12,7 +13,7 @@ int mem_open(pid_t pid)
 	char path[64];
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)proc_view_id(pid));
 	fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return opus_err(-errno, "process %d: cannot open its memory: %s", (int)pid,

@@ -39,7 +39,7 @@ int proc_maps_read(pid_t pid, struct proc_maps *out)
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)proc_view_id(pid));
 	ret = opus_read_file(path, &text, &len);
 	if (ret)
 		return opus_err(ret, "process %d: cannot read its memory map (%s)", (int)pid,
@@ -95,10 +95,12 @@ void proc_maps_free(struct proc_maps *m)
 static int open_mapped(pid_t pid, const struct proc_map *m, char *path, size_t len,
 		       struct opus_elf *e)
 {
-	snprintf(path, len, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, m->start, m->end);
+	pid_t view = proc_view_id(pid);
+
+	snprintf(path, len, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)view, m->start, m->end);
 	if (opus_elf_open(path, e) == 0)
 		return 0;
-	snprintf(path, len, "/proc/%d/root%s", (int)pid, m->path);
+	snprintf(path, len, "/proc/%d/root%s", (int)view, m->path);
 	return opus_elf_open(path, e);
 }
 
@@ -237,22 +239,44 @@ int proc_tids(pid_t pid, pid_t **tids, size_t *n)
 	return 0;
 }
 
-int proc_check_alive(pid_t pid)
+int proc_view(pid_t pid, pid_t *view)
 {
-	char path[64], *text, *state;
-	size_t len;
+	char path[64];
+	pid_t *tids;
+	size_t n;
 	int ret;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	ret = opus_read_file(path, &text, &len);
-	if (ret)
+	*view = pid;
+	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+	if (access(path, F_OK))
 		return opus_err(-ESRCH, "process %d: no such process", (int)pid);
-	state = strrchr(text, ')');
-	ret = state && state[1] == ' ' && (state[2] == 'Z' || state[2] == 'X')
-		  ? opus_err(-ESRCH, "process %d: is a zombie", (int)pid)
-		  : 0;
-	free(text);
+	if (!proc_thread_dead(pid))
+		return 0;
+	/* Its main thread called pthread_exit: the others carry it on. */
+	if ((ret = proc_tids(pid, &tids, &n)))
+		return ret;
+	ret = opus_err(-ESRCH, "process %d: is a zombie", (int)pid);
+	for (size_t i = 0; i < n && ret; i++)
+		if (tids[i] != pid && !proc_thread_dead(tids[i])) {
+			*view = tids[i];
+			ret = 0;
+		}
+	free(tids);
 	return ret;
+}
+
+pid_t proc_view_id(pid_t pid)
+{
+	pid_t view = pid;
+
+	return proc_view(pid, &view) ? pid : view;
+}
+
+int proc_check_alive(pid_t pid)
+{
+	pid_t view;
+
+	return proc_view(pid, &view);
 }
 
 /* The TracerPid of /proc/PID/status, 0 if none or unreadable. */
@@ -276,19 +300,19 @@ int proc_check_patchable(pid_t pid)
 {
 	char path[64], *text, *state, comm[PROC_COMM_MAX];
 	size_t len;
-	pid_t tracer;
-	int ret = proc_check_alive(pid);
+	pid_t tracer, view;
+	int ret = proc_view(pid, &view);
 
 	if (ret)
 		return ret;
-	if ((tracer = tracer_of(pid)) && tracer != getpid()) {
+	if ((tracer = tracer_of(view)) && tracer != getpid()) {
 		proc_comm(tracer, comm);
 		return opus_err(-EBUSY,
 				"process %d is traced by %s (pid %d); opus cannot attach while "
 				"another debugger is",
 				(int)pid, comm, (int)tracer);
 	}
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)view);
 	if (opus_read_file(path, &text, &len))
 		return opus_err(-ESRCH, "process %d: no such process", (int)pid);
 	state = strrchr(text, ')');

@@ -52,7 +52,14 @@ int proc_pids(pid_t **pids, size_t *n);
 int proc_comm(pid_t pid, char comm[PROC_COMM_MAX]);
 /* Thread ids of pid; a malloc'd array. */
 int proc_tids(pid_t pid, pid_t **tids, size_t *n);
-/* Fails with a clear message if pid does not exist or is a zombie. */
+/* The id through which the process's memory, maps, descriptors and
+ * executable are seen in /proc: pid itself, or, when its main thread has
+ * exited (a zombie) while others run on, a live thread's. -ESRCH with a
+ * message when no thread of it lives. */
+int proc_view(pid_t pid, pid_t *view);
+/* The same, or pid itself if none lives (what then fails says so). */
+pid_t proc_view_id(pid_t pid);
+/* Fails with a clear message if pid does not exist or no thread of it lives. */
 int proc_check_alive(pid_t pid);
 /* A thread (any tid) that exited: gone from /proc, or a zombie. */
 bool proc_thread_dead(pid_t tid);

@@ -37,7 +37,7 @@ static int add_lib(struct resolver *r, const char *name, const char *path, uint6
 		char alt[4200];
 
 		/* map_files needs CAP_SYS_ADMIN: try the path in the process's root. */
-		snprintf(alt, sizeof(alt), "/proc/%d/root%s", (int)r->pid, name);
+		snprintf(alt, sizeof(alt), "/proc/%d/root%s", (int)proc_view_id(r->pid), name);
 		if (name[0] != '/' || opus_elf_open(alt, &l->e))
 			return 0; /* not a file we can read (vdso): nothing to look up */
 	}
@@ -54,11 +54,11 @@ static void path_for(pid_t pid, const struct proc_maps *maps, const char *name, 
 {
 	for (size_t i = 0; i < maps->n; i++)
 		if (maps->v[i].offset == 0 && proc_map_is(&maps->v[i], name)) {
-			snprintf(out, len, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid,
-				 maps->v[i].start, maps->v[i].end);
+			snprintf(out, len, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64,
+				 (int)proc_view_id(pid), maps->v[i].start, maps->v[i].end);
 			return;
 		}
-	snprintf(out, len, "/proc/%d/root%s", (int)pid, name);
+	snprintf(out, len, "/proc/%d/root%s", (int)proc_view_id(pid), name);
 }
 
 static int exe_object(pid_t pid, const struct proc_maps *maps, struct proc_object *exe)
@@ -66,7 +66,7 @@ static int exe_object(pid_t pid, const struct proc_maps *maps, struct proc_objec
 	char link[64], target[4096];
 	ssize_t n;
 
-	snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
+	snprintf(link, sizeof(link), "/proc/%d/exe", (int)proc_view_id(pid));
 	n = readlink(link, target, sizeof(target) - 1);
 	if (n < 0)
 		return -errno;
@@ -412,6 +412,21 @@ size_t resolver_find_lib(const struct resolver *r, const char *name, uint64_t bi
 		by_bias = i;
 	}
 	return by_bias;
+}
+
+bool resolver_imports(const struct resolver *r, const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < r->n; i++)
+		for (size_t k = 0; k < r->libs[i].dyn.count; k++) {
+			const struct opus_sym *s = &r->libs[i].dyn.syms[k];
+
+			if (s->shndx != SHN_UNDEF)
+				continue;
+			for (size_t j = 0; j < n; j++)
+				if (opus_sym_name_eq(s->name, names[j]))
+					return true;
+		}
+	return false;
 }
 
 void resolver_free(struct resolver *r)

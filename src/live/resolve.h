@@ -34,6 +34,8 @@ int resolver_lookup(struct resolver *r, const char *name, uint64_t *addr);
 int resolver_lookup_tls(struct resolver *r, const char *name, size_t *lib, uint64_t *offset);
 /* The index of the object loaded at bias (named name), or r->n. */
 size_t resolver_find_lib(const struct resolver *r, const char *name, uint64_t bias);
+/* Does any loaded object import one of names (undefined in its .dynsym)? */
+bool resolver_imports(const struct resolver *r, const char *const *names, size_t n);
 void resolver_free(struct resolver *r);
 
 #endif

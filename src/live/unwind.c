@@ -2,6 +2,10 @@
 #include "mem.h"
 #include "proc.h"
 #include "util/err.h"
+#include "registry.h"
+#include <sys/user.h>
+#include <sys/ptrace.h>
+#include <inttypes.h>
 #include "util/file.h"
 
 #include <elfutils/libdwfl.h>
@@ -42,9 +46,10 @@ int unwind_open(pid_t pid, int mem_fd, struct unwinder **out)
 		free(u);
 		return opus_err(-ENOMEM, "libdw: %s", dwfl_errmsg(-1));
 	}
-	r = dwfl_linux_proc_report(u->dwfl, pid);
+	/* Through a live thread when the main one has exited. */
+	r = dwfl_linux_proc_report(u->dwfl, proc_view_id(pid));
 	if (r == 0 && dwfl_report_end(u->dwfl, NULL, NULL) == 0 &&
-	    dwfl_linux_proc_attach(u->dwfl, pid, true) == 0) {
+	    dwfl_linux_proc_attach(u->dwfl, proc_view_id(pid), true) == 0) {
 		*out = u;
 		return 0;
 	}
@@ -237,5 +242,81 @@ int unwind_check(struct unwinder *u, const struct threads *ts, const struct addr
 	if (!ret && busy.n)
 		ret = report_busy(u->pid, &busy);
 	free(busy.names);
+	return ret;
+}
+
+/* Where thread t's stack pointer is. */
+static uint64_t thread_sp(const struct thread *t)
+{
+	struct user_regs_struct regs;
+
+	return ptrace(PTRACE_GETREGS, t->tid, NULL, &regs) < 0 ? 0 : regs.rsp;
+}
+
+/* Mappings a suspended stack may live in: private, writable, not opus's
+ * own patch memory and not the kernel's pages. */
+static bool may_hold_a_stack(const struct proc_map *m)
+{
+	return m->perms[1] == 'w' && m->perms[3] == 'p' &&
+	       strncmp(m->path, REGISTRY_PATH_PREFIX, strlen(REGISTRY_PATH_PREFIX)) &&
+	       strcmp(m->path, "[vvar]") && strcmp(m->path, "[vsyscall]");
+}
+
+/* Scan [lo, hi) a megabyte at a time; the first hit goes to *hit. */
+static int scan_region(const struct unwinder *u, struct walk *w, uint64_t lo, uint64_t hi,
+		       uint64_t *hit)
+{
+	static const size_t chunk = 1u << 20;
+	uint64_t *buf = malloc(chunk);
+
+	if (!buf)
+		return -ENOMEM;
+	for (uint64_t at = lo & ~7ull; at < hi && !*hit; at += chunk) {
+		size_t len = hi - at < chunk ? (size_t)(hi - at) & ~(size_t)7 : chunk;
+
+		if (mem_read(u->mem_fd, at, buf, len))
+			continue; /* a hole (guard page): nothing there */
+		for (size_t i = 0; i < len / 8 && !*hit; i++) {
+			const struct addr_range *r = find_range(w, buf[i] - 1);
+
+			if (r && after_call(u->mem_fd, buf[i])) {
+				w->hit = r;
+				*hit = at + i * 8;
+			}
+		}
+	}
+	free(buf);
+	return 0;
+}
+
+int unwind_scan_suspended(struct unwinder *u, const struct threads *ts,
+			  const struct addr_range *ranges, size_t nranges)
+{
+	struct walk w = {.ranges = ranges, .nranges = nranges};
+	struct proc_maps maps;
+	uint64_t hit = 0;
+	int ret = proc_maps_read(u->pid, &maps);
+
+	for (size_t i = 0; !ret && !hit && i < maps.n; i++) {
+		const struct proc_map *m = &maps.v[i];
+		uint64_t lo = m->start;
+
+		if (!may_hold_a_stack(m))
+			continue;
+		/* A thread's own stack: below its stack pointer is dead. */
+		for (size_t k = 0; k < ts->n; k++) {
+			uint64_t sp = thread_sp(&ts->v[k]);
+
+			if (sp >= m->start && sp < m->end && sp > lo)
+				lo = sp;
+		}
+		ret = scan_region(u, &w, lo, m->end, &hit);
+	}
+	proc_maps_free(&maps);
+	if (!ret && hit)
+		ret = opus_err(-EBUSY,
+			       "process %d: a stack no thread is running (a suspended coroutine?) "
+			       "holds a return address into %s, at 0x%" PRIx64,
+			       (int)u->pid, w.hit->name, hit);
 	return ret;
 }

@@ -26,4 +26,12 @@ void unwind_close(struct unwinder *u);
 int unwind_check(struct unwinder *u, const struct threads *ts, const struct addr_range *ranges,
 		 size_t nranges);
 
+/* Suspended stacks (coroutines: makecontext/swapcontext, or hand-made
+ * switchers) are on no thread's unwind. A conservative scan of the
+ * process's writable memory (the live part of each thread's stack too) for
+ * a word that is a return address into ranges, and follows a call
+ * instruction. 0, or -EBUSY naming the function and where the word is. */
+int unwind_scan_suspended(struct unwinder *u, const struct threads *ts,
+			  const struct addr_range *ranges, size_t nranges);
+
 #endif

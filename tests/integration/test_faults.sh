@@ -14,7 +14,7 @@ state_is() {
 	[ "$want" = patched ] && answer=DENIED mappings=$BASE_MAPPINGS_PATCHED
 	assert_running "$PID"
 	assert_eq "$mappings" "$(opus_mappings "$PID")" "$what: opus mappings"
-	assert_eq 0 "$(ls -l "/proc/$PID/fd" | grep -c 'memfd:opus' || true)" "$what: stray memfd"
+	assert_eq 0 "$(ls -l "/proc/$PID/fd" | grep -c 'memfd:opus-livepatch' || true)" "$what: stray memfd"
 	assert_eq "$answer" "$(req 'AUTH admin ')" "$what: behaviour"
 }
 

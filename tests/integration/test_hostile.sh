@@ -23,11 +23,15 @@ test_unprivileged_user_may_not_trace() {
 	assert_contains "process $PID" "$ERR" "names the pid"
 	assert_contains "ermission denied" "$ERR" "says why"
 	untouched "unprivileged"
-	# --all as nobody sees no process it may patch, and says so.
-	local out
+	# --all as nobody may not look into root's processes: each is listed
+	# as failed, with the reason, and the run fails.
+	local out status=0
 	out=$(setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all \
-		"$OPUS" apply --all "$WORK/fix.opatch" 2>&1 || true)
-	assert_contains "no process" "$out" "--all as nobody"
+		"$OPUS" apply --all --json "$WORK/fix.opatch" 2>/dev/null) || status=$?
+	[ "$status" != 0 ] || fail "apply --all as nobody succeeded"
+	assert_contains "not permitted to read its memory map" \
+		"$(jq -r --argjson p "$PID" '.processes[] | select(.pid == $p) | .reason' <<<"$out")" \
+		"the target listed as failed, with the reason"
 	untouched "unprivileged --all"
 }
 
@@ -102,4 +106,31 @@ test_threads_come_and_go_during_apply() {
 	assert_eq $((2 * (c2 - c1))) $((t2 - t1)) "every call since the patch answered 2"
 	assert_running "$PID"
 	assert_eq 1 "$(opus_patches_mapped "$PID")" "one patch mapped"
+}
+
+# The main thread called pthread_exit while the others serve on: the
+# process lives, its leader is a zombie, and /proc/PID shows nothing of its
+# memory. opus works through a live thread, by pid and with apply --all.
+test_process_whose_main_thread_exited() {
+	build_authsrv "$WORK" -O2 -g -fPIE -pie
+	AUTHSRV_MAIN_EXITS=1 start "$WORK/src/authsrv"
+	for _ in $(seq 50); do
+		[ "$(awk '{print $3}' "/proc/$PID/stat")" = Z ] && break
+		sleep 0.05
+	done
+	assert_eq Z "$(awk '{print $3}' "/proc/$PID/stat")" "the leader exited"
+	assert_eq hello "$(req HELLO)" "the process serves on"
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/authsrv/fix-auth.diff" \
+		--binary "$WORK/src/authsrv" -o "$WORK/fix.opatch" >/dev/null
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	assert_eq DENIED "$(req 'AUTH admin ')" "patched by pid"
+	assert_contains fix "$("$OPUS" list "$PID")" "listed"
+	"$OPUS" revert "$PID" >/dev/null
+	assert_eq OK "$(req 'AUTH admin ')" "reverted"
+	"$OPUS" apply --all --json "$WORK/fix.opatch" >"$WORK/all.json"
+	assert_eq patched "$(jq -r --argjson p "$PID" '.processes[] | select(.pid == $p) | .state' \
+		"$WORK/all.json")" "patched by apply --all"
+	assert_eq DENIED "$(req 'AUTH admin ')" "the fix in force"
+	"$OPUS" revert --all fix >/dev/null
+	assert_eq OK "$(req 'AUTH admin ')" "reverted by revert --all"
 }

@@ -94,7 +94,7 @@ patched=$(jq -r '.processes[] | select(.state == "patched") | .pid' "$WORK/logs/
 	sort -n | xargs)
 [ "$patched" = "$(printf '%s\n' "$pid1" "$pid2" | sort -n | xargs)" ] ||
 	fail "apply --all patched '$patched', expected the two servers $pid1 $pid2"
-grep -q '/memfd:opus:' "/proc/$pid3/maps" && fail "the system-libexpat server was touched"
+grep -q '/memfd:opus-livepatch:' "/proc/$pid3/maps" && fail "the system-libexpat server was touched"
 after1=$(ask "$port1" NEGLEN)
 after2=$(ask "$port2" NEGLEN)
 [ "$(ask "$port1" "$doc")" = "OK 3" ] || fail "parse after the patch"

@@ -111,7 +111,7 @@ patched=$(jq -r '.processes[] | select(.state == "patched") | .pid' "$WORK/logs/
 	sort -n | xargs)
 [ "$patched" = "$(printf '%s\n' "$pid1" "$pid2" | sort -n | xargs)" ] ||
 	fail "apply --all patched '$patched', expected $pid1 $pid2"
-grep -q '/memfd:opus:' "/proc/$pid3/maps" && fail "the system-libexpat server was touched"
+grep -q '/memfd:opus-livepatch:' "/proc/$pid3/maps" && fail "the system-libexpat server was touched"
 for f in patched1 patched2 reverted; do
 	diff "$WORK/self.before" "$WORK/self.$f" >"$WORK/self.diff" ||
 		fail "answers differ ($f): $(head -10 "$WORK/self.diff")"

@@ -148,6 +148,14 @@ static void *poller(void *arg)
 
 #endif
 
+#ifndef SINGLE_THREAD
+/* With AUTHSRV_MAIN_EXITS set, the main thread hands the accept loop to
+ * another and calls pthread_exit: a live process whose leader is a zombie. */
+static void *accept_loop(void *arg);
+#endif
+
+__attribute__((noreturn)) static void accept_loop_body(int lfd);
+
 int main(void)
 {
 	struct sockaddr_in addr = {.sin_family = AF_INET,
@@ -171,6 +179,17 @@ int main(void)
 #endif
 	printf("ready %d\n", ntohs(addr.sin_port));
 	fflush(stdout);
+#ifndef SINGLE_THREAD
+	if (getenv("AUTHSRV_MAIN_EXITS")) {
+		pthread_create(&t, NULL, accept_loop, (void *)(long)lfd);
+		pthread_exit(NULL);
+	}
+#endif
+	accept_loop_body(lfd);
+}
+
+static void accept_loop_body(int lfd)
+{
 	for (;;) {
 		int fd = accept(lfd, NULL, NULL);
 
@@ -189,3 +208,11 @@ int main(void)
 #endif
 	}
 }
+
+#ifndef SINGLE_THREAD
+static void *accept_loop(void *arg)
+{
+	accept_loop_body((int)(long)arg);
+	return NULL;
+}
+#endif

@@ -1,0 +1,244 @@
+#include "lock.h"
+#include "util/buf.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/file.h"
+#include "util/hex.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAGIC "opus-lock 1\n"
+
+const char *target_lock_dir(void)
+{
+	static char dir[PATH_MAX];
+	const char *env = getenv("OPUS_LOCK_DIR"), *xdg = getenv("XDG_RUNTIME_DIR");
+
+	if (env && *env)
+		snprintf(dir, sizeof(dir), "%s", env);
+	else if (geteuid() == 0)
+		snprintf(dir, sizeof(dir), "/run/opus");
+	else if (xdg && *xdg)
+		snprintf(dir, sizeof(dir), "%s/opus", xdg);
+	else
+		snprintf(dir, sizeof(dir), "/tmp/opus-%u", (unsigned)geteuid());
+	return dir;
+}
+
+/* The directory exists, is ours and nobody else may write in it: another
+ * user must not hold or forge our locks. */
+static int lock_dir_ready(const char *dir)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return opus_err(-errno, "%s: cannot create the lock directory: %s", dir,
+				strerror(errno));
+	if (lstat(dir, &st) < 0)
+		return opus_err(-errno, "%s: %s", dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022))
+		return opus_err(-EPERM,
+				"%s: the lock directory must be a directory owned by uid %u and "
+				"writable by no one else",
+				dir, (unsigned)geteuid());
+	return 0;
+}
+
+/* Field 22 of /proc/PID/stat: when the process started (clock ticks since
+ * boot). With the pid it names one process for good. */
+static int start_time(pid_t pid, unsigned long long *start)
+{
+	char path[64], *text, *p;
+	size_t len;
+	int ret;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((ret = opus_read_file(path, &text, &len)))
+		return ret;
+	p = strrchr(text, ')');
+	ret = p && sscanf(p + 2,
+			  "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
+			  "%*d %*d %llu",
+			  start) == 1
+		  ? 0
+		  : -EINVAL;
+	free(text);
+	return ret;
+}
+
+/* Room for one more nonce (a journal holds a few at most). */
+static int grow_journal(struct target_lock *l)
+{
+	void *p = realloc(l->nonces, (l->n + 1) * sizeof(*l->nonces));
+
+	if (!p)
+		return -ENOMEM;
+	l->nonces = p;
+	return 0;
+}
+
+static int write_state(struct target_lock *l)
+{
+	struct opus_buf b = {0};
+	int ret = 0;
+
+	opus_buf_printf(&b, MAGIC "holder %d\n", (int)getpid());
+	for (size_t i = 0; i < l->n; i++)
+		opus_buf_printf(&b, "begun %s\n", l->nonces[i]);
+	if (!b.data || ftruncate(l->fd, 0) < 0 || pwrite(l->fd, b.data, b.len, 0) != (ssize_t)b.len)
+		ret = opus_err(-EIO, "%s: cannot write the journal", l->path);
+	opus_buf_free(&b);
+	return ret;
+}
+
+/* What a killed opus journaled here: its nonces; and who holds it now. */
+static int read_state(struct target_lock *l, int *holder)
+{
+	char buf[8192], *line, *save = NULL;
+	ssize_t n = pread(l->fd, buf, sizeof(buf) - 1, 0);
+
+	*holder = 0;
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char nonce[LOCK_NONCE_LEN + 1];
+
+		if (sscanf(line, "holder %d", holder) == 1)
+			continue;
+		if (sscanf(line, "begun %16s", nonce) != 1 || strlen(nonce) != LOCK_NONCE_LEN)
+			continue;
+		if (grow_journal(l))
+			return -ENOMEM;
+		memcpy(l->nonces[l->n++], nonce, sizeof(nonce));
+	}
+	return 0;
+}
+
+int target_lock(pid_t pid, double timeout_s, struct target_lock *l)
+{
+	uint64_t deadline = opus_now_ns() + (uint64_t)(timeout_s * 1e9);
+	unsigned long long start;
+	const char *dir = target_lock_dir();
+	int ret, holder;
+
+	memset(l, 0, sizeof(*l));
+	l->fd = -1;
+	l->pid = pid;
+	if ((ret = start_time(pid, &start)))
+		return opus_err(-ESRCH, "process %d: no such process", (int)pid);
+	if ((ret = lock_dir_ready(dir)))
+		return ret;
+	snprintf(l->path, sizeof(l->path), "%s/%d-%llu.lock", dir, (int)pid, start);
+	l->fd = open(l->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (l->fd < 0)
+		return opus_err(-errno, "%s: %s", l->path, strerror(errno));
+	while (flock(l->fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK || opus_now_ns() >= deadline) {
+			read_state(l, &holder);
+			target_unlock(l);
+			return opus_err(-EBUSY,
+					"process %d: another opus (pid %d) is acting on it; try "
+					"again when it is done",
+					(int)pid, holder);
+		}
+		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+	}
+	if ((ret = read_state(l, &holder)) || (ret = write_state(l))) {
+		target_unlock(l);
+		return ret;
+	}
+	return 0;
+}
+
+void target_unlock(struct target_lock *l)
+{
+	/* The file stays: unlinking a lock file others wait on lets two of
+	 * them lock two different files. */
+	if (l->fd >= 0)
+		close(l->fd);
+	free(l->nonces);
+	l->nonces = NULL;
+	l->n = 0;
+	l->fd = -1;
+}
+
+int target_journal_begin(struct target_lock *l, char nonce[LOCK_NONCE_LEN + 1])
+{
+	uint8_t raw[LOCK_NONCE_LEN / 2];
+
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+		return opus_err(-EIO, "getrandom: %s", strerror(errno));
+	opus_hex_encode(raw, sizeof(raw), nonce);
+	if (grow_journal(l))
+		return -ENOMEM;
+	memcpy(l->nonces[l->n++], nonce, LOCK_NONCE_LEN + 1);
+	return write_state(l);
+}
+
+int target_journal_add(struct target_lock *l, const char *nonce)
+{
+	if (target_journal_has(l, nonce))
+		return 0;
+	if (strlen(nonce) != LOCK_NONCE_LEN || grow_journal(l))
+		return -EINVAL;
+	memcpy(l->nonces[l->n++], nonce, LOCK_NONCE_LEN + 1);
+	return write_state(l);
+}
+
+int target_journal_end(struct target_lock *l, const char *nonce)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->nonces[i], nonce)) {
+			memmove(l->nonces[i], l->nonces[i + 1],
+				(l->n - i - 1) * sizeof(*l->nonces));
+			l->n--;
+			return write_state(l);
+		}
+	return 0;
+}
+
+bool target_journal_has(const struct target_lock *l, const char *nonce)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strncmp(l->nonces[i], nonce, LOCK_NONCE_LEN))
+			return true;
+	return false;
+}
+
+int target_journal_clear(struct target_lock *l)
+{
+	if (!l->n)
+		return 0;
+	l->n = 0;
+	return write_state(l);
+}
+
+int target_journal_peek(pid_t pid, struct target_lock *l)
+{
+	unsigned long long start;
+	int holder, ret;
+
+	memset(l, 0, sizeof(*l));
+	l->fd = -1;
+	l->pid = pid;
+	if ((ret = start_time(pid, &start)))
+		return ret;
+	snprintf(l->path, sizeof(l->path), "%s/%d-%llu.lock", target_lock_dir(), (int)pid, start);
+	l->fd = open(l->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (l->fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	ret = read_state(l, &holder);
+	close(l->fd);
+	l->fd = -1;
+	return ret;
+}

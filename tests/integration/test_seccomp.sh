@@ -1,0 +1,74 @@
+# Targets under seccomp, as sandboxed services run: opus reads the mode and
+# the filters, and never injects a syscall they would kill, trap or fail
+# it for; it refuses, naming the syscall and the action, and the target
+# runs on untouched. tests/targets/seccomp/launch.c installs the filters.
+L=$TARGETS/seccomp
+
+# seccomp_setup RULE: authsrv running under launch RULE, its fix built.
+seccomp_setup() {
+	build_authsrv "$WORK" -O2 -g -fPIE -pie
+	gcc -O2 -o "$WORK/launch" "$L/launch.c"
+	start "$WORK/launch" "$1" "$WORK/src/authsrv"
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/authsrv/fix-auth.diff" \
+		--binary "$WORK/src/authsrv" -o "$WORK/fix.opatch" >/dev/null
+	MAPS_BEFORE=$(cat "/proc/$PID/maps")
+}
+
+# refused_untouched WHAT: apply refused with WHAT in the message, and the
+# target exactly as it was.
+refused_untouched() {
+	expect_fail "apply under seccomp" "$OPUS" apply "$PID" "$WORK/fix.opatch"
+	for w in "$@"; do
+		assert_contains "$w" "$ERR" "the refusal"
+	done
+	assert_running "$PID"
+	assert_eq "$MAPS_BEFORE" "$(cat "/proc/$PID/maps")" "memory map unchanged"
+	assert_eq OK "$(req 'AUTH admin ')" "still the old code"
+	assert_eq hello "$(req HELLO)" "serving"
+}
+
+test_seccomp_filter_that_kills_on_memfd_create() {
+	seccomp_setup kill-memfd
+	refused_untouched memfd_create "kill the process"
+}
+
+test_seccomp_filter_that_traps_memfd_create() {
+	seccomp_setup trap-memfd
+	refused_untouched memfd_create "raise SIGSYS"
+}
+
+test_seccomp_filter_that_fails_mmap_with_noreplace() {
+	seccomp_setup errno-noreplace
+	refused_untouched mmap "fail with errno 1"
+}
+
+# A filter that allows what opus does does not stop it.
+test_seccomp_filter_that_allows_everything() {
+	seccomp_setup allow
+	"$OPUS" apply "$PID" "$WORK/fix.opatch"
+	assert_eq DENIED "$(req 'AUTH admin ')" "fixed under seccomp"
+	"$OPUS" revert "$PID"
+	assert_eq OK "$(req 'AUTH admin ')" "reverted under seccomp"
+	assert_running "$PID"
+}
+
+# Strict mode allows read, write, exit and sigreturn only.
+test_seccomp_strict_mode() {
+	build_target seccomp "$WORK" -O2 -g -fPIE -pie
+	mkfifo "$WORK/in"
+	"$WORK/src/seccomp" strict <"$WORK/in" >"$WORK/out" 2>&1 &
+	PID=$!
+	STARTED_PIDS="$PID"
+	exec 4>"$WORK/in"
+	for _ in $(seq 100); do grep -q '^ready' "$WORK/out" && break; sleep 0.05; done
+	grep -q "Seccomp:.*1" "/proc/$PID/status" || fail "not in strict mode"
+	"$OPUS" build --source "$WORK/src" --diff "$L/usage.diff" --binary "$WORK/src/seccomp" \
+		-o "$WORK/usage.opatch" >/dev/null
+	expect_fail "apply in strict mode" "$OPUS" apply "$PID" "$WORK/usage.opatch"
+	assert_contains "strict mode" "$ERR" "the refusal"
+	assert_running "$PID"
+	printf 'x' >&4
+	for _ in $(seq 100); do grep -q 'x' "$WORK/out" && break; sleep 0.02; done
+	assert_eq "ready 0x" "$(tr -d '\n' <"$WORK/out")" "it still echoes"
+	exec 4>&-
+}
