@@ -4,6 +4,7 @@
 #include "workspace.h"
 #include "compile.h"
 #include "util/buf.h"
+#include "util/cleanup.h"
 #include "util/err.h"
 #include "util/file.h"
 #include "util/run.h"
@@ -179,10 +180,18 @@ static int make_scratch(struct workspace *b)
 	char src[PATH_MAX + 4];
 	char *cp[] = {"cp", "-a", src, b->tree, NULL};
 
-	strcpy(b->scratch, "/tmp/opus-build-XXXXXX");
-	if (!mkdtemp(b->scratch)) {
+	const char *tmp = getenv("TMPDIR");
+
+	/* As mkdtemp(3) users do: an unusable $TMPDIR means /tmp. */
+	if (!tmp || tmp[0] != '/' || strlen(tmp) > sizeof(b->scratch) - 32)
+		tmp = "/tmp";
+	snprintf(b->scratch, sizeof(b->scratch), "%s/opus-build-XXXXXX", tmp);
+	if (!opus_cleanup_mkdtemp(b->scratch)) { /* gone if opus is interrupted */
+		int err = errno;
+
 		b->scratch[0] = '\0';
-		return opus_err(-errno, "cannot create a scratch directory: %s", strerror(errno));
+		return opus_err(-err, "cannot create a scratch directory under %s: %s", tmp,
+				strerror(err));
 	}
 	snprintf(b->tree, sizeof(b->tree), "%s/tree", b->scratch);
 	snprintf(src, sizeof(src), "%s/.", b->root);
@@ -275,6 +284,7 @@ void workspace_close(struct workspace *w, bool keep)
 		char *rm[] = {"rm", "-rf", w->scratch, NULL};
 
 		opus_run(rm, NULL);
+		opus_cleanup_dir(NULL);
 	} else if (w->scratch[0])
 		fprintf(stderr, "opus: scratch tree kept in %s\n", w->scratch);
 	cdb_free(&w->cdb);

@@ -14,8 +14,8 @@ struct workspace {
 	const char *diff_path;
 	const char *cdb_path; /* NULL: look in the tree */
 	char root[PATH_MAX];  /* the user's tree, canonical */
-	char scratch[64];     /* our temporary directory */
-	char tree[128];	      /* scratch/tree: the copy the diff is applied to */
+	char scratch[160];    /* our temporary directory (under $TMPDIR) */
+	char tree[192];	      /* scratch/tree: the copy the diff is applied to */
 	char *diff_text;
 	size_t diff_len;
 	struct diff_files files;

@@ -1,6 +1,7 @@
 #include "analyze/analyze.h"
 #include "build/build.h"
 #include "cli.h"
+#include "util/cleanup.h"
 #include "util/err.h"
 
 #include <getopt.h>
@@ -82,7 +83,7 @@ static int start_analysis(struct analysis_job *job)
 	if (pipe(fds) < 0)
 		return opus_err(-errno, "pipe: %s", strerror(errno));
 	fflush(NULL);
-	job->pid = fork();
+	job->pid = opus_cleanup_fork();
 	if (job->pid < 0)
 		return opus_err(-errno, "fork: %s", strerror(errno));
 	if (job->pid == 0) {
@@ -92,6 +93,7 @@ static int start_analysis(struct analysis_job *job)
 	}
 	close(fds[1]);
 	job->fd = fds[0];
+	/* Registered by the fork; it cleans its own scratch tree. */
 	return 0;
 }
 
@@ -127,6 +129,7 @@ static int join_analysis(void *ctx, char **text)
 
 	close(job->fd);
 	waitpid(job->pid, &status, 0);
+	opus_cleanup_forget_child(job->pid);
 	job->joined = true;
 	if (!buf || len < 3)
 		return opus_err(-EIO, "the analysis process failed");
@@ -176,9 +179,10 @@ static void abandon_analysis(struct analysis_job *job)
 {
 	if (job->joined || job->pid <= 0)
 		return;
-	kill(job->pid, SIGKILL);
+	kill(job->pid, SIGTERM); /* it removes its scratch tree and dies */
 	close(job->fd);
 	waitpid(job->pid, NULL, 0);
+	opus_cleanup_forget_child(job->pid);
 }
 
 int cmd_build(int argc, char **argv)

@@ -39,11 +39,12 @@ void cli_fleet_init(struct cli_fleet *f, bool json)
 int cli_fleet_finish(struct cli_fleet *f, const char *patch, const struct fleet_summary *s)
 {
 	static const char *const keys[] = {"patched", "already_patched", "would_patch", "reverted",
-					   "gone",    "failed"};
+					   "gone",    "not_checked",	 "failed"};
 	unsigned total = 0;
 
 	for (int i = 0; i <= FLEET_FAILED; i++)
-		total += s->count[i];
+		if (i != FLEET_UNCHECKED)
+			total += s->count[i];
 	if (f->json) {
 		json_t *sum = json_object();
 
@@ -53,7 +54,8 @@ int cli_fleet_finish(struct cli_fleet *f, const char *patch, const struct fleet_
 		cli_print_json(json_pack("{s:s, s:o, s:o}", "patch", patch, "processes", f->procs,
 					 "summary", sum));
 	} else if (!total)
-		printf("%s: no process to act on\n", patch);
+		printf("%s: no process to act on%s\n", patch,
+		       s->count[FLEET_UNCHECKED] ? " (some could not be checked, above)" : "");
 	else {
 		const char *sep = "";
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* A run that keeps finding new processes is a fork storm: stop somewhere. */
@@ -127,7 +128,7 @@ int fleet_maps_object(struct idcache *c, pid_t pid, const uint8_t *build_id, siz
 const char *fleet_state_name(enum fleet_state s)
 {
 	static const char *const names[] = {"patched", "already patched", "would patch", "reverted",
-					    "gone",    "failed"};
+					    "gone",    "not checked",	  "failed"};
 
 	return s <= FLEET_FAILED ? names[s] : "?";
 }
@@ -287,25 +288,39 @@ static int pidset_add(struct pidset *s, pid_t pid)
 	return 0;
 }
 
-/* A process opus may not look into (another user's, without root): it may
- * map the object, or have the patch; nothing can be done there, and that
- * is a failure to say, not a silence. */
+/* A process opus may not look into: another user's without root, or one
+ * the kernel keeps even from root (more capabilities than opus has, a
+ * security module, a sandbox's init). It may map the object; nothing can
+ * be done there. It is listed, never silently skipped, but it is not a
+ * failure of the run: a rollout as root would otherwise fail for ever on
+ * a process no opus can reach. */
 static bool not_permitted(int ret)
 {
 	return ret == -EACCES || ret == -EPERM;
 }
 
+static const char *why_not_permitted(pid_t pid)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+	if (geteuid() != 0 && !stat(path, &st) && st.st_uid != geteuid())
+		return "another user's process: run opus as root or as that user";
+	return "the kernel refuses it to opus: a process with capabilities opus lacks, or a "
+	       "security module";
+}
+
 static void report_not_permitted(const struct fleet_opts *o, const char *patch, pid_t pid,
 				 struct fleet_summary *s)
 {
-	struct fleet_result r = {.pid = pid, .state = FLEET_FAILED, .err = -EPERM};
+	struct fleet_result r = {.pid = pid, .state = FLEET_UNCHECKED, .err = -EPERM};
 
 	snprintf(r.patch, sizeof(r.patch), "%s", patch);
 	proc_comm(pid, r.comm);
-	snprintf(r.msg, sizeof(r.msg),
-		 "not permitted to read its memory map (another user's process: run opus as "
-		 "root or as that user)");
-	s->count[FLEET_FAILED]++;
+	snprintf(r.msg, sizeof(r.msg), "not permitted to read its memory map (%s)",
+		 why_not_permitted(pid));
+	s->count[FLEET_UNCHECKED]++;
 	if (o->report)
 		o->report(&r, o->ctx);
 }

@@ -80,14 +80,17 @@ int opsign_load_key(const char *path, bool secret, struct opsign_key *k)
 	const char *tag = secret ? SECRET_TAG : PUBLIC_TAG;
 	size_t want = secret ? OPSIGN_SK_LEN : OPSIGN_PK_LEN, len;
 	char *text;
-	int ret = opus_read_file(path, &text, &len), n;
+	int ret, n;
 
-	if (ret)
+	if ((ret = opus_read_file(path, &text, &len)))
 		return opus_err(ret, "%s: %s", path, strerror(-ret));
 	memset(k, 0, sizeof(*k));
 	if (strncmp(text, tag, strlen(tag)))
 		ret =
 		    opus_err(-EINVAL, "%s: not an opus %s key", path, secret ? "secret" : "public");
+	/* A secret key others can read is no secret: refuse to sign with it. */
+	else if (secret)
+		ret = opus_check_owner_mode(path, "secret key", true);
 	if (!ret) {
 		char *hex = text + strlen(tag);
 
@@ -170,6 +173,15 @@ int opsign_sign(const char *path, const struct opsign_key *k, const char *out)
 
 /* ---- trust ---- */
 
+/* Named on purpose (--trusted or $OPUS_TRUSTED_DIR): then it must be
+ * there; only the default may be absent, meaning no policy. */
+static bool trusted_dir_named(const char *dir)
+{
+	const char *env = getenv("OPUS_TRUSTED_DIR");
+
+	return (dir && dir[0]) || (env && env[0]);
+}
+
 const char *opsign_trusted_dir(const char *dir)
 {
 	const char *env = getenv("OPUS_TRUSTED_DIR");
@@ -196,6 +208,9 @@ static int find_trusted(const char *dir, const char *id, struct opsign_key *k, u
 		if (n < 5 || strcmp(d->d_name + n - 4, ".pub"))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+		/* A key others could have written is no trust at all. */
+		if ((found = opus_check_owner_mode(path, "trusted key", false)))
+			break;
 		if (opsign_load_key(path, false, k))
 			continue; /* not a key of ours: it trusts nothing */
 		(*nkeys)++;
@@ -211,18 +226,24 @@ int opsign_check(const char *name, const void *buf, size_t len, const char *trus
 	struct opsign_key k;
 	struct stat st;
 	unsigned nkeys;
+	bool named;
 	int ret = opsign_split(name, buf, len, info);
 
 	if (ret)
 		return ret;
+	named = trusted_dir_named(trusted_dir);
 	trusted_dir = opsign_trusted_dir(trusted_dir);
-	if (stat(trusted_dir, &st) && errno == ENOENT)
+	if (stat(trusted_dir, &st) && errno == ENOENT && !named)
 		return 0;
+	/* Trust fails closed: a directory named on purpose that is missing
+	 * (misspelt, a dangling link) or unreadable refuses everything. */
+	if ((ret = opus_check_owner_mode(trusted_dir, "trusted keys directory", false)))
+		return opus_err_wrap(ret, "%s: refused", name);
 	if ((ret = sodium_ready()))
 		return ret;
 	ret = find_trusted(trusted_dir, info->is_signed ? info->key_id : NULL, &k, &nkeys);
 	if (ret < 0)
-		return ret;
+		return opus_err_wrap(ret, "%s: refused", name);
 	if (!nkeys)
 		return opus_err(-EKEYREJECTED,
 				"%s: refused: %s holds no trusted key (*.pub), so no patch can be "

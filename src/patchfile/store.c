@@ -53,17 +53,32 @@ int opstore_list(const char *dir, struct opstore_entry **v, size_t *n)
 	size_t cap = 0;
 	DIR *dh = opendir(dir);
 
+	int ret;
+
 	*v = NULL;
 	*n = 0;
 	if (!dh)
 		return errno == ENOENT
 			   ? 0
 			   : opus_err(-errno, "patch store %s: %s", dir, strerror(errno));
+	/* What others could write there is not what an admin installed. */
+	if ((ret = opus_check_owner_mode(dir, "patch store", false))) {
+		closedir(dh);
+		return ret;
+	}
 	while ((d = readdir(dh))) {
 		struct opstore_entry e;
 
 		if (parse_name(d->d_name, &e))
 			continue;
+		snprintf(e.path, sizeof(e.path), "%s/%s", dir, d->d_name);
+		if ((ret = opus_check_owner_mode(e.path, "stored patch", false))) {
+			closedir(dh);
+			free(*v);
+			*v = NULL;
+			*n = 0;
+			return ret;
+		}
 		if (OPUS_PUSH(*v, *n, cap)) {
 			closedir(dh);
 			free(*v);
@@ -71,7 +86,6 @@ int opstore_list(const char *dir, struct opstore_entry **v, size_t *n)
 			*n = 0;
 			return -ENOMEM;
 		}
-		snprintf(e.path, sizeof(e.path), "%s/%s", dir, d->d_name);
 		(*v)[(*n)++] = e;
 	}
 	closedir(dh);

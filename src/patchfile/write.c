@@ -318,15 +318,19 @@ int opatch_write(const struct opatch *p, const char *path)
 	struct writer w = {0};
 	uint32_t *elfidx = calloc(p->nsyms + 1, sizeof(*elfidx));
 	uint64_t meta_offset = 0;
+	char tmp[4200];
 	int fd, meta_idx = 0, ret;
 
 	if (!elfidx)
 		return opus_err(-ENOMEM, "out of memory");
 	elf_version(EV_CURRENT);
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* Written beside path and renamed over it once whole and sealed: a
+	 * symlink at path is replaced, never followed; a file there is kept
+	 * if this fails. */
+	fd = opus_tmp_beside(path, 0644, tmp, sizeof(tmp));
 	if (fd < 0) {
 		free(elfidx);
-		return opus_err(-errno, "%s: %s", path, strerror(errno));
+		return fd;
 	}
 	w.elf = elf_begin(fd, ELF_C_WRITE, NULL);
 	ret = w.elf && gelf_newehdr(w.elf, ELFCLASS64) ? build_elf(&w, p, elfidx, &meta_idx) : -EIO;
@@ -348,8 +352,10 @@ int opatch_write(const struct opatch *p, const char *path)
 	opus_buf_free(&w.shstr);
 	free(elfidx);
 	if (!ret)
-		ret = seal(path, meta_offset);
+		ret = seal(tmp, meta_offset);
+	if (!ret && rename(tmp, path))
+		ret = opus_err(-errno, "%s: %s", path, strerror(errno));
 	if (ret)
-		unlink(path);
+		unlink(tmp);
 	return ret;
 }

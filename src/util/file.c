@@ -78,13 +78,50 @@ int opus_write_file(const char *path, const void *buf, size_t len)
 	return 0;
 }
 
+int opus_tmp_beside(const char *path, mode_t mode, char *tmp, size_t len)
+{
+	int fd;
+
+	snprintf(tmp, len, "%s.XXXXXX", path);
+	fd = mkstemp(tmp); /* O_EXCL: never a file or link already there */
+	if (fd < 0)
+		return opus_err(-errno, "%s: cannot create a file beside it: %s", path,
+				strerror(errno));
+	if (fchmod(fd, mode) < 0) {
+		int e = errno;
+
+		close(fd);
+		unlink(tmp);
+		return opus_err(-e, "%s: %s", tmp, strerror(e));
+	}
+	return fd;
+}
+
+static int write_all_fd(int fd, const char *path, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t w = write(fd, p, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return opus_err(-errno, "%s: %s", path, strerror(errno));
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
 int opus_write_file_atomic(const char *path, const void *buf, size_t len)
 {
 	char tmp[4200];
-	int ret;
+	int fd = opus_tmp_beside(path, 0644, tmp, sizeof(tmp)), ret;
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp-%d", path, (int)getpid());
-	ret = opus_write_file(tmp, buf, len);
+	if (fd < 0)
+		return fd;
+	ret = write_all_fd(fd, tmp, buf, len);
+	if (close(fd) < 0 && !ret)
+		ret = opus_err(-errno, "%s: %s", tmp, strerror(errno));
 	if (!ret && rename(tmp, path))
 		ret = opus_err(-errno, "%s: %s", path, strerror(errno));
 	if (ret)
@@ -116,5 +153,22 @@ int opus_grow(void *arrayp, size_t *cap, size_t count, size_t elem_size)
 	memset((char *)p + *cap * elem_size, 0, (ncap - *cap) * elem_size);
 	*array = p;
 	*cap = ncap;
+	return 0;
+}
+
+int opus_check_owner_mode(const char *path, const char *what, bool secret)
+{
+	struct stat st;
+	mode_t forbid = secret ? 077 : 022;
+
+	if (stat(path, &st) < 0)
+		return opus_err(-errno, "%s %s: %s", what, path, strerror(errno));
+	if (st.st_uid != 0 && st.st_uid != geteuid())
+		return opus_err(-EPERM, "%s %s: owned by uid %u, neither root nor you: refused",
+				what, path, (unsigned)st.st_uid);
+	if (st.st_mode & forbid)
+		return opus_err(-EPERM, "%s %s: %s by others (mode %03o): refused", what, path,
+				secret ? "readable or writable" : "writable",
+				(unsigned)(st.st_mode & 0777));
 	return 0;
 }

@@ -2,14 +2,25 @@
 #ifndef OPUS_UTIL_FILE_H
 #define OPUS_UTIL_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 /* Read all of path into a malloc'd buffer (NUL-terminated, not counted in len). */
 int opus_read_file(const char *path, char **buf, size_t *len);
 int opus_write_file(const char *path, const void *buf, size_t len);
 /* The same through a temporary file beside path and a rename: a reader
- * sees the old file or the whole new one, never half of it. */
+ * sees the old file or the whole new one, never half of it, and a symlink
+ * at path is replaced, never followed. */
 int opus_write_file_atomic(const char *path, const void *buf, size_t len);
+/* A new temporary file beside path (tmp gets its name; mode as given),
+ * created exclusively: the first half of an atomic write. An fd or -errno. */
+int opus_tmp_beside(const char *path, mode_t mode, char *tmp, size_t len);
+/* StrictModes, as sshd has it: path (what it is, for the message) must be
+ * owned by root or by the invoking user and writable by no one else; a
+ * secret also readable by no one else. -EPERM naming path otherwise. */
+int opus_check_owner_mode(const char *path, const char *what, bool secret);
+
 /* The last component of a path (a pointer into it). */
 const char *opus_base_name(const char *path);
 

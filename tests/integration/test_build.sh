@@ -62,3 +62,37 @@ test_line_number_only_change_is_left_out() {
 	assert_eq "slept 200" "$(req 'SLEEP 0')" "fix in force"
 	assert_eq "$before" "$(req BOGUS)" "serve untouched"
 }
+
+# An interrupted build (Ctrl-C, a TERM from a job runner, a lost terminal)
+# leaves nothing: no scratch tree, no compiler temporary, no compiler
+# still running, no patch file; it dies of the signal. The moments are
+# spread over a build of about 0.3 s (analysis, compiles, binding).
+test_interrupted_build_leaves_nothing() {
+	build_authsrv "$WORK" -O2 -g -fPIE -pie
+	mkdir "$WORK/tmp"
+	local t sig status left
+	for t in 0.01 0.05 0.1 0.15 0.2 0.3; do
+		for sig in TERM INT HUP; do
+			TMPDIR=$WORK/tmp "$OPUS" build --source "$WORK/src" --diff "$D/fix-auth.diff" \
+				--binary "$WORK/src/authsrv" -o "$WORK/x.opatch" >/dev/null 2>&1 &
+			local p=$!
+			sleep "$t"
+			kill -"$sig" "$p"
+			status=0
+			wait "$p" || status=$?
+			# A build that finished first is no failure; then it wrote the file.
+			if [ "$status" = 0 ]; then
+				rm "$WORK/x.opatch"
+			else
+				assert_eq "$((128 + $(kill -l "$sig")))" "$status" "$sig at ${t}s: exit status"
+			fi
+			left=$(ls -A "$WORK/tmp")
+			assert_eq "" "$left" "$sig at ${t}s: nothing left in TMPDIR"
+			assert_eq "0" "$(pgrep -fc "$WORK/tmp" || true)" "$sig at ${t}s: no child left"
+			[ ! -e "$WORK/x.opatch" ] || fail "$sig at ${t}s: a patch file was written"
+		done
+	done
+	TMPDIR=$WORK/tmp "$OPUS" build --source "$WORK/src" --diff "$D/fix-auth.diff" \
+		--binary "$WORK/src/authsrv" -o "$WORK/x.opatch" >/dev/null
+	[ -s "$WORK/x.opatch" ] || fail "no patch from the build after"
+}

@@ -57,9 +57,20 @@ test_only_signed_patches_apply_when_keys_are_trusted() {
 	OPUS_TRUSTED_DIR=$t "$OPUS" apply "$PID" "$WORK/signed.opatch" >/dev/null
 	assert_eq DENIED "$(req 'AUTH admin ')" "the signed patch applies"
 	"$OPUS" revert "$PID" >/dev/null
-	# No trusted-keys directory: no policy, unsigned patches apply.
-	"$OPUS" apply --trusted "$WORK/none" "$PID" "$WORK/fix.opatch" >/dev/null
-	assert_eq DENIED "$(req 'AUTH admin ')" "without a policy"
+	# Trust fails closed: a directory named on purpose that is not there
+	# (misspelt, a dangling link) refuses everything.
+	refused "a missing --trusted" "No such file or directory" \
+		"$OPUS" apply --trusted "$WORK/trustd" "$PID" "$WORK/signed.opatch"
+	ln -s "$WORK/nowhere" "$WORK/dangling"
+	refused "a dangling --trusted" "dangling" \
+		"$OPUS" apply --trusted "$WORK/dangling" "$PID" "$WORK/signed.opatch"
+	refused "a missing \$OPUS_TRUSTED_DIR" "No such file or directory" \
+		env OPUS_TRUSTED_DIR="$WORK/trustd" "$OPUS" apply "$PID" "$WORK/signed.opatch"
+	# No directory named and none at the default place: no policy.
+	[ -e /etc/opus/trusted.d ] || {
+		env -u OPUS_TRUSTED_DIR "$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+		assert_eq DENIED "$(req 'AUTH admin ')" "without a policy"
+	}
 	assert_contains "key $OPS_ID (valid, trusted here)" \
 		"$(OPUS_TRUSTED_DIR=$t "$OPUS" inspect "$WORK/signed.opatch" | grep '^signature')" \
 		"inspect verifies it"
@@ -97,4 +108,44 @@ test_sign_refuses_what_is_not_a_patch() {
 	assert_contains "not an opus secret key" "$ERR" "says so"
 	expect_fail "keygen does not overwrite" "$OPUS" keygen "$WORK/k"
 	assert_eq "600" "$(stat -c %a "$WORK/k.key")" "the secret key is private"
+}
+
+# StrictModes: trust and the store are only what root or the user put
+# there. Anything others could write is refused, naming the path.
+test_trust_and_store_must_be_private() {
+	signing_setup
+	local t=$WORK/trusted
+	chmod 777 "$t"
+	refused "a world-writable trusted dir" "$t: writable by others" \
+		"$OPUS" apply --trusted "$t" "$PID" "$WORK/signed.opatch"
+	chmod 755 "$t"
+	chmod 664 "$t/ops.pub"
+	refused "a group-writable key" "ops.pub: writable by others" \
+		"$OPUS" apply --trusted "$t" "$PID" "$WORK/signed.opatch"
+	chmod 644 "$t/ops.pub"
+	chown nobody "$t/ops.pub"
+	refused "a key owned by another user" "owned by uid" \
+		"$OPUS" apply --trusted "$t" "$PID" "$WORK/signed.opatch"
+	chown root "$t/ops.pub"
+	"$OPUS" apply --trusted "$t" "$PID" "$WORK/signed.opatch" >/dev/null
+	assert_eq DENIED "$(req 'AUTH admin ')" "a private policy works"
+	"$OPUS" revert "$PID" >/dev/null
+
+	# A secret key others may read is not used to sign.
+	chmod 644 "$WORK/ops.key"
+	expect_fail "signing with a readable secret key" \
+		"$OPUS" sign "$WORK/fix.opatch" --key "$WORK/ops.key" -o "$WORK/x.opatch"
+	assert_contains "readable or writable by others" "$ERR" "the reason"
+
+	# The store: a world-writable directory, a patch file owned by another.
+	local st=$WORK/store
+	"$OPUS" install --store "$st" "$WORK/fix.opatch" >/dev/null
+	chmod 777 "$st"
+	expect_fail "a world-writable store" "$OPUS" list --installed --store "$st"
+	assert_contains "patch store $st: writable by others" "$ERR" "the store named"
+	chmod 700 "$st"
+	chown nobody "$st"/*.opatch
+	expect_fail "a stored patch owned by another user" "$OPUS" list --installed --store "$st"
+	assert_contains "owned by uid" "$ERR" "the file named"
+	assert_running "$PID"
 }

@@ -1,0 +1,148 @@
+#include "cleanup.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CHILDREN 64
+
+static char scratch[4096];
+static volatile sig_atomic_t have_scratch;
+static volatile pid_t children[MAX_CHILDREN];
+
+/* Each child leads its own process group (a compiler driver's cc1 and as
+ * are in it). SIGTERM first (a child opus or gcc cleans up after itself),
+ * then SIGKILL for whatever of the group is left. */
+static void stop_child(pid_t pid)
+{
+	kill(-pid, SIGTERM);
+	for (int i = 0; i < 200; i++) {
+		if (waitpid(pid, NULL, WNOHANG) != 0)
+			break;
+		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+	}
+	kill(-pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+static void on_signal(int sig)
+{
+	for (int i = 0; i < MAX_CHILDREN; i++)
+		if (children[i] > 0)
+			stop_child(children[i]);
+	if (have_scratch) {
+		char *const argv[] = {"rm", "-rf", scratch, NULL};
+		pid_t rm = fork();
+
+		if (rm == 0) {
+			execve("/bin/rm", argv, (char *const[]){NULL});
+			_exit(127);
+		}
+		if (rm > 0)
+			waitpid(rm, NULL, 0);
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void install(void)
+{
+	static int done;
+	struct sigaction sa;
+
+	if (done)
+		return;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	done = 1;
+}
+
+/* Signals wait while a directory or a child exists unregistered. */
+static void hold_signals(sigset_t *old)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, old);
+}
+
+char *opus_cleanup_mkdtemp(char *tmpl)
+{
+	sigset_t old;
+	char *dir;
+
+	install();
+	hold_signals(&old);
+	dir = mkdtemp(tmpl);
+	if (dir)
+		opus_cleanup_dir(dir);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return dir;
+}
+
+pid_t opus_cleanup_fork(void)
+{
+	sigset_t old;
+	pid_t pid;
+
+	install();
+	hold_signals(&old);
+	pid = fork();
+	if (pid == 0) {
+		opus_cleanup_reset();
+		setpgid(0, 0);
+	} else if (pid > 0) {
+		setpgid(pid, pid);
+		opus_cleanup_child(pid);
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return pid;
+}
+
+void opus_cleanup_dir(const char *dir)
+{
+	install();
+	have_scratch = 0;
+	if (dir && snprintf(scratch, sizeof(scratch), "%s", dir) < (int)sizeof(scratch))
+		have_scratch = 1;
+}
+
+const char *opus_cleanup_scratch(void)
+{
+	return have_scratch ? scratch : NULL;
+}
+
+void opus_cleanup_reset(void)
+{
+	have_scratch = 0;
+	for (int i = 0; i < MAX_CHILDREN; i++)
+		children[i] = 0;
+}
+
+void opus_cleanup_child(pid_t pid)
+{
+	install();
+	for (int i = 0; i < MAX_CHILDREN; i++)
+		if (children[i] <= 0) {
+			children[i] = pid;
+			return;
+		}
+}
+
+void opus_cleanup_forget_child(pid_t pid)
+{
+	for (int i = 0; i < MAX_CHILDREN; i++)
+		if (children[i] == pid)
+			children[i] = 0;
+}
