@@ -18,7 +18,9 @@ void cli_print_analysis(const struct analysis *a, FILE *out);
 #define USAGE                                                                                      \
 	"opus build --source DIR --diff FILE --binary PATH -o OUT [--cdb FILE] [--id ID]\n"        \
 	"                  [--description TEXT] [--after PATCH]... [--force] [--keep-scratch] "    \
-	"[-v]"
+	"[-v]\n"                                                                                   \
+	"       opus build --replace-all --source DIR --binary PATH -o OUT [--unit FILE]...\n"     \
+	"                  [--exclude FUNCTION]... [--cdb FILE] [--id ID]"
 
 static void print_notes(const struct build_notes *notes)
 {

@@ -288,39 +288,40 @@ static int pidset_add(struct pidset *s, pid_t pid)
 	return 0;
 }
 
-/* A process opus may not look into: another user's without root, or one
- * the kernel keeps even from root (more capabilities than opus has, a
- * security module, a sandbox's init). It may map the object; nothing can
- * be done there. It is listed, never silently skipped, but it is not a
- * failure of the run: a rollout as root would otherwise fail for ever on
- * a process no opus can reach. */
+/* A process opus may not look into. It may map the object, so it is
+ * listed, never skipped. Another user's process, opus not root: a failure
+ * of the run, which root (or that user) can redo. One the kernel keeps
+ * even from root or from its own user (more capabilities than opus has, a
+ * security module, a sandbox's init): not checked, and no failure, or a
+ * rollout would fail for ever on a process no opus can reach. */
 static bool not_permitted(int ret)
 {
 	return ret == -EACCES || ret == -EPERM;
 }
 
-static const char *why_not_permitted(pid_t pid)
+static bool another_users(pid_t pid)
 {
 	char path[64];
 	struct stat st;
 
 	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
-	if (geteuid() != 0 && !stat(path, &st) && st.st_uid != geteuid())
-		return "another user's process: run opus as root or as that user";
-	return "the kernel refuses it to opus: a process with capabilities opus lacks, or a "
-	       "security module";
+	return geteuid() != 0 && !stat(path, &st) && st.st_uid != geteuid();
 }
 
 static void report_not_permitted(const struct fleet_opts *o, const char *patch, pid_t pid,
 				 struct fleet_summary *s)
 {
-	struct fleet_result r = {.pid = pid, .state = FLEET_UNCHECKED, .err = -EPERM};
+	struct fleet_result r = {.pid = pid, .err = -EPERM};
 
 	snprintf(r.patch, sizeof(r.patch), "%s", patch);
 	proc_comm(pid, r.comm);
+	r.state = another_users(pid) ? FLEET_FAILED : FLEET_UNCHECKED;
 	snprintf(r.msg, sizeof(r.msg), "not permitted to read its memory map (%s)",
-		 why_not_permitted(pid));
-	s->count[FLEET_UNCHECKED]++;
+		 r.state == FLEET_FAILED
+		     ? "another user's process: run opus as root or as that user"
+		     : "the kernel refuses it to opus: a process with capabilities opus lacks, or "
+		       "a security module");
+	s->count[r.state]++;
 	if (o->report)
 		o->report(&r, o->ctx);
 }

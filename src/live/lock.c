@@ -124,6 +124,47 @@ static int read_state(struct target_lock *l, int *holder)
 	return 0;
 }
 
+/* The path still names the file we locked: the last holder unlinks it
+ * (locked) when its journal is empty, and whoever locked the unlinked
+ * file must start again on a new one. */
+static bool still_linked(const struct target_lock *l)
+{
+	struct stat a, b;
+
+	return !fstat(l->fd, &a) && !stat(l->path, &b) && a.st_dev == b.st_dev &&
+	       a.st_ino == b.st_ino;
+}
+
+/* 0 locked, -EAGAIN to try again (the file went away), or an error. */
+static int lock_file(struct target_lock *l, uint64_t deadline)
+{
+	int holder;
+
+	l->fd = open(l->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (l->fd < 0)
+		return opus_err(-errno, "%s: %s", l->path, strerror(errno));
+	while (flock(l->fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK || opus_now_ns() >= deadline) {
+			read_state(l, &holder);
+			l->n = 0;
+			close(l->fd); /* not ours to unlink */
+			l->fd = -1;
+			free(l->nonces);
+			l->nonces = NULL;
+			return opus_err(-EBUSY,
+					"process %d: another opus (pid %d) is acting on it; try "
+					"again when it is done",
+					(int)l->pid, holder);
+		}
+		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+	}
+	if (still_linked(l))
+		return 0;
+	close(l->fd);
+	l->fd = -1;
+	return -EAGAIN;
+}
+
 int target_lock(pid_t pid, double timeout_s, struct target_lock *l)
 {
 	uint64_t deadline = opus_now_ns() + (uint64_t)(timeout_s * 1e9);
@@ -139,20 +180,10 @@ int target_lock(pid_t pid, double timeout_s, struct target_lock *l)
 	if ((ret = lock_dir_ready(dir)))
 		return ret;
 	snprintf(l->path, sizeof(l->path), "%s/%d-%llu.lock", dir, (int)pid, start);
-	l->fd = open(l->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (l->fd < 0)
-		return opus_err(-errno, "%s: %s", l->path, strerror(errno));
-	while (flock(l->fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno != EWOULDBLOCK || opus_now_ns() >= deadline) {
-			read_state(l, &holder);
-			target_unlock(l);
-			return opus_err(-EBUSY,
-					"process %d: another opus (pid %d) is acting on it; try "
-					"again when it is done",
-					(int)pid, holder);
-		}
-		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
-	}
+	while ((ret = lock_file(l, deadline)) == -EAGAIN)
+		;
+	if (ret)
+		return ret;
 	if ((ret = read_state(l, &holder)) || (ret = write_state(l))) {
 		target_unlock(l);
 		return ret;
@@ -162,10 +193,14 @@ int target_lock(pid_t pid, double timeout_s, struct target_lock *l)
 
 void target_unlock(struct target_lock *l)
 {
-	/* The file stays: unlinking a lock file others wait on lets two of
-	 * them lock two different files. */
-	if (l->fd >= 0)
+	/* A file with nothing journaled goes, unlinked while still locked:
+	 * one waiting on it finds it unlinked and starts again (lock_file).
+	 * One with a journal stays for the next opus to recover from. */
+	if (l->fd >= 0) {
+		if (!l->n)
+			unlink(l->path);
 		close(l->fd);
+	}
 	free(l->nonces);
 	l->nonces = NULL;
 	l->n = 0;

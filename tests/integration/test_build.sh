@@ -96,3 +96,25 @@ test_interrupted_build_leaves_nothing() {
 		--binary "$WORK/src/authsrv" -o "$WORK/x.opatch" >/dev/null
 	[ -s "$WORK/x.opatch" ] || fail "no patch from the build after"
 }
+
+# -o never writes through a symlink at the destination: the link is
+# replaced by the patch file, and what it pointed to is left alone.
+test_output_is_written_atomically_never_through_a_symlink() {
+	build_authsrv "$WORK" -O2 -g
+	echo "precious" >"$WORK/victim"
+	ln -s "$WORK/victim" "$WORK/x.opatch"
+	"$OPUS" build --source "$WORK/src" --diff "$D/fix-auth.diff" --binary "$WORK/src/authsrv" \
+		-o "$WORK/x.opatch" >/dev/null
+	assert_eq "precious" "$(cat "$WORK/victim")" "the symlink's target"
+	[ -f "$WORK/x.opatch" ] && [ ! -L "$WORK/x.opatch" ] || fail "-o is still a symlink"
+	"$OPUS" inspect "$WORK/x.opatch" >/dev/null || fail "the patch written is not readable"
+	# A failed build leaves the old file as it was, and no temporary beside it.
+	local before
+	before=$(sha256sum <"$WORK/x.opatch")
+	expect_fail "a build that fails" "$OPUS" build --source "$WORK/src" \
+		--diff "$WORK/victim" --binary "$WORK/src/authsrv" -o "$WORK/x.opatch"
+	assert_eq "$before" "$(sha256sum <"$WORK/x.opatch")" "the old patch file"
+	assert_eq "victim x.opatch" "$(ls "$WORK" | grep -E '^(victim|x\.opatch)' | paste -sd' ')" \
+		"nothing else written beside it"
+	assert_eq "" "$(ls -A "$WORK" | grep -F '.opatch.' || true)" "no temporary left"
+}

@@ -24,13 +24,14 @@ test_unprivileged_user_may_not_trace() {
 	assert_contains "ermission denied" "$ERR" "says why"
 	untouched "unprivileged"
 	# --all as nobody may not look into root's processes: each is listed
-	# as not checked, with the reason, never silently skipped.
-	local out
+	# as failed, with the reason, and the run fails (root can redo it).
+	local out status=0
 	out=$(setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all \
-		"$OPUS" apply --all --json "$WORK/fix.opatch" 2>/dev/null) || true
-	assert_eq "not checked" \
+		"$OPUS" apply --all --json "$WORK/fix.opatch" 2>/dev/null) || status=$?
+	[ "$status" != 0 ] || fail "apply --all as nobody succeeded"
+	assert_eq "failed" \
 		"$(jq -r --argjson p "$PID" '.processes[] | select(.pid == $p) | .state' <<<"$out")" \
-		"the target listed as not checked"
+		"the target listed as failed"
 	assert_contains "another user's process" \
 		"$(jq -r --argjson p "$PID" '.processes[] | select(.pid == $p) | .reason' <<<"$out")" \
 		"with the reason"
@@ -135,4 +136,24 @@ test_process_whose_main_thread_exited() {
 	assert_eq DENIED "$(req 'AUTH admin ')" "the fix in force"
 	"$OPUS" revert --all fix >/dev/null
 	assert_eq OK "$(req 'AUTH admin ')" "reverted by revert --all"
+}
+
+# A target at its address-space limit (RLIMIT_AS): the patch cannot be
+# mapped; apply says so, naming the pid, leaves no memfd behind, and the
+# same apply goes in once the limit is raised.
+test_address_space_limit_refuses_cleanly() {
+	hostile_setup
+	local vm limit
+	limit=$(prlimit --pid "$PID" --as --raw --noheadings -o SOFT)
+	vm=$(awk '/^VmSize/ {print $2}' "/proc/$PID/status")
+	prlimit --pid "$PID" --as=$((vm * 1024 + 4096)):
+	expect_fail "apply at the limit" "$OPUS" apply "$PID" "$WORK/fix.opatch"
+	assert_contains "process $PID" "$ERR" "names the pid"
+	assert_contains "Cannot allocate memory" "$ERR" "says why"
+	assert_eq "" "$(ls -l "/proc/$PID/fd" | grep memfd || true)" "no memfd descriptor left"
+	assert_eq "$MAPS_BEFORE" "$(cat "/proc/$PID/maps")" "memory map unchanged"
+	prlimit --pid "$PID" --as="$limit":
+	untouched "after the limit"
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	assert_eq DENIED "$(req 'AUTH admin ')" "applied once the limit is raised"
 }

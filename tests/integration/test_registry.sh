@@ -117,4 +117,6 @@ test_one_opus_at_a_time() {
 	assert_contains "already applied" "$("$OPUS" apply "$PID" "$WORK/slow.opatch" 2>&1 || true)" \
 		"the same apply afterwards"
 	assert_running "$PID"
+	# Nothing journaled, nothing left: the lock file goes with its holder.
+	assert_eq "" "$(ls /run/opus | grep "^$PID-" || true)" "no lock file left"
 }

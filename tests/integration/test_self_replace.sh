@@ -41,8 +41,11 @@ replace_all() {
 		"$OPUS" build --replace-all --source "$WORK/src" --binary "$obj" --id "$id" \
 			"${excludes[@]}" -o "$WORK/$id.opatch" >"$WORK/$id.build"
 		if "$OPUS" apply --timeout 0.5 "$PID_A" "$WORK/$id.opatch" 2>"$WORK/$id.err"; then
-			echo "$(grep -c '^replaced' "$WORK/$id.build") replaced, kept:${excludes[*]}" \
-				>>"$WORK/replaced"
+			printf '| %s | %s | %s | %s | %s |\n' "$FLAVOUR" "$(basename "$obj")" \
+				"$(grep -c '^replaced' "$WORK/$id.build")" \
+				"$(printf '%s\n' "${excludes[@]}" | grep -v '^--exclude$' | paste -sd' ')" \
+				"$(sed -n 's/^info *\([^ ]*\) .*too small for a jump.*/\1/p' "$WORK/$id.build" |
+					paste -sd' ')" >>"$WORK/replaced"
 			return 0
 		fi
 		busy=$(busy_functions "$WORK/$id.err")
@@ -56,6 +59,7 @@ replace_all() {
 
 self_replace_cycle() {
 	local mode=$1
+	FLAVOUR="$*"
 	build_kinds "$WORK" "$@"
 	KINDS_MARK=1 start "$WORK/src/kinds"
 	PID_A=$PID PORT_A=$PORT
@@ -73,6 +77,8 @@ self_replace_cycle() {
 	same_answers 4
 	assert_running "$PID_A"
 	cat "$WORK/replaced"
+	# The figures of docs/real-world.md (tests/real/self-render.sh).
+	[ -z "${OPUS_KINDS_RESULTS:-}" ] || cat "$WORK/replaced" >>"$OPUS_KINDS_RESULTS"
 }
 
 test_self_replace_pie_O2() {

@@ -15,7 +15,7 @@ echo "kept; any other refusal fails the suite."
 if [ -e "$WORK/nginx-self.json" ]; then
 	jq -r 'def small: [.left_out[] | select(test("too small")) | split(" ")[0]];
 	  "\nnginx (master and two workers, under wrk load), measured \(.date):\n",
-	  (.objects[] | "- \(.object): \(.replaced) functions replaced; kept (always on a stack): \(if (.kept_busy | length) > 0 then (.kept_busy | join(", ")) else "none" end)" +
+	  (.objects[] | ([.kept_busy[] | select(. != "")]) as $kept | "- \(.object): \(.replaced) functions replaced; kept (always on a stack): \(if ($kept | length) > 0 then ($kept | join(", ")) else "none" end)" +
 	    (if (small | length) > 0 then "; left out, under 5 bytes (no room for a jump): \(small | length) (\(small | join(", ")))" else "" end)),
 	  "- requests under load: \(.load.apply.requests) while applying (\(.load.apply.failed) failed), \(.load.revert.requests) while reverting (\(.load.revert.failed) failed)",
 	  "- 18 probes (rewrite, DAV PUT/MKCOL/COPY/DELETE, proxy, charset, mp4, scgi/uwsgi/grpc errors, stream proxy, SMTP, the Date header): the same answers before, patched and reverted"' \
@@ -26,4 +26,18 @@ if [ -e "$WORK/expat-self.json" ]; then
 	  "\nlibexpat in two python3 processes (pyexpat), measured \(.date): \(.replaced) functions replaced, built in \(.build_ms) ms; \(.documents) documents (namespaces, entities, CDATA, encodings, errors, a recursive entity, a large one) answered the same patched and reverted; \(.requests_during) requests meanwhile, \(.failed_requests) failed" +
 	  (if (small | length) > 0 then "; left out, under 5 bytes: \(small | join(", "))" else "" end)' \
 		"$WORK/expat-self.json"
+fi
+if [ -e "$WORK/kinds-self.txt" ]; then
+	echo
+	echo "tests/targets/kinds (a server whose functions reach every symbol kind: extern data"
+	echo "through COPY and the GOT, TLS in the executable and the library, jump tables, const"
+	echo "tables of function pointers, IFUNCs, static locals, weak and common symbols, .cold"
+	echo "parts), every function of the executable and of libkinds.so replaced while it runs,"
+	echo "in each flavour of tests/integration/test_self_replace.sh, measured $(date -r "$WORK/kinds-self.txt" +%F);"
+	echo "a second instance of the same build answers the same requests before, patched and"
+	echo "reverted:"
+	echo
+	echo "| flavour | object | replaced | kept (always on a stack) | left out (under 5 bytes) |"
+	echo "|---|---|---|---|---|"
+	sort "$WORK/kinds-self.txt"
 fi
