@@ -8,7 +8,7 @@ OPUS=$ROOT/build/opus
 OUT=$ROOT/build/bench
 RUNS=${RUNS:-30}
 mkdir -p "$OUT"
-for p in gnuplot-nox wrk jq bear libpcre2-dev zlib1g-dev libssl-dev; do
+for p in gnuplot-nox wrk jq bc time bear libpcre2-dev zlib1g-dev libssl-dev; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
 done
@@ -124,6 +124,10 @@ bash "$ROOT/bench/nginx.sh" "$nginx_tree" "$RESULTS" "$RUNS"
 
 # 6. Many processes: apply --all over thousands; the daemon's latency.
 bash "$ROOT/bench/fleet.sh" "$RESULTS"
+
+# 7. Build time against the diff's size: 1,000 to 20,000 functions.
+bash "$ROOT/bench/build-scale.sh" "$OPUS" "$OUT"
+put ".build.scale = $(cat "$OUT/build-scale.json")"
 
 put ".build.target_ms = {funcs_1: ${build_ms[1]}, funcs_10: ${build_ms[10]}, funcs_100: ${build_ms[100]}, funcs_1000: ${build_ms[1000]}} |
      .machine = {cpus: $(nproc), kernel: \"$(uname -r)\", date: \"$(date -u +%F)\"}"

@@ -42,7 +42,8 @@ if [ ! -e "$seeds/.done" ]; then
 		sleep 0.3
 		"$OPUS" apply "$pid" "$seeds/opatch/libauth.opatch" >/dev/null
 		cp "/proc/$pid/maps" "$seeds/maps/patched"
-		m=$(awk '/memfd:opus:/ {print $1; exit}' "/proc/$pid/maps")
+		m=$(awk '/memfd:opus-livepatch:/ {print $1; exit}' "/proc/$pid/maps")
+		[ -n "$m" ] || { echo "fuzz seeds: no opus mapping in process $pid" >&2; exit 1; }
 		dd if="/proc/$pid/map_files/$m" bs=4096 count=1 status=none | tr -d '\0' \
 			>"$seeds/registry/record"
 		kill "$pid"

@@ -19,6 +19,7 @@ struct asm_ctx {
 	const struct assemble_scope *scope;
 	int32_t *scn_idx; /* object section -> patch section, -1 if not included */
 	int32_t *scn_sym; /* object section -> its patch section symbol */
+	int32_t *sym_map; /* object symbol -> its patch symbol, once its section is in */
 	uint8_t *changed; /* per object symbol */
 	size_t *work;
 	size_t nwork, work_cap;
@@ -129,8 +130,10 @@ static int include_section(struct asm_ctx *c, size_t scn)
 	const struct obj_scn *s = &c->o->scns[scn];
 	uint64_t flags =
 	    s->sh.sh_flags & (SHF_ALLOC | SHF_WRITE | SHF_EXECINSTR | SHF_MERGE | SHF_STRINGS);
+	const size_t *syms;
 	GElf_Sym sym;
 	int idx, sym_idx;
+	size_t n;
 
 	if (c->scn_idx[scn] >= 0)
 		return c->scn_idx[scn];
@@ -149,16 +152,20 @@ static int include_section(struct asm_ctx *c, size_t scn)
 	c->scn_idx[scn] = idx;
 	c->scn_sym[scn] = sym_idx;
 	c->work[c->nwork++] = scn;
-	for (size_t i = 1; i < c->o->nsyms; i++) {
+	syms = obj_scn_syms(c->o, scn, &n);
+	for (size_t k = 0; k < n; k++) {
 		int t;
 
-		if (!obj_sym(c->o, i, &sym) || sym.st_shndx != scn)
+		if (!obj_sym(c->o, syms[k], &sym))
 			continue;
 		t = GELF_ST_TYPE(sym.st_info);
-		if ((t == STT_FUNC || t == STT_OBJECT) &&
-		    opatch_add_sym(c->p, obj_sym_name(c->o, &sym), OPATCH_SYM_DEFINED,
-				   (uint32_t)idx, sym.st_value, sym.st_size, (uint8_t)t) < 0)
+		if (t != STT_FUNC && t != STT_OBJECT)
+			continue;
+		sym_idx = opatch_add_sym(c->p, obj_sym_name(c->o, &sym), OPATCH_SYM_DEFINED,
+					 (uint32_t)idx, sym.st_value, sym.st_size, (uint8_t)t);
+		if (sym_idx < 0)
 			return -ENOMEM;
+		c->sym_map[syms[k]] = sym_idx;
 	}
 	return idx;
 }
@@ -178,11 +185,9 @@ static bool interposable(const struct asm_ctx *c, const GElf_Sym *sym, const cha
 static int find_or_add_sym(struct opatch *p, const char *name, enum opatch_sym_kind kind,
 			   uint64_t value, uint8_t type)
 {
-	for (size_t i = 0; i < p->nsyms; i++)
-		if (p->syms[i].kind == kind && p->syms[i].value == value &&
-		    !strcmp(p->syms[i].name, name))
-			return (int)i;
-	return opatch_add_sym(p, name, kind, 0, value, 0, type);
+	int i = opatch_find_sym(p, name, kind, value);
+
+	return i >= 0 ? i : opatch_add_sym(p, name, kind, 0, value, 0, type);
 }
 
 /* A reference to section scn's content at object-symbol sym (value v):
@@ -642,15 +647,6 @@ static void mark_changed(struct asm_ctx *c, const struct obj *orig)
 	}
 }
 
-static int new_func_sym(struct opatch *p, const char *name, uint32_t section)
-{
-	for (size_t i = 0; i < p->nsyms; i++)
-		if (p->syms[i].kind == OPATCH_SYM_DEFINED && p->syms[i].section == section &&
-		    p->syms[i].type == STT_FUNC && !strcmp(p->syms[i].name, name))
-			return (int)i;
-	return -ENOENT;
-}
-
 /* Redirect one changed function, and check its cold part. */
 static int replace_func(struct asm_ctx *c, size_t f)
 {
@@ -695,7 +691,7 @@ static int replace_func(struct asm_ctx *c, size_t f)
 	scn = include_section(c, sym.st_shndx);
 	if (scn < 0)
 		return scn;
-	nsym = new_func_sym(c->p, name, (uint32_t)scn);
+	nsym = c->sym_map[f];
 	if (nsym < 0 || opatch_add_func(c->p, name, b->value, b->size, (uint32_t)nsym, false) < 0)
 		return opus_err(-ENOMEM, "%s: cannot record replacement", name);
 	build_note_add(c->notes, BUILD_REPLACED, name, c->o->file, "%s", why);
@@ -709,7 +705,7 @@ static int replace_func(struct asm_ctx *c, size_t f)
 	if (cold && obj_sym(c->o, cold, &csym)) {
 		if ((scn = include_section(c, csym.st_shndx)) < 0)
 			return scn;
-		nsym = new_func_sym(c->p, cname, (uint32_t)scn);
+		nsym = c->sym_map[cold];
 	}
 	if (nsym < 0 || opatch_add_func(c->p, cname, bc->value, bc->size, (uint32_t)nsym, true) < 0)
 		return opus_err(-ENOMEM, "%s: cannot record cold part", name);
@@ -761,14 +757,18 @@ int assemble_tu(struct opatch *p, const struct assemble_target *bin,
 
 	c.scn_idx = malloc(patched->nscn * sizeof(*c.scn_idx));
 	c.scn_sym = malloc(patched->nscn * sizeof(*c.scn_sym));
+	c.sym_map = malloc((patched->nsyms + 1) * sizeof(*c.sym_map));
 	c.changed = calloc(patched->nsyms + 1, 1);
-	if (c.scn_idx && c.scn_sym && c.changed) {
+	if (c.scn_idx && c.scn_sym && c.sym_map && c.changed) {
 		for (size_t i = 0; i < patched->nscn; i++)
 			c.scn_idx[i] = c.scn_sym[i] = -1;
+		for (size_t i = 0; i <= patched->nsyms; i++)
+			c.sym_map[i] = -ENOENT;
 		ret = assemble(&c);
 	}
 	free(c.scn_idx);
 	free(c.scn_sym);
+	free(c.sym_map);
 	free(c.changed);
 	free(c.work);
 	free(c.rodata);

@@ -281,16 +281,11 @@ static int check_referent(const struct fview *v, const GElf_Rela *r)
 static const struct opus_sym *bin_func_at(const struct bind_bin *bin, uint64_t addr,
 					  uint64_t *delta)
 {
-	for (size_t i = 0; i < bin->syms->count; i++) {
-		const struct opus_sym *s = &bin->syms->syms[i];
+	const struct opus_sym *s = opus_symtab_func_at(bin->syms, addr);
 
-		if (s->type == STT_FUNC && s->shndx != SHN_UNDEF && addr >= s->value &&
-		    addr < s->value + (s->size ? s->size : 1)) {
-			*delta = addr - s->value;
-			return s;
-		}
-	}
-	return NULL;
+	if (s)
+		*delta = addr - s->value;
+	return s;
 }
 
 /* Does a rel32 field at f (a call, jmp, jcc or RIP-relative lea that the

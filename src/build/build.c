@@ -172,6 +172,12 @@ static int load_binary(struct build *b)
 	return 0;
 }
 
+static void progress(const struct build *b, const char *phase, size_t done, size_t total)
+{
+	if (b->opts->progress)
+		b->opts->progress(b->opts->progress_ctx, phase, done, total);
+}
+
 static void obj_path(const struct build *b, const char *tag, size_t unit, char *out, size_t len)
 {
 	snprintf(out, len, "%s/%s-%zu.o", b->ws.scratch, tag, unit);
@@ -186,7 +192,8 @@ struct compile_req {
 
 /* Run the compiles, one per CPU at a time. On failure, the rest started
  * are waited for, and the first error is returned. */
-static int compile_batch(struct build *b, const struct compile_req *reqs, size_t n)
+static int compile_batch(struct build *b, const struct compile_req *reqs, size_t n,
+			 const char *phase)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	size_t width = cpus > 1 ? (size_t)cpus : 1, started = 0, done = 0;
@@ -210,6 +217,7 @@ static int compile_batch(struct build *b, const struct compile_req *reqs, size_t
 
 			if (!ret)
 				ret = r;
+			progress(b, phase, done, n);
 		}
 	}
 	free(jobs);
@@ -218,7 +226,8 @@ static int compile_batch(struct build *b, const struct compile_req *reqs, size_t
 
 /* Compile the units (those marked in only, or all) in each flavour given. */
 static int compile_units(struct build *b, const char *const *tags,
-			 const enum compile_flavour *flavours, size_t nflavours, const bool *only)
+			 const enum compile_flavour *flavours, size_t nflavours, const bool *only,
+			 const char *phase)
 {
 	struct compile_req *reqs = calloc(b->ws.nunits * nflavours + 1, sizeof(*reqs));
 	size_t n = 0;
@@ -230,16 +239,16 @@ static int compile_units(struct build *b, const char *const *tags,
 		for (size_t i = 0; i < b->ws.nunits; i++)
 			if (!only || only[i])
 				reqs[n++] = (struct compile_req){i, tags[f], flavours[f]};
-	ret = compile_batch(b, reqs, n);
+	ret = compile_batch(b, reqs, n, phase);
 	free(reqs);
 	return ret;
 }
 
 /* Compile the units in one flavour. */
 static int compile_as(struct build *b, const char *tag, enum compile_flavour flavour,
-		      const bool *only)
+		      const bool *only, const char *phase)
 {
-	return compile_units(b, &tag, &flavour, 1, only);
+	return compile_units(b, &tag, &flavour, 1, only, phase);
 }
 
 static int open_pair(const struct build *b, size_t unit, const char *orig_tag, const char *new_tag,
@@ -315,11 +324,13 @@ static int assemble_far(struct build *b, const bool *far, struct build_notes *no
 	int ret = workspace_unapply_diff(&b->ws);
 
 	if (!ret)
-		ret = compile_as(b, "orig-got", COMPILE_SECTIONS_GOT, far);
+		ret = compile_as(b, "orig-got", COMPILE_SECTIONS_GOT, far,
+				 "original units compiled with -mno-direct-extern-access");
 	if (!ret)
 		ret = workspace_apply_diff(&b->ws);
 	if (!ret && !self)
-		ret = compile_as(b, "new-got", COMPILE_SECTIONS_GOT, far);
+		ret = compile_as(b, "new-got", COMPILE_SECTIONS_GOT, far,
+				 "patched units compiled with -mno-direct-extern-access");
 	for (size_t i = 0; !ret && i < b->ws.nunits; i++) {
 		if (!far[i])
 			continue;
@@ -341,6 +352,7 @@ static int assemble_all(struct build *b, struct build_notes *notes)
 		struct opatch_mark mark = opatch_mark(&b->patch);
 		size_t nnotes = notes->n;
 
+		progress(b, "units compared", i, b->ws.nunits);
 		ret = assemble_unit(b, i, "orig", b->new_tag, notes);
 		if (!ret && b->opts->replace_all && b->patch.nfuncs == mark.nfuncs)
 			build_note_add(notes, BUILD_INFO, opus_base_name(b->ws.units[i]->file),
@@ -396,8 +408,10 @@ static void close_bases(struct bases *bs)
 /* The binary's symbol named name at value, or NULL. */
 static const struct opus_sym *bin_sym_at(const struct build *b, const char *name, uint64_t value)
 {
-	for (size_t i = 0; i < b->bin_syms.count; i++) {
-		const struct opus_sym *s = &b->bin_syms.syms[i];
+	size_t first, n = opus_symtab_named(&b->bin_syms, name, &first);
+
+	for (size_t k = 0; k < n; k++) {
+		const struct opus_sym *s = &b->bin_syms.syms[b->bin_syms.by_name[first + k]];
 
 		if (s->value == value && s->shndx != SHN_UNDEF && opus_sym_name_eq(s->name, name))
 			return s;
@@ -471,6 +485,7 @@ static int check_binding(struct build *b, const struct bases *base, const struct
 	for (size_t i = 0; !ret && i < p->nfuncs; i++) {
 		const struct opus_sym *s = bin_sym_at(b, p->funcs[i].name, p->funcs[i].old_addr);
 
+		progress(b, "functions checked against the binary", i, p->nfuncs);
 		if (!s || !base_defining(base, s, STT_FUNC, &o))
 			return opus_err(-EINVAL,
 					"%s: the binary has it at 0x%" PRIx64
@@ -577,9 +592,11 @@ static int run_build(struct build *b, struct build_notes *notes)
 	/* The binary's code as built, and the original for the diff, at once. */
 	if ((ret = compile_units(b, (const char *[]){"base", "orig"},
 				 (const enum compile_flavour[]){COMPILE_AS_BUILT, COMPILE_SECTIONS},
-				 2, NULL)) ||
+				 2, NULL,
+				 "compiles of the original units (as built, and for the diff)")) ||
 	    (ret = workspace_apply_diff(&b->ws)) ||
-	    (!b->opts->replace_all && (ret = compile_as(b, "new", COMPILE_SECTIONS, NULL))))
+	    (!b->opts->replace_all &&
+	     (ret = compile_as(b, "new", COMPILE_SECTIONS, NULL, "patched units compiled"))))
 		return ret;
 	if ((ret = assemble_all(b, notes)))
 		return ret;

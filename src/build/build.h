@@ -33,6 +33,10 @@ struct build_opts {
 	/* Functions that keep their old code (never-returning loops). */
 	const char *const *exclude;
 	size_t nexclude;
+	/* Called as each step of a long build advances: done of total in the
+	 * phase named (NULL: silent). */
+	void (*progress)(void *ctx, const char *phase, size_t done, size_t total);
+	void *progress_ctx;
 };
 
 int opus_build(const struct build_opts *opts, struct build_notes *notes);

@@ -105,6 +105,58 @@ static int find_cuts(struct obj *o)
 	return ret;
 }
 
+/* by_scn: a counting sort of the symbols by section. */
+static int index_by_section(struct obj *o)
+{
+	GElf_Sym sym;
+
+	o->scn_start = calloc(o->nscn + 2, sizeof(*o->scn_start));
+	o->by_scn = calloc(o->nsyms ? o->nsyms : 1, sizeof(*o->by_scn));
+	if (!o->scn_start || !o->by_scn)
+		return -ENOMEM;
+	for (size_t i = 1; i < o->nsyms; i++)
+		if (obj_sym(o, i, &sym) && sym.st_shndx < o->nscn)
+			o->scn_start[sym.st_shndx + 2]++;
+	for (size_t s = 2; s < o->nscn + 2; s++)
+		o->scn_start[s] += o->scn_start[s - 1];
+	/* scn_start[s + 1] is now where section s's run begins: fill it,
+	 * and it ends up where section s + 1's begins. */
+	for (size_t i = 1; i < o->nsyms; i++)
+		if (obj_sym(o, i, &sym) && sym.st_shndx < o->nscn)
+			o->by_scn[o->scn_start[sym.st_shndx + 1]++] = i;
+	return 0;
+}
+
+static int cmp_named(const void *a, const void *b, void *ctx)
+{
+	const struct obj *o = ctx;
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	GElf_Sym sx, sy;
+	int c;
+
+	obj_sym(o, x, &sx);
+	obj_sym(o, y, &sy);
+	c = strcmp(obj_sym_name(o, &sx), obj_sym_name(o, &sy));
+	return c ? c : (x > y) - (x < y);
+}
+
+/* by_name: the defined symbols that have a name, sorted by it. */
+static int index_by_name(struct obj *o)
+{
+	GElf_Sym sym;
+
+	o->by_name = calloc(o->nsyms ? o->nsyms : 1, sizeof(*o->by_name));
+	if (!o->by_name)
+		return -ENOMEM;
+	for (size_t i = 1; i < o->nsyms; i++)
+		if (obj_sym(o, i, &sym) && sym.st_shndx != SHN_UNDEF &&
+		    GELF_ST_TYPE(sym.st_info) != STT_SECTION &&
+		    GELF_ST_TYPE(sym.st_info) != STT_FILE)
+			o->by_name[o->nnamed++] = i;
+	qsort_r(o->by_name, o->nnamed, sizeof(*o->by_name), cmp_named, o);
+	return 0;
+}
+
 void obj_piece(const struct obj *o, size_t scn, uint64_t off, uint64_t *lo, uint64_t *hi)
 {
 	const struct obj_scn *s = &o->scns[scn];
@@ -158,6 +210,8 @@ int obj_open(const char *path, struct obj *o)
 	if (!ret && !o->file)
 		o->file = "";
 	if (!ret)
+		ret = index_by_section(o) ?: index_by_name(o);
+	if (!ret)
 		ret = find_cuts(o);
 	if (ret)
 		obj_close(o);
@@ -169,6 +223,9 @@ void obj_close(struct obj *o)
 	for (size_t i = 0; o->scns && i < o->nscn; i++)
 		free(o->scns[i].cuts);
 	opus_elf_close(&o->e);
+	free(o->by_scn);
+	free(o->scn_start);
+	free(o->by_name);
 	free(o->scns);
 	free(o->path);
 	memset(o, 0, sizeof(*o));
@@ -195,28 +252,53 @@ bool obj_rela(const struct obj *o, size_t scn, size_t i, GElf_Rela *r)
 	       gelf_getrela(o->scns[scn].rela, (int)i, r);
 }
 
+const size_t *obj_scn_syms(const struct obj *o, size_t scn, size_t *n)
+{
+	if (scn >= o->nscn) {
+		*n = 0;
+		return o->by_scn;
+	}
+	*n = o->scn_start[scn + 1] - o->scn_start[scn];
+	return o->by_scn + o->scn_start[scn];
+}
+
 size_t obj_find_sym(const struct obj *o, const char *name, int type)
 {
+	size_t lo = 0, hi = o->nnamed;
 	GElf_Sym sym;
 
-	for (size_t i = 1; i < o->nsyms; i++)
-		if (obj_sym(o, i, &sym) && GELF_ST_TYPE(sym.st_info) == type &&
-		    sym.st_shndx != SHN_UNDEF && !strcmp(obj_sym_name(o, &sym), name))
-			return i;
+	/* The first of name's run; then the first of the type in it. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		obj_sym(o, o->by_name[mid], &sym);
+		if (strcmp(obj_sym_name(o, &sym), name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < o->nnamed; lo++) {
+		obj_sym(o, o->by_name[lo], &sym);
+		if (strcmp(obj_sym_name(o, &sym), name))
+			break;
+		if (GELF_ST_TYPE(sym.st_info) == type)
+			return o->by_name[lo];
+	}
 	return 0;
 }
 
 size_t obj_sym_in_scn(const struct obj *o, size_t scn, long off, int type)
 {
+	size_t n;
+	const size_t *v = obj_scn_syms(o, scn, &n);
 	GElf_Sym sym;
 
-	for (size_t i = 1; i < o->nsyms; i++) {
-		if (!obj_sym(o, i, &sym) || sym.st_shndx != scn ||
-		    GELF_ST_TYPE(sym.st_info) != type)
+	for (size_t k = 0; k < n; k++) {
+		if (!obj_sym(o, v[k], &sym) || GELF_ST_TYPE(sym.st_info) != type)
 			continue;
 		if (off < 0 || ((uint64_t)off >= sym.st_value &&
 				(uint64_t)off < sym.st_value + (sym.st_size ? sym.st_size : 1)))
-			return i;
+			return v[k];
 	}
 	return 0;
 }

@@ -29,6 +29,12 @@ struct obj {
 	size_t nscn;
 	Elf_Data *symdata;
 	size_t nsyms, symstr;
+	/* Lookups stay linear in the object's size (a unit may hold
+	 * thousands of functions): symbol indices grouped by section, in
+	 * table order (by_scn[scn_start[s]] .. by_scn[scn_start[s + 1]]),
+	 * and defined symbols by name, then table order. */
+	size_t *by_scn, *scn_start;
+	size_t *by_name, nnamed;
 };
 
 int obj_open(const char *path, struct obj *o);
@@ -36,6 +42,8 @@ void obj_close(struct obj *o);
 bool obj_sym(const struct obj *o, size_t idx, GElf_Sym *sym);
 const char *obj_sym_name(const struct obj *o, const GElf_Sym *sym);
 bool obj_rela(const struct obj *o, size_t scn, size_t i, GElf_Rela *r);
+/* The indices of section scn's symbols, in table order; *n of them. */
+const size_t *obj_scn_syms(const struct obj *o, size_t scn, size_t *n);
 /* The symbol index of a defined function or object named name, or 0. */
 size_t obj_find_sym(const struct obj *o, const char *name, int type);
 /* The symbol of type type (STT_FUNC/STT_OBJECT) in section scn covering

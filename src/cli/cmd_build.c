@@ -2,6 +2,7 @@
 #include "build/build.h"
 #include "cli.h"
 #include "util/cleanup.h"
+#include "util/clock.h"
 #include "util/err.h"
 
 #include <getopt.h>
@@ -22,6 +23,38 @@ void cli_print_analysis(const struct analysis *a, FILE *out);
 	"       opus build --replace-all --source DIR --binary PATH -o OUT [--unit FILE]...\n"     \
 	"                  [--exclude FUNCTION]... [--cdb FILE] [--id ID]"
 
+/* A build of a large diff runs for minutes: after the first 5 s, a line
+ * every 5 s ($OPUS_PROGRESS_SECONDS) says where it is. */
+struct progress {
+	uint64_t start, last, every;
+};
+
+static void progress_init(struct progress *pr)
+{
+	const char *env = getenv("OPUS_PROGRESS_SECONDS");
+	double s = env && *env ? atof(env) : 5;
+
+	pr->start = opus_now_ns();
+	pr->every = s > 0 ? (uint64_t)(s * 1e9) : 0;
+	pr->last = 0;
+}
+
+static void print_progress(void *ctx, const char *phase, size_t done, size_t total)
+{
+	struct progress *pr = ctx;
+	uint64_t now = opus_now_ns();
+
+	if (now - pr->start < pr->every || (pr->last && now - pr->last < pr->every))
+		return;
+	pr->last = now;
+	if (total)
+		fprintf(stderr, "opus build: %zu of %zu %s (%.0f s)\n", done, total, phase,
+			(double)(now - pr->start) / 1e9);
+	else
+		fprintf(stderr, "opus build: %s (%.0f s)\n", phase,
+			(double)(now - pr->start) / 1e9);
+}
+
 static void print_notes(const struct build_notes *notes)
 {
 	for (size_t i = 0; i < notes->n; i++) {
@@ -37,6 +70,7 @@ static void print_notes(const struct build_notes *notes)
  * its report and the findings to embed, NUL-separated. */
 struct analysis_job {
 	struct analyze_opts opts;
+	struct progress *progress;
 	bool force, refused, joined;
 	pid_t pid;
 	int fd;
@@ -126,9 +160,11 @@ static int join_analysis(void *ctx, char **text)
 {
 	struct analysis_job *job = ctx;
 	size_t len;
-	char *buf = read_all(job->fd, &len), *report, *findings;
+	char *buf, *report, *findings;
 	int status;
 
+	print_progress(job->progress, "the patch is assembled; waiting for the analysis", 0, 0);
+	buf = read_all(job->fd, &len);
 	close(job->fd);
 	waitpid(job->pid, &status, 0);
 	opus_cleanup_forget_child(job->pid);
@@ -207,15 +243,17 @@ int cmd_build(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
-	struct build_opts o = {0};
+	struct progress pr;
+	struct build_opts o = {.progress = print_progress, .progress_ctx = &pr};
 	/* Each list has at most argc entries. */
 	const char **after = calloc(3 * ((size_t)argc + 1), sizeof(*after));
 	const char **units = after + argc + 1, **exclude = units + argc + 1;
 
 	if (!after)
 		return cli_fail("build");
+	progress_init(&pr);
 	struct build_notes notes = {0};
-	struct analysis_job job = {.pid = -1, .fd = -1};
+	struct analysis_job job = {.pid = -1, .fd = -1, .progress = &pr};
 	bool force = false;
 	int c, ret, status;
 

@@ -5,6 +5,7 @@
 #include "util/file.h"
 #include "util/hex.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -73,6 +74,38 @@ static int start_time(pid_t pid, unsigned long long *start)
 		  : -EINVAL;
 	free(text);
 	return ret;
+}
+
+/* The lock files of processes that are gone: a killed opus leaves its
+ * journal for the next one, and none comes once the process has exited (or
+ * its pid belongs to another process now). Taken out once per opus, each
+ * under its lock, so that no file anyone holds goes. */
+static void sweep_dead(const char *dir)
+{
+	static bool swept;
+	unsigned long long start, now;
+	char path[PATH_MAX];
+	struct dirent *d;
+	DIR *dp;
+	int pid, fd;
+
+	if (swept || !(dp = opendir(dir)))
+		return;
+	swept = true;
+	while ((d = readdir(dp))) {
+		if (sscanf(d->d_name, "%d-%llu.lock", &pid, &start) != 2 || pid <= 0)
+			continue;
+		if (!start_time(pid, &now) && now == start)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			continue;
+		if (!flock(fd, LOCK_EX | LOCK_NB))
+			unlink(path);
+		close(fd);
+	}
+	closedir(dp);
 }
 
 /* Room for one more nonce (a journal holds a few at most). */
@@ -179,6 +212,7 @@ int target_lock(pid_t pid, double timeout_s, struct target_lock *l)
 		return opus_err(-ESRCH, "process %d: no such process", (int)pid);
 	if ((ret = lock_dir_ready(dir)))
 		return ret;
+	sweep_dead(dir);
 	snprintf(l->path, sizeof(l->path), "%s/%d-%llu.lock", dir, (int)pid, start);
 	while ((ret = lock_file(l, deadline)) == -EAGAIN)
 		;

@@ -37,6 +37,7 @@ void opatch_free(struct opatch *p)
 	opatch_truncate(p, (struct opatch_mark){0, 0, 0});
 	free(p->sections);
 	free(p->syms);
+	opus_hindex_free(&p->sym_index);
 	free(p->funcs);
 	free(p->id);
 	free(p->description);
@@ -76,6 +77,11 @@ int opatch_add_section(struct opatch *p, const char *name, uint32_t type, uint64
 	return (int)p->nsections++;
 }
 
+static uint64_t sym_hash(const char *name, enum opatch_sym_kind kind, uint64_t value)
+{
+	return opus_hash_u64(value, opus_hash_u64((uint64_t)kind, opus_hash_str(name, 0)));
+}
+
 int opatch_add_sym(struct opatch *p, const char *name, enum opatch_sym_kind kind, uint32_t section,
 		   uint64_t value, uint64_t size, uint8_t type)
 {
@@ -92,7 +98,26 @@ int opatch_add_sym(struct opatch *p, const char *name, enum opatch_sym_kind kind
 	s->value = value;
 	s->size = size;
 	s->type = type;
+	if (opus_hindex_add(&p->sym_index, sym_hash(name, kind, value), p->nsyms)) {
+		free(s->name);
+		return -ENOMEM;
+	}
 	return (int)p->nsyms++;
+}
+
+int opatch_find_sym(const struct opatch *p, const char *name, enum opatch_sym_kind kind,
+		    uint64_t value)
+{
+	uint64_t h = sym_hash(name, kind, value);
+	size_t cursor = 0, i;
+
+	/* Positions past a truncation, or reused by another symbol, do not
+	 * compare equal. */
+	while ((i = opus_hindex_next(&p->sym_index, h, &cursor)) != SIZE_MAX)
+		if (i < p->nsyms && p->syms[i].kind == kind && p->syms[i].value == value &&
+		    !strcmp(p->syms[i].name, name))
+			return (int)i;
+	return -ENOENT;
 }
 
 int opatch_add_rela(struct opatch *p, uint32_t section, const struct opatch_rela *r)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "util/elf.h"
+#include "util/hindex.h"
 
 #define OPATCH_FORMAT_VERSION 2
 #define OPATCH_ID_MAX	      128
@@ -78,6 +79,7 @@ struct opatch {
 	size_t nsections, sections_cap;
 	struct opatch_sym *syms;
 	size_t nsyms, syms_cap;
+	struct opus_hindex sym_index; /* by name, kind and value: opatch_find_sym */
 	struct opatch_func *funcs;
 	size_t nfuncs, funcs_cap;
 };
@@ -99,6 +101,9 @@ int opatch_add_section(struct opatch *p, const char *name, uint32_t type, uint64
 int opatch_add_sym(struct opatch *p, const char *name, enum opatch_sym_kind kind, uint32_t section,
 		   uint64_t value, uint64_t size, uint8_t type);
 int opatch_add_rela(struct opatch *p, uint32_t section, const struct opatch_rela *r);
+/* A symbol of this name, kind and value, or -ENOENT. */
+int opatch_find_sym(const struct opatch *p, const char *name, enum opatch_sym_kind kind,
+		    uint64_t value);
 int opatch_add_func(struct opatch *p, const char *name, uint64_t old_addr, uint64_t old_size,
 		    uint32_t new_sym, bool cold);
 

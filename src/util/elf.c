@@ -136,6 +136,8 @@ static Elf_Scn *find_section_by_type(Elf *elf, uint32_t type, GElf_Shdr *shdr)
 	return NULL;
 }
 
+static int symtab_index(struct opus_symtab *t);
+
 int opus_symtab_load(Elf *elf, bool dynamic, struct opus_symtab *out)
 {
 	GElf_Shdr shdr, vshdr;
@@ -176,14 +178,117 @@ int opus_symtab_load(Elf *elf, bool dynamic, struct opus_symtab *out)
 			s->hidden = (vs & 0x8000) != 0;
 		out->count++;
 	}
+	if (symtab_index(out)) {
+		opus_symtab_free(out);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Names compare up to any '@': "memcpy@GLIBC_2.14" sorts as "memcpy". */
+static int name_key_cmp(const char *a, const char *b)
+{
+	for (;; a++, b++) {
+		int x = *a == '@' ? 0 : (unsigned char)*a, y = *b == '@' ? 0 : (unsigned char)*b;
+
+		if (x != y || !x)
+			return x - y;
+	}
+}
+
+static int cmp_by_name(const void *a, const void *b, void *ctx)
+{
+	const struct opus_sym *v = ctx;
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	int c = name_key_cmp(v[x].name, v[y].name);
+
+	return c ? c : (x > y) - (x < y);
+}
+
+static int cmp_by_addr(const void *a, const void *b, void *ctx)
+{
+	const struct opus_sym *v = ctx;
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+	if (v[x].value != v[y].value)
+		return v[x].value < v[y].value ? -1 : 1;
+	return (x > y) - (x < y);
+}
+
+static bool defined_func(const struct opus_sym *s)
+{
+	return s->type == STT_FUNC && s->shndx != SHN_UNDEF;
+}
+
+static int symtab_index(struct opus_symtab *t)
+{
+	t->by_name = malloc((t->count ? t->count : 1) * sizeof(*t->by_name));
+	t->funcs_by_addr = malloc((t->count ? t->count : 1) * sizeof(*t->funcs_by_addr));
+	if (!t->by_name || !t->funcs_by_addr)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->count; i++) {
+		t->by_name[i] = i;
+		if (!defined_func(&t->syms[i]))
+			continue;
+		t->funcs_by_addr[t->nfuncs++] = i;
+		if (t->syms[i].size > t->max_func_size)
+			t->max_func_size = t->syms[i].size;
+	}
+	qsort_r(t->by_name, t->count, sizeof(*t->by_name), cmp_by_name, t->syms);
+	qsort_r(t->funcs_by_addr, t->nfuncs, sizeof(*t->funcs_by_addr), cmp_by_addr, t->syms);
 	return 0;
 }
 
 void opus_symtab_free(struct opus_symtab *t)
 {
 	free(t->syms);
-	t->syms = NULL;
-	t->count = 0;
+	free(t->by_name);
+	free(t->funcs_by_addr);
+	memset(t, 0, sizeof(*t));
+}
+
+size_t opus_symtab_named(const struct opus_symtab *t, const char *name, size_t *first)
+{
+	size_t lo = 0, hi = t->count, end;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (name_key_cmp(t->syms[t->by_name[mid]].name, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (end = lo; end < t->count && !name_key_cmp(t->syms[t->by_name[end]].name, name); end++)
+		;
+	*first = lo;
+	return end - lo;
+}
+
+const struct opus_sym *opus_symtab_func_at(const struct opus_symtab *t, uint64_t addr)
+{
+	size_t lo = 0, hi = t->nfuncs, best = SIZE_MAX;
+
+	/* Past the last function starting at or below addr... */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (t->syms[t->funcs_by_addr[mid]].value <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* ...back over every one that may still reach addr. */
+	while (lo-- > 0) {
+		size_t i = t->funcs_by_addr[lo];
+		const struct opus_sym *s = &t->syms[i];
+
+		if (s->value + t->max_func_size + 1 <= addr)
+			break;
+		if (addr < s->value + (s->size ? s->size : 1) && i < best)
+			best = i;
+	}
+	return best == SIZE_MAX ? NULL : &t->syms[best];
 }
 
 bool opus_sym_name_eq(const char *symname, const char *name)
@@ -196,9 +301,10 @@ bool opus_sym_name_eq(const char *symname, const char *name)
 const struct opus_sym *opus_symtab_find_global(const struct opus_symtab *t, const char *name)
 {
 	const struct opus_sym *weak = NULL;
+	size_t first, n = opus_symtab_named(t, name, &first);
 
-	for (size_t i = 0; i < t->count; i++) {
-		const struct opus_sym *s = &t->syms[i];
+	for (size_t k = 0; k < n; k++) {
+		const struct opus_sym *s = &t->syms[t->by_name[first + k]];
 
 		if (s->shndx == SHN_UNDEF || s->hidden || !opus_sym_name_eq(s->name, name))
 			continue;
@@ -213,11 +319,12 @@ const struct opus_sym *opus_symtab_find_global(const struct opus_symtab *t, cons
 int opus_symtab_find_local(const struct opus_symtab *t, const char *file, const char *name,
 			   const struct opus_sym **out)
 {
+	size_t first, n = opus_symtab_named(t, name, &first);
 	int matches = 0;
 
 	*out = NULL;
-	for (size_t i = 0; i < t->count; i++) {
-		const struct opus_sym *s = &t->syms[i];
+	for (size_t k = 0; k < n; k++) {
+		const struct opus_sym *s = &t->syms[t->by_name[first + k]];
 
 		if (s->bind != STB_LOCAL || s->shndx == SHN_UNDEF || strcmp(s->name, name))
 			continue;

@@ -48,6 +48,12 @@ struct opus_sym {
 struct opus_symtab {
 	struct opus_sym *syms;
 	size_t count;
+	/* Lookups stay logarithmic in a table of many thousand symbols:
+	 * positions sorted by name (up to any @VERSION), then table order;
+	 * defined functions by address, then table order. */
+	size_t *by_name;
+	size_t *funcs_by_addr, nfuncs;
+	uint64_t max_func_size;
 };
 
 /* Load .symtab (dynamic false) or .dynsym (dynamic true). Names point into
@@ -56,6 +62,13 @@ int opus_symtab_load(Elf *elf, bool dynamic, struct opus_symtab *out);
 void opus_symtab_free(struct opus_symtab *t);
 /* Compare a symbol name with a plain name, ignoring a @VERSION suffix. */
 bool opus_sym_name_eq(const char *symname, const char *name);
+/* The symbols named name (a @VERSION suffix on either side ignored), in
+ * table order: t->syms[t->by_name[*first + k]] for k below the count
+ * returned. */
+size_t opus_symtab_named(const struct opus_symtab *t, const char *name, size_t *first);
+/* The first defined function, in table order, that covers addr (a
+ * zero-sized one covers its own address), or NULL. */
+const struct opus_sym *opus_symtab_func_at(const struct opus_symtab *t, uint64_t addr);
 /* A defined global or weak symbol with a default version, or NULL. */
 const struct opus_sym *opus_symtab_find_global(const struct opus_symtab *t, const char *name);
 /* Local symbols named name defined after STT_FILE file (basename compared;

@@ -118,3 +118,23 @@ test_output_is_written_atomically_never_through_a_symlink() {
 		"nothing else written beside it"
 	assert_eq "" "$(ls -A "$WORK" | grep -F '.opatch.' || true)" "no temporary left"
 }
+
+# A long build says where it is on stderr (every 5 s after the first 5;
+# OPUS_PROGRESS_SECONDS=0 here, so that a small build shows every step),
+# and its stdout is the same as without.
+test_build_shows_progress() {
+	build_authsrv "$WORK" -O2 -g
+	"$OPUS" build --source "$WORK/src" --diff "$D/fix-auth.diff" --binary "$WORK/src/authsrv" \
+		-o "$WORK/a.opatch" >"$WORK/quiet.out" 2>"$WORK/quiet.err"
+	assert_eq "" "$(cat "$WORK/quiet.err")" "a short build prints no progress"
+	OPUS_PROGRESS_SECONDS=0 "$OPUS" build --source "$WORK/src" --diff "$D/fix-auth.diff" \
+		--binary "$WORK/src/authsrv" -o "$WORK/a.opatch" >"$WORK/loud.out" 2>"$WORK/loud.err"
+	local err
+	err=$(cat "$WORK/loud.err")
+	assert_contains "2 of 2 compiles of the original units" "$err" "the compiles"
+	assert_contains "1 of 1 patched units compiled" "$err" "the patched compile"
+	assert_contains "of 1 units compared" "$err" "the object diff"
+	assert_contains "functions checked against the binary" "$err" "the binding"
+	assert_eq "$(sed 's/[0-9.]* ms//' "$WORK/quiet.out")" "$(sed 's/[0-9.]* ms//' "$WORK/loud.out")" \
+		"stdout unchanged"
+}

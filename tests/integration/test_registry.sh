@@ -114,9 +114,19 @@ test_one_opus_at_a_time() {
 	assert_contains "another opus" "$ERR" "revert too"
 	wait "$first" || fail "the first apply: $(cat "$WORK/a.out")"
 	assert_eq 1 "$(opus_patches_mapped "$PID")" "one patch, not two"
+	# A lock file left by a killed opus for a process now gone (pid, then
+	# its start time: no process started at tick 1) is taken out.
+	true &
+	local dead=$!
+	wait "$dead"
+	touch "/run/opus/$dead-1.lock"
 	assert_contains "already applied" "$("$OPUS" apply "$PID" "$WORK/slow.opatch" 2>&1 || true)" \
 		"the same apply afterwards"
 	assert_running "$PID"
 	# Nothing journaled, nothing left: the lock file goes with its holder.
-	assert_eq "" "$(ls /run/opus | grep "^$PID-" || true)" "no lock file left"
+	local start
+	start=$(awk '{sub(/.*\) /, ""); print $20}' "/proc/$PID/stat")
+	assert_eq "" "$(ls /run/opus | grep -x "$PID-$start.lock" || true)" "no lock file left"
+	assert_eq "" "$(ls /run/opus | grep -x "$dead-1.lock" || true)" \
+		"no lock file of a process that is gone"
 }
