@@ -10,8 +10,9 @@
 #include <stdio.h>
 
 #define USAGE                                                                                      \
-	"opus apply PID PATCH [--timeout SEC] [--trusted DIR] [--json]\n"                          \
-	"       opus apply --all PATCH [--dry-run] [--jobs N] [--timeout SEC] [--trusted DIR] "    \
+	"opus apply PID PATCH [--timeout SEC] [--scan-memory] [--trusted DIR] [--json]\n"          \
+	"       opus apply --all PATCH [--dry-run] [--jobs N] [--timeout SEC] [--scan-memory] "    \
+	"[--trusted DIR] "                                                                         \
 	"[--json]"
 
 json_t *cli_stats_json(const struct live_stats *st)
@@ -73,10 +74,15 @@ static int apply_all(const struct opatch *p, struct fleet_opts *fo, bool json)
 int cmd_apply(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"all", no_argument, NULL, 'a'},	       {"dry-run", no_argument, NULL, 'n'},
-	    {"jobs", required_argument, NULL, 'J'},    {"timeout", required_argument, NULL, 't'},
-	    {"trusted", required_argument, NULL, 'T'}, {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},	       {0},
+	    {"all", no_argument, NULL, 'a'},
+	    {"dry-run", no_argument, NULL, 'n'},
+	    {"jobs", required_argument, NULL, 'J'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"trusted", required_argument, NULL, 'T'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"scan-memory", no_argument, NULL, 'S'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	struct fleet_opts fo = {.live.timeout_s = 5};
 	struct opatch p;
@@ -107,6 +113,9 @@ int cmd_apply(int argc, char **argv)
 			break;
 		case 'j':
 			json = true;
+			break;
+		case 'S':
+			fo.live.scan_memory = true;
 			break;
 		default:
 			return status; /* --help, or a bad option: usage printed */

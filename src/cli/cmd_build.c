@@ -169,8 +169,14 @@ static int join_analysis(void *ctx, char **text)
 	waitpid(job->pid, &status, 0);
 	opus_cleanup_forget_child(job->pid);
 	job->joined = true;
-	if (!buf || len < 3)
-		return opus_err(-EIO, "the analysis process failed");
+	if (!buf || len < 3) {
+		free(buf);
+		if (WIFSIGNALED(status))
+			return opus_err(-EIO, "the analysis process was killed by signal %d",
+					WTERMSIG(status));
+		return opus_err(-EIO, "the analysis process failed (exit status %d)",
+				WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	}
 	report = buf + strlen(buf) + 1;
 	if (!strcmp(buf, "fail") && job->force) {
 		/* Forced: build without findings, and say so in the patch. */

@@ -7,8 +7,8 @@
 #include <stdio.h>
 
 #define USAGE                                                                                      \
-	"opus revert PID [PATCH-ID] [--timeout SEC] [--json]\n"                                    \
-	"       opus revert --all PATCH-ID [--jobs N] [--timeout SEC] [--json]"
+	"opus revert PID [PATCH-ID] [--timeout SEC] [--scan-memory] [--json]\n"                    \
+	"       opus revert --all PATCH-ID [--jobs N] [--timeout SEC] [--scan-memory] [--json]"
 
 static int revert_one(pid_t pid, const char *want, const struct live_opts *lo, bool json)
 {
@@ -51,9 +51,13 @@ static int revert_all(const char *id, struct fleet_opts *fo, bool json)
 int cmd_revert(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"all", no_argument, NULL, 'a'},	       {"jobs", required_argument, NULL, 'J'},
-	    {"timeout", required_argument, NULL, 't'}, {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},	       {0},
+	    {"all", no_argument, NULL, 'a'},
+	    {"jobs", required_argument, NULL, 'J'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"scan-memory", no_argument, NULL, 'S'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	struct fleet_opts fo = {.live.timeout_s = 5};
 	bool json = false, all = false;
@@ -75,6 +79,9 @@ int cmd_revert(int argc, char **argv)
 			break;
 		case 'j':
 			json = true;
+			break;
+		case 'S':
+			fo.live.scan_memory = true;
 			break;
 		default:
 			return status; /* --help, or a bad option: usage printed */

@@ -56,16 +56,21 @@ struct txn {
 	uint64_t t0;
 };
 
-/* Does the process switch stacks (ucontext coroutines)? Then its suspended
- * stacks, on no thread's unwind, are scanned for during every stop. */
-static bool uses_coroutines(const struct resolver *res)
+/* Can the process switch stacks? Coroutines built on ucontext switch with
+ * swapcontext or setcontext, those built on setjmp with longjmp; either
+ * way their suspended stacks must be scanned. A switcher written in
+ * assembly imports neither: --scan-memory asks for the scan. */
+static bool switches_stacks(const struct resolver *res)
 {
-	static const char *const switchers[] = {"makecontext", "swapcontext", "setcontext"};
+	static const char *const switchers[] = {
+	    "makecontext", "swapcontext", "setcontext",	   "longjmp",
+	    "_longjmp",	   "siglongjmp",  "__longjmp_chk",
+	};
 
 	return resolver_imports(res, switchers, sizeof(switchers) / sizeof(switchers[0]));
 }
 
-static int txn_open(struct txn *t, pid_t pid, double timeout_s, struct live_stats *st)
+static int txn_open(struct txn *t, pid_t pid, const struct live_opts *o, struct live_stats *st)
 {
 	int ret;
 
@@ -78,7 +83,7 @@ static int txn_open(struct txn *t, pid_t pid, double timeout_s, struct live_stat
 	t->t0 = opus_now_ns();
 	threads_init(&t->ts, pid);
 	/* The lock first: another opus tracing the process is no debugger. */
-	if ((ret = target_lock(pid, timeout_s, &t->lock)) || (ret = proc_check_patchable(pid)))
+	if ((ret = target_lock(pid, o->timeout_s, &t->lock)) || (ret = proc_check_patchable(pid)))
 		return ret;
 	t->mem_fd = mem_open(pid);
 	if (t->mem_fd < 0)
@@ -87,7 +92,7 @@ static int txn_open(struct txn *t, pid_t pid, double timeout_s, struct live_stat
 	    (ret = registry_read(pid, t->mem_fd, &t->maps, &t->lock, &t->reg)) ||
 	    (ret = resolver_init(&t->res, pid, t->mem_fd, &t->maps)))
 		return ret;
-	t->coroutines = uses_coroutines(&t->res);
+	t->coroutines = o->scan_memory || switches_stacks(&t->res);
 	return inject_find_gadgets(t->mem_fd, &t->maps, &t->gadgets);
 }
 
@@ -577,7 +582,11 @@ static int stop_and_commit(struct txn *t, const struct live_opts *o, int (*commi
 	uint64_t deadline = opus_now_ns() + (uint64_t)(o->timeout_s * 1e9), t1 = opus_now_ns();
 	struct live_stats *st = t->st;
 	struct unwinder *u = NULL;
-	int ret = unwind_open(t->pid, t->mem_fd, &u);
+	struct range_set rs;
+	int ret = range_set_init(&rs, t->ranges, t->nranges);
+
+	if (!ret)
+		ret = unwind_open(t->pid, t->mem_fd, &u);
 
 	st->cfi_ns = opus_now_ns() - t1;
 	while (!ret) {
@@ -591,9 +600,9 @@ static int stop_and_commit(struct txn *t, const struct live_opts *o, int (*commi
 			ret = opus_fault("stopping every thread");
 		stopped = opus_now_ns();
 		if (!ret)
-			ret = unwind_check(u, &t->ts, t->ranges, t->nranges);
+			ret = unwind_check(u, &t->ts, &rs);
 		if (!ret && t->coroutines)
-			ret = unwind_scan_suspended(u, &t->ts, t->ranges, t->nranges);
+			ret = scan_suspended(t->pid, t->mem_fd, &t->ts, &rs);
 		checked = opus_now_ns();
 		if (!ret) {
 			ret = commit(t);
@@ -619,6 +628,7 @@ static int stop_and_commit(struct txn *t, const struct live_opts *o, int (*commi
 		opus_err_wrap(ret, "gave up after %.1f s (%u attempts)", o->timeout_s,
 			      t->st->attempts);
 	unwind_close(u);
+	range_set_free(&rs);
 	return ret;
 }
 
@@ -819,7 +829,7 @@ int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, str
 	struct txn t;
 	uint64_t *sym_addr = calloc(p->nsyms + 1, sizeof(*sym_addr));
 	size_t *sym_lib = calloc(p->nsyms + 1, sizeof(*sym_lib));
-	int ret = txn_open(&t, pid, o->timeout_s, st);
+	int ret = txn_open(&t, pid, o, st);
 
 	if (!ret && (!sym_addr || !sym_lib))
 		ret = -ENOMEM;
@@ -946,7 +956,7 @@ int live_revert(pid_t pid, const char *id, const struct live_opts *o, struct liv
 {
 	struct live_recovery rec;
 	struct txn t;
-	int ret = txn_open(&t, pid, o->timeout_s, st);
+	int ret = txn_open(&t, pid, o, st);
 
 	/* Reverting an apply that was cut short is taking it out. */
 	if (!ret && t.reg.n && (ret = recover_newest(&t, o, &rec)) == 1) {
@@ -1115,7 +1125,7 @@ int live_recover(pid_t pid, const struct live_opts *o, struct live_recovery *rec
 {
 	struct live_stats st;
 	struct txn t;
-	int ret = txn_open(&t, pid, o->timeout_s, &st);
+	int ret = txn_open(&t, pid, o, &st);
 
 	memset(rec, 0, sizeof(*rec));
 	if (!ret)

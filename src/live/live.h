@@ -4,6 +4,7 @@
 #ifndef OPUS_LIVE_LIVE_H
 #define OPUS_LIVE_LIVE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -12,6 +13,7 @@
 
 struct live_opts {
 	double timeout_s; /* how long to retry while a function is busy */
+	bool scan_memory; /* scan for suspended stacks whatever the imports say */
 };
 
 /* Where the time went, from a monotonic clock. The phases before the stop

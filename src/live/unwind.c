@@ -2,10 +2,6 @@
 #include "mem.h"
 #include "proc.h"
 #include "util/err.h"
-#include "registry.h"
-#include <sys/user.h>
-#include <sys/ptrace.h>
-#include <inttypes.h>
 #include "util/file.h"
 
 #include <elfutils/libdwfl.h>
@@ -87,8 +83,7 @@ static void note_busy(struct busy *b, const char *name, pid_t tid)
 }
 
 struct walk {
-	const struct addr_range *ranges;
-	size_t nranges;
+	const struct range_set *rs;
 	struct busy *busy;
 	pid_t tid;
 	const struct addr_range *hit; /* the innermost hit */
@@ -96,14 +91,6 @@ struct walk {
 	Dwarf_Word sp;	      /* stack pointer of the last frame reached */
 	Dwarf_Word scan_from; /* stack pointer of the first frame in unknown code */
 };
-
-static const struct addr_range *find_range(const struct walk *w, uint64_t pc)
-{
-	for (size_t i = 0; i < w->nranges; i++)
-		if (pc >= w->ranges[i].lo && pc < w->ranges[i].hi)
-			return &w->ranges[i];
-	return NULL;
-}
 
 static bool has_elf(Dwfl_Module *mod)
 {
@@ -131,7 +118,7 @@ static int on_frame(Dwfl_Frame *frame, void *arg)
 	    !has_elf(dwfl_addrmodule(dwfl_thread_dwfl(dwfl_frame_thread(frame)), pc)))
 		w->scan_from = w->sp;
 	/* Every hit, not just the first: the caller names them all. */
-	if ((r = find_range(w, pc))) {
+	if ((r = range_set_find(w->rs, pc))) {
 		note_busy(w->busy, r->name, w->tid);
 		if (!w->hit)
 			w->hit = r;
@@ -139,30 +126,12 @@ static int on_frame(Dwfl_Frame *frame, void *arg)
 	return ++w->depth < MAX_FRAMES ? DWARF_CB_OK : DWARF_CB_ABORT;
 }
 
-/* Does the code before ret look like a call instruction? */
-static bool after_call(int mem_fd, uint64_t ret)
-{
-	uint8_t b[7];
-
-	if (ret < sizeof(b) || mem_read(mem_fd, ret - sizeof(b), b, sizeof(b)))
-		return false;
-	if (b[2] == 0xe8) /* call rel32 */
-		return true;
-	/* call *r/m: ff /2, 2 to 7 bytes long */
-	for (int len = 2; len <= 7; len++) {
-		uint8_t op = b[7 - len], modrm = b[8 - len];
-
-		if (op == 0xff && ((modrm >> 3) & 7) == 2)
-			return true;
-	}
-	return false;
-}
-
 /* Where DWARF unwinding stops early (code without CFI, such as an earlier
  * patch), look at the rest of the stack conservatively: any word that is a
  * return address into a guarded range counts as a frame there. */
 static const struct addr_range *scan_stack(const struct unwinder *u, struct walk *w)
 {
+	const struct addr_range *r;
 	struct proc_maps maps;
 	uint64_t *buf, end = 0;
 	size_t len;
@@ -184,14 +153,10 @@ static const struct addr_range *scan_stack(const struct unwinder *u, struct walk
 		free(buf);
 		return NULL;
 	}
-	for (size_t i = 0; i < len / 8; i++) {
-		const struct addr_range *r = find_range(w, buf[i] - 1);
-
-		if (r && after_call(u->mem_fd, buf[i])) {
-			note_busy(w->busy, r->name, w->tid);
-			if (!w->hit)
-				w->hit = r;
-		}
+	for (size_t i = 0; (r = scan_words(u->mem_fd, w->rs, buf, len / 8, &i)); i++) {
+		note_busy(w->busy, r->name, w->tid);
+		if (!w->hit)
+			w->hit = r;
 	}
 	free(buf);
 	return w->hit;
@@ -211,15 +176,13 @@ static int report_busy(pid_t pid, const struct busy *b)
 			more);
 }
 
-int unwind_check(struct unwinder *u, const struct threads *ts, const struct addr_range *ranges,
-		 size_t nranges)
+int unwind_check(struct unwinder *u, const struct threads *ts, const struct range_set *rs)
 {
 	struct busy busy = {0};
 	int ret = 0;
 
 	for (size_t i = 0; i < ts->n && !ret; i++) {
-		struct walk w = {
-		    .ranges = ranges, .nranges = nranges, .busy = &busy, .tid = ts->v[i].tid};
+		struct walk w = {.rs = rs, .busy = &busy, .tid = ts->v[i].tid};
 		int r = dwfl_getthread_frames(u->dwfl, ts->v[i].tid, on_frame, &w);
 
 		/* A thread that died under us (the process was killed) leaves
@@ -242,81 +205,5 @@ int unwind_check(struct unwinder *u, const struct threads *ts, const struct addr
 	if (!ret && busy.n)
 		ret = report_busy(u->pid, &busy);
 	free(busy.names);
-	return ret;
-}
-
-/* Where thread t's stack pointer is. */
-static uint64_t thread_sp(const struct thread *t)
-{
-	struct user_regs_struct regs;
-
-	return ptrace(PTRACE_GETREGS, t->tid, NULL, &regs) < 0 ? 0 : regs.rsp;
-}
-
-/* Mappings a suspended stack may live in: private, writable, not opus's
- * own patch memory and not the kernel's pages. */
-static bool may_hold_a_stack(const struct proc_map *m)
-{
-	return m->perms[1] == 'w' && m->perms[3] == 'p' &&
-	       strncmp(m->path, REGISTRY_PATH_PREFIX, strlen(REGISTRY_PATH_PREFIX)) &&
-	       strcmp(m->path, "[vvar]") && strcmp(m->path, "[vsyscall]");
-}
-
-/* Scan [lo, hi) a megabyte at a time; the first hit goes to *hit. */
-static int scan_region(const struct unwinder *u, struct walk *w, uint64_t lo, uint64_t hi,
-		       uint64_t *hit)
-{
-	static const size_t chunk = 1u << 20;
-	uint64_t *buf = malloc(chunk);
-
-	if (!buf)
-		return -ENOMEM;
-	for (uint64_t at = lo & ~7ull; at < hi && !*hit; at += chunk) {
-		size_t len = hi - at < chunk ? (size_t)(hi - at) & ~(size_t)7 : chunk;
-
-		if (mem_read(u->mem_fd, at, buf, len))
-			continue; /* a hole (guard page): nothing there */
-		for (size_t i = 0; i < len / 8 && !*hit; i++) {
-			const struct addr_range *r = find_range(w, buf[i] - 1);
-
-			if (r && after_call(u->mem_fd, buf[i])) {
-				w->hit = r;
-				*hit = at + i * 8;
-			}
-		}
-	}
-	free(buf);
-	return 0;
-}
-
-int unwind_scan_suspended(struct unwinder *u, const struct threads *ts,
-			  const struct addr_range *ranges, size_t nranges)
-{
-	struct walk w = {.ranges = ranges, .nranges = nranges};
-	struct proc_maps maps;
-	uint64_t hit = 0;
-	int ret = proc_maps_read(u->pid, &maps);
-
-	for (size_t i = 0; !ret && !hit && i < maps.n; i++) {
-		const struct proc_map *m = &maps.v[i];
-		uint64_t lo = m->start;
-
-		if (!may_hold_a_stack(m))
-			continue;
-		/* A thread's own stack: below its stack pointer is dead. */
-		for (size_t k = 0; k < ts->n; k++) {
-			uint64_t sp = thread_sp(&ts->v[k]);
-
-			if (sp >= m->start && sp < m->end && sp > lo)
-				lo = sp;
-		}
-		ret = scan_region(u, &w, lo, m->end, &hit);
-	}
-	proc_maps_free(&maps);
-	if (!ret && hit)
-		ret = opus_err(-EBUSY,
-			       "process %d: a stack no thread is running (a suspended coroutine?) "
-			       "holds a return address into %s, at 0x%" PRIx64,
-			       (int)u->pid, w.hit->name, hit);
 	return ret;
 }

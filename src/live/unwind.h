@@ -8,11 +8,7 @@
 #include <sys/types.h>
 
 #include "ptrace.h"
-
-struct addr_range {
-	uint64_t lo, hi;
-	const char *name;
-};
+#include "scan.h"
 
 struct unwinder;
 
@@ -21,17 +17,8 @@ struct unwinder;
 int unwind_open(pid_t pid, int mem_fd, struct unwinder **out);
 void unwind_close(struct unwinder *u);
 
-/* 0 if no stopped thread has a frame in ranges; -EBUSY with the thread and
+/* 0 if no stopped thread has a frame in rs; -EBUSY with the thread and
  * function named otherwise. */
-int unwind_check(struct unwinder *u, const struct threads *ts, const struct addr_range *ranges,
-		 size_t nranges);
-
-/* Suspended stacks (coroutines: makecontext/swapcontext, or hand-made
- * switchers) are on no thread's unwind. A conservative scan of the
- * process's writable memory (the live part of each thread's stack too) for
- * a word that is a return address into ranges, and follows a call
- * instruction. 0, or -EBUSY naming the function and where the word is. */
-int unwind_scan_suspended(struct unwinder *u, const struct threads *ts,
-			  const struct addr_range *ranges, size_t nranges);
+int unwind_check(struct unwinder *u, const struct threads *ts, const struct range_set *rs);
 
 #endif

@@ -1,29 +1,39 @@
 # A coroutine's stack, suspended inside a function, is on no thread's
 # unwind: replacing that function would crash the program when the
 # coroutine resumes. opus finds the suspended stack and refuses, naming
-# the function; once the coroutine is gone, the patch goes in.
+# the function; once the coroutine is gone, the patch goes in. Stacks
+# switched by ucontext or by longjmp are found from what the process
+# imports; a switcher written in assembly imports nothing, and
+# --scan-memory asks for the scan.
 C=$TARGETS/coro
 
-test_a_suspended_coroutine_keeps_its_function() {
-	build_target coro "$WORK" -O2 -g -fPIE -pie
+# coroutine_keeps_its_function FLAGS [SCAN]: coro built with FLAGS; SCAN
+# is passed to apply and revert.
+coroutine_keeps_its_function() {
+	local flags=$1 scan=${2:-}
+	# shellcheck disable=SC2086
+	build_target coro "$WORK" -O2 -g -fPIE -pie $flags
 	start "$WORK/src/coro"
 	"$OPUS" build --source "$WORK/src" --diff "$C/step-3.diff" --binary "$WORK/src/coro" \
 		-o "$WORK/step.opatch" >/dev/null
 	assert_eq 3 "$(req RESUME)" "the coroutine runs"
+	# shellcheck disable=SC2086
 	expect_fail "replacing step while a coroutine is suspended in it" \
-		"$OPUS" apply --timeout 1 "$PID" "$WORK/step.opatch"
+		"$OPUS" apply --timeout 1 $scan "$PID" "$WORK/step.opatch"
 	assert_contains "suspended coroutine" "$ERR" "the reason"
 	assert_contains "into step" "$ERR" "the function named"
 	assert_eq 0 "$(opus_mappings "$PID")" "nothing left mapped"
 	assert_eq 7 "$(req RESUME)" "the coroutine resumes, old code"
 	assert_eq finished "$(req FINISH)" "the coroutine leaves step"
-	"$OPUS" apply "$PID" "$WORK/step.opatch" >/dev/null
+	# shellcheck disable=SC2086
+	"$OPUS" apply $scan "$PID" "$WORK/step.opatch" >/dev/null
 	# A new coroutine now suspends in the new step: the patch's code is
 	# on its stack, and reverting would unmap it.
 	assert_eq restarted "$(req RESTART)" "a new coroutine"
 	assert_eq 5 "$(req RESUME)" "the new step runs (2 * 1 + 3)"
+	# shellcheck disable=SC2086
 	expect_fail "reverting while a coroutine is suspended in the new code" \
-		"$OPUS" revert --timeout 1 "$PID"
+		"$OPUS" revert --timeout 1 $scan "$PID"
 	assert_contains "suspended coroutine" "$ERR" "the reason"
 	assert_eq 1 "$(opus_patches_mapped "$PID")" "the patch stays"
 	assert_eq 13 "$(req RESUME)" "the coroutine resumes, new code"
@@ -31,4 +41,16 @@ test_a_suspended_coroutine_keeps_its_function() {
 	"$OPUS" revert "$PID" >/dev/null
 	assert_eq hello "$(req HELLO)" "serving"
 	assert_running "$PID"
+}
+
+test_a_suspended_coroutine_keeps_its_function() {
+	coroutine_keeps_its_function ""
+}
+
+test_a_coroutine_switched_by_longjmp_keeps_its_function() {
+	coroutine_keeps_its_function -DCORO_SETJMP
+}
+
+test_a_coroutine_switched_by_hand_keeps_its_function_with_scan_memory() {
+	coroutine_keeps_its_function -DCORO_ASM --scan-memory
 }

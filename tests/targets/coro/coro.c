@@ -1,10 +1,14 @@
-/* A server with a coroutine (ucontext): its stack, mapped apart, is
- * suspended inside step() between requests, where no thread's unwind can
- * see it. RESUME runs it on to its next suspension and answers the value it
- * made; FINISH lets it leave step() for good (and clears its stack);
- * RESTART starts a new one (on the code step has then); HELLO. */
+/* A server with a coroutine: its stack, mapped apart, is suspended inside
+ * step() between requests, where no thread's unwind can see it. RESUME
+ * runs it on to its next suspension and answers the value it made; FINISH
+ * lets it leave step() for good (and clears its stack); RESTART starts a
+ * new one (on the code step has then); HELLO.
+ * The stacks switch as the program is built: with ucontext (the default),
+ * with setjmp and longjmp (-DCORO_SETJMP), or with a switcher written in
+ * assembly that imports nothing (-DCORO_ASM). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -14,15 +18,104 @@
 
 #define STACK_SIZE (256 * 1024)
 
-static ucontext_t main_ctx, coro_ctx;
 static char *coro_stack;
 static volatile int value, finish, finished;
+static void coroutine(void);
+
+#if defined(CORO_SETJMP)
+static jmp_buf main_env, coro_env;
+
+#define suspend()                                                                                  \
+	do {                                                                                       \
+		if (!setjmp(coro_env))                                                             \
+			longjmp(main_env, 1);                                                      \
+	} while (0)
+static void resume(void)
+{
+	if (!setjmp(main_env))
+		longjmp(coro_env, 1);
+}
+static void forget(void)
+{
+	memset(&coro_env, 0, sizeof(coro_env));
+}
+static void body(void)
+{
+	coroutine();
+	longjmp(main_env, 1);
+}
+static void start(void)
+{
+	if (!setjmp(main_env))
+		__asm__ volatile("mov %0, %%rsp\n\tcall *%1" ::"r"(coro_stack + STACK_SIZE),
+				 "r"(body));
+}
+#elif defined(CORO_ASM)
+static void *main_sp, *coro_sp;
+
+/* Saves the callee-saved registers on this stack and its pointer in
+ * *save, then takes them back from the stack at to. */
+void switch_stack(void **save, void *to);
+__asm__(".text\n"
+	"switch_stack:\n"
+	"\tpush %rbp\n\tpush %rbx\n\tpush %r12\n\tpush %r13\n\tpush %r14\n\tpush %r15\n"
+	"\tmov %rsp, (%rdi)\n\tmov %rsi, %rsp\n"
+	"\tpop %r15\n\tpop %r14\n\tpop %r13\n\tpop %r12\n\tpop %rbx\n\tpop %rbp\n"
+	"\tret\n");
+
+#define suspend() switch_stack(&coro_sp, main_sp)
+static void resume(void)
+{
+	switch_stack(&main_sp, coro_sp);
+}
+static void forget(void)
+{
+	coro_sp = NULL;
+}
+static void body(void)
+{
+	coroutine();
+	switch_stack(&coro_sp, main_sp);
+}
+/* Six registers and a return into body on the new stack, which body
+ * enters as a call would (the stack 8 off a 16-byte boundary). */
+static void start(void)
+{
+	void **top = (void **)(coro_stack + STACK_SIZE) - 1;
+
+	*--top = (void *)body;
+	for (int i = 0; i < 6; i++)
+		*--top = NULL;
+	switch_stack(&main_sp, top);
+}
+#else
+static ucontext_t main_ctx, coro_ctx;
+
+#define suspend() swapcontext(&coro_ctx, &main_ctx)
+static void resume(void)
+{
+	swapcontext(&main_ctx, &coro_ctx);
+}
+static void forget(void)
+{
+	memset(&coro_ctx, 0, sizeof(coro_ctx));
+}
+static void start(void)
+{
+	getcontext(&coro_ctx);
+	coro_ctx.uc_stack.ss_sp = coro_stack;
+	coro_ctx.uc_stack.ss_size = STACK_SIZE;
+	coro_ctx.uc_link = &main_ctx;
+	makecontext(&coro_ctx, coroutine, 0);
+	swapcontext(&main_ctx, &coro_ctx);
+}
+#endif
 
 __attribute__((noinline)) int step(int n)
 {
 	int before = n * 2;
 
-	swapcontext(&coro_ctx, &main_ctx); /* suspended here, inside step */
+	suspend(); /* suspended here, inside step */
 	return before + 1;
 }
 
@@ -41,26 +134,21 @@ static void coroutine(void)
 static void start_coroutine(void)
 {
 	finish = finished = 0;
-	getcontext(&coro_ctx);
-	coro_ctx.uc_stack.ss_sp = coro_stack;
-	coro_ctx.uc_stack.ss_size = STACK_SIZE;
-	coro_ctx.uc_link = &main_ctx;
-	makecontext(&coro_ctx, coroutine, 0);
-	swapcontext(&main_ctx, &coro_ctx);
+	start();
 }
 
 static void answer(const char *line, char *out, size_t len)
 {
 	if (!strcmp(line, "RESUME") && !finished) {
-		swapcontext(&main_ctx, &coro_ctx);
+		resume();
 		snprintf(out, len, "%d", value);
 	} else if (!strcmp(line, "FINISH") && !finished) {
 		finish = 1;
-		swapcontext(&main_ctx, &coro_ctx);
+		resume();
 		/* Nothing of it left: its stack, and its saved context (whose
 		 * instruction pointer was inside step). */
 		memset(coro_stack, 0, STACK_SIZE);
-		memset(&coro_ctx, 0, sizeof(coro_ctx));
+		forget();
 		snprintf(out, len, "finished");
 	} else if (!strcmp(line, "RESTART") && finished) {
 		start_coroutine();

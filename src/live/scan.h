@@ -1,0 +1,42 @@
+/* Conservative scans for return addresses into guarded code: the words of
+ * a stack that DWARF could not unwind, and every page of writable memory
+ * where a suspended coroutine's stack may be. A word counts when it points
+ * into a guarded range just after a call instruction. */
+#ifndef OPUS_LIVE_SCAN_H
+#define OPUS_LIVE_SCAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ptrace.h"
+
+struct addr_range {
+	uint64_t lo, hi;
+	const char *name;
+};
+
+/* The ranges sorted by start, for a lookup in O(log n) per word: memory
+ * scans test every word of hundreds of megabytes against them. */
+struct range_set {
+	const struct addr_range **v;
+	uint64_t *max_hi; /* the largest end among v[0..i] (ranges may nest) */
+	size_t n;
+	uint64_t lo, hi; /* the hull: most words fall outside it at once */
+};
+
+int range_set_init(struct range_set *rs, const struct addr_range *ranges, size_t n);
+void range_set_free(struct range_set *rs);
+const struct addr_range *range_set_find(const struct range_set *rs, uint64_t addr);
+
+/* The range words[i] returns into, for the first i >= *i that is a return
+ * address (set *i to it), or NULL. */
+const struct addr_range *scan_words(int mem_fd, const struct range_set *rs, const uint64_t *words,
+				    size_t n, size_t *i);
+
+/* Every private writable page the stopped process has (the live part of
+ * each thread's stack included), skipping pages never touched: 0, or
+ * -EBUSY naming the function and where the word is. */
+int scan_suspended(pid_t pid, int mem_fd, const struct threads *ts, const struct range_set *rs);
+
+#endif
