@@ -129,6 +129,10 @@ bash "$ROOT/bench/fleet.sh" "$RESULTS"
 bash "$ROOT/bench/build-scale.sh" "$OPUS" "$OUT"
 put ".build.scale = $(cat "$OUT/build-scale.json")"
 
+# 8. The scan for suspended stacks: pause against touched memory.
+bash "$ROOT/bench/scan-memory.sh" "$OPUS" "$OUT"
+put ".scan_memory = $(cat "$OUT/scan-memory.json")"
+
 put ".build.target_ms = {funcs_1: ${build_ms[1]}, funcs_10: ${build_ms[10]}, funcs_100: ${build_ms[100]}, funcs_1000: ${build_ms[1000]}} |
      .machine = {cpus: $(nproc), kernel: \"$(uname -r)\", date: \"$(date -u +%F)\"}"
 bash "$ROOT/bench/plot.sh" "$RESULTS" "$OUT"

@@ -49,7 +49,9 @@ if [ ! -e "$seeds/.done" ]; then
 		kill "$pid"
 	)
 	rm -rf "$work"
-	cp "$ROOT"/tests/targets/*/*.diff "$seeds/diff/"
+	for f in "$ROOT"/tests/targets/*/*.diff; do # names repeat across targets
+		cp "$f" "$seeds/diff/$(basename "$(dirname "$f")")-$(basename "$f")"
+	done
 	for d in "$ROOT"/tests/analyze/*/; do cp "$d/fix.diff" "$seeds/diff/$(basename "$d").diff"; done
 	for p in 1 $$ $(pgrep -n sshd || true); do
 		cp "/proc/$p/maps" "$seeds/maps/pid$p" 2>/dev/null || true
