@@ -21,6 +21,8 @@ check: deps
 	$(MAKE) format-check
 	$(MAKE) all
 	$(MAKE) $(ASAN_BUILD)/build.ninja && ninja -C $(ASAN_BUILD)
+	meson test -C build --print-errorlogs
+	meson test -C $(ASAN_BUILD) --print-errorlogs
 	bash tests/run.sh
 	$(MAKE) fuzz
 	$(MAKE) check-real
