@@ -187,9 +187,13 @@ static enum CXChildVisitResult find_exit(CXCursor c, CXCursor parent, CXClientDa
 	    (k == CXCursor_BreakStmt && w->depth == 0))
 		w->exits = true;
 	else if (k == CXCursor_ForStmt || k == CXCursor_WhileStmt || k == CXCursor_DoStmt ||
-		 k == CXCursor_SwitchStmt)
+		 k == CXCursor_SwitchStmt) {
+		/* A break in there leaves that statement, not ours. */
 		w->exits = loop_exits(c, w->depth + 1);
-	return w->exits ? CXChildVisit_Break : CXChildVisit_Continue;
+		return w->exits ? CXChildVisit_Break : CXChildVisit_Continue;
+	}
+	/* Into blocks and ifs: an exit is rarely the body's own statement. */
+	return w->exits ? CXChildVisit_Break : CXChildVisit_Recurse;
 }
 
 static bool loop_exits(CXCursor c, int depth)
