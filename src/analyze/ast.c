@@ -314,13 +314,17 @@ static int add_var(struct ast_unit *u, CXCursor c, const char *file, int line, c
 	v->usr = ast_string(clang_getCursorUSR(c));
 	v->name = ast_string(clang_getCursorSpelling(c));
 	/* A static local's USR holds its offset in the file: key it by
-	 * function and name instead, so moved lines are no change. */
+	 * function, name and how many of that name the function declared
+	 * before (blocks may each have one), so moved lines are no change. */
 	if (func && v->usr && v->name) {
-		size_t n = strlen(func) + strlen(v->name) + 16;
+		size_t n = strlen(func) + strlen(v->name) + 32, nth = 0;
 		char *key = malloc(n);
 
+		for (size_t i = 0; i + 1 < u->nvars; i++)
+			nth += u->vars[i].func && u->vars[i].name &&
+			       !strcmp(u->vars[i].func, func) && !strcmp(u->vars[i].name, v->name);
 		if (key)
-			snprintf(key, n, "static:%s@%s", func, v->name);
+			snprintf(key, n, "static:%s@%s#%zu", func, v->name, nth);
 		free(v->usr);
 		v->usr = key;
 	}
