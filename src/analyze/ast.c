@@ -253,6 +253,25 @@ static int collect_stmts(struct ast_unit *u, struct ast_func *f, CXCursor c)
 
 static char *type_layout(CXCursor c);
 
+/* What an array holds or a pointer points to, through every level. */
+static CXType element_type(CXType t)
+{
+	for (;;) {
+		switch (t.kind) {
+		case CXType_ConstantArray:
+		case CXType_IncompleteArray:
+		case CXType_VariableArray:
+			t = clang_getCanonicalType(clang_getArrayElementType(t));
+			break;
+		case CXType_Pointer:
+			t = clang_getCanonicalType(clang_getPointeeType(t));
+			break;
+		default:
+			return t;
+		}
+	}
+}
+
 /* The canonical spelling of a type. An unnamed struct or union is spelled
  * with its file and line ("(unnamed at f.c:40:5)"): those would differ
  * between the two trees, so it is described by its members instead. */
@@ -260,14 +279,17 @@ static char *canonical_type(CXType t)
 {
 	CXType canon = clang_getCanonicalType(t);
 	char *s = ast_string(clang_getTypeSpelling(canon)), *at, *end, *members, *out;
-	CXCursor decl = clang_getTypeDeclaration(canon);
+	CXCursor decl = clang_getTypeDeclaration(element_type(canon));
 	size_t n;
 
 	at = s ? strstr(s, " at ") : NULL;
 	end = at ? strchr(at, ')') : NULL;
-	if (!end || clang_Cursor_isNull(decl) || !clang_Cursor_isAnonymous(decl))
+	if (!end)
 		return s;
-	members = type_layout(decl);
+	/* An array of them, a pointer to one: the record's members stand in
+	 * for its place; anything else unnamed loses the place alone. */
+	members =
+	    !clang_Cursor_isNull(decl) && clang_Cursor_isAnonymous(decl) ? type_layout(decl) : NULL;
 	n = strlen(s) + strlen(members ? members : "") + 8;
 	out = malloc(n);
 	if (out)

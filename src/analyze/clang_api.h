@@ -26,7 +26,9 @@
 	X(disposeTranslationUnit)                                                                  \
 	X(formatDiagnostic)                                                                        \
 	X(getCString)                                                                              \
+	X(getArrayElementType)                                                                     \
 	X(getCanonicalType)                                                                        \
+	X(getPointeeType)                                                                          \
 	X(getCursorExtent)                                                                         \
 	X(getCursorKind)                                                                           \
 	X(getCursorLocation)                                                                       \
@@ -90,7 +92,9 @@ int opus_clang_load(void);
 #define clang_disposeTranslationUnit	     opus_clang.disposeTranslationUnit
 #define clang_formatDiagnostic		     opus_clang.formatDiagnostic
 #define clang_getCString		     opus_clang.getCString
+#define clang_getArrayElementType	     opus_clang.getArrayElementType
 #define clang_getCanonicalType		     opus_clang.getCanonicalType
+#define clang_getPointeeType		     opus_clang.getPointeeType
 #define clang_getCursorExtent		     opus_clang.getCursorExtent
 #define clang_getCursorKind		     opus_clang.getCursorKind
 #define clang_getCursorLocation		     opus_clang.getCursorLocation
