@@ -38,7 +38,7 @@ struct txn {
 	struct target_lock lock; /* one opus at a time; the journal of memfds begun */
 	bool memfd_closed;	 /* the target holds no descriptor of ours */
 	struct resolver res;	 /* names in the process, as its dynamic linker sees them */
-	bool coroutines;	 /* it switches stacks: suspended ones are scanned for */
+	enum scan_scope scan;	 /* where suspended stacks are looked for */
 	int mem_fd;
 	int memfd; /* opus's own handle on the target's memfd */
 	struct proc_maps maps;
@@ -92,7 +92,9 @@ static int txn_open(struct txn *t, pid_t pid, const struct live_opts *o, struct 
 	    (ret = registry_read(pid, t->mem_fd, &t->maps, &t->lock, &t->reg)) ||
 	    (ret = resolver_init(&t->res, pid, t->mem_fd, &t->maps)))
 		return ret;
-	t->coroutines = o->scan_memory || switches_stacks(&t->res);
+	t->scan = o->scan_memory	     ? SCAN_ALL
+		  : switches_stacks(&t->res) ? SCAN_BESIDE_THREADS
+					     : SCAN_NONE;
 	return inject_find_gadgets(t->mem_fd, &t->maps, &t->gadgets);
 }
 
@@ -459,6 +461,12 @@ static int add_site(struct txn *t, uint64_t at, uint64_t to)
 	if (rel != rel32)
 		return opus_err(-ERANGE, "jump from 0x%" PRIx64 " to 0x%" PRIx64 " is out of reach",
 				at, to);
+	/* Two names of one function (an alias, or code the compiler folded)
+	 * take one jump: the first one's new code, the same as the other's. A
+	 * second jump there would read as a record half written. */
+	for (size_t i = 0; i < t->entry.nsites; i++)
+		if (t->entry.sites[i].addr == at)
+			return 0;
 	if ((ret = mem_read(t->mem_fd, at, s.saved, JUMP_SIZE)))
 		return ret;
 	s.jump[0] = 0xe9;
@@ -601,8 +609,8 @@ static int stop_and_commit(struct txn *t, const struct live_opts *o, int (*commi
 		stopped = opus_now_ns();
 		if (!ret)
 			ret = unwind_check(u, &t->ts, &rs);
-		if (!ret && t->coroutines)
-			ret = scan_suspended(t->pid, t->mem_fd, &t->ts, &rs);
+		if (!ret && t->scan != SCAN_NONE)
+			ret = scan_suspended(t->pid, t->mem_fd, &t->ts, &rs, t->scan);
 		checked = opus_now_ns();
 		if (!ret) {
 			ret = commit(t);

@@ -98,18 +98,38 @@ static bool after_call(int mem_fd, uint64_t ret)
 	return false;
 }
 
+/* glibc's PTR_MANGLE undone: what setjmp stored of a program counter. */
+static uint64_t demangle(uint64_t w, uint64_t guard)
+{
+	return ((w >> 0x11) | (w << (64 - 0x11))) ^ guard;
+}
+
+/* w is a return address into rs: the call before it is in a range, and
+ * not its last instruction (the call of a function that never returns:
+ * nothing resumes there, and it is where the next function starts, whose
+ * address a program's tables hold; nginx's do). */
+static const struct addr_range *returns_into(int mem_fd, const struct range_set *rs, uint64_t w)
+{
+	const struct addr_range *r = range_set_find(rs, w - 1);
+
+	return r && w != r->hi && after_call(mem_fd, w) ? r : NULL;
+}
+
 const struct addr_range *scan_words(int mem_fd, const struct range_set *rs, const uint64_t *words,
-				    size_t n, size_t *i)
+				    size_t n, const uint64_t *guard, size_t *i)
 {
 	uint64_t lo = rs->lo, span = rs->hi - rs->lo;
 
 	for (size_t k = *i; k < n; k++) {
-		const struct addr_range *r;
+		const struct addr_range *r = NULL;
+		uint64_t d = guard ? demangle(words[k], *guard) : 0;
 
-		/* The hull test inline: nearly every word fails it. */
-		if (words[k] - 1 - lo >= span)
-			continue;
-		if ((r = range_set_find(rs, words[k] - 1)) && after_call(mem_fd, words[k])) {
+		/* The hull tests inline: nearly every word fails them. */
+		if (words[k] - 1 - lo < span)
+			r = returns_into(mem_fd, rs, words[k]);
+		if (!r && guard && d - 1 - lo < span)
+			r = returns_into(mem_fd, rs, d);
+		if (r) {
 			*i = k;
 			return r;
 		}
@@ -130,6 +150,7 @@ static bool may_hold_a_stack(const struct proc_map *m)
 struct scan {
 	int mem_fd, pagemap_fd; /* pagemap -1: every page is read */
 	const struct range_set *rs;
+	const uint64_t *guard; /* the pointer guard, when it could be read */
 	uint64_t *buf;
 	const struct addr_range *hit;
 	uint64_t hit_at;
@@ -160,7 +181,7 @@ static void scan_chunk(struct scan *s, uint64_t at, size_t npages)
 		while (p + run < npages && touched[p + run])
 			run++;
 		if (run && !mem_read(s->mem_fd, at + p * PAGE, s->buf, run * PAGE) &&
-		    (s->hit = scan_words(s->mem_fd, s->rs, s->buf, run * PAGE / 8, &i)))
+		    (s->hit = scan_words(s->mem_fd, s->rs, s->buf, run * PAGE / 8, s->guard, &i)))
 			s->hit_at = at + p * PAGE + i * 8;
 		p += run ? run : 1;
 	}
@@ -174,15 +195,31 @@ static uint64_t thread_sp(const struct thread *t)
 	return ptrace(PTRACE_GETREGS, t->tid, NULL, &regs) < 0 ? 0 : regs.rsp;
 }
 
-/* Where the live part of m starts: below a thread's stack pointer is
- * dead. */
-static uint64_t live_start(const struct proc_map *m, const struct threads *ts)
+/* glibc keeps the pointer guard in the thread control block, at
+ * %fs:0x30 (tcbhead_t.pointer_guard), the same in every thread. setjmp
+ * stores the program counter mangled with it: a coroutine suspended by
+ * setjmp and longjmp resumes where its jmp_buf says, and nowhere else. */
+static int pointer_guard(int mem_fd, const struct threads *ts, uint64_t *guard)
+{
+	struct user_regs_struct regs;
+
+	if (!ts->n || ptrace(PTRACE_GETREGS, ts->v[0].tid, NULL, &regs) < 0 || !regs.fs_base)
+		return -ENOENT;
+	return mem_read(mem_fd, regs.fs_base + 0x30, guard, sizeof(*guard));
+}
+
+/* Where the part of m in scope starts: below a thread's stack pointer is
+ * dead, and above it only SCAN_ALL looks (m->end: nothing to scan). */
+static uint64_t live_start(const struct proc_map *m, const struct threads *ts,
+			   enum scan_scope scope)
 {
 	uint64_t lo = m->start;
 
 	for (size_t k = 0; k < ts->n; k++) {
 		uint64_t sp = (thread_sp(&ts->v[k]) + 7) & ~7ull;
 
+		if (sp >= m->start && sp < m->end && scope != SCAN_ALL)
+			return m->end;
 		if (sp >= m->start && sp < m->end && sp > lo)
 			lo = sp;
 	}
@@ -201,7 +238,7 @@ static int scan_mapping(struct scan *s, pid_t pid, const struct proc_map *m, uin
 		size_t len = PAGE - lo % PAGE, i = 0;
 
 		if (!mem_read(s->mem_fd, lo, s->buf, len) &&
-		    (s->hit = scan_words(s->mem_fd, s->rs, s->buf, len / 8, &i)))
+		    (s->hit = scan_words(s->mem_fd, s->rs, s->buf, len / 8, s->guard, &i)))
 			s->hit_at = lo + i * 8;
 		lo += len;
 	}
@@ -213,10 +250,12 @@ static int scan_mapping(struct scan *s, pid_t pid, const struct proc_map *m, uin
 	return 0;
 }
 
-int scan_suspended(pid_t pid, int mem_fd, const struct threads *ts, const struct range_set *rs)
+int scan_suspended(pid_t pid, int mem_fd, const struct threads *ts, const struct range_set *rs,
+		   enum scan_scope scope)
 {
 	char path[64];
 	struct scan s = {.mem_fd = mem_fd, .rs = rs, .buf = malloc(CHUNK_PAGES * PAGE)};
+	uint64_t guard;
 	struct proc_maps maps;
 	int ret = s.buf ? proc_maps_read(pid, &maps) : -ENOMEM;
 
@@ -224,11 +263,13 @@ int scan_suspended(pid_t pid, int mem_fd, const struct threads *ts, const struct
 		free(s.buf);
 		return ret;
 	}
+	if (!pointer_guard(mem_fd, ts, &guard))
+		s.guard = &guard;
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
 	s.pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
 	for (size_t i = 0; !ret && !s.hit && i < maps.n; i++)
 		if (may_hold_a_stack(&maps.v[i]))
-			ret = scan_mapping(&s, pid, &maps.v[i], live_start(&maps.v[i], ts));
+			ret = scan_mapping(&s, pid, &maps.v[i], live_start(&maps.v[i], ts, scope));
 	proc_maps_free(&maps);
 	if (s.pagemap_fd >= 0)
 		close(s.pagemap_fd);

@@ -5,6 +5,7 @@
 #ifndef OPUS_LIVE_SCAN_H
 #define OPUS_LIVE_SCAN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -30,13 +31,21 @@ void range_set_free(struct range_set *rs);
 const struct addr_range *range_set_find(const struct range_set *rs, uint64_t addr);
 
 /* The range words[i] returns into, for the first i >= *i that is a return
- * address (set *i to it), or NULL. */
+ * address (set *i to it), or NULL. With guard (glibc's pointer guard), a
+ * program counter that setjmp saved counts too. */
 const struct addr_range *scan_words(int mem_fd, const struct range_set *rs, const uint64_t *words,
-				    size_t n, size_t *i);
+				    size_t n, const uint64_t *guard, size_t *i);
 
-/* Every private writable page the stopped process has (the live part of
- * each thread's stack included), skipping pages never touched: 0, or
- * -EBUSY naming the function and where the word is. */
-int scan_suspended(pid_t pid, int mem_fd, const struct threads *ts, const struct range_set *rs);
+/* Where suspended stacks are looked for: nowhere; in every private
+ * writable mapping but the threads' own stacks (whose live frames DWARF
+ * unwound, and whose unused slots keep stale return addresses: nginx's
+ * master had one of a function main had called); or there too, from each
+ * stack pointer up (a coroutine stack may be a local array of a frame). */
+enum scan_scope { SCAN_NONE, SCAN_BESIDE_THREADS, SCAN_ALL };
+
+/* Every page of the stopped process in scope, skipping pages never
+ * touched: 0, or -EBUSY naming the function and where the word is. */
+int scan_suspended(pid_t pid, int mem_fd, const struct threads *ts, const struct range_set *rs,
+		   enum scan_scope scope);
 
 #endif

@@ -153,7 +153,7 @@ static const struct addr_range *scan_stack(const struct unwinder *u, struct walk
 		free(buf);
 		return NULL;
 	}
-	for (size_t i = 0; (r = scan_words(u->mem_fd, w->rs, buf, len / 8, &i)); i++) {
+	for (size_t i = 0; (r = scan_words(u->mem_fd, w->rs, buf, len / 8, NULL, &i)); i++) {
 		note_busy(w->busy, r->name, w->tid);
 		if (!w->hit)
 			w->hit = r;

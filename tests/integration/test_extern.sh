@@ -14,6 +14,8 @@ reference_log() {
 	assert_eq DENIED "$(req 'AUTH admin x')" "reference program"
 	for _ in $(seq 50); do grep -q '^denied' "$START_OUT" && break; sleep 0.05; done
 	grep '^denied\|^stdout denied' "$START_OUT"
+	# Run in $(...): stop_all never hears of this process.
+	kill -9 "$PID"
 }
 
 # extern_data_cycle REPLACED FLAGS...: REPLACED is the one function the
