@@ -343,6 +343,62 @@ static int assemble_far(struct build *b, const bool *far, struct build_notes *no
 	return ret;
 }
 
+/* The patch function replacing name (or name.localalias, gcc's local name
+ * for the same global function) at addr, or NULL. */
+static const struct opatch_func *replacement(const struct opatch *p, const char *name,
+					     uint64_t addr)
+{
+	size_t len = strlen(name);
+
+	if (len > 11 && !strcmp(name + len - 11, ".localalias"))
+		len -= 11;
+	for (size_t i = 0; i < p->nfuncs; i++)
+		if (p->funcs[i].old_addr == addr && !strncmp(name, p->funcs[i].name, len) &&
+		    (!p->funcs[i].name[len] || !strcmp(p->funcs[i].name + len, ".localalias")))
+			return &p->funcs[i];
+	return NULL;
+}
+
+/* Both replacements are one piece of new code. */
+static bool same_new_code(const struct opatch *p, const struct opatch_func *x,
+			  const struct opatch_func *y)
+{
+	const struct opatch_sym *a = &p->syms[x->new_sym], *b = &p->syms[y->new_sym];
+
+	return a->section == b->section && a->value == b->value;
+}
+
+/* Names of one function in the binary (aliases, or identical code that the
+ * compiler or the linker folded) share the one jump written there: each
+ * must be replaced, and by the same new code. */
+static int check_folded(const struct build *b)
+{
+	const struct opatch *p = &b->patch;
+
+	for (size_t i = 0; i < p->nfuncs; i++) {
+		const struct opatch_func *f = &p->funcs[i];
+		size_t first, n = opus_symtab_funcs_starting(&b->bin_syms, f->old_addr, &first);
+
+		for (size_t k = 0; n > 1 && k < n; k++) {
+			const struct opus_sym *g =
+			    &b->bin_syms.syms[b->bin_syms.funcs_by_addr[first + k]];
+			const struct opatch_func *r = replacement(p, g->name, g->value);
+
+			if (!r || !same_new_code(p, f, r))
+				return opus_err(
+				    -ENOTSUP,
+				    "%s and %s are one function in %s (their identical code was "
+				    "folded): %s, and one jump there would run the new code of %s "
+				    "for both",
+				    f->name, g->name, b->opts->binary,
+				    r ? "the patch gives them different code"
+				      : "the patch replaces only the first",
+				    f->name);
+		}
+	}
+	return 0;
+}
+
 static int assemble_all(struct build *b, struct build_notes *notes)
 {
 	bool *far = calloc(b->ws.nunits + 1, sizeof(*far)), any_far = false;
@@ -369,6 +425,8 @@ static int assemble_all(struct build *b, struct build_notes *notes)
 	if (!ret && any_far)
 		ret = assemble_far(b, far, notes);
 	free(far);
+	if (!ret)
+		ret = check_folded(b);
 	if (!ret && !b->patch.nfuncs && b->opts->replace_all)
 		ret = opus_err(-ENODATA, "no function of the units is in %s", b->opts->binary);
 	else if (!ret && !b->patch.nfuncs)

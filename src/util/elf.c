@@ -265,6 +265,24 @@ size_t opus_symtab_named(const struct opus_symtab *t, const char *name, size_t *
 	return end - lo;
 }
 
+size_t opus_symtab_funcs_starting(const struct opus_symtab *t, uint64_t addr, size_t *first)
+{
+	size_t lo = 0, hi = t->nfuncs, n = 0;
+
+	while (lo < hi) { /* the first function starting at or above addr */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (t->syms[t->funcs_by_addr[mid]].value < addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*first = lo;
+	while (lo + n < t->nfuncs && t->syms[t->funcs_by_addr[lo + n]].value == addr)
+		n++;
+	return n;
+}
+
 const struct opus_sym *opus_symtab_func_at(const struct opus_symtab *t, uint64_t addr)
 {
 	size_t lo = 0, hi = t->nfuncs, best = SIZE_MAX;

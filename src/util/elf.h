@@ -66,6 +66,10 @@ bool opus_sym_name_eq(const char *symname, const char *name);
  * table order: t->syms[t->by_name[*first + k]] for k below the count
  * returned. */
 size_t opus_symtab_named(const struct opus_symtab *t, const char *name, size_t *first);
+/* The defined functions starting at addr (names of one function: aliases,
+ * or code the compiler folded): t->syms[t->funcs_by_addr[*first + k]] for
+ * k below the count returned. */
+size_t opus_symtab_funcs_starting(const struct opus_symtab *t, uint64_t addr, size_t *first);
 /* The first defined function, in table order, that covers addr (a
  * zero-sized one covers its own address), or NULL. */
 const struct opus_sym *opus_symtab_func_at(const struct opus_symtab *t, uint64_t addr);

@@ -138,3 +138,43 @@ test_build_shows_progress() {
 	assert_eq "$(sed 's/[0-9.]* ms//' "$WORK/quiet.out")" "$(sed 's/[0-9.]* ms//' "$WORK/loud.out")" \
 		"stdout unchanged"
 }
+
+# Two functions whose identical code the linker folded (gold --icf) are one
+# address and one jump: a fix to one of them alone, or to both differently,
+# would run its new code for the other. Refused, naming both. An alias in
+# the source (one piece of code under two names) builds, both replaced.
+test_folded_functions_are_replaced_together_or_refused() {
+	mkdir -p "$WORK/src" "$WORK/b"
+	cat >"$WORK/src/f.c" <<'C'
+__attribute__((noinline)) int twice(int x) { return x * 2 + 1; }
+__attribute__((noinline)) int dbl(int x) { return x * 2 + 1; }
+int main(int argc, char **argv) { (void)argv; return twice(argc) + dbl(argc); }
+C
+	local flags=(-O2 -g -ffunction-sections)
+	(cd "$WORK/src" && gcc "${flags[@]}" -c f.c -o f.o && gcc -fuse-ld=gold -Wl,--icf=all f.o -o f)
+	printf '[{"directory": "%s", "file": "f.c", "arguments": ["gcc", "-O2", "-g", "-ffunction-sections", "-c", "f.c", "-o", "f.o"]}]\n' \
+		"$WORK/src" >"$WORK/src/compile_commands.json"
+	[ "$(nm "$WORK/src/f" | awk '$3 == "twice" || $3 == "dbl" {print $1}' | sort -u | wc -l)" = 1 ] ||
+		fail "gold did not fold twice and dbl"
+	# fix_diff SED: the diff of f.c edited by SED.
+	fix_diff() {
+		sed "$1" "$WORK/src/f.c" >"$WORK/b/f.c"
+		(cd "$WORK" && diff -u src/f.c b/f.c | sed -e '1s#.*#--- a/f.c#' -e '2s#.*#+++ b/f.c#') || true
+	}
+	fix_diff 's/int twice(int x) { return x \* 2 + 1; }/int twice(int x) { return x * 2 + 3; }/' >"$WORK/one.diff"
+	expect_fail "a fix to one of them" "$OPUS" build --source "$WORK/src" --diff "$WORK/one.diff" \
+		--binary "$WORK/src/f" -o "$WORK/one.opatch"
+	assert_contains "twice and dbl are one function" "$ERR" "the refusal names both"
+	assert_contains "replaces only the first" "$ERR" "and says why"
+	[ ! -e "$WORK/one.opatch" ] || fail "a patch was written"
+	fix_diff 's/x \* 2 + 1; }$/x * 2 + 3; }/; s/int dbl(int x) { return x \* 2 + 3; }/int dbl(int x) { return x * 2 + 5; }/' >"$WORK/two.diff"
+	expect_fail "different fixes to both" "$OPUS" build --source "$WORK/src" --diff "$WORK/two.diff" \
+		--binary "$WORK/src/f" -o "$WORK/two.opatch"
+	assert_contains "the patch gives them different code" "$ERR" "different new code refused"
+	echo 'int also(int x) __attribute__((alias("twice")));' >>"$WORK/src/f.c"
+	(cd "$WORK/src" && gcc "${flags[@]}" -c f.c -o f.o && gcc f.o -o f)
+	fix_diff 's/int twice(int x) { return x \* 2 + 1; }/int twice(int x) { return x * 2 + 3; }/' >"$WORK/alias.diff"
+	"$OPUS" build --source "$WORK/src" --diff "$WORK/alias.diff" --binary "$WORK/src/f" \
+		-o "$WORK/alias.opatch" >"$WORK/alias.out"
+	assert_contains "replaced also" "$(cat "$WORK/alias.out")" "the alias goes with it"
+}
