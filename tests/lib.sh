@@ -261,13 +261,19 @@ opus_patches_mapped() {
 	grep -o '/memfd:opus-livepatch:[^ ]*' "/proc/$1/maps" | sort -u | wc -l
 }
 
-# ticks PID: the target's ticker counter, to check blocked threads still run.
-ticks_advance() {
+# counter_advances REQUEST SECONDS WHAT: the number the target answers to
+# REQUEST grows within SECONDS, or WHAT stopped.
+counter_advances() {
 	local a b
-	a=$(req TICKS)
-	sleep 0.2
-	b=$(req TICKS)
-	[ "$b" -gt "$a" ] || fail "ticker thread stopped advancing ($a -> $b)"
+	a=$(req "$1")
+	sleep "$2"
+	b=$(req "$1")
+	[ "$b" -gt "$a" ] || fail "$3 stopped advancing ($a -> $b)"
+}
+
+# ticks_advance: the target's ticker counter, to check blocked threads still run.
+ticks_advance() {
+	counter_advances TICKS 0.2 "ticker thread"
 }
 
 # expect_fail "what" CMD...: the command must fail; its stderr is in ERR.

@@ -1,5 +1,6 @@
 #include "inject.h"
 #include "mem.h"
+#include "proc.h"
 #include "seccomp.h"
 #include "util/err.h"
 #include "util/fault.h"
@@ -113,23 +114,6 @@ int inject_find_gadgets(int mem_fd, const struct proc_maps *maps, struct inject_
 	return 0;
 }
 
-/* The thread's blocked signals, as /proc shows them. */
-static int blocked_signals(pid_t tid, uint64_t *mask)
-{
-	char path[64], line[256];
-	FILE *f;
-	int ret = -ENOENT;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
-	if (!(f = fopen(path, "re")))
-		return -errno;
-	while (ret && fgets(line, sizeof(line), f))
-		if (sscanf(line, "SigBlk: %" SCNx64, mask) == 1)
-			ret = 0;
-	fclose(f);
-	return ret;
-}
-
 /* The FPU, SSE and AVX state as XSAVE would store it, with the software
  * bytes and trailing magic a signal frame carries; or, where the kernel
  * gives no XSAVE area, the legacy FXSAVE one. Returns its size. */
@@ -197,7 +181,7 @@ static int write_frame(struct injector *in, const struct user_regs_struct *saved
 	uint64_t mask, fp, frame;
 	bool xstate = false;
 	int size = fpu ? fpu_state(in->t->tid, fpu, XSTATE_MAX, &xstate) : -ENOMEM;
-	int ret = size < 0 ? size : blocked_signals(in->t->tid, &mask);
+	int ret = size < 0 ? size : proc_status_u64(in->t->tid, "SigBlk", 16, &mask);
 
 	if (ret) {
 		free(fpu);

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,22 +77,23 @@ static int start_time(pid_t pid, unsigned long long *start)
 	return ret;
 }
 
+static pthread_once_t swept = PTHREAD_ONCE_INIT;
+
 /* The lock files of processes that are gone: a killed opus leaves its
  * journal for the next one, and none comes once the process has exited (or
  * its pid belongs to another process now). Taken out once per opus, each
  * under its lock, so that no file anyone holds goes. */
-static void sweep_dead(const char *dir)
+static void sweep_dead(void)
 {
-	static bool swept;
+	const char *dir = target_lock_dir();
 	unsigned long long start, now;
 	char path[PATH_MAX];
 	struct dirent *d;
 	DIR *dp;
 	int pid, fd;
 
-	if (swept || !(dp = opendir(dir)))
+	if (!(dp = opendir(dir)))
 		return;
-	swept = true;
 	while ((d = readdir(dp))) {
 		if (sscanf(d->d_name, "%d-%llu.lock", &pid, &start) != 2 || pid <= 0)
 			continue;
@@ -212,7 +214,8 @@ int target_lock(pid_t pid, double timeout_s, struct target_lock *l)
 		return opus_err(-ESRCH, "process %d: no such process", (int)pid);
 	if ((ret = lock_dir_ready(dir)))
 		return ret;
-	sweep_dead(dir);
+	/* Once per opus, whichever of apply --all's workers comes first. */
+	pthread_once(&swept, sweep_dead);
 	snprintf(l->path, sizeof(l->path), "%s/%d-%llu.lock", dir, (int)pid, start);
 	while ((ret = lock_file(l, deadline)) == -EAGAIN)
 		;

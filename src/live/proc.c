@@ -279,21 +279,31 @@ int proc_check_alive(pid_t pid)
 	return proc_view(pid, &view);
 }
 
+int proc_status_u64(pid_t pid, const char *key, int base, uint64_t *out)
+{
+	char path[64], *text, *line;
+	size_t len, klen = strlen(key);
+	int ret;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if ((ret = opus_read_file(path, &text, &len)))
+		return ret;
+	ret = -ENODATA;
+	for (line = text; line && ret; line = strchr(line, '\n'), line = line ? line + 1 : NULL)
+		if (!strncmp(line, key, klen) && line[klen] == ':') {
+			*out = strtoull(line + klen + 1, NULL, base);
+			ret = 0;
+		}
+	free(text);
+	return ret;
+}
+
 /* The TracerPid of /proc/PID/status, 0 if none or unreadable. */
 static pid_t tracer_of(pid_t pid)
 {
-	char path[64], *text, *field;
-	size_t len;
-	pid_t tracer = 0;
+	uint64_t tracer;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if (opus_read_file(path, &text, &len))
-		return 0;
-	field = strstr(text, "\nTracerPid:");
-	if (field)
-		tracer = (pid_t)atoi(field + strlen("\nTracerPid:"));
-	free(text);
-	return tracer;
+	return proc_status_u64(pid, "TracerPid", 10, &tracer) ? 0 : (pid_t)tracer;
 }
 
 int proc_check_patchable(pid_t pid)

@@ -61,6 +61,9 @@ int proc_view(pid_t pid, pid_t *view);
 pid_t proc_view_id(pid_t pid);
 /* Fails with a clear message if pid does not exist or no thread of it lives. */
 int proc_check_alive(pid_t pid);
+/* The number after "key:" in /proc/PID/status, read in base (16 for the
+ * signal masks); -ENODATA when the kernel shows no such line. */
+int proc_status_u64(pid_t pid, const char *key, int base, uint64_t *out);
 /* A thread (any tid) that exited: gone from /proc, or a zombie. */
 bool proc_thread_dead(pid_t tid);
 /* Alive, not stopped, not traced by another debugger; else a clear error. */

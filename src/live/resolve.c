@@ -417,13 +417,12 @@ size_t resolver_find_lib(const struct resolver *r, const char *name, uint64_t bi
 bool resolver_imports(const struct resolver *r, const char *const *names, size_t n)
 {
 	for (size_t i = 0; i < r->n; i++)
-		for (size_t k = 0; k < r->libs[i].dyn.count; k++) {
-			const struct opus_sym *s = &r->libs[i].dyn.syms[k];
+		for (size_t j = 0; j < n; j++) {
+			const struct opus_symtab *t = &r->libs[i].dyn;
+			size_t first, count = opus_symtab_named(t, names[j], &first);
 
-			if (s->shndx != SHN_UNDEF)
-				continue;
-			for (size_t j = 0; j < n; j++)
-				if (opus_sym_name_eq(s->name, names[j]))
+			for (size_t k = 0; k < count; k++)
+				if (t->syms[t->by_name[first + k]].shndx == SHN_UNDEF)
 					return true;
 		}
 	return false;

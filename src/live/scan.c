@@ -187,12 +187,17 @@ static void scan_chunk(struct scan *s, uint64_t at, size_t npages)
 	}
 }
 
-/* Where thread t's stack pointer is. */
-static uint64_t thread_sp(const struct thread *t)
+/* Each thread's stack pointer (0 if unreadable), read once: every mapping
+ * is compared with all of them, inside the stop. */
+static uint64_t *stack_pointers(const struct threads *ts)
 {
+	uint64_t *sp = calloc(ts->n + 1, sizeof(*sp));
 	struct user_regs_struct regs;
 
-	return ptrace(PTRACE_GETREGS, t->tid, NULL, &regs) < 0 ? 0 : regs.rsp;
+	for (size_t k = 0; sp && k < ts->n; k++)
+		if (ptrace(PTRACE_GETREGS, ts->v[k].tid, NULL, &regs) == 0)
+			sp[k] = (regs.rsp + 7) & ~7ull;
+	return sp;
 }
 
 /* glibc keeps the pointer guard in the thread control block, at
@@ -210,18 +215,16 @@ static int pointer_guard(int mem_fd, const struct threads *ts, uint64_t *guard)
 
 /* Where the part of m in scope starts: below a thread's stack pointer is
  * dead, and above it only SCAN_ALL looks (m->end: nothing to scan). */
-static uint64_t live_start(const struct proc_map *m, const struct threads *ts,
+static uint64_t live_start(const struct proc_map *m, const uint64_t *sp, size_t n,
 			   enum scan_scope scope)
 {
 	uint64_t lo = m->start;
 
-	for (size_t k = 0; k < ts->n; k++) {
-		uint64_t sp = (thread_sp(&ts->v[k]) + 7) & ~7ull;
-
-		if (sp >= m->start && sp < m->end && scope != SCAN_ALL)
+	for (size_t k = 0; k < n; k++) {
+		if (sp[k] >= m->start && sp[k] < m->end && scope != SCAN_ALL)
 			return m->end;
-		if (sp >= m->start && sp < m->end && sp > lo)
-			lo = sp;
+		if (sp[k] >= m->start && sp[k] < m->end && sp[k] > lo)
+			lo = sp[k];
 	}
 	return lo;
 }
@@ -255,12 +258,13 @@ int scan_suspended(pid_t pid, int mem_fd, const struct threads *ts, const struct
 {
 	char path[64];
 	struct scan s = {.mem_fd = mem_fd, .rs = rs, .buf = malloc(CHUNK_PAGES * PAGE)};
-	uint64_t guard;
+	uint64_t guard, *sp = stack_pointers(ts);
 	struct proc_maps maps;
-	int ret = s.buf ? proc_maps_read(pid, &maps) : -ENOMEM;
+	int ret = s.buf && sp ? proc_maps_read(pid, &maps) : -ENOMEM;
 
 	if (ret) {
 		free(s.buf);
+		free(sp);
 		return ret;
 	}
 	if (!pointer_guard(mem_fd, ts, &guard))
@@ -269,8 +273,10 @@ int scan_suspended(pid_t pid, int mem_fd, const struct threads *ts, const struct
 	s.pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
 	for (size_t i = 0; !ret && !s.hit && i < maps.n; i++)
 		if (may_hold_a_stack(&maps.v[i]))
-			ret = scan_mapping(&s, pid, &maps.v[i], live_start(&maps.v[i], ts, scope));
+			ret = scan_mapping(&s, pid, &maps.v[i],
+					   live_start(&maps.v[i], sp, ts->n, scope));
 	proc_maps_free(&maps);
+	free(sp);
 	if (s.pagemap_fd >= 0)
 		close(s.pagemap_fd);
 	free(s.buf);

@@ -1,4 +1,5 @@
 #include "seccomp.h"
+#include "proc.h"
 #include "util/err.h"
 
 #include <errno.h>
@@ -19,20 +20,13 @@
 
 static int read_mode(pid_t tid, int *mode)
 {
-	char path[64], line[256];
-	FILE *f;
-	int ret = -ENOENT;
+	uint64_t v = 0;
+	int ret = proc_status_u64(tid, "Seccomp", 10, &v);
 
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
-	if (!(f = fopen(path, "re")))
-		return -errno;
-	while (ret && fgets(line, sizeof(line), f))
-		if (sscanf(line, "Seccomp: %d", mode) == 1)
-			ret = 0;
-	fclose(f);
 	/* A kernel without seccomp shows no line: no filter either. */
-	if (ret == -ENOENT)
-		*mode = 0, ret = 0;
+	if (ret == -ENODATA)
+		ret = 0;
+	*mode = (int)v;
 	return ret;
 }
 

@@ -19,11 +19,7 @@ spinners_state() {
 
 # still_spinning: the spinning threads all run on.
 still_spinning() {
-	local a b
-	a=$(req COUNT)
-	sleep 0.1
-	b=$(req COUNT)
-	[ "$b" -gt "$a" ] || fail "the spinning threads stopped ($a -> $b)"
+	counter_advances COUNT 0.1 "the spinning threads"
 	assert_eq 100 "$(ls "/proc/$PID/task" | wc -l | awk '{print $1 - 1}')" "spinning threads"
 }
 
