@@ -103,8 +103,10 @@ test_one_opus_at_a_time() {
 	start_authsrv_with_fix
 	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/authsrv/slow-v2.diff" \
 		--binary "$WORK/src/authsrv" --id slow -o "$WORK/slow.opatch" >/dev/null
-	(req "SLEEP 3" >/dev/null) &
-	sleep 0.3 # slow_op is busy for 3 s: the apply below waits inside its lock
+	(req "SLEEP 6" >/dev/null) &
+	# slow_op is busy for 6 s, room for two sanitized opus runs on a loaded
+	# machine (3 s was not): the apply below waits inside its lock.
+	sleep 0.3
 	"$OPUS" apply --timeout 10 "$PID" "$WORK/slow.opatch" >"$WORK/a.out" 2>&1 &
 	local first=$!
 	sleep 0.5
