@@ -1,5 +1,5 @@
 /* libFuzzer harness: compile_commands.json. */
-#include "build/cdb.h"
+#include "source/cdb.h"
 
 #include <stdint.h>
 

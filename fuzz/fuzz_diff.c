@@ -1,5 +1,5 @@
 /* libFuzzer harness: the unified diff reader. */
-#include "build/diff.h"
+#include "source/diff.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * digest over the file with its 64 digits zeroed): the fuzzer then reaches
  * the section, symbol, relocation and record parsers behind it. */
 #include "patchfile/opatch.h"
-#include "patchfile/sign.h"
+#include "patchfile/trailer.h"
 #include "util/hex.h"
 #include "util/sha256.h"
 
@@ -31,16 +31,17 @@ static void reseal(uint8_t *buf, size_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct opsign_info info;
+	struct optrailer info;
 	struct opatch p;
 	uint8_t *buf = malloc(size ? size : 1);
 
 	if (!buf)
 		return 0;
 	memcpy(buf, data, size);
-	if (opsign_split("fuzz", buf, size, &info) == 0)
-		reseal(buf, info.body_len);
-	if (opatch_read_mem("fuzz", buf, size, &p) == 0)
+	if (optrailer_split("fuzz", buf, size, &info))
+		info.body_len = size;
+	reseal(buf, info.body_len);
+	if (opatch_read_mem("fuzz", buf, info.body_len, &p) == 0)
 		opatch_free(&p);
 	free(buf);
 	return 0;

@@ -1,17 +1,29 @@
 #!/usr/bin/env bash
 # Runs every integration test against build/opus, then again against the
 # AddressSanitizer + UndefinedBehaviorSanitizer build when it exists.
-# tests/run.sh PATTERN runs only the tests whose name matches the glob
-# (e.g. 'test_extern_*'); OPUS_TEST_PLAIN_ONLY=1 skips the sanitized run;
+# tests/run.sh NAME... runs only the tests whose name matches one of the
+# globs (e.g. test_same_patch_twice_is_refused 'test_extern_*');
+# OPUS_TEST_PLAIN_ONLY=1 skips the sanitized run;
 # OPUS_PLAIN=PATH tests another build of opus.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-PATTERN=${1:-}
+PATTERNS=("$@")
+[ $# -gt 0 ] || PATTERNS=('test_*')
 
 passed=0
 failed=0
 failures=()
+
+# Does the test name match one of the patterns?
+chosen() {
+	local p
+	for p in "${PATTERNS[@]}"; do
+		# shellcheck disable=SC2053
+		[[ $1 == $p ]] && return 0
+	done
+	return 1
+}
 
 run_suite() {
 	local opus=$1 label=$2 t name
@@ -19,8 +31,7 @@ run_suite() {
 		# Each file defines test_* functions; run each in its own subshell.
 		for name in $(bash -c "source tests/lib.sh; source '$t'; declare -F" |
 			awk '{print $3}' | grep '^test_'); do
-			# shellcheck disable=SC2053
-			[[ $name == ${PATTERN:-test_*} ]] || continue
+			chosen "$name" || continue
 			local work
 			work=$(mktemp -d /tmp/opus-test.XXXXXX)
 			if (

@@ -131,3 +131,25 @@ char *analysis_findings_text(const struct analysis *a)
 	}
 	return b.data ? b.data : strdup("");
 }
+
+/* One line a finding, grouped by function, then a verdict. */
+void analysis_print(const struct analysis *a, FILE *out)
+{
+	size_t counts[3] = {0};
+
+	for (size_t i = 0; i < a->nfuncs; i++)
+		fprintf(out, "%s %s (%s)\n", an_change_name(a->funcs[i].change), a->funcs[i].name,
+			a->funcs[i].file);
+	for (size_t i = 0; i < a->nfindings; i++) {
+		const struct an_finding *f = &a->findings[i];
+
+		if (!i || strcmp(f->function, a->findings[i - 1].function))
+			fprintf(out, "%s:\n", f->function[0] ? f->function : "(file scope)");
+		fprintf(out, "  %s:%d: %s: %s [%s]\n", f->file, f->line,
+			an_severity_name(f->severity), f->message, f->kind);
+		counts[f->severity]++;
+	}
+	fprintf(out, "%s: %zu error(s), %zu warning(s), %zu info\n",
+		counts[AN_ERROR] ? "unsafe to apply live" : "no errors", counts[AN_ERROR],
+		counts[AN_WARNING], counts[AN_INFO]);
+}

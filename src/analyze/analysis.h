@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 enum an_change { AN_MODIFIED, AN_ADDED, AN_REMOVED };
 enum an_severity { AN_INFO, AN_WARNING, AN_ERROR };
@@ -41,6 +42,9 @@ bool analysis_has_error(const struct analysis *a);
 void analysis_free(struct analysis *a);
 const char *an_change_name(enum an_change c);
 const char *an_severity_name(enum an_severity s);
+/* The report `opus analyze` prints, and `opus build` with it: each changed
+ * function, the findings grouped by function, then a verdict. */
+void analysis_print(const struct analysis *a, FILE *out);
 /* "file:line: severity: kind: message" lines, for the patch file's meta. */
 char *analysis_findings_text(const struct analysis *a);
 

@@ -1,7 +1,9 @@
 #include "cli.h"
+#include "options.h"
+#include "cli_fleet.h"
 #include "live/live.h"
 #include "patchfile/opatch.h"
-#include "patchfile/sign.h"
+#include "patchfile/trust.h"
 #include "util/clock.h"
 #include "util/err.h"
 
@@ -73,60 +75,32 @@ static int apply_all(const struct opatch *p, struct fleet_opts *fo, bool json)
 
 int cmd_apply(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"all", no_argument, NULL, 'a'},
-	    {"dry-run", no_argument, NULL, 'n'},
-	    {"jobs", required_argument, NULL, 'J'},
-	    {"timeout", required_argument, NULL, 't'},
-	    {"trusted", required_argument, NULL, 'T'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"scan-memory", no_argument, NULL, 'S'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
 	struct fleet_opts fo = {.live.timeout_s = 5};
 	struct opatch p;
 	uint64_t parse_start, parse_ns;
 	bool json = false, all = false;
 	const char *trusted = NULL;
 	pid_t pid = 0;
-	int c, ret, status;
+	int ret, status;
+	const struct cli_opt opts[] = {
+	    CLI_FLAG("all", 'a', &all),
+	    CLI_FLAG("dry-run", 'n', &fo.dry_run),
+	    CLI_JOBS(&fo.jobs),
+	    CLI_TIMEOUT(&fo.live.timeout_s),
+	    CLI_TRUSTED(&trusted),
+	    CLI_JSON(&json),
+	    CLI_FLAG("scan-memory", 'S', &fo.live.scan_memory),
+	    CLI_END,
+	};
 
-	while ((c = cli_next_opt(argc, argv, opts, USAGE, &status)) != -1) {
-		switch (c) {
-		case 'a':
-			all = true;
-			break;
-		case 'n':
-			fo.dry_run = true;
-			break;
-		case 'J':
-			if (cli_parse_count("--jobs", optarg, 1024, &fo.jobs))
-				return cli_fail("apply");
-			break;
-		case 't':
-			if (cli_parse_timeout(optarg, &fo.live.timeout_s))
-				return cli_fail("apply");
-			break;
-		case 'T':
-			trusted = optarg;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'S':
-			fo.live.scan_memory = true;
-			break;
-		default:
-			return status; /* --help, or a bad option: usage printed */
-		}
-	}
+	if (cli_parse(argc, argv, opts, "apply", USAGE, &status))
+		return status;
 	if (argc - optind != (all ? 1 : 2) || (fo.dry_run && !all))
 		return cli_usage(USAGE);
 	if (!all && cli_parse_pid(argv[optind], &pid))
 		return cli_fail("apply");
 	parse_start = opus_now_ns();
-	if (opatch_read_trusted(argv[argc - 1], trusted, &p))
+	if (optrust_read(argv[argc - 1], trusted, &p))
 		return cli_fail("apply");
 	parse_ns = opus_now_ns() - parse_start;
 	ret = all ? apply_all(&p, &fo, json) : apply_one(pid, &p, &fo.live, json, parse_ns);

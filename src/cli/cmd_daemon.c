@@ -1,5 +1,6 @@
 #include "cli.h"
-#include "live/daemon.h"
+#include "options.h"
+#include "fleet/daemon.h"
 #include "patchfile/store.h"
 #include "util/err.h"
 
@@ -61,42 +62,20 @@ static void handle(int sig, void (*fn)(int))
 
 int cmd_daemon(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"store", required_argument, NULL, 's'},	{"trusted", required_argument, NULL, 'T'},
-	    {"no-netlink", no_argument, NULL, 'P'},	{"poll-ms", required_argument, NULL, 'p'},
-	    {"sweep-ms", required_argument, NULL, 'w'}, {"timeout", required_argument, NULL, 't'},
-	    {"help", no_argument, NULL, 'h'},		{0},
-	};
 	struct daemon_opts o = {.poll_ms = 50, .sweep_ms = 5000, .live.timeout_s = 1};
-	int c, status;
+	int status;
+	const struct cli_opt opts[] = {
+	    CLI_STORE(&o.store),
+	    CLI_TRUSTED(&o.trusted),
+	    CLI_FLAG("no-netlink", 'P', &o.no_netlink),
+	    CLI_COUNT("poll-ms", 'p', &o.poll_ms, 60000),
+	    CLI_COUNT("sweep-ms", 'w', &o.sweep_ms, 3600000),
+	    CLI_TIMEOUT(&o.live.timeout_s),
+	    CLI_END,
+	};
 
-	while ((c = cli_next_opt(argc, argv, opts, USAGE, &status)) != -1) {
-		switch (c) {
-		case 's':
-			o.store = optarg;
-			break;
-		case 'T':
-			o.trusted = optarg;
-			break;
-		case 'P':
-			o.no_netlink = true;
-			break;
-		case 'p':
-			if (cli_parse_count("--poll-ms", optarg, 60000, &o.poll_ms))
-				return cli_fail("daemon");
-			break;
-		case 'w':
-			if (cli_parse_count("--sweep-ms", optarg, 3600000, &o.sweep_ms))
-				return cli_fail("daemon");
-			break;
-		case 't':
-			if (cli_parse_timeout(optarg, &o.live.timeout_s))
-				return cli_fail("daemon");
-			break;
-		default:
-			return status; /* --help, or a bad option: usage printed */
-		}
-	}
+	if (cli_parse(argc, argv, opts, "daemon", USAGE, &status))
+		return status;
 	if (argc != optind)
 		return cli_usage(USAGE);
 	o.store = opstore_dir(o.store);

@@ -1,6 +1,7 @@
 #include "cli.h"
+#include "options.h"
 #include "patchfile/opatch.h"
-#include "patchfile/sign.h"
+#include "patchfile/trust.h"
 #include "util/file.h"
 #include "util/err.h"
 #include "util/hex.h"
@@ -63,7 +64,7 @@ static void print_text(const struct opatch *p, const char *build_id)
 /* Who signed the file and whether this machine's trust policy accepts it. */
 static void describe_signature(const char *path, char *out, size_t size)
 {
-	struct opsign_info info;
+	struct optrailer info;
 	char *data;
 	size_t len;
 
@@ -71,40 +72,32 @@ static void describe_signature(const char *path, char *out, size_t size)
 		snprintf(out, size, "unreadable");
 		return;
 	}
-	if (opsign_split(path, data, len, &info))
+	if (optrailer_split(path, data, len, &info))
 		snprintf(out, size, "%s", opus_errmsg());
 	else if (!info.is_signed)
 		snprintf(out, size, "none");
-	else if (opsign_check(path, data, len, NULL, &info))
+	else if (optrust_check(path, data, &info, NULL))
 		snprintf(out, size, "key %s, NOT accepted: %s", info.key_id, opus_errmsg());
 	else
 		snprintf(out, size, "key %s (%s)", info.key_id,
-			 access(opsign_trusted_dir(NULL), F_OK) ? "no trusted keys configured here"
-								: "valid, trusted here");
+			 access(optrust_dir(NULL), F_OK) ? "no trusted keys configured here"
+							 : "valid, trusted here");
 	free(data);
 }
 
 int cmd_inspect(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
 	char build_id[2 * OPUS_BUILD_ID_MAX + 1], sig[1024];
 	struct opatch p;
 	bool json = false;
-	int c, status;
+	int status;
+	const struct cli_opt opts[] = {
+	    CLI_JSON(&json),
+	    CLI_END,
+	};
 
-	while ((c = cli_next_opt(argc, argv, opts, USAGE, &status)) != -1) {
-		switch (c) {
-		case 'j':
-			json = true;
-			break;
-		default:
-			return status; /* --help, or a bad option: usage printed */
-		}
-	}
+	if (cli_parse(argc, argv, opts, "inspect", USAGE, &status))
+		return status;
 	if (argc - optind != 1)
 		return cli_usage(USAGE);
 	if (opatch_read(argv[optind], &p))

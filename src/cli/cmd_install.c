@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "options.h"
 #include "patchfile/store.h"
 #include "util/err.h"
 #include "util/hex.h"
@@ -10,29 +11,18 @@
 
 int cmd_install(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"store", required_argument, NULL, 's'},
-	    {"trusted", required_argument, NULL, 'T'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
 	const char *store = NULL, *trusted = NULL;
 	char hex[2 * OPUS_BUILD_ID_MAX + 1];
 	struct opatch p;
-	int c, status;
+	int status;
+	const struct cli_opt opts[] = {
+	    CLI_STORE(&store),
+	    CLI_TRUSTED(&trusted),
+	    CLI_END,
+	};
 
-	while ((c = cli_next_opt(argc, argv, opts, USAGE, &status)) != -1) {
-		switch (c) {
-		case 's':
-			store = optarg;
-			break;
-		case 'T':
-			trusted = optarg;
-			break;
-		default:
-			return status; /* --help, or a bad option: usage printed */
-		}
-	}
+	if (cli_parse(argc, argv, opts, "install", USAGE, &status))
+		return status;
 	if (argc - optind != 1)
 		return cli_usage(USAGE);
 	store = opstore_dir(store);

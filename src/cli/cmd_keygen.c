@@ -1,5 +1,7 @@
 #include "cli.h"
+#include "options.h"
 #include "patchfile/sign.h"
+#include "patchfile/trust.h"
 #include "util/err.h"
 
 #include <stdio.h>
@@ -8,14 +10,13 @@
 
 int cmd_keygen(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
 	struct opsign_key k;
-	int c, status;
+	int status;
+	const struct cli_opt opts[] = {
+	    CLI_END,
+	};
 
-	while ((c = cli_next_opt(argc, argv, opts, USAGE, &status)) != -1)
+	if (cli_parse(argc, argv, opts, "keygen", USAGE, &status))
 		return status;
 	if (argc - optind != 1)
 		return cli_usage(USAGE);
@@ -23,7 +24,7 @@ int cmd_keygen(int argc, char **argv)
 		return cli_fail("keygen");
 	printf("key %s: secret key %s.key (keep it off the servers), public key %s.pub\n"
 	       "trust it on a server: install -m 644 %s.pub %s/\n",
-	       k.id, argv[optind], argv[optind], argv[optind], OPSIGN_DEFAULT_TRUSTED_DIR);
+	       k.id, argv[optind], argv[optind], argv[optind], OPTRUST_DEFAULT_DIR);
 	opsign_key_wipe(&k);
 	return 0;
 }

@@ -1,4 +1,6 @@
 #include "cli.h"
+#include "options.h"
+#include "fleet/fleet.h"
 #include "live/live.h"
 #include "patchfile/store.h"
 #include "util/hex.h"
@@ -158,33 +160,19 @@ static int list_installed(const char *store, bool json)
 
 int cmd_list(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"installed", no_argument, NULL, 'i'},
-	    {"store", required_argument, NULL, 's'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
 	const char *store = NULL;
 	bool json = false, installed = false;
 	pid_t pid;
-	int c, status;
+	int status;
+	const struct cli_opt opts[] = {
+	    CLI_FLAG("installed", 'i', &installed),
+	    CLI_STORE(&store),
+	    CLI_JSON(&json),
+	    CLI_END,
+	};
 
-	while ((c = cli_next_opt(argc, argv, opts, USAGE, &status)) != -1) {
-		switch (c) {
-		case 'i':
-			installed = true;
-			break;
-		case 's':
-			store = optarg;
-			break;
-		case 'j':
-			json = true;
-			break;
-		default:
-			return status; /* --help, or a bad option: usage printed */
-		}
-	}
+	if (cli_parse(argc, argv, opts, "list", USAGE, &status))
+		return status;
 	if (argc - optind > (installed ? 0 : 1))
 		return cli_usage(USAGE);
 	if (installed)

@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "options.h"
 #include "live/live.h"
 #include "util/err.h"
 
@@ -8,26 +9,17 @@
 
 int cmd_recover(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"timeout", required_argument, NULL, 't'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
 	struct live_opts lo = {.timeout_s = 5};
 	struct live_recovery rec;
 	pid_t pid;
-	int c, status;
+	int status;
+	const struct cli_opt opts[] = {
+	    CLI_TIMEOUT(&lo.timeout_s),
+	    CLI_END,
+	};
 
-	while ((c = cli_next_opt(argc, argv, opts, USAGE, &status)) != -1) {
-		switch (c) {
-		case 't':
-			if (cli_parse_timeout(optarg, &lo.timeout_s))
-				return cli_fail("recover");
-			break;
-		default:
-			return status; /* --help, or a bad option: usage printed */
-		}
-	}
+	if (cli_parse(argc, argv, opts, "recover", USAGE, &status))
+		return status;
 	if (argc - optind != 1)
 		return cli_usage(USAGE);
 	if (cli_parse_pid(argv[optind], &pid) || live_recover(pid, &lo, &rec))

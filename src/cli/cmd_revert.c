@@ -1,4 +1,6 @@
 #include "cli.h"
+#include "options.h"
+#include "cli_fleet.h"
 #include "live/live.h"
 #include "util/err.h"
 
@@ -50,43 +52,21 @@ static int revert_all(const char *id, struct fleet_opts *fo, bool json)
 
 int cmd_revert(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"all", no_argument, NULL, 'a'},
-	    {"jobs", required_argument, NULL, 'J'},
-	    {"timeout", required_argument, NULL, 't'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"scan-memory", no_argument, NULL, 'S'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
 	struct fleet_opts fo = {.live.timeout_s = 5};
 	bool json = false, all = false;
 	pid_t pid;
-	int c, args, status;
+	int args, status;
+	const struct cli_opt opts[] = {
+	    CLI_FLAG("all", 'a', &all),
+	    CLI_JOBS(&fo.jobs),
+	    CLI_TIMEOUT(&fo.live.timeout_s),
+	    CLI_JSON(&json),
+	    CLI_FLAG("scan-memory", 'S', &fo.live.scan_memory),
+	    CLI_END,
+	};
 
-	while ((c = cli_next_opt(argc, argv, opts, USAGE, &status)) != -1) {
-		switch (c) {
-		case 'a':
-			all = true;
-			break;
-		case 'J':
-			if (cli_parse_count("--jobs", optarg, 1024, &fo.jobs))
-				return cli_fail("revert");
-			break;
-		case 't':
-			if (cli_parse_timeout(optarg, &fo.live.timeout_s))
-				return cli_fail("revert");
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'S':
-			fo.live.scan_memory = true;
-			break;
-		default:
-			return status; /* --help, or a bad option: usage printed */
-		}
-	}
+	if (cli_parse(argc, argv, opts, "revert", USAGE, &status))
+		return status;
 	args = argc - optind;
 	if (all)
 		return args == 1 ? revert_all(argv[optind], &fo, json) : cli_usage(USAGE);

@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "options.h"
 #include "patchfile/sign.h"
 #include "util/err.h"
 
@@ -8,28 +9,17 @@
 
 int cmd_sign(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"key", required_argument, NULL, 'k'},
-	    {"output", required_argument, NULL, 'o'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
 	const char *key = NULL, *out = NULL;
 	struct opsign_key k;
-	int c, status, ret;
+	int status, ret;
+	const struct cli_opt opts[] = {
+	    CLI_STRING("key", 'k', &key),
+	    CLI_STRING("output", 'o', &out),
+	    CLI_END,
+	};
 
-	while ((c = cli_next_opt(argc, argv, opts, USAGE, &status)) != -1) {
-		switch (c) {
-		case 'k':
-			key = optarg;
-			break;
-		case 'o':
-			out = optarg;
-			break;
-		default:
-			return status; /* --help, or a bad option: usage printed */
-		}
-	}
+	if (cli_parse(argc, argv, opts, "sign", USAGE, &status))
+		return status;
 	if (argc - optind != 1 || !key)
 		return cli_usage(USAGE);
 	if (opsign_load_key(key, true, &k))

@@ -1,4 +1,6 @@
 #include "cli.h"
+#include "options.h"
+#include "cli_fleet.h"
 #include "patchfile/store.h"
 #include "util/err.h"
 
@@ -9,36 +11,21 @@
 
 int cmd_uninstall(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"revert", no_argument, NULL, 'r'},
-	    {"store", required_argument, NULL, 's'},
-	    {"timeout", required_argument, NULL, 't'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
 	struct fleet_opts fo = {.live.timeout_s = 5};
 	const char *store = NULL, *id;
 	struct fleet_summary s;
 	struct cli_fleet out;
 	bool revert = false;
-	int c, status;
+	int status;
+	const struct cli_opt opts[] = {
+	    CLI_FLAG("revert", 'r', &revert),
+	    CLI_STORE(&store),
+	    CLI_TIMEOUT(&fo.live.timeout_s),
+	    CLI_END,
+	};
 
-	while ((c = cli_next_opt(argc, argv, opts, USAGE, &status)) != -1) {
-		switch (c) {
-		case 'r':
-			revert = true;
-			break;
-		case 's':
-			store = optarg;
-			break;
-		case 't':
-			if (cli_parse_timeout(optarg, &fo.live.timeout_s))
-				return cli_fail("uninstall");
-			break;
-		default:
-			return status; /* --help, or a bad option: usage printed */
-		}
-	}
+	if (cli_parse(argc, argv, opts, "uninstall", USAGE, &status))
+		return status;
 	if (argc - optind != 1)
 		return cli_usage(USAGE);
 	id = argv[optind];

@@ -61,57 +61,6 @@ int cli_parse_pid(const char *s, pid_t *pid)
 	return 0;
 }
 
-int cli_parse_timeout(const char *s, double *out)
-{
-	char *end;
-	double v = strtod(s, &end);
-
-	if (*end || end == s || !(v >= 0 && v <= 3600))
-		return opus_err(-EINVAL, "--timeout '%s': expected seconds between 0 and 3600", s);
-	*out = v;
-	return 0;
-}
-
-int cli_parse_count(const char *opt, const char *s, unsigned max, unsigned *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *end || end == s || v < 1 || v > (long)max)
-		return opus_err(-EINVAL, "%s '%s': expected a number from 1 to %u", opt, s, max);
-	*out = (unsigned)v;
-	return 0;
-}
-
-int cli_next_opt(int argc, char **argv, const struct option *opts, const char *usage, int *status)
-{
-	char shortopts[64];
-	size_t n = 0;
-	int c;
-
-	for (const struct option *o = opts; o->name && n + 3 < sizeof(shortopts); o++)
-		if (!o->flag && o->val > 0 && o->val < 128) {
-			shortopts[n++] = (char)o->val;
-			if (o->has_arg == required_argument)
-				shortopts[n++] = ':';
-		}
-	shortopts[n] = '\0';
-	*status = 2;
-	c = getopt_long(argc, argv, shortopts, opts, NULL);
-	if (c == 'h') {
-		printf("usage: %s\n", usage);
-		*status = 0;
-		return CLI_OPT_EXIT;
-	}
-	if (c == '?' || c == ':') {
-		*status = cli_usage(usage);
-		return CLI_OPT_EXIT;
-	}
-	return c;
-}
-
 void cli_print_json(json_t *j)
 {
 	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

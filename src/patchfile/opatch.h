@@ -113,9 +113,11 @@ bool opatch_id_valid(const char *id);
 unsigned opatch_rela_width(uint32_t type);
 
 int opatch_write(const struct opatch *p, const char *path);
-/* Validate and read; on error the message names path and what is wrong. */
+/* Validate and read, any signature trailer split off (not checked: that
+ * is trust.h's); on error the message names path and what is wrong. */
 int opatch_read(const char *path, struct opatch *p);
-/* The same over a patch file already in memory; name is for messages. */
+/* The same over a patch file's body already in memory, its trailer split
+ * off (len is optrailer's body_len); name is for messages. */
 int opatch_read_mem(const char *name, const void *buf, size_t len, struct opatch *p);
 
 #endif

@@ -1,7 +1,7 @@
 /* Reads and validates an .opatch. Every field is checked: a corrupt or
  * hostile file gets an error naming the file and the field, never a crash. */
 #include "opatch.h"
-#include "sign.h"
+#include "trailer.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/file.h"
@@ -384,17 +384,12 @@ static int check_header(struct reader *r)
 int opatch_read_mem(const char *name, const void *buf, size_t len, struct opatch *p)
 {
 	struct reader r = {.path = name, .buf = (char *)buf, .len = len};
-	struct opsign_info sig;
 	int ret;
 
 	opatch_init(p);
 	elf_version(EV_CURRENT);
 	if (len > MAX_PATCH_SIZE)
 		return opus_err(-EFBIG, "%s: too large for a patch file", name);
-	/* A signature trailer is not part of the patch (sign.h). */
-	if ((ret = opsign_split(name, buf, len, &sig)))
-		return ret;
-	r.len = sig.body_len;
 	r.elf = elf_memory(r.buf, r.len);
 	ret = r.elf ? check_header(&r) : BAD(&r, "not an ELF file");
 	if (!ret)
@@ -427,6 +422,7 @@ int opatch_read_mem(const char *name, const void *buf, size_t len, struct opatch
 
 int opatch_read(const char *path, struct opatch *p)
 {
+	struct optrailer t;
 	char *buf;
 	size_t len;
 	int ret;
@@ -435,7 +431,10 @@ int opatch_read(const char *path, struct opatch *p)
 	ret = opus_read_file(path, &buf, &len);
 	if (ret)
 		return ret;
-	ret = opatch_read_mem(path, buf, len, p);
+	/* A signature trailer is not part of the patch (trailer.h). */
+	ret = optrailer_split(path, buf, len, &t);
+	if (!ret)
+		ret = opatch_read_mem(path, buf, t.body_len, p);
 	free(buf);
 	return ret;
 }

@@ -1,5 +1,5 @@
 #include "store.h"
-#include "sign.h"
+#include "trust.h"
 #include "util/err.h"
 #include "util/file.h"
 
@@ -123,7 +123,7 @@ int opstore_install(const char *dir, const char *patch_path, const char *trusted
 	int ret;
 
 	/* Validate the very bytes that are stored. */
-	if ((ret = opatch_read_trusted_bytes(patch_path, trusted_dir, p, &data, &len)))
+	if ((ret = optrust_read_bytes(patch_path, trusted_dir, p, &data, &len)))
 		return ret;
 	if (mkdir(dir, 0700) && errno != EEXIST)
 		ret = opus_err(-errno, "patch store %s: %s", dir, strerror(errno));

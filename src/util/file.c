@@ -10,14 +10,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int opus_read_file(const char *path, char **buf, size_t *len)
+int opus_read_fd(int fd, const char *name, char **buf, size_t *len)
 {
 	size_t cap = 4096, n = 0;
 	char *p = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0)
-		return opus_err(-errno, "%s: %s", path, strerror(errno));
 	for (;;) {
 		ssize_t r;
 
@@ -26,8 +23,7 @@ int opus_read_file(const char *path, char **buf, size_t *len)
 
 			if (!q) {
 				free(p);
-				close(fd);
-				return opus_err(-ENOMEM, "%s: out of memory", path);
+				return opus_err(-ENOMEM, "%s: out of memory", name);
 			}
 			p = q;
 		}
@@ -38,18 +34,27 @@ int opus_read_file(const char *path, char **buf, size_t *len)
 			int e = errno;
 
 			free(p);
-			close(fd);
-			return opus_err(-e, "%s: %s", path, strerror(e));
+			return opus_err(-e, "%s: %s", name, strerror(e));
 		}
 		if (r == 0)
 			break;
 		n += (size_t)r;
 	}
-	close(fd);
 	p[n] = '\0';
 	*buf = p;
 	*len = n;
 	return 0;
+}
+
+int opus_read_file(const char *path, char **buf, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), ret;
+
+	if (fd < 0)
+		return opus_err(-errno, "%s: %s", path, strerror(errno));
+	ret = opus_read_fd(fd, path, buf, len);
+	close(fd);
+	return ret;
 }
 
 int opus_write_file(const char *path, const void *buf, size_t len)

@@ -8,6 +8,8 @@
 
 /* Read all of path into a malloc'd buffer (NUL-terminated, not counted in len). */
 int opus_read_file(const char *path, char **buf, size_t *len);
+/* The same from an open descriptor, to its end; name is for messages. */
+int opus_read_fd(int fd, const char *name, char **buf, size_t *len);
 int opus_write_file(const char *path, const void *buf, size_t len);
 /* The same through a temporary file beside path and a rename: a reader
  * sees the old file or the whole new one, never half of it, and a symlink

@@ -1,4 +1,4 @@
-/* Hex encoding of byte strings (build-ids, digests). */
+/* Hex encoding of byte strings (build-ids, digests), by libsodium. */
 #ifndef OPUS_UTIL_HEX_H
 #define OPUS_UTIL_HEX_H
 

@@ -1,4 +1,5 @@
-/* SHA-256 (FIPS 180-4), used to detect corrupt patch files. */
+/* SHA-256 (libsodium), used to detect corrupt patch files and to bind a
+ * patch to the code it replaces. */
 #ifndef OPUS_UTIL_SHA256_H
 #define OPUS_UTIL_SHA256_H
 

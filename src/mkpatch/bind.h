@@ -3,8 +3,8 @@
  * A binary built from other sources or with other flags (a struct that
  * grew, another optimisation level) is refused, naming the function,
  * instead of being patched with code made for different code. */
-#ifndef OPUS_BUILD_BIND_H
-#define OPUS_BUILD_BIND_H
+#ifndef OPUS_MKPATCH_BIND_H
+#define OPUS_MKPATCH_BIND_H
 
 #include "obj.h"
 #include "patchfile/opatch.h"

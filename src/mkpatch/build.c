@@ -1,11 +1,11 @@
-#include "build.h"
+#include "build_ctx.h"
 #include "assemble.h"
 #include "bind.h"
-#include "compile.h"
+#include "source/compile.h"
 #include "explain.h"
 #include "obj.h"
 #include "objdiff.h"
-#include "workspace.h"
+#include "source/workspace.h"
 #include "patchfile/opatch.h"
 #include "util/buf.h"
 #include "util/err.h"
@@ -13,8 +13,6 @@
 #include "util/hex.h"
 #include "util/sha256.h"
 
-#include <dwarf.h>
-#include <elfutils/libdw.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -22,17 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-struct build {
-	const struct build_opts *opts;
-	struct workspace ws;
-	struct opus_elf bin;
-	struct opus_symtab bin_syms, bin_exports;
-	struct opatch patch;
-	struct opatch *after; /* opts->after, read */
-	struct assemble_scope scope;
-	const char *new_tag; /* "new", or "orig" for a self-replacement */
-};
 
 /* The patches this one goes on top of: for the same binary, each read. */
 static int load_after(struct build *b)
@@ -56,103 +43,6 @@ static int load_after(struct build *b)
 	return 0;
 }
 
-#define LTO_REASON                                                                                 \
-	"link-time optimisation moves code across translation units, so the binary's functions "   \
-	"cannot be matched to a unit's; LTO builds are not supported"
-
-/* A binary linked with -flto: its units' DWARF says GCC compiled them from
- * GIMPLE at link time. */
-static bool binary_is_lto(Elf *elf)
-{
-	Dwarf *dw = dwarf_begin_elf(elf, DWARF_C_READ, NULL);
-	Dwarf_Off off = 0, next;
-	size_t hsize;
-	bool lto = false;
-
-	while (dw && !lto && dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
-		Dwarf_Die cu;
-		Dwarf_Attribute a;
-		const char *producer;
-
-		if (dwarf_offdie(dw, off + hsize, &cu) &&
-		    (producer = dwarf_formstring(dwarf_attr(&cu, DW_AT_producer, &a))))
-			lto = !strncmp(producer, "GNU GIMPLE", 10);
-		off = next;
-	}
-	if (dw)
-		dwarf_end(dw);
-	return lto;
-}
-
-/* Does path end with the relative path tail, at a component boundary?
- * (A build's file-prefix map can leave DWARF with relative paths only.) */
-static bool ends_with_path(const char *path, const char *tail)
-{
-	size_t n = strlen(path), t = strlen(tail);
-
-	while (!strncmp(tail, "./", 2))
-		tail += 2, t -= 2;
-	return tail[0] != '/' && n > t && path[n - t - 1] == '/' && !strcmp(path + n - t, tail);
-}
-
-/* Is unit e one the binary was compiled from? Its DWARF names each unit's
- * source (relative to the unit's compile directory). Without DWARF, every
- * unit may be. */
-static bool binary_has_unit(Dwarf *dw, const struct cdb_entry *e)
-{
-	Dwarf_Off off = 0, next;
-	size_t hsize;
-
-	if (!dw)
-		return true;
-	for (; dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL) == 0; off = next) {
-		Dwarf_Die cu;
-		Dwarf_Attribute a;
-		const char *name, *dir;
-		char path[PATH_MAX * 2], real[PATH_MAX];
-
-		if (!dwarf_offdie(dw, off + hsize, &cu) ||
-		    !(name = dwarf_formstring(dwarf_attr(&cu, DW_AT_name, &a))))
-			continue;
-		dir = dwarf_formstring(dwarf_attr(&cu, DW_AT_comp_dir, &a));
-		snprintf(path, sizeof(path), "%s%s%s", name[0] == '/' || !dir ? "" : dir,
-			 name[0] == '/' || !dir ? "" : "/", name);
-		if (!strcmp(realpath(path, real) ? real : path, e->file) ||
-		    ends_with_path(e->file, name))
-			return true;
-	}
-	return false;
-}
-
-/* A self-replacement of every unit keeps those the binary has. */
-static void keep_units_of_binary(struct build *b, struct build_notes *notes)
-{
-	Dwarf *dw = dwarf_begin_elf(b->bin.elf, DWARF_C_READ, NULL);
-	size_t kept = 0;
-
-	for (size_t i = 0; i < b->ws.nunits; i++)
-		if (binary_has_unit(dw, b->ws.units[i]))
-			b->ws.units[kept++] = b->ws.units[i];
-	if (kept < b->ws.nunits)
-		build_note_add(notes, BUILD_INFO, "", "compile database",
-			       "%zu of %zu units are not in %s (its DWARF): left out",
-			       b->ws.nunits - kept, b->ws.nunits, b->opts->binary);
-	b->ws.nunits = kept;
-	if (dw)
-		dwarf_end(dw);
-}
-
-static int refuse_lto(const struct build *b)
-{
-	if (binary_is_lto(b->bin.elf))
-		return opus_err(-ENOTSUP, "%s was linked with -flto: " LTO_REASON, b->opts->binary);
-	for (size_t i = 0; i < b->ws.nunits; i++)
-		if (compile_uses_lto(b->ws.units[i]))
-			return opus_err(-ENOTSUP, "%s is compiled with -flto: " LTO_REASON,
-					b->ws.units[i]->file);
-	return 0;
-}
-
 static int load_binary(struct build *b)
 {
 	int n, ret = opus_elf_open(b->opts->binary, &b->bin);
@@ -170,17 +60,6 @@ static int load_binary(struct build *b)
 	if (opus_elf_is_library(b->bin.elf) && opus_symtab_load(b->bin.elf, true, &b->bin_exports))
 		return opus_err(-EINVAL, "%s: a shared library without .dynsym", b->opts->binary);
 	return 0;
-}
-
-static void progress(const struct build *b, const char *phase, size_t done, size_t total)
-{
-	if (b->opts->progress)
-		b->opts->progress(b->opts->progress_ctx, phase, done, total);
-}
-
-static void obj_path(const struct build *b, const char *tag, size_t unit, char *out, size_t len)
-{
-	snprintf(out, len, "%s/%s-%zu.o", b->ws.scratch, tag, unit);
 }
 
 /* One compile of a unit, as tag-N.o. */
@@ -207,7 +86,7 @@ static int compile_batch(struct build *b, const struct compile_req *reqs, size_t
 		while (!ret && started < n && started - done < width) {
 			const struct compile_req *r = &reqs[started];
 
-			obj_path(b, r->tag, r->unit, out, sizeof(out));
+			build_obj_path(b, r->tag, r->unit, out, sizeof(out));
 			ret = compile_start(b->ws.units[r->unit], b->ws.root, b->ws.tree,
 					    r->flavour, out, &jobs[started]);
 			started += !ret;
@@ -217,7 +96,7 @@ static int compile_batch(struct build *b, const struct compile_req *reqs, size_t
 
 			if (!ret)
 				ret = r;
-			progress(b, phase, done, n);
+			build_progress(b, phase, done, n);
 		}
 	}
 	free(jobs);
@@ -257,8 +136,8 @@ static int open_pair(const struct build *b, size_t unit, const char *orig_tag, c
 	char a[256], n[256];
 	int ret;
 
-	obj_path(b, orig_tag, unit, a, sizeof(a));
-	obj_path(b, new_tag, unit, n, sizeof(n));
+	build_obj_path(b, orig_tag, unit, a, sizeof(a));
+	build_obj_path(b, new_tag, unit, n, sizeof(n));
 	if ((ret = obj_open(a, orig)))
 		return ret;
 	if ((ret = obj_open(n, patched)))
@@ -280,7 +159,7 @@ static int assemble_unit(struct build *b, size_t unit, const char *orig_tag, con
 
 	if (ret)
 		return ret;
-	obj_path(b, new_tag, unit, n, sizeof(n));
+	build_obj_path(b, new_tag, unit, n, sizeof(n));
 	src_map_load(n, &src); /* explanations only: no DWARF, no reasons */
 	ret = assemble_tu(&b->patch, &bin, &b->scope, &orig, &patched,
 			  &(struct assemble_why){&src, &b->ws.files}, notes);
@@ -408,7 +287,7 @@ static int assemble_all(struct build *b, struct build_notes *notes)
 		struct opatch_mark mark = opatch_mark(&b->patch);
 		size_t nnotes = notes->n;
 
-		progress(b, "units compared", i, b->ws.nunits);
+		build_progress(b, "units compared", i, b->ws.nunits);
 		ret = assemble_unit(b, i, "orig", b->new_tag, notes);
 		if (!ret && b->opts->replace_all && b->patch.nfuncs == mark.nfuncs)
 			build_note_add(notes, BUILD_INFO, opus_base_name(b->ws.units[i]->file),
@@ -433,158 +312,6 @@ static int assemble_all(struct build *b, struct build_notes *notes)
 		ret = opus_err(-ENODATA, "%s: the diff changes no function of %s", b->opts->diff,
 			       b->opts->binary);
 	return ret;
-}
-
-/* The as-built compiles of the units, opened. */
-struct bases {
-	struct obj *v;
-	size_t n;
-};
-
-static int open_bases(const struct build *b, const char *tag, struct bases *bs)
-{
-	char path[256];
-	int ret = 0;
-
-	bs->v = calloc(b->ws.nunits + 1, sizeof(*bs->v));
-	if (!bs->v)
-		return -ENOMEM;
-	for (bs->n = 0; !ret && bs->n < b->ws.nunits; bs->n += !ret) {
-		obj_path(b, tag, bs->n, path, sizeof(path));
-		ret = obj_open(path, &bs->v[bs->n]);
-	}
-	return ret;
-}
-
-static void close_bases(struct bases *bs)
-{
-	for (size_t i = 0; i < bs->n; i++)
-		obj_close(&bs->v[i]);
-	free(bs->v);
-}
-
-/* The binary's symbol named name at value, or NULL. */
-static const struct opus_sym *bin_sym_at(const struct build *b, const char *name, uint64_t value)
-{
-	size_t first, n = opus_symtab_named(&b->bin_syms, name, &first);
-
-	for (size_t k = 0; k < n; k++) {
-		const struct opus_sym *s = &b->bin_syms.syms[b->bin_syms.by_name[first + k]];
-
-		if (s->value == value && s->shndx != SHN_UNDEF && opus_sym_name_eq(s->name, name))
-			return s;
-	}
-	return NULL;
-}
-
-/* The as-built compile among bs that defines the binary's symbol s (of
- * type type), and the index of its symbol there; 0 if none does. */
-static size_t base_defining(const struct bases *bs, const struct opus_sym *s, int type,
-			    const struct obj **o)
-{
-	/* A static is filed under its source file; a hidden global is made
-	 * local by the link and filed under none. */
-	bool is_static = s->bind == STB_LOCAL && s->file && s->file[0];
-
-	for (size_t i = 0; i < bs->n; i++) {
-		size_t k = obj_find_sym(&bs->v[i], s->name, type);
-		GElf_Sym ks;
-
-		if (!k || !obj_sym(&bs->v[i], k, &ks) ||
-		    is_static != (GELF_ST_BIND(ks.st_info) == STB_LOCAL))
-			continue;
-		if (is_static && strcmp(opus_base_name(s->file), opus_base_name(bs->v[i].file)))
-			continue;
-		*o = &bs->v[i];
-		return k;
-	}
-	return 0;
-}
-
-/* The newest of the earlier patches that replaces the function at addr. */
-static const struct opatch_func *replaced_before(const struct build *b, uint64_t addr,
-						 const struct opatch **by)
-{
-	for (size_t i = b->opts->nafter; i-- > 0;)
-		for (size_t k = 0; k < b->after[i].nfuncs; k++)
-			if (b->after[i].funcs[k].old_addr == addr) {
-				*by = &b->after[i];
-				return &b->after[i].funcs[k];
-			}
-	return NULL;
-}
-
-/* One function of a touched unit that the patch replaces or calls: what the
- * tree compiles to is what runs there, the binary's code or an earlier
- * patch's. */
-static int check_func(const struct build *b, const struct bind_bin *bin, const struct bases *base,
-		      const struct bases *orig, const struct opus_sym *s)
-{
-	const struct opatch *by = NULL;
-	const struct opatch_func *f = replaced_before(b, s->value, &by);
-	const struct obj *o = NULL;
-	size_t k = base_defining(f ? orig : base, s, STT_FUNC, &o);
-
-	if (!k)
-		return 0;
-	return f ? bind_check_patched(o, k, by, f) : bind_check_func(bin, o, k, s);
-}
-
-/* Every function the patch replaces, and every function or variable of a
- * touched unit its code binds to, is in the binary what the unit compiles
- * to with its own flags. */
-static int check_binding(struct build *b, const struct bases *base, const struct bases *orig)
-{
-	struct bind_bin bin = {b->bin.elf, &b->bin_syms};
-	const struct opatch *p = &b->patch;
-	const struct obj *o;
-	int ret = 0;
-
-	for (size_t i = 0; !ret && i < p->nfuncs; i++) {
-		const struct opus_sym *s = bin_sym_at(b, p->funcs[i].name, p->funcs[i].old_addr);
-
-		progress(b, "functions checked against the binary", i, p->nfuncs);
-		if (!s || !base_defining(base, s, STT_FUNC, &o))
-			return opus_err(-EINVAL,
-					"%s: the binary has it at 0x%" PRIx64
-					" but no compile of the "
-					"changed units does",
-					p->funcs[i].name, p->funcs[i].old_addr);
-		ret = check_func(b, &bin, base, orig, s);
-	}
-	for (size_t i = 0; !ret && i < p->nsyms; i++) {
-		const struct opatch_sym *t = &p->syms[i];
-		const struct opus_sym *s;
-		size_t k;
-
-		if (t->kind != OPATCH_SYM_TARGET || !(s = bin_sym_at(b, t->name, t->value)))
-			continue;
-		if (t->type == STT_FUNC)
-			ret = check_func(b, &bin, base, orig, s);
-		else if (t->type == STT_OBJECT && (k = base_defining(base, s, STT_OBJECT, &o)))
-			ret = bind_check_object(o, k, s);
-	}
-	return ret;
-}
-
-/* What apply expects to find in the process at each replaced function. */
-static int record_old_code(struct build *b)
-{
-	for (size_t i = 0; i < b->patch.nfuncs; i++) {
-		struct opatch_func *f = &b->patch.funcs[i];
-		uint8_t *code = malloc(f->old_size + 1);
-		int ret = code ? opus_elf_read_vaddr(b->bin.elf, f->old_addr, code, f->old_size)
-			       : -ENOMEM;
-
-		if (!ret)
-			opus_sha256(code, f->old_size, f->old_sha256);
-		free(code);
-		if (ret)
-			return opus_err(ret == -ENOMEM ? ret : -EINVAL,
-					"%s: no code for %s at 0x%" PRIx64, b->opts->binary,
-					f->name, f->old_addr);
-	}
-	return 0;
 }
 
 static char *default_id(const char *output)
@@ -628,7 +355,6 @@ static int fill_meta(struct build *b)
 
 static int run_build(struct build *b, struct build_notes *notes)
 {
-	struct bases bases = {0}, origs = {0};
 	int ret;
 
 	if ((ret = load_binary(b)) || (ret = load_after(b)))
@@ -640,10 +366,10 @@ static int run_build(struct build *b, struct build_notes *notes)
 		ret = workspace_open(&b->ws, b->opts->source, b->opts->diff, b->opts->cdb);
 	if (ret)
 		return ret;
-	if ((ret = refuse_lto(b)))
+	if ((ret = build_refuse_lto(b)))
 		return ret;
 	if (b->opts->replace_all && !b->opts->nunits)
-		keep_units_of_binary(b, notes);
+		build_keep_units_of_binary(b, notes);
 	for (size_t i = 0; i < b->ws.nskipped; i++)
 		build_note_add(notes, BUILD_INFO, b->ws.skipped[i], "diff",
 			       "not a C source or header: left out of the patch");
@@ -658,14 +384,7 @@ static int run_build(struct build *b, struct build_notes *notes)
 		return ret;
 	if ((ret = assemble_all(b, notes)))
 		return ret;
-	ret = open_bases(b, "base", &bases);
-	if (!ret)
-		ret = open_bases(b, "orig", &origs);
-	if (!ret)
-		ret = check_binding(b, &bases, &origs);
-	close_bases(&bases);
-	close_bases(&origs);
-	if (ret || (ret = record_old_code(b)) || (ret = fill_meta(b)))
+	if ((ret = build_bind_content(b)) || (ret = fill_meta(b)))
 		return ret;
 	return opatch_write(&b->patch, b->opts->output);
 }

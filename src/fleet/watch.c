@@ -1,5 +1,5 @@
 #include "watch.h"
-#include "proc.h"
+#include "live/proc.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/file.h"

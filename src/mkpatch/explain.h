@@ -1,12 +1,12 @@
 /* Why a function's code changed, from the patched object's DWARF and the
  * diff: its own source lines changed, or it inlines a function whose did. */
-#ifndef OPUS_BUILD_EXPLAIN_H
-#define OPUS_BUILD_EXPLAIN_H
+#ifndef OPUS_MKPATCH_EXPLAIN_H
+#define OPUS_MKPATCH_EXPLAIN_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "diff.h"
+#include "source/diff.h"
 
 struct src_func {
 	char *name;

@@ -3,8 +3,8 @@
  * changes it applies each installed patch to every process that maps its
  * object (fleet.h); then it watches new processes (watch.h) and patches
  * each as soon as it maps a patched object. */
-#ifndef OPUS_LIVE_DAEMON_H
-#define OPUS_LIVE_DAEMON_H
+#ifndef OPUS_FLEET_DAEMON_H
+#define OPUS_FLEET_DAEMON_H
 
 #include <signal.h>
 #include <stdbool.h>

@@ -2,8 +2,8 @@
  * reports every fork and exec as it happens; where it is not available
  * (no CAP_NET_ADMIN, a pid namespace that hears nothing), /proc is polled
  * for pids not seen before. */
-#ifndef OPUS_LIVE_WATCH_H
-#define OPUS_LIVE_WATCH_H
+#ifndef OPUS_FLEET_WATCH_H
+#define OPUS_FLEET_WATCH_H
 
 #include <stdbool.h>
 #include <stddef.h>

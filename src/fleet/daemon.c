@@ -1,5 +1,5 @@
 #include "daemon.h"
-#include "patchfile/sign.h"
+#include "patchfile/trust.h"
 #include "patchfile/store.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -108,7 +108,7 @@ static int load_store(struct daemon *d)
 		struct stored *s = &d->patches[d->npatches];
 
 		s->e = v[i];
-		if (opatch_read_trusted(v[i].path, d->o->trusted, &s->p)) {
+		if (optrust_read(v[i].path, d->o->trusted, &s->p)) {
 			say(d, "skipping %s: %s", v[i].path, opus_errmsg());
 			continue;
 		}

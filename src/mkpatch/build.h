@@ -1,6 +1,6 @@
 /* opus build: source tree + diff -> .opatch for one binary or library. */
-#ifndef OPUS_BUILD_BUILD_H
-#define OPUS_BUILD_BUILD_H
+#ifndef OPUS_MKPATCH_BUILD_H
+#define OPUS_MKPATCH_BUILD_H
 
 #include <stdbool.h>
 

@@ -1,7 +1,7 @@
 /* What a unified diff touches: files (with -p1 path semantics) and, in each,
  * the lines of the new version that were added or next to a deletion. */
-#ifndef OPUS_BUILD_DIFF_H
-#define OPUS_BUILD_DIFF_H
+#ifndef OPUS_SOURCE_DIFF_H
+#define OPUS_SOURCE_DIFF_H
 
 #include <stdbool.h>
 #include <stddef.h>

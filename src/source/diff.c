@@ -167,6 +167,10 @@ static const char *parse_hunk(const char *l, struct diff_file *df, int *ret)
 		if (*ret)
 			break;
 	}
+	/* A hunk cut short (a truncated download, a hand edit) is not the
+	 * fix: patch(1) would refuse it too. */
+	if (!*ret && (old_len > 0 || new_len > 0))
+		*ret = -ENODATA;
 	return l;
 }
 
@@ -194,6 +198,10 @@ int diff_parse(const char *path, const char *text, struct diff_files *out)
 			if (ret == -EINVAL)
 				opus_err(ret, "%s: malformed hunk '%.*s'", path,
 					 (int)strcspn(hunk, "\n"), hunk);
+			if (ret == -ENODATA)
+				ret = opus_err(-EINVAL,
+					       "%s: hunk '%.*s' ends before the lines it counts",
+					       path, (int)strcspn(hunk, "\n"), hunk);
 		} else if (!strncmp(l, "*** ", 4) && !strncmp(next, "--- ", 4)) {
 			ret = opus_err(-ENOTSUP,
 				       "%s: a context diff; opus reads unified diffs (diff -u, "

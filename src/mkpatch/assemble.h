@@ -2,8 +2,8 @@
  * copies their sections, and binds every reference either to new code in
  * the patch, to the existing symbol in the target binary (so statics keep
  * their running state), or to a name resolved in the process at apply time. */
-#ifndef OPUS_BUILD_ASSEMBLE_H
-#define OPUS_BUILD_ASSEMBLE_H
+#ifndef OPUS_MKPATCH_ASSEMBLE_H
+#define OPUS_MKPATCH_ASSEMBLE_H
 
 #include <errno.h>
 

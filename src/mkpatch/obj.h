@@ -1,6 +1,6 @@
 /* A compiled relocatable object opened for diffing and patch assembly. */
-#ifndef OPUS_BUILD_OBJ_H
-#define OPUS_BUILD_OBJ_H
+#ifndef OPUS_MKPATCH_OBJ_H
+#define OPUS_MKPATCH_OBJ_H
 
 #include <gelf.h>
 #include <stdbool.h>

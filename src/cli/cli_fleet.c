@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "cli_fleet.h"
 #include "util/err.h"
 
 #include <stdio.h>

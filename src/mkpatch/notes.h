@@ -1,7 +1,7 @@
 /* What a build decided, for the CLI to print: replaced functions and why,
  * added code, warnings about state the new code cannot inherit. */
-#ifndef OPUS_BUILD_NOTES_H
-#define OPUS_BUILD_NOTES_H
+#ifndef OPUS_MKPATCH_NOTES_H
+#define OPUS_MKPATCH_NOTES_H
 
 #include <stddef.h>
 

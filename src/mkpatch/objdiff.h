@@ -1,8 +1,8 @@
 /* Function-level diff of two compiles of one translation unit, in the
  * manner of kpatch's create-diff-object: code bytes and relocations are
  * compared by what they refer to, never by raw offsets into shared sections. */
-#ifndef OPUS_BUILD_OBJDIFF_H
-#define OPUS_BUILD_OBJDIFF_H
+#ifndef OPUS_MKPATCH_OBJDIFF_H
+#define OPUS_MKPATCH_OBJDIFF_H
 
 #include "obj.h"
 

@@ -1,6 +1,6 @@
 /* compile_commands.json: how each translation unit was compiled. */
-#ifndef OPUS_BUILD_CDB_H
-#define OPUS_BUILD_CDB_H
+#ifndef OPUS_SOURCE_CDB_H
+#define OPUS_SOURCE_CDB_H
 
 #include <stddef.h>
 

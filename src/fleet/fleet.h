@@ -3,16 +3,16 @@
  * patch everywhere, list every patched process. Each process is its own
  * all-or-nothing transaction (live.h); one failing leaves the others as
  * they are. */
-#ifndef OPUS_LIVE_FLEET_H
-#define OPUS_LIVE_FLEET_H
+#ifndef OPUS_FLEET_FLEET_H
+#define OPUS_FLEET_FLEET_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "live.h"
-#include "proc.h"
+#include "live/live.h"
+#include "live/proc.h"
 
 /* Build-ids of mapped files by device and inode, so that a scan of every
  * process opens each distinct file once. */

@@ -1,8 +1,8 @@
 /* The source side of a patch: the user's tree (only ever read), a scratch
  * copy of it, the diff, the compile database and the translation units the
  * diff reaches (a changed header brings every unit that includes it). */
-#ifndef OPUS_BUILD_WORKSPACE_H
-#define OPUS_BUILD_WORKSPACE_H
+#ifndef OPUS_SOURCE_WORKSPACE_H
+#define OPUS_SOURCE_WORKSPACE_H
 
 #include <limits.h>
 #include <stdbool.h>

@@ -1,7 +1,7 @@
 /* Recompiles one translation unit in the scratch copy of the source tree,
  * with its original flags plus one section per function and per object. */
-#ifndef OPUS_BUILD_COMPILE_H
-#define OPUS_BUILD_COMPILE_H
+#ifndef OPUS_SOURCE_COMPILE_H
+#define OPUS_SOURCE_COMPILE_H
 
 #include <stdbool.h>
 

@@ -1,0 +1,141 @@
+#include "job.h"
+#include "util/cleanup.h"
+#include "util/err.h"
+#include "util/file.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* The child writes three NUL-terminated strings: the verdict word, the
+ * report, the findings. */
+static const char *const verdict_words[] = {"ok", "error", "fail"};
+
+static void write_all(int fd, const char *s, size_t len)
+{
+	while (len) {
+		ssize_t w = write(fd, s, len);
+
+		if (w <= 0)
+			return;
+		s += w;
+		len -= (size_t)w;
+	}
+}
+
+static void write_str(int fd, const char *s)
+{
+	write_all(fd, s, strlen(s) + 1);
+}
+
+static void run_child(int fd, const struct analyze_opts *o)
+{
+	struct analysis a;
+	char *report = NULL;
+	size_t len = 0;
+	FILE *out;
+
+	if (opus_analyze(o, &a)) {
+		write_str(fd, verdict_words[ANALYSIS_FAILED]);
+		write_str(fd, opus_errmsg());
+		write_str(fd, "");
+		_exit(0);
+	}
+	out = open_memstream(&report, &len);
+	if (out) {
+		analysis_print(&a, out);
+		fclose(out);
+	}
+	write_str(fd, verdict_words[analysis_has_error(&a) ? ANALYSIS_UNSAFE : ANALYSIS_SAFE]);
+	write_str(fd, report ? report : "");
+	write_str(fd, analysis_findings_text(&a));
+	_exit(0);
+}
+
+int analysis_job_start(struct analysis_job *job, const struct analyze_opts *o)
+{
+	int fds[2];
+
+	job->pid = -1;
+	job->fd = -1;
+	job->joined = false;
+	if (pipe(fds) < 0)
+		return opus_err(-errno, "pipe: %s", strerror(errno));
+	fflush(NULL);
+	job->pid = opus_cleanup_fork(); /* registered: it cleans its own scratch tree */
+	if (job->pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return opus_err(-errno, "fork: %s", strerror(errno));
+	}
+	if (job->pid == 0) {
+		close(fds[0]);
+		run_child(fds[1], o);
+	}
+	close(fds[1]);
+	job->fd = fds[0];
+	return 0;
+}
+
+/* The three strings, each within the len bytes read. */
+static int parse_outcome(char *buf, size_t len, struct analysis_outcome *out)
+{
+	char *end = buf + len, *report = memchr(buf, '\0', len), *findings;
+
+	if (!report || !(findings = memchr(report + 1, '\0', (size_t)(end - report - 1))) ||
+	    !memchr(findings + 1, '\0', (size_t)(end - findings - 1)))
+		return -EIO;
+	for (size_t v = 0; v < sizeof(verdict_words) / sizeof(verdict_words[0]); v++)
+		if (!strcmp(buf, verdict_words[v])) {
+			out->verdict = (enum analysis_verdict)v;
+			out->report = report + 1;
+			out->findings = v == ANALYSIS_FAILED ? NULL : findings + 1;
+			out->buf = buf;
+			return 0;
+		}
+	return -EIO;
+}
+
+int analysis_job_join(struct analysis_job *job, struct analysis_outcome *out)
+{
+	size_t len = 0;
+	char *buf = NULL;
+	int status;
+
+	memset(out, 0, sizeof(*out));
+	if (opus_read_fd(job->fd, "the analysis process", &buf, &len))
+		buf = NULL;
+	close(job->fd);
+	waitpid(job->pid, &status, 0);
+	opus_cleanup_forget_child(job->pid);
+	job->joined = true;
+	if (buf && !parse_outcome(buf, len, out))
+		return 0;
+	free(buf);
+	if (WIFSIGNALED(status))
+		return opus_err(-EIO, "the analysis process was killed by signal %d",
+				WTERMSIG(status));
+	return opus_err(-EIO, "the analysis process failed (exit status %d)",
+			WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
+void analysis_job_abandon(struct analysis_job *job)
+{
+	if (job->joined || job->pid <= 0)
+		return;
+	kill(job->pid, SIGTERM); /* it removes its scratch tree and dies */
+	close(job->fd);
+	waitpid(job->pid, NULL, 0);
+	opus_cleanup_forget_child(job->pid);
+	job->joined = true;
+}
+
+void analysis_outcome_free(struct analysis_outcome *out)
+{
+	free(out->buf);
+	memset(out, 0, sizeof(*out));
+}

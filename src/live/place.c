@@ -1,0 +1,192 @@
+/* Where the patch goes: a memfd mapped within reach of a rel32 jump from the
+ * object it patches, and the linked image written into it. */
+#include "txn.h"
+#include "mem.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/fault.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define REACH ((1ull << 31) - (1ull << 20)) /* a rel32 jump, with room to spare */
+
+static bool in_reach(const struct proc_object *o, uint64_t cand, uint64_t size)
+{
+	uint64_t lo = cand < o->lo ? cand : o->lo;
+	uint64_t hi = cand + size > o->hi ? cand + size : o->hi;
+
+	return hi - lo <= REACH;
+}
+
+/* The free gaps nearest the object, below it first: above a [heap] is where
+ * brk grows, so that gap is never used. Candidates are written to out. */
+static size_t find_holes(const struct proc_maps *m, const struct proc_object *o, uint64_t size,
+			 uint64_t *out, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i <= m->n && n < max; i++) {
+		uint64_t g0 = i ? m->v[i - 1].end : MIN_ADDR;
+		uint64_t g1 = i < m->n ? m->v[i].start : 0x7ffffffff000ull, cand;
+
+		if (g0 < MIN_ADDR)
+			g0 = MIN_ADDR;
+		if (g1 <= g0 || g1 - g0 < size + 2 * LAYOUT_PAGE)
+			continue;
+		if (i && !strcmp(m->v[i - 1].path, "[heap]"))
+			continue;
+		cand = g1 <= o->lo ? (g1 - size - LAYOUT_PAGE) & ~(uint64_t)(LAYOUT_PAGE - 1)
+				   : g0 + LAYOUT_PAGE;
+		if (in_reach(o, cand, size))
+			out[n++] = cand;
+	}
+	/* Nearest first. */
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0; j--) {
+			uint64_t dj = out[j] < o->lo ? o->lo - out[j] : out[j] - o->hi;
+			uint64_t dk = out[j - 1] < o->lo ? o->lo - out[j - 1] : out[j - 1] - o->hi;
+			uint64_t tmp = out[j];
+
+			if (dj >= dk)
+				break;
+			out[j] = out[j - 1];
+			out[j - 1] = tmp;
+		}
+	return n;
+}
+
+static int map_region(struct txn *t, int fd, uint64_t base, const struct layout *l)
+{
+	const struct {
+		size_t off, len;
+		int prot;
+	} parts[] = {
+	    {0, l->reg_size, PROT_READ},
+	    {l->text_off, l->text_size, PROT_READ | PROT_EXEC},
+	    {l->data_off, l->data_size, PROT_READ | PROT_WRITE},
+	};
+	long r;
+	int ret;
+
+	t->base = base;
+	for (size_t i = 0; i < 3; i++) {
+		uint64_t want = base + parts[i].off;
+
+		if (!parts[i].len)
+			continue;
+		r = -1;
+		ret = txn_remote(t, SYS_mmap, want, parts[i].len, (uint64_t)parts[i].prot,
+				 MAP_PRIVATE | MAP_FIXED_NOREPLACE, (uint64_t)fd, parts[i].off, &r);
+		/* Mapped, even if a later step of the call failed: record it so
+		 * the rollback takes it out. */
+		if (r == (long)want) {
+			t->size = parts[i].off + parts[i].len;
+			t->mapped = true;
+		}
+		if (!ret && r == (long)want)
+			continue;
+		/* A kernel without MAP_FIXED_NOREPLACE may place it elsewhere. */
+		if (!ret && r > 0)
+			txn_remote(t, SYS_munmap, (uint64_t)r, parts[i].len, 0, 0, 0, 0, &r);
+		txn_unmap(t); /* only the parts mapped so far */
+		if (ret)
+			return ret;
+		if (r == -EEXIST || r > 0)
+			return -EEXIST;
+		/* The kernel said no (a memory limit, a policy): say what. */
+		return opus_err(
+		    (int)r, "process %d: mapping %zu bytes of patch at 0x%" PRIx64 " failed: %s",
+		    (int)t->pid, parts[i].len, want, strerror((int)-r));
+	}
+	return 0;
+}
+
+/* memfd_create in the target, reopened by opus through /proc/PID/fd. Its
+ * nonce is journaled first: a killed opus's memfd is told from any other. */
+static int create_memfd(struct txn *t, const char *id, size_t size, long *fd)
+{
+	struct injector in = {0};
+	char name[OPATCH_ID_MAX + 64], path[64];
+	uint64_t args[6] = {0, MFD_CLOEXEC_}, name_addr;
+	int ret = target_journal_begin(&t->lock, t->entry.nonce);
+
+	registry_memfd_name(id, t->entry.nonce, name, sizeof(name));
+	if (ret || (ret = txn_injector(t, &in)) ||
+	    (ret = inject_push_string(&in, name, &name_addr)))
+		return ret;
+	args[0] = name_addr;
+	if ((ret = inject_syscall(&in, SYS_memfd_create, args, fd)))
+		return ret;
+	if (*fd >= 0 && (ret = opus_fault("memfd_create")))
+		return ret;
+	if (*fd < 0)
+		return opus_err((int)*fd, "process %d: memfd_create failed: %s", (int)t->pid,
+				strerror((int)-*fd));
+	snprintf(path, sizeof(path), "/proc/%d/fd/%ld", (int)proc_view_id(t->pid), *fd);
+	t->memfd = open(path, O_RDWR | O_CLOEXEC);
+	if (t->memfd < 0 || ftruncate(t->memfd, (off_t)size) < 0)
+		return opus_err(-errno, "process %d: cannot open its memfd: %s", (int)t->pid,
+				strerror(errno));
+	return 0;
+}
+
+int place_patch(struct txn *t, const struct proc_object *obj, const struct opatch *p,
+		const struct layout *l)
+{
+	uint64_t cands[64];
+	size_t n = find_holes(&t->maps, obj, l->total, cands, 64);
+	long fd = -1, r;
+	int ret = create_memfd(t, p->id, l->total, &fd);
+
+	for (size_t i = 0; !ret && i < n; i++) {
+		ret = map_region(t, (int)fd, cands[i], l);
+		if (ret == -EEXIST)
+			ret = i + 1 < n ? 0 : -EEXIST;
+		else
+			break;
+	}
+	/* The target must not keep the memfd open: a failed close fails the
+	 * apply (and is tried once more, for the rollback's sake). */
+	if (fd >= 0 && txn_remote(t, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &r)) {
+		int err = opus_err_wrap(-EIO, "process %d: closing its memfd", (int)t->pid);
+
+		t->memfd_closed = !txn_remote(t, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &r);
+		if (!ret)
+			ret = err;
+	} else {
+		t->memfd_closed = true;
+	}
+	if (!ret && !n)
+		ret = -ENOSPC;
+	if (ret == -ENOSPC || ret == -EEXIST)
+		return opus_err(-ENOSPC, "process %d: no free address range within 2 GiB of %s",
+				(int)t->pid, obj->name);
+	return ret;
+}
+
+int place_write_image(struct txn *t, struct layout *l)
+{
+	struct opus_buf reg = {0};
+	int ret = registry_format(&t->entry, &reg);
+
+	if (!ret && reg.len >= l->reg_size)
+		ret = opus_err(-E2BIG, "registry record too large");
+	if (!ret) {
+		memcpy(l->image, reg.data, reg.len);
+		if (pwrite(t->memfd, l->image, l->total, 0) != (ssize_t)l->total)
+			ret =
+			    opus_err(-EIO, "process %d: cannot write the patch image", (int)t->pid);
+		else
+			ret = opus_fault("writing the image and its registry record");
+	}
+	opus_buf_free(&reg);
+	return ret;
+}

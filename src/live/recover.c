@@ -1,0 +1,136 @@
+/* live_recover: finish off what a killed opus left: applies cut short are
+ * undone, stray descriptors on opus memfds closed. */
+#include "txn.h"
+#include "mem.h"
+#include "util/err.h"
+#include "util/fault.h"
+#include "util/file.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* Undo a commit cut short: restore the sites that hold this entry's jump. */
+static int commit_undo(struct txn *t)
+{
+	for (size_t i = t->entry.nsites; i-- > 0;) {
+		const struct reg_site *s = &t->entry.sites[i];
+		uint8_t now[JUMP_SIZE];
+		int ret = mem_read(t->mem_fd, s->addr, now, JUMP_SIZE);
+
+		if (!ret && !memcmp(now, s->jump, JUMP_SIZE))
+			ret = mem_write(t->mem_fd, s->addr, s->saved, JUMP_SIZE);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Close the target's descriptors on an opus memfd: an apply closes its own
+ * before it returns, so any left is from one cut short. */
+static int close_stray_fds(struct txn *t, unsigned *closed)
+{
+	char dir[64], link[384], target[256], id[OPATCH_ID_MAX + 1], nonce[REGISTRY_NONCE_LEN + 1];
+	struct dirent *d;
+	DIR *dh;
+	int ret = 0;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)proc_view_id(t->pid));
+	if (!(dh = opendir(dir)))
+		return opus_err(-errno, "process %d: %s: %s", (int)t->pid, dir, strerror(errno));
+	while (!ret && (d = readdir(dh))) {
+		ssize_t n;
+		long r;
+
+		snprintf(link, sizeof(link), "%s/%s", dir, d->d_name);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n <= 0)
+			continue;
+		target[n] = '\0';
+		if (!registry_path_parse(target, id, nonce) || !target_journal_has(&t->lock, nonce))
+			continue; /* not a memfd an opus began here */
+		ret = txn_remote(t, SYS_close, strtoull(d->d_name, NULL, 10), 0, 0, 0, 0, 0, &r);
+		*closed += !ret;
+	}
+	closedir(dh);
+	return ret;
+}
+
+/* Takes out the newest entry if an apply left it unfinished. Returns 1 if
+ * it did, 0 if that entry is complete. */
+int recover_newest(struct txn *t, const struct live_opts *o, struct live_recovery *rec)
+{
+	struct reg_entry *e = &t->reg.v[t->reg.n - 1];
+	int ret;
+
+	if (!e->blank && e->written == e->nsites && e->nsites)
+		return 0;
+	/* Unfinished, but not begun by an opus on this process (its journal
+	 * would say): a child forked in the middle of an apply. Not ours to
+	 * take apart. */
+	if (!target_journal_has(&t->lock, e->nonce))
+		return opus_err(-EBUSY,
+				"process %d: patch %s is half applied, and no opus began it here "
+				"(a child forked during an apply?): revert it, or leave it",
+				(int)t->pid, e->id);
+	t->entry = *e;
+	memset(e, 0, sizeof(*e));
+	t->reg.n--;
+	t->base = t->entry.base;
+	t->size = t->entry.size;
+	t->mapped = true;
+	if (t->entry.written) {
+		/* Some jumps are in: threads may be in the new code. */
+		t->nranges = 0;
+		ret = txn_add_range(t, t->entry.text_lo, t->entry.text_hi, t->entry.id);
+		if (!ret)
+			ret = txn_stop_and_commit(t, o, commit_undo);
+		if (ret)
+			return ret;
+		rec->undone++;
+	} else
+		rec->dropped++;
+	threads_detach(&t->ts);
+	ret = txn_unmap(t);
+	snprintf(rec->last_id, sizeof(rec->last_id), "%s", t->entry.id);
+	registry_entry_free(&t->entry);
+	return ret ? ret : 1;
+}
+
+/* Unfinished transactions can only be the newest: every apply and revert
+ * takes them out before it does anything else. */
+int recover_unfinished(struct txn *t, const struct live_opts *o, struct live_recovery *rec)
+{
+	int ret = 0;
+
+	memset(rec, 0, sizeof(*rec));
+	while (!ret && t->reg.n && (ret = recover_newest(t, o, rec)) == 1)
+		ret = 0;
+	if (!ret)
+		ret = close_stray_fds(t, &rec->fds_closed);
+	/* Every transaction begun before is settled now. */
+	if (!ret)
+		ret = target_journal_clear(&t->lock);
+	t->nranges = 0;
+	return ret;
+}
+
+int live_recover(pid_t pid, const struct live_opts *o, struct live_recovery *rec)
+{
+	struct live_stats st;
+	struct txn t;
+	int ret = txn_open(&t, pid, o, &st);
+
+	memset(rec, 0, sizeof(*rec));
+	if (!ret)
+		ret = recover_unfinished(&t, o, rec);
+	rec->remaining = (unsigned)t.reg.n;
+	txn_close(&t);
+	return ret;
+}

@@ -1,0 +1,136 @@
+/* live_revert and live_list: the newest patch taken out, its old entries
+ * restored in one stop with no thread inside its new code; what is applied. */
+#include "txn.h"
+#include "mem.h"
+#include "util/err.h"
+#include "util/fault.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int commit_revert(struct txn *t)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < t->entry.nsites; i++) {
+		uint8_t now[JUMP_SIZE];
+
+		ret = mem_read(t->mem_fd, t->entry.sites[i].addr, now, JUMP_SIZE);
+		if (!ret && memcmp(now, t->entry.sites[i].jump, JUMP_SIZE))
+			ret = opus_err(-EINVAL,
+				       "process %d: the jump at 0x%" PRIx64 " was changed "
+				       "by someone else; not reverting",
+				       (int)t->pid, t->entry.sites[i].addr);
+		if (ret)
+			return ret;
+	}
+	/* Restore newest-first so overlapping sites end up as they began. */
+	for (size_t i = t->entry.nsites; i-- > 0;) {
+		ret = mem_write(t->mem_fd, t->entry.sites[i].addr, t->entry.sites[i].saved,
+				JUMP_SIZE);
+		if (!ret)
+			ret = opus_fault("restoring an entry");
+		if (ret)
+			break;
+	}
+	if (ret) {
+		t->sites_written = 0;
+		txn_write_sites(t, false);
+		return ret;
+	}
+	t->mapped = true;
+	ret = txn_unmap(t);
+	if (ret) {
+		t->sites_written = 0;
+		txn_write_sites(t, false);
+	}
+	return ret;
+}
+
+static int pick_entry(struct txn *t, const char *id)
+{
+	struct reg_entry *e, *newest;
+
+	if (!t->reg.n)
+		return opus_err(-ENOENT, "process %d has no opus patch applied", (int)t->pid);
+	newest = &t->reg.v[t->reg.n - 1];
+	e = id ? registry_find(&t->reg, id) : newest;
+	if (!e)
+		return opus_err(-ENOENT, "patch %s is not applied to process %d", id, (int)t->pid);
+	if (e != newest)
+		return opus_err(-EBUSY, "patch %s was applied after %s; revert it first",
+				newest->id, e->id);
+	t->entry = *e;
+	memset(e, 0, sizeof(*e)); /* ownership moves to t->entry */
+	t->reg.n--;
+	t->base = t->entry.base;
+	t->size = t->entry.size;
+	return 0;
+}
+
+int live_revert(pid_t pid, const char *id, const struct live_opts *o, struct live_stats *st,
+		char reverted_id[OPATCH_ID_MAX + 1])
+{
+	struct live_recovery rec;
+	struct txn t;
+	int ret = txn_open(&t, pid, o, st);
+
+	/* Reverting an apply that was cut short is taking it out. */
+	if (!ret && t.reg.n && (ret = recover_newest(&t, o, &rec)) == 1) {
+		snprintf(reverted_id, OPATCH_ID_MAX + 1, "%s", rec.last_id);
+		txn_close(&t);
+		return 0;
+	}
+	if (!ret)
+		ret = pick_entry(&t, id);
+	/* Journaled until its memfd is gone: a revert cut short leaves a
+	 * record without jumps that the next opus may take out. */
+	if (!ret)
+		ret = target_journal_add(&t.lock, t.entry.nonce);
+	if (!ret) {
+		snprintf(reverted_id, OPATCH_ID_MAX + 1, "%s", t.entry.id);
+		ret = txn_add_range(&t, t.entry.text_lo, t.entry.text_hi, t.entry.id);
+	}
+	if (!ret && !t.entry.active) {
+		/* No jump leads into it: unmapping is the whole revert. */
+		t.mapped = true;
+		ret = txn_unmap(&t);
+	} else if (!ret)
+		ret = txn_stop_and_commit(&t, o, commit_revert);
+	if (ret)
+		opus_err_wrap(ret, "process %d left unchanged", (int)pid);
+	/* Settled either way when opus gets here: unmapped, or whole again
+	 * (a failed revert writes its jumps back). Only a killed one stays. */
+	if (t.entry.nonce[0])
+		target_journal_end(&t.lock, t.entry.nonce);
+	st->base = t.base;
+	txn_close(&t);
+	return ret;
+}
+
+int live_list(pid_t pid, struct registry *out)
+{
+	struct proc_maps maps;
+	int mem_fd, ret = proc_check_alive(pid);
+
+	if (ret)
+		return ret;
+	mem_fd = mem_open(pid);
+	if (mem_fd < 0)
+		return mem_fd;
+	struct target_lock journal;
+
+	ret = proc_maps_read(pid, &maps);
+	if (!ret)
+		ret = target_journal_peek(pid, &journal);
+	if (!ret)
+		ret = registry_read(pid, mem_fd, &maps, &journal, out);
+	free(journal.nonces);
+	proc_maps_free(&maps);
+	close(mem_fd);
+	return ret;
+}

@@ -1,0 +1,270 @@
+/* The transaction: the lock, what is read about the process, syscalls run
+ * inside it, jump sites written and undone, and the stop that commits. */
+#include "txn.h"
+#include "mem.h"
+#include "unwind.h"
+#include "util/file.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/fault.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RETRY_NS (10 * 1000 * 1000)
+
+/* Can the process switch stacks? Coroutines built on ucontext switch with
+ * swapcontext or setcontext, those built on setjmp with longjmp; either
+ * way their suspended stacks must be scanned. A switcher written in
+ * assembly imports neither: --scan-memory asks for the scan. */
+static bool switches_stacks(const struct resolver *res)
+{
+	static const char *const switchers[] = {
+	    "makecontext", "swapcontext", "setcontext",	   "longjmp",
+	    "_longjmp",	   "siglongjmp",  "__longjmp_chk",
+	};
+
+	return resolver_imports(res, switchers, sizeof(switchers) / sizeof(switchers[0]));
+}
+
+int txn_open(struct txn *t, pid_t pid, const struct live_opts *o, struct live_stats *st)
+{
+	int ret;
+
+	memset(t, 0, sizeof(*t));
+	memset(st, 0, sizeof(*st));
+	t->pid = pid;
+	t->memfd = -1;
+	t->lock.fd = -1;
+	t->st = st;
+	t->t0 = opus_now_ns();
+	threads_init(&t->ts, pid);
+	/* The lock first: another opus tracing the process is no debugger. */
+	if ((ret = target_lock(pid, o->timeout_s, &t->lock)) || (ret = proc_check_patchable(pid)))
+		return ret;
+	t->mem_fd = mem_open(pid);
+	if (t->mem_fd < 0)
+		return t->mem_fd;
+	if ((ret = proc_maps_read(pid, &t->maps)) ||
+	    (ret = registry_read(pid, t->mem_fd, &t->maps, &t->lock, &t->reg)) ||
+	    (ret = resolver_init(&t->res, pid, t->mem_fd, &t->maps)))
+		return ret;
+	t->scan = o->scan_memory	     ? SCAN_ALL
+		  : switches_stacks(&t->res) ? SCAN_BESIDE_THREADS
+					     : SCAN_NONE;
+	return inject_find_gadgets(t->mem_fd, &t->maps, &t->gadgets);
+}
+
+void txn_close(struct txn *t)
+{
+	seccomp_free(&t->filters);
+	threads_detach(&t->ts);
+	if (t->memfd >= 0)
+		close(t->memfd);
+	if (t->mem_fd > 0)
+		close(t->mem_fd);
+	proc_maps_free(&t->maps);
+	registry_free(&t->reg);
+	registry_entry_free(&t->entry);
+	resolver_free(&t->res);
+	free(t->ranges);
+	target_unlock(&t->lock);
+	t->st->total_ns = opus_now_ns() - t->t0;
+}
+
+int txn_add_range(struct txn *t, uint64_t lo, uint64_t hi, const char *name)
+{
+	if (OPUS_PUSH(t->ranges, t->nranges, t->ranges_cap))
+		return -ENOMEM;
+	t->ranges[t->nranges++] = (struct addr_range){lo, hi, name};
+	return 0;
+}
+
+/* Every syscall opus may inject, as it will: the thread's seccomp filters
+ * are asked about all of them before the first is run. */
+static int check_planned_syscalls(struct txn *t)
+{
+	static const uint64_t prots[] = {PROT_READ, PROT_READ | PROT_EXEC, PROT_READ | PROT_WRITE};
+	uint64_t ip = t->gadgets.syscall_ret + 2, fd = 3, addr = MIN_ADDR << 8;
+	int ret =
+	    seccomp_check(&t->filters, SYS_memfd_create, (uint64_t[6]){addr, MFD_CLOEXEC_}, ip);
+
+	for (size_t i = 0; !ret && i < sizeof(prots) / sizeof(prots[0]); i++)
+		ret = seccomp_check(&t->filters, SYS_mmap,
+				    (uint64_t[6]){addr, LAYOUT_PAGE, prots[i],
+						  MAP_PRIVATE | MAP_FIXED_NOREPLACE, fd, 0},
+				    ip);
+	if (!ret)
+		ret = seccomp_check(&t->filters, SYS_munmap, (uint64_t[6]){addr, LAYOUT_PAGE}, ip);
+	if (!ret)
+		ret = seccomp_check(&t->filters, SYS_close, (uint64_t[6]){fd}, ip);
+	/* What restores the thread should opus die half-way. */
+	if (!ret)
+		ret = seccomp_check(&t->filters, SYS_rt_sigreturn, (uint64_t[6]){0}, ip);
+	return ret ? opus_err_wrap(ret, "process %d", (int)t->pid) : 0;
+}
+
+/* Some thread of the process, stopped, to run syscalls in; its seccomp
+ * filters read and asked first. */
+int txn_injector(struct txn *t, struct injector *in)
+{
+	int ret = threads_stop_one(&t->ts);
+
+	if (ret || (ret = opus_fault("stopping a thread for a syscall")))
+		return ret;
+	for (size_t i = 0; i < t->ts.n; i++)
+		if (t->ts.v[i].stopped) {
+			in->t = &t->ts.v[i];
+			break;
+		}
+	if (t->filters.tid != in->t->tid) {
+		seccomp_free(&t->filters);
+		ret = seccomp_load(in->t->tid, &t->filters);
+		if (!ret)
+			ret = check_planned_syscalls(t);
+		if (ret) {
+			seccomp_free(&t->filters);
+			return ret;
+		}
+	}
+	in->g = t->gadgets;
+	in->filters = &t->filters;
+	in->mem_fd = t->mem_fd;
+	return 0;
+}
+
+int txn_remote(struct txn *t, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
+	       uint64_t a4, uint64_t a5, long *ret)
+{
+	struct injector in = {0};
+	uint64_t args[6] = {a0, a1, a2, a3, a4, a5};
+	int r = txn_injector(t, &in);
+
+	if (!r)
+		r = inject_syscall(&in, nr, args, ret);
+	return r ? r : opus_fault("an injected syscall");
+}
+
+/* Whether anything is mapped at addr in the process now. */
+static bool still_mapped(pid_t pid, uint64_t addr)
+{
+	struct proc_maps maps;
+	bool found = true; /* when in doubt, assume it is */
+
+	if (proc_maps_read(pid, &maps))
+		return found;
+	found = false;
+	for (size_t i = 0; i < maps.n && !found; i++)
+		found = maps.v[i].start <= addr && addr < maps.v[i].end;
+	proc_maps_free(&maps);
+	return found;
+}
+
+int txn_unmap(struct txn *t)
+{
+	long r = -1;
+	int ret;
+
+	if (!t->mapped)
+		return 0;
+	ret = txn_remote(t, SYS_munmap, t->base, t->size, 0, 0, 0, 0, &r);
+	/* A step after the syscall may fail: the map says whether it ran. */
+	if (ret && !still_mapped(t->pid, t->base))
+		ret = 0, r = 0;
+	if (ret)
+		return opus_err_wrap(ret, "process %d: unmapping the patch at 0x%" PRIx64,
+				     (int)t->pid, t->base);
+	if (r)
+		return opus_err((int)r, "process %d: cannot unmap the patch at 0x%" PRIx64,
+				(int)t->pid, t->base);
+	t->mapped = false;
+	return 0;
+}
+
+int txn_write_sites(struct txn *t, bool restore)
+{
+	for (; t->sites_written < t->entry.nsites; t->sites_written++) {
+		const struct reg_site *s = &t->entry.sites[t->sites_written];
+		int ret = mem_write(t->mem_fd, s->addr, restore ? s->saved : s->jump, JUMP_SIZE);
+
+		if (ret)
+			return ret;
+		if ((ret = opus_fault(restore ? "restoring an entry" : "writing a jump"))) {
+			t->sites_written++; /* it was written: the rollback must see it */
+			return ret;
+		}
+	}
+	return 0;
+}
+
+void txn_unwrite_sites(struct txn *t)
+{
+	while (t->sites_written > 0) {
+		const struct reg_site *s = &t->entry.sites[--t->sites_written];
+
+		mem_write(t->mem_fd, s->addr, s->saved, JUMP_SIZE);
+	}
+}
+
+/* Stop the world until no thread is in a guarded range, then run commit
+ * with everything stopped. Busy: resume, wait, retry until the deadline. */
+int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(struct txn *t))
+{
+	uint64_t deadline = opus_now_ns() + (uint64_t)(o->timeout_s * 1e9), t1 = opus_now_ns();
+	struct live_stats *st = t->st;
+	struct unwinder *u = NULL;
+	struct range_set rs;
+	int ret = range_set_init(&rs, t->ranges, t->nranges);
+
+	if (!ret)
+		ret = unwind_open(t->pid, t->mem_fd, &u);
+
+	st->cfi_ns = opus_now_ns() - t1;
+	while (!ret) {
+		uint64_t start = opus_now_ns(), stopped, checked, written;
+
+		st->attempts++;
+		if (!st->prepare_ns)
+			st->prepare_ns = start - t->t0;
+		ret = threads_stop_all(&t->ts);
+		if (!ret)
+			ret = opus_fault("stopping every thread");
+		stopped = opus_now_ns();
+		if (!ret)
+			ret = unwind_check(u, &t->ts, &rs);
+		if (!ret && t->scan != SCAN_NONE)
+			ret = scan_suspended(t->pid, t->mem_fd, &t->ts, &rs, t->scan);
+		checked = opus_now_ns();
+		if (!ret) {
+			ret = commit(t);
+			written = opus_now_ns();
+			if (!ret) {
+				st->threads = (unsigned)t->ts.n;
+				threads_detach(&t->ts);
+				st->pause_ns = opus_now_ns() - start;
+				st->stop_ns = stopped - start;
+				st->unwind_ns = checked - stopped;
+				st->write_ns = written - checked;
+				st->resume_ns = start + st->pause_ns - written;
+			}
+			break;
+		}
+		if (ret != -EBUSY || opus_now_ns() >= deadline)
+			break;
+		threads_resume(&t->ts);
+		nanosleep(&(struct timespec){0, RETRY_NS}, NULL);
+		ret = 0;
+	}
+	if (ret == -EBUSY)
+		opus_err_wrap(ret, "gave up after %.1f s (%u attempts)", o->timeout_s,
+			      t->st->attempts);
+	unwind_close(u);
+	range_set_free(&rs);
+	return ret;
+}

@@ -1,0 +1,83 @@
+/* Private to the transaction engine (apply.c, revert.c, recover.c, place.c,
+ * txn.c): one opus acting on one process, from taking the lock to letting
+ * go. A transaction holds everything read about the process, the syscalls
+ * injected into it, the jump sites written and the ranges no thread may be
+ * in while they are. */
+#ifndef OPUS_LIVE_TXN_H
+#define OPUS_LIVE_TXN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "inject.h"
+#include "layout.h"
+#include "live.h"
+#include "lock.h"
+#include "proc.h"
+#include "ptrace.h"
+#include "registry.h"
+#include "resolve.h"
+#include "scan.h"
+#include "seccomp.h"
+
+#define MIN_ADDR     0x10000ull /* nothing is ever mapped below this */
+#define MFD_CLOEXEC_ 1u
+
+struct txn {
+	pid_t pid;
+	struct target_lock lock; /* one opus at a time; the journal of memfds begun */
+	bool memfd_closed;	 /* the target holds no descriptor of ours */
+	struct resolver res;	 /* names in the process, as its dynamic linker sees them */
+	enum scan_scope scan;	 /* where suspended stacks are looked for */
+	int mem_fd;
+	int memfd; /* opus's own handle on the target's memfd */
+	struct proc_maps maps;
+	struct registry reg;
+	struct threads ts;
+	struct inject_gadgets gadgets;
+	struct seccomp_filters filters; /* of the thread that runs injected syscalls */
+	uint64_t base, size;
+	bool mapped;
+	size_t sites_written;
+	struct reg_entry entry;
+	struct addr_range *ranges;
+	size_t nranges, ranges_cap;
+	struct live_stats *st;
+	uint64_t t0;
+};
+
+/* txn.c: the transaction itself. txn_open locks the process and reads its
+ * maps, registry and link map; txn_close lets go of everything (every
+ * thread resumed) and records the total time in st. */
+int txn_open(struct txn *t, pid_t pid, const struct live_opts *o, struct live_stats *st);
+void txn_close(struct txn *t);
+/* No thread may be in [lo, hi) when the commit runs. */
+int txn_add_range(struct txn *t, uint64_t lo, uint64_t hi, const char *name);
+/* A stopped thread to run syscalls in, its seccomp filters asked first. */
+int txn_injector(struct txn *t, struct injector *in);
+int txn_remote(struct txn *t, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
+	       uint64_t a4, uint64_t a5, long *ret);
+/* Unmap the patch mapped at t->base, if it is. */
+int txn_unmap(struct txn *t);
+/* Write the entry's jumps (or, restore, its saved bytes) from
+ * t->sites_written on; txn_unwrite_sites puts back what was written. */
+int txn_write_sites(struct txn *t, bool restore);
+void txn_unwrite_sites(struct txn *t);
+/* Stop the world until no thread is in a range, then run commit with every
+ * thread stopped; -EBUSY once o->timeout_s has passed. */
+int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(struct txn *t));
+
+/* place.c: a memfd mapped within reach of obj, holding the image laid out
+ * in l; then the image, its registry record first, written into it. */
+int place_patch(struct txn *t, const struct proc_object *obj, const struct opatch *p,
+		const struct layout *l);
+int place_write_image(struct txn *t, struct layout *l);
+
+/* recover.c: take out the applies opus left unfinished (killed mid-way).
+ * recover_newest returns 1 if it took out the newest entry, 0 if that entry
+ * is complete. */
+int recover_unfinished(struct txn *t, const struct live_opts *o, struct live_recovery *rec);
+int recover_newest(struct txn *t, const struct live_opts *o, struct live_recovery *rec);
+
+#endif

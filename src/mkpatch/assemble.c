@@ -1,0 +1,280 @@
+#include "assemble_ctx.h"
+#include "objdiff.h"
+#include "util/err.h"
+#include "util/file.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A PC32 relocation on a call, jmp or jcc rel32: a branch, which may go
+ * through a stub like a PLT32 one. A RIP-relative operand is preceded by
+ * its ModRM byte (mod 00, rm 101: 05, 0d ... 3d), never by e8, e9 or 0f 8x. */
+static bool is_branch(const struct obj_scn *s, uint64_t off)
+{
+	const uint8_t *b = s->data ? s->data->d_buf : NULL;
+
+	if (!b || !(s->sh.sh_flags & SHF_EXECINSTR) || off < 2 || off > s->data->d_size)
+		return false;
+	return b[off - 1] == 0xe8 || b[off - 1] == 0xe9 ||
+	       (b[off - 2] == 0x0f && (b[off - 1] & 0xf0) == 0x80);
+}
+
+static int process_section(struct asm_ctx *c, size_t scn)
+{
+	const struct obj_scn *os = &c->o->scns[scn];
+	uint32_t pscn = (uint32_t)c->scn_idx[scn];
+	size_t f = obj_sym_in_scn(c->o, scn, -1, STT_FUNC);
+	GElf_Rela r;
+	GElf_Sym fs;
+
+	c->from = f && obj_sym(c->o, f, &fs) ? obj_sym_name(c->o, &fs) : NULL;
+
+	for (size_t i = 0; obj_rela(c->o, scn, i, &r); i++) {
+		struct opatch_rela pr = {.offset = r.r_offset,
+					 .type = (uint32_t)GELF_R_TYPE(r.r_info)};
+		int sym;
+
+		if (pr.type == R_X86_64_GOTPC32_TLSDESC || pr.type == R_X86_64_TLSDESC_CALL)
+			return opus_err(-ENOTSUP,
+					"%s: %s uses TLS descriptors (-mtls-dialect=gnu2): not "
+					"supported",
+					c->o->file, os->name);
+		if (!opatch_rela_width(pr.type))
+			return opus_err(-ENOTSUP, "%s: section %s: unsupported relocation type %u",
+					c->o->path, os->name, pr.type);
+		if (pr.type == R_X86_64_PC32 && is_branch(os, r.r_offset))
+			pr.type = R_X86_64_PLT32;
+		sym = asm_resolve(c, &r, pr.type, &pr.addend);
+		if (sym < 0)
+			return sym;
+		/* Data of another object is usually beyond 2 GiB of the patch:
+		 * only a GOT slot reaches it. */
+		if (c->p->syms[sym].kind == OPATCH_SYM_EXTERN && obj_rela_is_direct(pr.type))
+			return opus_err(ASSEMBLE_EFARDATA,
+					"%s reads %s, a variable of another object, at a 32-bit "
+					"distance",
+					c->from ? c->from : os->name, c->p->syms[sym].name);
+		pr.sym = (uint32_t)sym;
+		if (opatch_add_rela(c->p, pscn, &pr) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static size_t cold_part_of(const struct obj *o, const char *parent)
+{
+	char name[512];
+
+	snprintf(name, sizeof(name), "%s.cold", parent);
+	return obj_find_sym(o, name, STT_FUNC);
+}
+
+static bool map_line(void *ctx, int old, int *new_line)
+{
+	return diff_file_map_line(ctx, old, new_line);
+}
+
+/* A change only in __LINE__ immediates is no change, if nothing in the
+ * function's own source (or what it inlines) changed and no header did. */
+static bool only_lines_moved(struct asm_ctx *c, size_t f, const char *name)
+{
+	const struct diff_file *df;
+
+	for (size_t i = 0; i < c->why->diff->n; i++) {
+		const char *p = c->why->diff->v[i].path;
+		size_t n = strlen(p);
+
+		if (n < 2 || strcmp(p + n - 2, ".c"))
+			return false;
+	}
+	if (src_touched(c->why->src, c->why->diff, name))
+		return false;
+	df = src_diff_of(c->why->src, c->why->diff, name);
+	return df && objdiff_only_lines(c->orig, c->o, f, map_line, (void *)df);
+}
+
+static bool excluded(const struct asm_ctx *c, const char *name)
+{
+	for (size_t i = 0; i < c->scope->nexclude; i++)
+		if (!strcmp(c->scope->exclude[i], name))
+			return true;
+	return false;
+}
+
+static void mark_changed(struct asm_ctx *c, const struct obj *orig)
+{
+	GElf_Sym sym;
+
+	for (size_t i = 1; i < c->o->nsyms; i++) {
+		const char *name;
+
+		if (!obj_sym(c->o, i, &sym) || GELF_ST_TYPE(sym.st_info) != STT_FUNC ||
+		    sym.st_shndx == SHN_UNDEF)
+			continue;
+		name = obj_sym_name(c->o, &sym);
+		if (c->scope->every_function) {
+			c->changed[i] = !excluded(c, name);
+			continue;
+		}
+		if (objdiff_func(orig, c->o, i) != OBJDIFF_CHANGED)
+			continue;
+		if (excluded(c, name))
+			build_note_add(
+			    c->notes, BUILD_WARNING, name, c->o->file,
+			    "its code changed, but it is excluded: it keeps its old code");
+		else if (only_lines_moved(c, i, name))
+			build_note_add(c->notes, BUILD_INFO, name, c->o->file,
+				       "only line numbers in its code moved (__LINE__); left out");
+		else
+			c->changed[i] = 1;
+	}
+	/* A function and its cold part change together. */
+	for (size_t i = 1; i < c->o->nsyms; i++) {
+		const char *name;
+		size_t cold, parent;
+		char pname[512];
+
+		if (!obj_sym(c->o, i, &sym) || GELF_ST_TYPE(sym.st_info) != STT_FUNC)
+			continue;
+		name = obj_sym_name(c->o, &sym);
+		if (obj_is_cold_name(name)) {
+			snprintf(pname, sizeof(pname), "%.*s", (int)(strstr(name, ".cold") - name),
+				 name);
+			parent = obj_find_sym(c->o, pname, STT_FUNC);
+			if (parent)
+				c->changed[i] = c->changed[parent] |= c->changed[i];
+		} else if ((cold = cold_part_of(c->o, name))) {
+			c->changed[i] = c->changed[cold] |= c->changed[i];
+		}
+	}
+}
+
+/* Redirect one changed function, and check its cold part. */
+static int replace_func(struct asm_ctx *c, size_t f)
+{
+	const struct opus_sym *b, *bc = NULL;
+	GElf_Sym sym, csym;
+	const char *name;
+	size_t cold;
+	int scn, nsym, ret;
+	char cname[512], why[512];
+
+	obj_sym(c->o, f, &sym);
+	name = obj_sym_name(c->o, &sym);
+	if ((ret = asm_bin_lookup(c, &sym, name, &b)))
+		return ret;
+	if (c->scope->every_function)
+		snprintf(why, sizeof(why), "replaced by its own recompiled code");
+	else
+		src_explain(c->why->src, c->why->diff, name, why, sizeof(why));
+	if (!b && c->scope->every_function) {
+		c->changed[f] = 0;
+		return 0;
+	}
+	if (!b && GELF_ST_BIND(sym.st_info) != STB_LOCAL)
+		return opus_err(-ENOENT,
+				"%s (%s): its code changed, but the binary has no function of that "
+				"name: is %s part of it?",
+				name, c->o->file, c->o->file);
+	if (!b)
+		return build_note_add(c->notes, BUILD_INFO, name, c->o->file,
+				      "%s, but the binary has no copy of its own (inlined into "
+				      "its callers, which are replaced instead)",
+				      why);
+	if (b->size < 5 && c->scope->every_function) {
+		c->changed[f] = 0;
+		return build_note_add(c->notes, BUILD_INFO, name, c->o->file,
+				      "left out: %llu bytes, too small for a jump",
+				      (unsigned long long)b->size);
+	}
+	if (b->size < 5)
+		return opus_err(-ENOTSUP, "%s: %llu bytes in the binary, too small for a jump",
+				name, (unsigned long long)b->size);
+	scn = asm_include_section(c, sym.st_shndx);
+	if (scn < 0)
+		return scn;
+	nsym = c->sym_map[f];
+	if (nsym < 0 || opatch_add_func(c->p, name, b->value, b->size, (uint32_t)nsym, false) < 0)
+		return opus_err(-ENOMEM, "%s: cannot record replacement", name);
+	build_note_add(c->notes, BUILD_REPLACED, name, c->o->file, "%s", why);
+	snprintf(cname, sizeof(cname), "%s.cold", name);
+	if (opus_symtab_find_local(c->bin, c->o->file, cname, &bc) != 1 || !bc)
+		return 0;
+	/* The old cold part is checked for activeness with its function. The
+	 * new one, if the new code has one, comes along; if not, the new
+	 * function stands in as its counterpart. */
+	cold = cold_part_of(c->o, name);
+	if (cold && obj_sym(c->o, cold, &csym)) {
+		if ((scn = asm_include_section(c, csym.st_shndx)) < 0)
+			return scn;
+		nsym = c->sym_map[cold];
+	}
+	if (nsym < 0 || opatch_add_func(c->p, cname, bc->value, bc->size, (uint32_t)nsym, true) < 0)
+		return opus_err(-ENOMEM, "%s: cannot record cold part", name);
+	return 0;
+}
+
+static int assemble(struct asm_ctx *c)
+{
+	GElf_Sym sym;
+	int ret = 0;
+
+	mark_changed(c, c->orig);
+	for (size_t i = 1; !ret && i < c->o->nsyms; i++)
+		if (c->changed[i] && obj_sym(c->o, i, &sym) &&
+		    !obj_is_cold_name(obj_sym_name(c->o, &sym)))
+			ret = replace_func(c, i);
+	for (size_t w = 0; !ret && w < c->nwork; w++)
+		ret = process_section(c, c->work[w]);
+	for (size_t s = 1; !ret && s < c->o->nscn; s++) {
+		GElf_Sym fs;
+		size_t f;
+
+		if (c->scn_idx[s] < 0 || !(c->o->scns[s].sh.sh_flags & SHF_EXECINSTR))
+			continue;
+		f = obj_sym_in_scn(c->o, s, -1, STT_FUNC);
+		if (f && !c->changed[f] && obj_sym(c->o, f, &fs) &&
+		    !obj_is_cold_name(obj_sym_name(c->o, &fs)))
+			build_note_add(c->notes, BUILD_ADDED, obj_sym_name(c->o, &fs), c->o->file,
+				       "new function, or one the running binary only has inlined");
+	}
+	return ret;
+}
+
+int assemble_tu(struct opatch *p, const struct assemble_target *bin,
+		const struct assemble_scope *scope, const struct obj *orig,
+		const struct obj *patched, const struct assemble_why *why,
+		struct build_notes *notes)
+{
+	struct asm_ctx c = {.p = p,
+			    .bin_elf = bin->elf,
+			    .bin = bin->syms,
+			    .exports = bin->exports,
+			    .o = patched,
+			    .orig = orig,
+			    .why = why,
+			    .scope = scope,
+			    .notes = notes};
+	int ret = -ENOMEM;
+
+	c.scn_idx = malloc(patched->nscn * sizeof(*c.scn_idx));
+	c.scn_sym = malloc(patched->nscn * sizeof(*c.scn_sym));
+	c.sym_map = malloc((patched->nsyms + 1) * sizeof(*c.sym_map));
+	c.changed = calloc(patched->nsyms + 1, 1);
+	if (c.scn_idx && c.scn_sym && c.sym_map && c.changed) {
+		for (size_t i = 0; i < patched->nscn; i++)
+			c.scn_idx[i] = c.scn_sym[i] = -1;
+		for (size_t i = 0; i <= patched->nsyms; i++)
+			c.sym_map[i] = -ENOENT;
+		ret = assemble(&c);
+	}
+	free(c.scn_idx);
+	free(c.scn_sym);
+	free(c.sym_map);
+	free(c.changed);
+	free(c.work);
+	free(c.rodata);
+	return ret;
+}

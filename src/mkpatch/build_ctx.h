@@ -1,0 +1,52 @@
+/* Private to the patch builder's driver (build.c) and its two helpers:
+ * units.c (which units of the tree the binary holds) and binding.c (the
+ * patch bound to the binary's content). */
+#ifndef OPUS_MKPATCH_BUILD_CTX_H
+#define OPUS_MKPATCH_BUILD_CTX_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "assemble.h"
+#include "build.h"
+#include "patchfile/opatch.h"
+#include "source/workspace.h"
+#include "util/elf.h"
+
+struct build {
+	const struct build_opts *opts;
+	struct workspace ws;
+	struct opus_elf bin;
+	struct opus_symtab bin_syms, bin_exports;
+	struct opatch patch;
+	struct opatch *after; /* opts->after, read */
+	struct assemble_scope scope;
+	const char *new_tag; /* "new", or "orig" for a self-replacement */
+};
+
+/* Tells the caller's progress callback, if any, where the build is. */
+static inline void build_progress(const struct build *b, const char *phase, size_t done,
+				  size_t total)
+{
+	if (b->opts->progress)
+		b->opts->progress(b->opts->progress_ctx, phase, done, total);
+}
+
+/* Where the compile tagged tag of unit unit is: tag-N.o in the scratch. */
+static inline void build_obj_path(const struct build *b, const char *tag, size_t unit, char *out,
+				  size_t len)
+{
+	snprintf(out, len, "%s/%s-%zu.o", b->ws.scratch, tag, unit);
+}
+
+/* units.c: a binary linked with -flto is refused; for --replace-all with
+ * no --unit, the units the binary's DWARF does not name are left out. */
+int build_refuse_lto(const struct build *b);
+void build_keep_units_of_binary(struct build *b, struct build_notes *notes);
+
+/* binding.c: the as-built compile of every unit must be what the binary
+ * holds, function by function, for the functions and data the patch
+ * touches; then each replaced function's bytes are recorded for apply. */
+int build_bind_content(struct build *b);
+
+#endif
