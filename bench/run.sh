@@ -2,9 +2,13 @@
 # make bench: what a live patch costs a running program, in figures anyone
 # can rerun on this machine. Writes build/bench/results.json, plots
 # build/bench/*.png with gnuplot, and prints a table. Asserts nothing.
+# BENCH_PARTS picks sections (default all: pause apply call nginx fleet
+# scale scan); OPUS=PATH measures another build of opus.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-OPUS=$ROOT/build/opus
+OPUS=${OPUS:-$ROOT/build/opus}
+BENCH_PARTS=${BENCH_PARTS:-pause apply call nginx fleet scale scan}
+want() { [[ " $BENCH_PARTS " == *" $1 "* ]]; }
 OUT=$ROOT/build/bench
 RUNS=${RUNS:-30}
 mkdir -p "$OUT"
@@ -13,9 +17,16 @@ for p in gnuplot-nox wrk jq bc time bear libpcre2-dev zlib1g-dev libssl-dev; do
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
 done
 gcc -O2 -Wall -o "$OUT/stopfloor" "$ROOT/bench/stopfloor.c"
+gcc -O2 -Wall -o "$OUT/machine" "$ROOT/bench/machine.c"
+gcc -O2 -Wall -o "$OUT/wall" "$ROOT/bench/wall.c"
 RESULTS=$OUT/results.json
 echo '{}' >"$RESULTS"
 put() { jq "$1" "$RESULTS" >"$RESULTS.tmp" && mv "$RESULTS.tmp" "$RESULTS"; }
+
+# The machine, for ratios that hold on another one: a fixed CPU loop and a
+# process start (fork + exec + reap of /bin/true); the ptrace floor follows.
+put ".machine = $("$OUT/machine" "$RUNS")"
+echo "machine: $(jq -c .machine "$RESULTS")"
 
 # p50 and p99 of numbers on stdin, as JSON.
 pctl() {
@@ -62,78 +73,101 @@ apply_cycle() {
 	: >"$T/e2e"
 	: >"$T/phases"
 	for _ in $(seq "$RUNS"); do
-		local s=$(date +%s%N)
-		"$OPUS" apply --timeout 30 --json "$TPID" "$1" >"$T/apply.json"
-		echo "scale=3; ($(date +%s%N) - $s) / 1000000" | bc >>"$T/e2e"
+		: >"$T/e2e.one"
+		"$OUT/wall" "$T/e2e.one" "$OPUS" apply --timeout 30 --json "$TPID" "$1" >"$T/apply.json"
+		local e2e_ms
+		e2e_ms=$(cat "$T/e2e.one")
+		echo "$e2e_ms" >>"$T/e2e"
 		jq '.stats.pause_us' "$T/apply.json" >>"$T/pauses"
-		jq -c '.stats.phases_us' "$T/apply.json" >>"$T/phases"
+		# Every phase, then opus's start-up (CPU) and what no clock of
+		# opus sees: exec and exit.
+		jq -c --argjson e2e "$e2e_ms" '.stats as $s | $s.phases_us +
+			(if $s.main_us then {startup_cpu_us: $s.startup_cpu_us,
+			 cli_us: ($s.main_us - $s.total_ms * 1000 - $s.phases_us.parse_us),
+			 exec_exit_us: ($e2e * 1000 - $s.main_us - $s.startup_cpu_us)} else {} end)' \
+			"$T/apply.json" >>"$T/phases"
 		"$OPUS" revert --timeout 30 "$TPID" >/dev/null
 	done
 }
 
 # 1. Pause against thread count, blocked and busy, beside the ptrace floor.
-for mode in blocked busy; do
-	for n in 1 8 64 256; do
-		start_target "$n" "$mode" 1000
-		apply_cycle "$T/k1.opatch"
-		floor=$("$OUT/stopfloor" "$TPID" "$(f0_addr)" "$RUNS")
-		stop_target
-		put ".pause_us.threads_${n}_$mode = $(pctl <"$T/pauses") |
-		     .floor_us.threads_${n}_$mode = {p50: $(echo "$floor" | cut -d' ' -f1), p99: $(echo "$floor" | cut -d' ' -f2)}"
-		[ "$mode" = busy ] && put ".pause_us.threads_$n = .pause_us.threads_${n}_busy"
-		echo "pause, $n $mode thread(s): $(pctl <"$T/pauses") us; floor $floor us"
+if want pause; then
+	for mode in blocked busy; do
+		for n in 1 8 64 256; do
+			start_target "$n" "$mode" 1000
+			apply_cycle "$T/k1.opatch"
+			floor=$("$OUT/stopfloor" "$TPID" "$(f0_addr)" "$RUNS")
+			stop_target
+			[ "$n$mode" = 1blocked ] && put ".machine.floor_1_blocked_us = $(echo "$floor" | cut -d' ' -f1)"
+			put ".pause_us.threads_${n}_$mode = $(pctl <"$T/pauses") |
+			     .floor_us.threads_${n}_$mode = {p50: $(echo "$floor" | cut -d' ' -f1), p99: $(echo "$floor" | cut -d' ' -f2)}"
+			[ "$mode" = busy ] && put ".pause_us.threads_$n = .pause_us.threads_${n}_busy"
+			echo "pause, $n $mode thread(s): $(pctl <"$T/pauses") us; floor $floor us"
+		done
 	done
-done
+fi
 
 # 2. Pause and end-to-end apply against patch size (8 blocked threads).
-start_target 8 blocked 1000
-for k in 1 10 100 1000; do
-	apply_cycle "$T/k$k.opatch"
-	put ".pause_us.funcs_$k = $(pctl <"$T/pauses") | .apply_e2e_ms.funcs_$k = $(pctl <"$T/e2e")"
-	if [ "$k" = 10 ]; then
-		put ".apply_ms = $(pctl <"$T/e2e") |
-		     .apply_phases_us = $(jq -s 'reduce .[] as $p ({}; reduce ($p | keys[]) as $k (.; .[$k] += $p[$k] / '"$RUNS"'))' "$T/phases")"
-	fi
-	echo "patch of $k function(s): pause $(pctl <"$T/pauses") us, apply $(pctl <"$T/e2e") ms"
-done
-stop_target
+if want apply; then
+	start_target 8 blocked 1000
+	for k in 1 10 100 1000; do
+		apply_cycle "$T/k$k.opatch"
+		put ".pause_us.funcs_$k = $(pctl <"$T/pauses") | .apply_e2e_ms.funcs_$k = $(pctl <"$T/e2e")"
+		if [ "$k" = 10 ]; then
+			put ".apply_ms = $(pctl <"$T/e2e") |
+			     .apply_phases_us = $(jq -s 'reduce .[] as $p ({}; reduce ($p | keys[]) as $k (.; .[$k] += $p[$k] / '"$RUNS"'))' "$T/phases")"
+		fi
+		echo "patch of $k function(s): pause $(pctl <"$T/pauses") us, apply $(pctl <"$T/e2e") ms"
+	done
+	stop_target
+fi
 
 # 3. The steady cost of a patched call: f0 patched (old entry jumps to the
 #    new code) against the same new code built natively.
-(cd "$T/fixed-1" && gcc -O2 -g -pthread target.c -o target)
-ns_per_call() {
-	"$1" calls >"$T/calls.out" &
-	local pid=$!
-	for _ in $(seq 100); do grep -q ready "$T/calls.out" && break; sleep 0.02; done
-	[ -z "${2:-}" ] || "$OPUS" apply "$pid" "$2" >/dev/null
-	sleep 0.3
-	: >"$T/calls.out"
-	while [ "$(wc -l <"$T/calls.out")" -lt 5 ]; do sleep 0.2; done
-	kill "$pid"
-	wait "$pid" 2>/dev/null || true
-	sort -n "$T/calls.out" | head -3 | tail -1
-}
-native=$(ns_per_call "$T/fixed-1/target")
-patched=$(TPID=0 ns_per_call "$T/src/target" "$T/k1.opatch")
-put ".call_ns = {native: $native, patched: $patched} | .call_overhead_ns = ($patched - $native)"
-echo "call: native $native ns, patched $patched ns"
+if want call; then
+	(cd "$T/fixed-1" && gcc -O2 -g -pthread target.c -o target)
+	ns_per_call() {
+		"$1" calls >"$T/calls.out" &
+		local pid=$!
+		for _ in $(seq 100); do grep -q ready "$T/calls.out" && break; sleep 0.02; done
+		[ -z "${2:-}" ] || "$OPUS" apply "$pid" "$2" >/dev/null
+		sleep 0.3
+		: >"$T/calls.out"
+		while [ "$(wc -l <"$T/calls.out")" -lt 5 ]; do sleep 0.2; done
+		kill "$pid"
+		wait "$pid" 2>/dev/null || true
+		sort -n "$T/calls.out" | head -3 | tail -1
+	}
+	native=$(ns_per_call "$T/fixed-1/target")
+	patched=$(TPID=0 ns_per_call "$T/src/target" "$T/k1.opatch")
+	put ".call_ns = {native: $native, patched: $patched} | .call_overhead_ns = ($patched - $native)"
+	echo "call: native $native ns, patched $patched ns"
+fi
 
 # 4 and 5: nginx, the real-world suite's build.
-nginx_tree=$(bash "$ROOT/tests/real/nginx/build.sh" "$ROOT/build/real")
-bash "$ROOT/bench/nginx.sh" "$nginx_tree" "$RESULTS" "$RUNS"
+if want nginx; then
+	nginx_tree=$(bash "$ROOT/tests/real/nginx/build.sh" "$ROOT/build/real")
+	bash "$ROOT/bench/nginx.sh" "$nginx_tree" "$RESULTS" "$RUNS"
+fi
 
 # 6. Many processes: apply --all over thousands; the daemon's latency.
-bash "$ROOT/bench/fleet.sh" "$RESULTS"
+if want fleet; then
+	bash "$ROOT/bench/fleet.sh" "$RESULTS"
+fi
 
 # 7. Build time against the diff's size: 1,000 to 20,000 functions.
-bash "$ROOT/bench/build-scale.sh" "$OPUS" "$OUT"
-put ".build.scale = $(cat "$OUT/build-scale.json")"
+if want scale; then
+	bash "$ROOT/bench/build-scale.sh" "$OPUS" "$OUT"
+	put ".build.scale = $(cat "$OUT/build-scale.json")"
+fi
 
 # 8. The scan for suspended stacks: pause against touched memory.
-bash "$ROOT/bench/scan-memory.sh" "$OPUS" "$OUT"
-put ".scan_memory = $(cat "$OUT/scan-memory.json")"
+if want scan; then
+	bash "$ROOT/bench/scan-memory.sh" "$OPUS" "$OUT"
+	put ".scan_memory = $(cat "$OUT/scan-memory.json")"
+fi
 
 put ".build.target_ms = {funcs_1: ${build_ms[1]}, funcs_10: ${build_ms[10]}, funcs_100: ${build_ms[100]}, funcs_1000: ${build_ms[1000]}} |
-     .machine = {cpus: $(nproc), kernel: \"$(uname -r)\", date: \"$(date -u +%F)\"}"
-bash "$ROOT/bench/plot.sh" "$RESULTS" "$OUT"
+     .machine += {cpus: $(nproc), kernel: \"$(uname -r)\", date: \"$(date -u +%F)\"}"
+bash "$ROOT/bench/plot.sh" "$RESULTS" "$OUT" || echo "(plots need every part: BENCH_PARTS left some out)"
 bash "$ROOT/bench/table.sh" "$RESULTS"

@@ -17,19 +17,31 @@
 	"[--trusted DIR] "                                                                         \
 	"[--json]"
 
+/* Every phase, in the order they run; they add up to total_ms. */
 json_t *cli_stats_json(const struct live_stats *st)
 {
-	json_t *phases = json_pack(
-	    "{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "resolve_us", (double)st->resolve_ns / 1e3,
-	    "map_us", (double)st->map_ns / 1e3, "link_us", (double)st->link_ns / 1e3, "cfi_us",
-	    (double)st->cfi_ns / 1e3, "stop_us", (double)st->stop_ns / 1e3, "unwind_us",
-	    (double)st->unwind_ns / 1e3, "write_us", (double)st->write_ns / 1e3, "resume_us",
-	    (double)st->resume_ns / 1e3);
+	const struct {
+		const char *name;
+		uint64_t ns;
+	} phases[] = {
+	    {"lock_us", st->lock_ns},	      {"procfs_us", st->procfs_ns},
+	    {"registry_us", st->registry_ns}, {"linkmap_us", st->linkmap_ns},
+	    {"gadgets_us", st->gadgets_ns},   {"check_us", st->check_ns},
+	    {"resolve_us", st->resolve_ns},   {"map_us", st->map_ns},
+	    {"link_us", st->link_ns},	      {"cfi_us", st->cfi_ns},
+	    {"retry_us", st->retry_ns},	      {"seize_us", st->seize_ns},
+	    {"stop_us", st->stop_ns},	      {"unwind_us", st->unwind_ns},
+	    {"write_us", st->write_ns},	      {"resume_us", st->resume_ns},
+	    {"close_us", st->close_ns},
+	};
+	json_t *j = json_object();
 
+	for (size_t i = 0; i < sizeof(phases) / sizeof(phases[0]); i++)
+		json_object_set_new(j, phases[i].name, json_real((double)phases[i].ns / 1e3));
 	return json_pack("{s:i, s:i, s:f, s:f, s:f, s:o}", "attempts", (int)st->attempts, "threads",
 			 (int)st->threads, "pause_us", (double)st->pause_ns / 1e3, "prepare_ms",
 			 (double)st->prepare_ns / 1e6, "total_ms", (double)st->total_ns / 1e6,
-			 "phases_us", phases);
+			 "phases_us", j);
 }
 
 static int apply_one(pid_t pid, const struct opatch *p, const struct live_opts *lo, bool json,
@@ -43,9 +55,12 @@ static int apply_one(pid_t pid, const struct opatch *p, const struct live_opts *
 		json_t *j = json_pack("{s:s, s:i, s:i}", "patch", p->id, "pid", (int)pid,
 				      "functions", (int)p->nfuncs);
 
-		json_object_set_new(j, "stats", cli_stats_json(&st));
-		json_object_set_new(json_object_get(json_object_get(j, "stats"), "phases_us"),
-				    "parse_us", json_real((double)parse_ns / 1e3));
+		json_t *stats = cli_stats_json(&st);
+
+		json_object_set_new(json_object_get(stats, "phases_us"), "parse_us",
+				    json_real((double)parse_ns / 1e3));
+		cli_add_process_times(stats);
+		json_object_set_new(j, "stats", stats);
 		cli_print_json(j);
 	} else
 		printf("applied %s to process %d: %zu function(s) at 0x%" PRIx64

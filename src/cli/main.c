@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "util/clock.h"
 #include "util/err.h"
 
 #include <errno.h>
@@ -6,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const struct {
 	const char *name;
@@ -71,8 +73,21 @@ void cli_print_json(json_t *j)
 	json_decref(j);
 }
 
+static uint64_t main_ns, startup_cpu_ns;
+
+void cli_add_process_times(json_t *stats)
+{
+	json_object_set_new(stats, "startup_cpu_us", json_real((double)startup_cpu_ns / 1e3));
+	json_object_set_new(stats, "main_us", json_real((double)(opus_now_ns() - main_ns) / 1e3));
+}
+
 int main(int argc, char **argv)
 {
+	struct timespec cpu;
+
+	main_ns = opus_now_ns();
+	if (!clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu))
+		startup_cpu_ns = (uint64_t)cpu.tv_sec * 1000000000ull + (uint64_t)cpu.tv_nsec;
 	if (argc < 2)
 		return usage(stderr);
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))

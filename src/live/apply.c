@@ -369,6 +369,7 @@ int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, str
 	uint64_t *sym_addr = calloc(p->nsyms + 1, sizeof(*sym_addr));
 	size_t *sym_lib = calloc(p->nsyms + 1, sizeof(*sym_lib));
 	int ret = txn_open(&t, pid, o, st);
+	uint64_t t1 = opus_now_ns();
 
 	if (!ret && (!sym_addr || !sym_lib))
 		ret = -ENOMEM;
@@ -383,7 +384,8 @@ int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, str
 		ret = check_stack(&t, p, &obj);
 	if (!ret)
 		ret = check_old_code(&t, p, &obj);
-	uint64_t t1 = opus_now_ns();
+	st->check_ns = opus_now_ns() - t1;
+	t1 = opus_now_ns();
 
 	if (!ret)
 		ret = resolve_syms(p, &obj, &t.res, sym_addr, sym_lib);

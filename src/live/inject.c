@@ -86,8 +86,38 @@ static int scan_for(int mem_fd, uint64_t lo, uint64_t hi, const uint8_t *pat, si
 	return -ENOENT;
 }
 
-static int find_pattern(int mem_fd, const struct proc_maps *maps, const uint8_t *pat, size_t n,
-			uint64_t *addr)
+/* The first occurrence of pat in the file behind mapping m, read in place
+ * (no copy out of the target), where the target holds the same bytes. */
+static int scan_file(pid_t pid, int mem_fd, const struct proc_map *m, uint64_t hi,
+		     const uint8_t *pat, size_t n, uint64_t *addr)
+{
+	char path[4200];
+	uint8_t have[16];
+	struct opus_elf e;
+	size_t size;
+	const char *image;
+	const uint8_t *hit = NULL;
+	int ret = proc_map_open(pid, m, path, sizeof(path), &e);
+
+	if (ret)
+		return ret;
+	image = elf_rawfile(e.elf, &size);
+	if (image && m->offset < size) {
+		size_t len = size - m->offset < hi - m->start ? size - m->offset : hi - m->start;
+
+		hit = memmem(image + m->offset, len, pat, n);
+	}
+	if (hit)
+		*addr = m->start + (uint64_t)(hit - (const uint8_t *)image - m->offset);
+	ret = hit && n <= sizeof(have) && !mem_read(mem_fd, *addr, have, n) && !memcmp(have, pat, n)
+		  ? 0
+		  : -ENOENT;
+	opus_elf_close(&e);
+	return ret;
+}
+
+static int find_pattern(pid_t pid, int mem_fd, const struct proc_maps *maps, const uint8_t *pat,
+			size_t n, uint64_t *addr)
 {
 	/* Prefer libc's text: always mapped, always executable. */
 	for (int pass = 0; pass < 2; pass++)
@@ -98,17 +128,19 @@ static int find_pattern(int mem_fd, const struct proc_maps *maps, const uint8_t 
 			if (m->perms[2] != 'x' || (pass == 0 && !strstr(m->path, "/libc")) ||
 			    !strcmp(m->path, "[vsyscall]") || !strncmp(m->path, "/memfd:", 7))
 				continue;
-			if (scan_for(mem_fd, m->start, hi, pat, n, addr) == 0)
+			if (scan_file(pid, mem_fd, m, hi, pat, n, addr) == 0 ||
+			    scan_for(mem_fd, m->start, hi, pat, n, addr) == 0)
 				return 0;
 		}
 	return -ENOENT;
 }
 
-int inject_find_gadgets(int mem_fd, const struct proc_maps *maps, struct inject_gadgets *g)
+int inject_find_gadgets(pid_t pid, int mem_fd, const struct proc_maps *maps,
+			struct inject_gadgets *g)
 {
-	if (find_pattern(mem_fd, maps, syscall_ret, sizeof(syscall_ret), &g->syscall_ret))
+	if (find_pattern(pid, mem_fd, maps, syscall_ret, sizeof(syscall_ret), &g->syscall_ret))
 		return opus_err(-ENOENT, "no 'syscall; ret' instruction pair in the target's code");
-	if (find_pattern(mem_fd, maps, restore_rt, sizeof(restore_rt), &g->restore_rt))
+	if (find_pattern(pid, mem_fd, maps, restore_rt, sizeof(restore_rt), &g->restore_rt))
 		return opus_err(-ENOENT, "no rt_sigreturn sequence (__restore_rt) in the target's "
 					 "code: its threads could not be restored if opus died");
 	return 0;

@@ -34,7 +34,8 @@ struct injector {
 };
 
 /* Find the gadgets in the process's executable mappings (libc's first). */
-int inject_find_gadgets(int mem_fd, const struct proc_maps *maps, struct inject_gadgets *g);
+int inject_find_gadgets(pid_t pid, int mem_fd, const struct proc_maps *maps,
+			struct inject_gadgets *g);
 /* Run syscall nr with up to six arguments; *ret is the raw return (-errno on error). */
 int inject_syscall(struct injector *in, long nr, const uint64_t args[6], long *ret);
 /* Copy a string below the thread's red zone; *addr is where it went. */

@@ -24,6 +24,14 @@ struct live_stats {
 	uint64_t pause_ns;   /* first thread stopped to last resumed, final stop */
 	uint64_t prepare_ns; /* everything before the first stop */
 	uint64_t total_ns;
+	/* Opening the transaction: the lock, the process's state and maps
+	 * (/proc), the registry read and verified, the link map and every
+	 * loaded object's symbols, the syscall gadgets found. */
+	uint64_t lock_ns, procfs_ns, registry_ns, linkmap_ns, gadgets_ns;
+	uint64_t check_ns;   /* unfinished applies, the target, the stack, the old code */
+	uint64_t retry_ns;   /* stops that found a thread busy, and the waits after */
+	uint64_t seize_ns;   /* attaching to every thread, outside each stop */
+	uint64_t close_ns;   /* after the committing stop: unlocking, freeing */
 	uint64_t resolve_ns; /* target object, link map, symbols */
 	uint64_t map_ns;     /* memfd and mappings, by injected syscalls */
 	uint64_t link_ns;    /* relocation, jump planning, image written */

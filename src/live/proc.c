@@ -92,8 +92,7 @@ void proc_maps_free(struct proc_maps *m)
 /* Open the file behind a mapping. /proc/PID/map_files reaches a file that
  * was replaced or deleted on disk, but needs CAP_SYS_ADMIN; without it, the
  * path through the process's root is the next best thing. */
-static int open_mapped(pid_t pid, const struct proc_map *m, char *path, size_t len,
-		       struct opus_elf *e)
+int proc_map_open(pid_t pid, const struct proc_map *m, char *path, size_t len, struct opus_elf *e)
 {
 	pid_t view = proc_view_id(pid);
 
@@ -130,7 +129,7 @@ int proc_object_at(pid_t pid, const struct proc_maps *maps, size_t m, struct pro
 	int ret;
 
 	snprintf(out->name, sizeof(out->name), "%s", pm->path);
-	ret = open_mapped(pid, pm, out->path, sizeof(out->path), &e);
+	ret = proc_map_open(pid, pm, out->path, sizeof(out->path), &e);
 	if (ret)
 		return ret;
 	ret = first_load_vaddr(e.elf, &vaddr);
@@ -162,7 +161,7 @@ int proc_find_object(pid_t pid, const struct proc_maps *maps, const uint8_t *bui
 		int n;
 
 		if (m->offset != 0 || m->path[0] != '/' ||
-		    open_mapped(pid, m, path, sizeof(path), &e))
+		    proc_map_open(pid, m, path, sizeof(path), &e))
 			continue;
 		n = opus_elf_build_id(e.elf, id);
 		opus_elf_close(&e);

@@ -38,6 +38,10 @@ struct proc_object {
 	uint64_t lo, hi; /* address span of its mappings */
 };
 
+/* Open the ELF file behind mapping m (path gets the name used): through
+ * /proc/PID/map_files, which reaches a file replaced or deleted on disk,
+ * else through the process's root. */
+int proc_map_open(pid_t pid, const struct proc_map *m, char *path, size_t len, struct opus_elf *e);
 /* Find the object whose build-id matches; -ENOENT if none is mapped. */
 int proc_find_object(pid_t pid, const struct proc_maps *maps, const uint8_t *build_id,
 		     size_t build_id_len, struct proc_object *out);

@@ -190,36 +190,46 @@ int threads_stop_one(struct threads *ts)
 	return ret;
 }
 
+/* Seize every thread /proc lists that is not ours yet: 1 if there was
+ * one, 0 if not, or an error. Seized threads go on running. */
+static int seize_listed(struct threads *ts)
+{
+	pid_t *tids;
+	size_t n;
+	int changed = 0, ret = proc_tids(ts->pid, &tids, &n);
+
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < n && ret >= 0; i++)
+		if (!find(ts, tids[i]) && (ret = seize(ts, tids[i])) > 0)
+			changed = 1;
+	free(tids);
+	return ret < 0 ? ret : changed;
+}
+
+int threads_seize_all(struct threads *ts)
+{
+	int ret = seize_listed(ts);
+
+	return ret < 0 ? ret : 0;
+}
+
 int threads_stop_all(struct threads *ts)
 {
-	bool changed = true;
+	int changed;
 
-	while (changed) {
-		pid_t *tids;
-		size_t n;
-		int ret = proc_tids(ts->pid, &tids, &n);
-
-		if (ret)
-			return ret;
-		changed = false;
-		for (size_t i = 0; i < n; i++) {
-			if (find(ts, tids[i]))
-				continue;
-			ret = seize(ts, tids[i]);
-			if (ret < 0) {
-				free(tids);
-				return ret;
-			}
-			changed |= ret == 1;
-		}
-		free(tids);
-		/* Interrupt all first so they stop in parallel, then reap. */
+	/* Stop every thread held (interrupt all first, so that they stop in
+	 * parallel), then read the list again: only a running thread starts
+	 * another, so a list read with every thread stopped is complete. */
+	do {
 		for (size_t i = 0; i < ts->n; i++)
 			interrupt(&ts->v[i]);
 		for (size_t i = 0; i < ts->n;)
 			if (stop_thread(ts, &ts->v[i]))
 				i++; /* else slot i now holds another thread */
-	}
+		if ((changed = seize_listed(ts)) < 0)
+			return changed;
+	} while (changed);
 	if (!ts->n)
 		return opus_err(-ESRCH, "process %d: exited", (int)ts->pid);
 	return 0;

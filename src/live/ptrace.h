@@ -25,6 +25,9 @@ struct threads {
 void threads_init(struct threads *ts, pid_t pid);
 /* Seize and stop one thread (for injected syscalls while the rest run). */
 int threads_stop_one(struct threads *ts);
+/* Seize every thread listed now without stopping it: done before a stop,
+ * it keeps the seizing out of the pause. */
+int threads_seize_all(struct threads *ts);
 /* Seize and stop every thread; rescans /proc/PID/task until no new one appears. */
 int threads_stop_all(struct threads *ts);
 /* Resume stopped threads (still traced). */

@@ -41,11 +41,19 @@ static int add_lib(struct resolver *r, const char *name, const char *path, uint6
 		if (name[0] != '/' || opus_elf_open(alt, &l->e))
 			return 0; /* not a file we can read (vdso): nothing to look up */
 	}
-	/* A static executable has no .dynsym: nothing to look up by name, but
-	 * its thread-local storage and IFUNC entries are the process's. */
-	opus_symtab_load(l->e.elf, true, &l->dyn);
 	r->n++;
 	return 0;
+}
+
+/* The library's .dynsym, read now if it was not. A static executable has
+ * none: nothing to look up by name, but its thread-local storage and IFUNC
+ * entries are the process's. */
+static const struct opus_symtab *lib_dyn(struct resolver_lib *l)
+{
+	if (!l->dyn_read)
+		opus_symtab_load(l->e.elf, true, &l->dyn);
+	l->dyn_read = true;
+	return &l->dyn;
 }
 
 /* Prefer /proc/PID/map_files: it reaches a library replaced on disk. */
@@ -343,13 +351,14 @@ static int resolve_ifunc(const struct resolver *r, const struct resolver_lib *l,
  * gets a canonical PLT entry for it (its .dynsym entry is undefined, with
  * a value), and the loader makes every pointer to that function that
  * address: new code's must compare equal with them. */
-static bool canonical_plt(const struct resolver *r, const char *name, uint64_t *addr)
+static bool canonical_plt(struct resolver *r, const char *name, uint64_t *addr)
 {
 	for (size_t i = 0; i < r->n; i++) {
-		const struct opus_symtab *t = &r->libs[i].dyn;
+		const struct opus_symtab *t;
 
 		if (!r->libs[i].main_program)
 			continue;
+		t = lib_dyn(&r->libs[i]);
 		for (size_t k = 0; k < t->count; k++)
 			if (t->syms[k].shndx == SHN_UNDEF && t->syms[k].value &&
 			    t->syms[k].type == STT_FUNC &&
@@ -366,7 +375,7 @@ int resolver_lookup(struct resolver *r, const char *name, uint64_t *addr)
 	if (canonical_plt(r, name, addr))
 		return 0;
 	for (size_t i = 0; i < r->n; i++) {
-		const struct opus_sym *s = opus_symtab_find_global(&r->libs[i].dyn, name);
+		const struct opus_sym *s = opus_symtab_find_global(lib_dyn(&r->libs[i]), name);
 
 		if (!s)
 			continue;
@@ -384,7 +393,7 @@ int resolver_lookup(struct resolver *r, const char *name, uint64_t *addr)
 int resolver_lookup_tls(struct resolver *r, const char *name, size_t *lib, uint64_t *offset)
 {
 	for (size_t i = 0; i < r->n; i++) {
-		const struct opus_sym *s = opus_symtab_find_global(&r->libs[i].dyn, name);
+		const struct opus_sym *s = opus_symtab_find_global(lib_dyn(&r->libs[i]), name);
 
 		if (!s)
 			continue;
@@ -417,14 +426,8 @@ size_t resolver_find_lib(const struct resolver *r, const char *name, uint64_t bi
 bool resolver_imports(const struct resolver *r, const char *const *names, size_t n)
 {
 	for (size_t i = 0; i < r->n; i++)
-		for (size_t j = 0; j < n; j++) {
-			const struct opus_symtab *t = &r->libs[i].dyn;
-			size_t first, count = opus_symtab_named(t, names[j], &first);
-
-			for (size_t k = 0; k < count; k++)
-				if (t->syms[t->by_name[first + k]].shndx == SHN_UNDEF)
-					return true;
-		}
+		if (opus_elf_imports(r->libs[i].e.elf, names, n))
+			return true;
 	return false;
 }
 

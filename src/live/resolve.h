@@ -15,7 +15,10 @@ struct resolver_lib {
 	uint64_t bias;
 	bool main_program;
 	struct opus_elf e;
+	/* Its .dynsym, read on the first lookup that reaches it: most patches
+	 * look up few names, and indexing every library costs milliseconds. */
 	struct opus_symtab dyn;
+	bool dyn_read;
 };
 
 struct resolver {

@@ -33,8 +33,18 @@ static bool switches_stacks(const struct resolver *res)
 	return resolver_imports(res, switchers, sizeof(switchers) / sizeof(switchers[0]));
 }
 
+/* The time since *now, which becomes now. */
+static uint64_t lap(uint64_t *now)
+{
+	uint64_t t = opus_now_ns(), d = t - *now;
+
+	*now = t;
+	return d;
+}
+
 int txn_open(struct txn *t, pid_t pid, const struct live_opts *o, struct live_stats *st)
 {
+	uint64_t now;
 	int ret;
 
 	memset(t, 0, sizeof(*t));
@@ -43,22 +53,32 @@ int txn_open(struct txn *t, pid_t pid, const struct live_opts *o, struct live_st
 	t->memfd = -1;
 	t->lock.fd = -1;
 	t->st = st;
-	t->t0 = opus_now_ns();
+	t->t0 = now = opus_now_ns();
 	threads_init(&t->ts, pid);
 	/* The lock first: another opus tracing the process is no debugger. */
-	if ((ret = target_lock(pid, o->timeout_s, &t->lock)) || (ret = proc_check_patchable(pid)))
+	if ((ret = target_lock(pid, o->timeout_s, &t->lock)))
+		return ret;
+	st->lock_ns = lap(&now);
+	if ((ret = proc_check_patchable(pid)))
 		return ret;
 	t->mem_fd = mem_open(pid);
 	if (t->mem_fd < 0)
 		return t->mem_fd;
-	if ((ret = proc_maps_read(pid, &t->maps)) ||
-	    (ret = registry_read(pid, t->mem_fd, &t->maps, &t->lock, &t->reg)) ||
-	    (ret = resolver_init(&t->res, pid, t->mem_fd, &t->maps)))
+	if ((ret = proc_maps_read(pid, &t->maps)))
+		return ret;
+	st->procfs_ns = lap(&now);
+	if ((ret = registry_read(pid, t->mem_fd, &t->maps, &t->lock, &t->reg)))
+		return ret;
+	st->registry_ns = lap(&now);
+	if ((ret = resolver_init(&t->res, pid, t->mem_fd, &t->maps)))
 		return ret;
 	t->scan = o->scan_memory	     ? SCAN_ALL
 		  : switches_stacks(&t->res) ? SCAN_BESIDE_THREADS
 					     : SCAN_NONE;
-	return inject_find_gadgets(t->mem_fd, &t->maps, &t->gadgets);
+	st->linkmap_ns = lap(&now);
+	ret = inject_find_gadgets(t->pid, t->mem_fd, &t->maps, &t->gadgets);
+	st->gadgets_ns = lap(&now);
+	return ret;
 }
 
 void txn_close(struct txn *t)
@@ -76,6 +96,8 @@ void txn_close(struct txn *t)
 	free(t->ranges);
 	target_unlock(&t->lock);
 	t->st->total_ns = opus_now_ns() - t->t0;
+	if (t->resumed)
+		t->st->close_ns = opus_now_ns() - t->resumed;
 }
 
 int txn_add_range(struct txn *t, uint64_t lo, uint64_t hi, const char *name)
@@ -223,12 +245,20 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 	int ret = range_set_init(&rs, t->ranges, t->nranges);
 
 	if (!ret)
-		ret = unwind_open(t->pid, t->mem_fd, &u);
+		ret = unwind_open(t->pid, t->mem_fd, t->gadgets.restore_rt, &u);
 
 	st->cfi_ns = opus_now_ns() - t1;
+	t1 = opus_now_ns();
 	while (!ret) {
-		uint64_t start = opus_now_ns(), stopped, checked, written;
+		uint64_t seize = opus_now_ns(), start, stopped, checked, written;
 
+		/* Seizing stops nothing: done first, it stays out of the pause. */
+		if ((ret = threads_seize_all(&t->ts)))
+			break;
+		start = opus_now_ns();
+		st->seize_ns += start - seize;
+		/* Earlier attempts and the waits after them, less their seizing. */
+		st->retry_ns = seize - t1 - (st->seize_ns - (start - seize));
 		st->attempts++;
 		if (!st->prepare_ns)
 			st->prepare_ns = start - t->t0;
@@ -252,6 +282,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 				st->unwind_ns = checked - stopped;
 				st->write_ns = written - checked;
 				st->resume_ns = start + st->pause_ns - written;
+				t->resumed = start + st->pause_ns;
 			}
 			break;
 		}

@@ -45,6 +45,7 @@ struct txn {
 	size_t nranges, ranges_cap;
 	struct live_stats *st;
 	uint64_t t0;
+	uint64_t resumed; /* when the committing stop ended, 0 before */
 };
 
 /* txn.c: the transaction itself. txn_open locks the process and reads its

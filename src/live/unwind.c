@@ -5,6 +5,8 @@
 #include "util/file.h"
 
 #include <elfutils/libdwfl.h>
+#include <sys/ptrace.h>
+#include <sys/user.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,8 @@ struct unwinder {
 	Dwfl *dwfl;
 	pid_t pid;
 	int mem_fd;
+	struct proc_maps maps; /* read before the stop: where the stacks are */
+	uint64_t restorer;     /* __restore_rt: a signal frame's return address */
 };
 
 static char *debuginfo_path;
@@ -27,7 +31,7 @@ static const Dwfl_Callbacks callbacks = {
     .debuginfo_path = &debuginfo_path,
 };
 
-int unwind_open(pid_t pid, int mem_fd, struct unwinder **out)
+int unwind_open(pid_t pid, int mem_fd, uint64_t restorer, struct unwinder **out)
 {
 	struct unwinder *u = calloc(1, sizeof(*u));
 	int r;
@@ -37,6 +41,8 @@ int unwind_open(pid_t pid, int mem_fd, struct unwinder **out)
 		return -ENOMEM;
 	u->pid = pid;
 	u->mem_fd = mem_fd;
+	u->restorer = restorer;
+	proc_maps_read(pid, &u->maps); /* none: every thread is unwound */
 	u->dwfl = dwfl_begin(&callbacks);
 	if (!u->dwfl) {
 		free(u);
@@ -60,6 +66,7 @@ void unwind_close(struct unwinder *u)
 	if (!u)
 		return;
 	dwfl_end(u->dwfl);
+	proc_maps_free(&u->maps);
 	free(u);
 }
 
@@ -162,6 +169,51 @@ static const struct addr_range *scan_stack(const struct unwinder *u, struct walk
 	return w->hit;
 }
 
+/* The mapping holding addr, or NULL. */
+static const struct proc_map *map_of(const struct proc_maps *maps, uint64_t addr)
+{
+	for (size_t i = 0; i < maps->n; i++)
+		if (addr >= maps->v[i].start && addr < maps->v[i].end)
+			return &maps->v[i];
+	return NULL;
+}
+
+/* The fast path, which needs no unwinding: a thread running on its own
+ * stack, whose pc is in no guarded range and no word of whose stack (from
+ * its stack pointer to the end of the mapping) is an address in or just
+ * past one, has no frame there: every caller's return address is on that
+ * stack, and so is the state a signal handler interrupted. Its own stack is
+ * [stack] for the main thread, and for another the mapping glibc put its
+ * thread pointer in. On any other stack (a coroutine's), with a signal
+ * frame on it (its handler may run on a sigaltstack set inside this very
+ * stack, below the frames it interrupted), or in doubt, DWARF decides. */
+static bool stack_clear(const struct unwinder *u, const struct thread *t,
+			const struct range_set *rs)
+{
+	struct user_regs_struct regs;
+	const struct proc_map *m;
+	uint64_t *buf, from, len;
+	bool clear = true;
+
+	if (ptrace(PTRACE_GETREGS, t->tid, NULL, &regs) < 0 || range_set_find(rs, regs.rip) ||
+	    !(m = map_of(&u->maps, regs.rsp)))
+		return false;
+	if (!(t->leader ? !strcmp(m->path, "[stack]")
+			: regs.fs_base >= m->start && regs.fs_base < m->end))
+		return false;
+	from = regs.rsp & ~7ull;
+	len = m->end - from;
+	if (len > MAX_SCAN_BYTES || !(buf = malloc(len)))
+		return false;
+	if (mem_read(u->mem_fd, from, buf, len))
+		clear = false;
+	for (size_t i = 0; clear && i < len / 8; i++)
+		clear = buf[i] != u->restorer && !range_set_find(rs, buf[i]) &&
+			!range_set_find(rs, buf[i] - 1);
+	free(buf);
+	return clear;
+}
+
 /* "thread T is inside F", and every other function seen busy. */
 static int report_busy(pid_t pid, const struct busy *b)
 {
@@ -183,7 +235,14 @@ int unwind_check(struct unwinder *u, const struct threads *ts, const struct rang
 
 	for (size_t i = 0; i < ts->n && !ret; i++) {
 		struct walk w = {.rs = rs, .busy = &busy, .tid = ts->v[i].tid};
-		int r = dwfl_getthread_frames(u->dwfl, ts->v[i].tid, on_frame, &w);
+		int r;
+
+		if (stack_clear(u, &ts->v[i], rs)) {
+			opus_info("thread %d: no return address into a guarded range on its stack",
+				  (int)ts->v[i].tid);
+			continue;
+		}
+		r = dwfl_getthread_frames(u->dwfl, ts->v[i].tid, on_frame, &w);
 
 		/* A thread that died under us (the process was killed) leaves
 		 * libdwfl's per-thread state behind: ask it nothing more. One

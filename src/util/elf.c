@@ -185,6 +185,27 @@ int opus_symtab_load(Elf *elf, bool dynamic, struct opus_symtab *out)
 	return 0;
 }
 
+bool opus_elf_imports(Elf *elf, const char *const *names, size_t n)
+{
+	GElf_Shdr shdr;
+	Elf_Scn *scn = find_section_by_type(elf, SHT_DYNSYM, &shdr);
+	Elf_Data *data = scn ? elf_getdata(scn, NULL) : NULL;
+	size_t count = data && shdr.sh_entsize ? shdr.sh_size / shdr.sh_entsize : 0;
+
+	for (size_t i = 1; i < count; i++) {
+		GElf_Sym sym;
+		const char *name;
+
+		if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx != SHN_UNDEF ||
+		    !(name = elf_strptr(elf, shdr.sh_link, sym.st_name)))
+			continue;
+		for (size_t k = 0; k < n; k++)
+			if (opus_sym_name_eq(name, names[k]))
+				return true;
+	}
+	return false;
+}
+
 /* Names compare up to any '@': "memcpy@GLIBC_2.14" sorts as "memcpy". */
 static int name_key_cmp(const char *a, const char *b)
 {

@@ -60,6 +60,9 @@ struct opus_symtab {
  * the Elf, which must outlive the table. -ENOENT when there is no such table. */
 int opus_symtab_load(Elf *elf, bool dynamic, struct opus_symtab *out);
 void opus_symtab_free(struct opus_symtab *t);
+/* Does elf's .dynsym import one of names (an undefined symbol of that
+ * name, any @VERSION ignored)? A linear pass: nothing is indexed. */
+bool opus_elf_imports(Elf *elf, const char *const *names, size_t n);
 /* Compare a symbol name with a plain name, ignoring a @VERSION suffix. */
 bool opus_sym_name_eq(const char *symname, const char *name);
 /* The symbols named name (a @VERSION suffix on either side ignored), in

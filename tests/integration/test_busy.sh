@@ -62,3 +62,27 @@ test_revert_waits_for_new_code() {
 	assert_eq 0 "$(opus_mappings "$PID")" "opus mappings after revert"
 	assert_running "$PID"
 }
+
+# A thread inside step() when a signal arrived, whose handler holds on a
+# sigaltstack set inside that thread's own stack, above step()'s frame:
+# step() is active, though no word from the handler's stack pointer up is
+# an address in it (the interrupted pc is in libc's raise).
+test_function_under_a_handler_on_an_alternate_stack_is_busy() {
+	build_target altstack "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/altstack" 3000
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/altstack/step-20.diff" \
+		--binary "$WORK/src/altstack" -o "$WORK/step.opatch"
+	assert_eq 10 "$(req VALUE)" "step before the patch"
+	req STEP >"$WORK/inflight" &
+	local inflight=$!
+	sleep 0.5
+	expect_fail "replacing step while its thread is in the handler" \
+		"$OPUS" apply --timeout 1 "$PID" "$WORK/step.opatch"
+	assert_contains "inside step" "$ERR" "the error names step"
+	assert_eq 0 "$(opus_mappings "$PID")" "nothing left mapped"
+	wait "$inflight" || true
+	assert_eq 11 "$(cat "$WORK/inflight")" "the interrupted call finished in the old code"
+	"$OPUS" apply "$PID" "$WORK/step.opatch"
+	assert_eq 20 "$(req VALUE)" "step after the patch"
+	assert_running "$PID"
+}
