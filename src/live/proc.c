@@ -81,6 +81,14 @@ bool proc_map_is(const struct proc_map *m, const char *path)
 	       (m->path[n] == '\0' || !strcmp(m->path + n, " (deleted)"));
 }
 
+const struct proc_map *proc_map_at(const struct proc_maps *maps, uint64_t addr)
+{
+	for (size_t i = 0; i < maps->n; i++)
+		if (addr >= maps->v[i].start && addr < maps->v[i].end)
+			return &maps->v[i];
+	return NULL;
+}
+
 void proc_maps_free(struct proc_maps *m)
 {
 	for (size_t i = 0; i < m->n; i++)

@@ -29,6 +29,8 @@ int proc_maps_parse(const char *name, char *text, struct proc_maps *out);
  * (the kernel then appends " (deleted)"). */
 bool proc_map_is(const struct proc_map *m, const char *path);
 void proc_maps_free(struct proc_maps *m);
+/* The mapping holding addr, or NULL. */
+const struct proc_map *proc_map_at(const struct proc_maps *maps, uint64_t addr);
 
 /* A loaded ELF object (executable or shared library) in the process. */
 struct proc_object {

@@ -181,9 +181,7 @@ static bool still_mapped(pid_t pid, uint64_t addr)
 
 	if (proc_maps_read(pid, &maps))
 		return found;
-	found = false;
-	for (size_t i = 0; i < maps.n && !found; i++)
-		found = maps.v[i].start <= addr && addr < maps.v[i].end;
+	found = proc_map_at(&maps, addr) != NULL;
 	proc_maps_free(&maps);
 	return found;
 }

@@ -45,7 +45,7 @@ int unwind_open(pid_t pid, int mem_fd, uint64_t restorer, struct unwinder **out)
 	proc_maps_read(pid, &u->maps); /* none: every thread is unwound */
 	u->dwfl = dwfl_begin(&callbacks);
 	if (!u->dwfl) {
-		free(u);
+		unwind_close(u);
 		return opus_err(-ENOMEM, "libdw: %s", dwfl_errmsg(-1));
 	}
 	/* Through a live thread when the main one has exited. */
@@ -140,15 +140,14 @@ static const struct addr_range *scan_stack(const struct unwinder *u, struct walk
 {
 	const struct addr_range *r;
 	struct proc_maps maps;
-	uint64_t *buf, end = 0;
+	const struct proc_map *m;
+	uint64_t *buf, end;
 	size_t len;
 
 	/* Read afresh: the thread may be younger than any earlier read. */
 	if (proc_maps_read(u->pid, &maps))
 		return NULL;
-	for (size_t i = 0; i < maps.n; i++)
-		if (w->scan_from >= maps.v[i].start && w->scan_from < maps.v[i].end)
-			end = maps.v[i].end;
+	end = (m = proc_map_at(&maps, w->scan_from)) ? m->end : 0;
 	proc_maps_free(&maps);
 	if (!end)
 		return NULL;
@@ -169,15 +168,6 @@ static const struct addr_range *scan_stack(const struct unwinder *u, struct walk
 	return w->hit;
 }
 
-/* The mapping holding addr, or NULL. */
-static const struct proc_map *map_of(const struct proc_maps *maps, uint64_t addr)
-{
-	for (size_t i = 0; i < maps->n; i++)
-		if (addr >= maps->v[i].start && addr < maps->v[i].end)
-			return &maps->v[i];
-	return NULL;
-}
-
 /* The fast path, which needs no unwinding: a thread running on its own
  * stack, whose pc is in no guarded range and no word of whose stack (from
  * its stack pointer to the end of the mapping) is an address in or just
@@ -196,7 +186,7 @@ static bool stack_clear(const struct unwinder *u, const struct thread *t,
 	bool clear = true;
 
 	if (ptrace(PTRACE_GETREGS, t->tid, NULL, &regs) < 0 || range_set_find(rs, regs.rip) ||
-	    !(m = map_of(&u->maps, regs.rsp)))
+	    !(m = proc_map_at(&u->maps, regs.rsp)))
 		return false;
 	if (!(t->leader ? !strcmp(m->path, "[stack]")
 			: regs.fs_base >= m->start && regs.fs_base < m->end))
