@@ -17,8 +17,10 @@ void cli_fleet_report(const struct fleet_result *r, void *ctx)
 
 		if (r->msg[0])
 			json_object_set_new(j, "reason", json_string(r->msg));
-		if (r->state == FLEET_PATCHED || r->state == FLEET_REVERTED)
+		if (r->state == FLEET_PATCHED || r->state == FLEET_REVERTED) {
 			json_object_set_new(j, "pause_us", json_real((double)r->st.pause_ns / 1e3));
+			json_object_set_new(j, "stats", cli_stats_json(&r->st));
+		}
 		json_array_append_new(f->procs, j);
 		return;
 	}

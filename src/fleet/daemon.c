@@ -16,8 +16,10 @@
 
 #define MS 1000000ull
 /* A new process is looked at again and again while its dynamic linker maps
- * libraries: first after 1 ms, then twice as late each time. */
-#define FIRST_RECHECK_NS (1 * MS)
+ * libraries (a millisecond or two): every millisecond (the wait's grain)
+ * for the first 8 ms, then twice as late each time. */
+#define RECHECK_NS	 (1 * MS)
+#define FAST_RECHECKS_NS (8 * MS)
 #define MAX_RECHECK_NS	 (256 * MS)
 #define WATCH_NS	 (5000 * MS)
 
@@ -41,6 +43,7 @@ struct daemon {
 	struct watched *w;
 	size_t nw, wcap;
 	struct idcache cache;
+	struct file_cache files; /* libraries read for earlier processes */
 	uint64_t next_sweep_ns;
 };
 
@@ -143,6 +146,8 @@ static void sweep(struct daemon *d)
 	 * then. (A stale entry could only make us miss a process: apply
 	 * checks the build-id of what is mapped itself.) */
 	idcache_free(&d->cache);
+	/* Nor keep deleted files (an upgraded library) open for long. */
+	file_cache_free(&d->files);
 	d->next_sweep_ns = opus_now_ns() + (uint64_t)d->o->sweep_ms * MS;
 }
 
@@ -175,13 +180,16 @@ static void watch_pid(struct daemon *d, pid_t pid, uint64_t now)
 	w->done = calloc(d->npatches ? d->npatches : 1, sizeof(*w->done));
 	w->seen_ns = now;
 	w->next_ns = now;
-	w->interval_ns = FIRST_RECHECK_NS;
+	w->interval_ns = RECHECK_NS;
 	w->last_failure.state = FLEET_GONE;
 }
 
 /* Looks at one watched process; false once there is no reason to look again. */
 static bool check(struct daemon *d, struct watched *w)
 {
+	struct live_opts lo = d->o->live;
+
+	lo.files = &d->files;
 	for (size_t i = 0; i < d->npatches; i++) {
 		const struct opatch *p = &d->patches[i].p;
 		struct fleet_result r;
@@ -194,7 +202,7 @@ static bool check(struct daemon *d, struct watched *w)
 			return false; /* gone, or not ours to read */
 		if (!maps)
 			continue;
-		fleet_apply_one(p, w->pid, &d->o->live, &r);
+		fleet_apply_one(p, w->pid, &lo, &r);
 		r.since_seen_ns = opus_now_ns() - w->seen_ns;
 		if (r.state == FLEET_GONE)
 			return false;
@@ -228,8 +236,9 @@ static void check_due(struct daemon *d)
 			continue;
 		}
 		w->next_ns = now + w->interval_ns;
-		w->interval_ns =
-		    w->interval_ns * 2 < MAX_RECHECK_NS ? w->interval_ns * 2 : MAX_RECHECK_NS;
+		if (now - w->seen_ns >= FAST_RECHECKS_NS)
+			w->interval_ns = w->interval_ns * 2 < MAX_RECHECK_NS ? w->interval_ns * 2
+									     : MAX_RECHECK_NS;
 		i++;
 	}
 }
@@ -299,6 +308,7 @@ int daemon_run(const struct daemon_opts *o)
 	free(d.w);
 	patches_free(&d);
 	idcache_free(&d.cache);
+	file_cache_free(&d.files);
 	watch_close(&w);
 	return ret;
 }

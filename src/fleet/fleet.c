@@ -205,16 +205,16 @@ struct pool {
 	pthread_mutex_t lock;
 };
 
-static void pool_work(struct pool *pl, pid_t pid)
+static void pool_work(struct pool *pl, const struct live_opts *lo, pid_t pid)
 {
 	struct fleet_result r;
 
 	if (pl->id)
-		revert_one(pl->id, pid, &pl->o->live, &r);
+		revert_one(pl->id, pid, lo, &r);
 	else if (pl->o->dry_run)
 		already_one(pl->p, pid, &r);
 	else
-		fleet_apply_one(pl->p, pid, &pl->o->live, &r);
+		fleet_apply_one(pl->p, pid, lo, &r);
 	pthread_mutex_lock(&pl->lock);
 	pl->s->count[r.state]++;
 	if (pl->o->report)
@@ -222,10 +222,15 @@ static void pool_work(struct pool *pl, pid_t pid)
 	pthread_mutex_unlock(&pl->lock);
 }
 
+/* Each worker keeps the files it read (libc, the patched object) for its
+ * next process: a fleet maps the same few files. */
 static void *pool_worker(void *arg)
 {
 	struct pool *pl = arg;
+	struct file_cache files = {0};
+	struct live_opts lo = pl->o->live;
 
+	lo.files = &files;
 	for (;;) {
 		size_t i;
 
@@ -233,9 +238,11 @@ static void *pool_worker(void *arg)
 		i = pl->next++;
 		pthread_mutex_unlock(&pl->lock);
 		if (i >= pl->n)
-			return NULL;
-		pool_work(pl, pl->pids[i]);
+			break;
+		pool_work(pl, &lo, pl->pids[i]);
 	}
+	file_cache_free(&files);
+	return NULL;
 }
 
 static unsigned pool_jobs(const struct fleet_opts *o, size_t n)

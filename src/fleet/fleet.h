@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "live/files.h"
 #include "live/live.h"
 #include "live/proc.h"
 

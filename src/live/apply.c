@@ -67,7 +67,7 @@ static int locate_tls(struct txn *t, const struct opatch *p, const struct resolv
 	if (!ret)
 		ret = thread_fs_base(in.t, &fs_base);
 	for (size_t i = 0; i < res->n; i++)
-		objs[i] = (struct tls_object){res->libs[i].name, res->libs[i].e.elf,
+		objs[i] = (struct tls_object){res->libs[i].name, res->libs[i].f->e.elf,
 					      res->libs[i].bias, res->libs[i].main_program};
 	for (size_t i = 0; !ret && i < p->nsyms; i++) {
 		size_t m = sym_lib[i];
@@ -250,7 +250,7 @@ static int check_target(struct txn *t, const struct opatch *p, struct proc_objec
 	const struct reg_entry *e;
 
 	opus_hex_encode(p->build_id, p->build_id_len, hex);
-	if (proc_find_object(t->pid, &t->maps, p->build_id, p->build_id_len, obj))
+	if (files_find_object(t->files, t->pid, &t->maps, p->build_id, p->build_id_len, obj))
 		return opus_err(-ENOENT, "process %d does not map %s with build-id %s", (int)t->pid,
 				p->target_name, hex);
 	if (!(e = registry_find(&t->reg, p->id)))

@@ -86,38 +86,30 @@ static int scan_for(int mem_fd, uint64_t lo, uint64_t hi, const uint8_t *pat, si
 	return -ENOENT;
 }
 
-/* The first occurrence of pat in the file behind mapping m, read in place
- * (no copy out of the target), where the target holds the same bytes. */
-static int scan_file(pid_t pid, int mem_fd, const struct proc_map *m, uint64_t hi,
-		     const uint8_t *pat, size_t n, uint64_t *addr)
+/* The first occurrence of pat in the file behind mapping m, found in the
+ * file (no copy out of the target; libc is searched once per cache), where
+ * the target holds the same bytes. */
+static int scan_file(struct file_cache *c, pid_t pid, int mem_fd, const struct proc_map *m,
+		     uint64_t hi, const uint8_t *pat, size_t n, uint64_t *addr)
 {
 	char path[4200];
 	uint8_t have[16];
-	struct opus_elf e;
-	size_t size;
-	const char *image;
-	const uint8_t *hit = NULL;
-	int ret = proc_map_open(pid, m, path, sizeof(path), &e);
+	struct cached_file *f;
+	int64_t off;
 
-	if (ret)
-		return ret;
-	image = elf_rawfile(e.elf, &size);
-	if (image && m->offset < size) {
-		size_t len = size - m->offset < hi - m->start ? size - m->offset : hi - m->start;
-
-		hit = memmem(image + m->offset, len, pat, n);
-	}
-	if (hit)
-		*addr = m->start + (uint64_t)(hit - (const uint8_t *)image - m->offset);
-	ret = hit && n <= sizeof(have) && !mem_read(mem_fd, *addr, have, n) && !memcmp(have, pat, n)
-		  ? 0
-		  : -ENOENT;
-	opus_elf_close(&e);
-	return ret;
+	if (files_open_map(c, pid, m, path, sizeof(path), &f))
+		return -ENOENT;
+	off = files_find_bytes(f, pat, n, m->offset, hi - m->start);
+	if (off < 0)
+		return -ENOENT;
+	*addr = m->start + (uint64_t)off - m->offset;
+	return n <= sizeof(have) && !mem_read(mem_fd, *addr, have, n) && !memcmp(have, pat, n)
+		   ? 0
+		   : -ENOENT;
 }
 
-static int find_pattern(pid_t pid, int mem_fd, const struct proc_maps *maps, const uint8_t *pat,
-			size_t n, uint64_t *addr)
+static int find_pattern(struct file_cache *c, pid_t pid, int mem_fd, const struct proc_maps *maps,
+			const uint8_t *pat, size_t n, uint64_t *addr)
 {
 	/* Prefer libc's text: always mapped, always executable. */
 	for (int pass = 0; pass < 2; pass++)
@@ -128,19 +120,19 @@ static int find_pattern(pid_t pid, int mem_fd, const struct proc_maps *maps, con
 			if (m->perms[2] != 'x' || (pass == 0 && !strstr(m->path, "/libc")) ||
 			    !strcmp(m->path, "[vsyscall]") || !strncmp(m->path, "/memfd:", 7))
 				continue;
-			if (scan_file(pid, mem_fd, m, hi, pat, n, addr) == 0 ||
+			if (scan_file(c, pid, mem_fd, m, hi, pat, n, addr) == 0 ||
 			    scan_for(mem_fd, m->start, hi, pat, n, addr) == 0)
 				return 0;
 		}
 	return -ENOENT;
 }
 
-int inject_find_gadgets(pid_t pid, int mem_fd, const struct proc_maps *maps,
+int inject_find_gadgets(struct file_cache *c, pid_t pid, int mem_fd, const struct proc_maps *maps,
 			struct inject_gadgets *g)
 {
-	if (find_pattern(pid, mem_fd, maps, syscall_ret, sizeof(syscall_ret), &g->syscall_ret))
+	if (find_pattern(c, pid, mem_fd, maps, syscall_ret, sizeof(syscall_ret), &g->syscall_ret))
 		return opus_err(-ENOENT, "no 'syscall; ret' instruction pair in the target's code");
-	if (find_pattern(pid, mem_fd, maps, restore_rt, sizeof(restore_rt), &g->restore_rt))
+	if (find_pattern(c, pid, mem_fd, maps, restore_rt, sizeof(restore_rt), &g->restore_rt))
 		return opus_err(-ENOENT, "no rt_sigreturn sequence (__restore_rt) in the target's "
 					 "code: its threads could not be restored if opus died");
 	return 0;
@@ -253,22 +245,40 @@ static int to_syscall_stop(struct thread *t)
 	return r;
 }
 
+/* The first syscall of a run saves the thread's state in a signal frame;
+ * the next ones reuse it (the thread has not run in between). */
+static int begin_injection(struct injector *in)
+{
+	struct thread *t = in->t;
+	int r;
+
+	if (t->injecting)
+		return 0;
+	if (ptrace(PTRACE_GETREGS, t->tid, NULL, &t->real) < 0)
+		return opus_err(-errno, "thread %d: cannot read registers: %s", (int)t->tid,
+				strerror(errno));
+	if ((r = write_frame(in, &t->real, &t->frame_sp)))
+		return r;
+	t->injecting = true;
+	return 0;
+}
+
+/* Between two injected syscalls the thread is left at the second's
+ * syscall-exit stop, about to run the gadget's ret into __restore_rt:
+ * should opus die there, the frame restores it as it does mid-syscall.
+ * thread_end_injection (ptrace.c) gives the registers back. */
 int inject_syscall(struct injector *in, long nr, const uint64_t args[6], long *ret)
 {
-	struct user_regs_struct saved, regs;
+	struct user_regs_struct regs;
 	pid_t tid = in->t->tid;
-	uint64_t sp = 0;
 	int r;
 
 	/* Never one the target's seccomp filters would kill or trap it for. */
 	if (in->filters && (r = seccomp_check(in->filters, nr, args, in->g.syscall_ret + 2)))
 		return r;
-	if (ptrace(PTRACE_GETREGS, tid, NULL, &saved) < 0)
-		return opus_err(-errno, "thread %d: cannot read registers: %s", (int)tid,
-				strerror(errno));
-	if ((r = write_frame(in, &saved, &sp)))
+	if ((r = begin_injection(in)))
 		return r;
-	regs = saved;
+	regs = in->t->real;
 	regs.rax = (uint64_t)nr;
 	regs.orig_rax = (uint64_t)-1; /* not inside a syscall: no restart logic */
 	regs.rdi = args[0];
@@ -278,12 +288,15 @@ int inject_syscall(struct injector *in, long nr, const uint64_t args[6], long *r
 	regs.r8 = args[4];
 	regs.r9 = args[5];
 	regs.rip = in->g.syscall_ret;
-	regs.rsp = sp;
+	regs.rsp = in->t->frame_sp;
 	/* From here, were opus to die, the thread would run the syscall and
 	 * return through __restore_rt to the frame: restored as it was. */
-	if (ptrace(PTRACE_SETREGS, tid, NULL, &regs) < 0)
-		return opus_err(-errno, "thread %d: cannot set registers: %s", (int)tid,
-				strerror(errno));
+	if (ptrace(PTRACE_SETREGS, tid, NULL, &regs) < 0) {
+		r = opus_err(-errno, "thread %d: cannot set registers: %s", (int)tid,
+			     strerror(errno));
+		thread_end_injection(in->t);
+		return r;
+	}
 	r = opus_fault("setting up an injected syscall");
 	if (!r)
 		r = to_syscall_stop(in->t); /* entry */
@@ -293,24 +306,19 @@ int inject_syscall(struct injector *in, long nr, const uint64_t args[6], long *r
 		r = -errno;
 	if (!r && regs.rip != in->g.syscall_ret + 2)
 		r = -EFAULT;
-	if (r == -ESRCH)
-		return opus_err(r, "thread %d exited during an injected syscall", (int)tid);
-	if (r == -EIO && strstr(opus_errmsg(), "injected fault")) {
-		ptrace(PTRACE_SETREGS, tid, NULL, &saved);
-		thread_repark(in->t);
-		return r;
+	if (!r) {
+		*ret = (long)regs.rax;
+		return 0;
 	}
-	/* The original registers, orig_rax with them: an interrupted blocking
-	 * call goes back on the kernel's restart path. */
-	if (ptrace(PTRACE_SETREGS, tid, NULL, &saved) < 0 && !r)
-		r = -errno;
-	if (!r)
-		r = thread_repark(in->t);
-	if (r)
-		return opus_err(r, "thread %d: injected syscall %ld failed: %s", (int)tid, nr,
-				strerror(-r));
-	*ret = (long)regs.rax;
-	return 0;
+	if (r == -ESRCH) {
+		in->t->injecting = false;
+		return opus_err(r, "thread %d exited during an injected syscall", (int)tid);
+	}
+	thread_end_injection(in->t);
+	if (r == -EIO && strstr(opus_errmsg(), "injected fault"))
+		return r;
+	return opus_err(r, "thread %d: injected syscall %ld failed: %s", (int)tid, nr,
+			strerror(-r));
 }
 
 int inject_push_string(struct injector *in, const char *s, uint64_t *addr)

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "files.h"
 #include "proc.h"
 #include "ptrace.h"
 
@@ -34,7 +35,7 @@ struct injector {
 };
 
 /* Find the gadgets in the process's executable mappings (libc's first). */
-int inject_find_gadgets(pid_t pid, int mem_fd, const struct proc_maps *maps,
+int inject_find_gadgets(struct file_cache *c, pid_t pid, int mem_fd, const struct proc_maps *maps,
 			struct inject_gadgets *g);
 /* Run syscall nr with up to six arguments; *ret is the raw return (-errno on error). */
 int inject_syscall(struct injector *in, long nr, const uint64_t args[6], long *ret);

@@ -11,9 +11,14 @@
 #include "patchfile/opatch.h"
 #include "registry.h"
 
+struct file_cache;
+
 struct live_opts {
 	double timeout_s; /* how long to retry while a function is busy */
 	bool scan_memory; /* scan for suspended stacks whatever the imports say */
+	/* Files read for earlier processes, kept for the next one (one
+	 * thread's; see files.h). NULL: opened for this call only. */
+	struct file_cache *files;
 };
 
 /* Where the time went, from a monotonic clock. The phases before the stop

@@ -121,6 +121,8 @@ static int grow_journal(struct target_lock *l)
 	return 0;
 }
 
+/* The state over the old one, padded with empty lines to its length: a
+ * truncation costs a journal commit on a disk file system. */
 static int write_state(struct target_lock *l)
 {
 	struct opus_buf b = {0};
@@ -129,8 +131,12 @@ static int write_state(struct target_lock *l)
 	opus_buf_printf(&b, MAGIC "holder %d\n", (int)getpid());
 	for (size_t i = 0; i < l->n; i++)
 		opus_buf_printf(&b, "begun %s\n", l->nonces[i]);
-	if (!b.data || ftruncate(l->fd, 0) < 0 || pwrite(l->fd, b.data, b.len, 0) != (ssize_t)b.len)
+	while (b.data && b.len < l->len)
+		opus_buf_printf(&b, "\n");
+	if (!b.data || pwrite(l->fd, b.data, b.len, 0) != (ssize_t)b.len)
 		ret = opus_err(-EIO, "%s: cannot write the journal", l->path);
+	else
+		l->len = b.len;
 	opus_buf_free(&b);
 	return ret;
 }
@@ -145,6 +151,7 @@ static int read_state(struct target_lock *l, int *holder)
 	if (n < 0)
 		return -errno;
 	buf[n] = '\0';
+	l->len = (size_t)n;
 	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char nonce[LOCK_NONCE_LEN + 1];
 

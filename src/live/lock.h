@@ -19,6 +19,7 @@ struct target_lock {
 	char path[PATH_MAX];
 	char (*nonces)[LOCK_NONCE_LEN + 1]; /* the journal: begun, not finished */
 	size_t n;
+	size_t len; /* bytes in the file: a shorter state is padded, not truncated */
 };
 
 /* Lock process pid, waiting up to timeout_s for another opus to finish;

@@ -2,6 +2,7 @@
 #include "util/err.h"
 #include "util/file.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,23 +13,50 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+/* A number in base ending at sep, which is skipped. Strict: the kernel
+ * writes no sign, prefix or padding before it. */
+static bool number(char **p, int base, char sep, unsigned long long *v)
+{
+	char *end;
+
+	if (!isxdigit((unsigned char)**p))
+		return false;
+	errno = 0;
+	*v = strtoull(*p, &end, base);
+	if (errno || *end != sep)
+		return false;
+	*p = end + 1;
+	return true;
+}
+
+/* "start-end perms offset major:minor inode   path": hand-parsed (sscanf
+ * costs a fleet run more than the reads do). The path is the rest of the
+ * line after the padding, "" for an anonymous mapping. */
 static int parse_line(char *line, struct proc_map *m)
 {
-	unsigned long long start, end, off, inode;
-	unsigned major, minor;
-	int path_at = 0;
+	unsigned long long start, end, off, major, minor, inode;
+	char *p = line, *eol = line + strcspn(line, "\n");
 
-	if (sscanf(line, "%llx-%llx %4s %llx %x:%x %llu %n", &start, &end, m->perms, &off, &major,
-		   &minor, &inode, &path_at) < 7 ||
-	    !path_at || end < start)
+	*eol = '\0';
+	if (!number(&p, 16, '-', &start) || !number(&p, 16, ' ', &end) || end < start ||
+	    strlen(p) < 5 || p[4] != ' ')
 		return -EINVAL;
+	memcpy(m->perms, p, 4);
+	m->perms[4] = '\0';
+	p += 5;
+	if (!number(&p, 16, ' ', &off) || !number(&p, 16, ':', &major) ||
+	    !number(&p, 16, ' ', &minor) || !isdigit((unsigned char)*p))
+		return -EINVAL;
+	inode = strtoull(p, &p, 10);
+	if (*p && *p != ' ')
+		return -EINVAL;
+	p += strspn(p, " ");
 	m->start = start;
 	m->end = end;
 	m->offset = off;
 	m->dev = makedev(major, minor);
 	m->inode = inode;
-	line[strcspn(line, "\n")] = '\0';
-	m->path = strdup(line + path_at);
+	m->path = strdup(p);
 	return m->path ? 0 : -ENOMEM;
 }
 
@@ -95,88 +123,6 @@ void proc_maps_free(struct proc_maps *m)
 		free(m->v[i].path);
 	free(m->v);
 	memset(m, 0, sizeof(*m));
-}
-
-/* Open the file behind a mapping. /proc/PID/map_files reaches a file that
- * was replaced or deleted on disk, but needs CAP_SYS_ADMIN; without it, the
- * path through the process's root is the next best thing. */
-int proc_map_open(pid_t pid, const struct proc_map *m, char *path, size_t len, struct opus_elf *e)
-{
-	pid_t view = proc_view_id(pid);
-
-	snprintf(path, len, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)view, m->start, m->end);
-	if (opus_elf_open(path, e) == 0)
-		return 0;
-	snprintf(path, len, "/proc/%d/root%s", (int)view, m->path);
-	return opus_elf_open(path, e);
-}
-
-/* Link-time address of the first PT_LOAD: what maps at file offset 0. */
-static int first_load_vaddr(Elf *elf, uint64_t *vaddr)
-{
-	size_t n;
-
-	if (elf_getphdrnum(elf, &n))
-		return -EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		GElf_Phdr ph;
-
-		if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_LOAD) {
-			*vaddr = ph.p_vaddr - (ph.p_offset & ~(ph.p_align ? ph.p_align - 1 : 0));
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
-int proc_object_at(pid_t pid, const struct proc_maps *maps, size_t m, struct proc_object *out)
-{
-	const struct proc_map *pm = &maps->v[m];
-	struct opus_elf e;
-	uint64_t vaddr;
-	int ret;
-
-	snprintf(out->name, sizeof(out->name), "%s", pm->path);
-	ret = proc_map_open(pid, pm, out->path, sizeof(out->path), &e);
-	if (ret)
-		return ret;
-	ret = first_load_vaddr(e.elf, &vaddr);
-	opus_elf_close(&e);
-	if (ret)
-		return ret;
-	out->bias = pm->start - vaddr;
-	out->lo = pm->start;
-	out->hi = pm->end;
-	for (size_t i = m + 1; i < maps->n; i++) {
-		const struct proc_map *q = &maps->v[i];
-
-		/* Later mappings of the same file, and the anonymous .bss tail. */
-		if (strcmp(q->path, pm->path) && !(q->path[0] == '\0' && q->start == out->hi))
-			break;
-		out->hi = q->end;
-	}
-	return 0;
-}
-
-int proc_find_object(pid_t pid, const struct proc_maps *maps, const uint8_t *build_id,
-		     size_t build_id_len, struct proc_object *out)
-{
-	for (size_t i = 0; i < maps->n; i++) {
-		const struct proc_map *m = &maps->v[i];
-		uint8_t id[OPUS_BUILD_ID_MAX];
-		char path[4200];
-		struct opus_elf e;
-		int n;
-
-		if (m->offset != 0 || m->path[0] != '/' ||
-		    proc_map_open(pid, m, path, sizeof(path), &e))
-			continue;
-		n = opus_elf_build_id(e.elf, id);
-		opus_elf_close(&e);
-		if (n == (int)build_id_len && !memcmp(id, build_id, build_id_len))
-			return proc_object_at(pid, maps, i, out);
-	}
-	return -ENOENT;
 }
 
 /* Numeric entries of dir: the processes of /proc or the threads of a task

@@ -1,5 +1,5 @@
-/* /proc/PID views: memory maps, threads, and the mapped object with a given
- * build-id. */
+/* /proc/PID views: memory maps, threads, status. (The objects behind the
+ * mappings are files.h's.) */
 #ifndef OPUS_LIVE_PROC_H
 #define OPUS_LIVE_PROC_H
 
@@ -7,8 +7,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-
-#include "util/elf.h"
 
 struct proc_map {
 	uint64_t start, end, offset;
@@ -32,23 +30,14 @@ void proc_maps_free(struct proc_maps *m);
 /* The mapping holding addr, or NULL. */
 const struct proc_map *proc_map_at(const struct proc_maps *maps, uint64_t addr);
 
-/* A loaded ELF object (executable or shared library) in the process. */
+/* A loaded ELF object (executable or shared library) in the process, as
+ * files_object_at finds it. */
 struct proc_object {
 	char path[4096]; /* readable path to the file, via /proc/PID/map_files */
 	char name[4096]; /* the mapped path as the process sees it */
 	uint64_t bias;	 /* load address minus link-time address */
 	uint64_t lo, hi; /* address span of its mappings */
 };
-
-/* Open the ELF file behind mapping m (path gets the name used): through
- * /proc/PID/map_files, which reaches a file replaced or deleted on disk,
- * else through the process's root. */
-int proc_map_open(pid_t pid, const struct proc_map *m, char *path, size_t len, struct opus_elf *e);
-/* Find the object whose build-id matches; -ENOENT if none is mapped. */
-int proc_find_object(pid_t pid, const struct proc_maps *maps, const uint8_t *build_id,
-		     size_t build_id_len, struct proc_object *out);
-/* Load bias and span of the object mapped from map m (offset 0). */
-int proc_object_at(pid_t pid, const struct proc_maps *maps, size_t m, struct proc_object *out);
 
 #define PROC_COMM_MAX 16
 

@@ -214,10 +214,18 @@ int threads_seize_all(struct threads *ts)
 	return ret < 0 ? ret : 0;
 }
 
+/* Every thread parked between injected syscalls given its registers back. */
+static void end_injections(struct threads *ts)
+{
+	for (size_t i = 0; i < ts->n; i++)
+		thread_end_injection(&ts->v[i]);
+}
+
 int threads_stop_all(struct threads *ts)
 {
 	int changed;
 
+	end_injections(ts);
 	/* Stop every thread held (interrupt all first, so that they stop in
 	 * parallel), then read the list again: only a running thread starts
 	 * another, so a list read with every thread stopped is complete. */
@@ -237,6 +245,7 @@ int threads_stop_all(struct threads *ts)
 
 void threads_resume(struct threads *ts)
 {
+	end_injections(ts);
 	for (size_t i = 0; i < ts->n; i++) {
 		struct thread *t = &ts->v[i];
 
@@ -248,6 +257,7 @@ void threads_resume(struct threads *ts)
 
 void threads_detach(struct threads *ts)
 {
+	end_injections(ts);
 	for (size_t i = 0; i < ts->n; i++) {
 		struct thread *t = &ts->v[i];
 
@@ -287,10 +297,28 @@ int thread_repark(struct thread *t)
 	return wait_stop(t);
 }
 
-int thread_fs_base(const struct thread *t, uint64_t *fs_base)
+int thread_end_injection(struct thread *t)
+{
+	int ret = 0;
+
+	if (!t->injecting)
+		return 0;
+	t->injecting = false;
+	/* The original registers, orig_rax with them: an interrupted blocking
+	 * call goes back on the kernel's restart path. */
+	if (ptrace(PTRACE_SETREGS, t->tid, NULL, &t->real) < 0)
+		ret = -errno;
+	if (!ret)
+		ret = thread_repark(t);
+	return ret;
+}
+
+int thread_fs_base(struct thread *t, uint64_t *fs_base)
 {
 	struct user_regs_struct regs;
 
+	if (thread_end_injection(t) < 0)
+		return opus_err(-ESRCH, "thread %d: cannot restore its registers", (int)t->tid);
 	if (ptrace(PTRACE_GETREGS, t->tid, NULL, &regs) < 0)
 		return opus_err(-errno, "thread %d: cannot read registers: %s", (int)t->tid,
 				strerror(errno));

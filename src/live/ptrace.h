@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/user.h>
 
 struct thread {
 	pid_t tid;
@@ -14,6 +15,13 @@ struct thread {
 	bool stopped;
 	bool interrupted;      /* PTRACE_INTERRUPT sent, its stop not yet reaped */
 	uint64_t pending_sigs; /* signals that arrived while we held it (bit n-1: signal n) */
+	/* Between injected syscalls (inject.c): parked at a syscall stop with
+	 * the injection's registers, its own in real, its signal frame at
+	 * frame_sp. Every function here that resumes, detaches, stops or
+	 * reads the thread puts real back first. */
+	bool injecting;
+	struct user_regs_struct real;
+	uint64_t frame_sp;
 };
 
 struct threads {
@@ -39,7 +47,10 @@ void threads_detach(struct threads *ts);
  * stop): resume it with PTRACE_SYSCALL again; -ESRCH if it died. */
 int thread_wait_syscall(struct thread *t);
 /* The thread pointer (fs base) of stopped thread t. */
-int thread_fs_base(const struct thread *t, uint64_t *fs_base);
+int thread_fs_base(struct thread *t, uint64_t *fs_base);
+/* Give a thread parked between injected syscalls its own registers back,
+ * in a plain interrupt stop; nothing if it is not. */
+int thread_end_injection(struct thread *t);
 /* Move t from a syscall stop to a plain interrupt stop, from which a
  * detach leaves it running as it was. */
 int thread_repark(struct thread *t);

@@ -33,27 +33,24 @@ static int add_lib(struct resolver *r, const char *name, const char *path, uint6
 	memset(l, 0, sizeof(*l));
 	snprintf(l->name, sizeof(l->name), "%s", name);
 	l->bias = bias;
-	if (opus_elf_open(path, &l->e)) {
+	if (files_open(r->files, path, &l->f)) {
 		char alt[4200];
 
 		/* map_files needs CAP_SYS_ADMIN: try the path in the process's root. */
 		snprintf(alt, sizeof(alt), "/proc/%d/root%s", (int)proc_view_id(r->pid), name);
-		if (name[0] != '/' || opus_elf_open(alt, &l->e))
+		if (name[0] != '/' || files_open(r->files, alt, &l->f))
 			return 0; /* not a file we can read (vdso): nothing to look up */
 	}
 	r->n++;
 	return 0;
 }
 
-/* The library's .dynsym, read now if it was not. A static executable has
- * none: nothing to look up by name, but its thread-local storage and IFUNC
- * entries are the process's. */
+/* The library's .dynsym. A static executable has none: nothing to look up
+ * by name, but its thread-local storage and IFUNC entries are the
+ * process's. */
 static const struct opus_symtab *lib_dyn(struct resolver_lib *l)
 {
-	if (!l->dyn_read)
-		opus_symtab_load(l->e.elf, true, &l->dyn);
-	l->dyn_read = true;
-	return &l->dyn;
+	return files_dynsym(l->f);
 }
 
 /* Prefer /proc/PID/map_files: it reaches a library replaced on disk. */
@@ -69,8 +66,9 @@ static void path_for(pid_t pid, const struct proc_maps *maps, const char *name, 
 	snprintf(out, len, "/proc/%d/root%s", (int)proc_view_id(pid), name);
 }
 
-static int exe_object(pid_t pid, const struct proc_maps *maps, struct proc_object *exe)
+static int exe_object(struct resolver *r, const struct proc_maps *maps, struct proc_object *exe)
 {
+	pid_t pid = r->pid;
 	char link[64], target[4096];
 	ssize_t n;
 
@@ -81,30 +79,30 @@ static int exe_object(pid_t pid, const struct proc_maps *maps, struct proc_objec
 	target[n] = '\0';
 	for (size_t i = 0; i < maps->n; i++)
 		if (maps->v[i].offset == 0 && !strcmp(maps->v[i].path, target))
-			return proc_object_at(pid, maps, i, exe);
+			return files_object_at(r->files, pid, maps, i, exe);
 	return -ENOENT;
 }
 
 /* The r_debug address from the executable's DT_DEBUG, 0 if not set. */
-static uint64_t find_r_debug(int mem_fd, const struct proc_object *exe)
+static uint64_t find_r_debug(struct resolver *r, const struct proc_object *exe)
 {
 	Elf64_Dyn d[512];
-	struct opus_elf e;
+	struct cached_file *f;
 	uint64_t dyn = 0, r_debug = 0;
 	size_t n, count = 0;
+	int mem_fd = r->mem_fd;
 
-	if (opus_elf_open(exe->path, &e))
+	if (files_open(r->files, exe->path, &f))
 		return 0;
-	if (!elf_getphdrnum(e.elf, &n))
+	if (!elf_getphdrnum(f->e.elf, &n))
 		for (size_t i = 0; i < n; i++) {
 			GElf_Phdr ph;
 
-			if (gelf_getphdr(e.elf, (int)i, &ph) && ph.p_type == PT_DYNAMIC) {
+			if (gelf_getphdr(f->e.elf, (int)i, &ph) && ph.p_type == PT_DYNAMIC) {
 				dyn = exe->bias + ph.p_vaddr;
 				count = ph.p_memsz / sizeof(d[0]);
 			}
 		}
-	opus_elf_close(&e);
 	if (count > sizeof(d) / sizeof(d[0]))
 		count = sizeof(d) / sizeof(d[0]);
 	if (!dyn || !count || mem_read(mem_fd, dyn, d, count * sizeof(d[0])))
@@ -124,13 +122,15 @@ static int walk_link_map(struct resolver *r, int mem_fd, const struct proc_maps 
 	if (mem_read(mem_fd, r_debug + R_DEBUG_MAP, &lm, sizeof(lm)))
 		return -EIO;
 	for (int count = 0; lm && count < MAX_LIBS && !ret; count++) {
-		uint64_t addr, name_ptr, next;
+		uint64_t f[LM_NEXT / 8 + 1], addr, name_ptr, next;
 		char name[4096] = "", path[4200];
 
-		if (mem_read(mem_fd, lm + LM_ADDR, &addr, 8) ||
-		    mem_read(mem_fd, lm + LM_NAME, &name_ptr, 8) ||
-		    mem_read(mem_fd, lm + LM_NEXT, &next, 8))
+		/* l_addr, l_name, l_ld, l_next: one read. */
+		if (mem_read(mem_fd, lm, f, sizeof(f)))
 			return -EIO;
+		addr = f[LM_ADDR / 8];
+		name_ptr = f[LM_NAME / 8];
+		next = f[LM_NEXT / 8];
 		if (name_ptr && mem_read_string(mem_fd, name_ptr, name, sizeof(name)))
 			name[0] = '\0';
 		if (count == 0) {
@@ -157,7 +157,7 @@ static int walk_maps(struct resolver *r, const struct proc_maps *maps,
 		int ret;
 
 		if (maps->v[i].offset || maps->v[i].path[0] != '/' ||
-		    proc_object_at(r->pid, maps, i, &o))
+		    files_object_at(r->files, r->pid, maps, i, &o))
 			continue;
 		ret = add_lib(r, o.name, o.path, o.bias);
 		if (ret)
@@ -177,25 +177,31 @@ static void find_vdso(struct resolver *r, const struct proc_maps *maps)
 		}
 }
 
-int resolver_init(struct resolver *r, pid_t pid, int mem_fd, const struct proc_maps *maps)
+static void resolver_start(struct resolver *r, struct file_cache *files, pid_t pid, int mem_fd,
+			   const struct proc_maps *maps)
+{
+	memset(r, 0, sizeof(*r));
+	r->pid = pid;
+	r->mem_fd = mem_fd;
+	r->files = files;
+	find_vdso(r, maps);
+}
+
+int resolver_init(struct resolver *r, struct file_cache *files, pid_t pid, int mem_fd,
+		  const struct proc_maps *maps)
 {
 	struct proc_object exe;
 	uint64_t r_debug = 0;
 	bool have_exe;
 
-	memset(r, 0, sizeof(*r));
-	r->pid = pid;
-	r->mem_fd = mem_fd;
-	find_vdso(r, maps);
-	have_exe = exe_object(pid, maps, &exe) == 0;
+	resolver_start(r, files, pid, mem_fd, maps);
+	have_exe = exe_object(r, maps, &exe) == 0;
 	if (have_exe)
-		r_debug = find_r_debug(mem_fd, &exe);
+		r_debug = find_r_debug(r, &exe);
 	if (r_debug && walk_link_map(r, mem_fd, maps, &exe, r_debug) == 0 && r->n)
 		return 0;
 	resolver_free(r);
-	r->pid = pid;
-	r->mem_fd = mem_fd;
-	find_vdso(r, maps);
+	resolver_start(r, files, pid, mem_fd, maps);
 	return walk_maps(r, maps, have_exe ? &exe : NULL);
 }
 
@@ -230,12 +236,12 @@ static bool in_code(const struct resolver_lib *l, uint64_t addr)
 {
 	size_t n;
 
-	if (elf_getphdrnum(l->e.elf, &n))
+	if (elf_getphdrnum(l->f->e.elf, &n))
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		GElf_Phdr ph;
 
-		if (gelf_getphdr(l->e.elf, (int)i, &ph) && ph.p_type == PT_LOAD &&
+		if (gelf_getphdr(l->f->e.elf, (int)i, &ph) && ph.p_type == PT_LOAD &&
 		    (ph.p_flags & PF_X) && addr >= l->bias + ph.p_vaddr &&
 		    addr < l->bias + ph.p_vaddr + ph.p_memsz)
 			return true;
@@ -251,7 +257,7 @@ static bool got_entry(const struct resolver *r, const struct resolver_lib *o,
 	Elf_Scn *scn = NULL;
 	GElf_Shdr sh;
 
-	while ((scn = elf_nextscn(o->e.elf, scn))) {
+	while ((scn = elf_nextscn(o->f->e.elf, scn))) {
 		Elf_Scn *symscn;
 		Elf_Data *d, *syms;
 		GElf_Shdr symsh;
@@ -259,8 +265,8 @@ static bool got_entry(const struct resolver *r, const struct resolver_lib *o,
 
 		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_RELA ||
 		    !(sh.sh_flags & SHF_ALLOC) || !(d = elf_getdata(scn, NULL)) ||
-		    !(symscn = elf_getscn(o->e.elf, sh.sh_link)) || !gelf_getshdr(symscn, &symsh) ||
-		    !(syms = elf_getdata(symscn, NULL)))
+		    !(symscn = elf_getscn(o->f->e.elf, sh.sh_link)) ||
+		    !gelf_getshdr(symscn, &symsh) || !(syms = elf_getdata(symscn, NULL)))
 			continue;
 		for (size_t i = 0; gelf_getrela(d, (int)i, &rela); i++) {
 			uint32_t type = (uint32_t)GELF_R_TYPE(rela.r_info);
@@ -270,7 +276,7 @@ static bool got_entry(const struct resolver *r, const struct resolver_lib *o,
 
 			if ((type != R_X86_64_GLOB_DAT && type != R_X86_64_JUMP_SLOT) ||
 			    !gelf_getsym(syms, (int)GELF_R_SYM(rela.r_info), &sym) ||
-			    !(n = elf_strptr(o->e.elf, symsh.sh_link, sym.st_name)) ||
+			    !(n = elf_strptr(o->f->e.elf, symsh.sh_link, sym.st_name)) ||
 			    !opus_sym_name_eq(n, name) ||
 			    mem_read(r->mem_fd, o->bias + rela.r_offset, &slot, 8))
 				continue;
@@ -315,7 +321,7 @@ static int resolve_own_ifunc(const struct resolver *r, const struct resolver_lib
 	uint8_t id[OPUS_BUILD_ID_MAX];
 	struct own_lib own = {.build_id = id};
 	void *h, *sym;
-	int n = opus_elf_build_id(l->e.elf, id);
+	int n = opus_elf_build_id(l->f->e.elf, id);
 
 	if (n > 0) {
 		own.len = (size_t)n;
@@ -426,17 +432,13 @@ size_t resolver_find_lib(const struct resolver *r, const char *name, uint64_t bi
 bool resolver_imports(const struct resolver *r, const char *const *names, size_t n)
 {
 	for (size_t i = 0; i < r->n; i++)
-		if (opus_elf_imports(r->libs[i].e.elf, names, n))
+		if (files_imports(r->libs[i].f, names, n))
 			return true;
 	return false;
 }
 
 void resolver_free(struct resolver *r)
 {
-	for (size_t i = 0; i < r->n; i++) {
-		opus_symtab_free(&r->libs[i].dyn);
-		opus_elf_close(&r->libs[i].e);
-	}
-	free(r->libs);
+	free(r->libs); /* their files belong to the cache */
 	memset(r, 0, sizeof(*r));
 }

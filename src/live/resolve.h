@@ -8,28 +8,32 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "files.h"
 #include "proc.h"
 
 struct resolver_lib {
 	char name[4096];
 	uint64_t bias;
 	bool main_program;
-	struct opus_elf e;
-	/* Its .dynsym, read on the first lookup that reaches it: most patches
-	 * look up few names, and indexing every library costs milliseconds. */
-	struct opus_symtab dyn;
-	bool dyn_read;
+	/* Its file, in the cache: its .dynsym is read on the first lookup
+	 * that reaches it (most patches look up few names, and indexing every
+	 * library costs milliseconds) and then kept for the next process. */
+	struct cached_file *f;
 };
 
 struct resolver {
 	pid_t pid;
 	int mem_fd;
+	struct file_cache *files;
 	uint64_t vdso_lo, vdso_hi; /* the process's vDSO: some IFUNCs choose code there */
 	struct resolver_lib *libs;
 	size_t n, cap;
 };
 
-int resolver_init(struct resolver *r, pid_t pid, int mem_fd, const struct proc_maps *maps);
+/* The objects of the process in link-map order, their files opened
+ * through files (which must outlive r). */
+int resolver_init(struct resolver *r, struct file_cache *files, pid_t pid, int mem_fd,
+		  const struct proc_maps *maps);
 /* Address of name in the process; -ENOENT with a message naming it. */
 int resolver_lookup(struct resolver *r, const char *name, uint64_t *addr);
 /* The object defining thread-local variable name (an index into libs), and
@@ -37,7 +41,8 @@ int resolver_lookup(struct resolver *r, const char *name, uint64_t *addr);
 int resolver_lookup_tls(struct resolver *r, const char *name, size_t *lib, uint64_t *offset);
 /* The index of the object loaded at bias (named name), or r->n. */
 size_t resolver_find_lib(const struct resolver *r, const char *name, uint64_t bias);
-/* Does any loaded object import one of names (undefined in its .dynsym)? */
+/* Does any loaded object import one of names (undefined in its .dynsym)?
+ * names must be a static list: each file's answer is kept in the cache. */
 bool resolver_imports(const struct resolver *r, const char *const *names, size_t n);
 void resolver_free(struct resolver *r);
 

@@ -53,6 +53,7 @@ int txn_open(struct txn *t, pid_t pid, const struct live_opts *o, struct live_st
 	t->memfd = -1;
 	t->lock.fd = -1;
 	t->st = st;
+	t->files = o->files ? o->files : &t->own_files;
 	t->t0 = now = opus_now_ns();
 	threads_init(&t->ts, pid);
 	/* The lock first: another opus tracing the process is no debugger. */
@@ -70,13 +71,13 @@ int txn_open(struct txn *t, pid_t pid, const struct live_opts *o, struct live_st
 	if ((ret = registry_read(pid, t->mem_fd, &t->maps, &t->lock, &t->reg)))
 		return ret;
 	st->registry_ns = lap(&now);
-	if ((ret = resolver_init(&t->res, pid, t->mem_fd, &t->maps)))
+	if ((ret = resolver_init(&t->res, t->files, pid, t->mem_fd, &t->maps)))
 		return ret;
 	t->scan = o->scan_memory	     ? SCAN_ALL
 		  : switches_stacks(&t->res) ? SCAN_BESIDE_THREADS
 					     : SCAN_NONE;
 	st->linkmap_ns = lap(&now);
-	ret = inject_find_gadgets(t->pid, t->mem_fd, &t->maps, &t->gadgets);
+	ret = inject_find_gadgets(t->files, t->pid, t->mem_fd, &t->maps, &t->gadgets);
 	st->gadgets_ns = lap(&now);
 	return ret;
 }
@@ -93,6 +94,7 @@ void txn_close(struct txn *t)
 	registry_free(&t->reg);
 	registry_entry_free(&t->entry);
 	resolver_free(&t->res);
+	file_cache_free(&t->own_files);
 	free(t->ranges);
 	target_unlock(&t->lock);
 	t->st->total_ns = opus_now_ns() - t->t0;
@@ -238,15 +240,14 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 {
 	uint64_t deadline = opus_now_ns() + (uint64_t)(o->timeout_s * 1e9), t1 = opus_now_ns();
 	struct live_stats *st = t->st;
+	uint64_t cfi_later = 0; /* unwind tables read between stops */
 	struct unwinder *u = NULL;
 	struct range_set rs;
 	int ret = range_set_init(&rs, t->ranges, t->nranges);
 
 	if (!ret)
-		ret = unwind_open(t->pid, t->mem_fd, t->gadgets.restore_rt, &u);
-
-	st->cfi_ns = opus_now_ns() - t1;
-	t1 = opus_now_ns();
+		ret = unwind_open(t->pid, t->mem_fd, t->gadgets.restore_rt, &t->maps, &u);
+	st->cfi_ns = lap(&t1);
 	while (!ret) {
 		uint64_t seize = opus_now_ns(), start, stopped, checked, written;
 
@@ -255,8 +256,9 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 			break;
 		start = opus_now_ns();
 		st->seize_ns += start - seize;
-		/* Earlier attempts and the waits after them, less their seizing. */
-		st->retry_ns = seize - t1 - (st->seize_ns - (start - seize));
+		/* Earlier attempts and the waits after them, less their seizing
+		 * and the unwind tables read between them. */
+		st->retry_ns = seize - t1 - (st->seize_ns - (start - seize)) - cfi_later;
 		st->attempts++;
 		if (!st->prepare_ns)
 			st->prepare_ns = start - t->t0;
@@ -283,6 +285,18 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 				t->resumed = start + st->pause_ns;
 			}
 			break;
+		}
+		if (ret == -EAGAIN) {
+			/* A stack needs DWARF: its tables are read with every
+			 * thread running, then the stop begins again. */
+			uint64_t c0;
+
+			threads_resume(&t->ts);
+			c0 = opus_now_ns();
+			ret = unwind_load_cfi(u);
+			cfi_later += opus_now_ns() - c0;
+			st->cfi_ns += opus_now_ns() - c0;
+			continue;
 		}
 		if (ret != -EBUSY || opus_now_ns() >= deadline)
 			break;

@@ -26,10 +26,12 @@
 
 struct txn {
 	pid_t pid;
-	struct target_lock lock; /* one opus at a time; the journal of memfds begun */
-	bool memfd_closed;	 /* the target holds no descriptor of ours */
-	struct resolver res;	 /* names in the process, as its dynamic linker sees them */
-	enum scan_scope scan;	 /* where suspended stacks are looked for */
+	struct target_lock lock;  /* one opus at a time; the journal of memfds begun */
+	bool memfd_closed;	  /* the target holds no descriptor of ours */
+	struct file_cache *files; /* the caller's, or own_files */
+	struct file_cache own_files;
+	struct resolver res;  /* names in the process, as its dynamic linker sees them */
+	enum scan_scope scan; /* where suspended stacks are looked for */
 	int mem_fd;
 	int memfd; /* opus's own handle on the target's memfd */
 	struct proc_maps maps;

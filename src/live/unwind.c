@@ -19,8 +19,8 @@ struct unwinder {
 	Dwfl *dwfl;
 	pid_t pid;
 	int mem_fd;
-	struct proc_maps maps; /* read before the stop: where the stacks are */
-	uint64_t restorer;     /* __restore_rt: a signal frame's return address */
+	const struct proc_maps *maps; /* read before the stop: where the stacks are */
+	uint64_t restorer;	      /* __restore_rt: a signal frame's return address */
 };
 
 static char *debuginfo_path;
@@ -31,10 +31,10 @@ static const Dwfl_Callbacks callbacks = {
     .debuginfo_path = &debuginfo_path,
 };
 
-int unwind_open(pid_t pid, int mem_fd, uint64_t restorer, struct unwinder **out)
+int unwind_open(pid_t pid, int mem_fd, uint64_t restorer, const struct proc_maps *maps,
+		struct unwinder **out)
 {
 	struct unwinder *u = calloc(1, sizeof(*u));
-	int r;
 
 	*out = NULL;
 	if (!u)
@@ -42,22 +42,29 @@ int unwind_open(pid_t pid, int mem_fd, uint64_t restorer, struct unwinder **out)
 	u->pid = pid;
 	u->mem_fd = mem_fd;
 	u->restorer = restorer;
-	proc_maps_read(pid, &u->maps); /* none: every thread is unwound */
-	u->dwfl = dwfl_begin(&callbacks);
-	if (!u->dwfl) {
-		unwind_close(u);
-		return opus_err(-ENOMEM, "libdw: %s", dwfl_errmsg(-1));
-	}
-	/* Through a live thread when the main one has exited. */
-	r = dwfl_linux_proc_report(u->dwfl, proc_view_id(pid));
-	if (r == 0 && dwfl_report_end(u->dwfl, NULL, NULL) == 0 &&
-	    dwfl_linux_proc_attach(u->dwfl, proc_view_id(pid), true) == 0) {
-		*out = u;
+	u->maps = maps;
+	*out = u;
+	return 0;
+}
+
+int unwind_load_cfi(struct unwinder *u)
+{
+	int r;
+
+	if (u->dwfl)
 		return 0;
-	}
-	opus_err(-EIO, "process %d: cannot prepare stack unwinding: %s", (int)pid,
+	u->dwfl = dwfl_begin(&callbacks);
+	if (!u->dwfl)
+		return opus_err(-ENOMEM, "libdw: %s", dwfl_errmsg(-1));
+	/* Through a live thread when the main one has exited. */
+	r = dwfl_linux_proc_report(u->dwfl, proc_view_id(u->pid));
+	if (r == 0 && dwfl_report_end(u->dwfl, NULL, NULL) == 0 &&
+	    dwfl_linux_proc_attach(u->dwfl, proc_view_id(u->pid), true) == 0)
+		return 0;
+	opus_err(-EIO, "process %d: cannot prepare stack unwinding: %s", (int)u->pid,
 		 r > 0 ? strerror(r) : dwfl_errmsg(-1));
-	unwind_close(u);
+	dwfl_end(u->dwfl);
+	u->dwfl = NULL;
 	return -EIO;
 }
 
@@ -65,8 +72,8 @@ void unwind_close(struct unwinder *u)
 {
 	if (!u)
 		return;
-	dwfl_end(u->dwfl);
-	proc_maps_free(&u->maps);
+	if (u->dwfl)
+		dwfl_end(u->dwfl);
 	free(u);
 }
 
@@ -186,7 +193,7 @@ static bool stack_clear(const struct unwinder *u, const struct thread *t,
 	bool clear = true;
 
 	if (ptrace(PTRACE_GETREGS, t->tid, NULL, &regs) < 0 || range_set_find(rs, regs.rip) ||
-	    !(m = proc_map_at(&u->maps, regs.rsp)))
+	    !(m = proc_map_at(u->maps, regs.rsp)))
 		return false;
 	if (!(t->leader ? !strcmp(m->path, "[stack]")
 			: regs.fs_base >= m->start && regs.fs_base < m->end))
@@ -231,6 +238,10 @@ int unwind_check(struct unwinder *u, const struct threads *ts, const struct rang
 			opus_info("thread %d: no return address into a guarded range on its stack",
 				  (int)ts->v[i].tid);
 			continue;
+		}
+		if (!u->dwfl) {
+			ret = -EAGAIN;
+			break;
 		}
 		r = dwfl_getthread_frames(u->dwfl, ts->v[i].tid, on_frame, &w);
 

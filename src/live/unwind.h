@@ -9,19 +9,29 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "proc.h"
 #include "ptrace.h"
 #include "scan.h"
 
 struct unwinder;
 
-/* Reads the process's modules, CFI and maps; call before stopping the
- * threads. mem_fd is borrowed and must outlive the unwinder; restorer is
- * where the process's signal frames return (libc's __restore_rt). */
-int unwind_open(pid_t pid, int mem_fd, uint64_t restorer, struct unwinder **out);
+/* Call before stopping the threads. mem_fd and maps (the process's, read
+ * before the stop: where the stacks are) are borrowed and must outlive the
+ * unwinder; restorer is where the process's signal frames return (libc's
+ * __restore_rt). A map read at any time before the stop serves: a thread's
+ * own stack does not move, and a stack the map does not show, or shows
+ * with another thread pointer, is unwound with DWARF. */
+int unwind_open(pid_t pid, int mem_fd, uint64_t restorer, const struct proc_maps *maps,
+		struct unwinder **out);
+/* Reads the modules' unwind tables (libdwfl), which most stops never need
+ * and which cost a millisecond to read and to let go of: call it with the
+ * threads running, when unwind_check asked for it. */
+int unwind_load_cfi(struct unwinder *u);
 void unwind_close(struct unwinder *u);
 
 /* 0 if no stopped thread has a frame in rs; -EBUSY with the thread and
- * function named otherwise. */
+ * function named otherwise; -EAGAIN if a thread needs DWARF unwinding and
+ * the tables are not loaded (resume, unwind_load_cfi, stop again). */
 int unwind_check(struct unwinder *u, const struct threads *ts, const struct range_set *rs);
 
 #endif
