@@ -196,6 +196,13 @@ static void frame_regs(const struct user_regs_struct *r, struct k_sigcontext *mc
 				    .ss = (uint16_t)r->ss};
 }
 
+/* The thread's blocked set, as /proc shows it (SigBlk), without a read of
+ * /proc. */
+static int blocked_signals(pid_t tid, uint64_t *mask)
+{
+	return ptrace(PTRACE_GETSIGMASK, tid, (void *)sizeof(*mask), mask) < 0 ? -errno : 0;
+}
+
 /* Write the frame below the red zone (and below pushed data); returns the
  * stack pointer that leads rt_sigreturn to it. */
 static int write_frame(struct injector *in, const struct user_regs_struct *saved, uint64_t *sp)
@@ -205,7 +212,7 @@ static int write_frame(struct injector *in, const struct user_regs_struct *saved
 	uint64_t mask, fp, frame;
 	bool xstate = false;
 	int size = fpu ? fpu_state(in->t->tid, fpu, XSTATE_MAX, &xstate) : -ENOMEM;
-	int ret = size < 0 ? size : proc_status_u64(in->t->tid, "SigBlk", 16, &mask);
+	int ret = size < 0 ? size : blocked_signals(in->t->tid, &mask);
 
 	if (ret) {
 		free(fpu);

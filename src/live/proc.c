@@ -192,7 +192,12 @@ int proc_tids(pid_t pid, pid_t **tids, size_t *n)
 	return 0;
 }
 
-int proc_view(pid_t pid, pid_t *view)
+static __thread struct {
+	pid_t pid, view; /* pid 0: nothing pinned */
+} pinned;
+
+/* The view as /proc shows it now. */
+static int look_up_view(pid_t pid, pid_t *view)
 {
 	char path[64];
 	pid_t *tids;
@@ -218,6 +223,33 @@ int proc_view(pid_t pid, pid_t *view)
 	return ret;
 }
 
+int proc_view(pid_t pid, pid_t *view)
+{
+	if (pinned.pid && pinned.pid == pid) {
+		*view = pinned.view;
+		return 0;
+	}
+	return look_up_view(pid, view);
+}
+
+int proc_view_pin(pid_t pid)
+{
+	pid_t view;
+	int ret;
+
+	proc_view_unpin();
+	if ((ret = look_up_view(pid, &view)))
+		return ret;
+	pinned.pid = pid;
+	pinned.view = view;
+	return 0;
+}
+
+void proc_view_unpin(void)
+{
+	pinned.pid = 0;
+}
+
 pid_t proc_view_id(pid_t pid)
 {
 	pid_t view = pid;
@@ -229,7 +261,7 @@ int proc_check_alive(pid_t pid)
 {
 	pid_t view;
 
-	return proc_view(pid, &view);
+	return look_up_view(pid, &view);
 }
 
 int proc_status_u64(pid_t pid, const char *key, int base, uint64_t *out)

@@ -54,6 +54,12 @@ int proc_tids(pid_t pid, pid_t **tids, size_t *n);
 int proc_view(pid_t pid, pid_t *view);
 /* The same, or pid itself if none lives (what then fails says so). */
 pid_t proc_view_id(pid_t pid);
+/* Fix pid's view for this thread until proc_view_unpin: a transaction asks
+ * for it some twenty times, and each answer costs two /proc lookups. Should
+ * the main thread exit meanwhile, what is read through it fails, as any
+ * read fails when a process exits under opus. */
+int proc_view_pin(pid_t pid);
+void proc_view_unpin(void);
 /* Fails with a clear message if pid does not exist or no thread of it lives. */
 int proc_check_alive(pid_t pid);
 /* The number after "key:" in /proc/PID/status, read in base (16 for the

@@ -60,7 +60,7 @@ int txn_open(struct txn *t, pid_t pid, const struct live_opts *o, struct live_st
 	if ((ret = target_lock(pid, o->timeout_s, &t->lock)))
 		return ret;
 	st->lock_ns = lap(&now);
-	if ((ret = proc_check_patchable(pid)))
+	if ((ret = proc_view_pin(pid)) || (ret = proc_check_patchable(pid)))
 		return ret;
 	t->mem_fd = mem_open(pid);
 	if (t->mem_fd < 0)
@@ -97,6 +97,7 @@ void txn_close(struct txn *t)
 	file_cache_free(&t->own_files);
 	free(t->ranges);
 	target_unlock(&t->lock);
+	proc_view_unpin();
 	t->st->total_ns = opus_now_ns() - t->t0;
 	if (t->resumed)
 		t->st->close_ns = opus_now_ns() - t->resumed;
@@ -254,6 +255,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		/* Seizing stops nothing: done first, it stays out of the pause. */
 		if ((ret = threads_seize_all(&t->ts)))
 			break;
+		unwind_reserve(u, t->ts.n);
 		start = opus_now_ns();
 		st->seize_ns += start - seize;
 		/* Earlier attempts and the waits after them, less their seizing

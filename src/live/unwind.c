@@ -6,14 +6,18 @@
 
 #include <elfutils/libdwfl.h>
 #include <sys/ptrace.h>
+#include <sys/uio.h>
 #include <sys/user.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_FRAMES     1024
 #define DWARF_REG_RSP  7
-#define MAX_SCAN_BYTES (1u << 20)
+#define MAX_SCAN_BYTES (1u << 20)  /* one thread's stack, for the fast path */
+#define MAX_SCAN_TOTAL (64u << 20) /* all of them */
+#define STACK_GUESS    (8u << 10)  /* a blocked thread's frames and TLS, for unwind_reserve */
 
 struct unwinder {
 	Dwfl *dwfl;
@@ -21,6 +25,8 @@ struct unwinder {
 	int mem_fd;
 	const struct proc_maps *maps; /* read before the stop: where the stacks are */
 	uint64_t restorer;	      /* __restore_rt: a signal frame's return address */
+	uint8_t *buf;		      /* the stacks' copy, its pages touched before the stop */
+	size_t buf_len;
 };
 
 static char *debuginfo_path;
@@ -45,6 +51,20 @@ int unwind_open(pid_t pid, int mem_fd, uint64_t restorer, const struct proc_maps
 	u->maps = maps;
 	*out = u;
 	return 0;
+}
+
+void unwind_reserve(struct unwinder *u, size_t nthreads)
+{
+	size_t want = nthreads * STACK_GUESS;
+	uint8_t *buf;
+
+	if (want <= u->buf_len || want > MAX_SCAN_TOTAL || !(buf = malloc(want)))
+		return;
+	/* Faulting pages in inside the pause costs more than copying them. */
+	memset(buf, 0, want);
+	free(u->buf);
+	u->buf = buf;
+	u->buf_len = want;
 }
 
 int unwind_load_cfi(struct unwinder *u)
@@ -74,6 +94,7 @@ void unwind_close(struct unwinder *u)
 		return;
 	if (u->dwfl)
 		dwfl_end(u->dwfl);
+	free(u->buf);
 	free(u);
 }
 
@@ -184,31 +205,129 @@ static const struct addr_range *scan_stack(const struct unwinder *u, struct walk
  * thread pointer in. On any other stack (a coroutine's), with a signal
  * frame on it (its handler may run on a sigaltstack set inside this very
  * stack, below the frames it interrupted), or in doubt, DWARF decides. */
-static bool stack_clear(const struct unwinder *u, const struct thread *t,
-			const struct range_set *rs)
+struct stack_span {
+	uint64_t from, len; /* len 0: not on its own stack, or in doubt */
+	bool read;	    /* all len bytes were read */
+};
+
+static struct stack_span own_stack(const struct unwinder *u, const struct thread *t,
+				   const struct range_set *rs)
 {
 	struct user_regs_struct regs;
 	const struct proc_map *m;
-	uint64_t *buf, from, len;
-	bool clear = true;
+	struct stack_span s = {0};
+	uint64_t top;
 
 	if (ptrace(PTRACE_GETREGS, t->tid, NULL, &regs) < 0 || range_set_find(rs, regs.rip) ||
 	    !(m = proc_map_at(u->maps, regs.rsp)))
-		return false;
+		return s;
 	if (!(t->leader ? !strcmp(m->path, "[stack]")
 			: regs.fs_base >= m->start && regs.fs_base < m->end))
-		return false;
-	from = regs.rsp & ~7ull;
-	len = m->end - from;
-	if (len > MAX_SCAN_BYTES || !(buf = malloc(len)))
-		return false;
-	if (mem_read(u->mem_fd, from, buf, len))
-		clear = false;
-	for (size_t i = 0; clear && i < len / 8; i++)
-		clear = buf[i] != u->restorer && !range_set_find(rs, buf[i]) &&
-			!range_set_find(rs, buf[i] - 1);
-	free(buf);
-	return clear;
+		return s;
+	s.from = regs.rsp & ~7ull;
+	/* glibc puts a thread's static TLS and descriptor at the top of its
+	 * stack mapping, at and just below the thread pointer: frames end
+	 * there. */
+	top = !t->leader && regs.fs_base > s.from ? regs.fs_base & ~7ull : m->end;
+	s.len = top - s.from <= MAX_SCAN_BYTES ? top - s.from : 0;
+	return s;
+}
+
+/* Spans [first, end) of s, at most IOV_MAX not empty, whose bytes go to
+ * buf in a row: one process_vm_readv; where opus may not use it (a
+ * container's filter), the memory file, a read each. */
+static void read_batch(const struct unwinder *u, pid_t pid, struct stack_span *s, size_t first,
+		       size_t end, uint8_t *buf)
+{
+	struct iovec local[IOV_MAX], remote[IOV_MAX];
+	size_t k = 0;
+	ssize_t got;
+
+	for (size_t j = first; j < end; j++) {
+		if (!s[j].len)
+			continue;
+		local[k] = (struct iovec){buf, s[j].len};
+		remote[k++] = (struct iovec){(void *)(uintptr_t)s[j].from, s[j].len};
+		buf += s[j].len;
+	}
+	if (!k)
+		return;
+	got = process_vm_readv(pid, local, k, remote, k, 0);
+	for (size_t j = first, i = 0; j < end; j++) {
+		if (!s[j].len)
+			continue;
+		if (got < 0) {
+			s[j].read = !mem_read(u->mem_fd, s[j].from, local[i++].iov_base, s[j].len);
+			continue;
+		}
+		/* It stops at the first span it could not read in full. */
+		s[j].read = (size_t)got >= s[j].len;
+		got = s[j].read ? got - (ssize_t)s[j].len : 0;
+	}
+}
+
+/* Every span read into buf (their lengths in a row) with one syscall per
+ * IOV_MAX threads, not one per thread, inside the pause; each says if it
+ * was read whole. */
+static void read_stacks(const struct unwinder *u, struct stack_span *s, size_t n, uint8_t *buf)
+{
+	pid_t pid = proc_view_id(u->pid);
+
+	for (size_t i = 0; i < n;) {
+		size_t first = i, k = 0;
+		uint8_t *at = buf;
+
+		for (; i < n && k < IOV_MAX; i++)
+			if (s[i].len) {
+				buf += s[i].len;
+				k++;
+			}
+		if (k)
+			read_batch(u, pid, s, first, i, at);
+	}
+}
+
+static bool words_clear(const struct unwinder *u, const uint64_t *w, size_t n,
+			const struct range_set *rs)
+{
+	/* Most words are outside the hull of the ranges (and its end, for a
+	 * return address just past one): one comparison each. */
+	uint64_t lo = rs->lo, span = rs->hi - rs->lo + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		if (w[i] == u->restorer)
+			return false;
+		if (w[i] - lo < span && (range_set_find(rs, w[i]) || range_set_find(rs, w[i] - 1)))
+			return false;
+	}
+	return true;
+}
+
+/* Which threads the fast path clears: a GETREGS each, then every stack in
+ * one read. clear[i] says for ts->v[i]. */
+static void clear_threads(const struct unwinder *u, const struct threads *ts,
+			  const struct range_set *rs, bool *clear)
+{
+	struct stack_span *s = calloc(ts->n + 1, sizeof(*s));
+	uint64_t total = 0;
+	uint8_t *buf;
+
+	if (!s)
+		return;
+	for (size_t i = 0; i < ts->n; i++) {
+		s[i] = own_stack(u, &ts->v[i], rs);
+		total += s[i].len;
+	}
+	buf = total <= u->buf_len ? u->buf : total <= MAX_SCAN_TOTAL ? malloc(total + 8) : NULL;
+	if (buf) {
+		read_stacks(u, s, ts->n, buf);
+		for (size_t i = 0, off = 0; i < ts->n; off += s[i].len, i++)
+			clear[i] = s[i].read &&
+				   words_clear(u, (const uint64_t *)(buf + off), s[i].len / 8, rs);
+	}
+	if (buf != u->buf)
+		free(buf);
+	free(s);
 }
 
 /* "thread T is inside F", and every other function seen busy. */
@@ -228,13 +347,16 @@ static int report_busy(pid_t pid, const struct busy *b)
 int unwind_check(struct unwinder *u, const struct threads *ts, const struct range_set *rs)
 {
 	struct busy busy = {0};
+	bool *clear = calloc(ts->n + 1, sizeof(*clear));
 	int ret = 0;
 
+	if (clear)
+		clear_threads(u, ts, rs, clear);
 	for (size_t i = 0; i < ts->n && !ret; i++) {
 		struct walk w = {.rs = rs, .busy = &busy, .tid = ts->v[i].tid};
 		int r;
 
-		if (stack_clear(u, &ts->v[i], rs)) {
+		if (clear && clear[i]) {
 			opus_info("thread %d: no return address into a guarded range on its stack",
 				  (int)ts->v[i].tid);
 			continue;
@@ -267,5 +389,6 @@ int unwind_check(struct unwinder *u, const struct threads *ts, const struct rang
 	if (!ret && busy.n)
 		ret = report_busy(u->pid, &busy);
 	free(busy.names);
+	free(clear);
 	return ret;
 }

@@ -28,6 +28,9 @@ int unwind_open(pid_t pid, int mem_fd, uint64_t restorer, const struct proc_maps
  * threads running, when unwind_check asked for it. */
 int unwind_load_cfi(struct unwinder *u);
 void unwind_close(struct unwinder *u);
+/* Room for the stacks of nthreads threads, made ready (touched) before a
+ * stop so that copying them inside it faults nothing in. */
+void unwind_reserve(struct unwinder *u, size_t nthreads);
 
 /* 0 if no stopped thread has a frame in rs; -EBUSY with the thread and
  * function named otherwise; -EAGAIN if a thread needs DWARF unwinding and

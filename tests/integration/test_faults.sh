@@ -6,6 +6,13 @@ faults_setup() {
 	start_authsrv_with_fix
 	# Warm the request threads' stacks so that the map settles.
 	for _ in 1 2 3; do req 'AUTH admin hunter2' >/dev/null; done
+	MASKS=$(masks)
+	assert_contains "SigBlk:	0000000008000800" "$MASKS" "the main thread's own signal mask"
+}
+
+# Every thread's blocked signals: a killed opus must leave them as they were.
+masks() {
+	grep -H SigBlk /proc/"$PID"/task/*/status | sed 's#.*/task/##'
 }
 
 # state_is unpatched|patched WHAT: exactly that state.
@@ -78,6 +85,7 @@ kill_cycle() {
 	op "$kind" OPUS_FAULT_ACTION=kill OPUS_FAULT_AT="$i" >/dev/null 2>&1 || status=$?
 	[ "$status" = 137 ] || fail "$kind: opus was not killed at point $i (status $status)"
 	assert_running "$PID"
+	assert_eq "$MASKS" "$(masks)" "$kind kill $i: signal masks"
 	answer=$(req 'AUTH admin ')
 	case "$answer" in OK | DENIED) ;; *) fail "$kind kill $i: target answers '$answer'" ;; esac
 	"$OPUS" recover "$PID" >"$WORK/recover.out" || fail "recover after $kind kill $i"

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,6 +178,14 @@ int main(void)
 	pthread_create(&t, NULL, waiter, NULL);
 	pthread_create(&t, NULL, poller, NULL);
 #endif
+	/* A signal mask of its own in the main thread (which runs opus's
+	 * injected syscalls): a killed opus must leave it as it was. */
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGUSR2);
+	sigaddset(&mask, SIGWINCH);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	printf("ready %d\n", ntohs(addr.sin_port));
 	fflush(stdout);
 #ifndef SINGLE_THREAD
