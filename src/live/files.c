@@ -57,6 +57,7 @@ static int file_add(struct file_cache *c, const char *path, struct cached_file *
 		return ret;
 	}
 	describe(f, &st);
+	f->used = ++c->clock;
 	c->v[c->n++] = f;
 	*out = f;
 	return 0;
@@ -71,6 +72,7 @@ int files_open(struct file_cache *c, const char *path, struct cached_file **out)
 	for (size_t i = 0; i < c->n; i++)
 		if (is_file(c->v[i], &st)) {
 			*out = c->v[i];
+			(*out)->used = ++c->clock;
 			return 0;
 		}
 	return file_add(c, path, out);
@@ -136,6 +138,19 @@ bool files_imports(struct cached_file *f, const char *const *names, size_t n)
 		f->imports_asked = names;
 	}
 	return f->imports;
+}
+
+void file_cache_trim(struct file_cache *c, size_t keep)
+{
+	while (c->n > keep) {
+		size_t oldest = 0;
+
+		for (size_t i = 1; i < c->n; i++)
+			if (c->v[i]->used < c->v[oldest]->used)
+				oldest = i;
+		file_free(c->v[oldest]);
+		c->v[oldest] = c->v[--c->n];
+	}
 }
 
 void file_cache_free(struct file_cache *c)

@@ -38,11 +38,13 @@ struct cached_file {
 	unsigned nmemo;
 	const char *const *imports_asked; /* the last names files_imports was asked */
 	bool imports;
+	uint64_t used; /* the cache's clock when last opened */
 };
 
 struct file_cache {
 	struct cached_file **v;
 	size_t n, cap;
+	uint64_t clock;
 };
 
 /* The ELF file at path, opened now or earlier. */
@@ -64,6 +66,10 @@ int64_t files_find_bytes(struct cached_file *f, const void *pat, size_t n, uint6
  * outlive the cache (a static list): the answer is kept. */
 bool files_imports(struct cached_file *f, const char *const *names, size_t n);
 void file_cache_free(struct file_cache *c);
+/* Close all but the keep files opened last: call between two processes
+ * (a file still in use would be freed). A fleet of programs that share a
+ * library but not an executable must not run opus out of descriptors. */
+void file_cache_trim(struct file_cache *c, size_t keep);
 
 /* Load bias and span of the object mapped from maps->v[m] (offset 0). */
 int files_object_at(struct file_cache *c, pid_t pid, const struct proc_maps *maps, size_t m,

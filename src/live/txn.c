@@ -17,7 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RETRY_NS (10 * 1000 * 1000)
+#define RETRY_NS   (10 * 1000 * 1000)
+#define FILES_KEPT 64 /* files kept open from one process to the next */
 
 /* Can the process switch stacks? Coroutines built on ucontext switch with
  * swapcontext or setcontext, those built on setjmp with longjmp; either
@@ -54,6 +55,7 @@ int txn_open(struct txn *t, pid_t pid, const struct live_opts *o, struct live_st
 	t->lock.fd = -1;
 	t->st = st;
 	t->files = o->files ? o->files : &t->own_files;
+	file_cache_trim(t->files, FILES_KEPT);
 	t->t0 = now = opus_now_ns();
 	threads_init(&t->ts, pid);
 	/* The lock first: another opus tracing the process is no debugger. */

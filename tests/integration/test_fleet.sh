@@ -91,6 +91,33 @@ test_children_forked_after_the_patch_inherit_it() {
 	assert_eq 0 "$(opus_mappings "$child")" "no mapping left in the child"
 }
 
+# A fleet of programs that share the library but not an executable (150
+# copies of authpoll, each its own file): apply --all keeps only so many
+# files open from one process to the next, so that opus, allowed 100
+# descriptors here, does not run out of them half-way; every one is patched.
+test_apply_all_over_programs_that_share_only_the_library() {
+	fleet_setup
+	local i p pids=() out=$WORK/many.out
+	for i in $(seq 150); do
+		cp "$WORK/src/authpoll" "$WORK/src/authpoll.$i"
+		"$WORK/src/authpoll.$i" hun >>"$out" 2>&1 &
+		pids+=($!)
+		STARTED_PIDS="${STARTED_PIDS:-} $!"
+	done
+	for p in "${pids[@]}"; do
+		assert_eq OK "$(wait_line "$out" "$p" OK)" "authpoll copy $p before"
+	done
+	(
+		ulimit -n 100
+		"$OPUS" apply --all --jobs 1 --json "$WORK/fix.opatch"
+	) >"$WORK/apply.json" || fail "apply --all: $(jq -c '.processes[] | select(.state != "patched")' "$WORK/apply.json" | head -3)"
+	assert_eq 150 "$(jq .summary.patched "$WORK/apply.json")" "every copy patched"
+	for p in "${pids[@]}"; do
+		assert_eq DENIED "$(wait_line "$out" "$p" DENIED)" "authpoll copy $p after"
+		assert_running "$p"
+	done
+}
+
 test_apply_all_with_no_process_and_bad_input() {
 	fleet_setup
 	local out
