@@ -68,7 +68,8 @@ static int locate_tls(struct txn *t, const struct opatch *p, const struct resolv
 		ret = thread_fs_base(in.t, &fs_base);
 	for (size_t i = 0; i < res->n; i++)
 		objs[i] = (struct tls_object){res->libs[i].name, res->libs[i].f->e.elf,
-					      res->libs[i].bias, res->libs[i].main_program};
+					      files_dynsym(res->libs[i].f), res->libs[i].bias,
+					      res->libs[i].main_program};
 	for (size_t i = 0; !ret && i < p->nsyms; i++) {
 		size_t m = sym_lib[i];
 

@@ -82,7 +82,6 @@ int files_open_map(struct file_cache *c, pid_t pid, const struct proc_map *m, ch
 		   size_t len, struct cached_file **out)
 {
 	pid_t view = proc_view_id(pid);
-
 	int ret;
 
 	snprintf(path, len, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)view, m->start, m->end);

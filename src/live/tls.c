@@ -44,20 +44,12 @@ static size_t defining_object(const struct tls_object *objs, size_t nobjs, const
 			      uint64_t *value)
 {
 	for (size_t i = 0; i < nobjs; i++) {
-		struct opus_symtab dyn;
-		const struct opus_sym *s;
-		bool found = false;
+		const struct opus_sym *s = opus_symtab_find_global(objs[i].dyn, name);
 
-		if (opus_symtab_load(objs[i].elf, true, &dyn))
-			continue;
-		s = opus_symtab_find_global(&dyn, name);
 		if (s && s->type == STT_TLS) {
 			*value = s->value;
-			found = true;
-		}
-		opus_symtab_free(&dyn);
-		if (found)
 			return i;
+		}
 	}
 	return nobjs;
 }

@@ -19,6 +19,7 @@
 struct tls_object {
 	const char *name;
 	Elf *elf;
+	const struct opus_symtab *dyn; /* its .dynsym, as the resolver read it */
 	uint64_t bias;
 	bool main_program;
 };

@@ -298,8 +298,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 			threads_resume(&t->ts);
 			c0 = opus_now_ns();
 			ret = unwind_load_cfi(u);
-			cfi_later += opus_now_ns() - c0;
-			st->cfi_ns += opus_now_ns() - c0;
+			cfi_later += lap(&c0);
 			continue;
 		}
 		if (ret != -EBUSY || opus_now_ns() >= deadline)
@@ -308,6 +307,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		nanosleep(&(struct timespec){0, RETRY_NS}, NULL);
 		ret = 0;
 	}
+	st->cfi_ns += cfi_later;
 	if (ret == -EBUSY)
 		opus_err_wrap(ret, "gave up after %.1f s (%u attempts)", o->timeout_s,
 			      t->st->attempts);
