@@ -8,21 +8,40 @@
 #include <stdlib.h>
 #include <string.h>
 
-int analysis_add_function(struct analysis *a, const char *name, const char *file,
-			  enum an_change change)
+static int push_function(struct an_function **v, size_t *n, size_t *cap, const char *name,
+			 const char *file, int line, enum an_change change)
 {
 	struct an_function *f;
 
-	if (OPUS_PUSH(a->funcs, a->nfuncs, a->funcs_cap))
+	if (OPUS_PUSH(*v, *n, *cap))
 		return -ENOMEM;
-	f = &a->funcs[a->nfuncs];
+	f = &(*v)[*n];
 	f->name = strdup(name);
 	f->file = strdup(file);
+	f->line = line;
 	f->change = change;
-	if (!f->name || !f->file)
+	if (!f->name || !f->file) {
+		free(f->name);
+		free(f->file);
 		return -ENOMEM;
-	a->nfuncs++;
+	}
+	(*n)++;
 	return 0;
+}
+
+int analysis_add_function(struct analysis *a, const char *name, const char *file,
+			  enum an_change change)
+{
+	return push_function(&a->funcs, &a->nfuncs, &a->funcs_cap, name, file, 0, change);
+}
+
+int analysis_add_never_left(struct analysis *a, const char *name, const char *file, int line)
+{
+	for (size_t i = 0; i < a->nnever_left; i++)
+		if (!strcmp(a->never_left[i].name, name) && !strcmp(a->never_left[i].file, file))
+			return 0; /* a header's function, seen from each unit */
+	return push_function(&a->never_left, &a->nnever_left, &a->never_left_cap, name, file, line,
+			     AN_MODIFIED);
 }
 
 int analysis_add(struct analysis *a, enum an_severity sev, const char *kind, const char *function,
@@ -100,8 +119,13 @@ void analysis_free(struct analysis *a)
 		free(a->findings[i].file);
 		free(a->findings[i].message);
 	}
+	for (size_t i = 0; i < a->nnever_left; i++) {
+		free(a->never_left[i].name);
+		free(a->never_left[i].file);
+	}
 	free(a->funcs);
 	free(a->findings);
+	free(a->never_left);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -129,6 +153,16 @@ char *analysis_findings_text(const struct analysis *a)
 		opus_buf_printf(&b, "%s:%d: %s: %s: %s\n", f->file, f->line,
 				an_severity_name(f->severity), f->kind, f->message);
 	}
+	return b.data ? b.data : strdup("");
+}
+
+char *analysis_never_left_text(const struct analysis *a)
+{
+	struct opus_buf b = {0};
+
+	for (size_t i = 0; i < a->nnever_left; i++)
+		opus_buf_printf(&b, "%s\t%s\t%d\n", a->never_left[i].name, a->never_left[i].file,
+				a->never_left[i].line);
 	return b.data ? b.data : strdup("");
 }
 

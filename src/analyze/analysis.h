@@ -12,6 +12,7 @@ enum an_severity { AN_INFO, AN_WARNING, AN_ERROR };
 struct an_function {
 	char *name;
 	char *file;
+	int line; /* where it starts; 0 when not kept */
 	enum an_change change;
 };
 
@@ -29,10 +30,16 @@ struct analysis {
 	size_t nfuncs, funcs_cap;
 	struct an_finding *findings;
 	size_t nfindings, findings_cap;
+	/* Functions of the running program (in the old and the new tree) that
+	 * are entered once and never left: a patch that replaces one of them
+	 * for code it inlines cannot take effect (opus build warns). */
+	struct an_function *never_left;
+	size_t nnever_left, never_left_cap;
 };
 
 int analysis_add_function(struct analysis *a, const char *name, const char *file,
 			  enum an_change change);
+int analysis_add_never_left(struct analysis *a, const char *name, const char *file, int line);
 int analysis_add(struct analysis *a, enum an_severity sev, const char *kind, const char *function,
 		 const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
@@ -47,5 +54,8 @@ const char *an_severity_name(enum an_severity s);
 void analysis_print(const struct analysis *a, FILE *out);
 /* "file:line: severity: kind: message" lines, for the patch file's meta. */
 char *analysis_findings_text(const struct analysis *a);
+/* "name<TAB>file<TAB>line" lines, one a never-left function, for opus
+ * build. */
+char *analysis_never_left_text(const struct analysis *a);
 
 #endif

@@ -370,8 +370,14 @@ static int compare_funcs(struct unit_pair *p)
 {
 	int ret = 0;
 
-	for (size_t i = 0; !ret && i < p->new->nfuncs; i++)
-		ret = compare_func(p, func_by_usr(p->old, p->new->funcs[i].usr), &p->new->funcs[i]);
+	for (size_t i = 0; !ret && i < p->new->nfuncs; i++) {
+		const struct ast_func *f = &p->new->funcs[i], *old = func_by_usr(p->old, f->usr);
+
+		ret = compare_func(p, old, f);
+		/* Unchanged, it may still be replaced for code it inlines. */
+		if (!ret && old && never_returns(p->new, f))
+			ret = analysis_add_never_left(p->a, f->name, f->file, f->line);
+	}
 	for (size_t i = 0; !ret && i < p->old->nfuncs; i++)
 		if (!func_by_usr(p->new, p->old->funcs[i].usr))
 			ret = analysis_add_function(p->a, p->old->funcs[i].name,

@@ -11,8 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* The child writes three NUL-terminated strings: the verdict word, the
- * report, the findings. */
+/* The child writes four NUL-terminated strings: the verdict word, the
+ * report, the findings, the functions never left. */
 static const char *const verdict_words[] = {"ok", "error", "fail"};
 
 static void write_all(int fd, const char *s, size_t len)
@@ -43,6 +43,7 @@ static void run_child(int fd, const struct analyze_opts *o)
 		write_str(fd, verdict_words[ANALYSIS_FAILED]);
 		write_str(fd, opus_errmsg());
 		write_str(fd, "");
+		write_str(fd, "");
 		_exit(0);
 	}
 	out = open_memstream(&report, &len);
@@ -53,6 +54,7 @@ static void run_child(int fd, const struct analyze_opts *o)
 	write_str(fd, verdict_words[analysis_has_error(&a) ? ANALYSIS_UNSAFE : ANALYSIS_SAFE]);
 	write_str(fd, report ? report : "");
 	write_str(fd, analysis_findings_text(&a));
+	write_str(fd, analysis_never_left_text(&a));
 	_exit(0);
 }
 
@@ -81,19 +83,34 @@ int analysis_job_start(struct analysis_job *job, const struct analyze_opts *o)
 	return 0;
 }
 
-/* The three strings, each within the len bytes read. */
+/* The start of each of the four strings, each within the len bytes read. */
+static int split_strings(char *buf, size_t len, char *str[4])
+{
+	char *at = buf, *end = buf + len;
+
+	for (size_t i = 0; i < 4; i++) {
+		char *nul = at < end ? memchr(at, '\0', (size_t)(end - at)) : NULL;
+
+		if (!nul)
+			return -EIO;
+		str[i] = at;
+		at = nul + 1;
+	}
+	return 0;
+}
+
 static int parse_outcome(char *buf, size_t len, struct analysis_outcome *out)
 {
-	char *end = buf + len, *report = memchr(buf, '\0', len), *findings;
+	char *str[4];
 
-	if (!report || !(findings = memchr(report + 1, '\0', (size_t)(end - report - 1))) ||
-	    !memchr(findings + 1, '\0', (size_t)(end - findings - 1)))
+	if (split_strings(buf, len, str))
 		return -EIO;
 	for (size_t v = 0; v < sizeof(verdict_words) / sizeof(verdict_words[0]); v++)
-		if (!strcmp(buf, verdict_words[v])) {
+		if (!strcmp(str[0], verdict_words[v])) {
 			out->verdict = (enum analysis_verdict)v;
-			out->report = report + 1;
-			out->findings = v == ANALYSIS_FAILED ? NULL : findings + 1;
+			out->report = str[1];
+			out->findings = v == ANALYSIS_FAILED ? NULL : str[2];
+			out->never_left = str[3];
 			out->buf = buf;
 			return 0;
 		}

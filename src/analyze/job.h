@@ -1,7 +1,8 @@
 /* The analysis as a job beside another: opus build compiles while the
  * analysis runs in a child process, so on two cores the two halves of the
  * work overlap. The child sends back its verdict, the report as `opus
- * analyze` prints it, and the findings a patch file embeds. */
+ * analyze` prints it, the findings a patch file embeds, and the functions
+ * the running program never leaves. */
 #ifndef OPUS_ANALYZE_JOB_H
 #define OPUS_ANALYZE_JOB_H
 
@@ -24,9 +25,10 @@ enum analysis_verdict {
 
 struct analysis_outcome {
 	enum analysis_verdict verdict;
-	char *report;	/* text of the analysis, or why it failed */
-	char *findings; /* analysis_findings_text(); NULL when it failed */
-	char *buf;	/* holds both */
+	char *report;	  /* text of the analysis, or why it failed */
+	char *findings;	  /* analysis_findings_text(); NULL when it failed */
+	char *never_left; /* analysis_never_left_text(); "" when it failed */
+	char *buf;	  /* holds them all */
 };
 
 /* Starts the analysis of o in a child; it removes its own scratch tree

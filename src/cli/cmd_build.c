@@ -79,7 +79,7 @@ static int no_analysis(const char *why, char **text)
 }
 
 /* The build's findings callback: wait for the analysis, print it, decide. */
-static int join_analysis(void *ctx, char **text)
+static int join_analysis(void *ctx, char **text, char **never_left)
 {
 	struct build_analysis *ba = ctx;
 	struct analysis_outcome out;
@@ -101,7 +101,8 @@ static int join_analysis(void *ctx, char **text)
 			       "%s: refused: the analysis found errors (pass --force to build "
 			       "anyway)",
 			       ba->diff);
-	} else if (out.verdict != ANALYSIS_FAILED && !(*text = strdup(out.findings))) {
+	} else if (out.verdict != ANALYSIS_FAILED &&
+		   (!(*text = strdup(out.findings)) || !(*never_left = strdup(out.never_left)))) {
 		ret = -ENOMEM;
 	}
 	analysis_outcome_free(&out);

@@ -160,6 +160,7 @@ static int replace_func(struct asm_ctx *c, size_t f)
 	size_t cold;
 	int scn, nsym, ret;
 	char cname[512], why[512];
+	enum src_reason reason = SRC_OWN;
 
 	obj_sym(c->o, f, &sym);
 	name = obj_sym_name(c->o, &sym);
@@ -168,7 +169,7 @@ static int replace_func(struct asm_ctx *c, size_t f)
 	if (c->scope->every_function)
 		snprintf(why, sizeof(why), "replaced by its own recompiled code");
 	else
-		src_explain(c->why->src, c->why->diff, name, why, sizeof(why));
+		reason = src_explain(c->why->src, c->why->diff, name, why, sizeof(why));
 	if (!b && c->scope->every_function) {
 		c->changed[f] = 0;
 		return 0;
@@ -198,7 +199,8 @@ static int replace_func(struct asm_ctx *c, size_t f)
 	nsym = c->sym_map[f];
 	if (nsym < 0 || opatch_add_func(c->p, name, b->value, b->size, (uint32_t)nsym, false) < 0)
 		return opus_err(-ENOMEM, "%s: cannot record replacement", name);
-	build_note_add(c->notes, BUILD_REPLACED, name, c->o->file, "%s", why);
+	if (!build_note_add(c->notes, BUILD_REPLACED, name, c->o->file, "%s", why))
+		c->notes->v[c->notes->n - 1].inherited = reason != SRC_OWN;
 	snprintf(cname, sizeof(cname), "%s.cold", name);
 	if (opus_symtab_find_local(c->bin, c->o->file, cname, &bc) != 1 || !bc)
 		return 0;

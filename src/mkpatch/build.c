@@ -323,11 +323,70 @@ static char *default_id(const char *output)
 	return id;
 }
 
-static int fill_meta(struct build *b)
+/* The never_left line of function name defined in file (by base names: the
+ * analysis parsed a copy of the tree); its line number, or 0 if none. */
+static int never_left_line(const char *never_left, const char *name, const char *file)
+{
+	size_t nl = strlen(name);
+
+	for (const char *at = never_left; at && *at;) {
+		const char *tab = strchr(at, '\t'), *eol = strchrnul(at, '\n');
+		const char *ftab =
+		    tab && tab < eol ? memchr(tab + 1, '\t', (size_t)(eol - tab - 1)) : NULL;
+
+		if (ftab && (size_t)(tab - at) == nl && !memcmp(at, name, nl)) {
+			char path[4096];
+
+			snprintf(path, sizeof(path), "%.*s", (int)(ftab - tab - 1), tab + 1);
+			if (!strcmp(opus_base_name(path), opus_base_name(file)))
+				return atoi(ftab + 1) > 0 ? atoi(ftab + 1) : 1;
+		}
+		at = *eol ? eol + 1 : eol;
+	}
+	return 0;
+}
+
+/* A function entered once and never left (main, a thread's loop), replaced
+ * only for the code it inlines: its old code runs on, the fix never takes
+ * effect there, and apply finds it busy to the end of its timeout. The
+ * analysis warned only if its own lines changed; say it here, and in the
+ * patch's findings. */
+static int warn_never_left(struct build *b, struct build_notes *notes, const char *never_left)
+{
+	struct opatch *p = &b->patch;
+	size_t n = notes->n;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct build_note *r = &notes->v[i];
+		char base[256], msg[1024], *line;
+		int at;
+
+		snprintf(base, sizeof(base), "%.*s", (int)strcspn(r->function, "."), r->function);
+		if (r->kind != BUILD_REPLACED || !r->inherited ||
+		    !(at = never_left_line(never_left, base, r->file)))
+			continue;
+		snprintf(msg, sizeof(msg),
+			 "%s never returns, and is replaced because %s: the running program "
+			 "never leaves its old code, so the fix cannot take effect there, and "
+			 "apply will find %s busy until its timeout. Keep the fixed function out "
+			 "of line (noinline), or leave %s its old code with --exclude %s",
+			 base, r->message, base, base, base);
+		if (build_note_add(notes, BUILD_WARNING, r->function, r->file, "%s", msg) ||
+		    asprintf(&line, "%s%s:%d: warning: never-left-inlines: %s\n",
+			     p->findings ? p->findings : "", opus_base_name(r->file), at, msg) < 0)
+			return -ENOMEM;
+		free(p->findings);
+		p->findings = line;
+	}
+	return 0;
+}
+
+static int fill_meta(struct build *b, struct build_notes *notes)
 {
 	uint8_t digest[OPUS_SHA256_LEN];
 	char hex[2 * OPUS_SHA256_LEN + 1];
 	struct opatch *p = &b->patch;
+	char *never_left = NULL;
 
 	opus_sha256(b->ws.diff_text ? b->ws.diff_text : "", b->ws.diff_len, digest);
 	opus_hex_encode(digest, sizeof(digest), hex);
@@ -337,8 +396,11 @@ static int fill_meta(struct build *b)
 						     : "every function replaced by its own code");
 	p->diff_sha256 = strdup(hex);
 	if (b->opts->findings) {
-		int ret = b->opts->findings(b->opts->findings_ctx, &p->findings);
+		int ret = b->opts->findings(b->opts->findings_ctx, &p->findings, &never_left);
 
+		if (!ret && p->findings)
+			ret = warn_never_left(b, notes, never_left);
+		free(never_left);
 		if (ret)
 			return ret;
 	} else {
@@ -384,7 +446,7 @@ static int run_build(struct build *b, struct build_notes *notes)
 		return ret;
 	if ((ret = assemble_all(b, notes)))
 		return ret;
-	if ((ret = build_bind_content(b)) || (ret = fill_meta(b)))
+	if ((ret = build_bind_content(b)) || (ret = fill_meta(b, notes)))
 		return ret;
 	return opatch_write(&b->patch, b->opts->output);
 }

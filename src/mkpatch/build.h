@@ -14,10 +14,12 @@ struct build_opts {
 	const char *cdb;	 /* NULL: look in the tree */
 	const char *id;		 /* NULL: from the output name */
 	const char *description; /* NULL: from the diff name */
-	/* Called once the patch is assembled, before it is written: returns 0
-	 * and the analysis findings to embed (malloc'd, one per line), or a
-	 * negative errno to refuse the patch. NULL: no findings. */
-	int (*findings)(void *ctx, char **text);
+	/* Called once the patch is assembled, before it is written: returns 0,
+	 * the analysis findings to embed (malloc'd, one per line) and the
+	 * functions the program never leaves (malloc'd "name<TAB>file<TAB>line"
+	 * lines, or NULL), or a negative errno to refuse the patch. NULL: no
+	 * findings. */
+	int (*findings)(void *ctx, char **text, char **never_left);
 	void *findings_ctx;
 	bool keep_scratch;
 	/* Patches this one is built on top of (the source tree has their

@@ -178,8 +178,8 @@ static bool changed(const struct diff_files *diff, const struct src_func *f, int
 	return df && diff_file_touches(df, f->first, f->last, line);
 }
 
-void src_explain(const struct src_map *m, const struct diff_files *diff, const char *name,
-		 char *buf, size_t len)
+enum src_reason src_explain(const struct src_map *m, const struct diff_files *diff,
+			    const char *name, char *buf, size_t len)
 {
 	char base[256];
 	const struct src_func *f;
@@ -190,7 +190,7 @@ void src_explain(const struct src_map *m, const struct diff_files *diff, const c
 	f = find_const(m, base);
 	if (changed(diff, f, &line)) {
 		snprintf(buf, len, "its source changed (%s:%d)", opus_base_name(f->file), line);
-		return;
+		return SRC_OWN;
 	}
 	for (size_t i = 0; f && i < f->ninlined; i++) {
 		const struct src_func *g = find_const(m, f->inlined[i]);
@@ -198,10 +198,11 @@ void src_explain(const struct src_map *m, const struct diff_files *diff, const c
 		if (changed(diff, g, &line)) {
 			snprintf(buf, len, "it inlines %s, whose source changed (%s:%d)", g->name,
 				 opus_base_name(g->file), line);
-			return;
+			return SRC_INLINED;
 		}
 	}
 	snprintf(buf, len, "its code changed (a constant, macro, type or inlined code it uses)");
+	return SRC_OTHER;
 }
 
 bool src_touched(const struct src_map *m, const struct diff_files *diff, const char *name)

@@ -24,9 +24,14 @@ struct src_map {
 /* Functions defined in the object at path, in its .c file and headers. */
 int src_map_load(const char *path, struct src_map *out);
 void src_map_free(struct src_map *m);
-/* A reason for the change of function name (a symbol, maybe foo.isra.0). */
-void src_explain(const struct src_map *m, const struct diff_files *diff, const char *name,
-		 char *buf, size_t len);
+/* Why a function's code changed: its own lines, a function it inlines, or
+ * something the diff does not show in either. */
+enum src_reason { SRC_OWN, SRC_INLINED, SRC_OTHER };
+
+/* A reason for the change of function name (a symbol, maybe foo.isra.0),
+ * in words in buf, and as which of the three it is. */
+enum src_reason src_explain(const struct src_map *m, const struct diff_files *diff,
+			    const char *name, char *buf, size_t len);
 
 /* Did the source of function name, or of a function inlined into it, change? */
 bool src_touched(const struct src_map *m, const struct diff_files *diff, const char *name);

@@ -21,6 +21,7 @@ int build_note_add(struct build_notes *notes, enum build_note_kind kind, const c
 	va_end(ap);
 	n = &notes->v[notes->n];
 	n->kind = kind;
+	n->inherited = false;
 	n->function = strdup(function ? function : "");
 	n->file = strdup(file ? file : "");
 	n->message = strdup(msg);

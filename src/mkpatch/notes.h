@@ -3,6 +3,7 @@
 #ifndef OPUS_MKPATCH_NOTES_H
 #define OPUS_MKPATCH_NOTES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum build_note_kind {
@@ -17,6 +18,8 @@ struct build_note {
 	char *function;
 	char *file;
 	char *message;
+	/* BUILD_REPLACED: for code it inlines, its own lines unchanged. */
+	bool inherited;
 };
 
 struct build_notes {

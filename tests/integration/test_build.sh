@@ -178,3 +178,75 @@ C
 		-o "$WORK/alias.opatch" >"$WORK/alias.out"
 	assert_contains "replaced also" "$(cat "$WORK/alias.out")" "the alias goes with it"
 }
+
+# A function the program never leaves (main's loop) that inlines the fixed
+# one is replaced with it, but its old code runs on: the build warns, naming
+# both, and the patch's findings carry it; apply then finds main busy and
+# leaves the process as it was. Built with --exclude main, the fix reaches
+# report (the other caller, which returns) and main keeps its old code.
+test_build_warns_when_a_function_never_left_inlines_the_fix() {
+	mkdir -p "$WORK/src" "$WORK/b"
+	cat >"$WORK/src/loop.c" <<'C'
+#include <stdio.h>
+#include <unistd.h>
+
+int level = 12;
+
+static int check(int v)
+{
+	return v > 10;
+}
+
+__attribute__((noinline)) void report(int v)
+{
+	printf("report %d\n", check(v));
+}
+
+int main(void)
+{
+	printf("ready 0\n");
+	for (;;) {
+		printf("main %d\n", check(level));
+		report(level);
+		fflush(stdout);
+		usleep(20000);
+	}
+}
+C
+	(cd "$WORK/src" && gcc -O2 -g -c loop.c -o loop.o && gcc loop.o -o loop)
+	printf '[{"directory": "%s", "file": "loop.c", "arguments": ["gcc", "-O2", "-g", "-c", "loop.c", "-o", "loop.o"]}]\n' \
+		"$WORK/src" >"$WORK/src/compile_commands.json"
+	sed 's/return v > 10;/return v > 15;/' "$WORK/src/loop.c" >"$WORK/b/loop.c"
+	(cd "$WORK" && diff -u src/loop.c b/loop.c | sed -e '1s#.*#--- a/loop.c#' -e '2s#.*#+++ b/loop.c#') >"$WORK/fix.diff" || true
+
+	"$OPUS" build --source "$WORK/src" --diff "$WORK/fix.diff" --binary "$WORK/src/loop" \
+		-o "$WORK/fix.opatch" >"$WORK/build.out" 2>"$WORK/build.err"
+	assert_contains "replaced main" "$(cat "$WORK/build.out")" "main inlines check at -O2"
+	assert_contains "main never returns, and is replaced because it inlines check" \
+		"$(cat "$WORK/build.err")" "the build warns, naming both"
+	case "$(grep -c 'never returns' "$WORK/build.err")" in
+	1) ;;
+	*) fail "one warning expected, for main alone (report returns): $(cat "$WORK/build.err")" ;;
+	esac
+	assert_contains "never-left-inlines: main never returns" \
+		"$("$OPUS" inspect "$WORK/fix.opatch")" "the patch's findings carry it"
+
+	start "$WORK/src/loop"
+	expect_fail "apply with main always busy" "$OPUS" apply "$PID" "$WORK/fix.opatch" --timeout 1
+	assert_contains "inside main" "$ERR" "the refusal names main"
+	assert_running "$PID"
+	assert_eq 0 "$(opus_mappings "$PID")" "no opus mapping left"
+	sleep 0.1
+	assert_eq "main 1 report 1" "$(tail -n 3 "$START_OUT" | grep -v '^ready' | sort -u | head -2 |
+		tr '\n' ' ' | sed 's/ $//')" "the old code runs on"
+
+	"$OPUS" build --source "$WORK/src" --diff "$WORK/fix.diff" --binary "$WORK/src/loop" \
+		--exclude main -o "$WORK/rest.opatch" >/dev/null 2>"$WORK/rest.err"
+	case "$(cat "$WORK/rest.err")" in *"never returns"*) fail "warned with main excluded" ;; esac
+	"$OPUS" apply "$PID" "$WORK/rest.opatch" >/dev/null
+	: >"$START_OUT"
+	sleep 0.2
+	assert_contains "report 0" "$(cat "$START_OUT")" "the fix reaches report"
+	assert_contains "main 1" "$(cat "$START_OUT")" "main keeps its old code"
+	assert_running "$PID"
+}
