@@ -37,6 +37,8 @@ run_suite() {
 			if (
 				set -e
 				export OPUS=$opus WORK=$work
+				# Each test its own analysis cache: none reuses another's.
+				export OPUS_CACHE_DIR=$work/cache
 				source tests/lib.sh
 				source "$t"
 				trap stop_all EXIT

@@ -35,6 +35,7 @@ struct analysis {
 	 * for code it inlines cannot take effect (opus build warns). */
 	struct an_function *never_left;
 	size_t nnever_left, never_left_cap;
+	bool reused; /* kept from an earlier run (analyze/cache.h) */
 };
 
 int analysis_add_function(struct analysis *a, const char *name, const char *file,

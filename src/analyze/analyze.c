@@ -1,5 +1,6 @@
 #include "analyze.h"
 #include "ast.h"
+#include "cache.h"
 #include "source/compile.h"
 #include "source/workspace.h"
 #include "util/err.h"
@@ -8,9 +9,11 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* How often the original program writes each named location. */
 struct write_index {
@@ -522,8 +525,32 @@ static int parse_unit(CXIndex idx, const struct workspace *w, const struct cdb_e
 	return ret;
 }
 
+/* What the parses of unit u read, as files of the user's: the patched
+ * copy's are the original's (the diff is part of the cache key), and a file
+ * only the diff creates is the diff's. */
+static int note_reads(const struct workspace *w, const struct ast_unit *u,
+		      struct analysis_reads *reads)
+{
+	size_t tl = strlen(w->tree), sl = strlen(w->scratch);
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < u->nreads; i++) {
+		const char *p = u->reads[i];
+		char orig[PATH_MAX + 256];
+
+		if (!strncmp(p, w->tree, tl) && p[tl] == '/') {
+			snprintf(orig, sizeof(orig), "%s%s", w->root, p + tl);
+			if (access(orig, F_OK) == 0)
+				ret = analysis_reads_add(reads, orig);
+		} else if (strncmp(p, w->scratch, sl) || p[sl] != '/') {
+			ret = analysis_reads_add(reads, p);
+		}
+	}
+	return ret;
+}
+
 static int analyze_unit(CXIndex idx, const struct workspace *w, const struct cdb_entry *e,
-			struct analysis *a)
+			struct analysis *a, struct analysis_reads *reads)
 {
 	struct ast_unit old = {0}, new = {0};
 	struct unit_pair p = {.old = &old, .new = &new, .a = a};
@@ -533,6 +560,10 @@ static int analyze_unit(CXIndex idx, const struct workspace *w, const struct cdb
 		ret = parse_unit(idx, w, e, true, &new);
 	if (!ret)
 		ret = build_index(&old, &p.idx);
+	if (!ret && reads)
+		ret = note_reads(w, &old, reads);
+	if (!ret && reads)
+		ret = note_reads(w, &new, reads);
 	if (!ret)
 		ret = compare_funcs(&p);
 	if (!ret)
@@ -575,29 +606,68 @@ static void dedup(struct analysis *a)
 	a->nfuncs = out;
 }
 
-int opus_analyze(const struct analyze_opts *opts, struct analysis *out)
+/* The files the diff patches, in the user's tree: a change to one may make
+ * the diff apply otherwise, or not at all. */
+static int note_patched(const struct workspace *w, struct analysis_reads *reads)
+{
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < w->files.n; i++) {
+		char path[PATH_MAX + 256];
+
+		snprintf(path, sizeof(path), "%s/%s", w->root, w->files.v[i].path);
+		if (access(path, F_OK) == 0)
+			ret = analysis_reads_add(reads, path);
+	}
+	return ret;
+}
+
+static int analyze_tree(const struct analyze_opts *opts, struct analysis *out,
+			struct analysis_reads *reads)
 {
 	struct workspace w;
 	CXIndex idx = NULL;
-	int ret;
+	int ret = workspace_open(&w, opts->source, opts->diff, opts->cdb);
 
-	memset(out, 0, sizeof(*out));
-	ret = workspace_open(&w, opts->source, opts->diff, opts->cdb);
 	if (!ret)
 		ret = workspace_apply_diff(&w);
-	if (!ret)
-		ret = opus_clang_load();
+	if (!ret && reads)
+		ret = note_patched(&w, reads);
 	if (!ret) {
 		idx = clang_createIndex(0, 0);
 		ret = idx ? 0 : opus_err(-ENOMEM, "libclang: cannot create an index");
 	}
 	for (size_t i = 0; !ret && i < w.nunits; i++)
-		ret = analyze_unit(idx, &w, w.units[i], out);
+		ret = analyze_unit(idx, &w, w.units[i], out, reads);
 	if (idx)
 		clang_disposeIndex(idx);
 	workspace_close(&w, false);
+	return ret;
+}
+
+int opus_analyze(const struct analyze_opts *opts, struct analysis *out)
+{
+	struct analysis_reads reads = {0};
+	char key[ANALYSIS_KEY_LEN + 1], *version;
+	bool cache;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if ((ret = opus_clang_load()))
+		return ret;
+	version = ast_string(clang_getClangVersion());
+	cache = version && !analysis_cache_key(opts, version, key);
+	free(version);
+	if (cache && !analysis_cache_load(key, out)) {
+		out->reused = true;
+		return 0;
+	}
+	ret = analyze_tree(opts, out, cache ? &reads : NULL);
 	analysis_sort(out);
 	dedup(out);
+	if (!ret && cache)
+		analysis_cache_store(key, out, &reads);
+	analysis_reads_free(&reads);
 	if (ret)
 		analysis_free(out);
 	return ret;

@@ -530,9 +530,40 @@ static int check_diagnostics(CXTranslationUnit tu, const char *file)
 	return 0;
 }
 
+struct reads_walk {
+	struct ast_unit *u;
+	const char *dir;
+	int ret;
+};
+
+static void note_read(CXFile file, CXSourceLocation *stack, unsigned depth, CXClientData data)
+{
+	struct reads_walk *w = data;
+	char *name = ast_string(clang_getFileName(file)), *path = NULL;
+	struct ast_unit *u = w->u;
+
+	(void)stack, (void)depth;
+	if (!name || w->ret) {
+		free(name);
+		return;
+	}
+	if (name[0] == '/')
+		path = name, name = NULL;
+	else if (asprintf(&path, "%s/%s", w->dir, name) < 0)
+		path = NULL;
+	free(name);
+	if (!path || OPUS_PUSH(u->reads, u->nreads, u->reads_cap)) {
+		free(path);
+		w->ret = -ENOMEM;
+		return;
+	}
+	u->reads[u->nreads++] = path;
+}
+
 int ast_load(CXIndex idx, const char *file, char *const *args, size_t nargs, const char *dir,
 	     const char *root, struct ast_unit *out)
 {
+	struct reads_walk rw = {.u = out, .dir = dir};
 	const char **argv = calloc(nargs + 2, sizeof(*argv));
 	char wd[PATH_MAX + 32];
 	struct walk w = {.u = out};
@@ -555,6 +586,9 @@ int ast_load(CXIndex idx, const char *file, char *const *args, size_t nargs, con
 		return opus_err(-EINVAL, "libclang cannot parse %s (error %d)", file, (int)err);
 	if ((ret = check_diagnostics(out->tu, file)))
 		return ret;
+	clang_getInclusions(out->tu, note_read, &rw);
+	if (rw.ret)
+		return rw.ret;
 	clang_visitChildren(clang_getTranslationUnitCursor(out->tu), top_level, &w);
 	return w.ret;
 }
@@ -591,6 +625,9 @@ void ast_unit_free(struct ast_unit *u)
 	}
 	for (size_t i = 0; i < u->nfiles; i++)
 		free(u->files[i].rel);
+	for (size_t i = 0; i < u->nreads; i++)
+		free(u->reads[i]);
+	free(u->reads);
 	free(u->funcs);
 	free(u->vars);
 	free(u->types);

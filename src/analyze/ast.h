@@ -65,6 +65,10 @@ struct ast_unit {
 	size_t nvars, vars_cap;
 	struct ast_type *types;
 	size_t ntypes, types_cap;
+	/* Every file the parse read (the unit and what it includes), by the
+	 * path libclang opened, made absolute. */
+	char **reads;
+	size_t nreads, reads_cap;
 };
 
 /* Parse file with args (the compiler's, minus output options) in dir. */

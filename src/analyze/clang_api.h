@@ -43,6 +43,8 @@
 	X(getEnumConstantDeclValue)                                                                \
 	X(getFileLocation)                                                                         \
 	X(getFileName)                                                                             \
+	X(getInclusions)                                                                           \
+	X(getClangVersion)                                                                         \
 	X(getNullCursor)                                                                           \
 	X(getNumDiagnostics)                                                                       \
 	X(getRangeEnd)                                                                             \
@@ -109,6 +111,8 @@ int opus_clang_load(void);
 #define clang_getEnumConstantDeclValue	     opus_clang.getEnumConstantDeclValue
 #define clang_getFileLocation		     opus_clang.getFileLocation
 #define clang_getFileName		     opus_clang.getFileName
+#define clang_getInclusions		     opus_clang.getInclusions
+#define clang_getClangVersion		     opus_clang.getClangVersion
 #define clang_getNullCursor		     opus_clang.getNullCursor
 #define clang_getNumDiagnostics		     opus_clang.getNumDiagnostics
 #define clang_getRangeEnd		     opus_clang.getRangeEnd

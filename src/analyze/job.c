@@ -46,6 +46,11 @@ static void run_child(int fd, const struct analyze_opts *o)
 		write_str(fd, "");
 		_exit(0);
 	}
+	if (a.reused)
+		fprintf(stderr,
+			"opus build: the analysis of %s is reused: same diff, and the files "
+			"it read are unchanged\n",
+			o->diff);
 	out = open_memstream(&report, &len);
 	if (out) {
 		analysis_print(&a, out);

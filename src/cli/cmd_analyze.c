@@ -49,6 +49,11 @@ int cmd_analyze(int argc, char **argv)
 		return cli_usage(USAGE);
 	if (opus_analyze(&o, &a))
 		return cli_fail("analyze");
+	if (a.reused)
+		fprintf(stderr,
+			"opus analyze: reused the analysis of %s: same diff, and the files "
+			"it read are unchanged\n",
+			o.diff);
 	if (json)
 		cli_print_json(analysis_json(&a));
 	else

@@ -87,3 +87,67 @@ test_build_without_analysis_needs_force() {
 	readelf -p .opus.meta "$WORK/x.opatch" | grep "analysis unavailable" >/dev/null ||
 		fail "the patch does not say it was built without the analysis"
 }
+
+# An analysis is kept for the next run on the same diff and tree: opus build
+# after opus analyze reuses it (a header fix in a large tree takes minutes
+# to analyse), until any file the parses read changes; an entry others can
+# write is not trusted, and OPUS_CACHE_DIR="" turns the cache off.
+test_build_reuses_the_analysis_while_the_tree_is_unchanged() {
+	mkdir -p "$WORK/src" "$WORK/b"
+	printf 'static inline int limit(void)\n{\n\treturn 10;\n}\n' >"$WORK/src/cfg.h"
+	printf 'int verbose;\n' >"$WORK/src/other.h"
+	cat >"$WORK/src/srv.c" <<'C'
+#include <stdio.h>
+#include "cfg.h"
+#include "other.h"
+
+__attribute__((noinline)) int allowed(int n)
+{
+	return n <= limit();
+}
+
+int main(int argc, char **argv)
+{
+	(void)argv;
+	return printf("%d\n", allowed(argc + 10)) < 0;
+}
+C
+	(cd "$WORK/src" && gcc -O2 -g srv.c -o srv)
+	printf '[{"directory": "%s", "file": "srv.c", "arguments": ["gcc", "-O2", "-g", "-c", "srv.c", "-o", "srv.o"]}]\n' \
+		"$WORK/src" >"$WORK/src/compile_commands.json"
+	sed 's/return 10;/return 15;/' "$WORK/src/cfg.h" >"$WORK/b/cfg.h"
+	(cd "$WORK" && diff -u src/cfg.h b/cfg.h | sed -e '1s#.*#--- a/cfg.h#' -e '2s#.*#+++ b/cfg.h#') >"$WORK/fix.diff" || true
+	analyze() { "$OPUS" analyze --source "$WORK/src" --diff "$WORK/fix.diff" 2>"$WORK/err"; }
+
+	local first
+	first=$(analyze)
+	assert_contains "modified limit" "$first" "the header fix is analysed"
+	case "$(cat "$WORK/err")" in *reused*) fail "the first analysis was reused" ;; esac
+	assert_eq "$first" "$(analyze)" "the second report"
+	assert_contains "reused the analysis of" "$(cat "$WORK/err")" "the second run reuses it"
+
+	"$OPUS" build --source "$WORK/src" --diff "$WORK/fix.diff" --binary "$WORK/src/srv" \
+		-o "$WORK/fix.opatch" >"$WORK/build.out" 2>"$WORK/build.err"
+	assert_contains "the analysis of $WORK/fix.diff is reused" "$(cat "$WORK/build.err")" \
+		"build reuses analyze's run"
+	assert_contains "modified limit" "$(cat "$WORK/build.out")" "build prints the reused report"
+	assert_contains "replaced allowed" "$(cat "$WORK/build.out")" "and builds the fix"
+
+	# A header the unit includes, which the diff does not touch.
+	printf 'int verbose, quiet;\n' >"$WORK/src/other.h"
+	assert_eq "$first" "$(analyze)" "the report after other.h changed"
+	case "$(cat "$WORK/err")" in *reused*) fail "reused after other.h changed" ;; esac
+	# The file the diff patches, changed so that the diff no longer applies.
+	sed -i 's/return 10;/return 12;/' "$WORK/src/cfg.h"
+	expect_fail "a diff that no longer applies" analyze
+	assert_contains "does not apply" "$(cat "$WORK/err")" "the error, not the kept analysis"
+	sed -i 's/return 12;/return 10;/' "$WORK/src/cfg.h"
+
+	analyze >/dev/null
+	chmod go+w "$OPUS_CACHE_DIR"/analysis/*
+	analyze >/dev/null
+	case "$(cat "$WORK/err")" in *reused*) fail "an entry others can write was trusted" ;; esac
+	OPUS_CACHE_DIR="" analyze >/dev/null
+	OPUS_CACHE_DIR="" analyze >/dev/null
+	case "$(cat "$WORK/err")" in *reused*) fail "reused with the cache off" ;; esac
+}
