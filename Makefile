@@ -3,7 +3,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 MESON_FLAGS ?=
 
-.PHONY: all deps check check-real fuzz soak bench demo format format-check clean
+.PHONY: all deps check check-real check-deb fuzz soak bench demo format format-check clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -26,6 +26,7 @@ check: deps
 	bash tests/run.sh
 	$(MAKE) fuzz
 	$(MAKE) check-real
+	$(MAKE) check-deb
 	SOAK_CYCLES=100 SOAK_NGINX_CYCLES=20 SOAK_KILLS=0 $(MAKE) soak
 
 # Apply/revert cycles under load: 1000 on a multi-threaded server, 200 on
@@ -44,6 +45,11 @@ check-real: all
 	bash tests/real/nginx/self.sh
 	bash tests/real/expat/run.sh
 	bash tests/real/expat/self.sh
+
+# opus as a Debian package: built with dpkg-buildpackage, checked by
+# lintian, installed, used on a running server, purged (tests/deb/run.sh).
+check-deb: deps
+	bash tests/deb/run.sh
 
 # Figures, never part of make check: build/bench/results.json and plots.
 bench: deps

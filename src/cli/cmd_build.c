@@ -13,8 +13,8 @@
 
 #define USAGE                                                                                      \
 	"opus build --source DIR --diff FILE --binary PATH -o OUT [--cdb FILE] [--id ID]\n"        \
-	"                  [--description TEXT] [--after PATCH]... [--force] [--keep-scratch] "    \
-	"[-v]\n"                                                                                   \
+	"                  [--description TEXT] [--after PATCH]... [--exclude FUNCTION]...\n"      \
+	"                  [--force] [--keep-scratch] [-v]\n"                                      \
 	"       opus build --replace-all --source DIR --binary PATH -o OUT [--unit FILE]...\n"     \
 	"                  [--exclude FUNCTION]... [--cdb FILE] [--id ID]"
 

@@ -34,7 +34,8 @@ static int usage(FILE *out)
 	fprintf(out, "usage: opus <command> [options]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
-	fprintf(out, "\nRun 'opus <command> --help' for a command's options.\n");
+	fprintf(out, "\nRun 'opus <command> --help' for a command's options, 'man opus-<command>'\n"
+		     "for more, 'opus --version' for the version.\n");
 	return out == stdout ? 0 : 2;
 }
 
@@ -92,6 +93,10 @@ int main(int argc, char **argv)
 		return usage(stderr);
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))
 		return usage(stdout);
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		printf("opus %s\n", OPUS_VERSION);
+		return 0;
+	}
 	if (getenv("OPUS_VERBOSE"))
 		opus_set_verbose(true);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
