@@ -14,7 +14,7 @@
 #define USAGE                                                                                      \
 	"opus build --source DIR --diff FILE --binary PATH -o OUT [--cdb FILE] [--id ID]\n"        \
 	"                  [--description TEXT] [--after PATCH]... [--exclude FUNCTION]...\n"      \
-	"                  [--force] [--keep-scratch] [-v]\n"                                      \
+	"                  [--installed PATH] [--force] [--keep-scratch] [-v]\n"                   \
 	"       opus build --replace-all --source DIR --binary PATH -o OUT [--unit FILE]...\n"     \
 	"                  [--exclude FUNCTION]... [--cdb FILE] [--id ID]"
 
@@ -161,6 +161,7 @@ int cmd_build(int argc, char **argv)
 	    CLI_STRING("source", 's', &o.source),
 	    CLI_STRING("diff", 'd', &o.diff),
 	    CLI_STRING("binary", 'b', &o.binary),
+	    CLI_STRING("installed", 'I', &o.installed),
 	    CLI_STRING("output", 'o', &o.output),
 	    CLI_STRING("cdb", 'c', &o.cdb),
 	    CLI_STRING("id", 'i', &o.id),

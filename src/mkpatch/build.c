@@ -5,6 +5,7 @@
 #include "explain.h"
 #include "obj.h"
 #include "objdiff.h"
+#include "rebuild.h"
 #include "source/workspace.h"
 #include "patchfile/opatch.h"
 #include "util/buf.h"
@@ -43,7 +44,54 @@ static int load_after(struct build *b)
 	return 0;
 }
 
-static int load_binary(struct build *b)
+/* The rebuild's build-id differs from the installed file's, but the
+ * loaded images are one: the patch takes the installed file's build-id. */
+static int bind_equal_image(struct build *b, const char *path, const uint8_t *id, size_t n,
+			    struct build_notes *notes)
+{
+	char mine[2 * OPUS_BUILD_ID_MAX + 1], theirs[2 * OPUS_BUILD_ID_MAX + 1];
+
+	opus_hex_encode(b->patch.build_id, b->patch.build_id_len, mine);
+	opus_hex_encode(id, n, theirs);
+	memcpy(b->patch.build_id, id, n);
+	b->patch.build_id_len = n;
+	return build_note_add(notes, BUILD_INFO, opus_base_name(path), path,
+			      "bound to its build-id %s: the rebuild %s (build-id %s) has every "
+			      "loaded section byte-equal at the same address",
+			      theirs, b->opts->binary, mine);
+}
+
+/* Bind the patch to the installed file the rebuild stands in for, or
+ * refuse, naming each section that differs. */
+static int bind_installed(struct build *b, struct build_notes *notes)
+{
+	const char *path = b->opts->installed;
+	uint8_t id[OPUS_BUILD_ID_MAX];
+	struct opus_elf inst;
+	char *diffs = NULL;
+	int n, ret = opus_elf_open(path, &inst);
+
+	if (ret)
+		return ret;
+	n = opus_elf_build_id(inst.elf, id);
+	if (n <= 0)
+		ret = opus_err(-EINVAL, "%s: has no build-id to bind the patch to", path);
+	else if ((size_t)n == b->patch.build_id_len && !memcmp(id, b->patch.build_id, (size_t)n))
+		ret = build_note_add(notes, BUILD_INFO, opus_base_name(path), path,
+				     "the rebuild %s has its build-id", b->opts->binary);
+	else if (!(ret = rebuild_compare(b->bin.elf, inst.elf, &diffs)))
+		ret = bind_equal_image(b, path, id, (size_t)n, notes);
+	else if (ret == -EINVAL)
+		ret = opus_err(-EINVAL,
+			       "%s is not a rebuild of %s: another build-id, and the loaded "
+			       "image differs:\n%s",
+			       b->opts->binary, path, diffs);
+	free(diffs);
+	opus_elf_close(&inst);
+	return ret;
+}
+
+static int load_binary(struct build *b, struct build_notes *notes)
 {
 	int n, ret = opus_elf_open(b->opts->binary, &b->bin);
 
@@ -54,6 +102,8 @@ static int load_binary(struct build *b)
 		return opus_err(-EINVAL, "%s: has no build-id; link with --build-id",
 				b->opts->binary);
 	b->patch.build_id_len = (size_t)n;
+	if (b->opts->installed && (ret = bind_installed(b, notes)))
+		return ret;
 	if (opus_symtab_load(b->bin.elf, false, &b->bin_syms))
 		return opus_err(-EINVAL, "%s: has no symbol table; pass the unstripped binary",
 				b->opts->binary);
@@ -406,7 +456,8 @@ static int fill_meta(struct build *b, struct build_notes *notes)
 	} else {
 		p->findings = strdup("");
 	}
-	p->target_name = strdup(opus_base_name(b->opts->binary));
+	p->target_name =
+	    strdup(opus_base_name(b->opts->installed ? b->opts->installed : b->opts->binary));
 	if (!p->id || !p->description || !p->diff_sha256 || !p->target_name || !p->findings)
 		return -ENOMEM;
 	if (!opatch_id_valid(p->id))
@@ -419,7 +470,7 @@ static int run_build(struct build *b, struct build_notes *notes)
 {
 	int ret;
 
-	if ((ret = load_binary(b)) || (ret = load_after(b)))
+	if ((ret = load_binary(b, notes)) || (ret = load_after(b)))
 		return ret;
 	if (b->opts->replace_all)
 		ret = workspace_open_units(&b->ws, b->opts->source, b->opts->cdb, b->opts->units,

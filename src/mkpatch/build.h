@@ -10,6 +10,10 @@ struct build_opts {
 	const char *source; /* the original tree; never written */
 	const char *diff;   /* NULL with replace_all */
 	const char *binary; /* unstripped object the process runs */
+	/* The file processes run, when binary is a rebuild of it (a package's
+	 * stripped binary): the patch is bound to its build-id if the two are
+	 * one program (mkpatch/rebuild.h). NULL: binary itself. */
+	const char *installed;
 	const char *output;
 	const char *cdb;	 /* NULL: look in the tree */
 	const char *id;		 /* NULL: from the output name */

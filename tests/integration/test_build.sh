@@ -250,3 +250,51 @@ C
 	assert_contains "main 1" "$(cat "$START_OUT")" "main keeps its old code"
 	assert_running "$PID"
 }
+
+# A distribution's binary is stripped; a rebuild of its source stands in for
+# it (--binary), and the patch is bound to the installed file (--installed):
+# by its build-id when the rebuild has the same, else when every loaded
+# section is byte-equal (debug info that differs changes only the build-id).
+# A rebuild with other code is refused, naming the sections that differ.
+test_build_binds_a_rebuild_to_the_installed_binary() {
+	local D=$TARGETS/authsrv inst_id re_id out
+	mkdir -p "$WORK/inst"
+	cp "$D/authsrv.c" "$WORK/inst/"
+	(cd "$WORK/inst" && gcc -O2 -g -fPIE -pthread -fdebug-prefix-map="$WORK/inst=/build/authsrv-1" \
+		-c authsrv.c -o authsrv.o && gcc -pie -pthread authsrv.o -o authsrv.full &&
+		strip -o authsrv authsrv.full)
+	build_authsrv "$WORK" -O2 -g -fPIE -pie
+	inst_id=$(readelf -n "$WORK/inst/authsrv" | awk '/Build ID/ {print $3}')
+	re_id=$(readelf -n "$WORK/src/authsrv" | awk '/Build ID/ {print $3}')
+	[ -n "$inst_id" ] && [ "$inst_id" != "$re_id" ] || fail "the two builds share a build-id"
+
+	"$OPUS" build --source "$WORK/src" --diff "$D/fix-auth.diff" --binary "$WORK/src/authsrv" \
+		--installed "$WORK/inst/authsrv" -o "$WORK/fix.opatch" >"$WORK/out"
+	assert_contains "bound to its build-id $inst_id" "$(cat "$WORK/out")" "the build says so"
+	out=$("$OPUS" inspect --json "$WORK/fix.opatch")
+	assert_eq "$inst_id" "$(jq -r .build_id <<<"$out")" "the patch's build-id"
+	assert_eq authsrv "$(jq -r .target <<<"$out")" "the patch's target"
+
+	start "$WORK/inst/authsrv"
+	assert_eq OK "$(req 'AUTH admin ')" "exploit before the patch"
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	assert_eq DENIED "$(req 'AUTH admin ')" "exploit after the patch"
+	"$OPUS" revert "$PID" >/dev/null
+	assert_eq OK "$(req 'AUTH admin ')" "reverted"
+	assert_running "$PID"
+
+	# The same build-id: bound as it is.
+	strip -o "$WORK/same" "$WORK/src/authsrv"
+	"$OPUS" build --source "$WORK/src" --diff "$D/fix-auth.diff" --binary "$WORK/src/authsrv" \
+		--installed "$WORK/same" -o "$WORK/same.opatch" >"$WORK/out"
+	assert_contains "has its build-id" "$(cat "$WORK/out")" "equal build-ids"
+
+	# Other code: refused, each differing section named.
+	(cd "$WORK/src" && gcc -O1 -g -fPIE -pie -pthread authsrv.c -o authsrv.O1)
+	expect_fail "a rebuild with other code" "$OPUS" build --source "$WORK/src" \
+		--diff "$D/fix-auth.diff" --binary "$WORK/src/authsrv.O1" \
+		--installed "$WORK/inst/authsrv" -o "$WORK/x.opatch"
+	assert_contains "is not a rebuild of $WORK/inst/authsrv" "$ERR" "the refusal"
+	assert_contains ".text: " "$ERR" "names .text"
+	[ ! -e "$WORK/x.opatch" ] || fail "a patch was written"
+}
