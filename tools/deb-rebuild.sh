@@ -29,7 +29,10 @@ upstream=${upstream%-*}
 build=/build/reproducible-path/$src-$upstream
 
 # The suite the installed version came from, as apt names its archive.
-suite_of() { apt-cache madison "$1" | awk -F' [|] ' -v v="$2" '$2 == v {print $3; exit}'; }
+# apt-cache madison: "name | version | archive suite/component arch Packages",
+# padded with spaces.
+madison() { apt-cache madison "$1" | awk -F'|' '{for (i = 1; i <= NF; i++) gsub(/^ +| +$/, "", $i); print $2 "|" $3}'; }
+suite_of() { madison "$1" | awk -F'|' -v v="$2" '$1 == v {print $2; exit}'; }
 suite=$(suite_of "$pkg" "$version")
 [ -n "$suite" ] || fail "$pkg $version is in no archive apt knows (apt-get update?)"
 suite=${suite% Packages}
@@ -50,12 +53,23 @@ changed='[]'
 for dep in $(sed -n '/^Build-Depends/,/^[A-Z]/p' "$build/debian/control" |
 	tr ',|' '\n\n' | sed 's/^Build-Depends[^:]*://; s/[[(<].*//; s/:any//; s/ //g' | grep -- '-dev$' | sort -u); do
 	have=$(dpkg-query -W -f='${Version}' "$dep" 2>/dev/null || true)
-	want=$(apt-cache madison "$dep" | awk -F' [|] ' -v s="$suite" 'index($3, s) == 1 {print $2; exit}')
+	want=$(madison "$dep" | awk -F'|' -v s="$suite" 'index($2, s) == 1 {print $1; exit}')
 	[ -n "$have" ] && [ -n "$want" ] && [ "$have" != "$want" ] || continue
 	echo "deb-rebuild: $dep $have installed; $src $src_version was built in $suite, which has $want: installing it"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --allow-downgrades "$dep=$want" >>"$out/build-dep.log" 2>&1 ||
-		fail "cannot install $dep $want"
-	changed=$(jq -c --arg p "$dep" --arg a "$have" --arg b "$want" '. + [{package: $p, was: $a, now: $b}]' <<<"$changed")
+	# With the packages of its source that are installed: a -dev package
+	# depends on its library at exactly its own version.
+	dsrc=$(dpkg-query -W -f='${source:Package}' "$dep")
+	mapfile -t with < <(dpkg-query -W -f='${binary:Package} ${source:Package} ${Status}\n' |
+		awk -v s="$dsrc" '$2 == s && $NF == "installed" {print $1}' | sed "s/\$/=$want/")
+	if DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --allow-downgrades "${with[@]}" \
+		>>"$out/build-dep.log" 2>&1; then
+		now=$want
+	else
+		echo "deb-rebuild: cannot install $dep $want; building with $have"
+		now=$have
+	fi
+	changed=$(jq -c --arg p "$dep" --arg a "$have" --arg b "$want" --arg n "$now" \
+		'. + [{package: $p, was: $a, suite_has: $b, now: $n}]' <<<"$changed")
 done
 
 start=$(date +%s)

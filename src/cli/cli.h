@@ -23,6 +23,9 @@ int cmd_daemon(int argc, char **argv);
 
 /* Shared by the subcommands. */
 int cli_fail(const char *cmd); /* prints opus_errmsg(), returns 1 */
+/* The exit status of a build or analysis whose diff changes no code this
+ * build compiles: not a failure, and not a patch either. */
+#define CLI_NOTHING_TO_APPLY 4
 int cli_usage(const char *usage);
 int cli_parse_pid(const char *s, pid_t *pid);
 void cli_print_json(json_t *j); /* prints and frees */

@@ -4,6 +4,7 @@
 #include "util/err.h"
 
 #include <getopt.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -47,7 +48,11 @@ int cmd_analyze(int argc, char **argv)
 		return status;
 	if (optind != argc || !o.source || !o.diff)
 		return cli_usage(USAGE);
-	if (opus_analyze(&o, &a))
+	if ((status = opus_analyze(&o, &a)) == -ENODATA) {
+		fprintf(stderr, "opus analyze: %s\n", opus_errmsg());
+		return CLI_NOTHING_TO_APPLY;
+	}
+	if (status)
 		return cli_fail("analyze");
 	if (a.reused)
 		fprintf(stderr,

@@ -359,8 +359,11 @@ static int assemble_all(struct build *b, struct build_notes *notes)
 	if (!ret && !b->patch.nfuncs && b->opts->replace_all)
 		ret = opus_err(-ENODATA, "no function of the units is in %s", b->opts->binary);
 	else if (!ret && !b->patch.nfuncs)
-		ret = opus_err(-ENODATA, "%s: the diff changes no function of %s", b->opts->diff,
-			       b->opts->binary);
+		ret = opus_err(-ENODATA,
+			       "nothing to apply: %s: the diff changes no function of %s as "
+			       "built (the lines it changes are not compiled in this "
+			       "configuration, or change no code)",
+			       b->opts->diff, b->opts->binary);
 	return ret;
 }
 
@@ -486,6 +489,10 @@ static int run_build(struct build *b, struct build_notes *notes)
 	for (size_t i = 0; i < b->ws.nskipped; i++)
 		build_note_add(notes, BUILD_INFO, b->ws.skipped[i], "diff",
 			       "not a C source or header: left out of the patch");
+	for (size_t i = 0; i < b->ws.nuncompiled; i++)
+		build_note_add(notes, BUILD_INFO, b->ws.uncompiled[i], "diff",
+			       "no compile command builds it (code this build's configuration "
+			       "leaves out): left out of the patch");
 	/* The binary's code as built, and the original for the diff, at once. */
 	if ((ret = compile_units(b, (const char *[]){"base", "orig"},
 				 (const enum compile_flavour[]){COMPILE_AS_BUILT, COMPILE_SECTIONS},

@@ -126,9 +126,12 @@ static int units_for(struct workspace *b, const struct diff_file *df)
 	if (ends_with(df->path, ".h"))
 		return units_including(b, real);
 	e = cdb_find(&b->cdb, real);
-	if (!e)
-		return opus_err(-ENOENT, "%s: no compile command for %s", b->diff_path, real);
-	return add_unit(b, e);
+	if (e)
+		return add_unit(b, e);
+	if (OPUS_PUSH(b->uncompiled, b->nuncompiled, b->uncompiled_cap))
+		return -ENOMEM;
+	b->uncompiled[b->nuncompiled++] = df->path;
+	return 0;
 }
 
 static int find_units(struct workspace *b)
@@ -149,6 +152,20 @@ static int find_units(struct workspace *b)
 	if (b->nskipped == b->files.n)
 		return opus_err(-ENOTSUP, "%s: the diff changes no C source or header (%s%s)",
 				b->diff_path, b->skipped[0], b->nskipped > 1 ? ", ..." : "");
+	/* A fix to code this build does not compile (a feature configured
+	 * out) is no error: there is nothing to apply, and it is said so. */
+	if (!b->nunits && b->nuncompiled)
+		return opus_err(-ENODATA,
+				"nothing to apply: %s changes only code this build does not "
+				"compile (%s%s has no compile command in %s; were it built, the "
+				"compile database would be incomplete)",
+				b->diff_path, b->uncompiled[0], b->nuncompiled > 1 ? ", ..." : "",
+				b->cdb_path ? b->cdb_path : "the tree's compile_commands.json");
+	if (!b->nunits)
+		return opus_err(-ENODATA,
+				"nothing to apply: %s changes only headers no unit of this build "
+				"includes",
+				b->diff_path);
 	return 0;
 }
 
@@ -290,6 +307,7 @@ void workspace_close(struct workspace *w, bool keep)
 	cdb_free(&w->cdb);
 	free(w->units);
 	free(w->skipped);
+	free(w->uncompiled);
 	diff_files_free(&w->files);
 	free(w->diff_text);
 	memset(w, 0, sizeof(*w));

@@ -26,6 +26,11 @@ struct workspace {
 	 * out of the compile, and said so. Paths point into files. */
 	const char **skipped;
 	size_t nskipped, skipped_cap;
+	/* C sources of the diff that no compile command builds: code this
+	 * build's configuration leaves out (or an incomplete database). Left
+	 * out, and said so. Paths point into files. */
+	const char **uncompiled;
+	size_t nuncompiled, uncompiled_cap;
 	char apply_diff[PATH_MAX]; /* the diff as applied: its C files only */
 };
 

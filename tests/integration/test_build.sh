@@ -298,3 +298,43 @@ test_build_binds_a_rebuild_to_the_installed_binary() {
 	assert_contains ".text: " "$ERR" "names .text"
 	[ ! -e "$WORK/x.opatch" ] || fail "a patch was written"
 }
+
+# A fix to code this build does not compile (a feature configured out, as
+# Debian's memcached leaves out its proxy and its SASL password file) is
+# not a failure and not a patch: "nothing to apply", exit status 4. A diff
+# that also changes compiled code is built, the rest named and left out.
+test_build_says_nothing_to_apply_for_code_the_build_leaves_out() {
+	local D=$TARGETS/authsrv status
+	build_authsrv "$WORK" -O2 -g
+	printf 'int proxy_parse(const char *s)\n{\n\treturn s[0] == 1;\n}\n' >"$WORK/src/proxy.c"
+	printf '#ifdef WITH_PWDB\nint pwdb_check(int x)\n{\n\treturn x == 1;\n}\n#endif\n' \
+		>>"$WORK/src/authsrv.c"
+	(cd "$WORK/src" && gcc -O2 -g -pthread authsrv.c -o authsrv)
+	mkdir -p "$WORK/b"
+	sed 's/s\[0\] == 1/s[0] == 2/' "$WORK/src/proxy.c" >"$WORK/b/proxy.c"
+	sed 's/return x == 1;/return x == 2;/' "$WORK/src/authsrv.c" >"$WORK/b/authsrv.c"
+	(cd "$WORK" && diff -u src/proxy.c b/proxy.c | sed -e '1s#.*#--- a/proxy.c#' -e '2s#.*#+++ b/proxy.c#') >"$WORK/proxy.diff" || true
+	(cd "$WORK" && diff -u src/authsrv.c b/authsrv.c | sed -e '1s#.*#--- a/authsrv.c#' -e '2s#.*#+++ b/authsrv.c#') >"$WORK/pwdb.diff" || true
+
+	for d in proxy pwdb; do
+		status=0
+		"$OPUS" build --source "$WORK/src" --diff "$WORK/$d.diff" --binary "$WORK/src/authsrv" \
+			-o "$WORK/$d.opatch" >/dev/null 2>"$WORK/err" || status=$?
+		assert_eq 4 "$status" "$d: exit status"
+		assert_contains "nothing to apply" "$(cat "$WORK/err")" "$d: said so"
+		[ ! -e "$WORK/$d.opatch" ] || fail "$d: a patch was written"
+		[ $d = pwdb ] || assert_contains "proxy.c has no compile command" "$(cat "$WORK/err")" \
+			"names the file"
+	done
+	status=0
+	"$OPUS" analyze --source "$WORK/src" --diff "$WORK/proxy.diff" >/dev/null 2>&1 || status=$?
+	assert_eq 4 "$status" "analyze: exit status"
+
+	# With a compiled change beside it: built, proxy.c named and left out.
+	cat "$D/fix-auth.diff" "$WORK/proxy.diff" >"$WORK/both.diff"
+	"$OPUS" build --source "$WORK/src" --diff "$WORK/both.diff" --binary "$WORK/src/authsrv" \
+		-o "$WORK/both.opatch" >"$WORK/out"
+	assert_contains "replaced serve" "$(cat "$WORK/out")" "the compiled fix"
+	assert_contains "proxy.c (diff): no compile command builds it" "$(cat "$WORK/out")" \
+		"the rest named"
+}
