@@ -8,7 +8,8 @@
 # package's own suite when that differs from the machine's (a package in
 # bookworm was built against bookworm's libraries, not the security
 # archive's later ones; each change is said and recorded), and it is built
-# with dpkg-buildpackage under bear (compile_commands.json), unstripped.
+# with dpkg-buildpackage under bear (compile_commands.json), unstripped
+# (DEB_BUILD_OPTIONS passes more, such as nocheck).
 # Then each ELF file of the installed package is compared with its rebuild
 # by build-id. Writes OUT/rebuild.json; prints one line per file.
 set -euo pipefail
@@ -73,7 +74,7 @@ for dep in $(sed -n '/^Build-Depends/,/^[A-Z]/p' "$build/debian/control" |
 done
 
 start=$(date +%s)
-(cd "$build" && DEB_BUILD_OPTIONS=nostrip bear --output "$build/compile_commands.json" -- \
+(cd "$build" && DEB_BUILD_OPTIONS="nostrip ${DEB_BUILD_OPTIONS:-}" bear --output "$build/compile_commands.json" -- \
 	dpkg-buildpackage -b -us -uc -j"$(nproc)") >"$out/build.log" 2>&1 ||
 	fail "the rebuild failed ($out/build.log): $(tail -3 "$out/build.log")"
 seconds=$(($(date +%s) - start))
