@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# deb-rebuild.sh PACKAGE OUT: rebuilds the installed version of Debian
-# package PACKAGE the way Debian's build daemons did, so that opus can build
-# patches for the installed, stripped files (opus build --binary REBUILT
-# --installed FILE). The source of the installed version is unpacked in
-# Debian's reproducible build path (/build/reproducible-path/SRC-UPSTREAM),
+# deb-rebuild.sh PACKAGE|PID|FILE OUT: rebuilds the installed version of a
+# Debian package (named, or the one a process runs or a file belongs to) the
+# way Debian's build daemons did, so that opus can build patches for its
+# installed, stripped files (opus build --binary REBUILT --installed FILE).
+# The source of the installed version is unpacked in Debian's reproducible
+# build path (/build/reproducible-path/SRC-UPSTREAM),
 # its build-dependencies installed, each -dev one at the version of the
 # package's own suite when that differs from the machine's (a package in
 # bookworm was built against bookworm's libraries, not the security
@@ -20,6 +21,18 @@ fail() {
 	echo "deb-rebuild: $*" >&2
 	exit 1
 }
+# A running process or an installed file stands for its package.
+if [[ $pkg =~ ^[0-9]+$ ]]; then
+	exe=$(readlink "/proc/$pkg/exe") || fail "no process $pkg"
+	exe=${exe% (deleted)}
+	pkg=$exe
+fi
+if [[ $pkg == /* ]]; then
+	owner=$(dpkg -S "$pkg" 2>/dev/null | head -1 | cut -d: -f1) || true
+	[ -n "$owner" ] || fail "$pkg belongs to no installed package"
+	echo "deb-rebuild: $pkg is in package $owner"
+	pkg=$owner
+fi
 status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
 [ "$status" = "install ok installed" ] || fail "package $pkg is not installed"
 version=$(dpkg-query -W -f='${Version}' "$pkg")

@@ -93,9 +93,14 @@ int analysis_cache_key(const struct analyze_opts *o, const char *clang_version,
 
 	if (!ret && !realpath(o->source, root))
 		ret = -ENOENT;
-	if (!ret)
-		snprintf(cdb, sizeof(cdb), o->cdb ? "%s" : "%s/compile_commands.json",
-			 o->cdb ? o->cdb : root);
+	/* Where the workspace looks for it when none is named. */
+	if (!ret && o->cdb)
+		snprintf(cdb, sizeof(cdb), "%s", o->cdb);
+	else if (!ret) {
+		snprintf(cdb, sizeof(cdb), "%s/compile_commands.json", root);
+		if (access(cdb, F_OK) < 0)
+			snprintf(cdb, sizeof(cdb), "%s/build/compile_commands.json", root);
+	}
 	/* opus itself: another build of it may analyse differently. */
 	if (!ret && (opus_read_file(o->diff, &diff, &dlen) || opus_read_file(cdb, &db, &clen) ||
 		     stat("/proc/self/exe", &self) < 0))
