@@ -344,14 +344,18 @@ static int report_signature(struct unit_pair *p, const struct ast_func *old,
 static int compare_func(struct unit_pair *p, const struct ast_func *old, const struct ast_func *f)
 {
 	struct analysis *a = p->a;
+	bool never_left = old && never_returns(p->new, f);
 	int ret;
 
+	/* Unchanged, it may still be replaced for code it inlines. */
+	if (never_left && (ret = analysis_add_never_left(a, f->name, f->file, f->line)))
+		return ret;
 	if (old && old->hash == f->hash)
 		return 0;
 	ret = analysis_add_function(a, f->name, f->file, old ? AN_MODIFIED : AN_ADDED);
 	if (!ret && old && strcmp(old->signature, f->signature))
 		ret = report_signature(p, old, f);
-	if (!ret && old && never_returns(p->new, f))
+	if (!ret && never_left)
 		ret = analysis_add(a, AN_WARNING, "never-returns", f->name, f->file, f->line,
 				   "%s is entered once and never left, so the running program "
 				   "never leaves its old code: the change cannot take effect live",
@@ -373,14 +377,8 @@ static int compare_funcs(struct unit_pair *p)
 {
 	int ret = 0;
 
-	for (size_t i = 0; !ret && i < p->new->nfuncs; i++) {
-		const struct ast_func *f = &p->new->funcs[i], *old = func_by_usr(p->old, f->usr);
-
-		ret = compare_func(p, old, f);
-		/* Unchanged, it may still be replaced for code it inlines. */
-		if (!ret && old && never_returns(p->new, f))
-			ret = analysis_add_never_left(p->a, f->name, f->file, f->line);
-	}
+	for (size_t i = 0; !ret && i < p->new->nfuncs; i++)
+		ret = compare_func(p, func_by_usr(p->old, p->new->funcs[i].usr), &p->new->funcs[i]);
 	for (size_t i = 0; !ret && i < p->old->nfuncs; i++)
 		if (!func_by_usr(p->new, p->old->funcs[i].usr))
 			ret = analysis_add_function(p->a, p->old->funcs[i].name,

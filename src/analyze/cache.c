@@ -59,25 +59,7 @@ static int cache_dir(char *out, size_t len)
  * trust: a planted entry would hide the analysis's errors. */
 static bool dir_is_ours(const char *dir)
 {
-	struct stat st;
-
-	return stat(dir, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() &&
-	       !(st.st_mode & 022);
-}
-
-static int make_dirs(const char *dir)
-{
-	char path[PATH_MAX];
-
-	snprintf(path, sizeof(path), "%s", dir);
-	for (char *s = path + 1; *s; s++)
-		if (*s == '/') {
-			*s = '\0';
-			if (mkdir(path, 0700) < 0 && errno != EEXIST)
-				return -errno;
-			*s = '/';
-		}
-	return mkdir(path, 0700) < 0 && errno != EEXIST ? -errno : 0;
+	return opus_private_dir(dir, "analysis cache", true) == 0;
 }
 
 int analysis_cache_key(const struct analyze_opts *o, const char *clang_version,
@@ -217,8 +199,7 @@ void analysis_cache_store(const char *key, const struct analysis *a,
 	char dir[PATH_MAX], path[PATH_MAX + ANALYSIS_KEY_LEN + 2];
 	struct opus_buf b = {0};
 
-	if (cache_dir(dir, sizeof(dir)) || make_dirs(dir) || !dir_is_ours(dir) ||
-	    format_entry(a, reads, &b)) {
+	if (cache_dir(dir, sizeof(dir)) || !dir_is_ours(dir) || format_entry(a, reads, &b)) {
 		opus_buf_free(&b);
 		return;
 	}

@@ -36,25 +36,6 @@ const char *target_lock_dir(void)
 	return dir;
 }
 
-/* The directory exists, is ours and nobody else may write in it: another
- * user must not hold or forge our locks. */
-static int lock_dir_ready(const char *dir)
-{
-	struct stat st;
-
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return opus_err(-errno, "%s: cannot create the lock directory: %s", dir,
-				strerror(errno));
-	if (lstat(dir, &st) < 0)
-		return opus_err(-errno, "%s: %s", dir, strerror(errno));
-	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022))
-		return opus_err(-EPERM,
-				"%s: the lock directory must be a directory owned by uid %u and "
-				"writable by no one else",
-				dir, (unsigned)geteuid());
-	return 0;
-}
-
 /* Field 22 of /proc/PID/stat: when the process started (clock ticks since
  * boot). With the pid it names one process for good. */
 static int start_time(pid_t pid, unsigned long long *start)
@@ -219,7 +200,7 @@ int target_lock(pid_t pid, double timeout_s, struct target_lock *l)
 	l->pid = pid;
 	if ((ret = start_time(pid, &start)))
 		return opus_err(-ESRCH, "process %d: no such process", (int)pid);
-	if ((ret = lock_dir_ready(dir)))
+	if ((ret = opus_private_dir(dir, "lock directory", false)))
 		return ret;
 	/* Once per opus, whichever of apply --all's workers comes first. */
 	pthread_once(&swept, sweep_dead);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,5 +176,39 @@ int opus_check_owner_mode(const char *path, const char *what, bool secret)
 		return opus_err(-EPERM, "%s %s: %s by others (mode %03o): refused", what, path,
 				secret ? "readable or writable" : "writable",
 				(unsigned)(st.st_mode & 0777));
+	return 0;
+}
+
+/* mkdir -p, each new directory 0700. */
+static int make_parents(const char *dir)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s", dir);
+	for (char *s = path + 1; *s; s++)
+		if (*s == '/') {
+			*s = '\0';
+			if (mkdir(path, 0700) < 0 && errno != EEXIST)
+				return -errno;
+			*s = '/';
+		}
+	return 0;
+}
+
+int opus_private_dir(const char *dir, const char *what, bool parents)
+{
+	struct stat st;
+	int ret = parents ? make_parents(dir) : 0;
+
+	if (ret || (mkdir(dir, 0700) < 0 && errno != EEXIST))
+		return opus_err(ret ? ret : -errno, "%s: cannot create the %s: %s", dir, what,
+				strerror(ret ? -ret : errno));
+	if (lstat(dir, &st) < 0)
+		return opus_err(-errno, "%s: %s", dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022))
+		return opus_err(-EPERM,
+				"%s: the %s must be a directory owned by uid %u and writable by "
+				"no one else",
+				dir, what, (unsigned)geteuid());
 	return 0;
 }

@@ -22,6 +22,12 @@ int opus_tmp_beside(const char *path, mode_t mode, char *tmp, size_t len);
  * owned by root or by the invoking user and writable by no one else; a
  * secret also readable by no one else. -EPERM naming path otherwise. */
 int opus_check_owner_mode(const char *path, const char *what, bool secret);
+/* A directory only we may write in (where our locks or cached results
+ * live: another user must not plant or forge them): made mode 0700 if
+ * missing (with its missing parents too when parents), then required to be
+ * a directory (not a link) owned by the effective uid and writable by no
+ * one else. -errno, with a message naming dir as what, otherwise. */
+int opus_private_dir(const char *dir, const char *what, bool parents);
 
 /* The last component of a path (a pointer into it). */
 const char *opus_base_name(const char *path);
