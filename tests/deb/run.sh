@@ -62,38 +62,23 @@ done
 # No trusted.d until the admin makes one: its existence turns signatures on.
 [ ! -e /etc/opus/trusted.d ] || fail "/etc/opus/trusted.d shipped: every unsigned patch refused"
 
-# A fix built and applied with the installed binary, to a running server.
-W=$OUT/work
-cp "$ROOT"/tests/targets/authsrv/authsrv.c "$W/"
-(cd "$W" && gcc -O2 -g -fPIE -pie -pthread -c authsrv.c -o authsrv.o &&
-	gcc -pie -pthread authsrv.o -o authsrv)
-printf '[{"directory": "%s", "file": "authsrv.c", "arguments": ["gcc", "-O2", "-g", "-fPIE", "-pie", "-pthread", "-c", "authsrv.c", "-o", "authsrv.o"]}]\n' \
-	"$W" >"$W/compile_commands.json"
-"$W/authsrv" >"$W/out" 2>&1 &
-pid=$!
-for _ in $(seq 100); do
-	grep -q '^ready' "$W/out" && break
-	sleep 0.05
-done
-port=$(awk '/^ready/ {print $2}' "$W/out")
-[ -n "$port" ] || fail "authsrv did not start: $(cat "$W/out")"
-req() {
-	local answer
-	exec 3<>"/dev/tcp/127.0.0.1/$port"
-	printf '%s\n' "$1" >&3
-	IFS= read -r -t 30 answer <&3 || true
-	exec 3<&-
-	printf '%s\n' "$answer"
-}
-[ "$(req 'AUTH admin ')" = OK ] || fail "the hole is not there before the patch"
-/usr/bin/opus build --source "$W" --diff "$ROOT/tests/targets/authsrv/fix-auth.diff" \
-	--binary "$W/authsrv" -o "$W/fix.opatch" >"$W/build.out"
-/usr/bin/opus apply "$pid" "$W/fix.opatch" >"$W/apply.out"
-[ "$(req 'AUTH admin ')" = DENIED ] || fail "the installed opus did not fix the hole"
-/usr/bin/opus list "$pid" | grep -q fix || fail "opus list does not show the patch"
-/usr/bin/opus revert "$pid" >"$W/revert.out"
-[ "$(req 'AUTH admin ')" = OK ] || fail "revert did not bring the old code back"
-kill -0 "$pid" || fail "the server died"
+# A fix built and applied with the installed binary, to a running server,
+# with the integration tests' helpers.
+export OPUS=/usr/bin/opus WORK=$OUT/work
+# shellcheck source=tests/lib.sh
+source "$ROOT/tests/lib.sh"
+build_authsrv "$WORK" -O2 -g -fPIE -pie
+start "$WORK/src/authsrv"
+pid=$PID
+assert_eq OK "$(req 'AUTH admin ')" "the hole before the patch"
+"$OPUS" build --source "$WORK/src" --diff "$TARGETS/authsrv/fix-auth.diff" \
+	--binary "$WORK/src/authsrv" -o "$WORK/fix.opatch" >"$WORK/build.out"
+"$OPUS" apply "$pid" "$WORK/fix.opatch" >"$WORK/apply.out"
+assert_eq DENIED "$(req 'AUTH admin ')" "the hole after the installed opus's patch"
+assert_contains fix "$("$OPUS" list "$pid")" "opus list"
+"$OPUS" revert "$pid" >"$WORK/revert.out"
+assert_eq OK "$(req 'AUTH admin ')" "the old code after revert"
+assert_running "$pid"
 
 dpkg --purge opus >/dev/null
 [ ! -e /usr/bin/opus ] || fail "purge left /usr/bin/opus"
