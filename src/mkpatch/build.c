@@ -338,6 +338,8 @@ static int assemble_all(struct build *b, struct build_notes *notes)
 		size_t nnotes = notes->n;
 
 		build_progress(b, "units compared", i, b->ws.nunits);
+		if (!b->opts->replace_all && !build_unit_in_binary(b, i, notes))
+			continue;
 		ret = assemble_unit(b, i, "orig", b->new_tag, notes);
 		if (!ret && b->opts->replace_all && b->patch.nfuncs == mark.nfuncs)
 			build_note_add(notes, BUILD_INFO, opus_base_name(b->ws.units[i]->file),

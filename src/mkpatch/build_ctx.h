@@ -43,6 +43,10 @@ static inline void build_obj_path(const struct build *b, const char *tag, size_t
  * no --unit, the units the binary's DWARF does not name are left out. */
 int build_refuse_lto(const struct build *b);
 void build_keep_units_of_binary(struct build *b, struct build_notes *notes);
+/* A diff may change a unit of another program of the tree (a test, a
+ * tool): one that the binary's DWARF does not name and whose global
+ * functions the binary does not have is noted and left out. */
+bool build_unit_in_binary(const struct build *b, size_t unit, struct build_notes *notes);
 
 /* binding.c: the as-built compile of every unit must be what the binary
  * holds, function by function, for the functions and data the patch

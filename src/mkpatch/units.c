@@ -1,6 +1,8 @@
 #include "build_ctx.h"
+#include "obj.h"
 #include "source/compile.h"
 #include "util/err.h"
+#include "util/file.h"
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>
@@ -93,6 +95,53 @@ void build_keep_units_of_binary(struct build *b, struct build_notes *notes)
 	b->ws.nunits = kept;
 	if (dw)
 		dwarf_end(dw);
+}
+
+/* The first of the object's global functions that the binary lacks, by
+ * name and any binding (a hidden function is local once linked), or NULL. */
+static const char *global_missing_from_binary(const struct build *b, const struct obj *o)
+{
+	for (size_t i = 1; i < o->nsyms; i++) {
+		GElf_Sym sym;
+		size_t first;
+
+		if (obj_sym(o, i, &sym) && GELF_ST_TYPE(sym.st_info) == STT_FUNC &&
+		    GELF_ST_BIND(sym.st_info) != STB_LOCAL && sym.st_shndx != SHN_UNDEF &&
+		    !opus_symtab_named(&b->bin_syms, obj_sym_name(o, &sym), &first))
+			return obj_sym_name(o, &sym);
+	}
+	return NULL;
+}
+
+/* Both tests must agree before a unit is left out: a unit compiled
+ * without -g is missing from the DWARF, and one that includes another
+ * (a test that includes the library's .c) has functions the binary has. */
+bool build_unit_in_binary(const struct build *b, size_t unit, struct build_notes *notes)
+{
+	const struct cdb_entry *e = b->ws.units[unit];
+	Dwarf *dw = dwarf_begin_elf(b->bin.elf, DWARF_C_READ, NULL);
+	bool named = !dw || binary_has_unit(dw, e);
+	char path[256], missing[256] = "";
+	const char *m;
+	struct obj o;
+
+	if (dw)
+		dwarf_end(dw);
+	if (named)
+		return true;
+	build_obj_path(b, "orig", unit, path, sizeof(path));
+	if (!obj_open(path, &o)) {
+		if ((m = global_missing_from_binary(b, &o)))
+			snprintf(missing, sizeof(missing), "%s", m);
+		obj_close(&o);
+	}
+	if (!missing[0])
+		return true;
+	build_note_add(notes, BUILD_INFO, opus_base_name(e->file), "unit",
+		       "not part of %s (its DWARF names no such unit, and it has no function %s): "
+		       "left out",
+		       b->opts->binary, missing);
+	return false;
 }
 
 int build_refuse_lto(const struct build *b)

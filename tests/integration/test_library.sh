@@ -34,3 +34,42 @@ test_shared_library_copy_relocated_variable() {
 		fail "expected a copy relocation for auth_checks"
 	library_fix_cycle
 }
+
+# A fix that changes the library and a test program of its tree, which
+# includes the library's .c (as cJSON's tests do): built against the
+# library, the test's unit is named and left out, and the library's fix
+# applies. Before, the build failed: "main: the binary has no function of
+# that name".
+test_library_fix_that_also_changes_a_test_program() {
+	build_libauth "$WORK" -fPIE -pie
+	cat >"$WORK/src/authtest.c" <<'C'
+#include "auth.c"
+#include <stdio.h>
+
+int main(void)
+{
+	printf("%d\n", auth_check("admin", ""));
+	return 0;
+}
+C
+	jq --arg d "$WORK/src" '. + [{directory: $d, file: "authtest.c",
+		arguments: ["gcc", "-O2", "-g", "-c", "authtest.c", "-o", "authtest.o"]}]' \
+		"$WORK/src/compile_commands.json" >"$WORK/cdb" && mv "$WORK/cdb" "$WORK/src/compile_commands.json"
+	{
+		cat "$D/fix-compare.diff"
+		printf -- '--- a/authtest.c\n+++ b/authtest.c\n@@ -4,4 +4,4 @@\n'
+		printf ' int main(void)\n {\n-\tprintf("%%d\\n", auth_check("admin", ""));\n'
+		printf '+\tprintf("empty: %%d\\n", auth_check("admin", ""));\n \treturn 0;\n'
+	} >"$WORK/fix.diff"
+	(cd "$WORK/src" && patch --dry-run -p1 -s <"$WORK/fix.diff") || fail "the test's diff does not apply"
+	start "$WORK/src/authd"
+	"$OPUS" build --source "$WORK/src" --diff "$WORK/fix.diff" --binary "$WORK/src/libauth.so" \
+		-o "$WORK/fix.opatch" >"$WORK/build.out" || fail "build: $(cat "$WORK/build.out")"
+	assert_contains "replaced auth_check" "$(cat "$WORK/build.out")" "build report"
+	assert_contains "authtest.c (unit): not part of $WORK/src/libauth.so" "$(cat "$WORK/build.out")" \
+		"the test's unit is named as left out"
+	assert_eq OK "$(req 'AUTH admin ')" "exploit before the patch"
+	"$OPUS" apply "$PID" "$WORK/fix.opatch"
+	assert_eq DENIED "$(req 'AUTH admin ')" "exploit after the patch"
+	assert_running "$PID"
+}
