@@ -76,12 +76,33 @@ static bool map_line(void *ctx, int old, int *new_line)
 	return diff_file_map_line(ctx, old, new_line);
 }
 
+/* The name under which the DWARF describes function f: its own, or that of
+ * an alias at the same place (the source defines one, the others are
+ * aliases of it). Every name of one function gets the same verdict. */
+static const char *dwarf_name(const struct asm_ctx *c, size_t f, const char *name)
+{
+	const size_t *v;
+	GElf_Sym sym, other;
+	size_t n;
+
+	if (src_known(c->why->src, name) || !obj_sym(c->o, f, &sym))
+		return name;
+	v = obj_scn_syms(c->o, sym.st_shndx, &n);
+	for (size_t k = 0; k < n; k++)
+		if (v[k] != f && obj_sym(c->o, v[k], &other) &&
+		    GELF_ST_TYPE(other.st_info) == STT_FUNC && other.st_value == sym.st_value &&
+		    src_known(c->why->src, obj_sym_name(c->o, &other)))
+			return obj_sym_name(c->o, &other);
+	return name;
+}
+
 /* A change only in __LINE__ immediates is no change, if nothing in the
  * function's own source (or what it inlines) changed and no header did. */
 static bool only_lines_moved(struct asm_ctx *c, size_t f, const char *name)
 {
 	const struct diff_file *df;
 
+	name = dwarf_name(c, f, name);
 	for (size_t i = 0; i < c->why->diff->n; i++) {
 		const char *p = c->why->diff->v[i].path;
 		size_t n = strlen(p);
@@ -169,7 +190,8 @@ static int replace_func(struct asm_ctx *c, size_t f)
 	if (c->scope->every_function)
 		snprintf(why, sizeof(why), "replaced by its own recompiled code");
 	else
-		reason = src_explain(c->why->src, c->why->diff, name, why, sizeof(why));
+		reason = src_explain(c->why->src, c->why->diff, dwarf_name(c, f, name), why,
+				     sizeof(why));
 	if (!b && c->scope->every_function) {
 		c->changed[f] = 0;
 		return 0;

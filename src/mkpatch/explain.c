@@ -221,6 +221,14 @@ bool src_touched(const struct src_map *m, const struct diff_files *diff, const c
 	return false;
 }
 
+bool src_known(const struct src_map *m, const char *name)
+{
+	char base[256];
+
+	snprintf(base, sizeof(base), "%.*s", (int)strcspn(name, "."), name);
+	return find_const(m, base) != NULL;
+}
+
 const struct diff_file *src_diff_of(const struct src_map *m, const struct diff_files *diff,
 				    const char *name)
 {

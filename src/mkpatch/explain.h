@@ -35,6 +35,9 @@ enum src_reason src_explain(const struct src_map *m, const struct diff_files *di
 
 /* Did the source of function name, or of a function inlined into it, change? */
 bool src_touched(const struct src_map *m, const struct diff_files *diff, const char *name);
+/* Does the DWARF describe function name? An alias (foo for
+ * foo__internal_alias, as libxml2 makes them) has no record of its own. */
+bool src_known(const struct src_map *m, const char *name);
 /* The diff of the file that defines function name, or NULL. */
 const struct diff_file *src_diff_of(const struct src_map *m, const struct diff_files *diff,
 				    const char *name);

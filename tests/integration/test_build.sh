@@ -63,6 +63,31 @@ test_line_number_only_change_is_left_out() {
 	assert_eq "$before" "$(req BOGUS)" "serve untouched"
 }
 
+# The same with an alias of serve, as libxml2 makes for each exported
+# function (foo, an alias of foo__internal_alias): the DWARF describes only
+# the function the source defines, and its alias must get the same verdict.
+# Before, the alias counted as changed and the build failed: "serve and
+# serve_export are one function ... the patch replaces only the first".
+test_line_number_only_change_is_left_out_for_an_alias_too() {
+	local out
+	build_authsrv "$WORK" -O2 -g -fPIE -pie
+	printf 'extern __typeof(serve) serve_export __attribute__((alias("serve")));\n' \
+		>>"$WORK/src/authsrv.c"
+	(cd "$WORK/src" && gcc -O2 -g -fPIE -pie -pthread -c authsrv.c -o authsrv.o &&
+		gcc -O2 -g -fPIE -pie -pthread authsrv.o -o authsrv) ||
+		fail "authsrv with an alias did not build"
+	start "$WORK/src/authsrv"
+	"$OPUS" build --source "$WORK/src" --diff "$D/slow-lines.diff" \
+		--binary "$WORK/src/authsrv" -o "$WORK/lines.opatch" >"$WORK/build.out" ||
+		fail "build: $(cat "$WORK/build.out")"
+	out=$(cat "$WORK/build.out")
+	assert_contains "replaced slow_op" "$out" "the real change"
+	assert_contains "serve_export (authsrv.c): only line numbers" "$out" "the alias left out too"
+	"$OPUS" apply "$PID" "$WORK/lines.opatch"
+	assert_eq "slept 200" "$(req 'SLEEP 0')" "fix in force"
+	assert_running "$PID"
+}
+
 # An interrupted build (Ctrl-C, a TERM from a job runner, a lost terminal)
 # leaves nothing: no scratch tree, no compiler temporary, no compiler
 # still running, no patch file; it dies of the signal. The moments are
