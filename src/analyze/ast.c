@@ -164,20 +164,16 @@ static unsigned local_index(struct local_names *ln, CXCursor d)
 	return ln->n - 1;
 }
 
-char *ast_normalize(CXTranslationUnit tu, CXCursor c, uint64_t *hash)
+/* Normalized text of n tokens and their cursors: locals renamed by order of
+ * appearance, comments dropped. */
+static char *normalize_tokens(CXTranslationUnit tu, const CXToken *toks, const CXCursor *curs,
+			      unsigned n, uint64_t *hash)
 {
 	struct opus_buf b = {0};
 	struct local_names ln = {.n = 0};
-	CXToken *toks;
-	CXCursor *curs;
-	unsigned n;
 	uint64_t h = FNV_OFFSET;
 
-	clang_tokenize(tu, clang_getCursorExtent(c), &toks, &n);
-	curs = calloc(n ? n : 1, sizeof(*curs));
-	if (curs && n)
-		clang_annotateTokens(tu, toks, n, curs);
-	for (unsigned i = 0; curs && i < n; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		char *s, local[16];
 		const char *t;
 
@@ -198,13 +194,87 @@ char *ast_normalize(CXTranslationUnit tu, CXCursor c, uint64_t *hash)
 		opus_buf_add(&b, " ", 1);
 		free(s);
 	}
-	free(curs);
-	clang_disposeTokens(tu, toks, n);
 	for (size_t i = 0; hash && i < b.len; i++)
 		h = (h ^ (uint8_t)b.data[i]) * FNV_PRIME;
 	if (hash)
 		*hash = h;
 	return b.data ? b.data : strdup("");
+}
+
+char *ast_normalize(CXTranslationUnit tu, CXCursor c, uint64_t *hash)
+{
+	CXToken *toks;
+	CXCursor *curs;
+	unsigned n;
+	char *text = NULL;
+
+	clang_tokenize(tu, clang_getCursorExtent(c), &toks, &n);
+	curs = calloc(n ? n : 1, sizeof(*curs));
+	if (curs && n)
+		clang_annotateTokens(tu, toks, n, curs);
+	if (curs)
+		text = normalize_tokens(tu, toks, curs, n, hash);
+	free(curs);
+	clang_disposeTokens(tu, toks, n);
+	return text;
+}
+
+/* The first of the unit's tokens at or after offset off. */
+static unsigned token_at(const struct ast_unit *u, unsigned off)
+{
+	unsigned lo = 0, hi = u->ntoks;
+
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+
+		if (u->offs[mid] < off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+char *ast_unit_normalize(const struct ast_unit *u, CXCursor c, uint64_t *hash)
+{
+	CXSourceRange r = clang_getCursorExtent(c);
+	CXFile f1, f2;
+	unsigned start, end, lo;
+
+	clang_getFileLocation(clang_getRangeStart(r), &f1, NULL, NULL, &start);
+	clang_getFileLocation(clang_getRangeEnd(r), &f2, NULL, NULL, &end);
+	if (!u->toks || !f1 || !clang_File_isEqual(f1, u->main_file) ||
+	    !clang_File_isEqual(f2, u->main_file) || end < start)
+		return ast_normalize(u->tu, c, hash);
+	lo = token_at(u, start);
+	return normalize_tokens(u->tu, u->toks + lo, u->curs + lo, token_at(u, end) - lo, hash);
+}
+
+/* Tokenize and annotate the unit's own file once. Without it (an empty
+ * file), each extent is tokenized on its own. */
+static int annotate_main_file(struct ast_unit *u, const char *file)
+{
+	CXFile f = clang_getFile(u->tu, file);
+	size_t size = 0;
+	CXSourceRange all;
+
+	if (!f || !clang_getFileContents(u->tu, f, &size) || !size)
+		return 0;
+	all = clang_getRange(clang_getLocationForOffset(u->tu, f, 0),
+			     clang_getLocationForOffset(u->tu, f, (unsigned)size));
+	clang_tokenize(u->tu, all, &u->toks, &u->ntoks);
+	if (!u->ntoks)
+		return 0;
+	u->curs = calloc(u->ntoks, sizeof(*u->curs));
+	u->offs = calloc(u->ntoks, sizeof(*u->offs));
+	if (!u->curs || !u->offs)
+		return -ENOMEM;
+	clang_annotateTokens(u->tu, u->toks, u->ntoks, u->curs);
+	for (unsigned i = 0; i < u->ntoks; i++)
+		clang_getFileLocation(clang_getTokenLocation(u->tu, u->toks[i]), NULL, NULL, NULL,
+				      &u->offs[i]);
+	u->main_file = f;
+	return 0;
 }
 
 /* ---- collection ---- */
@@ -224,8 +294,8 @@ static int add_stmt(struct ast_unit *u, struct ast_func *f, CXCursor c, CXCursor
 		return -ENOMEM;
 	s = &f->stmts[f->nstmts++];
 	s->cur = c;
-	s->text = ast_normalize(u->tu, c, NULL);
-	s->next = clang_Cursor_isNull(next) ? NULL : ast_normalize(u->tu, next, NULL);
+	s->text = ast_unit_normalize(u, c, NULL);
+	s->next = clang_Cursor_isNull(next) ? NULL : ast_unit_normalize(u, next, NULL);
 	ast_location(u, c, &s->line);
 	return s->text ? 0 : -ENOMEM;
 }
@@ -316,7 +386,7 @@ static int add_func(struct ast_unit *u, CXCursor c, const char *file, int line)
 	f->signature = canonical_type(clang_getCursorType(c));
 	f->spelled = ast_string(clang_getTypeSpelling(clang_getCursorType(c)));
 	f->is_static = clang_Cursor_getStorageClass(c) == CX_SC_Static;
-	free(ast_normalize(u->tu, c, &f->hash));
+	free(ast_unit_normalize(u, c, &f->hash));
 	k = kids_of(c);
 	for (unsigned i = 0; i < k.n; i++)
 		if (clang_getCursorKind(k.v[i]) == CXCursor_CompoundStmt)
@@ -356,7 +426,7 @@ static int add_var(struct ast_unit *u, CXCursor c, const char *file, int line, c
 	v->spelled = ast_string(clang_getTypeSpelling(clang_getCursorType(c)));
 	v->func = func ? strdup(func) : NULL;
 	if (!clang_Cursor_isNull(init))
-		free(ast_normalize(u->tu, init, &v->init_hash));
+		free(ast_unit_normalize(u, init, &v->init_hash));
 	return 0;
 }
 
@@ -589,12 +659,18 @@ int ast_load(CXIndex idx, const char *file, char *const *args, size_t nargs, con
 	clang_getInclusions(out->tu, note_read, &rw);
 	if (rw.ret)
 		return rw.ret;
+	if ((ret = annotate_main_file(out, file)))
+		return ret;
 	clang_visitChildren(clang_getTranslationUnitCursor(out->tu), top_level, &w);
 	return w.ret;
 }
 
 void ast_unit_free(struct ast_unit *u)
 {
+	if (u->toks)
+		clang_disposeTokens(u->tu, u->toks, u->ntoks);
+	free(u->curs);
+	free(u->offs);
 	for (size_t i = 0; i < u->nfuncs; i++) {
 		struct ast_func *f = &u->funcs[i];
 

@@ -65,6 +65,15 @@ struct ast_unit {
 	size_t nvars, vars_cap;
 	struct ast_type *types;
 	size_t ntypes, types_cap;
+	/* The unit's own file as tokens, annotated once: the normalized text
+	 * of each function and statement is a slice of it (libclang's
+	 * annotation walks the whole unit per call: one call per statement
+	 * took minutes on a 30,000-line file). */
+	CXFile main_file;
+	CXToken *toks;
+	CXCursor *curs;
+	unsigned *offs; /* each token's offset in main_file, ascending */
+	unsigned ntoks;
 	/* Every file the parse read (the unit and what it includes), by the
 	 * path libclang opened, made absolute. */
 	char **reads;
@@ -78,6 +87,8 @@ void ast_unit_free(struct ast_unit *u);
 
 /* Normalized tokens of a cursor's extent; *hash gets their FNV-1a hash. */
 char *ast_normalize(CXTranslationUnit tu, CXCursor c, uint64_t *hash);
+/* The same, from the unit's annotated tokens when c is in its own file. */
+char *ast_unit_normalize(const struct ast_unit *u, CXCursor c, uint64_t *hash);
 /* Where a cursor is: its file relative to the root, NULL if outside it. */
 const char *ast_location(struct ast_unit *u, CXCursor c, int *line);
 /* The cursor's single meaningful child, through parentheses and casts. */

@@ -16,6 +16,7 @@
 	X(Cursor_hasVarDeclGlobalStorage)                                                          \
 	X(Cursor_isAnonymous)                                                                      \
 	X(Cursor_isNull)                                                                           \
+	X(File_isEqual)                                                                            \
 	X(Type_getSizeOf)                                                                          \
 	X(annotateTokens)                                                                          \
 	X(createIndex)                                                                             \
@@ -41,13 +42,18 @@
 	X(getDiagnosticLocation)                                                                   \
 	X(getDiagnosticSeverity)                                                                   \
 	X(getEnumConstantDeclValue)                                                                \
+	X(getFile)                                                                                 \
+	X(getFileContents)                                                                         \
 	X(getFileLocation)                                                                         \
 	X(getFileName)                                                                             \
 	X(getInclusions)                                                                           \
 	X(getClangVersion)                                                                         \
+	X(getLocationForOffset)                                                                    \
 	X(getNullCursor)                                                                           \
 	X(getNumDiagnostics)                                                                       \
+	X(getRange)                                                                                \
 	X(getRangeEnd)                                                                             \
+	X(getRangeStart)                                                                           \
 	X(getSpellingLocation)                                                                     \
 	X(getTokenKind)                                                                            \
 	X(getTokenLocation)                                                                        \
@@ -84,6 +90,7 @@ int opus_clang_load(void);
 #define clang_Cursor_hasVarDeclGlobalStorage opus_clang.Cursor_hasVarDeclGlobalStorage
 #define clang_Cursor_isAnonymous	     opus_clang.Cursor_isAnonymous
 #define clang_Cursor_isNull		     opus_clang.Cursor_isNull
+#define clang_File_isEqual		     opus_clang.File_isEqual
 #define clang_Type_getSizeOf		     opus_clang.Type_getSizeOf
 #define clang_annotateTokens		     opus_clang.annotateTokens
 #define clang_createIndex		     opus_clang.createIndex
@@ -109,13 +116,18 @@ int opus_clang_load(void);
 #define clang_getDiagnosticLocation	     opus_clang.getDiagnosticLocation
 #define clang_getDiagnosticSeverity	     opus_clang.getDiagnosticSeverity
 #define clang_getEnumConstantDeclValue	     opus_clang.getEnumConstantDeclValue
+#define clang_getFile			     opus_clang.getFile
+#define clang_getFileContents		     opus_clang.getFileContents
 #define clang_getFileLocation		     opus_clang.getFileLocation
 #define clang_getFileName		     opus_clang.getFileName
 #define clang_getInclusions		     opus_clang.getInclusions
 #define clang_getClangVersion		     opus_clang.getClangVersion
+#define clang_getLocationForOffset	     opus_clang.getLocationForOffset
 #define clang_getNullCursor		     opus_clang.getNullCursor
 #define clang_getNumDiagnostics		     opus_clang.getNumDiagnostics
+#define clang_getRange			     opus_clang.getRange
 #define clang_getRangeEnd		     opus_clang.getRangeEnd
+#define clang_getRangeStart		     opus_clang.getRangeStart
 #define clang_getSpellingLocation	     opus_clang.getSpellingLocation
 #define clang_getTokenKind		     opus_clang.getTokenKind
 #define clang_getTokenLocation		     opus_clang.getTokenLocation
