@@ -3,7 +3,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 MESON_FLAGS ?=
 
-.PHONY: all deps check check-real check-deb check-installed fuzz soak bench demo format format-check clean
+.PHONY: all deps check check-real check-deb check-installed survey fuzz soak bench demo format format-check clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -57,6 +57,12 @@ check-deb: deps
 # make check yet. build/real/installed.json.
 check-installed: all
 	bash tests/real/installed/run.sh
+
+# Debian 12's own CVE fixes, built and applied live, package by package
+# (hours; installs build-dependencies: a build machine's job; resumable).
+# Never part of make check. docs/survey.md, docs/survey-results.json.
+survey: all
+	bash survey/run.sh
 
 # Figures, never part of make check: build/bench/results.json and plots.
 bench: deps

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# make survey: Debian 12's own CVE fixes built and applied live (issue 14).
+# Installs what it needs, then build-dependencies package by package: run
+# it on a build machine. Resumable: a package already done is kept
+# (build/survey/PKG/result.json); SURVEY_PACKAGES="a b" runs only those.
+# Writes build/survey/results.json, docs/survey.md, docs/survey-results.json.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=${SURVEY_WORK:-$ROOT/build/survey}
+mkdir -p "$WORK"
+for p in bear quilt jq python3 dpkg-dev build-essential; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
+done
+bash "$ROOT/tools/deb-src.sh"
+gcc -O2 -Wall -Werror -o "$WORK/hold" "$ROOT/survey/hold.c" -ldl
+# What the runners of packages.txt need: sshd a host key and its
+# privilege separation directory.
+[ -e "$WORK/ssh_host_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$WORK/ssh_host_key"
+mkdir -p /run/sshd
+# The survey runs its own copy of opus: a rebuild meanwhile does not change
+# the binary halfway through.
+cp "$ROOT/build/opus" "$WORK/opus"
+# shellcheck disable=SC2086
+OPUS=$WORK/opus python3 "$ROOT/survey/survey.py" ${SURVEY_PACKAGES:-}
+python3 "$ROOT/survey/render.py"
