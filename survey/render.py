@@ -122,7 +122,10 @@ def write_md(s, packages, fixes, rev):
     w("binary, no thread inside a replaced function) and was redirected in a live process that")
     w("stayed alive through apply and revert. Its new code was not exercised by the fix's")
     w("reproducer; that is what the nginx and expat suites do for their fixes.\n")
+    from survey import packages as listed
     w("## Figures\n")
+    w(f"Packages surveyed so far: {len(packages)} of the {len(listed())} listed; a rerun goes on "
+      "with the others.\n")
     w("| outcome | fixes | share |")
     w("|---|---|---|")
     for key, label in (("applied_live", "applied live"),
