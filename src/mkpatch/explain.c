@@ -171,6 +171,16 @@ static const struct src_func *find_const(const struct src_map *m, const char *na
 	return NULL;
 }
 
+/* The function a symbol name comes from: foo.isra.0, foo.constprop.0,
+ * foo.part.0 and foo.cold come from foo. */
+static const struct src_func *find_symbol(const struct src_map *m, const char *name)
+{
+	char base[256];
+
+	snprintf(base, sizeof(base), "%.*s", (int)strcspn(name, "."), name);
+	return find_const(m, base);
+}
+
 static bool changed(const struct diff_files *diff, const struct src_func *f, int *line)
 {
 	const struct diff_file *df = f ? diff_for(diff, f) : NULL;
@@ -181,13 +191,9 @@ static bool changed(const struct diff_files *diff, const struct src_func *f, int
 enum src_reason src_explain(const struct src_map *m, const struct diff_files *diff,
 			    const char *name, char *buf, size_t len)
 {
-	char base[256];
-	const struct src_func *f;
+	const struct src_func *f = find_symbol(m, name);
 	int line;
 
-	/* foo.isra.0, foo.constprop.0, foo.part.0 and foo.cold come from foo. */
-	snprintf(base, sizeof(base), "%.*s", (int)strcspn(name, "."), name);
-	f = find_const(m, base);
 	if (changed(diff, f, &line)) {
 		snprintf(buf, len, "its source changed (%s:%d)", opus_base_name(f->file), line);
 		return SRC_OWN;
@@ -207,12 +213,9 @@ enum src_reason src_explain(const struct src_map *m, const struct diff_files *di
 
 bool src_touched(const struct src_map *m, const struct diff_files *diff, const char *name)
 {
-	char base[256];
-	const struct src_func *f;
+	const struct src_func *f = find_symbol(m, name);
 	int line;
 
-	snprintf(base, sizeof(base), "%.*s", (int)strcspn(name, "."), name);
-	f = find_const(m, base);
 	if (!f || changed(diff, f, &line))
 		return true; /* unknown counts as touched */
 	for (size_t i = 0; i < f->ninlined; i++)
@@ -223,19 +226,13 @@ bool src_touched(const struct src_map *m, const struct diff_files *diff, const c
 
 bool src_known(const struct src_map *m, const char *name)
 {
-	char base[256];
-
-	snprintf(base, sizeof(base), "%.*s", (int)strcspn(name, "."), name);
-	return find_const(m, base) != NULL;
+	return find_symbol(m, name) != NULL;
 }
 
 const struct diff_file *src_diff_of(const struct src_map *m, const struct diff_files *diff,
 				    const char *name)
 {
-	char base[256];
-	const struct src_func *f;
+	const struct src_func *f = find_symbol(m, name);
 
-	snprintf(base, sizeof(base), "%.*s", (int)strcspn(name, "."), name);
-	f = find_const(m, base);
 	return f ? diff_for(diff, f) : NULL;
 }
