@@ -119,16 +119,14 @@ static const char *global_missing_from_binary(const struct build *b, const struc
 bool build_unit_in_binary(const struct build *b, size_t unit, struct build_notes *notes)
 {
 	const struct cdb_entry *e = b->ws.units[unit];
-	Dwarf *dw = dwarf_begin_elf(b->bin.elf, DWARF_C_READ, NULL);
-	bool named = !dw || binary_has_unit(dw, e);
 	char path[256], missing[256] = "";
 	const char *m;
 	struct obj o;
+	Dwarf *dw;
+	bool named;
 
-	if (dw)
-		dwarf_end(dw);
-	if (named)
-		return true;
+	/* The symbol test first: it reads the unit's own object, small, where
+	 * the DWARF test walks every unit of the binary. */
 	build_obj_path(b, "orig", unit, path, sizeof(path));
 	if (!obj_open(path, &o)) {
 		if ((m = global_missing_from_binary(b, &o)))
@@ -136,6 +134,12 @@ bool build_unit_in_binary(const struct build *b, size_t unit, struct build_notes
 		obj_close(&o);
 	}
 	if (!missing[0])
+		return true;
+	dw = dwarf_begin_elf(b->bin.elf, DWARF_C_READ, NULL);
+	named = !dw || binary_has_unit(dw, e);
+	if (dw)
+		dwarf_end(dw);
+	if (named)
 		return true;
 	build_note_add(notes, BUILD_INFO, opus_base_name(e->file), "unit",
 		       "not part of %s (its DWARF names no such unit, and it has no function %s): "
