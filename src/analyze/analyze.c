@@ -635,8 +635,11 @@ static int analyze_tree(const struct analyze_opts *opts, struct analysis *out,
 		idx = clang_createIndex(0, 0);
 		ret = idx ? 0 : opus_err(-ENOMEM, "libclang: cannot create an index");
 	}
+	/* The source is what is analysed: a file's first compile command
+	 * stands for its variants. */
 	for (size_t i = 0; !ret && i < w.nunits; i++)
-		ret = analyze_unit(idx, &w, w.units[i], out, reads);
+		if (!workspace_is_variant(&w, i))
+			ret = analyze_unit(idx, &w, w.units[i], out, reads);
 	if (idx)
 		clang_disposeIndex(idx);
 	workspace_close(&w, false);

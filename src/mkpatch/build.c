@@ -484,7 +484,7 @@ static int run_build(struct build *b, struct build_notes *notes)
 		ret = workspace_open(&b->ws, b->opts->source, b->opts->diff, b->opts->cdb);
 	if (ret)
 		return ret;
-	if ((ret = build_refuse_lto(b)))
+	if ((ret = build_refuse_lto(b)) || (ret = build_choose_variants(b, notes)))
 		return ret;
 	if (b->opts->replace_all && !b->opts->nunits)
 		build_keep_units_of_binary(b, notes);

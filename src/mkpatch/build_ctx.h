@@ -43,6 +43,9 @@ static inline void build_obj_path(const struct build *b, const char *tag, size_t
  * no --unit, the units the binary's DWARF does not name are left out. */
 int build_refuse_lto(const struct build *b);
 void build_keep_units_of_binary(struct build *b, struct build_notes *notes);
+/* A file compiled more than once (with and without -fPIC) keeps the
+ * compile command whose options the binary's DWARF records. */
+int build_choose_variants(struct build *b, struct build_notes *notes);
 /* A diff may change a unit of another program of the tree (a test, a
  * tool): one that the binary's DWARF does not name and whose global
  * functions the binary does not have is noted and left out. */

@@ -7,6 +7,7 @@
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,26 +51,22 @@ static bool ends_with_path(const char *path, const char *tail)
 	return tail[0] != '/' && n > t && path[n - t - 1] == '/' && !strcmp(path + n - t, tail);
 }
 
-/* Is unit e one the binary was compiled from? Its DWARF names each unit's
- * source (relative to the unit's compile directory). Without DWARF, every
- * unit may be. */
-static bool binary_has_unit(Dwarf *dw, const struct cdb_entry *e)
+/* The binary's unit compiled from e's file, found by the name its DWARF
+ * gives each unit's source (relative to the unit's compile directory). */
+static bool find_binary_cu(Dwarf *dw, const struct cdb_entry *e, Dwarf_Die *cu)
 {
 	Dwarf_Off off = 0, next;
 	size_t hsize;
 
-	if (!dw)
-		return true;
 	for (; dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL) == 0; off = next) {
-		Dwarf_Die cu;
 		Dwarf_Attribute a;
 		const char *name, *dir;
 		char path[PATH_MAX * 2], real[PATH_MAX];
 
-		if (!dwarf_offdie(dw, off + hsize, &cu) ||
-		    !(name = dwarf_formstring(dwarf_attr(&cu, DW_AT_name, &a))))
+		if (!dwarf_offdie(dw, off + hsize, cu) ||
+		    !(name = dwarf_formstring(dwarf_attr(cu, DW_AT_name, &a))))
 			continue;
-		dir = dwarf_formstring(dwarf_attr(&cu, DW_AT_comp_dir, &a));
+		dir = dwarf_formstring(dwarf_attr(cu, DW_AT_comp_dir, &a));
 		snprintf(path, sizeof(path), "%s%s%s", name[0] == '/' || !dir ? "" : dir,
 			 name[0] == '/' || !dir ? "" : "/", name);
 		if (!strcmp(realpath(path, real) ? real : path, e->file) ||
@@ -77,6 +74,145 @@ static bool binary_has_unit(Dwarf *dw, const struct cdb_entry *e)
 			return true;
 	}
 	return false;
+}
+
+/* Is unit e one the binary was compiled from? Without DWARF, every unit
+ * may be. */
+static bool binary_has_unit(Dwarf *dw, const struct cdb_entry *e)
+{
+	Dwarf_Die cu;
+
+	return !dw || find_binary_cu(dw, e, &cu);
+}
+
+/* Does the compile command pass the option word? */
+static bool command_has(const struct cdb_entry *e, const char *word, size_t len)
+{
+	for (size_t i = 0; i < e->argc; i++)
+		if (strlen(e->argv[i]) == len && !strncmp(e->argv[i], word, len))
+			return true;
+	return false;
+}
+
+/* An option GCC writes into DW_AT_producer: code generation (-f, -m, -O,
+ * -g), but not the path maps or diagnostics, which it leaves out. */
+static bool recorded_option(const char *a)
+{
+	static const char *const unrecorded[] = {
+	    "-ffile-prefix-map=", "-fdebug-prefix-map=", "-fmacro-prefix-map=", "-fdiagnostics",
+	    "-fmessage-length"};
+
+	if (a[0] != '-' || !a[1] || !strchr("fmOg", a[1]))
+		return false;
+	for (size_t i = 0; i < sizeof(unrecorded) / sizeof(*unrecorded); i++)
+		if (!strncmp(a, unrecorded[i], strlen(unrecorded[i])))
+			return false;
+	return true;
+}
+
+/* How far e's options are from those the producer string records: the
+ * producer's options e lacks, and e's recorded options the producer lacks.
+ * Options the driver adds on its own count alike for every command. */
+static unsigned options_apart(const char *producer, const struct cdb_entry *e)
+{
+	unsigned apart = 0;
+
+	for (const char *p = producer; *p;) {
+		size_t len = strcspn(p, " ");
+
+		apart += p[0] == '-' && !command_has(e, p, len);
+		p += len + strspn(p + len, " ");
+	}
+	for (size_t i = 0; i < e->argc; i++) {
+		const char *a = e->argv[i], *at = strstr(producer, a);
+		size_t len = strlen(a);
+
+		while (at && !((at == producer || at[-1] == ' ') && (!at[len] || at[len] == ' ')))
+			at = strstr(at + 1, a);
+		apart += recorded_option(a) && !at;
+	}
+	return apart;
+}
+
+/* Of the variants of units[first]'s file, the one whose options match what
+ * the binary's DWARF says its unit was compiled with (*told), or the first
+ * when the DWARF cannot tell them apart (clang's producer names no
+ * options). */
+static size_t best_variant(const struct build *b, Dwarf *dw, size_t first, bool *told)
+{
+	const struct cdb_entry *const *u = b->ws.units;
+	const char *producer;
+	Dwarf_Attribute a;
+	Dwarf_Die cu;
+	size_t best = first;
+	unsigned best_apart = UINT_MAX;
+
+	*told = false;
+	if (!dw || !find_binary_cu(dw, u[first], &cu) ||
+	    !(producer = dwarf_formstring(dwarf_attr(&cu, DW_AT_producer, &a))))
+		return first;
+	for (size_t i = first; i < b->ws.nunits; i++) {
+		unsigned apart;
+
+		if (strcmp(u[i]->file, u[first]->file))
+			continue;
+		apart = options_apart(producer, u[i]);
+		if (apart < best_apart)
+			best = i, best_apart = apart, *told = true;
+		else if (apart == best_apart)
+			*told = false;
+	}
+	if (!*told)
+		best = first;
+	return best;
+}
+
+/* The file's -o argument, for messages. */
+static const char *output_of(const struct cdb_entry *e)
+{
+	for (size_t i = 0; i + 1 < e->argc; i++)
+		if (!strcmp(e->argv[i], "-o"))
+			return e->argv[i + 1];
+	return "its object";
+}
+
+int build_choose_variants(struct build *b, struct build_notes *notes)
+{
+	const struct cdb_entry **kept = calloc(b->ws.nunits + 1, sizeof(*kept));
+	Dwarf *dw = dwarf_begin_elf(b->bin.elf, DWARF_C_READ, NULL);
+	size_t n = 0;
+
+	if (!kept) {
+		if (dw)
+			dwarf_end(dw);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < b->ws.nunits; i++) {
+		size_t best = i, variants = 0;
+		bool told = false;
+
+		if (workspace_is_variant(&b->ws, i))
+			continue;
+		for (size_t j = i; j < b->ws.nunits; j++)
+			variants += !strcmp(b->ws.units[j]->file, b->ws.units[i]->file);
+		if (variants > 1)
+			best = best_variant(b, dw, i, &told);
+		kept[n++] = b->ws.units[best];
+		if (variants > 1)
+			build_note_add(
+			    notes, BUILD_INFO, opus_base_name(b->ws.units[i]->file), "unit",
+			    "%zu compile commands build it: the one writing %s is taken, "
+			    "%s",
+			    variants, output_of(b->ws.units[best]),
+			    told ? "its options are those the binary's DWARF records"
+				 : "the first (the binary's DWARF does not tell them apart)");
+	}
+	memcpy(b->ws.units, kept, n * sizeof(*kept));
+	b->ws.nunits = n;
+	free(kept);
+	if (dw)
+		dwarf_end(dw);
+	return 0;
 }
 
 /* A self-replacement of every unit keeps those the binary has. */

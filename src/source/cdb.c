@@ -148,10 +148,20 @@ void cdb_free(struct cdb *c)
 	memset(c, 0, sizeof(*c));
 }
 
-const struct cdb_entry *cdb_find(const struct cdb *c, const char *abs)
+static const struct cdb_entry *find_from(const struct cdb *c, size_t from, const char *abs)
 {
-	for (size_t i = 0; i < c->n; i++)
+	for (size_t i = from; i < c->n; i++)
 		if (!strcmp(c->v[i].file, abs))
 			return &c->v[i];
 	return NULL;
+}
+
+const struct cdb_entry *cdb_find(const struct cdb *c, const char *abs)
+{
+	return find_from(c, 0, abs);
+}
+
+const struct cdb_entry *cdb_find_next(const struct cdb *c, const struct cdb_entry *prev)
+{
+	return find_from(c, (size_t)(prev - c->v) + 1, prev->file);
 }

@@ -20,7 +20,10 @@ int cdb_load(const char *path, struct cdb *out);
 /* The same over the file's text; path is for messages. */
 int cdb_parse(const char *path, const char *text, size_t len, struct cdb *out);
 void cdb_free(struct cdb *c);
-/* The entry compiling the file at canonical path abs, or NULL. */
+/* The first entry compiling the file at canonical path abs, or NULL. A
+ * file can have several (libtool compiles each source with and without
+ * -fPIC): cdb_find_next gives the one after prev, or NULL. */
 const struct cdb_entry *cdb_find(const struct cdb *c, const char *abs);
+const struct cdb_entry *cdb_find_next(const struct cdb *c, const struct cdb_entry *prev);
 
 #endif

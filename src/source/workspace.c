@@ -43,6 +43,17 @@ static int add_unit(struct workspace *b, const struct cdb_entry *e)
 	return 0;
 }
 
+/* Every compile command of e's file: the build keeps the one its binary
+ * was compiled with (build_choose_variants). */
+static int add_variants(struct workspace *b, const struct cdb_entry *e)
+{
+	int ret = 0;
+
+	for (; !ret && e; e = cdb_find_next(&b->cdb, e))
+		ret = add_unit(b, e);
+	return ret;
+}
+
 /* Does the dependency list (make syntax) name the file at canonical path? */
 static bool deps_mention(const char *deps, const char *dir, const char *header)
 {
@@ -125,9 +136,8 @@ static int units_for(struct workspace *b, const struct diff_file *df)
 				df->path, b->root);
 	if (ends_with(df->path, ".h"))
 		return units_including(b, real);
-	e = cdb_find(&b->cdb, real);
-	if (e)
-		return add_unit(b, e);
+	if ((e = cdb_find(&b->cdb, real)))
+		return add_variants(b, e);
 	if (OPUS_PUSH(b->uncompiled, b->nuncompiled, b->uncompiled_cap))
 		return -ENOMEM;
 	b->uncompiled[b->nuncompiled++] = df->path;
@@ -269,7 +279,7 @@ static int named_units(struct workspace *w, const char *const *units, size_t n)
 					w->root);
 		if (!(e = cdb_find(&w->cdb, real)))
 			return opus_err(-ENOENT, "%s: no compile command for it", real);
-		if ((ret = add_unit(w, e)))
+		if ((ret = add_variants(w, e)))
 			return ret;
 	}
 	for (size_t i = 0; !n && i < w->cdb.n; i++) {
@@ -293,6 +303,14 @@ int workspace_open_units(struct workspace *w, const char *source, const char *cd
 	if ((ret = load_cdb(w)) || (ret = make_scratch(w)) || (ret = named_units(w, units, n)))
 		return ret;
 	return 0;
+}
+
+bool workspace_is_variant(const struct workspace *w, size_t i)
+{
+	for (size_t j = 0; j < i && i < w->nunits; j++)
+		if (!strcmp(w->units[i]->file, w->units[j]->file))
+			return true;
+	return false;
 }
 
 void workspace_close(struct workspace *w, bool keep)

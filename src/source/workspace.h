@@ -20,6 +20,8 @@ struct workspace {
 	size_t diff_len;
 	struct diff_files files;
 	struct cdb cdb;
+	/* A file compiled more than once (with and without -fPIC, say) brings
+	 * each of its compile commands: its variants. */
 	const struct cdb_entry **units;
 	size_t nunits, units_cap;
 	/* Files of the diff that are not C (tests, docs, build files): left
@@ -43,6 +45,8 @@ int workspace_open_units(struct workspace *w, const char *source, const char *cd
 int workspace_apply_diff(struct workspace *w); /* a no-op without a diff */
 /* Take it out again (to compile the original once more). */
 int workspace_unapply_diff(struct workspace *w);
+/* Is unit i a further variant of the file of an earlier unit? */
+bool workspace_is_variant(const struct workspace *w, size_t i);
 /* Remove the scratch copy unless keep. */
 void workspace_close(struct workspace *w, bool keep);
 

@@ -73,3 +73,28 @@ C
 	assert_eq DENIED "$(req 'AUTH admin ')" "exploit after the patch"
 	assert_running "$PID"
 }
+
+# libtool compiles each source twice, for the static archive and, with
+# -fPIC, for the shared library; compile_commands.json lists both. The
+# build takes the compile command the library's DWARF records. Before, it
+# took the first: here the static one, whose code the library does not hold
+# ("the binary's code differs from a compile of the tree"), and a fix to a
+# header took both, which the build refused as two codes for one function.
+test_library_built_twice_by_libtool_patches_the_shared_copy() {
+	build_libauth "$WORK" -fPIE -pie
+	jq --arg d "$WORK/src" '[{directory: $d, file: "auth.c",
+		arguments: ["gcc", "-O2", "-g", "-fno-pic", "-c", "auth.c", "-o", "auth-static.o"]}] + .' \
+		"$WORK/src/compile_commands.json" >"$WORK/cdb" && mv "$WORK/cdb" "$WORK/src/compile_commands.json"
+	start "$WORK/src/authd"
+	assert_eq OK "$(req 'AUTH admin ')" "exploit before the patch"
+	"$OPUS" build --source "$WORK/src" --diff "$D/fix-compare.diff" --binary "$WORK/src/libauth.so" \
+		-o "$WORK/fix.opatch" >"$WORK/build.out" 2>&1 || fail "build: $(cat "$WORK/build.out")"
+	assert_contains "auth.c (unit): 2 compile commands build it: the one writing auth.o is taken" \
+		"$(cat "$WORK/build.out")" "the build names the compile command it took"
+	"$OPUS" apply "$PID" "$WORK/fix.opatch"
+	assert_eq DENIED "$(req 'AUTH admin ')" "exploit after the patch"
+	assert_eq OK "$(req 'AUTH admin hunter2')" "right password after the patch"
+	"$OPUS" revert "$PID"
+	assert_eq OK "$(req 'AUTH admin ')" "old behaviour after revert"
+	assert_running "$PID"
+}
