@@ -171,6 +171,18 @@ def prefix_tree(tree, names, cve):
     return dropped
 
 
+def forget_unfinished_build(d):
+    """A build that was interrupted or failed leaves a tree its clean target
+    may not handle (tiff's fails on a half-built doc/): the next run unpacks
+    the source again."""
+    if os.path.exists(os.path.join(d, "building")) and \
+            not os.path.exists(os.path.join(d, "built")):
+        for name in ("version", "dropped.json", "building"):
+            if os.path.exists(os.path.join(d, name)):
+                os.remove(os.path.join(d, name))
+        shutil.rmtree(os.path.join(d, "tree"), ignore_errors=True)
+
+
 def build_package(pkg, version, d):
     """Build-deps, then dpkg-buildpackage -B under bear. Returns seconds."""
     tree = os.path.join(d, "tree")
@@ -505,6 +517,7 @@ def survey_locked(pkg, command, d):
         earlier = {}
     rec = {"schema": SCHEMA, "package": pkg, "complete": False, "fixes": []}
     try:
+        forget_unfinished_build(d)
         rec["version"] = fetch(pkg, d)
         tree = os.path.join(d, "tree")
         fmt = open(os.path.join(tree, "debian", "source", "format")).read().strip() \
@@ -519,6 +532,7 @@ def survey_locked(pkg, command, d):
             dropped = prefix_tree(tree, names, set(cve))
             json.dump(dropped, open(os.path.join(d, "dropped.json"), "w"))
         if not os.path.exists(os.path.join(d, "built")):
+            open(os.path.join(d, "building"), "w").close()
             rec["build_seconds"] = build_package(pkg, rec["version"], d)
             with open(os.path.join(d, "built"), "w") as f:
                 f.write(str(rec["build_seconds"]))
