@@ -18,6 +18,7 @@ struct fview {
 	const uint8_t *ours;	 /* size bytes of the compile */
 	uint8_t *theirs;	 /* size bytes of the binary */
 	uint8_t *free_to_differ; /* per byte: the linker may have rewritten it */
+	const struct bind_lines *lines;
 };
 
 static unsigned field_width(uint32_t type)
@@ -315,7 +316,23 @@ static bool same_branch_target(const struct fview *v, uint64_t f)
 	return b && bd == od && opus_sym_name_eq(b->name, obj_sym_name(v->o, &fs));
 }
 
-/* Bytes outside relocated fields match, but for branches inside .text. */
+/* Is the 32-bit field at f the binary's line number, moved by the earlier
+ * patches' hunks to the compile's? */
+static bool same_line_moved(const struct fview *v, uint64_t f)
+{
+	int line = s32_at(v->theirs + f);
+
+	if (!v->lines || f + 4 > v->size || line <= 0 || v->free_to_differ[f] ||
+	    v->free_to_differ[f + 3])
+		return false;
+	for (size_t i = 0; i < v->lines->n; i++)
+		if (v->lines->steps[i] && !diff_file_map_line(v->lines->steps[i], line, &line))
+			return false;
+	return line == s32_at(v->ours + f);
+}
+
+/* Bytes outside relocated fields match, but for branches inside .text and
+ * the line numbers earlier patches moved. */
 static int compare_bytes(const struct fview *v)
 {
 	for (uint64_t i = 0; i < v->size; i++) {
@@ -324,7 +341,7 @@ static int compare_bytes(const struct fview *v)
 		if (v->free_to_differ[i] || v->ours[i] == v->theirs[i])
 			continue;
 		for (uint64_t f = i >= 3 ? i - 3 : 0; f <= i && !moved; f++)
-			if (same_branch_target(v, f)) {
+			if (same_branch_target(v, f) || same_line_moved(v, f)) {
 				moved = true;
 				i = f + 3;
 			}
@@ -349,9 +366,9 @@ static int compare(struct fview *v)
 }
 
 int bind_check_func(const struct bind_bin *bin, const struct obj *base, size_t fsym,
-		    const struct opus_sym *b)
+		    const struct opus_sym *b, const struct bind_lines *lines)
 {
-	struct fview v = {.bin = bin, .o = base};
+	struct fview v = {.bin = bin, .o = base, .lines = lines};
 	const Elf_Data *d;
 	GElf_Sym fs;
 	int ret;

@@ -8,6 +8,7 @@
 
 #include "obj.h"
 #include "patchfile/opatch.h"
+#include "source/diff.h"
 #include "util/elf.h"
 
 /* The binary the patch is for. */
@@ -21,12 +22,23 @@ struct bind_bin {
 const struct opus_sym *bind_find(const struct bind_bin *bin, const struct obj *o,
 				 const GElf_Sym *sym);
 
+/* How the earlier patches of a stack moved the lines of one source file,
+ * oldest first: their diffs' hunks in it (a patch that leaves the file
+ * alone has none). The tree has their changes; the binary has not. */
+struct bind_lines {
+	const struct diff_file *const *steps;
+	size_t n;
+};
+
 /* Function fsym of the as-built compile base against the binary's copy b:
  * the same size, the same bytes outside relocated fields and the linker's
- * relaxations, and every relocation leading to the same thing. 0, or
- * -EINVAL with a message naming the function and the difference. */
+ * relaxations, and every relocation leading to the same thing. A 32-bit
+ * constant that is the binary's line number moved by lines (NULL: no
+ * earlier patch) is a __LINE__ the earlier patches moved and left alone,
+ * not a difference. 0, or -EINVAL with a message naming the function and
+ * the difference. */
 int bind_check_func(const struct bind_bin *bin, const struct obj *base, size_t fsym,
-		    const struct opus_sym *b);
+		    const struct opus_sym *b, const struct bind_lines *lines);
 
 /* A function an earlier patch of the stack replaced: the compile of the
  * tree (sections flavour) must be that patch's code for it, byte for byte

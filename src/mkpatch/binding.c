@@ -10,10 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The as-built compiles of the units, opened. */
+/* The as-built compiles of the units, opened, and the line moves of the
+ * earlier patches (one diff_files per patch of --after, oldest first). */
 struct bases {
 	struct obj *v;
 	size_t n;
+	struct diff_files *moves;
+	size_t nmoves;
 };
 
 static int open_bases(const struct build *b, const char *tag, struct bases *bs)
@@ -31,11 +34,44 @@ static int open_bases(const struct build *b, const char *tag, struct bases *bs)
 	return ret;
 }
 
+static int read_moves(const struct build *b, struct bases *bs)
+{
+	int ret = 0;
+
+	bs->moves = calloc(b->opts->nafter + 1, sizeof(*bs->moves));
+	if (!bs->moves)
+		return -ENOMEM;
+	for (; !ret && bs->nmoves < b->opts->nafter; bs->nmoves += !ret)
+		ret =
+		    diff_files_from_line_map(b->after[bs->nmoves].line_map, &bs->moves[bs->nmoves]);
+	return ret;
+}
+
 static void close_bases(struct bases *bs)
 {
 	for (size_t i = 0; i < bs->n; i++)
 		obj_close(&bs->v[i]);
+	for (size_t i = 0; i < bs->nmoves; i++)
+		diff_files_free(&bs->moves[i]);
+	free(bs->moves);
 	free(bs->v);
+}
+
+/* Each earlier patch's hunks in the source of unit (NULL where it has
+ * none), into steps (nmoves entries). */
+static void moves_of_unit(const struct build *b, const struct bases *bs, size_t unit,
+			  const struct diff_file **steps)
+{
+	const char *file = b->ws.units[unit]->file;
+	size_t root = strlen(b->ws.root);
+
+	for (size_t i = 0; i < bs->nmoves; i++) {
+		steps[i] = NULL;
+		for (size_t k = 0; k < bs->moves[i].n; k++)
+			if (!strncmp(file, b->ws.root, root) && file[root] == '/' &&
+			    !strcmp(file + root + 1, bs->moves[i].v[k].path))
+				steps[i] = &bs->moves[i].v[k];
+	}
 }
 
 /* The binary's symbol named name at value, or NULL. */
@@ -99,10 +135,15 @@ static int check_func(const struct build *b, const struct bind_bin *bin, const s
 	const struct opatch_func *f = replaced_before(b, s->value, &by);
 	const struct obj *o = NULL;
 	size_t k = base_defining(f ? orig : base, s, STT_FUNC, &o);
+	const struct diff_file *steps[base->nmoves + 1];
+	struct bind_lines lines = {steps, base->nmoves};
 
 	if (!k)
 		return 0;
-	return f ? bind_check_patched(o, k, by, f) : bind_check_func(bin, o, k, s);
+	if (f)
+		return bind_check_patched(o, k, by, f);
+	moves_of_unit(b, base, (size_t)(o - base->v), steps);
+	return bind_check_func(bin, o, k, s, &lines);
 }
 
 /* Every function the patch replaces, and every function or variable of a
@@ -167,6 +208,8 @@ int build_bind_content(struct build *b)
 	struct bases bases = {0}, origs = {0};
 	int ret = open_bases(b, "base", &bases);
 
+	if (!ret)
+		ret = read_moves(b, &bases);
 	if (!ret)
 		ret = open_bases(b, "orig", &origs);
 	if (!ret)

@@ -450,6 +450,8 @@ static int fill_meta(struct build *b, struct build_notes *notes)
 				: b->opts->diff	     ? opus_base_name(b->opts->diff)
 						     : "every function replaced by its own code");
 	p->diff_sha256 = strdup(hex);
+	if (diff_files_line_map(&b->ws.files, &p->line_map))
+		return -ENOMEM;
 	if (b->opts->findings) {
 		int ret = b->opts->findings(b->opts->findings_ctx, &p->findings, &never_left);
 

@@ -44,6 +44,7 @@ void opatch_free(struct opatch *p)
 	free(p->diff_sha256);
 	free(p->findings);
 	free(p->after);
+	free(p->line_map);
 	free(p->target_name);
 	opatch_init(p);
 }

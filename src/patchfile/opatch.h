@@ -71,6 +71,10 @@ struct opatch {
 	/* Ids of the patches this one was built on top of, oldest first, one
 	 * per line (NULL: none): it applies only where they are applied. */
 	char *after;
+	/* The hunks of its diff's C sources (diff_files_line_map's text, NULL:
+	 * none): a patch built on top of this one tells by them the __LINE__
+	 * constants this one moved in functions it left alone. */
+	char *line_map;
 	uint8_t build_id[OPUS_BUILD_ID_MAX];
 	size_t build_id_len;
 	char *target_name; /* soname or path, for messages */

@@ -148,6 +148,8 @@ static int read_meta(struct reader *r, struct opatch *p)
 			ret = set_once(r, ".opus.meta", key, &p->diff_sha256, val);
 		else if (!strcmp(key, "finding"))
 			ret = opus_append_line(&p->findings, val);
+		else if (!strcmp(key, "line-map"))
+			ret = opus_append_line(&p->line_map, val);
 		else if (!strcmp(key, "after"))
 			ret = opatch_id_valid(val)
 				  ? opus_append_line(&p->after, val)

@@ -209,6 +209,7 @@ static void format_meta(const struct opatch *p, struct opus_buf *b)
 	one_line(b, "description", p->description);
 	one_line(b, "diff-sha256", p->diff_sha256);
 	lines_of(b, "after", p->after);
+	lines_of(b, "line-map", p->line_map);
 	lines_of(b, "finding", p->findings);
 }
 

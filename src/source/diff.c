@@ -1,8 +1,10 @@
 #include "diff.h"
+#include "util/buf.h"
 #include "util/err.h"
 #include "util/file.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,4 +261,51 @@ bool diff_file_map_line(const struct diff_file *f, int old, int *new_line)
 	}
 	*new_line = old + delta;
 	return true;
+}
+
+int diff_files_line_map(const struct diff_files *f, char **out)
+{
+	*out = NULL;
+	for (size_t i = 0; i < f->n; i++) {
+		const struct diff_file *df = &f->v[i];
+		size_t n = strlen(df->path);
+
+		if (df->added || df->deleted || n < 2 || strcmp(df->path + n - 2, ".c"))
+			continue;
+		for (size_t k = 0; k < df->nhunks; k++) {
+			const struct diff_hunk *h = &df->hunks[k];
+			char line[PATH_MAX + 64];
+			int ret;
+
+			snprintf(line, sizeof(line), "%d %d %d %d %s", h->old_start, h->old_len,
+				 h->new_start, h->new_len, df->path);
+			if ((ret = opus_append_line(out, line)))
+				return ret;
+		}
+	}
+	return 0;
+}
+
+int diff_files_from_line_map(const char *text, struct diff_files *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (const char *at = text; at && *at;) {
+		const char *eol = strchrnul(at, '\n');
+		struct diff_hunk h;
+		struct diff_file *df;
+		int path = 0;
+
+		if (sscanf(at, "%d %d %d %d %n", &h.old_start, &h.old_len, &h.new_start, &h.new_len,
+			   &path) == 4 &&
+		    path > 0 && at + path < eol) {
+			df = add_file(out, at + path, (size_t)(eol - at - path));
+			if (!df || OPUS_PUSH(df->hunks, df->nhunks, df->hunks_cap)) {
+				diff_files_free(out);
+				return -ENOMEM;
+			}
+			df->hunks[df->nhunks++] = h;
+		}
+		at = *eol ? eol + 1 : eol;
+	}
+	return 0;
 }

@@ -38,4 +38,12 @@ bool diff_file_touches(const struct diff_file *f, int first, int last, int *line
  * line inside a hunk (changed, or too near a change to say). */
 bool diff_file_map_line(const struct diff_file *f, int old, int *new_line);
 
+/* The hunks of the diff's C sources as text, one per line: "OLD_START
+ * OLD_LEN NEW_START NEW_LEN PATH". A patch carries them so that a patch
+ * built later on top of it can tell the __LINE__ constants it moved. *out
+ * is malloc'd, NULL when there are none. */
+int diff_files_line_map(const struct diff_files *f, char **out);
+/* Those lines read back into files with hunks only (no lines, no text). */
+int diff_files_from_line_map(const char *text, struct diff_files *out);
+
 #endif

@@ -96,3 +96,38 @@ test_patch_unaware_of_an_applied_one_is_refused() {
 	assert_eq DENIED "$(req 'AUTH admin ')" "the fix still in force"
 	assert_running "$PID"
 }
+
+# The first patch adds lines above handle(), whose __LINE__ is then 2
+# higher in the tree; it leaves serve alone (only that constant moved). The
+# second patch, built on that tree, replaces serve: the tree compiles serve
+# with the moved line, the binary has the old one. The patch file carries
+# its diff's hunks, and the build maps the binary's line through them.
+# Before, the build refused: "serve: the binary's code differs from a
+# compile of the tree" (libxml2's CVE-2025-32415 on top of CVE-2024-56171).
+test_stacked_patch_binds_past_lines_an_earlier_patch_moved() {
+	local line before
+	build_authsrv "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/authsrv"
+	before=$(req BOGUS)
+	"$OPUS" build --source "$WORK/src" --diff "$D/slow-lines.diff" --binary "$WORK/src/authsrv" \
+		-o "$WORK/lines.opatch" >"$WORK/build.out"
+	case "$(cat "$WORK/build.out")" in *"replaced serve"*) fail "serve replaced by the first patch" ;; esac
+	tree_with_diff "$WORK" "$D/slow-lines.diff" "$WORK/src-lines"
+	cp -a "$WORK/src-lines" "$WORK/src-new"
+	sed -i 's/ERR unknown command/ERR no such command/' "$WORK/src-new/authsrv.c"
+	(cd "$WORK" && diff -u --label a/authsrv.c --label b/authsrv.c src-lines/authsrv.c \
+		src-new/authsrv.c >"$WORK/err.diff") && fail "the second diff is empty"
+	"$OPUS" build --source "$WORK/src-lines" --diff "$WORK/err.diff" --binary "$WORK/src/authsrv" \
+		--after "$WORK/lines.opatch" -o "$WORK/err.opatch" >"$WORK/build.out" 2>&1 ||
+		fail "build on top: $(cat "$WORK/build.out")"
+	assert_contains "replaced serve" "$(cat "$WORK/build.out")" "the second patch's change"
+	"$OPUS" apply "$PID" "$WORK/lines.opatch"
+	"$OPUS" apply "$PID" "$WORK/err.opatch"
+	line=$(grep -n '__LINE__' "$WORK/src-new/authsrv.c" | cut -d: -f1)
+	assert_eq "ERR no such command (authsrv.c:$line)" "$(req BOGUS)" "the new serve, its own line"
+	assert_eq "slept 200" "$(req 'SLEEP 0')" "the first patch still in force"
+	"$OPUS" revert "$PID" err
+	"$OPUS" revert "$PID" lines
+	assert_eq "$before" "$(req BOGUS)" "the original serve after both reverts"
+	assert_running "$PID"
+}

@@ -70,6 +70,29 @@ static const struct diff_file *find_file(const struct diff_files *d, const char 
 
 /* A diff cut short inside a hunk is an error, named. */
 /* noinline: inlined, gcc 12 takes text for a dead local (-Wdangling-pointer). */
+/* A patch file carries its diff's hunks in C files as text; read back, they
+ * move lines as the diff does (a path with a space kept whole). */
+static void test_line_map(const struct diff_files *d)
+{
+	struct diff_files back;
+	const struct diff_file *f;
+	char *text = NULL;
+	int line;
+
+	CHECK(diff_files_line_map(d, &text) == 0 && text);
+	CHECK(diff_files_from_line_map(text, &back) == 0);
+	/* x.c and "with space.c"; the added and the deleted file carry none. */
+	CHECK(back.n == 2);
+	f = find_file(&back, "x.c");
+	CHECK(f && f->nhunks == 2 && f->nlines == 0);
+	CHECK(f && diff_file_map_line(f, 190, &line) && line == 191);
+	CHECK(f && !diff_file_map_line(f, 40, &line));
+	f = find_file(&back, "with space.c");
+	CHECK(f && f->nhunks == 1);
+	diff_files_free(&back);
+	free(text);
+}
+
 __attribute__((noinline)) static void test_cut_diff(const char *text)
 {
 	struct diff_files d = {0};
@@ -129,6 +152,7 @@ static void test_diff(void)
 	CHECK(f && f->deleted);
 	f = find_file(&d, "new.c");
 	CHECK(f && f->added);
+	test_line_map(&d);
 	diff_files_free(&d);
 
 	test_cut_diff(text);
