@@ -369,6 +369,26 @@ static int assemble_all(struct build *b, struct build_notes *notes)
 	return ret;
 }
 
+/* The fix's code calls a function that only a new file of the diff
+ * defines: a patch adds no translation unit, and apply would find the
+ * function nowhere. Said now, at build, naming both. */
+static int refuse_calls_into_new_files(const struct build *b)
+{
+	for (size_t i = 0; i < b->patch.nsyms; i++) {
+		const struct opatch_sym *s = &b->patch.syms[i];
+		const char *file;
+
+		if (s->kind == OPATCH_SYM_EXTERN &&
+		    (file = workspace_new_file_defining(&b->ws, s->name)))
+			return opus_err(-ENOTSUP,
+					"%s: the fix's code uses %s, which %s, a file the diff "
+					"adds, defines: a live patch cannot add a translation "
+					"unit (move the function into a file the build compiles)",
+					b->opts->diff, s->name, file);
+	}
+	return 0;
+}
+
 static char *default_id(const char *output)
 {
 	char *id = strdup(opus_base_name(output)), *dot;
@@ -506,7 +526,7 @@ static int run_build(struct build *b, struct build_notes *notes)
 	    (!b->opts->replace_all &&
 	     (ret = compile_as(b, "new", COMPILE_SECTIONS, NULL, "patched units compiled"))))
 		return ret;
-	if ((ret = assemble_all(b, notes)))
+	if ((ret = assemble_all(b, notes)) || (ret = refuse_calls_into_new_files(b)))
 		return ret;
 	if ((ret = build_bind_content(b)) || (ret = fill_meta(b, notes)))
 		return ret;

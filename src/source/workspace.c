@@ -9,6 +9,7 @@
 #include "util/file.h"
 #include "util/run.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +107,14 @@ static int units_including(struct workspace *b, const char *header)
 	return 0;
 }
 
+static int add_uncompiled(struct workspace *b, const char *path)
+{
+	if (OPUS_PUSH(b->uncompiled, b->nuncompiled, b->uncompiled_cap))
+		return -ENOMEM;
+	b->uncompiled[b->nuncompiled++] = path;
+	return 0;
+}
+
 static bool ends_with(const char *s, const char *tail)
 {
 	size_t n = strlen(s), t = strlen(tail);
@@ -123,11 +132,11 @@ static int units_for(struct workspace *b, const struct diff_file *df)
 	if (df->deleted)
 		return opus_err(-ENOTSUP, "%s: the diff deletes %s; not supported", b->diff_path,
 				df->path);
+	/* A new source (a test program, say) has no compile command: left
+	 * out, as code the build does not compile. Should the fix's code call
+	 * a function it defines, the patch names it unresolved. */
 	if (df->added && ends_with(df->path, ".c"))
-		return opus_err(-ENOTSUP,
-				"%s: the diff adds %s, a translation unit the build has no compile "
-				"command for; not supported",
-				b->diff_path, df->path);
+		return add_uncompiled(b, df->path);
 	if (df->added)
 		return 0;
 	snprintf(path, sizeof(path), "%s/%s", b->root, df->path);
@@ -138,10 +147,7 @@ static int units_for(struct workspace *b, const struct diff_file *df)
 		return units_including(b, real);
 	if ((e = cdb_find(&b->cdb, real)))
 		return add_variants(b, e);
-	if (OPUS_PUSH(b->uncompiled, b->nuncompiled, b->uncompiled_cap))
-		return -ENOMEM;
-	b->uncompiled[b->nuncompiled++] = df->path;
-	return 0;
+	return add_uncompiled(b, df->path);
 }
 
 static int find_units(struct workspace *b)
@@ -303,6 +309,56 @@ int workspace_open_units(struct workspace *w, const char *source, const char *cd
 	if ((ret = load_cdb(w)) || (ret = make_scratch(w)) || (ret = named_units(w, units, n)))
 		return ret;
 	return 0;
+}
+
+/* In a diff's new text, after the parameter list that opens at p: is the
+ * next thing a body ("{", past blanks and the lines' "+")? */
+static bool body_follows(const char *p, const char *end)
+{
+	int depth = 0;
+
+	for (; p < end; p++) {
+		depth += (*p == '(') - (*p == ')');
+		if (!depth)
+			break;
+	}
+	for (p++; p < end && strchr(" \t\n+", *p); p++)
+		;
+	return p < end && *p == '{';
+}
+
+/* Does text [start, end) define a function called name? */
+static bool defines_function(const char *start, const char *end, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *at = start; (at = memmem(at, (size_t)(end - at), name, n)); at += n) {
+		const char *after = at + n;
+
+		while (after < end && (*after == ' ' || *after == '\t'))
+			after++;
+		if (after < end && *after == '(' &&
+		    (at == start || (!isalnum((unsigned char)at[-1]) && at[-1] != '_')) &&
+		    body_follows(after, end))
+			return true;
+	}
+	return false;
+}
+
+const char *workspace_new_file_defining(const struct workspace *w, const char *name)
+{
+	for (size_t i = 0; i < w->files.n; i++) {
+		const struct diff_file *df = &w->files.v[i];
+		bool uncompiled = false;
+
+		for (size_t k = 0; k < w->nuncompiled; k++)
+			uncompiled |= w->uncompiled[k] == df->path;
+		if (df->added && uncompiled &&
+		    defines_function(w->diff_text + df->text_start, w->diff_text + df->text_end,
+				     name))
+			return df->path;
+	}
+	return NULL;
 }
 
 bool workspace_is_variant(const struct workspace *w, size_t i)

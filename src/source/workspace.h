@@ -45,6 +45,10 @@ int workspace_open_units(struct workspace *w, const char *source, const char *cd
 int workspace_apply_diff(struct workspace *w); /* a no-op without a diff */
 /* Take it out again (to compile the original once more). */
 int workspace_unapply_diff(struct workspace *w);
+/* A file the diff adds that no compile command builds and whose text
+ * defines a function called name (name, a parameter list, a body), or
+ * NULL. */
+const char *workspace_new_file_defining(const struct workspace *w, const char *name);
 /* Is unit i a further variant of the file of an earlier unit? */
 bool workspace_is_variant(const struct workspace *w, size_t i);
 /* Remove the scratch copy unless keep. */

@@ -98,3 +98,49 @@ test_library_built_twice_by_libtool_patches_the_shared_copy() {
 	assert_eq OK "$(req 'AUTH admin ')" "old behaviour after revert"
 	assert_running "$PID"
 }
+
+# A fix that also adds a test program (libxml2's testcatalog.c came with
+# CVE-2026-0990's fix): the new source has no compile command, and is left
+# out like code the build does not compile. Before, analyze and build
+# refused the whole diff: "the diff adds testcatalog.c ... not supported".
+test_fix_that_adds_a_test_source_applies_without_it() {
+	build_libauth "$WORK" -fPIE -pie
+	{
+		cat "$D/fix-compare.diff"
+		printf -- '--- /dev/null\n+++ b/authtest_new.c\n@@ -0,0 +1,3 @@\n'
+		printf '+#include "auth.h"\n+\n+int main(void) { return auth_check("admin", ""); }\n'
+	} >"$WORK/fix.diff"
+	(cd "$WORK/src" && patch --dry-run -p1 -s <"$WORK/fix.diff") || fail "the test's diff does not apply"
+	"$OPUS" analyze --source "$WORK/src" --diff "$WORK/fix.diff" >"$WORK/analyze.out" 2>&1 ||
+		fail "analyze: $(cat "$WORK/analyze.out")"
+	assert_contains "auth_check" "$(cat "$WORK/analyze.out")" "the changed function analysed"
+	start "$WORK/src/authd"
+	"$OPUS" build --source "$WORK/src" --diff "$WORK/fix.diff" --binary "$WORK/src/libauth.so" \
+		-o "$WORK/fix.opatch" >"$WORK/build.out" 2>&1 || fail "build: $(cat "$WORK/build.out")"
+	assert_contains "authtest_new.c (diff): no compile command builds it" "$(cat "$WORK/build.out")" \
+		"the new source named as left out"
+	assert_eq OK "$(req 'AUTH admin ')" "exploit before the patch"
+	"$OPUS" apply "$PID" "$WORK/fix.opatch"
+	assert_eq DENIED "$(req 'AUTH admin ')" "exploit after the patch"
+	assert_running "$PID"
+}
+
+# But a fix whose code calls a function that only the new file defines
+# cannot be a live patch: the build says so, naming the function and the
+# file, instead of writing a patch that apply refuses ("symbol ... is not
+# defined by any loaded object").
+test_fix_calling_into_a_new_source_is_refused_at_build() {
+	build_libauth "$WORK" -fPIE -pie
+	cp -a "$WORK/src" "$WORK/new"
+	sed -i 's/^\tauth_checks++;/\tauth_checks++;\n\tif (!auth_extra(pass))\n\t\treturn 0;/' "$WORK/new/auth.c"
+	sed -i '1i int auth_extra(const char *p);' "$WORK/new/auth.c"
+	printf 'int auth_extra(const char *p);\n\nint auth_extra(const char *p)\n{\n\treturn p[0] != 0;\n}\n' \
+		>"$WORK/new/extra.c"
+	(cd "$WORK" && diff -uN --label a/auth.c --label b/auth.c src/auth.c new/auth.c
+		diff -uN --label /dev/null --label b/extra.c /dev/null new/extra.c) >"$WORK/fix.diff"
+	expect_fail "a fix calling into a new file" "$OPUS" build --source "$WORK/src" \
+		--diff "$WORK/fix.diff" --binary "$WORK/src/libauth.so" -o "$WORK/fix.opatch"
+	assert_contains "uses auth_extra, which extra.c, a file the diff adds, defines" "$ERR" \
+		"the function and the file named"
+	[ ! -e "$WORK/fix.opatch" ] || fail "a patch file was written"
+}
