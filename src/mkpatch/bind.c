@@ -250,6 +250,60 @@ static int check_section_ref(const struct fview *v, uint64_t f, const GElf_Rela 
 	return 0;
 }
 
+/* What the loader puts in GOT slot slot of the binary is the address of
+ * the compile's symbol sym (named name): a relocation naming it, or a
+ * RELATIVE one or the link's own value being its address. */
+static int check_got_ref(const struct fview *v, uint64_t f, uint64_t slot, const GElf_Sym *sym,
+			 const char *name)
+{
+	const struct opus_sym *b = bind_find(v->bin, v->o, sym);
+	const char *got;
+	int64_t addend;
+	uint64_t value;
+
+	if (!opus_elf_dynreloc_at(v->bin->elf, slot, &got, &addend)) {
+		if (got[0])
+			return opus_sym_name_eq(name, got) ? 0 : differ(v, f, name);
+		value = (uint64_t)addend;
+	} else if (opus_elf_read_vaddr(v->bin->elf, slot, &value, sizeof(value))) {
+		return differ(v, f, "a GOT slot opus cannot read");
+	}
+	return b && value == b->value ? 0 : differ(v, f, name);
+}
+
+/* A call through the PLT leads to the function of that name: the loader's
+ * relocation of the entry's GOT slot names it (an IFUNC of the binary's
+ * own, b, is found by its resolver). */
+static int check_plt_call(const struct fview *v, uint64_t f, uint64_t entry, const char *name,
+			  const struct opus_sym *b)
+{
+	const char *got;
+	int64_t addend;
+	uint64_t slot;
+
+	if (opus_elf_plt_slot(v->bin->elf, entry, &slot) ||
+	    opus_elf_dynreloc_at(v->bin->elf, slot, &got, &addend))
+		return differ(v, f, "a call through a PLT entry opus cannot read");
+	if (got[0])
+		return opus_sym_name_eq(name, got) ? 0 : differ(v, f, name);
+	return b && (uint64_t)addend == b->value ? 0 : differ(v, f, name);
+}
+
+/* The GOT slot a load or call through the GOT that the linker left as it
+ * is (mov foo@GOTPCREL(%rip), call *foo@GOTPCREL(%rip)) reads. */
+static bool got_slot_of(const struct fview *v, const GElf_Rela *r, uint64_t *slot)
+{
+	uint64_t f = r->r_offset - v->start;
+	uint32_t type = (uint32_t)GELF_R_TYPE(r->r_info);
+
+	if ((type != R_X86_64_GOTPCREL && type != R_X86_64_GOTPCRELX &&
+	     type != R_X86_64_REX_GOTPCRELX) ||
+	    f < 2 || f + 4 > v->size || (v->theirs[f - 2] != 0x8b && v->theirs[f - 2] != 0xff))
+		return false;
+	*slot = v->addr + f + (uint64_t)(int64_t)s32_at(v->theirs + f) - (uint64_t)r->r_addend;
+	return true;
+}
+
 /* What relocation r leads to in the binary is what it leads to in the
  * compile. */
 static int check_referent(const struct fview *v, const GElf_Rela *r)
@@ -259,9 +313,11 @@ static int check_referent(const struct fview *v, const GElf_Rela *r)
 	GElf_Sym sym;
 	const char *name, *sec;
 
-	if (!obj_sym(v->o, GELF_R_SYM(r->r_info), &sym) || !bin_point(v, r, &point))
+	if (!obj_sym(v->o, GELF_R_SYM(r->r_info), &sym))
 		return 0;
 	name = obj_sym_name(v->o, &sym);
+	if (!bin_point(v, r, &point))
+		return got_slot_of(v, r, &point) ? check_got_ref(v, f, point, &sym, name) : 0;
 	if (GELF_ST_TYPE(sym.st_info) == STT_SECTION && sym.st_shndx < v->o->nscn)
 		return check_section_ref(v, f, r, sym.st_shndx, r->r_addend, point);
 	if (sym.st_shndx != SHN_UNDEF && GELF_ST_BIND(sym.st_info) == STB_LOCAL &&
@@ -274,7 +330,7 @@ static int check_referent(const struct fview *v, const GElf_Rela *r)
 	/* A function of another object is reached through the PLT. */
 	sec = bin_section_at(v->bin->elf, point - (uint64_t)r->r_addend);
 	if (!strncmp(sec, ".plt", 4) || !strcmp(sec, ".iplt"))
-		return 0;
+		return check_plt_call(v, f, point - (uint64_t)r->r_addend, name, b);
 	return differ(v, f, name);
 }
 

@@ -134,10 +134,28 @@ static unsigned options_apart(const char *producer, const struct cdb_entry *e)
 	return apart;
 }
 
-/* Of the variants of units[first]'s file, the one whose options match what
- * the binary's DWARF says its unit was compiled with (*told), or the first
- * when the DWARF cannot tell them apart (clang's producer names no
- * options). */
+/* Was e run in the directory the unit's DWARF names (DW_AT_comp_dir,
+ * relative when the build maps its prefix away)? Variants that differ
+ * only in -D and -I (curl's three TLS flavours) are told apart by it. */
+static bool ran_in_comp_dir(Dwarf_Die *cu, const struct cdb_entry *e)
+{
+	Dwarf_Attribute a;
+	const char *dir = dwarf_formstring(dwarf_attr(cu, DW_AT_comp_dir, &a));
+
+	if (!dir)
+		return false;
+	if (dir[0] == '/')
+		return !strcmp(dir, e->directory);
+	while (!strncmp(dir, "./", 2))
+		dir += 2;
+	return dir[0] && strcmp(dir, ".") && ends_with_path(e->directory, dir);
+}
+
+/* Of the variants of units[first]'s file, the one the binary's DWARF says
+ * its unit was compiled as (*told): run in its compile directory, with its
+ * options. The first when the DWARF cannot tell them apart (clang's
+ * producer names no options, and a mapped prefix can hide the
+ * directory). */
 static size_t best_variant(const struct build *b, Dwarf *dw, size_t first, bool *told)
 {
 	const struct cdb_entry *const *u = b->ws.units;
@@ -148,15 +166,17 @@ static size_t best_variant(const struct build *b, Dwarf *dw, size_t first, bool 
 	unsigned best_apart = UINT_MAX;
 
 	*told = false;
-	if (!dw || !find_binary_cu(dw, u[first], &cu) ||
-	    !(producer = dwarf_formstring(dwarf_attr(&cu, DW_AT_producer, &a))))
+	if (!dw || !find_binary_cu(dw, u[first], &cu))
 		return first;
+	producer = dwarf_formstring(dwarf_attr(&cu, DW_AT_producer, &a));
 	for (size_t i = first; i < b->ws.nunits; i++) {
 		unsigned apart;
 
 		if (strcmp(u[i]->file, u[first]->file))
 			continue;
-		apart = options_apart(producer, u[i]);
+		/* The directory weighs more than any count of options. */
+		apart = (ran_in_comp_dir(&cu, u[i]) ? 0 : 1u << 16) +
+			(producer ? options_apart(producer, u[i]) : 0);
 		if (apart < best_apart)
 			best = i, best_apart = apart, *told = true;
 		else if (apart == best_apart)

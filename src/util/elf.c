@@ -126,6 +126,62 @@ int opus_elf_irelative_slot(Elf *elf, uint64_t resolver, uint64_t *slot)
 	return -ENOENT;
 }
 
+static const char *dynsym_name(Elf *elf, const GElf_Shdr *rela_sh, size_t index)
+{
+	Elf_Scn *symscn = elf_getscn(elf, rela_sh->sh_link);
+	Elf_Data *d = symscn ? elf_getdata(symscn, NULL) : NULL;
+	GElf_Shdr sh;
+	GElf_Sym sym;
+
+	if (!index)
+		return "";
+	if (!d || !gelf_getshdr(symscn, &sh) || !gelf_getsym(d, (int)index, &sym))
+		return NULL;
+	return elf_strptr(elf, sh.sh_link, sym.st_name);
+}
+
+int opus_elf_dynreloc_at(Elf *elf, uint64_t slot, const char **name, int64_t *addend)
+{
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+
+	while ((scn = elf_nextscn(elf, scn))) {
+		Elf_Data *d;
+		GElf_Rela r;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_RELA ||
+		    !(sh.sh_flags & SHF_ALLOC) || !(d = elf_getdata(scn, NULL)))
+			continue;
+		for (size_t i = 0; gelf_getrela(d, (int)i, &r); i++)
+			if (r.r_offset == slot) {
+				*name = dynsym_name(elf, &sh, GELF_R_SYM(r.r_info));
+				*addend = r.r_addend;
+				return *name ? 0 : -ENOENT;
+			}
+	}
+	return -ENOENT;
+}
+
+int opus_elf_plt_slot(Elf *elf, uint64_t entry, uint64_t *slot)
+{
+	static const uint8_t endbr64[] = {0xf3, 0x0f, 0x1e, 0xfa};
+	uint8_t c[16];
+	size_t i = 0;
+	int32_t disp;
+
+	if (opus_elf_read_vaddr(elf, entry, c, sizeof(c)))
+		return -ENOENT;
+	if (!memcmp(c, endbr64, sizeof(endbr64)))
+		i += sizeof(endbr64);
+	if (c[i] == 0xf2) /* bnd */
+		i++;
+	if (c[i] != 0xff || c[i + 1] != 0x25)
+		return -ENOENT;
+	memcpy(&disp, c + i + 2, sizeof(disp));
+	*slot = entry + i + 6 + (uint64_t)(int64_t)disp;
+	return 0;
+}
+
 static Elf_Scn *find_section_by_type(Elf *elf, uint32_t type, GElf_Shdr *shdr)
 {
 	Elf_Scn *scn = NULL;

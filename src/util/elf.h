@@ -34,6 +34,14 @@ int opus_elf_read_vaddr(Elf *elf, uint64_t vaddr, void *buf, size_t len);
  * its implementation. -ENOENT if none. */
 int opus_elf_irelative_slot(Elf *elf, uint64_t resolver, uint64_t *slot);
 
+/* The dynamic relocation the loader applies at link-time address slot (a
+ * GOT slot): its symbol's name ("" for one without, a RELATIVE one whose
+ * addend is the address) and addend. -ENOENT if there is none. */
+int opus_elf_dynreloc_at(Elf *elf, uint64_t slot, const char **name, int64_t *addend);
+/* The GOT slot the PLT entry at entry jumps through ("jmp *slot(%rip)",
+ * after an endbr64 and a bnd prefix). -ENOENT if it is no such entry. */
+int opus_elf_plt_slot(Elf *elf, uint64_t entry, uint64_t *slot);
+
 struct opus_sym {
 	const char *name; /* without any @VERSION suffix's effect on lookups */
 	const char *file; /* STT_FILE in force for local symbols, else NULL */

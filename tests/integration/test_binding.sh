@@ -26,6 +26,29 @@ test_build_refuses_binary_built_with_other_flags() {
 	assert_contains "was the binary built from this source" "$ERR" "the reason"
 }
 
+# The tree calls another function of another library than the binary does
+# (a -D in the compile database the binary was not built with: strcmp made
+# strcasecmp), through the PLT or, with -fno-plt, through the GOT. The
+# entry's GOT slot, and the loader's relocation there, name the function.
+# Before, any PLT entry was taken for the same call, and a GOT load was not
+# looked at: the patch made user names case-blind.
+test_build_refuses_a_call_to_another_library_function() {
+	local flags
+	for flags in "" -fno-plt; do
+		rm -rf "$WORK/src"
+		LIB_CFLAGS=$flags build_libauth "$WORK" -fPIE -pie
+		sed -i 's/"-c", "auth.c"/"-Dstrcmp=strcasecmp", "-c", "auth.c"/' "$WORK/src/compile_commands.json"
+		grep -q strcasecmp "$WORK/src/compile_commands.json" || fail "the -D is not in the database"
+		expect_fail "build against a tree that calls strcasecmp (${flags:-plt})" \
+			"$OPUS" build --source "$WORK/src" --diff "$TARGETS/libauth/fix-compare.diff" \
+			--binary "$WORK/src/libauth.so" -o "$WORK/fix.opatch"
+		assert_contains "auth_check" "$ERR" "the function named (${flags:-plt})"
+		assert_contains "(strcasecmp): was the binary built from this source" "$ERR" \
+			"the callee named (${flags:-plt})"
+		[ ! -e "$WORK/fix.opatch" ] || fail "a patch was written (${flags:-plt})"
+	done
+}
+
 # A process runs other code under the same build-id (a binary altered in
 # place, or a build-id set by hand): apply refuses and touches nothing.
 test_apply_refuses_other_code_under_same_build_id() {
