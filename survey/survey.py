@@ -234,31 +234,39 @@ def elf_index(d, tree):
     """For each ELF file: its compile units (DWARF names) and functions."""
     cache = os.path.join(d, "elves.json")
     if os.path.exists(cache):
-        return json.load(open(cache))
+        index = json.load(open(cache))
+        if all("dirs" in e for e in index.values()):
+            return index
     index = {}
     for path in elf_files(tree):
         cu = subprocess.run(["readelf", "--debug-dump=info", "--dwarf-depth=1", path],
                             capture_output=True, text=True, errors="replace").stdout
         units = sorted(set(re.findall(r"DW_AT_name\s*:\s*(?:\(indirect[^)]*\):\s*)?(\S+\.c)\b", cu)))
+        dirs = sorted(set(re.findall(r"DW_AT_comp_dir\s*:\s*(?:\(indirect[^)]*\):\s*)?(\S+)", cu)))
         syms = subprocess.run(["nm", "--defined-only", path], capture_output=True, text=True,
                               errors="replace").stdout
         funcs = sorted({l.split()[2].split("@")[0] for l in syms.splitlines()
                         if len(l.split()) == 3 and l.split()[1] in "tTiW"})
-        index[path] = {"units": units, "functions": funcs,
+        index[path] = {"units": units, "dirs": dirs, "functions": funcs,
                        "library": ".so" in os.path.basename(path)}
     json.dump(index, open(cache, "w"))
     return index
 
 
-def binaries_for(index, files, funcs):
-    """The ELF files that compile one of the changed files, those that define
-    the most changed functions first, libraries before programs."""
+def binaries_for(index, files, funcs, root="."):
+    """The ELF files that compile one of the changed files (from the source
+    root's copy, when the build compiles copies), those that define the most
+    changed functions first, libraries before programs."""
     def compiles(units):
         return any(u == f or u.endswith("/" + f) or f.endswith("/" + u.lstrip("./"))
                    for u in units for f in files)
+
+    def under_root(dirs):
+        return root == "." or any(re.sub(r"^(\./)+", "", d + "/").startswith(root + "/")
+                                  for d in dirs)
     ranked = []
     for path, e in index.items():
-        if not compiles(e["units"]):
+        if not compiles(e["units"]) or not under_root(e.get("dirs", [])):
             continue
         hits = len(set(funcs) & set(e["functions"]))
         ranked.append((-hits, not e["library"], path))
@@ -322,20 +330,52 @@ def changed_files(diff):
     return files
 
 
-def applies(tree, diff, reverse=False):
+_roots = {}
+
+
+def source_root(tree):
+    """Where the build compiles the sources: the tree, or the copy of it
+    under debian/ that debian/rules made for each flavour (curl copies the
+    tree to debian/build, build-gnutls and build-nss). A fix goes into the
+    first flavour's copy, which is the source opus is given, as a user
+    patching that flavour's library would."""
+    if tree not in _roots:
+        _roots[tree] = tree
+        try:
+            files = [os.path.normpath(os.path.join(e["directory"], e["file"]))
+                     for e in json.load(open(os.path.join(tree, "compile_commands.json")))]
+        except (OSError, ValueError):
+            files = []
+        deb = os.path.join(tree, "debian") + "/"
+        if files and all(f.startswith(deb) for f in files):
+            copies = sorted({f[len(deb):].split("/")[0] for f in files})
+            _roots[tree] = os.path.join(deb, copies[0])
+    return _roots[tree]
+
+
+def source_args(tree):
+    root = source_root(tree)
+    if root == tree:
+        return ["--source", tree]
+    return ["--source", root, "--cdb", os.path.join(tree, "compile_commands.json")]
+
+
+def patch_args(diff, reverse):
     args = ["patch", "-p1", "-s", "-f", "--no-backup-if-mismatch", "-i", diff]
-    if reverse:
-        args.append("-R")
-    return run(args + ["--dry-run"], cwd=tree)[0] == 0
+    return args + ["-R"] if reverse else args
+
+
+def applies(tree, diff, reverse=False):
+    return all(run(patch_args(diff, reverse) + ["--dry-run"], cwd=root)[0] == 0
+               for root in {tree, source_root(tree)})
 
 
 def patch_tree(tree, diff, reverse=False):
-    args = ["patch", "-p1", "-s", "-f", "--no-backup-if-mismatch", "-i", diff]
-    if reverse:
-        args.append("-R")
-    st, _, out = run(args, cwd=tree)
-    if st:
-        raise Failure("patch", last_line(out))
+    """The fix into the tree, and into the copy the build compiles."""
+    for root in sorted({tree, source_root(tree)}):
+        st, _, out = run(patch_args(diff, reverse), cwd=root)
+        if st:
+            raise Failure("patch", last_line(out))
 
 
 def compile_seconds(tree, files):
@@ -380,7 +420,7 @@ def survey_fix(ctx, name):
     if not applies(tree, diff):
         return dict(r, category="not_buildable",
                     reason="does not apply to the pre-fix tree (an earlier fix it needs was not built)")
-    st, secs, out = run([OPUS, "analyze", "--source", tree, "--diff", diff, "--json"],
+    st, secs, out = run([OPUS, "analyze", *source_args(tree), "--diff", diff, "--json"],
                         timeout=3600, log_to=os.path.join(d, tag + ".analyze"))
     r["analyze_seconds"] = secs
     if st == CLI_NOTHING:
@@ -403,14 +443,15 @@ CLI_NOTHING = 4
 
 def build_and_apply(ctx, r, diff, tag):
     tree, d = ctx["tree"], ctx["dir"]
-    bins = binaries_for(ctx["index"], r["files"], r["functions"])
+    bins = binaries_for(ctx["index"], r["files"], r["functions"],
+                        os.path.relpath(source_root(tree), tree))
     if not bins:
         return dict(r, category="not_buildable", reason="code not built in Debian's configuration",
                     detail="no ELF file of the build compiles " + ", ".join(r["files"]))
     r["compile_seconds"] = compile_seconds(tree, r["files"])
     for binary in bins[:2]:
         out_patch = os.path.join(d, tag + ".opatch")
-        args = [OPUS, "build", "--source", tree, "--diff", diff, "--binary", binary,
+        args = [OPUS, "build", *source_args(tree), "--diff", diff, "--binary", binary,
                 "--id", tag, "-o", out_patch]
         for prev in ctx["chain"].get(binary, []):
             args += ["--after", prev]
