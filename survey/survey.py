@@ -408,15 +408,37 @@ def refusal_rule(findings):
     return ", ".join(errors)
 
 
+def keep_in_tree(ctx, diff):
+    patch_tree(ctx["tree"], diff)
+    with open(os.path.join(ctx["dir"], "fixes-in-tree"), "a") as f:
+        f.write(diff + "\n")
+
+
 def survey_fix(ctx, name):
-    """Analyze, build and apply one CVE patch. Returns its record."""
+    """Analyze, build and apply one CVE patch. Returns its record. A fix that
+    changes no code the build compiles (docs, code configured out) is still
+    patched into the tree: the running code is the same with it, and later
+    fixes may need its lines."""
+    r = analyze_build_apply(ctx, name)
+    if r.get("reason") in (NO_C_CHANGE, NOT_BUILT) and applies(ctx["tree"], r["diff"]):
+        keep_in_tree(ctx, r["diff"])
+        r["in_tree"] = True
+    r.pop("diff", None)
+    return r
+
+
+NO_C_CHANGE = "no C change"
+NOT_BUILT = "code not built in Debian's configuration"
+
+
+def analyze_build_apply(ctx, name):
     tree, d = ctx["tree"], ctx["dir"]
     diff = os.path.join(tree, "debian", "patches", name)
     tag = tag_of(name)
-    r = {"patch": name, "cves": cves_of(tree, name), "files": changed_files(diff)}
+    r = {"patch": name, "cves": cves_of(tree, name), "files": changed_files(diff), "diff": diff}
     c_files = [f for f in r["files"] if f.endswith((".c", ".h"))]
     if not c_files:
-        return dict(r, category="not_buildable", reason="no C change")
+        return dict(r, category="not_buildable", reason=NO_C_CHANGE)
     if not applies(tree, diff):
         return dict(r, category="not_buildable",
                     reason="does not apply to the pre-fix tree (an earlier fix it needs was not built)")
@@ -424,7 +446,7 @@ def survey_fix(ctx, name):
                         timeout=3600, log_to=os.path.join(d, tag + ".analyze"))
     r["analyze_seconds"] = secs
     if st == CLI_NOTHING:
-        return dict(r, category="not_buildable", reason="code not built in Debian's configuration",
+        return dict(r, category="not_buildable", reason=NOT_BUILT,
                     detail=last_line(out, "opus analyze:"))
     if st not in (0, 3):
         return dict(r, category="not_buildable", reason="analysis failed",
@@ -446,7 +468,7 @@ def build_and_apply(ctx, r, diff, tag):
     bins = binaries_for(ctx["index"], r["files"], r["functions"],
                         os.path.relpath(source_root(tree), tree))
     if not bins:
-        return dict(r, category="not_buildable", reason="code not built in Debian's configuration",
+        return dict(r, category="not_buildable", reason=NOT_BUILT,
                     detail="no ELF file of the build compiles " + ", ".join(r["files"]))
     r["compile_seconds"] = compile_seconds(tree, r["files"])
     for binary in bins[:2]:
@@ -461,7 +483,7 @@ def build_and_apply(ctx, r, diff, tag):
             break
     r["replaced"] = [l.split()[1] for l in out.splitlines() if l.startswith("replaced ")]
     if st == CLI_NOTHING:
-        return dict(r, category="not_buildable", reason="code not built in Debian's configuration",
+        return dict(r, category="not_buildable", reason=NOT_BUILT,
                     detail=last_line(out, "opus build:"))
     if st == 3:
         return dict(r, category="refused", stage="build", rule=refusal_rule(r["findings"]),
@@ -612,6 +634,8 @@ def resume(ctx, fixes):
     applied again to a new process. Returns the fixes kept: all, or none
     when one cannot be put back."""
     for f in fixes:
+        if f.get("in_tree"):
+            keep_in_tree(ctx, os.path.join(ctx["tree"], "debian", "patches", f["patch"]))
         if f["category"] not in ("applied_live", "built"):
             continue
         binary = os.path.join(ctx["tree"], f["binary"])
