@@ -291,7 +291,13 @@ class Runner:
         libdirs = sorted({os.path.dirname(p) for p in elf_files(tree) if ".so" in p})
         env = dict(os.environ, LD_LIBRARY_PATH=":".join(libdirs))
         args = next((a for prog, a in commands if binary.endswith("/" + prog)), None)
-        if ".so" in os.path.basename(binary):
+        module = re.match(r"([A-Za-z0-9_]+)\.cpython-\d+.*\.so$", os.path.basename(binary))
+        if module:
+            # A Python extension needs libpython's symbols: python3 imports
+            # it from where the build put it, and waits.
+            argv = ["/usr/bin/python3", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                    f"import {module.group(1)}; sys.stdin.read()", os.path.dirname(binary)]
+        elif ".so" in os.path.basename(binary):
             argv = [HOLD, binary]
         elif args is not None:
             argv = [binary] + [a.replace("{port}", str(free_port())).replace("{work}", WORK)
