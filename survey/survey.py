@@ -183,7 +183,32 @@ def forget_unfinished_build(d):
         shutil.rmtree(os.path.join(d, "tree"), ignore_errors=True)
 
 
-def build_package(pkg, version, d):
+def prepare_and_build(pkg, d, rec, jobs):
+    """Unpacks (again, after a build that did not finish), makes the pre-fix
+    tree and builds it. Returns the series' patch names and the CVE ones."""
+    forget_unfinished_build(d)
+    rec["version"] = fetch(pkg, d)
+    tree = os.path.join(d, "tree")
+    fmt = open(os.path.join(tree, "debian", "source", "format")).read().strip() \
+        if os.path.exists(os.path.join(tree, "debian", "source", "format")) else "1.0"
+    names = series(d)
+    if fmt != "3.0 (quilt)" or not names:
+        raise Failure("series", f"source format {fmt} without a quilt series")
+    cve = [n for n in names if cves_of(tree, n)]
+    rec["cve_patches"] = cve
+    log(pkg, f"{rec['version']}: {len(cve)} CVE patches of {len(names)}")
+    if not os.path.exists(os.path.join(d, "dropped.json")):
+        dropped = prefix_tree(tree, names, set(cve))
+        json.dump(dropped, open(os.path.join(d, "dropped.json"), "w"))
+    if not os.path.exists(os.path.join(d, "built")):
+        open(os.path.join(d, "building"), "w").close()
+        rec["build_seconds"] = build_package(pkg, rec["version"], d, jobs)
+        with open(os.path.join(d, "built"), "w") as f:
+            f.write(str(rec["build_seconds"]))
+    return names, cve
+
+
+def build_package(pkg, version, d, jobs):
     """Build-deps, then dpkg-buildpackage -B under bear. Returns seconds."""
     tree = os.path.join(d, "tree")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
@@ -194,7 +219,7 @@ def build_package(pkg, version, d):
         raise Failure("build-dep", last_line(out))
     # A fix that adds a symbol is left out of the pre-fix tree, so the
     # package's symbols file lists one the build lacks: not an error here.
-    env = dict(os.environ, DEB_BUILD_OPTIONS=f"nocheck nostrip parallel={os.cpu_count()}",
+    env = dict(os.environ, DEB_BUILD_OPTIONS=f"nocheck nostrip parallel={jobs}",
                DPKG_GENSYMBOLS_CHECK_LEVEL="0")
     st, secs, out = run(["bear", "--output", os.path.join(tree, "compile_commands.json"), "--",
                          "dpkg-buildpackage", "-B", "-us", "-uc", "-d"],
@@ -586,25 +611,16 @@ def survey_locked(pkg, command, d):
         earlier = {}
     rec = {"schema": SCHEMA, "package": pkg, "complete": False, "fixes": []}
     try:
-        forget_unfinished_build(d)
-        rec["version"] = fetch(pkg, d)
+        try:
+            names, cve = prepare_and_build(pkg, d, rec, os.cpu_count())
+        except Failure as e:
+            # Parallel make races in some packages' docs (tiff's two
+            # sphinx runs share one cache): once more, with one job.
+            if e.stage != "build" or "over the limit" in e.reason or os.cpu_count() == 1:
+                raise
+            log(pkg, f"build failed ({e.reason}): once more with one job")
+            names, cve = prepare_and_build(pkg, d, rec, 1)
         tree = os.path.join(d, "tree")
-        fmt = open(os.path.join(tree, "debian", "source", "format")).read().strip() \
-            if os.path.exists(os.path.join(tree, "debian", "source", "format")) else "1.0"
-        names = series(d)
-        if fmt != "3.0 (quilt)" or not names:
-            raise Failure("series", f"source format {fmt} without a quilt series")
-        cve = [n for n in names if cves_of(tree, n)]
-        rec["cve_patches"] = cve
-        log(pkg, f"{rec['version']}: {len(cve)} CVE patches of {len(names)}")
-        if not os.path.exists(os.path.join(d, "dropped.json")):
-            dropped = prefix_tree(tree, names, set(cve))
-            json.dump(dropped, open(os.path.join(d, "dropped.json"), "w"))
-        if not os.path.exists(os.path.join(d, "built")):
-            open(os.path.join(d, "building"), "w").close()
-            rec["build_seconds"] = build_package(pkg, rec["version"], d)
-            with open(os.path.join(d, "built"), "w") as f:
-                f.write(str(rec["build_seconds"]))
         rec["dropped"] = json.load(open(os.path.join(d, "dropped.json")))
         rec["build_seconds"] = float(open(os.path.join(d, "built")).read())
         # Each fix is patched into the tree as it is built: start again from
