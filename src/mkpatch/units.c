@@ -72,6 +72,11 @@ static bool find_binary_cu(Dwarf *dw, const struct cdb_entry *e, Dwarf_Die *cu)
 		if (!strcmp(realpath(path, real) ? real : path, e->file) ||
 		    ends_with_path(e->file, name))
 			return true;
+		/* A mapped prefix leaves a relative compile directory: the name
+		 * ("../../tree.c") is then read from the command's own. */
+		snprintf(path, sizeof(path), "%s/%s", e->directory, name);
+		if (name[0] != '/' && realpath(path, real) && !strcmp(real, e->file))
+			return true;
 	}
 	return false;
 }
@@ -224,7 +229,7 @@ int build_choose_variants(struct build *b, struct build_notes *notes)
 			    "%zu compile commands build it: the one writing %s is taken, "
 			    "%s",
 			    variants, output_of(b->ws.units[best]),
-			    told ? "its options are those the binary's DWARF records"
+			    told ? "its directory and options are those the binary's DWARF records"
 				 : "the first (the binary's DWARF does not tell them apart)");
 	}
 	memcpy(b->ws.units, kept, n * sizeof(*kept));

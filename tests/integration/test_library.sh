@@ -149,24 +149,27 @@ test_fix_calling_into_a_new_source_is_refused_at_build() {
 # in its own directory with its own -D (curl's openssl and gnutls builds):
 # every file has one compile command per flavour, with the same code
 # options. The build takes the one run in the directory the library's DWARF
-# names. Before, it took the first flavour's, whose code the library does
-# not hold.
+# names. That directory is relative, as Debian's -ffile-prefix-map leaves
+# it, and so is the unit's name ("../auth.c"). Before, the build took the
+# first flavour's command, whose code the library does not hold.
 test_library_built_in_two_flavours_patches_the_right_one() {
 	build_libauth "$WORK" -fPIE -pie
 	mkdir "$WORK/src/flavour-a" "$WORK/src/flavour-b"
-	(cd "$WORK/src/flavour-b" && gcc -O2 -g -fPIC -c ../auth.c -o auth.o &&
+	local map=-ffile-prefix-map=$WORK/src=.
+	(cd "$WORK/src/flavour-b" && gcc -O2 -g -fPIC "$map" -c ../auth.c -o auth.o &&
 		gcc -shared -Wl,-soname,libauth.so auth.o -o ../libauth.so) || fail "flavour b did not build"
-	jq --arg a "$WORK/src/flavour-a" --arg b "$WORK/src/flavour-b" '[
-		{directory: $a, file: "../auth.c", arguments: ["gcc", "-O2", "-g", "-fPIC",
+	jq --arg a "$WORK/src/flavour-a" --arg b "$WORK/src/flavour-b" --arg map "$map" '[
+		{directory: $a, file: "../auth.c", arguments: ["gcc", "-O2", "-g", "-fPIC", $map,
 			"-Dstrcmp=strcasecmp", "-c", "../auth.c", "-o", "auth.o"]},
-		{directory: $b, file: "../auth.c", arguments: ["gcc", "-O2", "-g", "-fPIC",
+		{directory: $b, file: "../auth.c", arguments: ["gcc", "-O2", "-g", "-fPIC", $map,
 			"-c", "../auth.c", "-o", "auth.o"]}] + [.[] | select(.file != "auth.c")]' \
 		"$WORK/src/compile_commands.json" >"$WORK/cdb" && mv "$WORK/cdb" "$WORK/src/compile_commands.json"
 	start "$WORK/src/authd"
 	assert_eq OK "$(req 'AUTH admin ')" "exploit before the patch"
 	"$OPUS" build --source "$WORK/src" --diff "$D/fix-compare.diff" --binary "$WORK/src/libauth.so" \
 		-o "$WORK/fix.opatch" >"$WORK/build.out" 2>&1 || fail "build: $(cat "$WORK/build.out")"
-	assert_contains "2 compile commands build it" "$(cat "$WORK/build.out")" "the choice is reported"
+	assert_contains "2 compile commands build it: the one writing auth.o is taken, its directory" \
+		"$(cat "$WORK/build.out")" "the choice is reported"
 	"$OPUS" apply "$PID" "$WORK/fix.opatch"
 	assert_eq DENIED "$(req 'AUTH admin ')" "exploit after the patch"
 	assert_eq DENIED "$(req 'AUTH ADMIN hunter2')" "user names still compared case by case"
