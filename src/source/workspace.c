@@ -78,6 +78,13 @@ static bool deps_mention(const char *deps, const char *dir, const char *header)
 	return false;
 }
 
+static bool in_root(const struct workspace *b, const char *file)
+{
+	size_t n = strlen(b->root);
+
+	return !strncmp(file, b->root, n) && file[n] == '/';
+}
+
 /* A changed header: every unit of the compile database that includes it. */
 static int units_including(struct workspace *b, const char *header)
 {
@@ -89,11 +96,14 @@ static int units_including(struct workspace *b, const char *header)
 		char *text;
 		size_t len;
 		bool hit;
-		int ret = compile_deps(&b->cdb.v[i], deps);
+		int ret;
 
-		if (ret)
-			return ret;
-		if ((ret = opus_read_file(deps, &text, &len)))
+		/* A unit outside the tree is not one the scratch copy compiles
+		 * (another flavour's copy of the sources, under debian/). */
+		if (!in_root(b, b->cdb.v[i].file))
+			continue;
+		if ((ret = compile_deps(&b->cdb.v[i], deps)) ||
+		    (ret = opus_read_file(deps, &text, &len)))
 			return ret;
 		hit = deps_mention(text, b->cdb.v[i].directory, header);
 		free(text);
