@@ -115,6 +115,17 @@ static bool recorded_option(const char *a)
 	return true;
 }
 
+/* Does the producer string hold the option word a? */
+static bool producer_has(const char *producer, const char *a)
+{
+	size_t len = strlen(a);
+
+	for (const char *at = strstr(producer, a); at; at = strstr(at + 1, a))
+		if ((at == producer || at[-1] == ' ') && (!at[len] || at[len] == ' '))
+			return true;
+	return false;
+}
+
 /* How far e's options are from those the producer string records: the
  * producer's options e lacks, and e's recorded options the producer lacks.
  * Options the driver adds on its own count alike for every command. */
@@ -128,14 +139,8 @@ static unsigned options_apart(const char *producer, const struct cdb_entry *e)
 		apart += p[0] == '-' && !command_has(e, p, len);
 		p += len + strspn(p + len, " ");
 	}
-	for (size_t i = 0; i < e->argc; i++) {
-		const char *a = e->argv[i], *at = strstr(producer, a);
-		size_t len = strlen(a);
-
-		while (at && !((at == producer || at[-1] == ' ') && (!at[len] || at[len] == ' ')))
-			at = strstr(at + 1, a);
-		apart += recorded_option(a) && !at;
-	}
+	for (size_t i = 0; i < e->argc; i++)
+		apart += recorded_option(e->argv[i]) && !producer_has(producer, e->argv[i]);
 	return apart;
 }
 
