@@ -104,26 +104,40 @@ int opus_elf_read_vaddr(Elf *elf, uint64_t vaddr, void *buf, size_t len)
 	return -ERANGE;
 }
 
-int opus_elf_irelative_slot(Elf *elf, uint64_t resolver, uint64_t *slot)
+/* The first relocation of an SHT_RELA section (with all of flags) that
+ * match accepts, and its section's header. */
+static bool find_rela(Elf *elf, uint64_t flags, bool (*match)(const GElf_Rela *, uint64_t),
+		      uint64_t key, GElf_Shdr *sh, GElf_Rela *r)
 {
 	Elf_Scn *scn = NULL;
-	GElf_Shdr sh;
 
 	while ((scn = elf_nextscn(elf, scn))) {
 		Elf_Data *d;
-		GElf_Rela r;
 
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_RELA ||
-		    !(d = elf_getdata(scn, NULL)))
+		if (!gelf_getshdr(scn, sh) || sh->sh_type != SHT_RELA ||
+		    (sh->sh_flags & flags) != flags || !(d = elf_getdata(scn, NULL)))
 			continue;
-		for (size_t i = 0; gelf_getrela(d, (int)i, &r); i++)
-			if (GELF_R_TYPE(r.r_info) == R_X86_64_IRELATIVE &&
-			    (uint64_t)r.r_addend == resolver) {
-				*slot = r.r_offset;
-				return 0;
-			}
+		for (size_t i = 0; gelf_getrela(d, (int)i, r); i++)
+			if (match(r, key))
+				return true;
 	}
-	return -ENOENT;
+	return false;
+}
+
+static bool irelative_of(const GElf_Rela *r, uint64_t resolver)
+{
+	return GELF_R_TYPE(r->r_info) == R_X86_64_IRELATIVE && (uint64_t)r->r_addend == resolver;
+}
+
+int opus_elf_irelative_slot(Elf *elf, uint64_t resolver, uint64_t *slot)
+{
+	GElf_Shdr sh;
+	GElf_Rela r;
+
+	if (!find_rela(elf, 0, irelative_of, resolver, &sh, &r))
+		return -ENOENT;
+	*slot = r.r_offset;
+	return 0;
 }
 
 static const char *dynsym_name(Elf *elf, const GElf_Shdr *rela_sh, size_t index)
@@ -140,26 +154,22 @@ static const char *dynsym_name(Elf *elf, const GElf_Shdr *rela_sh, size_t index)
 	return elf_strptr(elf, sh.sh_link, sym.st_name);
 }
 
+static bool applied_at(const GElf_Rela *r, uint64_t slot)
+{
+	return r->r_offset == slot;
+}
+
 int opus_elf_dynreloc_at(Elf *elf, uint64_t slot, const char **name, int64_t *addend)
 {
-	Elf_Scn *scn = NULL;
 	GElf_Shdr sh;
+	GElf_Rela r;
 
-	while ((scn = elf_nextscn(elf, scn))) {
-		Elf_Data *d;
-		GElf_Rela r;
-
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_RELA ||
-		    !(sh.sh_flags & SHF_ALLOC) || !(d = elf_getdata(scn, NULL)))
-			continue;
-		for (size_t i = 0; gelf_getrela(d, (int)i, &r); i++)
-			if (r.r_offset == slot) {
-				*name = dynsym_name(elf, &sh, GELF_R_SYM(r.r_info));
-				*addend = r.r_addend;
-				return *name ? 0 : -ENOENT;
-			}
-	}
-	return -ENOENT;
+	/* The loader's relocations are the loaded ones. */
+	if (!find_rela(elf, SHF_ALLOC, applied_at, slot, &sh, &r))
+		return -ENOENT;
+	*name = dynsym_name(elf, &sh, GELF_R_SYM(r.r_info));
+	*addend = r.r_addend;
+	return *name ? 0 : -ENOENT;
 }
 
 int opus_elf_plt_slot(Elf *elf, uint64_t entry, uint64_t *slot)
