@@ -250,13 +250,15 @@ static int check_section_ref(const struct fview *v, uint64_t f, const GElf_Rela 
 	return 0;
 }
 
-/* What the loader puts in GOT slot slot of the binary is the address of
- * the compile's symbol sym (named name): a relocation naming it, or a
- * RELATIVE one or the link's own value being its address. */
-static int check_got_ref(const struct fview *v, uint64_t f, uint64_t slot, const GElf_Sym *sym,
-			 const char *name)
+/* What the loader puts in GOT slot slot of the binary is the compile's
+ * callee name (the binary's own symbol b): a relocation naming it, or a
+ * RELATIVE one whose addend is its address (an IFUNC of the binary's own is
+ * found by its resolver). A slot without a relocation holds the link's own
+ * value, which a GOT load reads; a PLT entry's slot always has one
+ * (in_plt). */
+static int check_slot(const struct fview *v, uint64_t f, uint64_t slot, const char *name,
+		      const struct opus_sym *b, bool in_plt)
 {
-	const struct opus_sym *b = bind_find(v->bin, v->o, sym);
 	const char *got;
 	int64_t addend;
 	uint64_t value;
@@ -265,6 +267,8 @@ static int check_got_ref(const struct fview *v, uint64_t f, uint64_t slot, const
 		if (got[0])
 			return opus_sym_name_eq(name, got) ? 0 : differ(v, f, name);
 		value = (uint64_t)addend;
+	} else if (in_plt) {
+		return differ(v, f, "a call through a PLT entry opus cannot read");
 	} else if (opus_elf_read_vaddr(v->bin->elf, slot, &value, sizeof(value))) {
 		return differ(v, f, "a GOT slot opus cannot read");
 	}
@@ -272,21 +276,15 @@ static int check_got_ref(const struct fview *v, uint64_t f, uint64_t slot, const
 }
 
 /* A call through the PLT leads to the function of that name: the loader's
- * relocation of the entry's GOT slot names it (an IFUNC of the binary's
- * own, b, is found by its resolver). */
+ * relocation of the entry's GOT slot names it. */
 static int check_plt_call(const struct fview *v, uint64_t f, uint64_t entry, const char *name,
 			  const struct opus_sym *b)
 {
-	const char *got;
-	int64_t addend;
 	uint64_t slot;
 
-	if (opus_elf_plt_slot(v->bin->elf, entry, &slot) ||
-	    opus_elf_dynreloc_at(v->bin->elf, slot, &got, &addend))
+	if (opus_elf_plt_slot(v->bin->elf, entry, &slot))
 		return differ(v, f, "a call through a PLT entry opus cannot read");
-	if (got[0])
-		return opus_sym_name_eq(name, got) ? 0 : differ(v, f, name);
-	return b && (uint64_t)addend == b->value ? 0 : differ(v, f, name);
+	return check_slot(v, f, slot, name, b, true);
 }
 
 /* The GOT slot a load or call through the GOT that the linker left as it
@@ -317,7 +315,9 @@ static int check_referent(const struct fview *v, const GElf_Rela *r)
 		return 0;
 	name = obj_sym_name(v->o, &sym);
 	if (!bin_point(v, r, &point))
-		return got_slot_of(v, r, &point) ? check_got_ref(v, f, point, &sym, name) : 0;
+		return got_slot_of(v, r, &point)
+			   ? check_slot(v, f, point, name, bind_find(v->bin, v->o, &sym), false)
+			   : 0;
 	if (GELF_ST_TYPE(sym.st_info) == STT_SECTION && sym.st_shndx < v->o->nscn)
 		return check_section_ref(v, f, r, sym.st_shndx, r->r_addend, point);
 	if (sym.st_shndx != SHN_UNDEF && GELF_ST_BIND(sym.st_info) == STB_LOCAL &&
