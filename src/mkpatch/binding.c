@@ -62,14 +62,12 @@ static void close_bases(struct bases *bs)
 static void moves_of_unit(const struct build *b, const struct bases *bs, size_t unit,
 			  const struct diff_file **steps)
 {
-	const char *file = b->ws.units[unit]->file;
-	size_t root = strlen(b->ws.root);
+	const char *path = workspace_in_tree(&b->ws, b->ws.units[unit]->file);
 
 	for (size_t i = 0; i < bs->nmoves; i++) {
 		steps[i] = NULL;
-		for (size_t k = 0; k < bs->moves[i].n; k++)
-			if (!strncmp(file, b->ws.root, root) && file[root] == '/' &&
-			    !strcmp(file + root + 1, bs->moves[i].v[k].path))
+		for (size_t k = 0; path && k < bs->moves[i].n; k++)
+			if (!strcmp(path, bs->moves[i].v[k].path))
 				steps[i] = &bs->moves[i].v[k];
 	}
 }

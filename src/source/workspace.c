@@ -78,13 +78,6 @@ static bool deps_mention(const char *deps, const char *dir, const char *header)
 	return false;
 }
 
-static bool in_root(const struct workspace *b, const char *file)
-{
-	size_t n = strlen(b->root);
-
-	return !strncmp(file, b->root, n) && file[n] == '/';
-}
-
 /* A changed header: every unit of the compile database that includes it. */
 static int units_including(struct workspace *b, const char *header)
 {
@@ -100,7 +93,7 @@ static int units_including(struct workspace *b, const char *header)
 
 		/* A unit outside the tree is not one the scratch copy compiles
 		 * (another flavour's copy of the sources, under debian/). */
-		if (!in_root(b, b->cdb.v[i].file))
+		if (!workspace_in_tree(b, b->cdb.v[i].file))
 			continue;
 		if ((ret = compile_deps(&b->cdb.v[i], deps)) ||
 		    (ret = opus_read_file(deps, &text, &len)))
@@ -357,18 +350,23 @@ static bool defines_function(const char *start, const char *end, const char *nam
 
 const char *workspace_new_file_defining(const struct workspace *w, const char *name)
 {
+	/* An added C source never has a compile command (units_for). */
 	for (size_t i = 0; i < w->files.n; i++) {
 		const struct diff_file *df = &w->files.v[i];
-		bool uncompiled = false;
 
-		for (size_t k = 0; k < w->nuncompiled; k++)
-			uncompiled |= w->uncompiled[k] == df->path;
-		if (df->added && uncompiled &&
+		if (df->added && ends_with(df->path, ".c") &&
 		    defines_function(w->diff_text + df->text_start, w->diff_text + df->text_end,
 				     name))
 			return df->path;
 	}
 	return NULL;
+}
+
+const char *workspace_in_tree(const struct workspace *w, const char *file)
+{
+	size_t n = strlen(w->root);
+
+	return !strncmp(file, w->root, n) && file[n] == '/' ? file + n + 1 : NULL;
 }
 
 bool workspace_is_variant(const struct workspace *w, size_t i)

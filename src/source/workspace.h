@@ -49,6 +49,8 @@ int workspace_unapply_diff(struct workspace *w);
  * defines a function called name (name, a parameter list, a body), or
  * NULL. */
 const char *workspace_new_file_defining(const struct workspace *w, const char *name);
+/* file (canonical) relative to the user's tree, or NULL if it is not in it. */
+const char *workspace_in_tree(const struct workspace *w, const char *file);
 /* Is unit i a further variant of the file of an earlier unit? */
 bool workspace_is_variant(const struct workspace *w, size_t i);
 /* Remove the scratch copy unless keep. */
