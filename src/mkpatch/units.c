@@ -225,10 +225,8 @@ int build_choose_variants(struct build *b, struct build_notes *notes)
 			continue;
 		for (size_t j = i; j < b->ws.nunits; j++)
 			variants += !strcmp(b->ws.units[j]->file, b->ws.units[i]->file);
-		if (variants > 1)
+		if (variants > 1) {
 			best = best_variant(b, dw, i, &told);
-		kept[n++] = b->ws.units[best];
-		if (variants > 1)
 			build_note_add(
 			    notes, BUILD_INFO, opus_base_name(b->ws.units[i]->file), "unit",
 			    "%zu compile commands build it: the one writing %s is taken, "
@@ -236,6 +234,8 @@ int build_choose_variants(struct build *b, struct build_notes *notes)
 			    variants, output_of(b->ws.units[best]),
 			    told ? "its directory and options are those the binary's DWARF records"
 				 : "the first (the binary's DWARF does not tell them apart)");
+		}
+		kept[n++] = b->ws.units[best];
 	}
 	memcpy(b->ws.units, kept, n * sizeof(*kept));
 	b->ws.nunits = n;
