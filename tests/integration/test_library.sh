@@ -1,13 +1,26 @@
 # Patching a shared library in a running process, found by its build-id.
 D=$TARGETS/libauth
 
+# edit_cdb [JQ OPTION]... FILTER: $WORK/src/compile_commands.json rewritten
+# through jq, with $d bound to $WORK/src.
+edit_cdb() {
+	jq --arg d "$WORK/src" "$@" "$WORK/src/compile_commands.json" >"$WORK/cdb" &&
+		mv "$WORK/cdb" "$WORK/src/compile_commands.json"
+}
+
+# build_fix DIFF: built against libauth.so into $WORK/fix.opatch, its output
+# in $WORK/build.out; a failed build fails the test.
+build_fix() {
+	"$OPUS" build --source "$WORK/src" --diff "$1" --binary "$WORK/src/libauth.so" \
+		-o "$WORK/fix.opatch" >"$WORK/build.out" 2>&1 || fail "build: $(cat "$WORK/build.out")"
+}
+
 library_fix_cycle() {
 	local checks
 	start "$WORK/src/authd"
 	assert_eq OK "$(req 'AUTH admin ')" "exploit before the patch"
 	checks=$(req CHECKS)
-	"$OPUS" build --source "$WORK/src" --diff "$D/fix-compare.diff" \
-		--binary "$WORK/src/libauth.so" -o "$WORK/fix.opatch" >"$WORK/build.out"
+	build_fix "$D/fix-compare.diff"
 	assert_contains "replaced auth_check" "$(cat "$WORK/build.out")" "build report"
 	"$OPUS" apply "$PID" "$WORK/fix.opatch"
 	assert_contains "libauth.so" "$("$OPUS" list "$PID")" "list names the library"
@@ -52,9 +65,8 @@ int main(void)
 	return 0;
 }
 C
-	jq --arg d "$WORK/src" '. + [{directory: $d, file: "authtest.c",
-		arguments: ["gcc", "-O2", "-g", "-c", "authtest.c", "-o", "authtest.o"]}]' \
-		"$WORK/src/compile_commands.json" >"$WORK/cdb" && mv "$WORK/cdb" "$WORK/src/compile_commands.json"
+	edit_cdb '. + [{directory: $d, file: "authtest.c",
+		arguments: ["gcc", "-O2", "-g", "-c", "authtest.c", "-o", "authtest.o"]}]'
 	{
 		cat "$D/fix-compare.diff"
 		printf -- '--- a/authtest.c\n+++ b/authtest.c\n@@ -4,4 +4,4 @@\n'
@@ -63,8 +75,7 @@ C
 	} >"$WORK/fix.diff"
 	(cd "$WORK/src" && patch --dry-run -p1 -s <"$WORK/fix.diff") || fail "the test's diff does not apply"
 	start "$WORK/src/authd"
-	"$OPUS" build --source "$WORK/src" --diff "$WORK/fix.diff" --binary "$WORK/src/libauth.so" \
-		-o "$WORK/fix.opatch" >"$WORK/build.out" || fail "build: $(cat "$WORK/build.out")"
+	build_fix "$WORK/fix.diff"
 	assert_contains "replaced auth_check" "$(cat "$WORK/build.out")" "build report"
 	assert_contains "authtest.c (unit): not part of $WORK/src/libauth.so" "$(cat "$WORK/build.out")" \
 		"the test's unit is named as left out"
@@ -82,13 +93,11 @@ C
 # header took both, which the build refused as two codes for one function.
 test_library_built_twice_by_libtool_patches_the_shared_copy() {
 	build_libauth "$WORK" -fPIE -pie
-	jq --arg d "$WORK/src" '[{directory: $d, file: "auth.c",
-		arguments: ["gcc", "-O2", "-g", "-fno-pic", "-c", "auth.c", "-o", "auth-static.o"]}] + .' \
-		"$WORK/src/compile_commands.json" >"$WORK/cdb" && mv "$WORK/cdb" "$WORK/src/compile_commands.json"
+	edit_cdb '[{directory: $d, file: "auth.c",
+		arguments: ["gcc", "-O2", "-g", "-fno-pic", "-c", "auth.c", "-o", "auth-static.o"]}] + .'
 	start "$WORK/src/authd"
 	assert_eq OK "$(req 'AUTH admin ')" "exploit before the patch"
-	"$OPUS" build --source "$WORK/src" --diff "$D/fix-compare.diff" --binary "$WORK/src/libauth.so" \
-		-o "$WORK/fix.opatch" >"$WORK/build.out" 2>&1 || fail "build: $(cat "$WORK/build.out")"
+	build_fix "$D/fix-compare.diff"
 	assert_contains "auth.c (unit): 2 compile commands build it: the one writing auth.o is taken" \
 		"$(cat "$WORK/build.out")" "the build names the compile command it took"
 	"$OPUS" apply "$PID" "$WORK/fix.opatch"
@@ -115,8 +124,7 @@ test_fix_that_adds_a_test_source_applies_without_it() {
 		fail "analyze: $(cat "$WORK/analyze.out")"
 	assert_contains "auth_check" "$(cat "$WORK/analyze.out")" "the changed function analysed"
 	start "$WORK/src/authd"
-	"$OPUS" build --source "$WORK/src" --diff "$WORK/fix.diff" --binary "$WORK/src/libauth.so" \
-		-o "$WORK/fix.opatch" >"$WORK/build.out" 2>&1 || fail "build: $(cat "$WORK/build.out")"
+	build_fix "$WORK/fix.diff"
 	assert_contains "authtest_new.c (diff): no compile command builds it" "$(cat "$WORK/build.out")" \
 		"the new source named as left out"
 	assert_eq OK "$(req 'AUTH admin ')" "exploit before the patch"
@@ -158,16 +166,14 @@ test_library_built_in_two_flavours_patches_the_right_one() {
 	local map=-ffile-prefix-map=$WORK/src=.
 	(cd "$WORK/src/flavour-b" && gcc -O2 -g -fPIC "$map" -c ../auth.c -o auth.o &&
 		gcc -shared -Wl,-soname,libauth.so auth.o -o ../libauth.so) || fail "flavour b did not build"
-	jq --arg a "$WORK/src/flavour-a" --arg b "$WORK/src/flavour-b" --arg map "$map" '[
+	edit_cdb --arg a "$WORK/src/flavour-a" --arg b "$WORK/src/flavour-b" --arg map "$map" '[
 		{directory: $a, file: "../auth.c", arguments: ["gcc", "-O2", "-g", "-fPIC", $map,
 			"-Dstrcmp=strcasecmp", "-c", "../auth.c", "-o", "auth.o"]},
 		{directory: $b, file: "../auth.c", arguments: ["gcc", "-O2", "-g", "-fPIC", $map,
-			"-c", "../auth.c", "-o", "auth.o"]}] + [.[] | select(.file != "auth.c")]' \
-		"$WORK/src/compile_commands.json" >"$WORK/cdb" && mv "$WORK/cdb" "$WORK/src/compile_commands.json"
+			"-c", "../auth.c", "-o", "auth.o"]}] + [.[] | select(.file != "auth.c")]'
 	start "$WORK/src/authd"
 	assert_eq OK "$(req 'AUTH admin ')" "exploit before the patch"
-	"$OPUS" build --source "$WORK/src" --diff "$D/fix-compare.diff" --binary "$WORK/src/libauth.so" \
-		-o "$WORK/fix.opatch" >"$WORK/build.out" 2>&1 || fail "build: $(cat "$WORK/build.out")"
+	build_fix "$D/fix-compare.diff"
 	assert_contains "2 compile commands build it: the one writing auth.o is taken, its directory" \
 		"$(cat "$WORK/build.out")" "the choice is reported"
 	"$OPUS" apply "$PID" "$WORK/fix.opatch"
