@@ -14,7 +14,9 @@
 # Then each ELF file of the installed package is compared with its rebuild
 # by build-id. Writes OUT/rebuild.json; prints one line per file.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tools/deb-lib.sh
+. "$HERE/deb-lib.sh"
 pkg=$1 out=$2
 mkdir -p "$out"
 fail() {
@@ -22,37 +24,23 @@ fail() {
 	exit 1
 }
 # A running process or an installed file stands for its package.
-if [[ $pkg =~ ^[0-9]+$ ]]; then
-	exe=$(readlink "/proc/$pkg/exe") || fail "no process $pkg"
-	exe=${exe% (deleted)}
-	pkg=$exe
-fi
-if [[ $pkg == /* ]]; then
-	owner=$(dpkg -S "$pkg" 2>/dev/null | head -1 | cut -d: -f1) || true
-	[ -n "$owner" ] || fail "$pkg belongs to no installed package"
-	echo "deb-rebuild: $pkg is in package $owner"
-	pkg=$owner
-fi
-status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
-[ "$status" = "install ok installed" ] || fail "package $pkg is not installed"
+what=$pkg
+pkg=$(deb_package_of "$what")
+[ -n "$pkg" ] || fail "$what is no installed package, no file of one and no process running one"
+[ "$pkg" = "$what" ] || echo "deb-rebuild: $what is in package $pkg"
 version=$(dpkg-query -W -f='${Version}' "$pkg")
 src=$(dpkg-query -W -f='${source:Package}' "$pkg")
 src_version=$(dpkg-query -W -f='${source:Version}' "$pkg")
-upstream=${src_version#*:}
-upstream=${upstream%-*}
-build=/build/reproducible-path/$src-$upstream
+build=/build/reproducible-path/$src-$(deb_upstream "$src_version")
 
 # The suite the installed version came from, as apt names its archive.
-# apt-cache madison: "name | version | archive suite/component arch Packages",
-# padded with spaces.
-madison() { apt-cache madison "$1" | awk -F'|' '{for (i = 1; i <= NF; i++) gsub(/^ +| +$/, "", $i); print $2 "|" $3}'; }
-suite_of() { madison "$1" | awk -F'|' -v v="$2" '$1 == v {print $2; exit}'; }
+suite_of() { deb_madison "$1" | awk -F'|' -v v="$2" '$1 == v {print $2; exit}'; }
 suite=$(suite_of "$pkg" "$version")
 [ -n "$suite" ] || fail "$pkg $version is in no archive apt knows (apt-get update?)"
 suite=${suite% Packages}
 suite=${suite% amd64}
 
-bash "$ROOT/tools/deb-src.sh"
+bash "$HERE/deb-src.sh"
 rm -rf "$build" "$out/dl"
 mkdir -p "$out/dl" "$(dirname "$build")"
 (cd "$out/dl" && apt-get source -qq --download-only "$src=$src_version") >"$out/fetch.log" 2>&1 ||
@@ -67,7 +55,7 @@ changed='[]'
 for dep in $(sed -n '/^Build-Depends/,/^[A-Z]/p' "$build/debian/control" |
 	tr ',|' '\n\n' | sed 's/^Build-Depends[^:]*://; s/[[(<].*//; s/:any//; s/ //g' | grep -- '-dev$' | sort -u); do
 	have=$(dpkg-query -W -f='${Version}' "$dep" 2>/dev/null || true)
-	want=$(madison "$dep" | awk -F'|' -v s="$suite" 'index($2, s) == 1 {print $1; exit}')
+	want=$(deb_madison "$dep" | awk -F'|' -v s="$suite" 'index($2, s) == 1 {print $1; exit}')
 	[ -n "$have" ] && [ -n "$want" ] && [ "$have" != "$want" ] || continue
 	echo "deb-rebuild: $dep $have installed; $src $src_version was built in $suite, which has $want: installing it"
 	# With the packages of its source that are installed: a -dev package

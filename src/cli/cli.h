@@ -20,6 +20,7 @@ int cmd_sign(int argc, char **argv);
 int cmd_install(int argc, char **argv);
 int cmd_uninstall(int argc, char **argv);
 int cmd_daemon(int argc, char **argv);
+int cmd_deb(int argc, char **argv);
 
 /* Shared by the subcommands. */
 int cli_fail(const char *cmd); /* prints opus_errmsg(), returns 1 */

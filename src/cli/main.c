@@ -27,6 +27,7 @@ static const struct {
     {"install", cmd_install, "keep a patch in the store, for the daemon to apply"},
     {"uninstall", cmd_uninstall, "take a patch out of the store (and out of processes)"},
     {"daemon", cmd_daemon, "apply stored patches to every process, including new ones"},
+    {"deb", cmd_deb, "apply a Debian update's fixes live to an installed package"},
 };
 
 static int usage(FILE *out)

@@ -55,6 +55,10 @@ completed=$(bash -c 'source /usr/share/bash-completion/bash_completion
 for c in $commands; do
 	case " $completed " in *" $c "*) ;; *) fail "completion does not offer '$c': $completed" ;; esac
 done
+# opus deb runs the script installed with the binary.
+deb_err=$(/usr/bin/opus deb opus-no-such-package --to 1 2>&1) && fail "opus deb took a package that is not installed"
+[[ $deb_err == "opus deb: opus-no-such-package is no installed package"* ]] ||
+	fail "the installed opus deb says '$deb_err'"
 [ -f /usr/lib/systemd/system/opus.service ] || fail "no opus.service"
 [ ! -e /etc/systemd/system/multi-user.target.wants/opus.service ] ||
 	fail "opus.service was enabled on install"

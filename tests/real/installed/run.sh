@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
-# Debian's installed binaries patched live through a rebuild (issue 13).
+# Debian's installed binaries patched live through a rebuild (issue 13),
+# each with the one command an admin runs: opus deb.
 #
-# memcached 1.6.18-1, installed from the archive, is rebuilt the way Debian
-# built it (tools/deb-rebuild.sh); its build-id differs from the installed
-# file's, so patches are bound by section equality (opus build
-# --installed). Each CVE fix 1.6.18-1+deb12u1 adds is built against the
-# installed binary: Debian's configuration compiles none of their code
-# (proxy, SASL password file), so the right answer for each is "nothing to
-# apply" (exit 4). To prove the path end to end, a change to a compiled
-# function (the version reply) is applied to the running packaged memcached
-# under load and reverted: the reply changes and changes back on the same
-# pid, and no request fails.
+# memcached 1.6.18-1, installed from the archive: `opus deb memcached --to
+# 1.6.18-1+deb12u1` rebuilds it the way Debian built it (the rebuild's
+# build-id differs from the installed file's, so patches are bound by
+# section equality) and builds the three CVE fixes deb12u1 adds. Debian's
+# configuration compiles none of their code (proxy, SASL password file), so
+# the right answer is "nothing to apply" (exit 4). To prove the path end to
+# end, an update made here as a source package (deb12u1 plus a change to a
+# compiled function, the version reply) is applied with `opus deb --to
+# FILE.dsc --apply` to the running packaged memcached under load, then
+# reverted: the reply changes and changes back on the same pid, and no
+# request fails.
 #
-# nginx 1.22.1-9+deb12u9 is rebuilt the same way; its /usr/sbin/nginx has
-# the installed build-id. deb12u11's fixes are built against it when the
-# archive mirror serves that source.
+# nginx 1.22.1-9+deb12u9 through `opus deb nginx --to 1.22.1-9+deb12u11`:
+# its rebuild has the installed build-id; deb12u11's fixes are built when
+# the archive mirror serves that source, and the reason is recorded when it
+# does not.
 #
 # Installs packages and may change -dev package versions: run on a build
 # machine. Writes build/real/installed.json.
@@ -28,13 +31,15 @@ fail() {
 	echo "real installed: FAIL: $*" >&2
 	exit 1
 }
-for p in bear jq python3 dpkg-dev; do
+for p in bear jq python3 dpkg-dev wrk curl; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
 done
 bash "$ROOT/tools/deb-src.sh"
 # The packages' own test suites are not what is checked here.
 export DEB_BUILD_OPTIONS=nocheck
+# shellcheck source=tests/real/port.sh
+. "$ROOT/tests/real/port.sh"
 
 # Packages installed here must not start their services.
 made_policy=""
@@ -43,9 +48,10 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 	chmod +x /usr/sbin/policy-rc.d
 	made_policy=1
 fi
-mc=""
+mc="" ng=""
 cleanup() {
 	[ -z "$mc" ] || kill "$mc" 2>/dev/null || true
+	[ -z "$ng" ] || kill "$ng" 2>/dev/null || true
 	[ -z "$made_policy" ] || rm -f /usr/sbin/policy-rc.d
 }
 trap cleanup EXIT
@@ -55,34 +61,48 @@ install_version() {
 		>"$WORK/install.log" 2>&1 || fail "cannot install $*: $(tail -2 "$WORK/install.log")"
 }
 
-# new_patches SRC FROM TO DIR: fetches TO's source into DIR and prints the
-# patch files TO's series has that FROM's does not, in series order.
-new_patches() {
-	local src=$1 from=$2 to=$3 dir=$4
-	rm -rf "$dir"
-	mkdir -p "$dir/dl"
-	(cd "$dir/dl" && apt-get source -qq --download-only "$src=$to") >"$dir/fetch.log" 2>&1 ||
-		return 1
-	dpkg-source -x "$dir/dl/${src}_${to#*:}.dsc" "$dir/to" >/dev/null 2>&1 || return 1
-	grep -vxF -f "/build/reproducible-path/$src-$(upstream "$from")/debian/patches/series" \
-		"$dir/to/debian/patches/series" | grep -v '^\s*$' | grep -v '^#' || true
-}
 upstream() {
 	local v=${1#*:}
 	echo "${v%-*}"
 }
 
-# build_fix ID DIFF SOURCE BINARY INSTALLED CDB: one fix, built against the
-# installed file; prints {name, built, status, reason, functions}.
-build_fix() {
-	local status=0 reason built=false
-	"$OPUS" build --source "$3" --diff "$2" --binary "$4" --installed "$5" --cdb "$6" \
-		--id "$1" -o "$WORK/$1.opatch" >"$WORK/$1.build" 2>"$WORK/$1.err" || status=$?
-	reason=$(grep -v '^opus build: [0-9]* of ' "$WORK/$1.err" | tail -1 | sed 's/^opus build: //')
-	[ "$status" = 0 ] && built=true && reason=""
-	jq -n --arg n "$1" --argjson b "$built" --argjson s "$status" --arg r "$reason" \
-		--argjson f "$(awk '$1 == "replaced" {print $2}' "$WORK/$1.build" | jq -R . | jq -s -c .)" \
-		'{name: $n, built: $b, status: $s, applied: false, reason: $r, functions: $f}'
+# make_update DSC VERSION NAME FILE SED: an update of DSC's source package
+# as Debian makes one: version VERSION, whose series adds the quilt patch
+# NAME, the sed expression SED applied to FILE. Prints the new .dsc.
+make_update() {
+	local dsc=$1 version=$2 name=$3 file=$4 expr=$5 upd src tree
+	src=$(awk '$1 == "Source:" {print $2; exit}' "$dsc")
+	upd=$WORK/update-$src
+	tree=$upd/$src-$(upstream "$version")
+	rm -rf "$upd" && mkdir -p "$upd/a" "$upd/b"
+	dpkg-source -x "$dsc" "$tree" >"$upd/source.log" 2>&1 ||
+		fail "cannot unpack $dsc: $(tail -2 "$upd/source.log")"
+	mkdir -p "$upd/a/$(dirname "$file")" "$upd/b/$(dirname "$file")"
+	cp "$tree/$file" "$upd/a/$file" && cp "$tree/$file" "$upd/b/$file"
+	sed -i "$expr" "$upd/b/$file"
+	cmp -s "$upd/a/$file" "$upd/b/$file" && fail "$name: the edit of $file did not apply"
+	(cd "$upd" && diff -u "a/$file" "b/$file") >"$tree/debian/patches/$name.patch" || true
+	echo "$name.patch" >>"$tree/debian/patches/series"
+	{
+		echo "$src ($version) bookworm-security; urgency=medium"
+		echo
+		echo "  * $name (opus's installed-package suite)."
+		echo
+		echo " -- opus <opus@localhost>  $(date -R)"
+		echo
+		cat "$tree/debian/changelog"
+	} >"$upd/changelog" && mv "$upd/changelog" "$tree/debian/changelog"
+	(cd "$upd" && dpkg-source -b "$(basename "$tree")") >>"$upd/source.log" 2>&1 ||
+		fail "cannot make $src $version's source package: $(tail -2 "$upd/source.log")"
+	echo "$upd/${src}_${version#*:}.dsc"
+}
+
+# deb PACKAGE OUT ARGS...: opus deb, its exit status in $DEB_STATUS.
+deb() {
+	local pkg=$1 out=$2
+	shift 2
+	DEB_STATUS=0
+	"$OPUS" deb "$pkg" --out "$out" "$@" 2>&1 | tee "$out.log" || DEB_STATUS=${PIPESTATUS[0]}
 }
 
 results='[]'
@@ -90,36 +110,21 @@ results='[]'
 # ---- memcached ----
 mc_from=1.6.18-1 mc_to=1.6.18-1+deb12u1
 install_version "memcached=$mc_from"
-bash "$ROOT/tools/deb-rebuild.sh" memcached "$WORK/memcached" | tee "$WORK/memcached.rebuild"
-mcb=/build/reproducible-path/memcached-$(upstream "$mc_from")
-mc_rebuilt=$mcb/debian/memcached/usr/bin/memcached
-mc_match=$(jq '.files[] | select(.path == "/usr/bin/memcached") | .build_id_match' \
-	"$WORK/memcached/rebuild.json")
-patches='[]'
-new_patches memcached "$mc_from" "$mc_to" "$WORK/memcached-to" >"$WORK/memcached.new" ||
-	fail "cannot fetch memcached $mc_to's source: $(tail -1 "$WORK/memcached-to/fetch.log")"
-mapfile -t fixes <"$WORK/memcached.new"
-[ "${#fixes[@]}" -gt 0 ] || fail "memcached $mc_to adds no patch to $mc_from"
-for p in "${fixes[@]}"; do
-	r=$(build_fix "${p%.patch}" "$WORK/memcached-to/to/debian/patches/$p" "$mcb" "$mc_rebuilt" \
-		/usr/bin/memcached "$mcb/compile_commands.json")
-	echo "memcached $p: $(jq -r 'if .built then "built" elif .status == 4 then "nothing to apply" else "not built: \(.reason)" end' <<<"$r")"
-	patches=$(jq -c --argjson r "$r" '. + [$r]' <<<"$patches")
-done
+mkdir -p "$WORK/memcached"
+deb memcached "$WORK/memcached" --to "$mc_to"
+[ "$DEB_STATUS" = 4 ] || fail "opus deb memcached --to $mc_to: exit $DEB_STATUS, expected 4 (nothing to apply)"
+mc_json=$WORK/memcached/deb.json
+[ "$(jq '[.patches[] | select(.status == 4)] | length' "$mc_json")" -ge 3 ] ||
+	fail "memcached $mc_to: expected its three CVE fixes to have nothing to apply"
+mc_match=$(jq '.files[] | select(.path == "/usr/bin/memcached") | .build_id_match' "$mc_json")
 
-# The path end to end: a compiled function changed, applied to the
-# packaged memcached under load, and reverted.
-mkdir -p "$WORK/ver/a" "$WORK/ver/b"
-cp "$mcb/proto_text.c" "$WORK/ver/a/"
-sed 's/out_string(c, "VERSION " VERSION);/out_string(c, "VERSION " VERSION "-live");/' \
-	"$WORK/ver/a/proto_text.c" >"$WORK/ver/b/proto_text.c"
-cmp -s "$WORK/ver/a/proto_text.c" "$WORK/ver/b/proto_text.c" && fail "the version edit did not apply"
-(cd "$WORK/ver" && diff -u a/proto_text.c b/proto_text.c) >"$WORK/ver.diff" || true
-r=$(build_fix version-reply "$WORK/ver.diff" "$mcb" "$mc_rebuilt" /usr/bin/memcached \
-	"$mcb/compile_commands.json")
-jq -e .built <<<"$r" >/dev/null || fail "the version-reply patch was not built: $(jq -r .reason <<<"$r")"
-port=$(awk '$1 == "-p" {print $2}' /etc/memcached.conf)
-port=${port:-11211}
+# The path end to end: an update with a change to a compiled function (the
+# version reply), made as Debian makes one, applied to the packaged
+# memcached under load, and reverted.
+dsc=$(make_update "$WORK/memcached/to.dl/memcached_$mc_to.dsc" "$mc_to+live1" version-reply \
+	proto_text.c 's/out_string(c, "VERSION " VERSION);/out_string(c, "VERSION " VERSION "-live");/')
+
+port=$(free_port)
 /usr/bin/memcached -u memcache -l 127.0.0.1 -p "$port" -m 64 &
 mc=$!
 # In a subshell: a failed connect (exec's redirection) ends only that.
@@ -137,10 +142,13 @@ before=$(version)
 python3 "$ROOT/tests/real/installed/load.py" "$port" 6 >"$WORK/load.json" &
 load=$!
 sleep 1
-"$OPUS" apply "$mc" "$WORK/version-reply.opatch" >"$WORK/apply.out" || fail "apply: $(cat "$WORK/apply.out")"
+deb memcached "$WORK/memcached" --to "$dsc" --apply
 after=$(version)
+[ "$DEB_STATUS" = 0 ] || fail "opus deb memcached --to $dsc --apply: exit $DEB_STATUS"
+jq -e '.patches[] | select(.name == "version-reply") | .built and .applied' "$mc_json" >/dev/null ||
+	fail "the version-reply fix was not built and applied: $(jq -c '.patches[-1]' "$mc_json")"
 sleep 1
-"$OPUS" revert "$mc" >"$WORK/revert.out" || fail "revert failed"
+"$OPUS" revert --all version-reply >"$WORK/revert.out" || fail "revert failed"
 reverted=$(version)
 wait "$load"
 [ "$after" = "$before-live" ] || fail "patched memcached answers '$after' (was '$before')"
@@ -148,10 +156,9 @@ wait "$load"
 kill -0 "$mc" || fail "memcached died"
 failed=$(jq .failed "$WORK/load.json")
 [ "$failed" = 0 ] || fail "$failed requests failed under load"
-r=$(jq -c '.applied = true | .reason = "a compiled function changed, to prove the path: applied and reverted under load"' <<<"$r")
-patches=$(jq -c --argjson r "$r" '. + [$r]' <<<"$patches")
+patches=$(jq -c '.patches | map(del(.objects) + {functions: [.objects[].functions[]]})' "$mc_json")
 results=$(jq -c --arg f "$mc_from" --arg t "$mc_to" --argjson m "$mc_match" --argjson p "$patches" \
-	--argjson l "$(cat "$WORK/load.json")" --arg pid "$mc" \
+	--argjson l "$(cat "$WORK/load.json")" \
 	'. + [{package: "memcached", from: $f, to: $t, binary: "/usr/bin/memcached",
 	       build_id_match: $m, sections_match: true, patches: $p,
 	       requests: $l.done, failed_requests: $l.failed}]' <<<"$results")
@@ -161,25 +168,72 @@ mc=""
 # ---- nginx ----
 ng_from=1.22.1-9+deb12u9 ng_to=1.22.1-9+deb12u11
 install_version "nginx=$ng_from" "nginx-common=$ng_from"
-bash "$ROOT/tools/deb-rebuild.sh" nginx "$WORK/nginx" | tee "$WORK/nginx.rebuild"
+mkdir -p "$WORK/nginx"
+deb nginx "$WORK/nginx" --to "$ng_to"
 ng_match=$(jq '.files[] | select(.path == "/usr/sbin/nginx") | .build_id_match' \
-	"$WORK/nginx/rebuild.json")
+	"$WORK/nginx/rebuild/rebuild.json")
 [ "$ng_match" = true ] || fail "nginx $ng_from rebuilt with another build-id"
-ngb=/build/reproducible-path/nginx-$(upstream "$ng_from")
-patches='[]'
-if new_patches nginx "$ng_from" "$ng_to" "$WORK/nginx-to" >"$WORK/nginx.new"; then
-	mapfile -t fixes <"$WORK/nginx.new"
-	for p in "${fixes[@]}"; do
-		r=$(build_fix "${p%.patch}" "$WORK/nginx-to/to/debian/patches/$p" "$ngb/debian/build-bin" \
-			"$ngb/debian/nginx/usr/sbin/nginx" /usr/sbin/nginx "$ngb/compile_commands.json")
-		patches=$(jq -c --argjson r "$r" '. + [$r]' <<<"$patches")
-	done
-else
-	patches=$(jq -n -c --arg r "the archive mirror does not serve nginx $ng_to's source: $(tail -1 "$WORK/nginx-to/fetch.log")" \
+if [ -f "$WORK/nginx/deb.json" ] && grep -q "^opus deb: results in" "$WORK/nginx.log"; then
+	[ "$DEB_STATUS" != 1 ] || fail "opus deb nginx --to $ng_to failed: $(tail -1 "$WORK/nginx.log")"
+	patches=$(jq -c '.patches | map(del(.objects) + {functions: [.objects[].functions[]]})' "$WORK/nginx/deb.json")
+elif grep -q "cannot fetch nginx $ng_to's source" "$WORK/nginx.log"; then
+	patches=$(jq -n -c --arg r "$(tail -1 "$WORK/nginx.log")" \
 		'[{name: "*", built: false, applied: false, reason: $r}]')
+else
+	fail "opus deb nginx --to $ng_to: exit $DEB_STATUS: $(tail -1 "$WORK/nginx.log")"
 fi
+
+# The path end to end on nginx under Debian's own configuration (a copy of
+# /etc/nginx whose default site, on port 80, is replaced by a test site):
+# an update that stops the Server header from naming the version, applied
+# with opus deb --apply to the master and its workers under load, then
+# reverted.
+etc=$WORK/etc-nginx
+rm -rf "$etc" "$WORK/www" && cp -a /etc/nginx "$etc" && mkdir -p "$WORK/www"
+echo ok >"$WORK/www/index.html"
+sed -i -e "s#/etc/nginx/#$etc/#g" -e "s#^pid .*#pid $WORK/nginx.pid;#" "$etc/nginx.conf"
+rm -f "$etc/sites-enabled/"*
+http=$(free_port)
+printf 'server {\n\tlisten 127.0.0.1:%s;\n\troot %s;\n}\n' "$http" "$WORK/www" \
+	>"$etc/sites-enabled/opus-test"
+/usr/sbin/nginx -c "$etc/nginx.conf" || fail "Debian's nginx does not start with its own configuration"
+ng=$(cat "$WORK/nginx.pid")
+server() { curl -sSI "http://127.0.0.1:$http/" | tr -d '\r' | awk -F': ' '$1 == "Server" {print $2}'; }
+pids_of() { echo "$ng $(pgrep -P "$ng" | xargs)"; }
+pids=$(pids_of)
+before=$(server)
+dsc=$(make_update "$WORK/nginx/rebuild/dl/nginx_$ng_from.dsc" "$ng_from+live1" server-tokens \
+	src/http/ngx_http_header_filter_module.c \
+	'/p = ngx_http_server_full_string;/,+1 s/ngx_http_server_full_string/ngx_http_server_string/')
+wrk -t2 -c8 -d6s "http://127.0.0.1:$http/" >"$WORK/wrk.out" 2>&1 &
+load=$!
+sleep 1
+deb nginx "$WORK/nginx" --to "$dsc" --apply
+after=$(server)
+[ "$DEB_STATUS" = 0 ] || fail "opus deb nginx --to $dsc --apply: exit $DEB_STATUS"
+sleep 1
+"$OPUS" revert --all server-tokens >"$WORK/revert.nginx.out" || fail "nginx: revert failed"
+reverted=$(server)
+wait "$load" || true
+requests=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
+ng_failed=$(awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10} /Non-2xx/ {print $5}' \
+	"$WORK/wrk.out" | awk '{n += $1} END {print n + 0}')
+[ "$(pids_of)" = "$pids" ] || fail "nginx's processes changed: '$pids', now '$(pids_of)'"
+kill "$ng"
+ng=""
+[ "$before" = "nginx/$(upstream "$ng_from")" ] || fail "nginx's Server header was '$before'"
+[ "$after" = nginx ] || fail "patched nginx sends Server: '$after'"
+[ "$reverted" = "$before" ] || fail "reverted nginx sends Server: '$reverted'"
+[ "${requests:-0}" -gt 0 ] || fail "wrk made no request: $(tail -3 "$WORK/wrk.out")"
+[ "$ng_failed" = 0 ] || fail "$ng_failed nginx requests failed under load"
+proof=$(jq -c '.patches[] | select(.name == "server-tokens") | del(.objects) + {functions: [.objects[].functions[]]}
+	| .reason = "a compiled function changed, to prove the path: applied to the master and workers and reverted under load"' \
+	"$WORK/nginx/deb.json")
+patches=$(jq -c --argjson p "$proof" '. + [$p]' <<<"$patches")
 results=$(jq -c --arg f "$ng_from" --arg t "$ng_to" --argjson p "$patches" \
+	--argjson r "$requests" --argjson x "$ng_failed" \
 	'. + [{package: "nginx", from: $f, to: $t, binary: "/usr/sbin/nginx",
-	       build_id_match: true, sections_match: true, patches: $p, failed_requests: 0}]' <<<"$results")
+	       build_id_match: true, sections_match: true, patches: $p,
+	       requests: $r, failed_requests: $x}]' <<<"$results")
 jq . <<<"$results" >"$JSON"
 echo "real installed: memcached and nginx rebuilt and bound; results in $JSON"
