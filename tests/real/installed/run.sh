@@ -66,11 +66,13 @@ upstream() {
 	echo "${v%-*}"
 }
 
-# make_update DSC VERSION NAME FILE SED: an update of DSC's source package
-# as Debian makes one: version VERSION, whose series adds the quilt patch
-# NAME, the sed expression SED applied to FILE. Prints the new .dsc.
+# make_update DSC VERSION NAME FILE SED [REFRESH]: an update of DSC's source
+# package as Debian makes one: version VERSION, whose series adds the quilt
+# patch NAME, the sed expression SED applied to FILE; with REFRESH, the
+# description of the series' REFRESH-th patch changes too. Prints the new
+# .dsc.
 make_update() {
-	local dsc=$1 version=$2 name=$3 file=$4 expr=$5 upd src tree
+	local dsc=$1 version=$2 name=$3 file=$4 expr=$5 refresh=${6:-} upd src tree old
 	src=$(awk '$1 == "Source:" {print $2; exit}' "$dsc")
 	upd=$WORK/update-$src
 	tree=$upd/$src-$(upstream "$version")
@@ -83,6 +85,10 @@ make_update() {
 	cmp -s "$upd/a/$file" "$upd/b/$file" && fail "$name: the edit of $file did not apply"
 	(cd "$upd" && diff -u "a/$file" "b/$file") >"$tree/debian/patches/$name.patch" || true
 	echo "$name.patch" >>"$tree/debian/patches/series"
+	if [ -n "$refresh" ]; then
+		old=$(grep -v '^\s*\(#\|$\)' "$tree/debian/patches/series" | sed -n "${refresh}p")
+		sed -i '1i Refreshed by the update.' "$tree/debian/patches/$old"
+	fi
 	{
 		echo "$src ($version) bookworm-security; urgency=medium"
 		echo
@@ -117,11 +123,13 @@ mc_json=$WORK/memcached/deb.json
 [ "$(jq '[.patches[] | select(.status == 4)] | length' "$mc_json")" -ge 3 ] ||
 	fail "memcached $mc_to: expected its three CVE fixes to have nothing to apply"
 mc_match=$(jq '.files[] | select(.path == "/usr/bin/memcached") | .build_id_match' "$mc_json")
+# deb12u1's source package, which the updates below start from.
+rm -rf "$WORK/memcached-$mc_to" && cp -a "$WORK/memcached/to.dl" "$WORK/memcached-$mc_to"
 
 # The path end to end: an update with a change to a compiled function (the
 # version reply), made as Debian makes one, applied to the packaged
 # memcached under load, and reverted.
-dsc=$(make_update "$WORK/memcached/to.dl/memcached_$mc_to.dsc" "$mc_to+live1" version-reply \
+dsc=$(make_update "$WORK/memcached-$mc_to/memcached_$mc_to.dsc" "$mc_to+live1" version-reply \
 	proto_text.c 's/out_string(c, "VERSION " VERSION);/out_string(c, "VERSION " VERSION "-live");/')
 
 port=$(free_port)
@@ -164,6 +172,17 @@ results=$(jq -c --arg f "$mc_from" --arg t "$mc_to" --argjson m "$mc_match" --ar
 	       requests: $l.done, failed_requests: $l.failed}]' <<<"$results")
 kill "$mc"
 mc=""
+
+# An update that refreshes a patch the installed version has: its changes
+# do not separate, and opus deb builds them as one fix, the difference of
+# the two versions' C files, which replaces the version reply's function.
+dsc=$(make_update "$WORK/memcached-$mc_to/memcached_$mc_to.dsc" "$mc_to+live2" version-reply \
+	proto_text.c 's/out_string(c, "VERSION " VERSION);/out_string(c, "VERSION " VERSION "-live");/' 1)
+deb memcached "$WORK/memcached" --to "$dsc"
+[ "$DEB_STATUS" = 0 ] || fail "opus deb memcached --to $dsc (a refreshed patch): exit $DEB_STATUS"
+jq -e --arg n "memcached-$mc_to+live2" '.patches == [.patches[] | select(.name == $n and .built)]
+	and (.patches[0].objects[0].functions | index("process_command_ascii.part.0"))' "$mc_json" >/dev/null ||
+	fail "a refreshed patch: expected one cumulative fix replacing the version reply: $(jq -c .patches "$mc_json")"
 
 # ---- nginx ----
 ng_from=1.22.1-9+deb12u9 ng_to=1.22.1-9+deb12u11
