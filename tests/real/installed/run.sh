@@ -178,8 +178,12 @@ mc=""
 # the two versions' C files, which replaces the version reply's function.
 dsc=$(make_update "$WORK/memcached-$mc_to/memcached_$mc_to.dsc" "$mc_to+live2" version-reply \
 	proto_text.c 's/out_string(c, "VERSION " VERSION);/out_string(c, "VERSION " VERSION "-live");/' 1)
-deb memcached "$WORK/memcached" --to "$dsc"
+# No memcached runs now: --apply applies it nowhere, and says so.
+deb memcached "$WORK/memcached" --to "$dsc" --apply
 [ "$DEB_STATUS" = 0 ] || fail "opus deb memcached --to $dsc (a refreshed patch): exit $DEB_STATUS"
+grep -q "no running process maps /usr/bin/memcached: nothing applied" "$WORK/memcached.log" ||
+	fail "opus deb --apply with no memcached running: $(tail -2 "$WORK/memcached.log")"
+jq -e '.patches[0].applied == false' "$mc_json" >/dev/null || fail "a patch applied nowhere is recorded as applied"
 jq -e --arg n "memcached-$mc_to+live2" '.patches == [.patches[] | select(.name == $n and .built)]
 	and (.patches[0].objects[0].functions | index("process_command_ascii.part.0"))' "$mc_json" >/dev/null ||
 	fail "a refreshed patch: expected one cumulative fix replacing the version reply: $(jq -c .patches "$mc_json")"
