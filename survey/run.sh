@@ -4,6 +4,9 @@
 # it on a build machine. Resumable: a package already done is kept
 # (build/survey/PKG/result.json); SURVEY_PACKAGES="a b" runs only those.
 # Writes build/survey/results.json, docs/survey.md, docs/survey-results.json.
+# Then, on the survey's build of libxml2, every function of the library
+# replaced in a live python3 that runs libxml2's own tests
+# (tests/real/libxml2/self.sh, build/real/libxml2-self.json).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${SURVEY_WORK:-$ROOT/build/survey}
@@ -24,3 +27,6 @@ cp "$ROOT/build/opus" "$WORK/opus"
 # shellcheck disable=SC2086
 OPUS=$WORK/opus python3 "$ROOT/survey/survey.py" ${SURVEY_PACKAGES:-}
 python3 "$ROOT/survey/render.py"
+if [ -f "$WORK/libxml2/built" ]; then
+	OPUS=$WORK/opus SURVEY_WORK=$WORK bash "$ROOT/tests/real/libxml2/self.sh"
+fi

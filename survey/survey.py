@@ -228,6 +228,11 @@ def build_package(pkg, version, d, jobs):
         raise Failure("build", f"over the limit of {BUILD_LIMIT // 60} minutes")
     if st:
         raise Failure("build", last_line(out))
+    # bear can end without writing its database (seen once on c-ares): the
+    # build is then of no use to opus, and is done again.
+    cdb = os.path.join(tree, "compile_commands.json")
+    if not os.path.exists(cdb) or os.path.getsize(cdb) < 3:
+        raise Failure("build", "bear wrote no compile_commands.json")
     return secs
 
 
