@@ -286,7 +286,11 @@ def elf_index(d, tree):
 def binaries_for(index, files, funcs, root="."):
     """The ELF files that compile one of the changed files (from the source
     root's copy, when the build compiles copies), those that define the most
-    changed functions first, libraries before programs."""
+    changed functions first, libraries before programs. DWARF names units,
+    not headers: a changed header is compiled where one of the changed
+    functions (or a caller it is inlined into) is defined."""
+    headers = [f for f in files if f.endswith(".h")]
+
     def compiles(units):
         return any(u == f or u.endswith("/" + f) or f.endswith("/" + u.lstrip("./"))
                    for u in units for f in files)
@@ -296,9 +300,9 @@ def binaries_for(index, files, funcs, root="."):
                                   for d in dirs)
     ranked = []
     for path, e in index.items():
-        if not compiles(e["units"]) or not under_root(e.get("dirs", [])):
-            continue
         hits = len(set(funcs) & set(e["functions"]))
+        if not (compiles(e["units"]) or (headers and hits)) or not under_root(e.get("dirs", [])):
+            continue
         ranked.append((-hits, not e["library"], path))
     return [p for _, _, p in sorted(ranked)]
 
@@ -369,24 +373,75 @@ def changed_files(diff):
 _roots = {}
 
 
+def _compiled_files(tree):
+    try:
+        return [os.path.normpath(os.path.join(e["directory"], e["file"]))
+                for e in json.load(open(os.path.join(tree, "compile_commands.json")))]
+    except (OSError, ValueError):
+        return []
+
+
+def _copied_subdir(tree, files):
+    """(copy, prefix) when debian/rules compiles copies of one subdirectory
+    of the tree (expat's copies expat/ to src/ and srcw/ and builds there):
+    a compiled directory D whose C files all have twins of the same path
+    under P/ that the build does not compile. By name, not content: the
+    tree's own files may hold fixes the copies do not. None otherwise."""
+    compiled = set(files)
+    by_dir = {}
+    for f in sorted(files):
+        rel = os.path.relpath(f, tree)
+        if f.endswith(".c") and not rel.startswith(("..", "debian/")) and "/" in rel:
+            by_dir.setdefault(rel.split("/", 1)[0], []).append(rel.split("/", 1)[1])
+    tops = sorted(n for n in os.listdir(tree) if not n.startswith(".") and n != "debian"
+                  and os.path.isdir(os.path.join(tree, n)))
+    for d, rests in sorted(by_dir.items()):
+        for p in tops:
+            if p == d:
+                continue
+            twins = [os.path.join(tree, p, r) for r in rests[:20]]
+            if all(os.path.isfile(t) and t not in compiled for t in twins):
+                return os.path.join(tree, d), p
+    return None
+
+
 def source_root(tree):
-    """Where the build compiles the sources: the tree, or the copy of it
-    under debian/ that debian/rules made for each flavour (curl copies the
-    tree to debian/build, build-gnutls and build-nss). A fix goes into the
-    first flavour's copy, which is the source opus is given, as a user
-    patching that flavour's library would."""
+    """Where the build compiles the sources, and the prefix the diff's paths
+    lose there: the tree itself; or the copy of it under debian/ that
+    debian/rules made for each flavour (curl copies the tree to
+    debian/build, build-gnutls and build-nss); or a copy of one of its
+    subdirectories (expat's src/ and srcw/, from expat/). A fix goes into
+    the first copy, which is the source opus is given, as a user patching
+    that flavour's library would."""
     if tree not in _roots:
-        _roots[tree] = tree
-        try:
-            files = [os.path.normpath(os.path.join(e["directory"], e["file"]))
-                     for e in json.load(open(os.path.join(tree, "compile_commands.json")))]
-        except (OSError, ValueError):
-            files = []
-        deb = os.path.join(tree, "debian") + "/"
+        top = os.path.abspath(tree)
+        files = _compiled_files(top)
+        deb = os.path.join(top, "debian") + "/"
+        _roots[tree] = (tree, "")
         if files and all(f.startswith(deb) for f in files):
             copies = sorted({f[len(deb):].split("/")[0] for f in files})
-            _roots[tree] = os.path.join(deb, copies[0])
-    return _roots[tree]
+            _roots[tree] = (os.path.join(deb, copies[0]), "")
+        elif files:
+            _roots[tree] = _copied_subdir(top, files) or (tree, "")
+    return _roots[tree][0]
+
+
+def diff_at_root(tree, diff):
+    """The diff as the source root sees it: its paths without the copied
+    subdirectory's prefix (a/expat/lib/x.c is a/lib/x.c in src/)."""
+    source_root(tree)
+    prefix = _roots[tree][1]
+    if not prefix:
+        return diff
+    out = os.path.join(os.path.dirname(tree), "at-root", os.path.basename(diff))
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(diff, errors="replace") as src, open(out, "w") as dst:
+        for line in src:
+            if line.startswith(("--- ", "+++ ")):
+                line = re.sub(r"^(--- |\+\+\+ )([^/\s]+/)" + re.escape(prefix) + "/", r"\1\2",
+                              line)
+            dst.write(line)
+    return out
 
 
 def source_args(tree):
@@ -401,15 +456,20 @@ def patch_args(diff, reverse):
     return args + ["-R"] if reverse else args
 
 
+def _roots_and_diffs(tree, diff):
+    root = source_root(tree)
+    return [(tree, diff)] + ([(root, diff_at_root(tree, diff))] if root != tree else [])
+
+
 def applies(tree, diff, reverse=False):
-    return all(run(patch_args(diff, reverse) + ["--dry-run"], cwd=root)[0] == 0
-               for root in {tree, source_root(tree)})
+    return all(run(patch_args(d, reverse) + ["--dry-run"], cwd=root)[0] == 0
+               for root, d in _roots_and_diffs(tree, diff))
 
 
 def patch_tree(tree, diff, reverse=False):
     """The fix into the tree, and into the copy the build compiles."""
-    for root in sorted({tree, source_root(tree)}):
-        st, _, out = run(patch_args(diff, reverse), cwd=root)
+    for root, d in _roots_and_diffs(tree, diff):
+        st, _, out = run(patch_args(d, reverse), cwd=root)
         if st:
             raise Failure("patch", last_line(out))
 
@@ -478,7 +538,8 @@ def analyze_build_apply(ctx, name):
     if not applies(tree, diff):
         return dict(r, category="not_buildable",
                     reason="does not apply to the pre-fix tree (an earlier fix it needs was not built)")
-    st, secs, out = run([OPUS, "analyze", *source_args(tree), "--diff", diff, "--json"],
+    st, secs, out = run([OPUS, "analyze", *source_args(tree), "--diff", diff_at_root(tree, diff),
+                         "--json"],
                         timeout=3600, log_to=os.path.join(d, tag + ".analyze"))
     r["analyze_seconds"] = secs
     if st == CLI_NOTHING:
@@ -499,9 +560,20 @@ def analyze_build_apply(ctx, name):
 CLI_NOTHING = 4
 
 
+def inlined_into(findings):
+    """The callers the analysis says changed static functions are inlined
+    into ("... its callers are replaced with it (a, b)")."""
+    out = []
+    for f in findings:
+        m = re.search(r"\(([^()]*)\)$", f["message"]) if f["kind"] == "inlined-into" else None
+        if m:
+            out += [n.strip() for n in m.group(1).split(",")]
+    return out
+
+
 def build_and_apply(ctx, r, diff, tag):
     tree, d = ctx["tree"], ctx["dir"]
-    bins = binaries_for(ctx["index"], r["files"], r["functions"],
+    bins = binaries_for(ctx["index"], r["files"], r["functions"] + inlined_into(r["findings"]),
                         os.path.relpath(source_root(tree), tree))
     if not bins:
         return dict(r, category="not_buildable", reason=NOT_BUILT,
@@ -509,7 +581,8 @@ def build_and_apply(ctx, r, diff, tag):
     r["compile_seconds"] = compile_seconds(tree, r["files"])
     for binary in bins[:2]:
         out_patch = os.path.join(d, tag + ".opatch")
-        args = [OPUS, "build", *source_args(tree), "--diff", diff, "--binary", binary,
+        args = [OPUS, "build", *source_args(tree), "--diff", diff_at_root(tree, diff),
+                "--binary", binary,
                 "--id", tag, "-o", out_patch]
         for prev in ctx["chain"].get(binary, []):
             args += ["--after", prev]
@@ -523,6 +596,9 @@ def build_and_apply(ctx, r, diff, tag):
                     detail=last_line(out, "opus build:"))
     if st == 3:
         return dict(r, category="refused", stage="build", rule=refusal_rule(r["findings"]),
+                    detail=last_line(out, "opus build:"))
+    if st and unsupported_rule(out):
+        return dict(r, category="refused", stage="build", rule=unsupported_rule(out),
                     detail=last_line(out, "opus build:"))
     if st:
         return dict(r, category="not_buildable", reason="opus build failed",
@@ -558,6 +634,19 @@ def apply_live(ctx, r, binary, out_patch, diff):
         return dict(r, category="refused", stage="apply", rule=apply_rule(out),
                     detail=last_line(out, "opus apply:"))
     return dict(r, category="applied_live")
+
+
+def unsupported_rule(out):
+    """A build that stops at what a live patch cannot do by design (a new
+    thread-local variable: threads alive have no room for it) is a refusal,
+    under its rule; "" for any other failure."""
+    line = last_line(out, "opus build:")
+    for key, rule in (("new thread-local variable", "new TLS variable"),
+                      ("new common variable", "new common variable"),
+                      ("new IFUNC", "new IFUNC"), ("TLS descriptors", "TLS descriptors")):
+        if key in line and "not supported" in line:
+            return rule
+    return ""
 
 
 def apply_rule(out):
