@@ -1,6 +1,7 @@
 #include "build_ctx.h"
 #include "obj.h"
 #include "source/compile.h"
+#include "util/buf.h"
 #include "util/err.h"
 #include "util/file.h"
 
@@ -206,43 +207,95 @@ static const char *output_of(const struct cdb_entry *e)
 	return "its object";
 }
 
+/* The choices among a file's compile commands, for the notes: one line per
+ * file when there are few, else one line for all (a header fix of a
+ * libtool build brings every includer twice). */
+struct variant_choices {
+	struct opus_buf told, first; /* base names, ", "-separated */
+	size_t ntold, nfirst;
+	int err;
+};
+
+#define VARIANT_NOTES_EACH 3
+
+static void choice_add(struct variant_choices *c, const char *file, bool told)
+{
+	struct opus_buf *to = told ? &c->told : &c->first;
+
+	if (opus_buf_printf(to, "%s%s", to->len ? ", " : "", opus_base_name(file)) < 0)
+		c->err = -ENOMEM;
+	told ? c->ntold++ : c->nfirst++;
+}
+
+static void choices_note(struct variant_choices *c, struct build_notes *notes)
+{
+	if (c->ntold && !c->err)
+		c->err = build_note_add(notes, BUILD_INFO, "compile commands", "units",
+					"%zu files are each built by several compile commands: the "
+					"one the binary's DWARF records (directory and options) is "
+					"taken for %s",
+					c->ntold, c->told.data);
+	if (c->nfirst && !c->err)
+		c->err =
+		    build_note_add(notes, BUILD_INFO, "compile commands", "units",
+				   "%zu files are each built by several compile commands that "
+				   "the binary's DWARF does not tell apart: the first is taken "
+				   "for %s",
+				   c->nfirst, c->first.data);
+}
+
+static size_t variants_of(const struct build *b, size_t i)
+{
+	size_t n = 0;
+
+	for (size_t j = i; j < b->ws.nunits; j++)
+		n += !strcmp(b->ws.units[j]->file, b->ws.units[i]->file);
+	return n;
+}
+
 int build_choose_variants(struct build *b, struct build_notes *notes)
 {
 	const struct cdb_entry **kept = calloc(b->ws.nunits + 1, sizeof(*kept));
 	Dwarf *dw = dwarf_begin_elf(b->bin.elf, DWARF_C_READ, NULL);
-	size_t n = 0;
+	struct variant_choices c = {0};
+	size_t n = 0, chosen = 0;
 
-	if (!kept) {
-		if (dw)
-			dwarf_end(dw);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < b->ws.nunits; i++) {
-		size_t best = i, variants = 0;
+	for (size_t i = 0; i < b->ws.nunits; i++)
+		chosen += !workspace_is_variant(&b->ws, i) && variants_of(b, i) > 1;
+	for (size_t i = 0; kept && i < b->ws.nunits; i++) {
+		size_t best = i, variants;
 		bool told = false;
 
 		if (workspace_is_variant(&b->ws, i))
 			continue;
-		for (size_t j = i; j < b->ws.nunits; j++)
-			variants += !strcmp(b->ws.units[j]->file, b->ws.units[i]->file);
-		if (variants > 1) {
+		if ((variants = variants_of(b, i)) > 1) {
 			best = best_variant(b, dw, i, &told);
-			build_note_add(
-			    notes, BUILD_INFO, opus_base_name(b->ws.units[i]->file), "unit",
-			    "%zu compile commands build it: the one writing %s is taken, "
-			    "%s",
-			    variants, output_of(b->ws.units[best]),
-			    told ? "its directory and options are those the binary's DWARF records"
-				 : "the first (the binary's DWARF does not tell them apart)");
+			if (chosen > VARIANT_NOTES_EACH)
+				choice_add(&c, b->ws.units[i]->file, told);
+			else if (!c.err)
+				c.err = build_note_add(
+				    notes, BUILD_INFO, opus_base_name(b->ws.units[i]->file), "unit",
+				    "%zu compile commands build it: the one writing %s is taken, "
+				    "%s",
+				    variants, output_of(b->ws.units[best]),
+				    told ? "its directory and options are those the binary's DWARF "
+					   "records"
+					 : "the first (the binary's DWARF does not tell them "
+					   "apart)");
 		}
 		kept[n++] = b->ws.units[best];
 	}
-	memcpy(b->ws.units, kept, n * sizeof(*kept));
-	b->ws.nunits = n;
+	choices_note(&c, notes);
+	if (kept && !c.err) {
+		memcpy(b->ws.units, kept, n * sizeof(*kept));
+		b->ws.nunits = n;
+	}
 	free(kept);
+	opus_buf_free(&c.told);
+	opus_buf_free(&c.first);
 	if (dw)
 		dwarf_end(dw);
-	return 0;
+	return !kept ? -ENOMEM : c.err;
 }
 
 /* A self-replacement of every unit keeps those the binary has. */
