@@ -335,9 +335,17 @@ static int report_signature(struct unit_pair *p, const struct ast_func *old,
 				    "called only in this file, whose callers are all built "
 				    "with it (those whose code changed are replaced)",
 				    old->signature, f->signature);
+	if (!old->is_static || !f->is_static)
+		return analysis_add(p->a, AN_ERROR, "signature-change", f->name, f->file, f->line,
+				    "signature changed from '%s' to '%s': a global function, "
+				    "which callers in other units or objects of the running "
+				    "program may still call with the old arguments (opus proves "
+				    "every caller rebuilt only for a static function)",
+				    old->signature, f->signature);
 	return analysis_add(p->a, AN_ERROR, "signature-change", f->name, f->file, f->line,
 			    "signature changed from '%s' to '%s': callers in the running "
-			    "program still pass the old arguments",
+			    "program (through its address, or a caller the new unit no longer "
+			    "has) still pass the old arguments",
 			    old->signature, f->signature);
 }
 
