@@ -303,8 +303,9 @@ def binaries_for(index, files, funcs, root="."):
         hits = len(set(funcs) & set(e["functions"]))
         if not (compiles(e["units"]) or (headers and hits)) or not under_root(e.get("dirs", [])):
             continue
-        ranked.append((-hits, not e["library"], path))
-    return [p for _, _, p in sorted(ranked)]
+        # The installer's (udeb) copy of a library last.
+        ranked.append((-hits, not e["library"], "-udeb/" in path, path))
+    return [r[-1] for r in sorted(ranked)]
 
 
 # ---- running processes -----------------------------------------------------
@@ -444,6 +445,27 @@ def diff_at_root(tree, diff):
     return out
 
 
+def files_at_root(tree, files):
+    """The diff's files as the build compiled them: in a copied
+    subdirectory, under the copy's name (expat/lib/x.c is src/lib/x.c)."""
+    root, prefix = source_root(tree), _roots[tree][1]
+    if not prefix:
+        return files
+    rel = os.path.relpath(root, os.path.abspath(tree))
+    return [os.path.join(rel, f[len(prefix) + 1:]) if f.startswith(prefix + "/") else f
+            for f in files]
+
+
+def root_of_copies(tree):
+    """The compile directories of the flavour the fixes go to, relative to
+    the tree (debian/build for curl), or "." when the unit names tell the
+    flavours apart (expat's src/ and srcw/) or there is one."""
+    root = source_root(tree)
+    if _roots[tree][1]:
+        return "."
+    return os.path.relpath(root, tree)
+
+
 def source_args(tree):
     root = source_root(tree)
     if root == tree:
@@ -573,8 +595,8 @@ def inlined_into(findings):
 
 def build_and_apply(ctx, r, diff, tag):
     tree, d = ctx["tree"], ctx["dir"]
-    bins = binaries_for(ctx["index"], r["files"], r["functions"] + inlined_into(r["findings"]),
-                        os.path.relpath(source_root(tree), tree))
+    bins = binaries_for(ctx["index"], files_at_root(tree, r["files"]),
+                        r["functions"] + inlined_into(r["findings"]), root_of_copies(tree))
     if not bins:
         return dict(r, category="not_buildable", reason=NOT_BUILT,
                     detail="no ELF file of the build compiles " + ", ".join(r["files"]))
