@@ -234,6 +234,26 @@ static int add_flavour(const struct cdb_entry *e, char ***argv, size_t *n, size_
 	return ret;
 }
 
+/* The source argument for a compile run in cwd. A build directory inside
+ * the tree moves to the scratch copy with it, and a relative source stays
+ * as the build wrote it (so does __FILE__). One outside the tree (expat's
+ * build/ beside src/) does not move: its relative source would lead to the
+ * original, compiled in place of the scratch copy, so it is made absolute
+ * and rebased when it is in the tree. */
+static char *source_in_scratch(const struct cdb_entry *e, const char *cwd, const char *orig_root,
+			       const char *scratch_root)
+{
+	char *abs;
+
+	if (!scratch_root || strcmp(cwd, e->directory))
+		return compile_rebase(source_arg(e), orig_root, scratch_root);
+	abs = compile_rebase(e->file, orig_root, scratch_root); /* e->file is resolved */
+	if (!abs || !strncmp(abs, scratch_root, strlen(scratch_root)))
+		return abs;
+	free(abs); /* a unit outside the tree: compiled where it is */
+	return compile_rebase(source_arg(e), orig_root, scratch_root);
+}
+
 int compile_start(const struct cdb_entry *e, const char *orig_root, const char *scratch_root,
 		  enum compile_flavour flavour, const char *out_obj, struct compile_job *job)
 {
@@ -246,7 +266,7 @@ int compile_start(const struct cdb_entry *e, const char *orig_root, const char *
 	if (!ret)
 		ret = add(&argv, &n, &cap, strdup("-c"));
 	if (!ret)
-		ret = add(&argv, &n, &cap, compile_rebase(source_arg(e), orig_root, scratch_root));
+		ret = add(&argv, &n, &cap, source_in_scratch(e, cwd, orig_root, scratch_root));
 	if (!ret)
 		ret = add(&argv, &n, &cap, strdup("-o"));
 	if (!ret)

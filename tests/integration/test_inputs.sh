@@ -84,3 +84,28 @@ test_header_whose_includers_are_in_the_same_diff() {
 	assert_eq DENIED "$(req 'AUTH admin hunter2')" "shorter than MIN_PASS after the patch"
 	assert_running "$PID"
 }
+
+# A build directory beside the source root, not inside it (Debian's expat
+# copies expat/ to src/ and configures in build/, which compiles
+# ../src/lib/xmlparse.c): the compile of the fixed unit must read the
+# scratch copy. Before, it ran in build/ on the relative name, compiled the
+# original twice, and the build said "nothing to apply" (exit 4) for a fix
+# that changes compiled code.
+test_build_directory_outside_the_source_root() {
+	local t=$WORK/t
+	mkdir -p "$t/src" "$t/build"
+	cp "$D/authsrv.c" "$t/src/"
+	(cd "$t/build" && gcc -O2 -g -fPIE -pthread -c ../src/authsrv.c -o authsrv.o &&
+		gcc -pie -pthread authsrv.o -o authsrv)
+	jq -n --arg d "$t/build" '[{directory: $d, file: "../src/authsrv.c",
+		arguments: ["gcc", "-O2", "-g", "-fPIE", "-pthread", "-c", "../src/authsrv.c", "-o", "authsrv.o"]}]' \
+		>"$t/build/compile_commands.json"
+	start "$t/build/authsrv"
+	assert_eq OK "$(req 'AUTH admin ')" "exploit before the patch"
+	"$OPUS" build --source "$t/src" --cdb "$t/build/compile_commands.json" --diff "$D/fix-auth.diff" \
+		--binary "$t/build/authsrv" -o "$WORK/fix.opatch" >"$WORK/build.out" 2>&1 ||
+		fail "build: $(tail -3 "$WORK/build.out")"
+	assert_contains "check_password, whose source changed" "$(cat "$WORK/build.out")" \
+		"the fixed code replaced"
+	apply_fix "$WORK/fix.opatch"
+}
