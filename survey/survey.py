@@ -600,7 +600,7 @@ def build_and_apply(ctx, r, diff, tag):
     if not bins:
         return dict(r, category="not_buildable", reason=NOT_BUILT,
                     detail="no ELF file of the build compiles " + ", ".join(r["files"]))
-    r["compile_seconds"] = compile_seconds(tree, r["files"])
+    r["compile_seconds"] = compile_seconds(tree, files_at_root(tree, r["files"]))
     for binary in bins[:2]:
         out_patch = os.path.join(d, tag + ".opatch")
         args = [OPUS, "build", *source_args(tree), "--diff", diff_at_root(tree, diff),
