@@ -107,6 +107,9 @@ static char *absolute_rebased(const char *opt, size_t optlen, const char *path, 
 		full = NULL;
 	if (!full)
 		return NULL;
+	/* dir/../../src/lib names the tree only once normalized (a build
+	 * directory beside the source root). */
+	opus_normalize_path(full);
 	out = compile_rebase(full, orig_root, scratch_root);
 	free(full);
 	if (out && optlen) {

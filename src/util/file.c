@@ -135,6 +135,35 @@ int opus_write_file_atomic(const char *path, const void *buf, size_t len)
 	return ret;
 }
 
+void opus_normalize_path(char *path)
+{
+	char *out = path, *in = path;
+
+	if (*in != '/')
+		return;
+	while (*in) {
+		size_t len;
+
+		while (*in == '/')
+			in++;
+		len = strcspn(in, "/");
+		if (len == 1 && in[0] == '.') {
+			/* nothing */
+		} else if (len == 2 && in[0] == '.' && in[1] == '.') {
+			while (out > path && *--out != '/')
+				;
+		} else if (len) {
+			*out++ = '/';
+			memmove(out, in, len);
+			out += len;
+		}
+		in += len;
+	}
+	if (out == path)
+		*out++ = '/';
+	*out = '\0';
+}
+
 const char *opus_base_name(const char *path)
 {
 	const char *slash = strrchr(path, '/');

@@ -29,6 +29,11 @@ int opus_check_owner_mode(const char *path, const char *what, bool secret);
  * one else. -errno, with a message naming dir as what, otherwise. */
 int opus_private_dir(const char *dir, const char *what, bool parents);
 
+/* An absolute path with "." and ".." components and doubled slashes
+ * resolved lexically, in place (links are not followed: the compiler
+ * walks the directories, but a rebase needs the spelling). */
+void opus_normalize_path(char *path);
+
 /* The last component of a path (a pointer into it). */
 const char *opus_base_name(const char *path);
 

@@ -109,3 +109,45 @@ test_build_directory_outside_the_source_root() {
 		"the fixed code replaced"
 	apply_fix "$WORK/fix.opatch"
 }
+
+# The same layout with a fix to a header the unit finds through
+# -I../src (an angle-bracket include, not the unit's own directory): the
+# patched compile must see the patched header. Before, "-I../src" from the
+# build directory was joined as build/../src, which no rebase into the
+# scratch copy matched, and the new code was compiled against the old
+# header.
+test_header_found_from_a_build_directory_outside_the_source_root() {
+	local t=$WORK/t
+	mkdir -p "$t/src" "$t/build"
+	printf '#define LIMIT 3\n' >"$t/src/limit.h"
+	cat >"$t/src/poll.c" <<'C'
+#include <limit.h>
+#include <stdio.h>
+#include <unistd.h>
+/* noipa: not hoisted out of the loop as a pure function. */
+__attribute__((noipa)) int limit(void) { return LIMIT; }
+int main(void)
+{
+	for (;;) {
+		printf("%d %d\n", (int)getpid(), limit());
+		fflush(stdout);
+		usleep(20000);
+	}
+}
+C
+	(cd "$t/build" && gcc -O2 -g -fPIE -I../src -c ../src/poll.c -o poll.o && gcc -pie poll.o -o poll)
+	jq -n --arg d "$t/build" '[{directory: $d, file: "../src/poll.c",
+		arguments: ["gcc", "-O2", "-g", "-fPIE", "-I../src", "-c", "../src/poll.c", "-o", "poll.o"]}]' \
+		>"$t/build/compile_commands.json"
+	printf -- '--- a/limit.h\n+++ b/limit.h\n@@ -1 +1 @@\n-#define LIMIT 3\n+#define LIMIT 4\n' >"$WORK/limit.diff"
+	"$t/build/poll" >"$WORK/poll.out" 2>&1 &
+	local pid=$!
+	STARTED_PIDS="${STARTED_PIDS:-} $pid"
+	wait_line "$WORK/poll.out" "$pid" 3 >/dev/null
+	"$OPUS" build --source "$t/src" --cdb "$t/build/compile_commands.json" --diff "$WORK/limit.diff" \
+		--binary "$t/build/poll" -o "$WORK/fix.opatch" >"$WORK/build.out" 2>&1 ||
+		fail "build: $(tail -3 "$WORK/build.out")"
+	"$OPUS" apply "$pid" "$WORK/fix.opatch" >/dev/null
+	assert_eq 4 "$(wait_line "$WORK/poll.out" "$pid" 4)" "the patched code has the patched header's value"
+	assert_running "$pid"
+}

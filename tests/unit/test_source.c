@@ -1,6 +1,7 @@
 /* The source module's readers over real input: a unified diff as git
  * writes it (changed lines, hunks, line mapping, names with spaces,
- * added and deleted files), and a compile database in both of its forms. */
+ * added and deleted files), a compile database in both of its forms, and
+ * the path spelling compiles are rebased with. */
 #include "source/cdb.h"
 #include "source/diff.h"
 #include "unit.h"
@@ -194,6 +195,28 @@ static void test_cdb(void)
 	cdb_free(&c);
 }
 
+/* A build directory beside the source root names it through "..": the
+ * rebase into the scratch copy needs the spelling resolved. */
+static void test_normalize_path(void)
+{
+	const char *cases[][2] = {
+	    {"/t/build/lib/../../src/lib", "/t/src/lib"},
+	    {"/t/build/lib/.", "/t/build/lib"},
+	    {"/t//src/./lib/", "/t/src/lib"},
+	    {"/..", "/"},
+	    {"/a/b/../../..", "/"},
+	    {"relative/../x", "relative/../x"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "%s", cases[i][0]);
+		opus_normalize_path(path);
+		CHECK(!strcmp(path, cases[i][1]));
+	}
+}
+
 int main(void)
 {
 	char cmd[300];
@@ -201,6 +224,7 @@ int main(void)
 	CHECK(mkdtemp(dir) != NULL);
 	test_diff();
 	test_cdb();
+	test_normalize_path();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	CHECK(system(cmd) == 0);
 	return unit_status();
