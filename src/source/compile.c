@@ -4,9 +4,12 @@
 #include "util/run.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 char *compile_rebase(const char *arg, const char *orig_root, const char *scratch_root)
 {
@@ -237,39 +240,139 @@ static int add_flavour(const struct cdb_entry *e, char ***argv, size_t *n, size_
 	return ret;
 }
 
-/* The source argument for a compile run in cwd. A build directory inside
- * the tree moves to the scratch copy with it, and a relative source stays
- * as the build wrote it (so does __FILE__). One outside the tree (expat's
- * build/ beside src/) does not move: its relative source would lead to the
- * original, compiled in place of the scratch copy, so it is made absolute
- * and rebased when it is in the tree. */
-static char *source_in_scratch(const struct cdb_entry *e, const char *cwd, const char *orig_root,
-			       const char *scratch_root)
+/* mkdir -p, for directories of our own scratch space. */
+static int make_dirs(char *path)
 {
-	char *abs;
+	for (char *p = path + 1;; p++) {
+		char c = *p;
 
-	if (!scratch_root || strcmp(cwd, e->directory))
-		return compile_rebase(source_arg(e), orig_root, scratch_root);
-	abs = compile_rebase(e->file, orig_root, scratch_root); /* e->file is resolved */
-	if (!abs || !strncmp(abs, scratch_root, strlen(scratch_root)))
-		return abs;
-	free(abs); /* a unit outside the tree: compiled where it is */
-	return compile_rebase(source_arg(e), orig_root, scratch_root);
+		if (c && c != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0700) && errno != EEXIST) {
+			*p = c;
+			return -errno;
+		}
+		*p = c;
+		if (!c)
+			return 0;
+	}
+}
+
+/* dir's link name to target, made once (compiles run side by side). */
+static int link_to(const char *name, const char *target)
+{
+	char now[PATH_MAX];
+	ssize_t n;
+
+	if (!symlink(target, name))
+		return 0;
+	if (errno != EEXIST)
+		return -errno;
+	n = readlink(name, now, sizeof(now) - 1);
+	if (n < 0)
+		return -errno;
+	now[n] = '\0';
+	return strcmp(now, target) ? -EEXIST : 0;
+}
+
+#define STAND_IN ".opus-cwd"
+
+/* A build directory outside the tree (expat's build/lib beside src/,
+ * which compiles ../../src/lib/xmlparse.c) does not move into the scratch
+ * copy, and the source's spelling from it leads to the original. The
+ * compile runs in a stand-in instead: k levels below a directory whose
+ * link Q leads to the scratch copy, so that "../../Q/lib/xmlparse.c"
+ * reaches the copy spelled as the build spelled it (__FILE__, in the
+ * binary's strings, is that spelling). The command's other relative paths
+ * are absolute against the build directory already. NULL: no such shape
+ * (an absolute source, one outside the tree), or it could not be made. */
+static char *stand_in_cwd(const struct cdb_entry *e, const char *orig_root,
+			  const char *scratch_root)
+{
+	const char *tail = source_arg(e), *inside;
+	size_t k = 0, rootlen = strlen(orig_root), qlen;
+	char link[PATH_MAX], *cwd;
+	int n;
+
+	if (tail[0] == '/' || strncmp(e->file, orig_root, rootlen) || e->file[rootlen] != '/')
+		return NULL;
+	inside = e->file + rootlen + 1;
+	for (; !strncmp(tail, "../", 3); tail += 3)
+		k++;
+	if (!k || strlen(tail) <= strlen(inside) + 1)
+		return NULL;
+	qlen = strlen(tail) - strlen(inside) - 1; /* tail is Q/inside */
+	if (tail[qlen] != '/' || strcmp(tail + qlen + 1, inside) || strstr(tail, "./"))
+		return NULL;
+	n = snprintf(link, sizeof(link), "%s.cwd/%.*s", scratch_root, (int)qlen, tail);
+	if (n < 0 || (size_t)n >= sizeof(link))
+		return NULL;
+	*strrchr(link, '/') = '\0';
+	if (make_dirs(link))
+		return NULL;
+	link[strlen(link)] = '/';
+	if (link_to(link, scratch_root))
+		return NULL;
+	if (!(cwd = malloc(strlen(scratch_root) + 5 + k * sizeof("/" STAND_IN))))
+		return NULL;
+	n = sprintf(cwd, "%s.cwd", scratch_root);
+	for (size_t i = 0; i < k; i++)
+		n += sprintf(cwd + n, "/%s", STAND_IN);
+	if (make_dirs(cwd)) {
+		free(cwd);
+		return NULL;
+	}
+	return cwd;
+}
+
+/* Where the compile runs and how it names its source. A build directory
+ * inside the tree moves to the scratch copy with it, and a relative source
+ * stays as the build wrote it. One outside runs in a stand-in (above), or
+ * failing that names the copy by its absolute path (then __FILE__ differs
+ * from the binary's, and binding refuses what uses it). */
+static int place_compile(const struct cdb_entry *e, const char *orig_root, const char *scratch_root,
+			 char **cwd, char **src)
+{
+	char *stand_in;
+
+	*cwd = compile_rebase(e->directory, orig_root, scratch_root);
+	*src = NULL;
+	if (!*cwd)
+		return -ENOMEM;
+	if (!scratch_root || strcmp(*cwd, e->directory))
+		*src = compile_rebase(source_arg(e), orig_root, scratch_root);
+	else if ((stand_in = stand_in_cwd(e, orig_root, scratch_root))) {
+		free(*cwd);
+		*cwd = stand_in;
+		*src = strdup(source_arg(e));
+	} else if (!(*src = compile_rebase(e->file, orig_root, scratch_root))) {
+		return -ENOMEM;
+	} else if (strncmp(*src, scratch_root, strlen(scratch_root))) {
+		/* a unit outside the tree: compiled where it is */
+		free(*src);
+		*src = strdup(source_arg(e));
+	}
+	return *src ? 0 : -ENOMEM;
 }
 
 int compile_start(const struct cdb_entry *e, const char *orig_root, const char *scratch_root,
 		  enum compile_flavour flavour, const char *out_obj, struct compile_job *job)
 {
-	char **argv = NULL, *cwd = compile_rebase(e->directory, orig_root, scratch_root);
+	char **argv = NULL, *cwd = NULL, *src = NULL;
 	size_t n = 0, cap = 0;
-	int ret = cwd ? compile_base_args(e, orig_root, scratch_root, &argv, &n, &cap) : -ENOMEM;
+	int ret = place_compile(e, orig_root, scratch_root, &cwd, &src);
 
+	if (!ret)
+		ret = compile_base_args(e, orig_root, scratch_root, &argv, &n, &cap);
 	if (!ret)
 		ret = add_flavour(e, &argv, &n, &cap, flavour, orig_root, scratch_root);
 	if (!ret)
 		ret = add(&argv, &n, &cap, strdup("-c"));
 	if (!ret)
-		ret = add(&argv, &n, &cap, source_in_scratch(e, cwd, orig_root, scratch_root));
+		ret = add(&argv, &n, &cap, src);
+	else
+		free(src);
 	if (!ret)
 		ret = add(&argv, &n, &cap, strdup("-o"));
 	if (!ret)

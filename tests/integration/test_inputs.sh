@@ -115,7 +115,8 @@ test_build_directory_outside_the_source_root() {
 # patched compile must see the patched header. Before, "-I../src" from the
 # build directory was joined as build/../src, which no rebase into the
 # scratch copy matched, and the new code was compiled against the old
-# header.
+# header. The compile must also spell its source as the build did
+# (../src/poll.c), or __FILE__ in the code the patch binds to differs.
 test_header_found_from_a_build_directory_outside_the_source_root() {
 	local t=$WORK/t
 	mkdir -p "$t/src" "$t/build"
@@ -124,8 +125,11 @@ test_header_found_from_a_build_directory_outside_the_source_root() {
 #include <limit.h>
 #include <stdio.h>
 #include <unistd.h>
-/* noipa: not hoisted out of the loop as a pure function. */
-__attribute__((noipa)) int limit(void) { return LIMIT; }
+/* noipa: not hoisted out of the loop as a pure function. where() is
+ * bound to the binary's copy, which holds __FILE__ as the build spelled
+ * it: the patch's compile must spell it the same. */
+__attribute__((noipa)) const char *where(void) { return __FILE__; }
+__attribute__((noipa)) int limit(void) { return where()[0] == '.' ? LIMIT : -1; }
 int main(void)
 {
 	for (;;) {
