@@ -52,33 +52,36 @@ static bool ends_with_path(const char *path, const char *tail)
 	return tail[0] != '/' && n > t && path[n - t - 1] == '/' && !strcmp(path + n - t, tail);
 }
 
-/* The binary's unit compiled from e's file, found by the name its DWARF
- * gives each unit's source (relative to the unit's compile directory). */
+/* Is cu the unit compiled from e's file, by the name its DWARF gives the
+ * unit's source (relative to the unit's compile directory)? */
+static bool cu_is_unit(Dwarf_Die *cu, const struct cdb_entry *e)
+{
+	Dwarf_Attribute a;
+	const char *name = dwarf_formstring(dwarf_attr(cu, DW_AT_name, &a)), *dir;
+	char path[PATH_MAX * 2], real[PATH_MAX];
+
+	if (!name)
+		return false;
+	dir = dwarf_formstring(dwarf_attr(cu, DW_AT_comp_dir, &a));
+	snprintf(path, sizeof(path), "%s%s%s", name[0] == '/' || !dir ? "" : dir,
+		 name[0] == '/' || !dir ? "" : "/", name);
+	if (!strcmp(realpath(path, real) ? real : path, e->file) || ends_with_path(e->file, name))
+		return true;
+	/* A mapped prefix leaves a relative compile directory: the name
+	 * ("../../tree.c") is then read from the command's own. */
+	snprintf(path, sizeof(path), "%s/%s", e->directory, name);
+	return name[0] != '/' && realpath(path, real) && !strcmp(real, e->file);
+}
+
+/* The binary's unit compiled from e's file. */
 static bool find_binary_cu(Dwarf *dw, const struct cdb_entry *e, Dwarf_Die *cu)
 {
 	Dwarf_Off off = 0, next;
 	size_t hsize;
 
-	for (; dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL) == 0; off = next) {
-		Dwarf_Attribute a;
-		const char *name, *dir;
-		char path[PATH_MAX * 2], real[PATH_MAX];
-
-		if (!dwarf_offdie(dw, off + hsize, cu) ||
-		    !(name = dwarf_formstring(dwarf_attr(cu, DW_AT_name, &a))))
-			continue;
-		dir = dwarf_formstring(dwarf_attr(cu, DW_AT_comp_dir, &a));
-		snprintf(path, sizeof(path), "%s%s%s", name[0] == '/' || !dir ? "" : dir,
-			 name[0] == '/' || !dir ? "" : "/", name);
-		if (!strcmp(realpath(path, real) ? real : path, e->file) ||
-		    ends_with_path(e->file, name))
+	for (; dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL) == 0; off = next)
+		if (dwarf_offdie(dw, off + hsize, cu) && cu_is_unit(cu, e))
 			return true;
-		/* A mapped prefix leaves a relative compile directory: the name
-		 * ("../../tree.c") is then read from the command's own. */
-		snprintf(path, sizeof(path), "%s/%s", e->directory, name);
-		if (name[0] != '/' && realpath(path, real) && !strcmp(real, e->file))
-			return true;
-	}
 	return false;
 }
 
@@ -316,49 +319,91 @@ void build_keep_units_of_binary(struct build *b, struct build_notes *notes)
 		dwarf_end(dw);
 }
 
-/* The first of the object's global functions that the binary lacks, by
- * name and any binding (a hidden function is local once linked), or NULL. */
-static const char *global_missing_from_binary(const struct build *b, const struct obj *o)
+/* The object's first global function the binary lacks, by name and any
+ * binding (a hidden function is local once linked), or NULL; *present
+ * gets the first one the binary has ("" if none). */
+static const char *global_missing_from_binary(const struct build *b, const struct obj *o,
+					      char *present, size_t len)
 {
+	present[0] = '\0';
 	for (size_t i = 1; i < o->nsyms; i++) {
 		GElf_Sym sym;
 		size_t first;
 
-		if (obj_sym(o, i, &sym) && GELF_ST_TYPE(sym.st_info) == STT_FUNC &&
-		    GELF_ST_BIND(sym.st_info) != STB_LOCAL && sym.st_shndx != SHN_UNDEF &&
-		    !opus_symtab_named(&b->bin_syms, obj_sym_name(o, &sym), &first))
+		if (!obj_sym(o, i, &sym) || GELF_ST_TYPE(sym.st_info) != STT_FUNC ||
+		    GELF_ST_BIND(sym.st_info) == STB_LOCAL || sym.st_shndx == SHN_UNDEF)
+			continue;
+		if (!opus_symtab_named(&b->bin_syms, obj_sym_name(o, &sym), &first))
 			return obj_sym_name(o, &sym);
+		if (!present[0])
+			snprintf(present, len, "%s", obj_sym_name(o, &sym));
 	}
 	return NULL;
 }
 
-/* Both tests must agree before a unit is left out: a unit compiled
- * without -g is missing from the DWARF, and one that includes another
- * (a test that includes the library's .c) has functions the binary has. */
+/* The binary's DWARF gives the function func to a unit other than e's
+ * (its name is a second implementation's: libssh compiles ecdh_gcrypt.c
+ * or ecdh_crypto.c, each defining ssh_client_ecdh_init, as the flavour
+ * has it). The other unit's name goes to other. False when the DWARF
+ * names no unit at that address (code built without -g). */
+static bool owned_by_other_unit(const struct build *b, Dwarf *dw, const struct cdb_entry *e,
+				const char *func, char *other, size_t len)
+{
+	size_t first, n = opus_symtab_named(&b->bin_syms, func, &first);
+	Dwarf_Attribute a;
+	Dwarf_Die cu;
+	const char *name;
+
+	for (size_t k = 0; k < n; k++) {
+		const struct opus_sym *s = &b->bin_syms.syms[b->bin_syms.by_name[first + k]];
+
+		if (s->type != STT_FUNC || !dwarf_addrdie(dw, s->value, &cu))
+			continue;
+		if (cu_is_unit(&cu, e))
+			return false;
+		name = dwarf_formstring(dwarf_attr(&cu, DW_AT_name, &a));
+		snprintf(other, len, "%s", name ? name : "another unit");
+		return true;
+	}
+	return false;
+}
+
+/* Is the unit one the binary was built from? Both tests must agree before
+ * it is left out: a unit compiled without -g is missing from the DWARF,
+ * and one that includes another (a test that includes the library's .c)
+ * has functions the binary has. Except when the DWARF gives those
+ * functions to another unit: then the unit is a second implementation of
+ * the same names, which the binary was not built with. */
 bool build_unit_in_binary(const struct build *b, size_t unit, struct build_notes *notes)
 {
 	const struct cdb_entry *e = b->ws.units[unit];
-	char path[256], missing[256] = "";
+	char path[256], missing[256] = "", present[256] = "", other[256];
 	const char *m;
 	struct obj o;
 	Dwarf *dw;
-	bool named;
+	bool named, elsewhere = false;
 
-	/* The symbol test first: it reads the unit's own object, small, where
-	 * the DWARF test walks every unit of the binary. */
 	build_obj_path(b, "orig", unit, path, sizeof(path));
 	if (!obj_open(path, &o)) {
-		if ((m = global_missing_from_binary(b, &o)))
+		if ((m = global_missing_from_binary(b, &o, present, sizeof(present))))
 			snprintf(missing, sizeof(missing), "%s", m);
 		obj_close(&o);
 	}
-	if (!missing[0])
-		return true;
 	dw = dwarf_begin_elf(b->bin.elf, DWARF_C_READ, NULL);
 	named = !dw || binary_has_unit(dw, e);
+	/* Its functions' names are the binary's, but from another unit. */
+	if (!named && !missing[0] && present[0])
+		elsewhere = owned_by_other_unit(b, dw, e, present, other, sizeof(other));
 	if (dw)
 		dwarf_end(dw);
-	if (named)
+	if (elsewhere) {
+		build_note_add(notes, BUILD_INFO, opus_base_name(e->file), "unit",
+			       "not part of %s: its DWARF names no such unit, and gives %s to %s: "
+			       "left out",
+			       b->opts->binary, present, other);
+		return false;
+	}
+	if (named || !missing[0])
 		return true;
 	build_note_add(notes, BUILD_INFO, opus_base_name(e->file), "unit",
 		       "not part of %s (its DWARF names no such unit, and it has no function %s): "

@@ -155,3 +155,51 @@ C
 	assert_eq 4 "$(wait_line "$WORK/poll.out" "$pid" 4)" "the patched code has the patched header's value"
 	assert_running "$pid"
 }
+
+# Two implementations of one interface, one per flavour of the build
+# (libssh's ecdh_crypto.c and ecdh_gcrypt.c both define
+# ssh_client_ecdh_init): a fix to both must replace the function with the
+# implementation the binary was built from. Before, the other unit passed
+# for the binary's because the binary has functions of its names, and the
+# patch of libssh.so carried the gcrypt code, which apply refused only
+# because libgcrypt was not loaded.
+test_fix_to_two_implementations_takes_the_binarys() {
+	local t=$WORK/src
+	mkdir -p "$t"
+	cat >"$t/main.c" <<'C'
+#include <stdio.h>
+#include <unistd.h>
+int value(void);
+int main(void)
+{
+	for (;;) {
+		printf("%d %d\n", (int)getpid(), value());
+		fflush(stdout);
+		usleep(20000);
+	}
+}
+C
+	printf '__attribute__((noipa)) int value(void) { return 1; }\n' >"$t/impl_a.c"
+	printf '__attribute__((noipa)) int value(void) { return 100; }\n' >"$t/impl_b.c"
+	(cd "$t" && for c in main impl_a impl_b; do gcc -O2 -g -fPIE -c $c.c -o $c.o; done &&
+		gcc -pie main.o impl_a.o -o poll-a && gcc -pie main.o impl_b.o -o poll-b)
+	jq -n --arg d "$t" '[("main", "impl_a", "impl_b") | {directory: $d, file: "\(.).c",
+		arguments: ["gcc", "-O2", "-g", "-fPIE", "-c", "\(.).c", "-o", "\(.).o"]}]' \
+		>"$t/compile_commands.json"
+	printf -- '--- a/impl_a.c\n+++ b/impl_a.c\n@@ -1 +1 @@\n-%s\n+%s\n--- a/impl_b.c\n+++ b/impl_b.c\n@@ -1 +1 @@\n-%s\n+%s\n' \
+		'__attribute__((noipa)) int value(void) { return 1; }' \
+		'__attribute__((noipa)) int value(void) { return 2; }' \
+		'__attribute__((noipa)) int value(void) { return 100; }' \
+		'__attribute__((noipa)) int value(void) { return 200; }' >"$WORK/fix.diff"
+	"$t/poll-a" >"$WORK/poll.out" 2>&1 &
+	local pid=$!
+	STARTED_PIDS="${STARTED_PIDS:-} $pid"
+	wait_line "$WORK/poll.out" "$pid" 1 >/dev/null
+	"$OPUS" build --source "$t" --diff "$WORK/fix.diff" --binary "$t/poll-a" -o "$WORK/fix.opatch" \
+		>"$WORK/build.out" 2>&1 || fail "build: $(tail -3 "$WORK/build.out")"
+	assert_contains "impl_b.c (unit): not part of $t/poll-a: its DWARF names no such unit, and gives value to impl_a.c" \
+		"$(cat "$WORK/build.out")" "the other implementation named as left out"
+	"$OPUS" apply "$pid" "$WORK/fix.opatch" >/dev/null
+	assert_eq 2 "$(wait_line "$WORK/poll.out" "$pid" '[!1]*')" "the binary's implementation, fixed"
+	assert_running "$pid"
+}
