@@ -287,9 +287,10 @@ def binaries_for(index, files, funcs, root="."):
     """The ELF files that compile one of the changed files (from the source
     root's copy, when the build compiles copies), those that define the most
     changed functions first, libraries before programs. DWARF names units,
-    not headers: a changed header is compiled where one of the changed
-    functions (or a caller it is inlined into) is defined."""
-    headers = [f for f in files if f.endswith(".h")]
+    not headers: a fix that changes only headers is compiled where one of
+    the changed functions (or a caller it is inlined into) is defined."""
+    headers = [f for f in files if f.endswith(".h")] if not any(
+        f.endswith(".c") for f in files) else []
 
     def compiles(units):
         return any(u == f or u.endswith("/" + f) or f.endswith("/" + u.lstrip("./"))
