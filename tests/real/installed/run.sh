@@ -217,15 +217,18 @@ fi
 # with opus deb --apply to the master and its workers under load, then
 # reverted.
 etc=$WORK/etc-nginx
-rm -rf "$etc" "$WORK/www" && cp -a /etc/nginx "$etc" && mkdir -p "$WORK/www"
-echo ok >"$WORK/www/index.html"
+rm -rf "$etc" && cp -a /etc/nginx "$etc"
 sed -i -e "s#/etc/nginx/#$etc/#g" -e "s#^pid .*#pid $WORK/nginx.pid;#" "$etc/nginx.conf"
 rm -f "$etc/sites-enabled/"*
 http=$(free_port)
-printf 'server {\n\tlisten 127.0.0.1:%s;\n\troot %s;\n}\n' "$http" "$WORK/www" \
+# The site answers from the configuration: Debian's workers run as
+# www-data, which may not read a checkout under a private directory.
+printf 'server {\n\tlisten 127.0.0.1:%s;\n\tlocation / { return 200 "ok\\n"; }\n}\n' "$http" \
 	>"$etc/sites-enabled/opus-test"
 /usr/sbin/nginx -c "$etc/nginx.conf" || fail "Debian's nginx does not start with its own configuration"
 ng=$(cat "$WORK/nginx.pid")
+[ "$(curl -s "http://127.0.0.1:$http/")" = ok ] ||
+	fail "the test site does not answer ok: $(curl -sS -i "http://127.0.0.1:$http/" 2>&1 | head -3)"
 server() { curl -sSI "http://127.0.0.1:$http/" | tr -d '\r' | awk -F': ' '$1 == "Server" {print $2}'; }
 pids_of() { echo "$ng $(pgrep -P "$ng" | xargs)"; }
 pids=$(pids_of)
