@@ -20,21 +20,20 @@
  */
 
 /* Where this executable's own opus-deb lives. */
-static int helper_dir(const char *exe, char *dir, size_t size)
+static void helper_dir(const char *exe, char *dir, size_t size)
 {
 	const char *env = getenv("OPUS_EXEC_PATH");
 	char copy[PATH_MAX];
 
 	if (env && *env) {
 		snprintf(dir, size, "%s", env);
-		return 0;
+		return;
 	}
 	snprintf(copy, sizeof(copy), "%s", exe);
 	if (!strcmp(dirname(copy), OPUS_BUILD_ROOT))
 		snprintf(dir, size, "%s/tools", OPUS_SOURCE_ROOT);
 	else
 		snprintf(dir, size, "%s", OPUS_LIBEXECDIR);
-	return 0;
 }
 
 int cmd_deb(int argc, char **argv)

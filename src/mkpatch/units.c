@@ -381,7 +381,7 @@ bool build_unit_in_binary(const struct build *b, size_t unit, struct build_notes
 	const char *m;
 	struct obj o;
 	Dwarf *dw;
-	bool named, elsewhere = false;
+	bool named = false, elsewhere = false;
 
 	build_obj_path(b, "orig", unit, path, sizeof(path));
 	if (!obj_open(path, &o)) {
@@ -390,10 +390,12 @@ bool build_unit_in_binary(const struct build *b, size_t unit, struct build_notes
 		obj_close(&o);
 	}
 	dw = dwarf_begin_elf(b->bin.elf, DWARF_C_READ, NULL);
-	named = !dw || binary_has_unit(dw, e);
-	/* Its functions' names are the binary's, but from another unit. */
-	if (!named && !missing[0] && present[0])
-		elsewhere = owned_by_other_unit(b, dw, e, present, other, sizeof(other));
+	if (missing[0])
+		named = !dw || binary_has_unit(dw, e);
+	else /* its functions' names are the binary's, unless from another unit */
+		elsewhere = dw && present[0] &&
+			    owned_by_other_unit(b, dw, e, present, other, sizeof(other)) &&
+			    !binary_has_unit(dw, e);
 	if (dw)
 		dwarf_end(dw);
 	if (elsewhere) {
@@ -403,7 +405,7 @@ bool build_unit_in_binary(const struct build *b, size_t unit, struct build_notes
 			       b->opts->binary, present, other);
 		return false;
 	}
-	if (named || !missing[0])
+	if (!missing[0] || named)
 		return true;
 	build_note_add(notes, BUILD_INFO, opus_base_name(e->file), "unit",
 		       "not part of %s (its DWARF names no such unit, and it has no function %s): "

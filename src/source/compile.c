@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 char *compile_rebase(const char *arg, const char *orig_root, const char *scratch_root)
@@ -240,25 +239,6 @@ static int add_flavour(const struct cdb_entry *e, char ***argv, size_t *n, size_
 	return ret;
 }
 
-/* mkdir -p, for directories of our own scratch space. */
-static int make_dirs(char *path)
-{
-	for (char *p = path + 1;; p++) {
-		char c = *p;
-
-		if (c && c != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0700) && errno != EEXIST) {
-			*p = c;
-			return -errno;
-		}
-		*p = c;
-		if (!c)
-			return 0;
-	}
-}
-
 /* dir's link name to target, made once (compiles run side by side). */
 static int link_to(const char *name, const char *target)
 {
@@ -309,7 +289,7 @@ static char *stand_in_cwd(const struct cdb_entry *e, const char *orig_root,
 	if (n < 0 || (size_t)n >= sizeof(link))
 		return NULL;
 	*strrchr(link, '/') = '\0';
-	if (make_dirs(link))
+	if (opus_private_dir(link, "compile's stand-in directory", true))
 		return NULL;
 	link[strlen(link)] = '/';
 	if (link_to(link, scratch_root))
@@ -319,7 +299,7 @@ static char *stand_in_cwd(const struct cdb_entry *e, const char *orig_root,
 	n = sprintf(cwd, "%s.cwd", scratch_root);
 	for (size_t i = 0; i < k; i++)
 		n += sprintf(cwd + n, "/%s", STAND_IN);
-	if (make_dirs(cwd)) {
+	if (opus_private_dir(cwd, "compile's stand-in directory", true)) {
 		free(cwd);
 		return NULL;
 	}

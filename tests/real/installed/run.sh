@@ -61,10 +61,8 @@ install_version() {
 		>"$WORK/install.log" 2>&1 || fail "cannot install $*: $(tail -2 "$WORK/install.log")"
 }
 
-upstream() {
-	local v=${1#*:}
-	echo "${v%-*}"
-}
+# shellcheck source=tools/deb-lib.sh
+. "$ROOT/tools/deb-lib.sh"
 
 # make_update DSC VERSION NAME FILE SED [REFRESH]: an update of DSC's source
 # package as Debian makes one: version VERSION, whose series adds the quilt
@@ -75,7 +73,7 @@ make_update() {
 	local dsc=$1 version=$2 name=$3 file=$4 expr=$5 refresh=${6:-} upd src tree old
 	src=$(awk '$1 == "Source:" {print $2; exit}' "$dsc")
 	upd=$WORK/update-$src
-	tree=$upd/$src-$(upstream "$version")
+	tree=$upd/$src-$(deb_upstream "$version")
 	rm -rf "$upd" && mkdir -p "$upd/a" "$upd/b"
 	dpkg-source -x "$dsc" "$tree" >"$upd/source.log" 2>&1 ||
 		fail "cannot unpack $dsc: $(tail -2 "$upd/source.log")"
@@ -252,7 +250,7 @@ ng_failed=$(awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10} /Non-
 [ "$(pids_of)" = "$pids" ] || fail "nginx's processes changed: '$pids', now '$(pids_of)'"
 kill "$ng"
 ng=""
-[ "$before" = "nginx/$(upstream "$ng_from")" ] || fail "nginx's Server header was '$before'"
+[ "$before" = "nginx/$(deb_upstream "$ng_from")" ] || fail "nginx's Server header was '$before'"
 [ "$after" = nginx ] || fail "patched nginx sends Server: '$after'"
 [ "$reverted" = "$before" ] || fail "reverted nginx sends Server: '$reverted'"
 [ "${requests:-0}" -gt 0 ] || fail "wrk made no request: $(tail -3 "$WORK/wrk.out")"
