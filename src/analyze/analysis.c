@@ -44,6 +44,16 @@ int analysis_add_never_left(struct analysis *a, const char *name, const char *fi
 			     AN_MODIFIED);
 }
 
+int analysis_add_caller_to_prove(struct analysis *a, const char *name, const char *file, int line)
+{
+	for (size_t i = 0; i < a->ncallers_to_prove; i++)
+		if (!strcmp(a->callers_to_prove[i].name, name) &&
+		    !strcmp(a->callers_to_prove[i].file, file))
+			return 0;
+	return push_function(&a->callers_to_prove, &a->ncallers_to_prove, &a->callers_to_prove_cap,
+			     name, file, line, AN_MODIFIED);
+}
+
 int analysis_add(struct analysis *a, enum an_severity sev, const char *kind, const char *function,
 		 const char *file, int line, const char *fmt, ...)
 {
@@ -107,25 +117,46 @@ bool analysis_has_error(const struct analysis *a)
 	return false;
 }
 
+static bool left_to_proof(const struct analysis *a, const struct an_finding *f)
+{
+	if (strcmp(f->kind, "signature-change"))
+		return false;
+	for (size_t i = 0; i < a->ncallers_to_prove; i++)
+		if (!strcmp(a->callers_to_prove[i].name, f->function) &&
+		    !strcmp(a->callers_to_prove[i].file, f->file))
+			return true;
+	return false;
+}
+
+bool analysis_has_error_beyond_proof(const struct analysis *a)
+{
+	for (size_t i = 0; i < a->nfindings; i++)
+		if (a->findings[i].severity == AN_ERROR && !left_to_proof(a, &a->findings[i]))
+			return true;
+	return false;
+}
+
+static void free_functions(struct an_function *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].name);
+		free(v[i].file);
+	}
+	free(v);
+}
+
 void analysis_free(struct analysis *a)
 {
-	for (size_t i = 0; i < a->nfuncs; i++) {
-		free(a->funcs[i].name);
-		free(a->funcs[i].file);
-	}
 	for (size_t i = 0; i < a->nfindings; i++) {
 		free(a->findings[i].kind);
 		free(a->findings[i].function);
 		free(a->findings[i].file);
 		free(a->findings[i].message);
 	}
-	for (size_t i = 0; i < a->nnever_left; i++) {
-		free(a->never_left[i].name);
-		free(a->never_left[i].file);
-	}
-	free(a->funcs);
 	free(a->findings);
-	free(a->never_left);
+	free_functions(a->funcs, a->nfuncs);
+	free_functions(a->never_left, a->nnever_left);
+	free_functions(a->callers_to_prove, a->ncallers_to_prove);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -156,14 +187,32 @@ char *analysis_findings_text(const struct analysis *a)
 	return b.data ? b.data : strdup("");
 }
 
-char *analysis_never_left_text(const struct analysis *a)
+static char *functions_text(const struct an_function *v, size_t n)
 {
 	struct opus_buf b = {0};
 
-	for (size_t i = 0; i < a->nnever_left; i++)
-		opus_buf_printf(&b, "%s\t%s\t%d\n", a->never_left[i].name, a->never_left[i].file,
-				a->never_left[i].line);
+	for (size_t i = 0; i < n; i++)
+		opus_buf_printf(&b, "%s\t%s\t%d\n", v[i].name, v[i].file, v[i].line);
 	return b.data ? b.data : strdup("");
+}
+
+char *analysis_never_left_text(const struct analysis *a)
+{
+	return functions_text(a->never_left, a->nnever_left);
+}
+
+char *analysis_callers_to_prove_text(const struct analysis *a)
+{
+	return functions_text(a->callers_to_prove, a->ncallers_to_prove);
+}
+
+static const char *verdict(const struct analysis *a, size_t errors)
+{
+	if (!errors)
+		return "no errors";
+	if (analysis_has_error_beyond_proof(a))
+		return "unsafe to apply live";
+	return "unsafe to apply live unless opus build finds no old caller in the binary";
 }
 
 /* One line a finding, grouped by function, then a verdict. */
@@ -183,7 +232,6 @@ void analysis_print(const struct analysis *a, FILE *out)
 			an_severity_name(f->severity), f->message, f->kind);
 		counts[f->severity]++;
 	}
-	fprintf(out, "%s: %zu error(s), %zu warning(s), %zu info\n",
-		counts[AN_ERROR] ? "unsafe to apply live" : "no errors", counts[AN_ERROR],
-		counts[AN_WARNING], counts[AN_INFO]);
+	fprintf(out, "%s: %zu error(s), %zu warning(s), %zu info\n", verdict(a, counts[AN_ERROR]),
+		counts[AN_ERROR], counts[AN_WARNING], counts[AN_INFO]);
 }

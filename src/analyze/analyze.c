@@ -335,13 +335,19 @@ static int report_signature(struct unit_pair *p, const struct ast_func *old,
 				    "called only in this file, whose callers are all built "
 				    "with it (those whose code changed are replaced)",
 				    old->signature, f->signature);
-	if (!old->is_static || !f->is_static)
-		return analysis_add(p->a, AN_ERROR, "signature-change", f->name, f->file, f->line,
-				    "signature changed from '%s' to '%s': a global function, "
-				    "which callers in other units or objects of the running "
-				    "program may still call with the old arguments (opus proves "
-				    "every caller rebuilt only for a static function)",
-				    old->signature, f->signature);
+	if (!old->is_static || !f->is_static) {
+		int ret = analysis_add_caller_to_prove(p->a, f->name, f->file, f->line);
+
+		return ret ? ret
+			   : analysis_add(
+				 p->a, AN_ERROR, "signature-change", f->name, f->file, f->line,
+				 "signature changed from '%s' to '%s': a global function, "
+				 "which callers in other units or objects of the running "
+				 "program may still call with the old arguments (opus build "
+				 "looks for them in the binary: none may remain outside the "
+				 "functions it replaces)",
+				 old->signature, f->signature);
+	}
 	return analysis_add(p->a, AN_ERROR, "signature-change", f->name, f->file, f->line,
 			    "signature changed from '%s' to '%s': callers in the running "
 			    "program (through its address, or a caller the new unit no longer "

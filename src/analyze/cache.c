@@ -156,6 +156,13 @@ static int format_entry(const struct analysis *a, const struct analysis_reads *r
 			return -EINVAL;
 		opus_buf_printf(b, "N %d %s%c%s\n", f->line, f->name, SEP, f->file);
 	}
+	for (size_t i = 0; i < a->ncallers_to_prove; i++) {
+		const struct an_function *f = &a->callers_to_prove[i];
+
+		if (!plain_text(f->name) || !plain_text(f->file))
+			return -EINVAL;
+		opus_buf_printf(b, "P %d %s%c%s\n", f->line, f->name, SEP, f->file);
+	}
 	return b->data ? 0 : -ENOMEM;
 }
 
@@ -258,6 +265,8 @@ static int parse_line(char *line, struct analysis *a)
 		return analysis_add(a, (enum an_severity)x, f[0], f[1], f[2], y, "%s", f[3]);
 	if (line[0] == 'N' && sscanf(line, "N %d %n", &x, &n) == 1 && n && !split(line + n, f, 2))
 		return analysis_add_never_left(a, f[0], f[1], x);
+	if (line[0] == 'P' && sscanf(line, "P %d %n", &x, &n) == 1 && n && !split(line + n, f, 2))
+		return analysis_add_caller_to_prove(a, f[0], f[1], x);
 	return -EINVAL;
 }
 

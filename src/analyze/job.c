@@ -11,9 +11,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* The child writes four NUL-terminated strings: the verdict word, the
- * report, the findings, the functions never left. */
-static const char *const verdict_words[] = {"ok", "error", "fail"};
+/* The child writes five NUL-terminated strings: the verdict word, the
+ * report, the findings, the functions never left, the functions whose
+ * callers the binary must prove. */
+static const char *const verdict_words[] = {"ok", "error", "fail", "unproven"};
+
+static enum analysis_verdict verdict_of(const struct analysis *a)
+{
+	if (analysis_has_error_beyond_proof(a))
+		return ANALYSIS_UNSAFE;
+	return analysis_has_error(a) ? ANALYSIS_UNPROVEN : ANALYSIS_SAFE;
+}
 
 static void write_all(int fd, const char *s, size_t len)
 {
@@ -44,6 +52,7 @@ static void run_child(int fd, const struct analyze_opts *o)
 		write_str(fd, opus_errmsg());
 		write_str(fd, "");
 		write_str(fd, "");
+		write_str(fd, "");
 		_exit(0);
 	}
 	if (a.reused)
@@ -56,10 +65,11 @@ static void run_child(int fd, const struct analyze_opts *o)
 		analysis_print(&a, out);
 		fclose(out);
 	}
-	write_str(fd, verdict_words[analysis_has_error(&a) ? ANALYSIS_UNSAFE : ANALYSIS_SAFE]);
+	write_str(fd, verdict_words[verdict_of(&a)]);
 	write_str(fd, report ? report : "");
 	write_str(fd, analysis_findings_text(&a));
 	write_str(fd, analysis_never_left_text(&a));
+	write_str(fd, analysis_callers_to_prove_text(&a));
 	_exit(0);
 }
 
@@ -88,12 +98,12 @@ int analysis_job_start(struct analysis_job *job, const struct analyze_opts *o)
 	return 0;
 }
 
-/* The start of each of the four strings, each within the len bytes read. */
-static int split_strings(char *buf, size_t len, char *str[4])
+/* The start of each of the five strings, each within the len bytes read. */
+static int split_strings(char *buf, size_t len, char *str[5])
 {
 	char *at = buf, *end = buf + len;
 
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < 5; i++) {
 		char *nul = at < end ? memchr(at, '\0', (size_t)(end - at)) : NULL;
 
 		if (!nul)
@@ -106,7 +116,7 @@ static int split_strings(char *buf, size_t len, char *str[4])
 
 static int parse_outcome(char *buf, size_t len, struct analysis_outcome *out)
 {
-	char *str[4];
+	char *str[5];
 
 	if (split_strings(buf, len, str))
 		return -EIO;
@@ -116,6 +126,7 @@ static int parse_outcome(char *buf, size_t len, struct analysis_outcome *out)
 			out->report = str[1];
 			out->findings = v == ANALYSIS_FAILED ? NULL : str[2];
 			out->never_left = str[3];
+			out->callers_to_prove = str[4];
 			out->buf = buf;
 			return 0;
 		}

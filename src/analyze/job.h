@@ -21,6 +21,9 @@ enum analysis_verdict {
 	ANALYSIS_SAFE,	 /* no error among the findings */
 	ANALYSIS_UNSAFE, /* the findings hold an error */
 	ANALYSIS_FAILED, /* the analysis could not run; why is in report */
+	/* The only errors are global signature changes, which the binary may
+	 * prove harmless (callers_to_prove). */
+	ANALYSIS_UNPROVEN,
 };
 
 struct analysis_outcome {
@@ -28,7 +31,9 @@ struct analysis_outcome {
 	char *report;	  /* text of the analysis, or why it failed */
 	char *findings;	  /* analysis_findings_text(); NULL when it failed */
 	char *never_left; /* analysis_never_left_text(); "" when it failed */
-	char *buf;	  /* holds them all */
+	/* analysis_callers_to_prove_text(); "" when it failed */
+	char *callers_to_prove;
+	char *buf; /* holds them all */
 };
 
 /* Starts the analysis of o in a child; it removes its own scratch tree

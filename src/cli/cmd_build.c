@@ -64,47 +64,47 @@ static void print_notes(const struct build_notes *notes)
  * its findings once the patch is assembled. */
 struct build_analysis {
 	struct analysis_job job;
-	const char *diff;
 	struct progress *progress;
-	bool force, refused;
+	bool force;
 };
 
 /* Forced past an analysis that could not run: the patch says so. */
-static int no_analysis(const char *why, char **text)
+static int no_analysis(const char *why, struct build_findings *f)
 {
 	fprintf(stderr, "opus build: warning: no analysis: %s\n", why);
-	if (asprintf(text, "analysis unavailable: %s\n", why) < 0)
-		*text = NULL;
-	return *text ? 0 : -ENOMEM;
+	if (asprintf(&f->text, "analysis unavailable: %s\n", why) < 0)
+		f->text = NULL;
+	return f->text ? 0 : -ENOMEM;
 }
 
-/* The build's findings callback: wait for the analysis, print it, decide. */
-static int join_analysis(void *ctx, char **text, char **never_left)
+static int take_findings(const struct analysis_outcome *out, struct build_findings *f)
+{
+	fputs(out->report, stdout);
+	f->text = strdup(out->findings);
+	f->never_left = strdup(out->never_left);
+	f->callers_to_prove = strdup(out->callers_to_prove);
+	f->unsafe = out->verdict == ANALYSIS_UNSAFE;
+	return f->text && f->never_left && f->callers_to_prove ? 0 : -ENOMEM;
+}
+
+/* The build's findings callback: wait for the analysis, print it, hand
+ * its findings over; the build decides. */
+static int join_analysis(void *ctx, struct build_findings *f)
 {
 	struct build_analysis *ba = ctx;
 	struct analysis_outcome out;
-	int ret;
+	int ret = 0;
 
 	print_progress(ba->progress, "the patch is assembled; waiting for the analysis", 0, 0);
 	if ((ret = analysis_job_join(&ba->job, &out)))
 		return ret;
 	if (out.verdict == ANALYSIS_FAILED && ba->force)
-		ret = no_analysis(out.report, text);
+		ret = no_analysis(out.report, f);
 	else if (out.verdict == ANALYSIS_FAILED)
 		ret = opus_err(-EINVAL, "%s (pass --force to build without the analysis)",
 			       out.report);
 	else
-		fputs(out.report, stdout);
-	if (out.verdict == ANALYSIS_UNSAFE && !ba->force) {
-		ba->refused = true;
-		ret = opus_err(-EPERM,
-			       "%s: refused: the analysis found errors (pass --force to build "
-			       "anyway)",
-			       ba->diff);
-	} else if (out.verdict != ANALYSIS_FAILED &&
-		   (!(*text = strdup(out.findings)) || !(*never_left = strdup(out.never_left)))) {
-		ret = -ENOMEM;
-	}
+		ret = take_findings(&out, f);
 	analysis_outcome_free(&out);
 	return ret;
 }
@@ -132,10 +132,10 @@ static void free_lists(struct build_opts *o)
 	free((void *)o->exclude);
 }
 
-static int run_build(struct build_opts *o, bool force)
+static int run_build(struct build_opts *o)
 {
 	struct build_notes notes = {0};
-	struct build_analysis ba = {.progress = o->progress_ctx, .diff = o->diff, .force = force};
+	struct build_analysis ba = {.progress = o->progress_ctx, .force = o->force};
 	int ret;
 
 	if (o->replace_all) /* nothing changed, nothing to analyze */
@@ -147,7 +147,7 @@ static int run_build(struct build_opts *o, bool force)
 	o->findings_ctx = &ba;
 	ret = opus_build(o, &notes);
 	analysis_job_abandon(&ba.job);
-	if (ba.refused) {
+	if (ret == BUILD_REFUSED) {
 		build_notes_free(&notes);
 		fprintf(stderr, "opus build: %s\n", opus_errmsg());
 		return 3;
@@ -159,7 +159,7 @@ int cmd_build(int argc, char **argv)
 {
 	struct progress pr;
 	struct build_opts o = {.progress = print_progress, .progress_ctx = &pr};
-	bool force = false, verbose = false;
+	bool verbose = false;
 	int status;
 	const struct cli_opt opts[] = {
 	    CLI_STRING("source", 's', &o.source),
@@ -175,7 +175,7 @@ int cmd_build(int argc, char **argv)
 	    CLI_FLAG("replace-all", 'R', &o.replace_all),
 	    CLI_LIST("unit", 'u', &o.units, &o.nunits),
 	    CLI_LIST("exclude", 'x', &o.exclude, &o.nexclude),
-	    CLI_FLAG("force", 'f', &force),
+	    CLI_FLAG("force", 'f', &o.force),
 	    CLI_FLAG("verbose", 'v', &verbose),
 	    CLI_END,
 	};
@@ -187,7 +187,7 @@ int cmd_build(int argc, char **argv)
 			status = cli_usage(USAGE);
 		} else {
 			opus_set_verbose(verbose);
-			status = run_build(&o, force);
+			status = run_build(&o);
 		}
 	}
 	free_lists(&o);

@@ -1,6 +1,7 @@
 #include "build_ctx.h"
 #include "assemble.h"
 #include "bind.h"
+#include "callers.h"
 #include "source/compile.h"
 #include "explain.h"
 #include "obj.h"
@@ -456,12 +457,35 @@ static int warn_never_left(struct build *b, struct build_notes *notes, const cha
 	return 0;
 }
 
+/* The analysis's findings, with the errors the binary disproves lifted:
+ * the patch is refused if one remains, unless forced. */
+static int take_findings(struct build *b, struct build_notes *notes)
+{
+	struct build_findings f = {0};
+	char *why = NULL;
+	int ret = b->opts->findings(b->opts->findings_ctx, &f);
+
+	if (!ret)
+		ret = build_prove_callers(b, notes, &f, &why);
+	if (!ret && f.unsafe && !b->opts->force)
+		ret = opus_err(BUILD_REFUSED,
+			       "%s: refused: the analysis found errors%s (pass --force to build "
+			       "anyway)",
+			       b->opts->diff, why ? why : "");
+	b->patch.findings = f.text; /* freed with the patch */
+	if (!ret && f.text)
+		ret = warn_never_left(b, notes, f.never_left);
+	free(f.never_left);
+	free(f.callers_to_prove);
+	free(why);
+	return ret;
+}
+
 static int fill_meta(struct build *b, struct build_notes *notes)
 {
 	uint8_t digest[OPUS_SHA256_LEN];
 	char hex[2 * OPUS_SHA256_LEN + 1];
 	struct opatch *p = &b->patch;
-	char *never_left = NULL;
 
 	opus_sha256(b->ws.diff_text ? b->ws.diff_text : "", b->ws.diff_len, digest);
 	opus_hex_encode(digest, sizeof(digest), hex);
@@ -473,11 +497,8 @@ static int fill_meta(struct build *b, struct build_notes *notes)
 	if (diff_files_line_map(&b->ws.files, &p->line_map))
 		return -ENOMEM;
 	if (b->opts->findings) {
-		int ret = b->opts->findings(b->opts->findings_ctx, &p->findings, &never_left);
+		int ret = take_findings(b, notes);
 
-		if (!ret && p->findings)
-			ret = warn_never_left(b, notes, never_left);
-		free(never_left);
 		if (ret)
 			return ret;
 	} else {

@@ -2,9 +2,23 @@
 #ifndef OPUS_MKPATCH_BUILD_H
 #define OPUS_MKPATCH_BUILD_H
 
+#include <errno.h>
 #include <stdbool.h>
 
 #include "notes.h"
+
+/* What the analysis found, as the build takes it (all malloc'd). */
+struct build_findings {
+	char *text; /* "file:line: severity: kind: message" lines to embed */
+	/* "name<TAB>file<TAB>line" lines: the functions the program never
+	 * leaves, and the global functions whose signature changed, whose
+	 * callers the binary must prove gone (NULL: none). */
+	char *never_left, *callers_to_prove;
+	bool unsafe; /* an error the binary cannot lift */
+};
+
+/* opus_build's refusal of a patch the analysis found unsafe. */
+#define BUILD_REFUSED (-EPERM)
 
 struct build_opts {
 	const char *source; /* the original tree; never written */
@@ -18,13 +32,13 @@ struct build_opts {
 	const char *cdb;	 /* NULL: look in the tree */
 	const char *id;		 /* NULL: from the output name */
 	const char *description; /* NULL: from the diff name */
-	/* Called once the patch is assembled, before it is written: returns 0,
-	 * the analysis findings to embed (malloc'd, one per line) and the
-	 * functions the program never leaves (malloc'd "name<TAB>file<TAB>line"
-	 * lines, or NULL), or a negative errno to refuse the patch. NULL: no
-	 * findings. */
-	int (*findings)(void *ctx, char **text, char **never_left);
+	/* Called once the patch is assembled, before it is written: fills in
+	 * the analysis's findings and returns 0, or a negative errno when the
+	 * analysis could not run. NULL: no findings. */
+	int (*findings)(void *ctx, struct build_findings *out);
 	void *findings_ctx;
+	/* Build even when the analysis found errors. */
+	bool force;
 	bool keep_scratch;
 	/* Patches this one is built on top of (the source tree has their
 	 * diffs applied), oldest first. */

@@ -20,3 +20,82 @@ test_header_fix_rebuilds_every_including_unit() {
 	assert_eq 1 "$(req 'GET abcdefghij')" "old behaviour after revert"
 	assert_running "$PID"
 }
+
+# A fix that changes a global function's signature (kv_put gets the key's
+# length) and its one caller in another unit: the analysis alone cannot see
+# every caller, the binary can. kvsrv does not export kv_put, never takes
+# its address, and calls it only from serve (handle inlined), which the
+# patch replaces: the build proves it and the fix goes in live.
+test_global_signature_change_applies_when_the_binary_shows_every_caller_replaced() {
+	build_target kvsrv "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/kvsrv"
+	local pid=$PID
+	assert_eq STORED "$(req 'PUT abcdefghij 1')" "a 10-byte key is taken before the fix"
+	"$OPUS" build --source "$WORK/src" --diff "$D/put-length.diff" \
+		--binary "$WORK/src/kvsrv" -o "$WORK/fix.opatch" >"$WORK/build.out" 2>"$WORK/build.err" ||
+		fail "the build refused a signature change whose callers are all replaced: $(cat "$WORK/build.err")"
+	assert_contains "finds no old caller in the binary" "$(cat "$WORK/build.out")" \
+		"the analysis says what it leaves to the binary"
+	assert_contains "the signature change is safe live: proven in kvsrv" "$(cat "$WORK/build.out")" \
+		"the build says why it holds"
+	readelf -p .opus.meta "$WORK/fix.opatch" | grep -q "warning: signature-change:.*proven in kvsrv" ||
+		fail "the patch does not carry the proof"
+	"$OPUS" apply "$pid" "$WORK/fix.opatch" >/dev/null
+	assert_eq REFUSED "$(req 'PUT abcdefghik 2')" "the new kv_put refuses a 10-byte key"
+	assert_eq STORED "$(req 'PUT short 3')" "the new caller passes the new arguments"
+	assert_eq 3 "$(req 'GET short')" "stored through the new code"
+	assert_eq 1 "$(req 'GET abcdefghij')" "data stored before the fix kept"
+	"$OPUS" revert "$pid" >/dev/null
+	assert_eq STORED "$(req 'PUT abcdefghik 4')" "old behaviour after revert"
+	assert_running "$pid"
+	[ "$PID" = "$pid" ] || fail "the pid changed"
+}
+
+# put_length_refused WHAT...: the kv_put signature fix, built against
+# WORK's kvsrv, is refused (exit 3, no patch), and the error says each WHAT.
+put_length_refused() {
+	local status=0 what
+	"$OPUS" build --source "$WORK/src" --diff "$D/put-length.diff" \
+		--binary "$WORK/src/kvsrv" -o "$WORK/fix.opatch" >"$WORK/build.out" 2>"$WORK/build.err" ||
+		status=$?
+	assert_eq 3 "$status" "exit status of a refused build"
+	for what in "$@"; do
+		assert_contains "$what" "$(cat "$WORK/build.err")" "the refusal says why"
+	done
+	[ ! -e "$WORK/fix.opatch" ] || fail "a refused build wrote a patch"
+}
+
+# The same fix, in a binary where a unit the diff leaves alone calls kv_put
+# with the old arguments through its own declaration: that call would pass
+# the value where the new code reads the length. Refused, naming the caller.
+test_global_signature_change_refused_for_a_caller_the_patch_leaves() {
+	mkdir -p "$WORK/src"
+	cat >"$WORK/src/seed.c" <<'C'
+int kv_put(const char *key, const char *value);
+
+void kv_seed(void)
+{
+	kv_put("seed", "1");
+}
+C
+	build_target kvsrv "$WORK" -O2 -g -fPIE -pie
+	nm "$WORK/src/kvsrv" | grep -q ' kv_seed$' || fail "seed.c is not linked in"
+	put_length_refused "kv_put: kv_seed calls it" "does not replace kv_seed"
+}
+
+# Built with -rdynamic, kvsrv exports kv_put: an object loaded into the
+# process may call it, which no scan of the binary can rule out.
+test_global_signature_change_refused_when_the_binary_exports_it() {
+	build_target kvsrv "$WORK" -O2 -g -fPIE -pie -rdynamic
+	put_length_refused "the binary exports kv_put"
+}
+
+# Another unit keeps kv_put's address in a table: a call through it may
+# come from anywhere. The PIE holds the address as a dynamic relocation.
+test_global_signature_change_refused_when_its_address_is_taken() {
+	mkdir -p "$WORK/src"
+	printf 'int kv_put(const char *key, const char *value);\nint (*const put_hook)(const char *, const char *) = kv_put;\n' \
+		>"$WORK/src/hook.c"
+	build_target kvsrv "$WORK" -O2 -g -fPIE -pie
+	put_length_refused "kv_put: its address is stored at"
+}
