@@ -100,7 +100,8 @@ def write_md(s, packages, fixes, rev):
     w = out.append
     w("# The survey: Debian 12's own CVE fixes, built and applied live\n")
     w("Written by `make survey` (survey/survey.py, then survey/render.py); do not edit by hand.")
-    w(f"opus at {commit}. Raw data: build/survey/results.json; summary: docs/survey-results.json.\n")
+    w(f"Rendered at {commit}; each package's row names the opus commit its result was made with.")
+    w("Raw data: survey/results/PKG.json; summary: docs/survey-results.json.\n")
     w("## How it is run\n")
     w("The packages are those of survey/packages.txt, chosen by one rule: Debian 12 source")
     w("packages written in C, widely deployed servers and libraries, whose current")
@@ -160,12 +161,13 @@ def write_md(s, packages, fixes, rev):
         w("built, and original and patched with a section per function; the analysis parses it")
         w("twice with libclang).\n")
     w("## Packages\n")
-    w("| package | version | CVE patches | dropped | build s | applied | built | refused | not buildable |")
-    w("|---|---|---|---|---|---|---|---|---|")
+    w("| package | version | opus | CVE patches | dropped | build s | applied | built | refused | not buildable |")
+    w("|---|---|---|---|---|---|---|---|---|---|")
     for p in packages:
         fs = p.get("fixes", [])
         c = lambda k: sum(1 for f in fs if f["category"] == k)
-        w(f"| {p['package']} | {p.get('version', '-')} | {len(p.get('cve_patches', []))} | "
+        w(f"| {p['package']} | {p.get('version', '-')} | {p.get('opus', '-')} | "
+          f"{len(p.get('cve_patches', []))} | "
           f"{len(p.get('dropped', []))} | {p.get('build_seconds', '-')} | {c('applied_live')} | "
           f"{c('built')} | {c('refused')} | {c('not_buildable')} |")
     w("\n## Every fix\n")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make survey: Debian 12's own CVE fixes built and applied live (issue 14).
 # Installs what it needs, then build-dependencies package by package: run
-# it on a build machine. Resumable: a package already done is kept
-# (build/survey/PKG/result.json); SURVEY_PACKAGES="a b" runs only those.
+# it on a build machine. Resumable: a package already done is kept in the
+# repository (survey/results/PKG.json); SURVEY_PACKAGES="a b" runs only
+# those.
 # Writes build/survey/results.json, docs/survey.md, docs/survey-results.json.
 # Then, on the survey's build of libxml2, every function of the library
 # replaced in a live python3 that runs libxml2's own tests

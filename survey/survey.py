@@ -14,8 +14,11 @@ For each package of survey/packages.txt:
      one is built on the tree with the earlier built fixes (--after), as an
      admin applies them one after another. A fix applied and then refused
      leaves the tree as the process runs it.
-Everything is kept under build/survey/PKG/; a package whose result.json is
-complete is not redone, so a rerun goes on where the last one stopped.
+The work (sources, builds, logs) is kept under build/survey/PKG/; each
+package's result under survey/results/PKG.json, in the repository, so that
+a run on another machine or in another checkout goes on where the last one
+stopped. A complete result is not redone: delete it to redo the package
+(after a change to opus that concerns it).
 """
 import argparse
 import json
@@ -30,6 +33,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OPUS = os.environ.get("OPUS", os.path.join(ROOT, "build", "opus"))
 WORK = os.environ.get("SURVEY_WORK", os.path.join(ROOT, "build", "survey"))
 HOLD = os.path.join(WORK, "hold")
+RESULTS = os.environ.get("SURVEY_RESULTS", os.path.join(ROOT, "survey", "results"))
 BUILD_LIMIT = int(os.environ.get("SURVEY_BUILD_LIMIT", 40 * 60))
 CVE = re.compile(r"CVE-\d{4}-\d{4,}", re.I)
 SCHEMA = 1
@@ -717,7 +721,7 @@ def survey_package(pkg, command):
 
 
 def survey_locked(pkg, command, d):
-    res_path = os.path.join(d, "result.json")
+    res_path = result_path(pkg)
     if os.path.exists(res_path):
         rec = json.load(open(res_path))
         if rec.get("schema") == SCHEMA and rec.get("complete"):
@@ -726,7 +730,8 @@ def survey_locked(pkg, command, d):
         earlier = rec if rec.get("schema") == SCHEMA else {}
     else:
         earlier = {}
-    rec = {"schema": SCHEMA, "package": pkg, "complete": False, "fixes": []}
+    rec = {"schema": SCHEMA, "package": pkg, "complete": False, "fixes": [],
+           "opus": opus_commit()}
     try:
         try:
             names, cve = prepare_and_build(pkg, d, rec, os.cpu_count())
@@ -857,11 +862,26 @@ def main():
     return 0
 
 
+def result_path(pkg):
+    os.makedirs(RESULTS, exist_ok=True)
+    return os.path.join(RESULTS, pkg + ".json")
+
+
+def opus_commit():
+    """The commit of the tree opus was built from, and whether it had
+    changes: a result says which opus made it."""
+    head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "src"],
+                           capture_output=True, text=True).stdout.strip()
+    return head + ("+changes" if dirty else "")
+
+
 def load_results():
     """Each package's kept result, in packages.txt order."""
     out = []
     for pkg, _ in packages():
-        p = os.path.join(WORK, pkg, "result.json")
+        p = result_path(pkg)
         if os.path.exists(p):
             out.append(json.load(open(p)))
     return out

@@ -51,6 +51,21 @@ test_global_signature_change_applies_when_the_binary_shows_every_caller_replaced
 	[ "$PID" = "$pid" ] || fail "the pid changed"
 }
 
+# The proof holds whatever the build's options: -O0 keeps handle out of
+# line, and a position-dependent executable pads kv_put's entry with a nop
+# that ends in four zero bytes (once taken for a reference to it).
+test_global_signature_change_proven_at_every_optimisation() {
+	local flags n=0
+	for flags in "-O0 -g" "-O2 -g -fno-pie -no-pie" "-O3 -g -fPIE -pie"; do
+		# shellcheck disable=SC2086
+		build_target kvsrv "$WORK/$((++n))" $flags
+		"$OPUS" build --source "$WORK/$n/src" --diff "$D/put-length.diff" \
+			--binary "$WORK/$n/src/kvsrv" -o "$WORK/$n/fix.opatch" >"$WORK/build.out" 2>&1 ||
+			fail "$flags: refused: $(tail -1 "$WORK/build.out")"
+		assert_contains "proven in kvsrv" "$(cat "$WORK/build.out")" "$flags: the proof is printed"
+	done
+}
+
 # put_length_refused WHAT...: the kv_put signature fix, built against
 # WORK's kvsrv, is refused (exit 3, no patch), and the error says each WHAT.
 put_length_refused() {
