@@ -579,7 +579,9 @@ def analyze_build_apply(ctx, name):
     r["functions"] = [f["name"] for f in a["functions"]]
     r["findings"] = [{k: f[k] for k in ("severity", "kind", "function", "message")}
                      for f in a["findings"]]
-    if st == 3:
+    # An error opus build may lift from the binary (a global function's
+    # signature change) goes on to the build, which decides.
+    if st == 3 and a.get("unsafe", True):
         return dict(r, category="refused", stage="analysis", rule=refusal_rule(a["findings"]))
     return build_and_apply(ctx, r, diff, tag)
 

@@ -1,6 +1,7 @@
 #include "analyze.h"
 #include "ast.h"
 #include "cache.h"
+#include "fanout.h"
 #include "source/compile.h"
 #include "source/workspace.h"
 #include "util/err.h"
@@ -634,28 +635,58 @@ static int note_patched(const struct workspace *w, struct analysis_reads *reads)
 	return ret;
 }
 
+/* The units to analyse: the source is what is analysed, so a file's first
+ * compile command stands for its variants. */
+struct unit_list {
+	const struct workspace *w;
+	size_t *v, n;
+};
+
+/* One unit, in a worker process of the fan-out. */
+static int analyze_listed(void *ctx, size_t i, struct analysis *a, struct analysis_reads *reads)
+{
+	const struct unit_list *l = ctx;
+	CXIndex idx = clang_createIndex(0, 0);
+	int ret = idx ? analyze_unit(idx, l->w, l->w->units[l->v[i]], a, reads)
+		      : opus_err(-ENOMEM, "libclang: cannot create an index");
+
+	if (idx)
+		clang_disposeIndex(idx);
+	return ret;
+}
+
+static int analyze_units(const struct workspace *w, struct analysis *out,
+			 struct analysis_reads *reads)
+{
+	struct unit_list l = {.w = w, .v = calloc(w->nunits + 1, sizeof(*l.v))};
+	int ret;
+
+	if (!l.v)
+		return -ENOMEM;
+	for (size_t i = 0; i < w->nunits; i++)
+		if (!workspace_is_variant(w, i))
+			l.v[l.n++] = i;
+	if (l.n == 1)
+		ret = analyze_listed(&l, 0, out, reads);
+	else
+		ret = analysis_fanout(&(struct fanout_job){analyze_listed, &l, w->scratch}, l.n,
+				      out, reads);
+	free(l.v);
+	return ret;
+}
+
 static int analyze_tree(const struct analyze_opts *opts, struct analysis *out,
 			struct analysis_reads *reads)
 {
 	struct workspace w;
-	CXIndex idx = NULL;
 	int ret = workspace_open(&w, opts->source, opts->diff, opts->cdb);
 
 	if (!ret)
 		ret = workspace_apply_diff(&w);
 	if (!ret && reads)
 		ret = note_patched(&w, reads);
-	if (!ret) {
-		idx = clang_createIndex(0, 0);
-		ret = idx ? 0 : opus_err(-ENOMEM, "libclang: cannot create an index");
-	}
-	/* The source is what is analysed: a file's first compile command
-	 * stands for its variants. */
-	for (size_t i = 0; !ret && i < w.nunits; i++)
-		if (!workspace_is_variant(&w, i))
-			ret = analyze_unit(idx, &w, w.units[i], out, reads);
-	if (idx)
-		clang_disposeIndex(idx);
+	if (!ret)
+		ret = analyze_units(&w, out, reads);
 	workspace_close(&w, false);
 	return ret;
 }

@@ -120,19 +120,10 @@ static bool plain_text(const char *s)
 	return !strchr(s, '\n') && !strchr(s, SEP);
 }
 
-/* The entry's text, or -EINVAL when a field cannot be kept as a line or a
- * file read is gone. */
-static int format_entry(const struct analysis *a, const struct analysis_reads *reads,
-			struct opus_buf *b)
+/* The analysis's own lines (functions, findings, never-left functions,
+ * callers to prove), or -EINVAL when a field cannot be kept as a line. */
+static int format_analysis(const struct analysis *a, struct opus_buf *b)
 {
-	opus_buf_printf(b, "%s", CACHE_MAGIC);
-	for (size_t i = 0; i < reads->n; i++) {
-		struct stat st;
-
-		if (stat(reads->v[i], &st) < 0 || !plain_text(reads->v[i]))
-			return -EINVAL;
-		put_stat(b, reads->v[i], &st);
-	}
 	for (size_t i = 0; i < a->nfuncs; i++) {
 		const struct an_function *f = &a->funcs[i];
 
@@ -164,6 +155,33 @@ static int format_entry(const struct analysis *a, const struct analysis_reads *r
 		opus_buf_printf(b, "P %d %s%c%s\n", f->line, f->name, SEP, f->file);
 	}
 	return b->data ? 0 : -ENOMEM;
+}
+
+/* The entry's text, or -EINVAL when a field cannot be kept as a line or a
+ * file read is gone. */
+static int format_entry(const struct analysis *a, const struct analysis_reads *reads,
+			struct opus_buf *b)
+{
+	opus_buf_printf(b, "%s", CACHE_MAGIC);
+	for (size_t i = 0; i < reads->n; i++) {
+		struct stat st;
+
+		if (stat(reads->v[i], &st) < 0 || !plain_text(reads->v[i]))
+			return -EINVAL;
+		put_stat(b, reads->v[i], &st);
+	}
+	return format_analysis(a, b);
+}
+
+int analysis_text_write(const struct analysis *a, const struct analysis_reads *reads,
+			struct opus_buf *b)
+{
+	for (size_t i = 0; i < reads->n; i++) {
+		if (!plain_text(reads->v[i]))
+			return -EINVAL;
+		opus_buf_printf(b, "r %s\n", reads->v[i]);
+	}
+	return format_analysis(a, b);
 }
 
 /* Keep the newest entries only. */
@@ -251,13 +269,16 @@ static bool read_unchanged(const char *line)
 	return same;
 }
 
-static int parse_line(char *line, struct analysis *a)
+/* One line of an entry, or of the text form when reads is given. */
+static int parse_line(char *line, struct analysis *a, struct analysis_reads *reads)
 {
 	char *f[4];
 	int x, y, n = 0;
 
-	if (line[0] == 'R' && line[1] == ' ')
+	if (!reads && line[0] == 'R' && line[1] == ' ')
 		return read_unchanged(line + 2) ? 0 : -ESTALE;
+	if (reads && line[0] == 'r' && line[1] == ' ')
+		return analysis_reads_add(reads, line + 2);
 	if (line[0] == 'F' && sscanf(line, "F %d %n", &x, &n) == 1 && n && !split(line + n, f, 2))
 		return analysis_add_function(a, f[0], f[1], (enum an_change)x);
 	if (line[0] == 'X' && sscanf(line, "X %d %d %n", &x, &y, &n) == 2 && n &&
@@ -296,7 +317,7 @@ int analysis_cache_load(const char *key, struct analysis *out)
 			break;
 		}
 		*next++ = '\0';
-		ret = parse_line(line, out);
+		ret = parse_line(line, out, NULL);
 	}
 	free(text);
 	if (ret) {
@@ -305,4 +326,17 @@ int analysis_cache_load(const char *key, struct analysis *out)
 	}
 	utimensat(AT_FDCWD, path, NULL, 0); /* used: kept longest by prune */
 	return 0;
+}
+
+int analysis_text_read(char *text, struct analysis *a, struct analysis_reads *reads)
+{
+	int ret = 0;
+
+	for (char *line = text, *next; !ret && *line; line = next) {
+		if (!(next = strchr(line, '\n')))
+			return -EINVAL;
+		*next++ = '\0';
+		ret = parse_line(line, a, reads);
+	}
+	return ret;
 }

@@ -38,4 +38,12 @@ int analysis_cache_load(const char *key, struct analysis *out);
 void analysis_cache_store(const char *key, const struct analysis *a,
 			  const struct analysis_reads *reads);
 
+/* The text of an analysis and the files its parses read, the entry's
+ * lines without the files' states: how a worker process hands its units'
+ * analysis back (fanout.c). analysis_text_read adds to a and reads. */
+struct opus_buf;
+int analysis_text_write(const struct analysis *a, const struct analysis_reads *reads,
+			struct opus_buf *b);
+int analysis_text_read(char *text, struct analysis *a, struct analysis_reads *reads);
+
 #endif

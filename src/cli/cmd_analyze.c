@@ -12,7 +12,7 @@
 
 static json_t *analysis_json(const struct analysis *a)
 {
-	json_t *funcs = json_array(), *findings = json_array();
+	json_t *funcs = json_array(), *findings = json_array(), *to_prove = json_array();
 
 	for (size_t i = 0; i < a->nfuncs; i++)
 		json_array_append_new(funcs, json_pack("{s:s, s:s, s:s}", "name", a->funcs[i].name,
@@ -27,7 +27,12 @@ static json_t *analysis_json(const struct analysis *a)
 						"function", f->function, "file", f->file, "line",
 						f->line, "message", f->message));
 	}
-	return json_pack("{s:o, s:o}", "functions", funcs, "findings", findings);
+	for (size_t i = 0; i < a->ncallers_to_prove; i++)
+		json_array_append_new(to_prove, json_string(a->callers_to_prove[i].name));
+	/* unsafe: an error opus build cannot lift; callers_to_prove: the
+	 * functions whose callers it looks for in the binary. */
+	return json_pack("{s:o, s:o, s:b, s:o}", "functions", funcs, "findings", findings, "unsafe",
+			 analysis_has_error_beyond_proof(a), "callers_to_prove", to_prove);
 }
 
 int cmd_analyze(int argc, char **argv)

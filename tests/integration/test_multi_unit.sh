@@ -31,6 +31,12 @@ test_global_signature_change_applies_when_the_binary_shows_every_caller_replaced
 	start "$WORK/src/kvsrv"
 	local pid=$PID
 	assert_eq STORED "$(req 'PUT abcdefghij 1')" "a 10-byte key is taken before the fix"
+	local status=0
+	"$OPUS" analyze --json --source "$WORK/src" --diff "$D/put-length.diff" >"$WORK/an.json" ||
+		status=$?
+	assert_eq 3 "$status" "analyze, from the source alone, reports the error"
+	assert_eq '{"unsafe":false,"callers_to_prove":["kv_put"]}' \
+		"$(jq -c '{unsafe, callers_to_prove}' "$WORK/an.json")" "and leaves it to the binary"
 	"$OPUS" build --source "$WORK/src" --diff "$D/put-length.diff" \
 		--binary "$WORK/src/kvsrv" -o "$WORK/fix.opatch" >"$WORK/build.out" 2>"$WORK/build.err" ||
 		fail "the build refused a signature change whose callers are all replaced: $(cat "$WORK/build.err")"
@@ -113,4 +119,33 @@ test_global_signature_change_refused_when_its_address_is_taken() {
 		>"$WORK/src/hook.c"
 	build_target kvsrv "$WORK" -O2 -g -fPIE -pie
 	put_length_refused "kv_put: its address is stored at"
+}
+
+# The analysis spreads a header fix's units over worker processes: one
+# worker or three give the same report, and a unit that cannot be parsed
+# fails the whole with its own message either way.
+test_analysis_of_many_units_is_the_same_with_one_worker_or_several() {
+	local j status
+	mkdir -p "$WORK/src"
+	# A second unit that includes the header, so three workers have work.
+	printf '#include "kv.h"\n\nint admin_ok(const char *k)\n{\n\treturn key_ok(k);\n}\n' \
+		>"$WORK/src/admin.c"
+	build_target kvsrv "$WORK" -O2 -g
+	for j in 1 3; do
+		OPUS_CACHE_DIR="" OPUS_ANALYZE_JOBS=$j "$OPUS" analyze --json --source "$WORK/src" \
+			--diff "$D/fix-key-length.diff" >"$WORK/j$j.json" || fail "analyze with $j worker(s)"
+	done
+	assert_eq "$(cat "$WORK/j1.json")" "$(cat "$WORK/j3.json")" "the same report"
+	jq -e '.functions | any(.name == "key_ok")' "$WORK/j3.json" >/dev/null ||
+		fail "the header's function is not in the report"
+	printf '\nint gnu_nested(int x)\n{\n\tint twice(int y) { return 2 * y; }\n\n\treturn twice(x);\n}\n' \
+		>>"$WORK/src/admin.c"
+	for j in 1 3; do
+		status=0
+		OPUS_CACHE_DIR="" OPUS_ANALYZE_JOBS=$j "$OPUS" analyze --source "$WORK/src" \
+			--diff "$D/fix-key-length.diff" >/dev/null 2>"$WORK/err" || status=$?
+		assert_eq 1 "$status" "$j worker(s): exit status of an analysis that cannot parse a unit"
+		assert_contains "cannot parse $WORK/src/admin.c" "$(cat "$WORK/err")" \
+			"$j worker(s): the error names the unit"
+	done
 }
