@@ -2,6 +2,7 @@
 #include "ast.h"
 #include "cache.h"
 #include "fanout.h"
+#include "macros.h"
 #include "source/compile.h"
 #include "source/workspace.h"
 #include "util/err.h"
@@ -27,6 +28,7 @@ struct unit_pair {
 	struct ast_unit *old, *new;
 	struct write_index idx;
 	struct analysis *a;
+	const struct macro_set *macros; /* redefined by the diff */
 };
 
 static unsigned index_count(const struct write_index *x, const char *what)
@@ -360,14 +362,22 @@ static int compare_func(struct unit_pair *p, const struct ast_func *old, const s
 {
 	struct analysis *a = p->a;
 	bool never_left = old && never_returns(p->new, f);
+	const char *macro;
 	int ret;
 
 	/* Unchanged, it may still be replaced for code it inlines. */
 	if (never_left && (ret = analysis_add_never_left(a, f->name, f->file, f->line)))
 		return ret;
-	if (old && old->hash == f->hash)
+	macro =
+	    old && old->hash == f->hash && f->text ? macro_set_used_by(p->macros, f->text) : NULL;
+	if (old && old->hash == f->hash && !macro)
 		return 0;
 	ret = analysis_add_function(a, f->name, f->file, old ? AN_MODIFIED : AN_ADDED);
+	if (!ret && macro)
+		ret = analysis_add(a, AN_INFO, "macro-change", f->name, f->file, f->line,
+				   "its tokens are as they were, but it uses %s, whose definition "
+				   "the diff changes",
+				   macro);
 	if (!ret && old && strcmp(old->signature, f->signature))
 		ret = report_signature(p, old, f);
 	if (!ret && never_left)
@@ -563,10 +573,11 @@ static int note_reads(const struct workspace *w, const struct ast_unit *u,
 }
 
 static int analyze_unit(CXIndex idx, const struct workspace *w, const struct cdb_entry *e,
-			struct analysis *a, struct analysis_reads *reads)
+			const struct macro_set *macros, struct analysis *a,
+			struct analysis_reads *reads)
 {
 	struct ast_unit old = {0}, new = {0};
-	struct unit_pair p = {.old = &old, .new = &new, .a = a};
+	struct unit_pair p = {.old = &old, .new = &new, .a = a, .macros = macros};
 	int ret = parse_unit(idx, w, e, false, &old);
 
 	if (!ret)
@@ -640,6 +651,7 @@ static int note_patched(const struct workspace *w, struct analysis_reads *reads)
 struct unit_list {
 	const struct workspace *w;
 	size_t *v, n;
+	struct macro_set macros;
 };
 
 /* One unit, in a worker process of the fan-out. */
@@ -647,7 +659,7 @@ static int analyze_listed(void *ctx, size_t i, struct analysis *a, struct analys
 {
 	const struct unit_list *l = ctx;
 	CXIndex idx = clang_createIndex(0, 0);
-	int ret = idx ? analyze_unit(idx, l->w, l->w->units[l->v[i]], a, reads)
+	int ret = idx ? analyze_unit(idx, l->w, l->w->units[l->v[i]], &l->macros, a, reads)
 		      : opus_err(-ENOMEM, "libclang: cannot create an index");
 
 	if (idx)
@@ -663,6 +675,10 @@ static int analyze_units(const struct workspace *w, struct analysis *out,
 
 	if (!l.v)
 		return -ENOMEM;
+	if ((ret = macros_changed(w, &l.macros))) {
+		free(l.v);
+		return ret;
+	}
 	for (size_t i = 0; i < w->nunits; i++)
 		if (!workspace_is_variant(w, i))
 			l.v[l.n++] = i;
@@ -671,6 +687,7 @@ static int analyze_units(const struct workspace *w, struct analysis *out,
 	else
 		ret = analysis_fanout(&(struct fanout_job){analyze_listed, &l, w->scratch}, l.n,
 				      out, reads);
+	macro_set_free(&l.macros);
 	free(l.v);
 	return ret;
 }

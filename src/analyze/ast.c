@@ -386,7 +386,7 @@ static int add_func(struct ast_unit *u, CXCursor c, const char *file, int line)
 	f->signature = canonical_type(clang_getCursorType(c));
 	f->spelled = ast_string(clang_getTypeSpelling(clang_getCursorType(c)));
 	f->is_static = clang_Cursor_getStorageClass(c) == CX_SC_Static;
-	free(ast_unit_normalize(u, c, &f->hash));
+	f->text = ast_unit_normalize(u, c, &f->hash);
 	k = kids_of(c);
 	for (unsigned i = 0; i < k.n; i++)
 		if (clang_getCursorKind(k.v[i]) == CXCursor_CompoundStmt)
@@ -684,6 +684,7 @@ void ast_unit_free(struct ast_unit *u)
 		free(f->file);
 		free(f->signature);
 		free(f->spelled);
+		free(f->text);
 	}
 	for (size_t i = 0; i < u->nvars; i++) {
 		free(u->vars[i].usr);

@@ -25,6 +25,7 @@ struct ast_func {
 	int line;
 	char *signature; /* canonical: compared */
 	char *spelled;	 /* as written: which typedefs it uses */
+	char *text;	 /* normalized tokens, as hashed */
 	uint64_t hash;
 	bool is_static;
 	CXCursor cur;
