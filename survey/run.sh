@@ -25,8 +25,10 @@ mkdir -p /run/sshd
 # The survey runs its own copy of opus: a rebuild meanwhile does not change
 # the binary halfway through.
 cp "$ROOT/build/opus" "$WORK/opus"
+commit=$(git -C "$ROOT" rev-parse --short HEAD)
+git -C "$ROOT" diff --quiet HEAD -- src || commit=$commit+changes
 # shellcheck disable=SC2086
-OPUS=$WORK/opus python3 "$ROOT/survey/survey.py" ${SURVEY_PACKAGES:-}
+SURVEY_OPUS_COMMIT=$commit OPUS=$WORK/opus python3 "$ROOT/survey/survey.py" ${SURVEY_PACKAGES:-}
 python3 "$ROOT/survey/render.py"
 if [ -f "$WORK/libxml2/built" ]; then
 	OPUS=$WORK/opus SURVEY_WORK=$WORK bash "$ROOT/tests/real/libxml2/self.sh"

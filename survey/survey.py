@@ -871,7 +871,10 @@ def result_path(pkg):
 
 def opus_commit():
     """The commit of the tree opus was built from, and whether it had
-    changes: a result says which opus made it."""
+    changes: a result says which opus made it. run.sh names the commit of
+    the copy it runs (SURVEY_OPUS_COMMIT); else the tree's, as it is now."""
+    if os.environ.get("SURVEY_OPUS_COMMIT"):
+        return os.environ["SURVEY_OPUS_COMMIT"]
     head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                           capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "src"],
