@@ -48,9 +48,10 @@ test_analyze_refuses_bad_input() {
 }
 
 # opus build runs the same analysis: errors refuse the build unless --force,
-# and the findings travel in the patch file.
+# and the findings travel in the patch file. (Built with -rdynamic, authsrv
+# exports slow_op: the binary cannot prove that no other object calls it.)
 test_build_refuses_analysis_errors() {
-	build_authsrv "$WORK" -O2 -g
+	build_authsrv "$WORK" -O2 -g -rdynamic
 	sed 's/^__attribute__((noinline)) int slow_op(int secs)$/__attribute__((noinline)) long slow_op(long secs)/' \
 		"$WORK/src/authsrv.c" >"$WORK/new.c"
 	cmp -s "$WORK/src/authsrv.c" "$WORK/new.c" && fail "the signature edit did not apply"
@@ -62,6 +63,7 @@ test_build_refuses_analysis_errors() {
 	assert_eq 3 "$status" "exit status of a refused build"
 	assert_contains "signature-change" "$(cat "$WORK/out")" "the finding is printed"
 	assert_contains "--force" "$(cat "$WORK/err")" "the refusal says how to override"
+	assert_contains "slow_op: the binary exports slow_op" "$(cat "$WORK/err")" "and why"
 	[ ! -e "$WORK/sig.opatch" ] || fail "a refused build wrote a patch"
 	"$OPUS" build --force --source "$WORK/src" --diff "$WORK/sig.diff" \
 		--binary "$WORK/src/authsrv" -o "$WORK/sig.opatch" >/dev/null
