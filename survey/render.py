@@ -176,6 +176,8 @@ def write_md(s, packages, fixes, rev):
     for f in fixes:
         o = outcome(f, rev).replace("_", " ")
         why = f.get("rule") or f.get("reason") or ""
+        if not why and f.get("proven"):
+            why = "an analysis error lifted by the binary: " + f["proven"][0]
         if f.get("detail"):
             why += ": " + f["detail"][:160]
         v = rev.get((f["package"], f["patch"]))

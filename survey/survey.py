@@ -620,6 +620,9 @@ def build_and_apply(ctx, r, diff, tag):
         if st == 0:
             break
     r["replaced"] = [l.split()[1] for l in out.splitlines() if l.startswith("replaced ")]
+    # The analysis's errors the build lifted, with the binary's proof.
+    r["proven"] = [l.split(": ", 1)[1] for l in out.splitlines()
+                   if l.startswith("info ") and "the signature change is safe live" in l]
     if st == CLI_NOTHING:
         return dict(r, category="not_buildable", reason=NOT_BUILT,
                     detail=last_line(out, "opus build:"))
