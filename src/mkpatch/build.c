@@ -113,45 +113,16 @@ static int load_binary(struct build *b, struct build_notes *notes)
 	return 0;
 }
 
-/* One compile of a unit, as tag-N.o. */
-struct compile_req {
-	size_t unit;
-	const char *tag;
-	enum compile_flavour flavour;
+struct batch_progress {
+	const struct build *b;
+	const char *phase;
 };
 
-/* Run the compiles, one per CPU at a time. On failure, the rest started
- * are waited for, and the first error is returned. */
-static int compile_batch(struct build *b, const struct compile_req *reqs, size_t n,
-			 const char *phase)
+static void tell_progress(void *ctx, size_t done, size_t n)
 {
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	size_t width = cpus > 1 ? (size_t)cpus : 1, started = 0, done = 0;
-	struct compile_job *jobs = calloc(n + 1, sizeof(*jobs));
-	char out[256];
-	int ret = jobs ? 0 : -ENOMEM;
+	const struct batch_progress *bp = ctx;
 
-	/* Until every started compile is waited for, and, without an error,
-	 * every one was started. */
-	while (jobs && (done < started || (!ret && started < n))) {
-		while (!ret && started < n && started - done < width) {
-			const struct compile_req *r = &reqs[started];
-
-			build_obj_path(b, r->tag, r->unit, out, sizeof(out));
-			ret = compile_start(b->ws.units[r->unit], b->ws.root, b->ws.tree,
-					    r->flavour, out, &jobs[started]);
-			started += !ret;
-		}
-		if (done < started) {
-			int r = compile_finish(&jobs[done++]);
-
-			if (!ret)
-				ret = r;
-			build_progress(b, phase, done, n);
-		}
-	}
-	free(jobs);
-	return ret;
+	build_progress(bp->b, bp->phase, done, n);
 }
 
 /* Compile the units (those marked in only, or all) in each flavour given. */
@@ -159,18 +130,24 @@ static int compile_units(struct build *b, const char *const *tags,
 			 const enum compile_flavour *flavours, size_t nflavours, const bool *only,
 			 const char *phase)
 {
-	struct compile_req *reqs = calloc(b->ws.nunits * nflavours + 1, sizeof(*reqs));
-	size_t n = 0;
-	int ret;
+	size_t max = b->ws.nunits * nflavours, n = 0;
+	struct compile_req *reqs = calloc(max + 1, sizeof(*reqs));
+	char(*outs)[256] = calloc(max + 1, sizeof(*outs));
+	int ret = reqs && outs ? 0 : -ENOMEM;
 
-	if (!reqs)
-		return -ENOMEM;
-	for (size_t f = 0; f < nflavours; f++)
+	for (size_t f = 0; !ret && f < nflavours; f++)
 		for (size_t i = 0; i < b->ws.nunits; i++)
-			if (!only || only[i])
-				reqs[n++] = (struct compile_req){i, tags[f], flavours[f]};
-	ret = compile_batch(b, reqs, n, phase);
+			if (!only || only[i]) {
+				build_obj_path(b, tags[f], i, outs[n], sizeof(outs[n]));
+				reqs[n] =
+				    (struct compile_req){b->ws.units[i], flavours[f], outs[n]};
+				n++;
+			}
+	if (!ret)
+		ret = compile_all(reqs, n, b->ws.root, b->ws.tree, tell_progress,
+				  &(struct batch_progress){b, phase});
 	free(reqs);
+	free(outs);
 	return ret;
 }
 
@@ -534,6 +511,11 @@ static int run_build(struct build *b, struct build_notes *notes)
 	for (size_t i = 0; i < b->ws.nskipped; i++)
 		build_note_add(notes, BUILD_INFO, b->ws.skipped[i], "diff",
 			       "not a C source or header: left out of the patch");
+	if (b->ws.nunreached)
+		build_note_add(notes, BUILD_INFO, "", "diff",
+			       "%zu unit(s) include a changed header but preprocess the same with "
+			       "and without the diff (it changes nothing they use): left out",
+			       b->ws.nunreached);
 	for (size_t i = 0; i < b->ws.nuncompiled; i++)
 		build_note_add(notes, BUILD_INFO, b->ws.uncompiled[i], "diff",
 			       "no compile command builds it (code this build's configuration "

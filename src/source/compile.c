@@ -229,7 +229,7 @@ static int add_flavour(const struct cdb_entry *e, char ***argv, size_t *n, size_
 	 * where the unit's own maps would have taken the tree. */
 	macro_mapped(e, orig_root, root, sizeof(root));
 	snprintf(map, sizeof(map), "-ffile-prefix-map=%s=%s", scratch_root, root);
-	if (flavour != COMPILE_AS_BUILT)
+	if (flavour == COMPILE_SECTIONS || flavour == COMPILE_SECTIONS_GOT)
 		for (size_t i = 0; !ret && i < sizeof(sections) / sizeof(sections[0]); i++)
 			ret = add(argv, n, cap, strdup(sections[i]));
 	if (!ret && flavour == COMPILE_SECTIONS_GOT)
@@ -347,7 +347,9 @@ int compile_start(const struct cdb_entry *e, const char *orig_root, const char *
 		ret = compile_base_args(e, orig_root, scratch_root, &argv, &n, &cap);
 	if (!ret)
 		ret = add_flavour(e, &argv, &n, &cap, flavour, orig_root, scratch_root);
-	if (!ret)
+	if (!ret && flavour == COMPILE_PREPROCESSED)
+		ret = add(&argv, &n, &cap, strdup("-E")) ?: add(&argv, &n, &cap, strdup("-P"));
+	else if (!ret)
 		ret = add(&argv, &n, &cap, strdup("-c"));
 	if (!ret)
 		ret = add(&argv, &n, &cap, src);
@@ -377,6 +379,38 @@ int compile_finish(struct compile_job *job)
 	free(job->cwd);
 	job->cwd = NULL;
 	return ret ? opus_err_wrap(ret, "compiling %s", job->e->file) : 0;
+}
+
+int compile_all(const struct compile_req *reqs, size_t n, const char *orig_root,
+		const char *scratch_root, void (*progress)(void *ctx, size_t done, size_t n),
+		void *ctx)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t width = cpus > 1 ? (size_t)cpus : 1, started = 0, done = 0;
+	struct compile_job *jobs = calloc(n + 1, sizeof(*jobs));
+	int ret = jobs ? 0 : -ENOMEM;
+
+	/* Until every started compile is waited for, and, without an error,
+	 * every one was started. */
+	while (jobs && (done < started || (!ret && started < n))) {
+		while (!ret && started < n && started - done < width) {
+			const struct compile_req *r = &reqs[started];
+
+			ret = compile_start(r->e, orig_root, scratch_root, r->flavour, r->out,
+					    &jobs[started]);
+			started += !ret;
+		}
+		if (done < started) {
+			int r = compile_finish(&jobs[done++]);
+
+			if (!ret)
+				ret = r;
+			if (progress)
+				progress(ctx, done, n);
+		}
+	}
+	free(jobs);
+	return ret;
 }
 
 int compile_tu(const struct cdb_entry *e, const char *orig_root, const char *scratch_root,

@@ -17,6 +17,9 @@ enum compile_flavour {
 	/* Plus -mno-direct-extern-access: variables of other objects are read
 	 * through a GOT slot, which opus fills, never at a 32-bit distance. */
 	COMPILE_SECTIONS_GOT,
+	/* Preprocessed only, without line markers (-E -P): two units whose
+	 * texts are equal compile to the same code. */
+	COMPILE_PREPROCESSED,
 };
 
 /* orig_root is the user's tree, scratch_root its copy: paths are moved into
@@ -33,6 +36,19 @@ struct compile_job {
 int compile_start(const struct cdb_entry *e, const char *orig_root, const char *scratch_root,
 		  enum compile_flavour flavour, const char *out_obj, struct compile_job *job);
 int compile_finish(struct compile_job *job);
+
+/* One compile of many, to out. */
+struct compile_req {
+	const struct cdb_entry *e;
+	enum compile_flavour flavour;
+	const char *out;
+};
+/* Run the compiles, one per CPU at a time, telling progress (if not NULL)
+ * after each. On failure, the rest started are waited for, and the first
+ * error is returned. */
+int compile_all(const struct compile_req *reqs, size_t n, const char *orig_root,
+		const char *scratch_root, void (*progress)(void *ctx, size_t done, size_t n),
+		void *ctx);
 
 /* The unit's own flags (argv[0] the compiler), paths moved from orig_root to
  * scratch_root (NULL: kept) and relative include paths made absolute,

@@ -2,6 +2,7 @@
  * database, and the translation units the diff reaches. Shared by build and
  * analyze; the user's tree is only ever read. */
 #include "workspace.h"
+#include "reach.h"
 #include "compile.h"
 #include "util/buf.h"
 #include "util/cleanup.h"
@@ -269,7 +270,8 @@ int workspace_open(struct workspace *w, const char *source, const char *diff, co
 		return opus_err(-errno, "%s: %s", source, strerror(errno));
 	if ((ret = opus_read_file(diff, &w->diff_text, &w->diff_len)) ||
 	    (ret = diff_parse(diff, w->diff_text, &w->files)) || (ret = load_cdb(w)) ||
-	    (ret = make_scratch(w)) || (ret = find_units(w)) || (ret = write_c_diff(w)))
+	    (ret = make_scratch(w)) || (ret = find_units(w)) || (ret = write_c_diff(w)) ||
+	    (ret = workspace_drop_unreached(w)))
 		return ret;
 	return 0;
 }

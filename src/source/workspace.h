@@ -34,6 +34,9 @@ struct workspace {
 	const char **uncompiled;
 	size_t nuncompiled, uncompiled_cap;
 	char apply_diff[PATH_MAX]; /* the diff as applied: its C files only */
+	/* Units a changed header brought whose preprocessed text the diff
+	 * does not change: left out (reach.h). */
+	size_t nunreached;
 };
 
 /* Copy the tree, parse the diff, find the units; the copy is not patched yet. */

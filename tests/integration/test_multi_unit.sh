@@ -149,3 +149,60 @@ test_analysis_of_many_units_is_the_same_with_one_worker_or_several() {
 			"$j worker(s): the error names the unit"
 	done
 }
+
+# A header fix reaches every unit that includes it, but a unit that does not
+# use what changed preprocesses the same with and without it: left out of
+# the compiles and the analysis, said so, and the patch is the same.
+test_header_fix_leaves_out_the_units_it_does_not_reach() {
+	mkdir -p "$WORK/src" "$WORK/a" "$WORK/b"
+	printf '#define LIMIT 3\n#define GREETING "hello"\nint limit(void);\nconst char *greeting(void);\n' \
+		>"$WORK/src/common.h"
+	printf '#include "common.h"\n\n__attribute__((noinline)) int limit(void)\n{\n\treturn LIMIT;\n}\n' \
+		>"$WORK/src/limit.c"
+	cat >"$WORK/src/main.c" <<'C'
+#include <stdio.h>
+#include <unistd.h>
+#include "common.h"
+
+__attribute__((noinline)) const char *greeting(void)
+{
+	return GREETING;
+}
+
+int main(void)
+{
+	printf("ready 0\n");
+	for (;;) {
+		printf("%d %s\n", limit(), greeting());
+		fflush(stdout);
+		usleep(20000);
+	}
+}
+C
+	local c entries=""
+	for c in limit main; do
+		entries="$entries${entries:+,}{\"directory\": \"$WORK/src\", \"file\": \"$c.c\", \"arguments\": [\"gcc\", \"-O2\", \"-g\", \"-c\", \"$c.c\", \"-o\", \"$c.o\"]}"
+		(cd "$WORK/src" && gcc -O2 -g -c "$c.c" -o "$c.o")
+	done
+	printf '[%s]\n' "$entries" >"$WORK/src/compile_commands.json"
+	(cd "$WORK/src" && gcc limit.o main.o -o prog)
+	cp "$WORK/src/common.h" "$WORK/a/" && sed 's/LIMIT 3/LIMIT 5/' "$WORK/a/common.h" >"$WORK/b/common.h"
+	(cd "$WORK" && diff -u a/common.h b/common.h >limit.diff) || true
+	"$OPUS" build --source "$WORK/src" --diff "$WORK/limit.diff" --binary "$WORK/src/prog" \
+		-o "$WORK/fix.opatch" >"$WORK/build.out" 2>&1 || fail "build: $(cat "$WORK/build.out")"
+	assert_contains "1 unit(s) include a changed header but preprocess the same" \
+		"$(cat "$WORK/build.out")" "main.c, which uses none of it, is left out"
+	assert_eq "replaced limit (limit.c): its code changed (a constant, macro, type or inlined code it uses)" \
+		"$(grep '^replaced' "$WORK/build.out")" "only limit is replaced"
+	start "$WORK/src/prog"
+	local pid=$PID
+	grep -q '^3 hello$' "$START_OUT" || sleep 0.2
+	grep -q '^3 hello$' "$START_OUT" || fail "the program does not print 3 hello"
+	"$OPUS" apply "$pid" "$WORK/fix.opatch" >/dev/null
+	for _ in $(seq 50); do
+		grep -q '^5 hello$' "$START_OUT" && break
+		sleep 0.1
+	done
+	grep -q '^5 hello$' "$START_OUT" || fail "the running program does not take the new limit"
+	assert_running "$pid"
+}
