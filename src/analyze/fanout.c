@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -91,12 +92,19 @@ static int take_result(const struct fanout_job *job, unsigned k, struct analysis
 
 static int start_workers(const struct fanout_job *job, const int fds[2], pid_t *pids, unsigned n)
 {
+	pid_t parent = getpid();
+
 	fflush(NULL);
 	for (unsigned k = 0; k < n; k++) {
 		pids[k] = opus_cleanup_fork();
 		if (pids[k] < 0)
 			return opus_err(-errno, "fork: %s", strerror(errno));
 		if (pids[k] == 0) {
+			/* Its work is for this process only: should it die (opus
+			 * killed), the worker goes with it. */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() != parent)
+				_exit(1);
 			close(fds[1]); /* else its reads never find the end */
 			run_worker(fds[0], job, k);
 		}

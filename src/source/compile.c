@@ -173,21 +173,25 @@ void compile_free_args(char **argv, size_t n)
 	free(argv);
 }
 
-int compile_deps(const struct cdb_entry *e, const char *out_deps)
+/* The list runs in the user's tree, where the unit was compiled. */
+static int deps_start(const struct cdb_entry *e, const char *out_deps, struct compile_job *job)
 {
-	char **argv = NULL;
+	char **argv = NULL, *cwd = strdup(e->directory);
 	size_t n = 0, cap = 0;
-	int ret = compile_base_args(e, NULL, NULL, &argv, &n, &cap);
+	int ret = cwd ? compile_base_args(e, NULL, NULL, &argv, &n, &cap) : -ENOMEM;
 	const char *extra[] = {"-M", "-MG", "-MF", out_deps, e->file};
 
 	for (size_t i = 0; !ret && i < sizeof(extra) / sizeof(extra[0]); i++)
 		ret = add(&argv, &n, &cap, strdup(extra[i]));
 	if (!ret)
-		ret = opus_run(argv, e->directory);
-	if (ret)
-		opus_err_wrap(ret, "listing the headers of %s", e->file);
+		ret = opus_run_start(argv, cwd);
 	compile_free_args(argv, n);
-	return ret;
+	if (ret < 0) {
+		free(cwd);
+		return opus_err_wrap(ret, "listing the headers of %s", e->file);
+	}
+	*job = (struct compile_job){e, ret, cwd, "listing the headers of"};
+	return 0;
 }
 
 /* path as the unit's own prefix maps spell it in __FILE__: GCC takes the
@@ -341,7 +345,11 @@ int compile_start(const struct cdb_entry *e, const char *orig_root, const char *
 {
 	char **argv = NULL, *cwd = NULL, *src = NULL;
 	size_t n = 0, cap = 0;
-	int ret = place_compile(e, orig_root, scratch_root, &cwd, &src);
+	int ret;
+
+	if (flavour == COMPILE_DEPS)
+		return deps_start(e, out_obj, job);
+	ret = place_compile(e, orig_root, scratch_root, &cwd, &src);
 
 	if (!ret)
 		ret = compile_base_args(e, orig_root, scratch_root, &argv, &n, &cap);
@@ -368,7 +376,7 @@ int compile_start(const struct cdb_entry *e, const char *orig_root, const char *
 		free(cwd);
 		return opus_err_wrap(ret, "compiling %s", e->file);
 	}
-	*job = (struct compile_job){e, ret, cwd};
+	*job = (struct compile_job){e, ret, cwd, "compiling"};
 	return 0;
 }
 
@@ -378,7 +386,7 @@ int compile_finish(struct compile_job *job)
 
 	free(job->cwd);
 	job->cwd = NULL;
-	return ret ? opus_err_wrap(ret, "compiling %s", job->e->file) : 0;
+	return ret ? opus_err_wrap(ret, "%s %s", job->doing, job->e->file) : 0;
 }
 
 int compile_all(const struct compile_req *reqs, size_t n, const char *orig_root,

@@ -20,6 +20,9 @@ enum compile_flavour {
 	/* Preprocessed only, without line markers (-E -P): two units whose
 	 * texts are equal compile to the same code. */
 	COMPILE_PREPROCESSED,
+	/* The make-style list of the files it includes (-M -MG), from the
+	 * user's tree: out is the list. */
+	COMPILE_DEPS,
 };
 
 /* orig_root is the user's tree, scratch_root its copy: paths are moved into
@@ -32,6 +35,7 @@ struct compile_job {
 	const struct cdb_entry *e;
 	int pid;
 	char *cwd;
+	const char *doing; /* for messages: "compiling", "listing the headers of" */
 };
 int compile_start(const struct cdb_entry *e, const char *orig_root, const char *scratch_root,
 		  enum compile_flavour flavour, const char *out_obj, struct compile_job *job);
@@ -63,8 +67,5 @@ char *compile_rebase(const char *arg, const char *orig_root, const char *scratch
 /* Does the unit's command enable link-time optimisation (-flto, not undone
  * by a later -fno-lto)? */
 bool compile_uses_lto(const struct cdb_entry *e);
-
-/* Write the make-style list of files the unit includes to out_deps. */
-int compile_deps(const struct cdb_entry *e, const char *out_deps);
 
 #endif

@@ -79,36 +79,55 @@ static bool deps_mention(const char *deps, const char *dir, const char *header)
 	return false;
 }
 
+/* Every in-tree unit's list of included files, read once, the lists made
+ * side by side: a header fix asks each unit of the database, and a diff
+ * may change several headers. */
+static int load_deps(struct workspace *b)
+{
+	struct compile_req *reqs = calloc(b->cdb.n + 1, sizeof(*reqs));
+	char(*outs)[256] = calloc(b->cdb.n + 1, sizeof(*outs));
+	size_t *at = calloc(b->cdb.n + 1, sizeof(*at)), n = 0;
+	int ret = reqs && outs && at ? 0 : -ENOMEM;
+
+	b->deps = calloc(b->cdb.n + 1, sizeof(*b->deps));
+	if (!b->deps)
+		ret = -ENOMEM;
+	/* A unit outside the tree is not one the scratch copy compiles
+	 * (another flavour's copy of the sources, under debian/). */
+	for (size_t i = 0; !ret && i < b->cdb.n; i++)
+		if (workspace_in_tree(b, b->cdb.v[i].file)) {
+			snprintf(outs[n], sizeof(outs[n]), "%s/deps-%zu.d", b->scratch, i);
+			reqs[n] = (struct compile_req){&b->cdb.v[i], COMPILE_DEPS, outs[n]};
+			at[n++] = i;
+		}
+	if (!ret)
+		ret = compile_all(reqs, n, b->root, b->tree, NULL, NULL);
+	for (size_t k = 0; !ret && k < n; k++) {
+		size_t len;
+
+		ret = opus_read_file(outs[k], &b->deps[at[k]], &len);
+		unlink(outs[k]);
+	}
+	free(reqs);
+	free(outs);
+	free(at);
+	return ret;
+}
+
 /* A changed header: every unit of the compile database that includes it. */
 static int units_including(struct workspace *b, const char *header)
 {
-	char deps[256];
 	size_t before = b->nunits;
+	int ret = b->deps ? 0 : load_deps(b);
 
-	snprintf(deps, sizeof(deps), "%s/deps.d", b->scratch);
-	for (size_t i = 0; i < b->cdb.n; i++) {
-		char *text;
-		size_t len;
-		bool hit;
-		int ret;
-
-		/* A unit outside the tree is not one the scratch copy compiles
-		 * (another flavour's copy of the sources, under debian/). */
-		if (!workspace_in_tree(b, b->cdb.v[i].file))
-			continue;
-		if ((ret = compile_deps(&b->cdb.v[i], deps)) ||
-		    (ret = opus_read_file(deps, &text, &len)))
-			return ret;
-		hit = deps_mention(text, b->cdb.v[i].directory, header);
-		free(text);
-		if (hit && (ret = add_unit(b, &b->cdb.v[i])))
-			return ret;
-	}
+	for (size_t i = 0; !ret && i < b->cdb.n; i++)
+		if (b->deps[i] && deps_mention(b->deps[i], b->cdb.v[i].directory, header))
+			ret = add_unit(b, &b->cdb.v[i]);
 	/* None, before the fix: the units the fix makes include it are in the
 	 * diff themselves. */
-	if (b->nunits == before)
+	if (!ret && b->nunits == before)
 		opus_info("%s: no translation unit includes %s yet", b->diff_path, header);
-	return 0;
+	return ret;
 }
 
 static int add_uncompiled(struct workspace *b, const char *path)
@@ -388,6 +407,9 @@ void workspace_close(struct workspace *w, bool keep)
 		opus_cleanup_dir(NULL);
 	} else if (w->scratch[0])
 		fprintf(stderr, "opus: scratch tree kept in %s\n", w->scratch);
+	for (size_t i = 0; w->deps && i < w->cdb.n; i++)
+		free(w->deps[i]);
+	free(w->deps);
 	cdb_free(&w->cdb);
 	free(w->units);
 	free(w->skipped);

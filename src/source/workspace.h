@@ -37,6 +37,9 @@ struct workspace {
 	/* Units a changed header brought whose preprocessed text the diff
 	 * does not change: left out (reach.h). */
 	size_t nunreached;
+	/* Per entry of cdb, the files it includes (make syntax), once a
+	 * changed header asked; NULL for one outside the tree. */
+	char **deps;
 };
 
 /* Copy the tree, parse the diff, find the units; the copy is not patched yet. */
