@@ -33,9 +33,9 @@ struct proof {
 	char why[512];	   /* why it is not proven; empty while it holds */
 };
 
-static bool refused(struct proof *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool unproven(struct proof *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static bool refused(struct proof *p, const char *fmt, ...)
+static bool unproven(struct proof *p, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -83,12 +83,12 @@ static bool find_targets(const struct build *b, struct proof *p, bool *local)
 		if (s->type != STT_FUNC || s->shndx == SHN_UNDEF || !is_clone_of(s->name, p->name))
 			continue;
 		if (p->ntargets == MAX_TARGETS)
-			return refused(p, "%s has more than %d clones in the binary", p->name,
-				       MAX_TARGETS);
+			return unproven(p, "%s has more than %d clones in the binary", p->name,
+					MAX_TARGETS);
 		p->targets[p->ntargets++] = s->value;
 		*local |= s->bind == STB_LOCAL;
 	}
-	return p->ntargets ? true : refused(p, "%s is not in the binary", p->name);
+	return p->ntargets ? true : unproven(p, "%s is not in the binary", p->name);
 }
 
 /* Is the function name (its first n characters) in the list "a, b, c"? */
@@ -121,14 +121,14 @@ static bool check_site(const struct build *b, struct proof *p, uint64_t site, bo
 	const struct opatch_func *f = replaced_at(b, site);
 
 	if (!call)
-		return refused(p,
-			       "its address is taken at 0x%" PRIx64 " in %s: it may be called "
-			       "through a pointer",
-			       site, function_at(b, site));
+		return unproven(p,
+				"its address is taken at 0x%" PRIx64 " in %s: it may be called "
+				"through a pointer",
+				site, function_at(b, site));
 	if (!f)
-		return refused(p,
-			       "%s calls it at 0x%" PRIx64 ", and this patch does not replace %s",
-			       function_at(b, site), site, function_at(b, site));
+		return unproven(p,
+				"%s calls it at 0x%" PRIx64 ", and this patch does not replace %s",
+				function_at(b, site), site, function_at(b, site));
 	note_call(p, f);
 	return true;
 }
@@ -212,10 +212,10 @@ static bool scan_data(struct proof *p, const uint8_t *data, size_t len, uint64_t
 		memcpy(&v, data + i, sizeof(v));
 		for (size_t t = 0; t < p->ntargets; t++)
 			if (v == p->targets[t])
-				return refused(p,
-					       "its address is stored at 0x%" PRIx64
-					       " (%s): it may be called through a pointer",
-					       addr + i, section);
+				return unproven(p,
+						"its address is stored at 0x%" PRIx64
+						" (%s): it may be called through a pointer",
+						addr + i, section);
 	}
 	return true;
 }
@@ -228,11 +228,11 @@ static bool scan_relocs(struct proof *p, Elf_Data *d)
 	for (size_t i = 0; gelf_getrela(d, (int)i, &r); i++)
 		for (size_t t = 0; t < p->ntargets; t++)
 			if ((uint64_t)r.r_addend == p->targets[t])
-				return refused(p,
-					       "its address is stored at 0x%" PRIx64
-					       " (a dynamic relocation): it may be called "
-					       "through a pointer",
-					       r.r_offset);
+				return unproven(p,
+						"its address is stored at 0x%" PRIx64
+						" (a dynamic relocation): it may be called "
+						"through a pointer",
+						r.r_offset);
 	return true;
 }
 
@@ -252,7 +252,7 @@ static bool scan_binary(const struct build *b, struct proof *p, bool local)
 	size_t names;
 
 	if (elf_getshdrstrndx(b->bin.elf, &names))
-		return refused(p, "%s has no section names", b->opts->binary);
+		return unproven(p, "%s has no section names", b->opts->binary);
 
 	while ((scn = elf_nextscn(b->bin.elf, scn))) {
 		GElf_Shdr sh;
@@ -290,10 +290,10 @@ static bool scan_after(const struct build *b, struct proof *p)
 
 				if (sym->kind != OPATCH_SYM_SECTION &&
 				    is_clone_of(sym->name, p->name))
-					return refused(p,
-						       "patch %s, built before this one, has code "
-						       "that refers to it (%s)",
-						       q->id, q->sections[s].name);
+					return unproven(p,
+							"patch %s, built before this one, has code "
+							"that refers to it (%s)",
+							q->id, q->sections[s].name);
 			}
 	}
 	return true;
@@ -311,7 +311,7 @@ static bool prove(const struct build *b, struct proof *p)
 		opus_symtab_free(&dyn);
 	}
 	if (exported)
-		return refused(p, "the binary exports %s: another object may call it", p->name);
+		return unproven(p, "the binary exports %s: another object may call it", p->name);
 	return scan_binary(b, p, local) && scan_after(b, p);
 }
 

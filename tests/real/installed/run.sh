@@ -12,7 +12,9 @@
 # compiled function, the version reply) is applied with `opus deb --to
 # FILE.dsc --apply` to the running packaged memcached under load, then
 # reverted: the reply changes and changes back on the same pid, and no
-# request fails.
+# request fails. opus deb killed in the middle of a run leaves fixes in the
+# rebuild's tree; the next run puts the tree back first, and answers the
+# same.
 #
 # nginx 1.22.1-9+deb12u9 through `opus deb nginx --to 1.22.1-9+deb12u11`:
 # its rebuild has the installed build-id; deb12u11's fixes are built when
@@ -190,6 +192,30 @@ jq -e '.patches[0].applied == false' "$mc_json" >/dev/null || fail "a patch appl
 jq -e --arg n "memcached-$mc_to+live2" '.patches == [.patches[] | select(.name == $n and .built)]
 	and (.patches[0].objects[0].functions | index("process_command_ascii.part.0"))' "$mc_json" >/dev/null ||
 	fail "a refreshed patch: expected one cumulative fix replacing the version reply: $(jq -c .patches "$mc_json")"
+
+# opus deb killed in the middle of a run, once a fix is patched into the
+# rebuild's tree: the next run puts the tree back to the installed
+# version's before it builds anything, and its answer is the same.
+tree_sum() {
+	(cd "/build/reproducible-path/memcached-$(deb_upstream "$mc_from")" &&
+		find . -path ./debian -prune -o -type f -name '*.[ch]' -print0 | sort -z |
+		xargs -0 md5sum | md5sum)
+}
+sum0=$(tree_sum)
+setsid "$OPUS" deb memcached --out "$WORK/memcached" --to "$mc_to" >"$WORK/killed.log" 2>&1 &
+killed=$!
+for _ in $(seq 1200); do
+	[ -s "$WORK/memcached/tree-patched" ] && break
+	sleep 0.05
+done
+[ -s "$WORK/memcached/tree-patched" ] || fail "opus deb patched no fix into the tree: $(tail -2 "$WORK/killed.log")"
+kill -9 -- "-$killed"
+wait "$killed" 2>/dev/null || true
+[ "$(tree_sum)" != "$sum0" ] || fail "the killed run left the tree as it was: the case is not tested"
+deb memcached "$WORK/memcached" --to "$mc_to"
+[ "$DEB_STATUS" = 4 ] || fail "opus deb after a killed run: exit $DEB_STATUS"
+[ "$(tree_sum)" = "$sum0" ] || fail "the rebuild's tree is not the installed version's after the next run"
+[ ! -e "$WORK/memcached/tree-patched" ] || fail "the next run left its list of patched trees"
 
 # ---- nginx ----
 ng_from=1.22.1-9+deb12u9 ng_to=1.22.1-9+deb12u11
