@@ -10,6 +10,7 @@
 #include "source/workspace.h"
 #include "patchfile/opatch.h"
 #include "util/buf.h"
+#include "util/cleanup.h"
 #include "util/err.h"
 #include "util/file.h"
 #include "util/hex.h"
@@ -533,7 +534,12 @@ static int run_build(struct build *b, struct build_notes *notes)
 		return ret;
 	if ((ret = build_bind_content(b)) || (ret = fill_meta(b, notes)))
 		return ret;
-	return opatch_write(&b->patch, b->opts->output);
+	/* Interrupted once the patch is in place, the build is done, not
+	 * killed: the signal waits until it exits. */
+	opus_cleanup_hold();
+	if ((ret = opatch_write(&b->patch, b->opts->output)))
+		opus_cleanup_release();
+	return ret;
 }
 
 int opus_build(const struct build_opts *opts, struct build_notes *notes)

@@ -146,3 +146,15 @@ void opus_cleanup_forget_child(pid_t pid)
 		if (children[i] == pid)
 			children[i] = 0;
 }
+
+static sigset_t held_from;
+
+void opus_cleanup_hold(void)
+{
+	hold_signals(&held_from);
+}
+
+void opus_cleanup_release(void)
+{
+	sigprocmask(SIG_SETMASK, &held_from, NULL);
+}

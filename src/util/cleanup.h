@@ -23,4 +23,12 @@ void opus_cleanup_reset(void);
 void opus_cleanup_child(pid_t pid);
 void opus_cleanup_forget_child(pid_t pid);
 
+/* The last step of a command that succeeds (a patch file renamed into
+ * place): from here an interrupt waits, and a command that then exits
+ * normally leaves its result and says it succeeded, never "killed" with the
+ * result written. opus_cleanup_release lets the signals in again, when that
+ * step failed. */
+void opus_cleanup_hold(void);
+void opus_cleanup_release(void);
+
 #endif
