@@ -101,7 +101,9 @@ int workspace_drop_unreached(struct workspace *w)
 	bool *same = calloc(w->nunits + 1, sizeof(*same));
 	int ret = cand && same ? 0 : -ENOMEM;
 
-	for (size_t i = 0; !ret && diff_has_header(w) && i < w->nunits; i++)
+	bool header = diff_has_header(w);
+
+	for (size_t i = 0; !ret && header && i < w->nunits; i++)
 		if (!own_file_changed(w, w->units[i]))
 			cand[n++] = i;
 	if (!ret && n)
