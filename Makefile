@@ -44,6 +44,7 @@ fuzz: all
 check-real: all
 	bash tests/real/nginx/run.sh
 	bash tests/real/nginx/self.sh
+	bash tests/real/nginx/exits.sh
 	bash tests/real/expat/run.sh
 	bash tests/real/expat/self.sh
 

@@ -38,8 +38,9 @@ json_t *cli_stats_json(const struct live_stats *st)
 
 	for (size_t i = 0; i < sizeof(phases) / sizeof(phases[0]); i++)
 		json_object_set_new(j, phases[i].name, json_real((double)phases[i].ns / 1e3));
-	return json_pack("{s:i, s:i, s:f, s:f, s:f, s:o}", "attempts", (int)st->attempts, "threads",
-			 (int)st->threads, "pause_us", (double)st->pause_ns / 1e3, "prepare_ms",
+	return json_pack("{s:i, s:i, s:i, s:f, s:f, s:f, s:o}", "attempts", (int)st->attempts,
+			 "exits_caught", (int)st->exits_caught, "threads", (int)st->threads,
+			 "pause_us", (double)st->pause_ns / 1e3, "prepare_ms",
 			 (double)st->prepare_ns / 1e6, "total_ms", (double)st->total_ns / 1e6,
 			 "phases_us", j);
 }
@@ -62,11 +63,15 @@ static int apply_one(pid_t pid, const struct opatch *p, const struct live_opts *
 		cli_add_process_times(stats);
 		json_object_set_new(j, "stats", stats);
 		cli_print_json(j);
-	} else
+	} else {
 		printf("applied %s to process %d: %zu function(s) at 0x%" PRIx64
 		       ", %u thread(s) paused %.0f us (%u attempt(s))\n",
 		       p->id, (int)pid, p->nfuncs, st.base, st.threads, (double)st.pause_ns / 1e3,
 		       st.attempts);
+		if (st.exits_caught)
+			printf("  %u busy thread(s) caught as they left the replaced code\n",
+			       st.exits_caught);
+	}
 	return 0;
 }
 

@@ -173,6 +173,7 @@ static void fill_entry(struct txn *t, const struct opatch *p, const struct layou
 	e->size = l->total;
 	e->text_lo = t->base + l->text_off;
 	e->text_hi = t->base + l->text_off + l->text_size;
+	e->exits = t->base + l->exits_off;
 	/* What the record vouches for: the code as it will be mapped. */
 	opus_sha256(l->image + l->text_off, l->text_size, e->text_sha256);
 }

@@ -97,7 +97,8 @@ int layout_plan(struct layout *l, const struct opatch *p)
 			}
 		}
 	l->text_size = align_up(off - l->text_off, LAYOUT_PAGE);
-	l->data_off = off = l->text_off + l->text_size;
+	l->exits_off = l->text_off + l->text_size;
+	l->data_off = off = l->exits_off + LAYOUT_PAGE;
 	for (size_t i = 0; i < p->nsections; i++)
 		if (p->sections[i].flags & SHF_WRITE) {
 			off = align_up(off, p->sections[i].align);

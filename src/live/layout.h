@@ -1,6 +1,7 @@
 /* Places a patch's sections in the target and links them there. One memfd
  * holds, page-aligned: the registry record (r--), the code, read-only data,
- * call stubs and GOT slots (r-x), and the writable data (rw-). */
+ * call stubs and GOT slots (r-x), a page for exit stubs (r-x, exits.h), and
+ * the writable data (rw-). */
 #ifndef OPUS_LIVE_LAYOUT_H
 #define OPUS_LIVE_LAYOUT_H
 
@@ -13,7 +14,8 @@
 
 struct layout {
 	size_t reg_size;	    /* registry bytes at offset 0 */
-	size_t text_off, text_size; /* r-x part */
+	size_t text_off, text_size; /* r-x part: the code */
+	size_t exits_off;	    /* r-x too, after the code: one page of exit stubs */
 	size_t data_off, data_size; /* rw- part */
 	size_t total;
 	uint64_t *sec_off; /* per section: offset in the memfd */

@@ -24,10 +24,11 @@ struct live_opts {
 /* Where the time went, from a monotonic clock. The phases before the stop
  * run while the process runs; stop, unwind, write and resume are the pause. */
 struct live_stats {
-	unsigned attempts;   /* stops until no thread was inside a replaced function */
-	unsigned threads;    /* threads stopped in the final stop */
-	uint64_t pause_ns;   /* first thread stopped to last resumed, final stop */
-	uint64_t prepare_ns; /* everything before the first stop */
+	unsigned attempts;     /* stops until no thread was inside a replaced function */
+	unsigned threads;      /* threads stopped in the final stop */
+	unsigned exits_caught; /* busy threads caught as they left (exits.h) */
+	uint64_t pause_ns;     /* first thread stopped to last resumed, final stop */
+	uint64_t prepare_ns;   /* everything before the first stop */
 	uint64_t total_ns;
 	/* Opening the transaction: the lock, the process's state and maps
 	 * (/proc), the registry read and verified, the link map and every

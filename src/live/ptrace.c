@@ -128,7 +128,9 @@ static int wait_stop(struct thread *t)
 			t->interrupted = false;
 			return 0;
 		}
-		if (status >> 16 == 0)
+		/* A syscall stop (a thread followed with PTRACE_SYSCALL) is
+		 * no signal. */
+		if (status >> 16 == 0 && WSTOPSIG(status) != (SIGTRAP | 0x80))
 			sig = WSTOPSIG(status);
 		if (ptrace(PTRACE_CONT, t->tid, NULL, (void *)sig) < 0)
 			return -ESRCH;
@@ -255,20 +257,36 @@ void threads_resume(struct threads *ts)
 	}
 }
 
+static void detach(struct threads *ts, struct thread *t)
+{
+	if (!t->stopped && (interrupt(t) < 0 || wait_stop(t) < 0))
+		return;
+	ptrace(PTRACE_DETACH, t->tid, NULL, NULL);
+	resend_signals(ts->pid, t);
+}
+
 void threads_detach(struct threads *ts)
 {
 	end_injections(ts);
-	for (size_t i = 0; i < ts->n; i++) {
-		struct thread *t = &ts->v[i];
-
-		if (!t->stopped && (interrupt(t) < 0 || wait_stop(t) < 0))
-			continue;
-		ptrace(PTRACE_DETACH, t->tid, NULL, NULL);
-		resend_signals(ts->pid, t);
-	}
+	for (size_t i = 0; i < ts->n; i++)
+		detach(ts, &ts->v[i]);
 	free(ts->v);
 	ts->v = NULL;
 	ts->n = ts->cap = 0;
+}
+
+void threads_detach_all_but(struct threads *ts, pid_t tid)
+{
+	size_t kept = 0;
+
+	end_injections(ts);
+	for (size_t i = 0; i < ts->n; i++) {
+		if (ts->v[i].tid == tid)
+			ts->v[kept++] = ts->v[i];
+		else
+			detach(ts, &ts->v[i]);
+	}
+	ts->n = kept;
 }
 
 int thread_wait_syscall(struct thread *t)

@@ -42,6 +42,9 @@ int threads_stop_all(struct threads *ts);
 void threads_resume(struct threads *ts);
 /* Detach from every thread, stopping running ones first; frees ts. */
 void threads_detach(struct threads *ts);
+/* Detach from every thread but tid, which is left first in ts, stopped;
+ * the others are forgotten. */
+void threads_detach_all_but(struct threads *ts, pid_t tid);
 /* Wait for t's next syscall stop (entry or exit) after PTRACE_SYSCALL: 0,
  * -EAGAIN for another stop (a signal, kept to be sent again later; a group
  * stop): resume it with PTRACE_SYSCALL again; -ESRCH if it died. */

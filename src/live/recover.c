@@ -1,6 +1,7 @@
 /* live_recover: finish off what a killed opus left: applies cut short are
  * undone, stray descriptors on opus memfds closed. */
 #include "txn.h"
+#include "exits.h"
 #include "mem.h"
 #include "util/err.h"
 #include "util/fault.h"
@@ -85,16 +86,22 @@ int recover_newest(struct txn *t, const struct live_opts *o, struct live_recover
 	t->base = t->entry.base;
 	t->size = t->entry.size;
 	t->mapped = true;
-	if (t->entry.written) {
-		/* Some jumps are in: threads may be in the new code. */
+	if (t->entry.written || t->entry.exits) {
+		/* Some jumps are in, or an exit stub may be planted: threads
+		 * may be in the new code, or on their way to a stub. */
 		t->nranges = 0;
 		ret = txn_add_range(t, t->entry.text_lo, t->entry.text_hi, t->entry.id);
+		if (!ret && t->entry.exits)
+			ret = txn_add_range(t, t->entry.exits, t->entry.exits + EXITS_PAGE,
+					    "an exit stub");
 		if (!ret)
 			ret = txn_stop_and_commit(t, o, commit_undo);
 		if (ret)
 			return ret;
+	}
+	if (t->entry.written)
 		rec->undone++;
-	} else
+	else
 		rec->dropped++;
 	threads_detach(&t->ts);
 	ret = txn_unmap(t);

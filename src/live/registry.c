@@ -1,4 +1,5 @@
 #include "registry.h"
+#include "exits.h"
 #include "lock.h"
 #include "mem.h"
 #include "util/err.h"
@@ -51,6 +52,8 @@ int registry_format(const struct reg_entry *e, struct opus_buf *b)
 	opus_buf_printf(b, "text-sha256=%s\n", digest);
 	opus_buf_printf(b, "region=0x%" PRIx64 " 0x%" PRIx64 "\ntext=0x%" PRIx64 " 0x%" PRIx64 "\n",
 			e->base, e->size, e->text_lo, e->text_hi);
+	if (e->exits)
+		opus_buf_printf(b, "exits=0x%" PRIx64 "\n", e->exits);
 	for (size_t i = 0; i < e->nfuncs; i++) {
 		const struct reg_func *f = &e->funcs[i];
 
@@ -144,6 +147,8 @@ int registry_parse(const char *text, struct reg_entry *e)
 				     &e->text_hi) == 2
 				  ? 0
 				  : -EINVAL;
+		else if (!strncmp(l, "exits=", 6))
+			ret = sscanf(l, "exits=0x%" SCNx64, &e->exits) == 1 ? 0 : -EINVAL;
 		else if (!strncmp(l, "func ", 5))
 			ret = parse_func(e, l);
 		else if (!strncmp(l, "site ", 5))
@@ -239,6 +244,9 @@ static const char *verify(int mem_fd, const struct proc_maps *maps, size_t i, co
 	if (e->text_lo < e->base || e->text_hi > end || e->text_lo >= e->text_hi ||
 	    e->text_hi - e->text_lo > MAX_TEXT)
 		return "its record puts the code outside the mapping";
+	if (e->exits &&
+	    (e->exits < e->text_hi || e->exits + EXITS_PAGE > end || e->exits % EXITS_PAGE))
+		return "its record puts its exit stubs outside the mapping";
 	for (size_t k = 0; k < e->nsites; k++) {
 		int32_t rel;
 		uint64_t to;

@@ -1,6 +1,7 @@
 /* live_revert and live_list: the newest patch taken out, its old entries
  * restored in one stop with no thread inside its new code; what is applied. */
 #include "txn.h"
+#include "exits.h"
 #include "mem.h"
 #include "util/err.h"
 #include "util/fault.h"
@@ -95,6 +96,8 @@ int live_revert(pid_t pid, const char *id, const struct live_opts *o, struct liv
 		snprintf(reverted_id, OPATCH_ID_MAX + 1, "%s", t.entry.id);
 		ret = txn_add_range(&t, t.entry.text_lo, t.entry.text_hi, t.entry.id);
 	}
+	if (!ret && t.entry.exits)
+		ret = txn_add_range(&t, t.entry.exits, t.entry.exits + EXITS_PAGE, "an exit stub");
 	if (!ret && !t.entry.active) {
 		/* No jump leads into it: unmapping is the whole revert. */
 		t.mapped = true;

@@ -98,6 +98,52 @@ static bool after_call(int mem_fd, uint64_t ret)
 	return false;
 }
 
+/* Is there an indirect call (ff /2) of exactly n bytes ending at the end
+ * of b, whose ModRM byte says it is that long? */
+static bool indirect_call(const uint8_t *b, size_t len, size_t n)
+{
+	uint8_t modrm, mod, rm;
+
+	if (n < 2 || n > len || b[len - n] != 0xff)
+		return false;
+	modrm = b[len - n + 1];
+	mod = modrm >> 6;
+	rm = modrm & 7;
+	if (((modrm >> 3) & 7) != 2)
+		return false;
+	switch (n) {
+	case 2: /* call *%reg, call *(%reg) */
+		return mod == 3 || (mod == 0 && rm != 4 && rm != 5);
+	case 3: /* call *d8(%reg), call *(%reg,%idx,s) */
+		return (mod == 1 && rm != 4) || (mod == 0 && rm == 4 && (b[len - 1] & 7) != 5);
+	case 4: /* call *d8(%reg,%idx,s) */
+		return mod == 1 && rm == 4;
+	case 6: /* call *d32(%rip), call *d32(%reg) */
+		return (mod == 0 && rm == 5) || (mod == 2 && rm != 4);
+	case 7: /* call *d32(%reg,%idx,s), call *d32(,%idx,s) */
+		return (mod == 2 && rm == 4) || (mod == 0 && rm == 4 && (b[len - 5] & 7) == 5);
+	}
+	return false;
+}
+
+int scan_call_before(int mem_fd, uint64_t ret, uint64_t *target)
+{
+	uint8_t b[7];
+	int32_t rel;
+
+	if (ret < sizeof(b) || mem_read(mem_fd, ret - sizeof(b), b, sizeof(b)))
+		return 0;
+	if (b[2] == 0xe8) {
+		memcpy(&rel, b + 3, sizeof(rel));
+		*target = ret + (uint64_t)(int64_t)rel;
+		return 1;
+	}
+	for (size_t n = 2; n <= sizeof(b); n++)
+		if (indirect_call(b, sizeof(b), n))
+			return 2;
+	return 0;
+}
+
 /* glibc's PTR_MANGLE undone: what setjmp stored of a program counter. */
 static uint64_t demangle(uint64_t w, uint64_t guard)
 {

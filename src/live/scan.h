@@ -36,6 +36,11 @@ const struct addr_range *range_set_find(const struct range_set *rs, uint64_t add
 const struct addr_range *scan_words(int mem_fd, const struct range_set *rs, const uint64_t *words,
 				    size_t n, const uint64_t *guard, size_t *i);
 
+/* What the instruction that ends just before ret is, decoded exactly (the
+ * ModRM byte must say the length): 1 for a direct call (rel32; *target
+ * set), 2 for an indirect one (ff /2), 0 for neither. */
+int scan_call_before(int mem_fd, uint64_t ret, uint64_t *target);
+
 /* Where suspended stacks are looked for: nowhere; in every private
  * writable mapping but the threads' own stacks (whose live frames DWARF
  * unwound, and whose unused slots keep stale return addresses: nginx's

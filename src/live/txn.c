@@ -1,6 +1,7 @@
 /* The transaction: the lock, what is read about the process, syscalls run
  * inside it, jump sites written and undone, and the stop that commits. */
 #include "txn.h"
+#include "exits.h"
 #include "mem.h"
 #include "unwind.h"
 #include "util/file.h"
@@ -198,6 +199,12 @@ int txn_unmap(struct txn *t)
 
 	if (!t->mapped)
 		return 0;
+	if (t->stubs_left)
+		return opus_err(
+		    -EBUSY,
+		    "process %d: the patch at 0x%" PRIx64 " stays mapped: a thread may "
+		    "still return through one of its exit stubs (opus recover takes it out)",
+		    (int)t->pid, t->base);
 	ret = txn_remote(t, SYS_munmap, t->base, t->size, 0, 0, 0, 0, &r);
 	/* A step after the syscall may fail: the map says whether it ran. */
 	if (ret && !still_mapped(t->pid, t->base))
@@ -244,12 +251,23 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 	uint64_t deadline = opus_now_ns() + (uint64_t)(o->timeout_s * 1e9), t1 = opus_now_ns();
 	struct live_stats *st = t->st;
 	uint64_t cfi_later = 0; /* unwind tables read between stops */
+	struct exit_site exit = {0};
+	/* Stubs left planted by a catch cut short (a killed opus) */
+	bool armed = t->entry.exits && exits_armed(t->mem_fd, t->entry.exits);
 	struct unwinder *u = NULL;
 	struct range_set rs;
 	int ret = range_set_init(&rs, t->ranges, t->nranges);
 
+	uint64_t *entries = calloc(t->entry.nsites + 1, sizeof(*entries));
+
+	if (!ret && !entries)
+		ret = -ENOMEM;
 	if (!ret)
 		ret = unwind_open(t->pid, t->mem_fd, t->gadgets.restore_rt, &t->maps, &u);
+	for (size_t i = 0; !ret && i < t->entry.nsites; i++)
+		entries[i] = t->entry.sites[i].addr;
+	if (!ret)
+		unwind_set_entries(u, entries, t->entry.nsites);
 	st->cfi_ns = lap(&t1);
 	while (!ret) {
 		uint64_t seize = opus_now_ns(), start, stopped, checked, written;
@@ -269,9 +287,12 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		ret = threads_stop_all(&t->ts);
 		if (!ret)
 			ret = opus_fault("stopping every thread");
+		/* ...hide returns into the guarded code: put them back first. */
+		if (!ret && armed && !(ret = exits_disarm(t->mem_fd, t->entry.exits)))
+			armed = false;
 		stopped = opus_now_ns();
 		if (!ret)
-			ret = unwind_check(u, &t->ts, &rs);
+			ret = unwind_check(u, &t->ts, &rs, &exit);
 		if (!ret && t->scan != SCAN_NONE)
 			ret = scan_suspended(t->pid, t->mem_fd, &t->ts, &rs, t->scan);
 		checked = opus_now_ns();
@@ -303,15 +324,32 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		}
 		if (ret != -EBUSY || opus_now_ns() >= deadline)
 			break;
+		/* Catch the busy thread as it leaves, rather than hope to find
+		 * it out on a later stop: then stop the rest and check again. */
+		ret = exit.tid ? exits_catch(&t->ts, t->mem_fd, t->entry.exits, &exit, deadline)
+			       : -ENOTSUP;
+		st->exits_caught += ret == 1;
+		armed = ret != -ENOTSUP;
+		if (ret >= 0) {
+			ret = 0;
+			continue;
+		}
+		if (ret != -ENOTSUP)
+			break;
 		threads_resume(&t->ts);
 		nanosleep(&(struct timespec){0, RETRY_NS}, NULL);
 		ret = 0;
 	}
 	st->cfi_ns += cfi_later;
+	/* Left with a stub planted (the stop after a catch failed): put it
+	 * back in a stop of its own, or keep the mapping it leads into. */
+	if (armed && (threads_stop_all(&t->ts) || exits_disarm(t->mem_fd, t->entry.exits)))
+		t->stubs_left = true;
 	if (ret == -EBUSY)
 		opus_err_wrap(ret, "gave up after %.1f s (%u attempts)", o->timeout_s,
 			      t->st->attempts);
 	unwind_close(u);
+	free(entries);
 	range_set_free(&rs);
 	return ret;
 }

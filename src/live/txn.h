@@ -41,6 +41,7 @@ struct txn {
 	struct seccomp_filters filters; /* of the thread that runs injected syscalls */
 	uint64_t base, size;
 	bool mapped;
+	bool stubs_left; /* an exit stub may still be in use: never unmap (exits.h) */
 	size_t sites_written;
 	struct reg_entry entry;
 	struct addr_range *ranges;

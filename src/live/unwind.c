@@ -27,6 +27,8 @@ struct unwinder {
 	uint64_t restorer;	      /* __restore_rt: a signal frame's return address */
 	uint8_t *buf;		      /* the stacks' copy, its pages touched before the stop */
 	size_t buf_len;
+	const uint64_t *entries; /* old entries that jump into the guarded code */
+	size_t nentries;
 };
 
 static char *debuginfo_path;
@@ -51,6 +53,12 @@ int unwind_open(pid_t pid, int mem_fd, uint64_t restorer, const struct proc_maps
 	u->maps = maps;
 	*out = u;
 	return 0;
+}
+
+void unwind_set_entries(struct unwinder *u, const uint64_t *entries, size_t n)
+{
+	u->entries = entries;
+	u->nentries = n;
 }
 
 void unwind_reserve(struct unwinder *u, size_t nthreads)
@@ -123,8 +131,10 @@ struct walk {
 	pid_t tid;
 	const struct addr_range *hit; /* the innermost hit */
 	int depth;
-	Dwarf_Word sp;	      /* stack pointer of the last frame reached */
-	Dwarf_Word scan_from; /* stack pointer of the first frame in unknown code */
+	Dwarf_Word sp;	       /* stack pointer of the last frame reached */
+	Dwarf_Word scan_from;  /* stack pointer of the first frame in unknown code */
+	int last_hit;	       /* depth of the outermost frame in a range so far, or -1 */
+	struct exit_site exit; /* its caller's return address and where it is kept */
 };
 
 static bool has_elf(Dwfl_Module *mod)
@@ -157,8 +167,48 @@ static int on_frame(Dwfl_Frame *frame, void *arg)
 		note_busy(w->busy, r->name, w->tid);
 		if (!w->hit)
 			w->hit = r;
+		w->last_hit = w->depth;
+		w->exit.tid = 0;
+	} else if (w->last_hit >= 0 && w->last_hit == w->depth - 1 && !activation) {
+		/* The caller of the outermost hit so far: its return address
+		 * (pc + 1) sits just below its stack pointer, the callee's CFA. */
+		w->exit = (struct exit_site){w->tid, w->sp - 8, pc + 1};
 	}
 	return ++w->depth < MAX_FRAMES ? DWARF_CB_OK : DWARF_CB_ABORT;
+}
+
+/* Does w return, outside the guarded code, right after a call that may
+ * have led into it: a direct call to one of the entries that jump there,
+ * or an indirect call (whose target no one can check now: a function
+ * pointer, as nginx calls its event module through)? */
+static bool returns_from_entry(const struct unwinder *u, const struct range_set *rs, uint64_t w)
+{
+	uint64_t target = 0;
+	int call;
+
+	if (range_set_find(rs, w) || range_set_find(rs, w - 1))
+		return false;
+	call = scan_call_before(u->mem_fd, w, &target);
+	for (size_t i = 0; call == 1 && i < u->nentries; i++)
+		if (target == u->entries[i])
+			return true;
+	return call == 2;
+}
+
+/* The exit of a busy stack DWARF could not unwind: the first word past the
+ * last return into the guarded code (from the start if the thread's pc is
+ * in it) that returns from a call that may have led there. A wrong guess
+ * costs a wait, not a fault: a stub does what a jump to the address it
+ * replaced would do, however it is reached, the slot is put back at the
+ * next stop, and that stop checks every stack again. */
+static void guess_exit(const struct unwinder *u, struct walk *w, const uint64_t *buf, size_t n,
+		       size_t from, uint64_t at)
+{
+	for (size_t k = from; k < n; k++)
+		if (returns_from_entry(u, w->rs, buf[k])) {
+			w->exit = (struct exit_site){w->tid, at + k * 8, buf[k]};
+			return;
+		}
 }
 
 /* Where DWARF unwinding stops early (code without CFI, such as an earlier
@@ -170,7 +220,7 @@ static const struct addr_range *scan_stack(const struct unwinder *u, struct walk
 	struct proc_maps maps;
 	const struct proc_map *m;
 	uint64_t *buf, end;
-	size_t len;
+	size_t len, after = 0;
 
 	/* Read afresh: the thread may be younger than any earlier read. */
 	if (proc_maps_read(u->pid, &maps))
@@ -191,7 +241,11 @@ static const struct addr_range *scan_stack(const struct unwinder *u, struct walk
 		note_busy(w->busy, r->name, w->tid);
 		if (!w->hit)
 			w->hit = r;
+		after = i + 1; /* past the last return into the guarded code */
 	}
+	w->exit.tid = 0;
+	if (w->hit)
+		guess_exit(u, w, buf, len / 8, after, w->scan_from & ~7ull);
 	free(buf);
 	return w->hit;
 }
@@ -344,16 +398,19 @@ static int report_busy(pid_t pid, const struct busy *b)
 			more);
 }
 
-int unwind_check(struct unwinder *u, const struct threads *ts, const struct range_set *rs)
+int unwind_check(struct unwinder *u, const struct threads *ts, const struct range_set *rs,
+		 struct exit_site *exit)
 {
 	struct busy busy = {0};
 	bool *clear = calloc(ts->n + 1, sizeof(*clear));
 	int ret = 0;
 
+	if (exit)
+		exit->tid = 0;
 	if (clear)
 		clear_threads(u, ts, rs, clear);
 	for (size_t i = 0; i < ts->n && !ret; i++) {
-		struct walk w = {.rs = rs, .busy = &busy, .tid = ts->v[i].tid};
+		struct walk w = {.rs = rs, .busy = &busy, .tid = ts->v[i].tid, .last_hit = -1};
 		int r;
 
 		if (clear && clear[i]) {
@@ -385,6 +442,8 @@ int unwind_check(struct unwinder *u, const struct threads *ts, const struct rang
 			w.scan_from = w.sp;
 		if (w.scan_from)
 			scan_stack(u, &w);
+		if (exit && !exit->tid && w.exit.tid && (r == 0 || w.scan_from))
+			*exit = w.exit;
 	}
 	if (!ret && busy.n)
 		ret = report_busy(u->pid, &busy);

@@ -32,9 +32,27 @@ void unwind_close(struct unwinder *u);
  * stop so that copying them inside it faults nothing in. */
 void unwind_reserve(struct unwinder *u, size_t nthreads);
 
+/* The entries whose jumps lead into the guarded code (the old functions'
+ * first bytes; borrowed). In code no module describes (a patch's), where
+ * DWARF cannot say where a frame ends, the first word past the last return
+ * into the guarded code that returns, into other code, right after a
+ * direct call to one of them or an indirect call, is taken as where that
+ * code returns to (see exit_site). */
+void unwind_set_entries(struct unwinder *u, const uint64_t *entries, size_t n);
+
+/* Where a busy thread leaves the guarded code: the return address of its
+ * outermost frame there, and the stack slot that holds it. */
+struct exit_site {
+	pid_t tid; /* 0: not known */
+	uint64_t slot, ret;
+};
+
 /* 0 if no stopped thread has a frame in rs; -EBUSY with the thread and
  * function named otherwise; -EAGAIN if a thread needs DWARF unwinding and
- * the tables are not loaded (resume, unwind_load_cfi, stop again). */
-int unwind_check(struct unwinder *u, const struct threads *ts, const struct range_set *rs);
+ * the tables are not loaded (resume, unwind_load_cfi, stop again). On
+ * -EBUSY, *exit (if not NULL) is where the first busy thread whose frames
+ * DWARF described to the end leaves the guarded code. */
+int unwind_check(struct unwinder *u, const struct threads *ts, const struct range_set *rs,
+		 struct exit_site *exit);
 
 #endif

@@ -27,6 +27,10 @@ static void stop_child(pid_t pid)
 	}
 	kill(-pid, SIGKILL);
 	waitpid(pid, NULL, 0);
+	/* The rest of the group (a driver's cc1) dies on its own time: wait
+	 * until none is left, so that nothing of opus outlives it. */
+	for (int i = 0; i < 2000 && kill(-pid, 0) == 0; i++)
+		nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
 }
 
 static void on_signal(int sig)

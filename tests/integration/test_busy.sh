@@ -86,3 +86,109 @@ test_function_under_a_handler_on_an_alternate_stack_is_busy() {
 	assert_eq 20 "$(req VALUE)" "step after the patch"
 	assert_running "$PID"
 }
+
+# napped_mixed FILE [FIRST THEN]: the answer to NAPS 8 in FILE came from
+# calls of slow_op answering FIRST (default 1: the old code) and then
+# calls answering THEN (default 101: the new code): some of each.
+napped_mixed() {
+	local napped first=${2:-1} then=${3:-101} k
+	napped=$(sed -n 's/^napped //p' "$1")
+	[ -n "$napped" ] || fail "the in-flight NAPS request got no answer"
+	for k in 1 2 3 4 5 6 7; do
+		[ "$napped" = $((k * first + (8 - k) * then)) ] && return 0
+	done
+	fail "NAPS 8 answered $napped: not $first each, then $then each"
+}
+
+# A thread out of slow_op only for microseconds between calls: no stop finds
+# it out (the previous engine gave up after its timeout), so apply catches
+# it as it returns, stopped on its way out (src/live/exits.c).
+test_busy_function_caught_as_it_returns() {
+	build_slow_patch
+	req "NAPS 8" >"$WORK/inflight" &
+	local inflight=$! caught
+	sleep 0.3
+	"$OPUS" apply --timeout 5 --json "$PID" "$WORK/slow.opatch" >"$WORK/apply.json"
+	caught=$(sed -n 's/.*"exits_caught": \([0-9]*\).*/\1/p' "$WORK/apply.json")
+	[ "${caught:-0}" -ge 1 ] || fail "no thread was caught leaving slow_op ($(cat "$WORK/apply.json"))"
+	assert_eq "slept 100" "$(req 'SLEEP 0')" "a request after the apply"
+	wait "$inflight" || true
+	napped_mixed "$WORK/inflight"
+	assert_running "$PID"
+	# Revert catches it leaving the patch's own code, which has no CFI:
+	# by the return address after the call to slow_op's old entry.
+	req "NAPS 8" >"$WORK/inflight" &
+	inflight=$!
+	sleep 0.3
+	"$OPUS" revert --timeout 5 --json "$PID" >"$WORK/revert.json"
+	caught=$(sed -n 's/.*"exits_caught": \([0-9]*\).*/\1/p' "$WORK/revert.json")
+	[ "${caught:-0}" -ge 1 ] || fail "revert caught no thread ($(cat "$WORK/revert.json"))"
+	assert_eq "slept 0" "$(req 'SLEEP 0')" "a request after the revert"
+	assert_eq 0 "$(opus_mappings "$PID")" "opus mappings after the revert"
+	wait "$inflight" || true
+	napped_mixed "$WORK/inflight" 101 1
+	assert_running "$PID"
+}
+
+# A catch that fails or is killed at any of its steps leaves the target as
+# it was: the thread sent to a stub still returns where it should, the
+# request finishes, and recover (or the failed apply itself) takes every
+# stub and the mapping out.
+test_catch_fails_or_is_killed_at_every_step() {
+	build_slow_patch
+	local points n name status inflight
+	req "NAPS 8" >"$WORK/inflight" &
+	inflight=$!
+	sleep 0.3
+	points=$(OPUS_FAULT_LIST=1 "$OPUS" apply --timeout 5 "$PID" "$WORK/slow.opatch" 2>&1 >/dev/null |
+		sed -n 's/^opus fault point \([0-9]*\): \(.*exit.*\)$/\1:\2/p')
+	wait "$inflight" || true
+	"$OPUS" revert "$PID" >/dev/null
+	[ "$(echo "$points" | grep -c .)" -ge 3 ] || fail "the catch passed no fault points: '$points'"
+	while IFS=: read -r n name; do
+		for action in fail kill; do
+			req "NAPS 4" >"$WORK/inflight" &
+			inflight=$!
+			sleep 0.3
+			status=0
+			env OPUS_FAULT_ACTION=$action OPUS_FAULT_AT="$n" "$OPUS" apply --timeout 5 "$PID" \
+				"$WORK/slow.opatch" >/dev/null 2>"$WORK/err" || status=$?
+			[ "$status" != 0 ] || fail "$action at '$name' ($n): the apply succeeded"
+			[ "$action" = fail ] || [ "$status" = 137 ] || fail "$action at '$name': status $status"
+			assert_running "$PID"
+			wait "$inflight" || true
+			assert_eq "napped 4" "$(cat "$WORK/inflight")" "NAPS 4 with a $action at '$name'"
+			"$OPUS" recover "$PID" >/dev/null || fail "recover after a $action at '$name'"
+			assert_eq 0 "$(opus_mappings "$PID")" "opus mappings after a $action at '$name'"
+			assert_eq "slept 0" "$(req 'SLEEP 0')" "old code after a $action at '$name'"
+		done
+	done <<<"$points"
+	"$OPUS" apply --timeout 5 "$PID" "$WORK/slow.opatch" >/dev/null
+	assert_eq "slept 100" "$(req 'SLEEP 0')" "the apply after all that"
+	# The same for revert, whose stubs are in the patch that stays.
+	req "NAPS 8" >"$WORK/inflight" &
+	inflight=$!
+	sleep 0.3
+	points=$(OPUS_FAULT_LIST=1 "$OPUS" revert --timeout 5 "$PID" 2>&1 >/dev/null |
+		sed -n 's/^opus fault point \([0-9]*\): \(.*exit.*\)$/\1:\2/p')
+	wait "$inflight" || true
+	"$OPUS" apply "$PID" "$WORK/slow.opatch" >/dev/null
+	[ "$(echo "$points" | grep -c .)" -ge 3 ] || fail "the revert's catch passed no fault points"
+	while IFS=: read -r n name; do
+		for action in fail kill; do
+			req "NAPS 4" >"$WORK/inflight" &
+			inflight=$!
+			sleep 0.3
+			env OPUS_FAULT_ACTION=$action OPUS_FAULT_AT="$n" "$OPUS" revert --timeout 5 "$PID" \
+				>/dev/null 2>&1 && fail "$action at '$name' ($n): the revert succeeded"
+			assert_running "$PID"
+			wait "$inflight" || true
+			assert_eq "napped 404" "$(cat "$WORK/inflight")" "NAPS 4 with a revert's $action at '$name'"
+			assert_eq "slept 100" "$(req 'SLEEP 0')" "still patched after a $action at '$name'"
+		done
+	done <<<"$points"
+	"$OPUS" revert "$PID" >/dev/null
+	assert_eq "slept 0" "$(req 'SLEEP 0')" "the revert after all that"
+	assert_eq 0 "$(opus_mappings "$PID")" "opus mappings after the revert"
+	assert_running "$PID"
+}

@@ -72,3 +72,26 @@ test_seccomp_strict_mode() {
 	assert_eq "ready 0x" "$(tr -d '\n' <"$WORK/out")" "it still echoes"
 	exec 4>&-
 }
+
+# A filter that kills on getpid: a busy thread is never sent to an exit stub
+# (whose getpid would kill the process); apply waits as before, and gives up
+# naming the busy function when the thread stays in it.
+test_seccomp_filter_that_kills_on_getpid_keeps_threads_from_exit_stubs() {
+	build_authsrv "$WORK" -O2 -g -fPIE -pie
+	gcc -O2 -o "$WORK/launch" "$L/launch.c"
+	start "$WORK/launch" kill-getpid "$WORK/src/authsrv"
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/authsrv/slow-v2.diff" \
+		--binary "$WORK/src/authsrv" -o "$WORK/slow.opatch" >/dev/null
+	req "NAPS 3" >"$WORK/inflight" &
+	local inflight=$!
+	sleep 0.3
+	expect_fail "apply while slow_op runs" "$OPUS" apply --timeout 1.5 "$PID" "$WORK/slow.opatch"
+	assert_contains "inside slow_op" "$ERR" "the error names the busy function"
+	wait "$inflight" || true
+	assert_eq "napped 3" "$(cat "$WORK/inflight")" "the in-flight request, all in the old code"
+	assert_running "$PID"
+	assert_eq 0 "$(opus_mappings "$PID")" "opus mappings after the failed apply"
+	"$OPUS" apply "$PID" "$WORK/slow.opatch" >/dev/null
+	assert_eq "slept 100" "$(req 'SLEEP 0')" "applied once slow_op is idle"
+	assert_running "$PID"
+}

@@ -59,6 +59,13 @@ static void handle(const char *line, char *out, size_t len)
 		snprintf(out, len, "requests=%lu stats=%lu", requests, stats_calls);
 	} else if (!strncmp(line, "SLEEP ", 6)) {
 		snprintf(out, len, "slept %d", slow_op(atoi(line + 6)));
+	} else if (!strncmp(line, "NAPS ", 5)) {
+		/* Back to back: the thread is out of slow_op for microseconds. */
+		int total = 0;
+
+		for (int i = atoi(line + 5); i > 0; i--)
+			total += slow_op(1);
+		snprintf(out, len, "napped %d", total);
 	} else if (!strcmp(line, "HELLO")) {
 		snprintf(out, len, "%s", greeting());
 	} else if (!strcmp(line, "TICKS")) {

@@ -2,7 +2,9 @@
  *   launch RULE PROGRAM [ARGS...]
  * RULE: kill-memfd (memfd_create kills the process), trap-memfd (it raises
  * SIGSYS), errno-noreplace (mmap with MAP_FIXED_NOREPLACE fails with EPERM),
- * allow (a filter that allows everything: opus must still work).
+ * kill-getpid (getpid kills the process: opus may not catch a busy thread
+ * with its exit stub), allow (a filter that allows everything: opus must
+ * still work).
  *   launch strict
  * enters strict mode itself and echoes stdin to stdout, byte by byte. */
 #include <errno.h>
@@ -86,6 +88,8 @@ int main(int argc, char **argv)
 		ret = deny(SYS_memfd_create, SECCOMP_RET_KILL_PROCESS);
 	else if (!strcmp(argv[1], "trap-memfd"))
 		ret = deny(SYS_memfd_create, SECCOMP_RET_TRAP);
+	else if (!strcmp(argv[1], "kill-getpid"))
+		ret = deny(SYS_getpid, SECCOMP_RET_KILL_PROCESS);
 	else if (!strcmp(argv[1], "errno-noreplace"))
 		ret = deny_noreplace();
 	else if (!strcmp(argv[1], "allow"))
