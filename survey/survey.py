@@ -223,8 +223,11 @@ def build_package(pkg, version, d, jobs):
         raise Failure("build-dep", last_line(out))
     # A fix that adds a symbol is left out of the pre-fix tree, so the
     # package's symbols file lists one the build lacks: not an error here.
+    # The PATH a buildd gives (sbuild's default): a python or tool this
+    # machine's user put first (pyenv) must not stand in for Debian's.
     env = dict(os.environ, DEB_BUILD_OPTIONS=f"nocheck nostrip parallel={jobs}",
-               DPKG_GENSYMBOLS_CHECK_LEVEL="0")
+               DPKG_GENSYMBOLS_CHECK_LEVEL="0",
+               PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     st, secs, out = run(["bear", "--output", os.path.join(tree, "compile_commands.json"), "--",
                          "dpkg-buildpackage", "-B", "-us", "-uc", "-d"],
                         cwd=tree, env=env, timeout=BUILD_LIMIT, log_to=os.path.join(d, "build.log"))
