@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -190,6 +191,50 @@ int proc_tids(pid_t pid, pid_t **tids, size_t *n)
 		return opus_err(ret, "process %d: %s", (int)pid,
 				ret == -ENOENT ? "no such process" : strerror(-ret));
 	return 0;
+}
+
+uint64_t proc_start_stack(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long v = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)proc_view_id(pid));
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* Field 28; the name before ")" may hold spaces. */
+	if (!(p = strrchr(buf, ')')))
+		return 0;
+	for (int field = 2; field < 28 && p; field++)
+		p = strchr(p + 1, ' ');
+	return p && sscanf(p + 1, "%llu", &v) == 1 ? v : 0;
+}
+
+int proc_task_dir(pid_t pid)
+{
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+long proc_thread_count(int dir)
+{
+	struct stat st;
+
+	/* proc_task_getattr adds the group's thread count to the two links
+	 * of any directory, at every stat. */
+	if (dir < 0 || fstat(dir, &st) < 0 || st.st_nlink < 2)
+		return -1;
+	return (long)st.st_nlink - 2;
 }
 
 static __thread struct {

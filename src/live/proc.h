@@ -47,6 +47,15 @@ int proc_pids(pid_t **pids, size_t *n);
 int proc_comm(pid_t pid, char comm[PROC_COMM_MAX]);
 /* Thread ids of pid; a malloc'd array. */
 int proc_tids(pid_t pid, pid_t **tids, size_t *n);
+/* Where the kernel started the main thread's stack (the address of argc,
+ * /proc/PID/stat's startstack): its frames are all below. 0 if unknown. */
+uint64_t proc_start_stack(pid_t pid);
+/* The open directory /proc/PID/task, for proc_thread_count; -errno. */
+int proc_task_dir(pid_t pid);
+/* How many threads the kernel counts in the process whose task directory
+ * is dir (one fstat: the directory has two links more than that); -1 if
+ * it cannot say. Dead threads not yet reaped count. */
+long proc_thread_count(int dir);
 /* The id through which the process's memory, maps, descriptors and
  * executable are seen in /proc: pid itself, or, when its main thread has
  * exited (a zombie) while others run on, a live thread's. -ESRCH with a

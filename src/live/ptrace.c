@@ -18,6 +18,7 @@ void threads_init(struct threads *ts, pid_t pid)
 {
 	memset(ts, 0, sizeof(*ts));
 	ts->pid = pid;
+	ts->task_dir = -1;
 }
 
 static struct thread *find(struct threads *ts, pid_t tid)
@@ -198,10 +199,15 @@ static int seize_listed(struct threads *ts)
 {
 	pid_t *tids;
 	size_t n;
-	int changed = 0, ret = proc_tids(ts->pid, &tids, &n);
+	int changed = 0, ret;
 
-	if (ret)
+	if (ts->task_dir < 0)
+		ts->task_dir = proc_task_dir(ts->pid);
+	if ((ret = proc_tids(ts->pid, &tids, &n)))
 		return ret;
+	/* The kernel's count is trusted in a stop only where it has matched
+	 * what /proc listed (a count racing a new thread does not). */
+	ts->count_agrees = proc_thread_count(ts->task_dir) == (long)n;
 	for (size_t i = 0; i < n && ret >= 0; i++)
 		if (!find(ts, tids[i]) && (ret = seize(ts, tids[i])) > 0)
 			changed = 1;
@@ -223,20 +229,32 @@ static void end_injections(struct threads *ts)
 		thread_end_injection(&ts->v[i]);
 }
 
-int threads_stop_all(struct threads *ts)
+int threads_stop_all(struct threads *ts, thread_stopped_fn *on_stop, void *ctx)
 {
 	int changed;
 
 	end_injections(ts);
+	for (size_t i = 0; i < ts->n; i++)
+		ts->v[i].stop_note = 0;
 	/* Stop every thread held (interrupt all first, so that they stop in
 	 * parallel), then read the list again: only a running thread starts
 	 * another, so a list read with every thread stopped is complete. */
 	do {
 		for (size_t i = 0; i < ts->n; i++)
 			interrupt(&ts->v[i]);
-		for (size_t i = 0; i < ts->n;)
-			if (stop_thread(ts, &ts->v[i]))
-				i++; /* else slot i now holds another thread */
+		for (size_t i = 0; i < ts->n;) {
+			bool was_stopped = ts->v[i].stopped;
+
+			if (!stop_thread(ts, &ts->v[i]))
+				continue; /* slot i now holds another thread */
+			if (on_stop && !was_stopped)
+				on_stop(ctx, &ts->v[i]);
+			i++;
+		}
+		/* With every thread held stopped, a count of no more threads
+		 * says the same as a new listing, at a fraction of its cost. */
+		if (ts->count_agrees && proc_thread_count(ts->task_dir) == (long)ts->n)
+			break;
 		if ((changed = seize_listed(ts)) < 0)
 			return changed;
 	} while (changed);
@@ -273,6 +291,10 @@ void threads_detach(struct threads *ts)
 	free(ts->v);
 	ts->v = NULL;
 	ts->n = ts->cap = 0;
+	if (ts->task_dir >= 0)
+		close(ts->task_dir);
+	ts->task_dir = -1;
+	ts->count_agrees = false;
 }
 
 void threads_detach_all_but(struct threads *ts, pid_t tid)

@@ -22,12 +22,21 @@ struct thread {
 	bool injecting;
 	struct user_regs_struct real;
 	uint64_t frame_sp;
+	/* The caller's note on the thread for the current stop: zeroed as
+	 * threads_stop_all begins, set by its on_stop. */
+	int stop_note;
 };
+
+/* Called for each thread as it is stopped, while others are still on
+ * their way: work done here is done in time the pause spends waiting. */
+typedef void thread_stopped_fn(void *ctx, struct thread *t);
 
 struct threads {
 	pid_t pid;
 	struct thread *v;
 	size_t n, cap;
+	int task_dir;	   /* /proc/PID/task, open while threads are held; -1 */
+	bool count_agrees; /* its link count matched the last listing */
 };
 
 void threads_init(struct threads *ts, pid_t pid);
@@ -36,8 +45,11 @@ int threads_stop_one(struct threads *ts);
 /* Seize every thread listed now without stopping it: done before a stop,
  * it keeps the seizing out of the pause. */
 int threads_seize_all(struct threads *ts);
-/* Seize and stop every thread; rescans /proc/PID/task until no new one appears. */
-int threads_stop_all(struct threads *ts);
+/* Seize and stop every thread; rescans /proc/PID/task until no new one
+ * appears, unless the kernel counts no thread more than those stopped.
+ * on_stop (if not NULL) is called with ctx for every thread this call
+ * stops, once it has stopped. */
+int threads_stop_all(struct threads *ts, thread_stopped_fn *on_stop, void *ctx);
 /* Resume stopped threads (still traced). */
 void threads_resume(struct threads *ts);
 /* Detach from every thread, stopping running ones first; frees ts. */

@@ -244,6 +244,18 @@ void txn_unwrite_sites(struct txn *t)
 	}
 }
 
+struct early {
+	struct unwinder *u;
+	const struct range_set *rs;
+};
+
+static void check_early(void *ctx, struct thread *th)
+{
+	struct early *e = ctx;
+
+	unwind_check_early(e->u, e->rs, th);
+}
+
 /* Stop the world until no thread is in a guarded range, then run commit
  * with everything stopped. Busy: resume, wait, retry until the deadline. */
 int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(struct txn *t))
@@ -284,7 +296,10 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		st->attempts++;
 		if (!st->prepare_ns)
 			st->prepare_ns = start - t->t0;
-		ret = threads_stop_all(&t->ts);
+		/* Planted return addresses are put back after the stop: the
+		 * stacks are read early only if none is planted. */
+		ret = threads_stop_all(&t->ts, armed ? NULL : check_early,
+				       &(struct early){.u = u, .rs = &rs});
 		if (!ret)
 			ret = opus_fault("stopping every thread");
 		/* ...hide returns into the guarded code: put them back first. */
@@ -343,7 +358,8 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 	st->cfi_ns += cfi_later;
 	/* Left with a stub planted (the stop after a catch failed): put it
 	 * back in a stop of its own, or keep the mapping it leads into. */
-	if (armed && (threads_stop_all(&t->ts) || exits_disarm(t->mem_fd, t->entry.exits)))
+	if (armed &&
+	    (threads_stop_all(&t->ts, NULL, NULL) || exits_disarm(t->mem_fd, t->entry.exits)))
 		t->stubs_left = true;
 	if (ret == -EBUSY)
 		opus_err_wrap(ret, "gave up after %.1f s (%u attempts)", o->timeout_s,

@@ -25,6 +25,7 @@ struct unwinder {
 	int mem_fd;
 	const struct proc_maps *maps; /* read before the stop: where the stacks are */
 	uint64_t restorer;	      /* __restore_rt: a signal frame's return address */
+	uint64_t start_stack;	      /* the main thread's first frame is below; 0 */
 	uint8_t *buf;		      /* the stacks' copy, its pages touched before the stop */
 	size_t buf_len;
 	const uint64_t *entries; /* old entries that jump into the guarded code */
@@ -51,6 +52,7 @@ int unwind_open(pid_t pid, int mem_fd, uint64_t restorer, const struct proc_maps
 	u->mem_fd = mem_fd;
 	u->restorer = restorer;
 	u->maps = maps;
+	u->start_stack = proc_start_stack(pid);
 	*out = u;
 	return 0;
 }
@@ -281,8 +283,11 @@ static struct stack_span own_stack(const struct unwinder *u, const struct thread
 	s.from = regs.rsp & ~7ull;
 	/* glibc puts a thread's static TLS and descriptor at the top of its
 	 * stack mapping, at and just below the thread pointer: frames end
-	 * there. */
+	 * there. Above the main thread's first frame are only its arguments,
+	 * environment and auxiliary vector. */
 	top = !t->leader && regs.fs_base > s.from ? regs.fs_base & ~7ull : m->end;
+	if (t->leader && u->start_stack > s.from && u->start_stack < m->end)
+		top = (u->start_stack & ~7ull) + 8;
 	s.len = top - s.from <= MAX_SCAN_BYTES ? top - s.from : 0;
 	return s;
 }
@@ -357,8 +362,24 @@ static bool words_clear(const struct unwinder *u, const uint64_t *w, size_t n,
 	return true;
 }
 
-/* Which threads the fast path clears: a GETREGS each, then every stack in
- * one read. clear[i] says for ts->v[i]. */
+enum { NOTE_NONE, NOTE_CLEAR, NOTE_NOT_CLEAR }; /* struct thread's stop_note */
+
+void unwind_check_early(struct unwinder *u, const struct range_set *rs, struct thread *t)
+{
+	struct stack_span s = own_stack(u, t, rs);
+
+	if (s.len > u->buf_len)
+		return; /* clear_threads reads it, into a buffer of its own */
+	if (s.len)
+		read_stacks(u, &s, 1, u->buf);
+	t->stop_note = s.read && words_clear(u, (const uint64_t *)u->buf, s.len / 8, rs)
+			   ? NOTE_CLEAR
+			   : NOTE_NOT_CLEAR;
+}
+
+/* Which threads the fast path clears: those unwind_check_early cleared,
+ * then a GETREGS each for the others not yet looked at, and their stacks
+ * in one read. clear[i] says for ts->v[i]. */
 static void clear_threads(const struct unwinder *u, const struct threads *ts,
 			  const struct range_set *rs, bool *clear)
 {
@@ -369,15 +390,19 @@ static void clear_threads(const struct unwinder *u, const struct threads *ts,
 	if (!s)
 		return;
 	for (size_t i = 0; i < ts->n; i++) {
-		s[i] = own_stack(u, &ts->v[i], rs);
+		clear[i] = ts->v[i].stop_note == NOTE_CLEAR;
+		if (ts->v[i].stop_note == NOTE_NONE)
+			s[i] = own_stack(u, &ts->v[i], rs);
 		total += s[i].len;
 	}
 	buf = total <= u->buf_len ? u->buf : total <= MAX_SCAN_TOTAL ? malloc(total + 8) : NULL;
 	if (buf) {
 		read_stacks(u, s, ts->n, buf);
 		for (size_t i = 0, off = 0; i < ts->n; off += s[i].len, i++)
-			clear[i] = s[i].read &&
-				   words_clear(u, (const uint64_t *)(buf + off), s[i].len / 8, rs);
+			if (s[i].len)
+				clear[i] =
+				    s[i].read &&
+				    words_clear(u, (const uint64_t *)(buf + off), s[i].len / 8, rs);
 	}
 	if (buf != u->buf)
 		free(buf);

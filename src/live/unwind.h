@@ -47,6 +47,16 @@ struct exit_site {
 	uint64_t slot, ret;
 };
 
+/* The fast check of unwind_check for one thread, done as soon as it stops
+ * (threads_stop_all's on_stop) while others are still on their way; its
+ * answer is noted in t for unwind_check in the same stop, which reads
+ * nothing of t again. A stopped thread's frames do not change while the
+ * others run: only its own calls write return addresses (another thread
+ * may write data there, which can only add or take away a word that looks
+ * like one). Not where opus itself writes to the stacks before the check
+ * (exit stubs put back). */
+void unwind_check_early(struct unwinder *u, const struct range_set *rs, struct thread *t);
+
 /* 0 if no stopped thread has a frame in rs; -EBUSY with the thread and
  * function named otherwise; -EAGAIN if a thread needs DWARF unwinding and
  * the tables are not loaded (resume, unwind_load_cfi, stop again). On

@@ -45,6 +45,48 @@ test_busy_function_timeout_leaves_process_unchanged() {
 	ticks_advance
 }
 
+# One busy thread among 64 idle ones, most of them created after it: each
+# thread's stack is checked as it stops, while later ones are still on
+# their way, and the busy one is found wherever it is in the list.
+test_busy_thread_among_many_idle_ones_is_found() {
+	build_slow_patch
+	local fds=() fd i tid threads
+	for i in $(seq 16); do
+		exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+		fds+=("$fd")
+	done
+	sleep 0.3
+	ls "/proc/$PID/task" | sort >"$WORK/before"
+	req "SLEEP 3" >"$WORK/inflight" &
+	local inflight=$!
+	sleep 0.3
+	# The thread serving it: the one that came with it.
+	tid=$(ls "/proc/$PID/task" | sort | comm -13 "$WORK/before" - | head -1)
+	for i in $(seq 48); do
+		exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+		fds+=("$fd")
+	done
+	for _ in $(seq 50); do
+		threads=$(ls "/proc/$PID/task" | wc -l)
+		[ "$threads" -ge 65 ] && break
+		sleep 0.05
+	done
+	[ "$threads" -ge 65 ] || fail "only $threads threads"
+	expect_fail "apply while one of $threads threads is in slow_op" \
+		"$OPUS" apply --timeout 1 "$PID" "$WORK/slow.opatch"
+	assert_contains "inside slow_op" "$ERR" "error names the busy function"
+	assert_contains "thread $tid is inside" "$ERR" "error names the busy thread"
+	assert_eq 0 "$(opus_mappings "$PID")" "opus mappings after the failed apply"
+	for fd in "${fds[@]}"; do
+		exec {fd}<&-
+	done
+	wait "$inflight" || true
+	assert_eq "slept 3" "$(cat "$WORK/inflight")" "in-flight request"
+	"$OPUS" apply --timeout 10 "$PID" "$WORK/slow.opatch" >/dev/null
+	assert_eq "slept 100" "$(req 'SLEEP 0')" "applied once it returned"
+	assert_running "$PID"
+}
+
 # Revert is refused while the new code is running, and waits for it.
 test_revert_waits_for_new_code() {
 	build_slow_patch
