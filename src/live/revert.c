@@ -15,29 +15,11 @@
 
 static int commit_revert(struct txn *t)
 {
-	int ret = 0;
+	int ret = txn_check_jumps(t);
 
-	for (size_t i = 0; i < t->entry.nsites; i++) {
-		uint8_t now[JUMP_SIZE];
-
-		ret = mem_read(t->mem_fd, t->entry.sites[i].addr, now, JUMP_SIZE);
-		if (!ret && memcmp(now, t->entry.sites[i].jump, JUMP_SIZE))
-			ret = opus_err(-EINVAL,
-				       "process %d: the jump at 0x%" PRIx64 " was changed "
-				       "by someone else; not reverting",
-				       (int)t->pid, t->entry.sites[i].addr);
-		if (ret)
-			return ret;
-	}
-	/* Restore newest-first so overlapping sites end up as they began. */
-	for (size_t i = t->entry.nsites; i-- > 0;) {
-		ret = mem_write(t->mem_fd, t->entry.sites[i].addr, t->entry.sites[i].saved,
-				JUMP_SIZE);
-		if (!ret)
-			ret = opus_fault("restoring an entry");
-		if (ret)
-			break;
-	}
+	if (ret)
+		return ret;
+	ret = txn_restore_sites_backwards(t);
 	if (ret) {
 		t->sites_written = 0;
 		txn_write_sites(t, false);

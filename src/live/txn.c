@@ -219,18 +219,123 @@ int txn_unmap(struct txn *t)
 	return 0;
 }
 
+#define SITE_PAGE(s) ((s).addr / 4096)
+
+/* The end of the run of sites from `from` on that start on the page
+ * sites[from] starts on. */
+static size_t page_run_end(const struct reg_entry *e, size_t from)
+{
+	size_t to = from + 1;
+
+	while (to < e->nsites && SITE_PAGE(e->sites[to]) == SITE_PAGE(e->sites[from]))
+		to++;
+	return to;
+}
+
+/* The start of the run of sites before `end` that start on the page
+ * sites[end - 1] starts on. */
+static size_t page_run_start(const struct reg_entry *e, size_t end)
+{
+	size_t from = end - 1;
+
+	while (from > 0 && SITE_PAGE(e->sites[from - 1]) == SITE_PAGE(e->sites[end - 1]))
+		from--;
+	return from;
+}
+
+/* The bytes [*lo, *lo + len) that sites s[0..n) (all starting on one
+ * page) cover, read into buf: one read for the run, inside the pause,
+ * instead of one a site. */
+static int read_span(int mem_fd, const struct reg_site *s, size_t n, uint8_t *buf, uint64_t *lo,
+		     size_t *len)
+{
+	uint64_t hi = s[0].addr + JUMP_SIZE;
+
+	*lo = s[0].addr;
+	for (size_t k = 1; k < n; k++) {
+		*lo = s[k].addr < *lo ? s[k].addr : *lo;
+		hi = s[k].addr + JUMP_SIZE > hi ? s[k].addr + JUMP_SIZE : hi;
+	}
+	*len = (size_t)(hi - *lo);
+	return mem_read(mem_fd, *lo, buf, *len);
+}
+
+/* Sites s[0..n), all starting on one page, written with one read and one
+ * write of the span they cover, each site's bytes (saved if restore, else
+ * its jump) put into the copy in array order, or in reverse if backwards:
+ * where sites overlap, what one write each in that order would leave. The
+ * bytes between them are written back as they were, with every thread
+ * stopped. */
+static int write_span(int mem_fd, const struct reg_site *s, size_t n, bool restore, bool backwards)
+{
+	uint8_t buf[4096 + JUMP_SIZE];
+	uint64_t lo;
+	size_t len;
+	int ret;
+
+	if (n == 1)
+		return mem_write(mem_fd, s->addr, restore ? s->saved : s->jump, JUMP_SIZE);
+	if ((ret = read_span(mem_fd, s, n, buf, &lo, &len)))
+		return ret;
+	for (size_t k = 0; k < n; k++) {
+		const struct reg_site *x = &s[backwards ? n - 1 - k : k];
+
+		memcpy(buf + (x->addr - lo), restore ? x->saved : x->jump, JUMP_SIZE);
+	}
+	return mem_write(mem_fd, lo, buf, len);
+}
+
 int txn_write_sites(struct txn *t, bool restore)
 {
-	for (; t->sites_written < t->entry.nsites; t->sites_written++) {
-		const struct reg_site *s = &t->entry.sites[t->sites_written];
-		int ret = mem_write(t->mem_fd, s->addr, restore ? s->saved : s->jump, JUMP_SIZE);
+	while (t->sites_written < t->entry.nsites) {
+		size_t from = t->sites_written, to = page_run_end(&t->entry, from);
+		int ret = write_span(t->mem_fd, t->entry.sites + from, to - from, restore, false);
 
+		/* Counted even if the write failed part-way: the rollback puts
+		 * back each site's saved bytes, which an unwritten one holds. */
+		t->sites_written = to;
+		if (!ret)
+			ret = opus_fault(restore ? "restoring an entry" : "writing a jump");
 		if (ret)
 			return ret;
-		if ((ret = opus_fault(restore ? "restoring an entry" : "writing a jump"))) {
-			t->sites_written++; /* it was written: the rollback must see it */
+	}
+	return 0;
+}
+
+int txn_restore_sites_backwards(struct txn *t)
+{
+	for (size_t end = t->entry.nsites; end > 0;) {
+		size_t from = page_run_start(&t->entry, end);
+		int ret = write_span(t->mem_fd, t->entry.sites + from, end - from, true, true);
+
+		if (!ret)
+			ret = opus_fault("restoring an entry");
+		if (ret)
 			return ret;
-		}
+		end = from;
+	}
+	return 0;
+}
+
+int txn_check_jumps(struct txn *t)
+{
+	uint8_t buf[4096 + JUMP_SIZE];
+
+	for (size_t from = 0, to; from < t->entry.nsites; from = to) {
+		const struct reg_site *s = t->entry.sites;
+		uint64_t lo;
+		size_t len;
+		int ret;
+
+		to = page_run_end(&t->entry, from);
+		if ((ret = read_span(t->mem_fd, s + from, to - from, buf, &lo, &len)))
+			return ret;
+		for (size_t k = from; k < to; k++)
+			if (memcmp(buf + (s[k].addr - lo), s[k].jump, JUMP_SIZE))
+				return opus_err(-EINVAL,
+						"process %d: the jump at 0x%" PRIx64 " was changed "
+						"by someone else; not reverting",
+						(int)t->pid, s[k].addr);
 	}
 	return 0;
 }

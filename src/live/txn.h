@@ -68,6 +68,12 @@ int txn_unmap(struct txn *t);
  * t->sites_written on; txn_unwrite_sites puts back what was written. */
 int txn_write_sites(struct txn *t, bool restore);
 void txn_unwrite_sites(struct txn *t);
+/* Put back every site's saved bytes, newest first, so that overlapping
+ * sites end up as they began. */
+int txn_restore_sites_backwards(struct txn *t);
+/* 0 if every site still holds its jump; -EINVAL naming the first that
+ * does not. */
+int txn_check_jumps(struct txn *t);
 /* Stop the world until no thread is in a range, then run commit with every
  * thread stopped; -EBUSY once o->timeout_s has passed. */
 int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(struct txn *t));

@@ -122,3 +122,59 @@ test_blocked_syscalls_continue() {
 	ticks_advance
 	assert_running "$PID"
 }
+
+# text_differs_from_file PID BIN: how many bytes of BIN's code, as the
+# process maps it, differ from the file.
+text_differs_from_file() {
+	python3 - "$1" "$2" <<'PY'
+import os, sys
+pid, binary = sys.argv[1], os.path.realpath(sys.argv[2])
+for line in open(f"/proc/{pid}/maps"):
+    f = line.split()
+    if len(f) >= 6 and f[5] == binary and "x" in f[1]:
+        lo, hi = (int(x, 16) for x in f[0].split("-"))
+        with open(f"/proc/{pid}/mem", "rb") as mem, open(binary, "rb") as elf:
+            mem.seek(lo)
+            elf.seek(int(f[2], 16))
+            print(sum(a != b for a, b in zip(mem.read(hi - lo), elf.read(hi - lo))))
+PY
+}
+
+# wait_sum_change OLD: the target's next sum that is not OLD (2 s at most).
+wait_sum_change() {
+	local now
+	for _ in $(seq 100); do
+		now=$(tail -1 "$START_OUT")
+		[ "$now" != "$1" ] && break
+		sleep 0.02
+	done
+	echo "$now"
+}
+
+# 64 functions side by side, all on one page: a fix to every one of them
+# puts 64 jumps there, written with one read and one write of the page.
+# Every answer changes; the revert leaves the code byte for byte as the
+# binary file has it.
+test_many_jumps_on_one_page_apply_and_revert_exactly() {
+	build_target pagefull "$WORK" -O2 -g
+	start "$WORK/src/pagefull"
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/pagefull/fix-all.diff" \
+		--binary "$WORK/src/pagefull" -o "$WORK/fix.opatch" >/dev/null
+	local n pages before after
+	n=$(nm "$WORK/src/pagefull" | grep -c ' T f[0-9][0-9]$')
+	pages=$(nm "$WORK/src/pagefull" | awk '/ T f[0-9][0-9]$/ {print substr($1, 1, length($1) - 3)}' |
+		sort -u | wc -l)
+	[ "$n" = 64 ] && [ "$pages" -le 2 ] || fail "$n functions on $pages pages"
+	sleep 0.1
+	before=$(tail -1 "$START_OUT")
+	assert_eq 0 "$(text_differs_from_file "$PID" "$WORK/src/pagefull")" "code before the patch"
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	after=$(wait_sum_change "$before")
+	assert_eq $((before + n)) "$after" "every function answers one more"
+	[ "$(text_differs_from_file "$PID" "$WORK/src/pagefull")" -ge $((4 * n)) ] ||
+		fail "not every entry holds a jump"
+	"$OPUS" revert "$PID" >/dev/null
+	assert_eq "$before" "$(wait_sum_change "$after")" "every function answers as before"
+	assert_eq 0 "$(text_differs_from_file "$PID" "$WORK/src/pagefull")" "code after the revert"
+	assert_running "$PID"
+}
