@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,9 +29,18 @@ static void stop_child(pid_t pid)
 	kill(-pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	/* The rest of the group (a driver's cc1) dies on its own time: wait
-	 * until none is left, so that nothing of opus outlives it. */
-	for (int i = 0; i < 2000 && kill(-pid, 0) == 0; i++)
+	 * until none is left, so that nothing of opus outlives it. Orphaned,
+	 * they are ours to reap (opus_cleanup_fork made us their subreaper):
+	 * left to an init that reaps slowly, a group of zombies outlived a
+	 * child opus's budget here (2 s), which then killed it before it had
+	 * removed its scratch tree. */
+	for (int i = 0; i < 2000; i++) {
+		while (waitpid(-pid, NULL, WNOHANG) > 0)
+			;
+		if (kill(-pid, 0) != 0)
+			break;
 		nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+	}
 }
 
 static void on_signal(int sig)
@@ -101,6 +111,8 @@ pid_t opus_cleanup_fork(void)
 	pid_t pid;
 
 	install();
+	/* A child's own children, orphaned when it is stopped, come to us. */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	hold_signals(&old);
 	pid = fork();
 	if (pid == 0) {
