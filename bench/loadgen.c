@@ -1,8 +1,10 @@
 /* A small HTTP/1.1 load generator for the nginx figures: keep-alive
  * connections, each in its own thread, counting answered and failed requests
  * in 100 ms buckets, which wrk does not report.
- *   loadgen PORT PATH CONNECTIONS SECONDS OUT
- * OUT gets one line a bucket: "start_ms answered failed". */
+ *   loadgen PORT PATH CONNECTIONS SECONDS OUT [LATENCIES]
+ * OUT gets one line a bucket: "start_ms answered failed". LATENCIES, if
+ * given, one line an answered request: "sent_ms latency_us", for the tail
+ * latency of a window (while opus patches, against idle). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -17,11 +19,17 @@
 
 #define BUCKET_MS   100
 #define MAX_BUCKETS 100000
+#define MAX_SAMPLES (4u << 20)
 
 static int port, seconds;
 static const char *path;
 static atomic_uint answered[MAX_BUCKETS], failed[MAX_BUCKETS];
 static double t0;
+struct sample {
+	float sent_ms, latency_us;
+};
+static struct sample *samples;
+static atomic_uint nsamples;
 
 static double now_ms(void)
 {
@@ -98,6 +106,7 @@ static void *client(void *arg)
 			usleep(1000);
 			continue;
 		}
+		double sent = now_ms();
 		int r = request(fd, req, (size_t)len);
 
 		if (r == -2 && fresh == 0) {
@@ -108,7 +117,12 @@ static void *client(void *arg)
 		}
 		fresh = 0;
 		if (r == 0) {
+			unsigned i = samples ? atomic_fetch_add(&nsamples, 1) : MAX_SAMPLES;
+
 			atomic_fetch_add(&answered[bucket()], 1);
+			if (i < MAX_SAMPLES)
+				samples[i] = (struct sample){(float)(sent - t0),
+							     (float)((now_ms() - sent) * 1e3)};
 		} else {
 			atomic_fetch_add(&failed[bucket()], 1);
 			close(fd);
@@ -126,8 +140,12 @@ int main(int argc, char **argv)
 	int n;
 	FILE *out;
 
-	if (argc != 6)
-		return fprintf(stderr, "usage: loadgen PORT PATH CONNECTIONS SECONDS OUT\n"), 2;
+	if (argc != 6 && argc != 7)
+		return fprintf(stderr,
+			       "usage: loadgen PORT PATH CONNECTIONS SECONDS OUT [LATENCIES]\n"),
+		       2;
+	if (argc == 7 && !(samples = calloc(MAX_SAMPLES, sizeof(*samples))))
+		return perror("loadgen"), 1;
 	port = atoi(argv[1]);
 	path = argv[2];
 	n = atoi(argv[3]);
@@ -144,6 +162,13 @@ int main(int argc, char **argv)
 		return perror(argv[5]), 1;
 	for (int b = 0; b < seconds * 1000 / BUCKET_MS; b++)
 		fprintf(out, "%d %u %u\n", b * BUCKET_MS, answered[b], failed[b]);
+	fclose(out);
+	if (!samples)
+		return 0;
+	if (!(out = fopen(argv[6], "w")))
+		return perror(argv[6]), 1;
+	for (unsigned i = 0; i < nsamples && i < MAX_SAMPLES; i++)
+		fprintf(out, "%.3f %.1f\n", samples[i].sent_ms, samples[i].latency_us);
 	fclose(out);
 	return 0;
 }

@@ -50,11 +50,12 @@ stop_nginx() {
 	for _ in $(seq 200); do serving || break; sleep 0.01; done
 	rm -f "$prefix/nginx.pid"
 }
-# load SECONDS NAME: bench/loadgen in the background, 100 ms buckets.
+# load SECONDS NAME: bench/loadgen in the background, 100 ms buckets, and
+# every request's latency in lat.NAME.dat.
 load() {
 	LOAD_NAME=$2
 	LOAD_T0=$(date +%s%N)
-	"$out/loadgen" "$HTTP" / 8 "$1" "$out/rps.$2.dat" &
+	"$out/loadgen" "$HTTP" / 8 "$1" "$out/rps.$2.dat" "$out/lat.$2.dat" &
 	LOAD=$!
 	sleep 1
 }
@@ -81,21 +82,50 @@ load_done() {
 		}' "$file")
 }
 
+# latency WINDOWS: p50 and p99 (us) of the requests of lat.opus.dat sent
+# in any of the windows ("FROM-TO ..." in ms since the load began), as JSON.
+latency() {
+	awk -v w="$1" 'BEGIN { n = split(w, v, /[ -]/) }
+		{ for (i = 1; i < n; i += 2) if ($1 >= v[i] && $1 < v[i + 1]) { print $2; next } }' \
+		"$out/lat.opus.dat" | sort -n |
+		awk '{v[NR] = $1} END {
+			i50 = int((NR + 1) / 2); i99 = int(NR * 0.99 + 0.999); if (i99 > NR) i99 = NR
+			printf "{\"p50\": %s, \"p99\": %s, \"requests\": %d}\n", v[i50], v[i99], NR }'
+}
+ms_of_load() { echo $((($(date +%s%N) - LOAD_T0) / 1000000)); }
+
 gcc -O2 -Wall -pthread -o "$out/loadgen" "$ROOT/bench/loadgen.c"
 
-# opus: 20 apply/revert cycles on the master and both workers.
+# opus: 20 apply/revert cycles on the master and both workers, in five
+# rounds of 4, each after a second of the same load without opus: the
+# latency while patching against idle, taken in turns so that the
+# machine's slow and fast stretches fall on both.
 stop_nginx
 start_nginx
 master=$(cat "$prefix/nginx.pid")
 pids="$master $(pgrep -P "$master" | tr '\n' ' ')"
-load 12 opus
+load 14 opus
+idle_w="" patching_w="" patching_ms=0
 at=$(date +%s%N)
-for _ in $(seq 20); do
-	for p in $pids; do "$OPUS" apply "$p" "$out/fix.opatch" >/dev/null; done
-	for p in $pids; do "$OPUS" revert "$p" >/dev/null; done
+for _ in $(seq 5); do
+	from=$(ms_of_load)
+	sleep 1
+	to=$(ms_of_load)
+	idle_w="$idle_w $from-$to"
+	for _ in $(seq 4); do
+		for p in $pids; do "$OPUS" apply "$p" "$out/fix.opatch" >/dev/null; done
+		for p in $pids; do "$OPUS" revert "$p" >/dev/null; done
+	done
+	from=$to to=$(ms_of_load)
+	patching_w="$patching_w $from-$to" patching_ms=$((patching_ms + to - from))
 done
 load_done "$at"
 opus_done=$DONE opus_failed=$FAILED opus_recover=$RECOVER_MS
+idle=$(latency "${idle_w# }")
+patching=$(latency "${patching_w# }")
+put ".nginx.latency_us = {idle: $idle, patching: $patching, patching_ms: $patching_ms} |
+     .nginx.latency_us.p99_ratio = (.nginx.latency_us.patching.p99 / .nginx.latency_us.idle.p99)"
+echo "nginx latency: idle $idle, while patching $patching us ($patching_ms ms of patching)"
 stop_nginx
 
 # restart: stop and start, the way a fix reaches a server without opus.
