@@ -178,3 +178,52 @@ test_many_jumps_on_one_page_apply_and_revert_exactly() {
 	assert_eq 0 "$(text_differs_from_file "$PID" "$WORK/src/pagefull")" "code after the revert"
 	assert_running "$PID"
 }
+
+# poke PID ADDR HEX: write bytes into the process's memory, as another
+# tool might (HEX empty: write nothing); prints the 5 bytes there before.
+poke() {
+	python3 - "$@" <<'PY'
+import sys
+pid, addr, data = sys.argv[1], int(sys.argv[2], 0), bytes.fromhex(sys.argv[3])
+with open(f"/proc/{pid}/mem", "r+b", buffering=0) as mem:
+    mem.seek(addr)
+    print(mem.read(5).hex())
+    mem.seek(addr)
+    mem.write(data)
+PY
+}
+
+# One of the 64 jumps on a page changed by someone else: revert refuses
+# and changes nothing; with the jump written again, it goes through (each
+# jump of the page checked in one read) and the code is the file's.
+test_revert_refuses_when_one_jump_of_a_page_was_changed() {
+	build_target pagefull "$WORK" -O2 -g
+	start "$WORK/src/pagefull"
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/pagefull/fix-all.diff" \
+		--binary "$WORK/src/pagefull" -o "$WORK/fix.opatch" >/dev/null
+	local base off addr old jump other before patched
+	base=$(awk -v b="$(readlink -f "$WORK/src/pagefull")" '$6 == b {split($1, a, "-"); print a[1]; exit}' \
+		"/proc/$PID/maps")
+	off=$(nm "$WORK/src/pagefull" | awk '$3 == "f44" {print $1}')
+	addr=$(printf '0x%x' $((0x$base + 0x$off)))
+	sleep 0.1
+	before=$(tail -1 "$START_OUT")
+	old=$(poke "$PID" "$addr" "")
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	patched=$(wait_sum_change "$before")
+	# Another tool sends f44 to f45 (whose own jump leads to its new
+	# code): f44(1000) now answers f45's, one more.
+	other=$(printf 'e9%08x' $((0x$(nm "$WORK/src/pagefull" | awk '$3 == "f45" {print $1}') - 0x$off - 5)))
+	other=${other:0:2}${other:8:2}${other:6:2}${other:4:2}${other:2:2}
+	jump=$(poke "$PID" "$addr" "$other")
+	[ "$jump" != "$old" ] || fail "no jump at f44"
+	assert_eq $((patched + 1)) "$(wait_sum_change "$patched")" "f44 sent to f45"
+	expect_fail "revert with a jump changed" "$OPUS" revert "$PID"
+	assert_contains "patch fix is half applied" "$ERR" "says the patch is not whole"
+	assert_eq "$other" "$(poke "$PID" "$addr" "$jump")" "revert left the bytes as they were"
+	assert_eq "$patched" "$(wait_sum_change $((patched + 1)))" "the patch whole again"
+	"$OPUS" revert "$PID" >/dev/null
+	assert_eq "$before" "$(wait_sum_change "$patched")" "every function answers as before"
+	assert_eq 0 "$(text_differs_from_file "$PID" "$WORK/src/pagefull")" "code after the revert"
+	assert_running "$PID"
+}
