@@ -180,7 +180,7 @@ static void fill_entry(struct txn *t, const struct opatch *p, const struct layou
 
 static int commit_apply(struct txn *t)
 {
-	int ret = txn_write_sites(t, false);
+	int ret = txn_write_sites(t);
 
 	if (ret)
 		txn_unwrite_sites(t);

@@ -193,23 +193,32 @@ int proc_tids(pid_t pid, pid_t **tids, size_t *n)
 	return 0;
 }
 
-uint64_t proc_start_stack(pid_t pid)
+/* /proc/ID/stat in one read into buf, without allocating (it is read
+ * while threads are held): false if it cannot be read. */
+static bool read_stat(pid_t id, char *buf, size_t size)
 {
-	char path[64], buf[1024], *p;
-	unsigned long long v = 0;
+	char path[64];
 	ssize_t n;
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)proc_view_id(pid));
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)id);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
+		return false;
+	n = read(fd, buf, size - 1);
 	close(fd);
 	if (n <= 0)
-		return 0;
+		return false;
 	buf[n] = '\0';
+	return true;
+}
+
+uint64_t proc_start_stack(pid_t pid)
+{
+	char buf[1024], *p;
+	unsigned long long v = 0;
+
 	/* Field 28; the name before ")" may hold spaces. */
-	if (!(p = strrchr(buf, ')')))
+	if (!read_stat(proc_view_id(pid), buf, sizeof(buf)) || !(p = strrchr(buf, ')')))
 		return 0;
 	for (int field = 2; field < 28 && p; field++)
 		p = strchr(p + 1, ' ');
@@ -370,19 +379,10 @@ int proc_check_patchable(pid_t pid)
 
 bool proc_thread_dead(pid_t tid)
 {
-	char path[64], buf[512], *state;
-	ssize_t n;
-	int fd;
+	char buf[512], *state;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (!read_stat(tid, buf, sizeof(buf)))
 		return true;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return true;
-	buf[n] = '\0';
 	state = strrchr(buf, ')');
 	return state && (state[2] == 'Z' || state[2] == 'X');
 }

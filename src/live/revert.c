@@ -22,14 +22,14 @@ static int commit_revert(struct txn *t)
 	ret = txn_restore_sites_backwards(t);
 	if (ret) {
 		t->sites_written = 0;
-		txn_write_sites(t, false);
+		txn_write_sites(t);
 		return ret;
 	}
 	t->mapped = true;
 	ret = txn_unmap(t);
 	if (ret) {
 		t->sites_written = 0;
-		txn_write_sites(t, false);
+		txn_write_sites(t);
 	}
 	return ret;
 }

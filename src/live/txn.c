@@ -285,17 +285,17 @@ static int write_span(int mem_fd, const struct reg_site *s, size_t n, bool resto
 	return mem_write(mem_fd, lo, buf, len);
 }
 
-int txn_write_sites(struct txn *t, bool restore)
+int txn_write_sites(struct txn *t)
 {
 	while (t->sites_written < t->entry.nsites) {
 		size_t from = t->sites_written, to = page_run_end(&t->entry, from);
-		int ret = write_span(t->mem_fd, t->entry.sites + from, to - from, restore, false);
+		int ret = write_span(t->mem_fd, t->entry.sites + from, to - from, false, false);
 
 		/* Counted even if the write failed part-way: the rollback puts
 		 * back each site's saved bytes, which an unwritten one holds. */
 		t->sites_written = to;
 		if (!ret)
-			ret = opus_fault(restore ? "restoring an entry" : "writing a jump");
+			ret = opus_fault("writing a jump");
 		if (ret)
 			return ret;
 	}

@@ -64,9 +64,9 @@ int txn_remote(struct txn *t, long nr, uint64_t a0, uint64_t a1, uint64_t a2, ui
 	       uint64_t a4, uint64_t a5, long *ret);
 /* Unmap the patch mapped at t->base, if it is. */
 int txn_unmap(struct txn *t);
-/* Write the entry's jumps (or, restore, its saved bytes) from
- * t->sites_written on; txn_unwrite_sites puts back what was written. */
-int txn_write_sites(struct txn *t, bool restore);
+/* Write the entry's jumps from t->sites_written on; txn_unwrite_sites
+ * puts back what was written. */
+int txn_write_sites(struct txn *t);
 void txn_unwrite_sites(struct txn *t);
 /* Put back every site's saved bytes, newest first, so that overlapping
  * sites end up as they began. */
