@@ -3,11 +3,11 @@
 # can rerun on this machine. Writes build/bench/results.json, plots
 # build/bench/*.png with gnuplot, and prints a table. Asserts nothing.
 # BENCH_PARTS picks sections (default all: pause apply call nginx fleet
-# scale scan); OPUS=PATH measures another build of opus.
+# scale scan swap); OPUS=PATH measures another build of opus.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OPUS=${OPUS:-$ROOT/build/opus}
-BENCH_PARTS=${BENCH_PARTS:-pause apply call nginx fleet scale scan}
+BENCH_PARTS=${BENCH_PARTS:-pause apply call nginx fleet scale scan swap}
 want() { [[ " $BENCH_PARTS " == *" $1 "* ]]; }
 OUT=$ROOT/build/bench
 RUNS=${RUNS:-30}
@@ -19,6 +19,7 @@ done
 gcc -O2 -Wall -o "$OUT/stopfloor" "$ROOT/bench/stopfloor.c"
 gcc -O2 -Wall -o "$OUT/machine" "$ROOT/bench/machine.c"
 gcc -O2 -Wall -o "$OUT/wall" "$ROOT/bench/wall.c"
+gcc -O2 -Wall -pthread -o "$OUT/pageswap" "$ROOT/bench/pageswap.c"
 RESULTS=$OUT/results.json
 echo '{}' >"$RESULTS"
 put() { jq "$1" "$RESULTS" >"$RESULTS.tmp" && mv "$RESULTS.tmp" "$RESULTS"; }
@@ -165,6 +166,17 @@ fi
 if want scan; then
 	bash "$ROOT/bench/scan-memory.sh" "$OPUS" "$OUT"
 	put ".scan_memory = $(cat "$OUT/scan-memory.json")"
+fi
+
+# 9. Code changed under running threads by a page swap (issue 15, design
+#    in docs/reliability.md): the swap's time beside 0 to 8 busy callers
+#    of the page. pageswap dies if a caller ever runs a torn instruction.
+if want swap; then
+	for n in 0 1 2 8; do
+		read -r p50 p99 old new < <("$OUT/pageswap" "$n" $((RUNS * 1000)))
+		put ".page_swap_us.threads_$n = {p50: $p50, p99: $p99, calls_old: $old, calls_new: $new}"
+		echo "page swap beside $n busy thread(s): p50 $p50 us, p99 $p99 us ($old calls before, $new after)"
+	done
 fi
 
 put ".build.target_ms = {funcs_1: ${build_ms[1]}, funcs_10: ${build_ms[10]}, funcs_100: ${build_ms[100]}, funcs_1000: ${build_ms[1000]}} |

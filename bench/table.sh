@@ -53,6 +53,9 @@ for k in $(jq -r '.fleet // {} | keys[]' "$r" | sort -V); do
 	case "$k" in n4000_*) goal="4000 processes <= 2000 ms; more jobs never slower" ;; esac
 	echo "| opus apply --all, $(f ".fleet.$k.processes") processes, ${k#*_} (patched $(f ".fleet.$k.patched")), ms | $(f ".fleet.$k.apply_ms") | | $(ratio "$(us "$per")" "$spawn") of a process start, each | $goal |"
 done
+for n in 0 8; do
+	echo "| page swap of a code page beside $n busy caller(s), us (design figure for issue 15) | $(f ".page_swap_us.threads_$n.p50") | $(f ".page_swap_us.threads_$n.p99") | $(ratio "$(num ".page_swap_us.threads_$n.p50")" "$(num .machine.floor_1_blocked_us)") of the 1-thread floor | |"
+done
 for m in netlink polling; do
 	p=$(num ".daemon.$m.launch_to_patched_ms.p50")
 	goal=""
