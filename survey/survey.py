@@ -394,8 +394,10 @@ def _copied_subdir(tree, files):
     """(copy, prefix) when debian/rules compiles copies of one subdirectory
     of the tree (expat's copies expat/ to src/ and srcw/ and builds there):
     a compiled directory D whose C files all have twins of the same path
-    under P/ that the build does not compile. By name, not content: the
-    tree's own files may hold fixes the copies do not. None otherwise."""
+    under P/ that the build does not compile, and that are no newer than
+    D's (the build made the copy: sqlite3's compiles src/ and copies it to
+    tsrc/ for its amalgamation, the other way round). By name, not content:
+    the tree's own files may hold fixes the copies do not. None otherwise."""
     compiled = set(files)
     by_dir = {}
     for f in sorted(files):
@@ -408,8 +410,9 @@ def _copied_subdir(tree, files):
         for p in tops:
             if p == d:
                 continue
-            twins = [os.path.join(tree, p, r) for r in rests[:20]]
-            if all(os.path.isfile(t) and t not in compiled for t in twins):
+            pairs = [(os.path.join(tree, d, r), os.path.join(tree, p, r)) for r in rests[:20]]
+            if all(os.path.isfile(t) and t not in compiled
+                   and os.path.getmtime(t) <= os.path.getmtime(c) for c, t in pairs):
                 return os.path.join(tree, d), p
     return None
 
@@ -549,6 +552,8 @@ def survey_fix(ctx, name):
     if r.get("reason") in (NO_C_CHANGE, NOT_BUILT) and applies(ctx["tree"], r["diff"]):
         keep_in_tree(ctx, r["diff"])
         r["in_tree"] = True
+    if not r.get("in_tree") and r["category"] not in ("built", "applied_live"):
+        ctx.setdefault("left_out", []).append(name)
     r.pop("diff", None)
     return r
 
@@ -566,8 +571,12 @@ def analyze_build_apply(ctx, name):
     if not c_files:
         return dict(r, category="not_buildable", reason=NO_C_CHANGE)
     if not applies(tree, diff):
-        return dict(r, category="not_buildable",
-                    reason="does not apply to the pre-fix tree (an earlier fix it needs was not built)")
+        left_out = ctx.get("left_out")
+        if left_out:
+            return dict(r, category="not_buildable",
+                        reason="does not apply to the pre-fix tree (an earlier fix it needs was not built)",
+                        detail="left out before it: " + ", ".join(left_out))
+        return dict(r, category="not_buildable", reason="does not apply to the pre-fix tree")
     st, secs, out = run([OPUS, "analyze", *source_args(tree), "--diff", diff_at_root(tree, diff),
                          "--json"],
                         timeout=3600, log_to=os.path.join(d, tag + ".analyze"))
