@@ -63,6 +63,36 @@ static int close_stray_fds(struct txn *t, unsigned *closed)
 	return ret;
 }
 
+/* The function whose entry is at addr, for a message. */
+static const char *site_name(const struct reg_entry *e, uint64_t addr)
+{
+	for (size_t i = 0; i < e->nfuncs; i++)
+		if (e->funcs[i].old_addr == addr)
+			return e->funcs[i].name;
+	return "no function of the patch";
+}
+
+/* A site that holds neither its jump nor the bytes it saved was written
+ * by something other than opus (another tool, the program itself): name
+ * it, rather than take the entry for an apply cut short. */
+static int check_sites_are_ours(const struct txn *t, const struct reg_entry *e)
+{
+	for (size_t k = 0; k < e->nsites; k++) {
+		const struct reg_site *s = &e->sites[k];
+		uint8_t now[JUMP_SIZE];
+
+		if (mem_read(t->mem_fd, s->addr, now, JUMP_SIZE) ||
+		    !memcmp(now, s->jump, JUMP_SIZE) || !memcmp(now, s->saved, JUMP_SIZE))
+			continue;
+		return opus_err(-EBUSY,
+				"process %d: patch %s: the entry of %s at 0x%" PRIx64
+				" holds bytes opus did not write (changed by another tool?); "
+				"nothing done: put its jump back, or restart the process",
+				(int)t->pid, e->id, site_name(e, s->addr), s->addr);
+	}
+	return 0;
+}
+
 /* Takes out the newest entry if an apply left it unfinished. Returns 1 if
  * it did, 0 if that entry is complete. */
 int recover_newest(struct txn *t, const struct live_opts *o, struct live_recovery *rec)
@@ -72,6 +102,8 @@ int recover_newest(struct txn *t, const struct live_opts *o, struct live_recover
 
 	if (!e->blank && e->written == e->nsites && e->nsites)
 		return 0;
+	if ((ret = check_sites_are_ours(t, e)))
+		return ret;
 	/* Unfinished, but not begun by an opus on this process (its journal
 	 * would say): a child forked in the middle of an apply. Not ours to
 	 * take apart. */

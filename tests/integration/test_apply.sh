@@ -219,7 +219,8 @@ test_revert_refuses_when_one_jump_of_a_page_was_changed() {
 	[ "$jump" != "$old" ] || fail "no jump at f44"
 	assert_eq $((patched + 1)) "$(wait_sum_change "$patched")" "f44 sent to f45"
 	expect_fail "revert with a jump changed" "$OPUS" revert "$PID"
-	assert_contains "patch fix is half applied" "$ERR" "says the patch is not whole"
+	assert_contains "the entry of f44 at $addr holds bytes opus did not write" "$ERR" \
+		"names the function and address changed"
 	assert_eq "$other" "$(poke "$PID" "$addr" "$jump")" "revert left the bytes as they were"
 	assert_eq "$patched" "$(wait_sum_change $((patched + 1)))" "the patch whole again"
 	"$OPUS" revert "$PID" >/dev/null
