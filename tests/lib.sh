@@ -193,10 +193,10 @@ tree_with_diff() {
 }
 
 # start BIN: runs it in the background; sets PID, PORT and START_OUT (the
-# file its output goes to).
+# file its output goes to, in the test's WORK, which goes with it).
 start() {
 	local out
-	out=$(mktemp)
+	out=$(mktemp "${WORK:-${TMPDIR:-/tmp}}/start.XXXXXX")
 	START_OUT=$out
 	"$@" >"$out" 2>&1 &
 	PID=$!
