@@ -98,12 +98,16 @@ if want pause; then
 			start_target "$n" "$mode" 1000
 			apply_cycle "$T/k1.opatch"
 			floor=$("$OUT/stopfloor" "$TPID" "$(f0_addr)" "$RUNS")
+			# opus goes real-time beside busy threads (src/live/boost.h):
+			# the floor of a real-time tracer too, where chrt may.
+			floor_rt=$(chrt -f 1 "$OUT/stopfloor" "$TPID" "$(f0_addr)" "$RUNS" 2>/dev/null || echo "null null")
 			stop_target
 			[ "$n$mode" = 1blocked ] && put ".machine.floor_1_blocked_us = $(echo "$floor" | cut -d' ' -f1)"
 			put ".pause_us.threads_${n}_$mode = $(pctl <"$T/pauses") |
-			     .floor_us.threads_${n}_$mode = {p50: $(echo "$floor" | cut -d' ' -f1), p99: $(echo "$floor" | cut -d' ' -f2)}"
+			     .floor_us.threads_${n}_$mode = {p50: $(echo "$floor" | cut -d' ' -f1), p99: $(echo "$floor" | cut -d' ' -f2)} |
+			     .floor_rt_us.threads_${n}_$mode = {p50: $(echo "$floor_rt" | cut -d' ' -f1), p99: $(echo "$floor_rt" | cut -d' ' -f2)}"
 			[ "$mode" = busy ] && put ".pause_us.threads_$n = .pause_us.threads_${n}_busy"
-			echo "pause, $n $mode thread(s): $(pctl <"$T/pauses") us; floor $floor us"
+			echo "pause, $n $mode thread(s): $(pctl <"$T/pauses") us; floor $floor us, real-time floor $floor_rt us"
 		done
 	done
 fi
@@ -176,6 +180,17 @@ if want swap; then
 		read -r p50 p99 old new < <("$OUT/pageswap" "$n" $((RUNS * 1000)))
 		put ".page_swap_us.threads_$n = {p50: $p50, p99: $p99, calls_old: $old, calls_new: $new}"
 		echo "page swap beside $n busy thread(s): p50 $p50 us, p99 $p99 us ($old calls before, $new after)"
+	done
+	# The same swap injected into one thread of the bench target, as
+	# opus injects its syscalls: how long that thread is stopped.
+	ninja -C "$ROOT/build" injectswap >/dev/null
+	for nm in "1 blocked" "8 busy" "64 busy"; do
+		read -r n mode <<<"$nm"
+		start_target "$n" "$mode" 1000
+		read -r s50 s99 m50 m99 < <("$ROOT/build/injectswap" "$TPID" "$(f0_addr)" $((RUNS * 7)))
+		stop_target
+		put ".page_swap_injected_us.threads_${n}_$mode = {stop: {p50: $s50, p99: $s99}, mremap: {p50: $m50, p99: $m99}}"
+		echo "injected page swap, $n $mode thread(s): the thread stopped p50 $s50 us, p99 $s99 us (mremap p50 $m50 us)"
 	done
 fi
 

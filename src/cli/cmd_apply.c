@@ -38,11 +38,11 @@ json_t *cli_stats_json(const struct live_stats *st)
 
 	for (size_t i = 0; i < sizeof(phases) / sizeof(phases[0]); i++)
 		json_object_set_new(j, phases[i].name, json_real((double)phases[i].ns / 1e3));
-	return json_pack("{s:i, s:i, s:i, s:f, s:f, s:f, s:o}", "attempts", (int)st->attempts,
+	return json_pack("{s:i, s:i, s:i, s:b, s:f, s:f, s:f, s:o}", "attempts", (int)st->attempts,
 			 "exits_caught", (int)st->exits_caught, "threads", (int)st->threads,
-			 "pause_us", (double)st->pause_ns / 1e3, "prepare_ms",
-			 (double)st->prepare_ns / 1e6, "total_ms", (double)st->total_ns / 1e6,
-			 "phases_us", j);
+			 "realtime", (int)st->realtime, "pause_us", (double)st->pause_ns / 1e3,
+			 "prepare_ms", (double)st->prepare_ns / 1e6, "total_ms",
+			 (double)st->total_ns / 1e6, "phases_us", j);
 }
 
 static int apply_one(pid_t pid, const struct opatch *p, const struct live_opts *lo, bool json,

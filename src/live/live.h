@@ -27,6 +27,7 @@ struct live_stats {
 	unsigned attempts;     /* stops until no thread was inside a replaced function */
 	unsigned threads;      /* threads stopped in the final stop */
 	unsigned exits_caught; /* busy threads caught as they left (exits.h) */
+	bool realtime;	       /* opus ran real-time while it stopped threads (boost.h) */
 	uint64_t pause_ns;     /* first thread stopped to last resumed, final stop */
 	uint64_t prepare_ns;   /* everything before the first stop */
 	uint64_t total_ns;

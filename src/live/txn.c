@@ -81,6 +81,7 @@ int txn_open(struct txn *t, pid_t pid, const struct live_opts *o, struct live_st
 					     : SCAN_NONE;
 	st->linkmap_ns = lap(&now);
 	ret = inject_find_gadgets(t->files, t->pid, t->mem_fd, &t->maps, &t->gadgets);
+	boost_plan(&t->boost);
 	st->gadgets_ns = lap(&now);
 	return ret;
 }
@@ -89,6 +90,7 @@ void txn_close(struct txn *t)
 {
 	seccomp_free(&t->filters);
 	threads_detach(&t->ts);
+	boost_leave(&t->boost);
 	if (t->memfd >= 0)
 		close(t->memfd);
 	if (t->mem_fd > 0)
@@ -138,11 +140,20 @@ static int check_planned_syscalls(struct txn *t)
 	return ret ? opus_err_wrap(ret, "process %d", (int)t->pid) : 0;
 }
 
+void txn_boost(struct txn *t)
+{
+	boost_enter(&t->boost);
+	t->st->realtime = t->boost.on;
+}
+
 /* Some thread of the process, stopped, to run syscalls in; its seccomp
  * filters read and asked first. */
 int txn_injector(struct txn *t, struct injector *in)
 {
-	int ret = threads_stop_one(&t->ts);
+	int ret;
+
+	txn_boost(t);
+	ret = threads_stop_one(&t->ts);
 
 	if (ret || (ret = opus_fault("stopping a thread for a syscall")))
 		return ret;
@@ -386,6 +397,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 	if (!ret)
 		unwind_set_entries(u, entries, t->entry.nsites);
 	st->cfi_ns = lap(&t1);
+	txn_boost(t);
 	while (!ret) {
 		uint64_t seize = opus_now_ns(), start, stopped, checked, written;
 

@@ -234,3 +234,30 @@ test_catch_fails_or_is_killed_at_every_step() {
 	assert_eq 0 "$(opus_mappings "$PID")" "opus mappings after the revert"
 	assert_running "$PID"
 }
+
+# 100 threads spinning on this machine's CPUs: opus runs real-time while it
+# holds the process (src/live/boost.h), and says so; the daemon, which
+# lives on, is back to the normal policy after each patch; the target is
+# patched and reverted, its threads spinning throughout.
+test_realtime_beside_threads_that_oversubscribe_the_cpus() {
+	local S=$TARGETS/spinners
+	build_target spinners "$WORK" -O2 -g -fPIE -pie
+	"$OPUS" build --source "$WORK/src" --diff "$S/answer-2.diff" --binary "$WORK/src/spinners" \
+		--id answer-2 -o "$WORK/fix.opatch" >/dev/null
+	start "$WORK/src/spinners" 100
+	"$OPUS" apply --json "$PID" "$WORK/fix.opatch" >"$WORK/apply.json"
+	assert_eq true "$(jq .stats.realtime "$WORK/apply.json")" "opus real-time beside 100 spinners"
+	assert_eq 2 "$(req ANSWER)" "patched"
+	counter_advances COUNT 0.1 "the spinning threads"
+	"$OPUS" revert "$PID" >/dev/null
+	assert_eq 1 "$(req ANSWER)" "reverted"
+	"$OPUS" install --store "$WORK/store" "$WORK/fix.opatch" >/dev/null
+	start_daemon "$WORK/store"
+	wait_log "patched $PID (spinners) with answer-2"
+	assert_eq 2 "$(req ANSWER)" "patched by the daemon"
+	# Field 41 of /proc/PID/stat is the scheduling policy: 0, SCHED_OTHER.
+	assert_eq 0 "$(awk '{sub(/.*\) /, ""); print $(41 - 2)}' "/proc/$DAEMON_PID/stat")" \
+		"the daemon's policy after the patch"
+	assert_running "$PID"
+	stop_daemon
+}
