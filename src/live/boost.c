@@ -26,7 +26,6 @@ void boost_plan(struct boost *b)
 {
 	int policy = sched_getscheduler(0);
 
-	b->planned = true;
 	b->wanted = false;
 	/* Started real-time (chrt) or deadline: whoever did knows better. */
 	if (policy < 0)
@@ -45,8 +44,6 @@ void boost_enter(struct boost *b)
 	/* The lowest real-time priority: above every normal thread. */
 	struct sched_param rt = {.sched_priority = 1};
 
-	if (!b->planned)
-		boost_plan(b);
 	if (!b->on && b->wanted && !sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &rt))
 		b->on = true;
 }

@@ -24,8 +24,8 @@
 #include <stdbool.h>
 
 struct boost {
-	bool planned, wanted; /* boost_plan ran; and found the CPUs oversubscribed */
-	bool on;	      /* opus changed its policy, and boost_leave puts it back */
+	bool wanted; /* boost_plan found the CPUs oversubscribed */
+	bool on;     /* opus changed its policy, and boost_leave puts it back */
 	int policy;
 	struct sched_param param;
 };
@@ -33,7 +33,8 @@ struct boost {
 /* Whether opus should go real-time later: asked while the target's
  * threads run (once they are stopped, the CPUs look idle). */
 void boost_plan(struct boost *b);
-/* Real-time from now, if planned and permitted; nothing when already on. */
+/* Real-time from now, if boost_plan wanted it and it is permitted;
+ * nothing when already on, or when boost_plan never ran. */
 void boost_enter(struct boost *b);
 /* Back to the policy opus had before boost_enter. */
 void boost_leave(struct boost *b);
