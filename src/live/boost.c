@@ -22,11 +22,11 @@ static bool cpus_oversubscribed(void)
 	return sscanf(buf, "%*s %*s %*s %u/", &running) == 1 && running > (unsigned)CPU_COUNT(&set);
 }
 
-void boost_plan(struct boost *b)
+void boost_plan(struct boost *b, long nthreads)
 {
 	int policy = sched_getscheduler(0);
 
-	b->wanted = false;
+	b->when = BOOST_NEVER;
 	/* Started real-time (chrt) or deadline: whoever did knows better. */
 	if (policy < 0)
 		return;
@@ -35,16 +35,23 @@ void boost_plan(struct boost *b)
 	case SCHED_BATCH:
 	case SCHED_IDLE:
 		b->policy = policy;
-		b->wanted = !sched_getparam(0, &b->param) && cpus_oversubscribed();
+		if (sched_getparam(0, &b->param))
+			return;
+		if (cpus_oversubscribed())
+			b->when = BOOST_ANY_STOP;
+		else if (nthreads >= BOOST_MIN_THREADS)
+			b->when = BOOST_STOPPING_ALL;
 	}
 }
 
-void boost_enter(struct boost *b)
+void boost_enter(struct boost *b, bool all_threads)
 {
 	/* The lowest real-time priority: above every normal thread. */
 	struct sched_param rt = {.sched_priority = 1};
 
-	if (!b->on && b->wanted && !sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &rt))
+	bool wanted = b->when == BOOST_ANY_STOP || (all_threads && b->when == BOOST_STOPPING_ALL);
+
+	if (!b->on && wanted && !sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &rt))
 		b->on = true;
 }
 

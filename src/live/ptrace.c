@@ -21,6 +21,18 @@ void threads_init(struct threads *ts, pid_t pid)
 	ts->task_dir = -1;
 }
 
+static int open_task_dir(struct threads *ts)
+{
+	if (ts->task_dir < 0)
+		ts->task_dir = proc_task_dir(ts->pid);
+	return ts->task_dir;
+}
+
+long threads_count(struct threads *ts)
+{
+	return open_task_dir(ts) < 0 ? -1 : proc_thread_count(ts->task_dir);
+}
+
 static struct thread *find(struct threads *ts, pid_t tid)
 {
 	for (size_t i = 0; i < ts->n; i++)
@@ -201,8 +213,7 @@ static int seize_listed(struct threads *ts)
 	size_t n;
 	int changed = 0, ret;
 
-	if (ts->task_dir < 0)
-		ts->task_dir = proc_task_dir(ts->pid);
+	open_task_dir(ts);
 	if ((ret = proc_tids(ts->pid, &tids, &n)))
 		return ret;
 	/* The kernel's count is trusted in a stop only where it has matched

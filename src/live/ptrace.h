@@ -40,6 +40,8 @@ struct threads {
 };
 
 void threads_init(struct threads *ts, pid_t pid);
+/* How many threads the process has now (one fstat); -1 if unknown. */
+long threads_count(struct threads *ts);
 /* Seize and stop one thread (for injected syscalls while the rest run). */
 int threads_stop_one(struct threads *ts);
 /* Seize every thread listed now without stopping it: done before a stop,

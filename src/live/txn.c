@@ -81,7 +81,7 @@ int txn_open(struct txn *t, pid_t pid, const struct live_opts *o, struct live_st
 					     : SCAN_NONE;
 	st->linkmap_ns = lap(&now);
 	ret = inject_find_gadgets(t->files, t->pid, t->mem_fd, &t->maps, &t->gadgets);
-	boost_plan(&t->boost);
+	boost_plan(&t->boost, threads_count(&t->ts));
 	st->gadgets_ns = lap(&now);
 	return ret;
 }
@@ -140,9 +140,11 @@ static int check_planned_syscalls(struct txn *t)
 	return ret ? opus_err_wrap(ret, "process %d", (int)t->pid) : 0;
 }
 
-void txn_boost(struct txn *t)
+/* opus real-time until txn_close, as boost_plan found, before it stops
+ * one thread (for syscalls) or every thread (all_threads). */
+static void txn_boost(struct txn *t, bool all_threads)
 {
-	boost_enter(&t->boost);
+	boost_enter(&t->boost, all_threads);
 	t->st->realtime = t->boost.on;
 }
 
@@ -152,7 +154,7 @@ int txn_injector(struct txn *t, struct injector *in)
 {
 	int ret;
 
-	txn_boost(t);
+	txn_boost(t, false);
 	ret = threads_stop_one(&t->ts);
 
 	if (ret || (ret = opus_fault("stopping a thread for a syscall")))
@@ -397,7 +399,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 	if (!ret)
 		unwind_set_entries(u, entries, t->entry.nsites);
 	st->cfi_ns = lap(&t1);
-	txn_boost(t);
+	txn_boost(t, true);
 	while (!ret) {
 		uint64_t seize = opus_now_ns(), start, stopped, checked, written;
 

@@ -62,8 +62,6 @@ void txn_close(struct txn *t);
 int txn_add_range(struct txn *t, uint64_t lo, uint64_t hi, const char *name);
 /* A stopped thread to run syscalls in, its seccomp filters asked first. */
 int txn_injector(struct txn *t, struct injector *in);
-/* opus real-time until txn_close, before it first stops a thread. */
-void txn_boost(struct txn *t);
 int txn_remote(struct txn *t, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
 	       uint64_t a4, uint64_t a5, long *ret);
 /* Unmap the patch mapped at t->base, if it is. */

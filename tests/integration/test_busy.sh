@@ -261,3 +261,22 @@ test_realtime_beside_threads_that_oversubscribe_the_cpus() {
 	assert_running "$PID"
 	stop_daemon
 }
+
+# 40 threads that sleep: with a CPU free, opus goes real-time for the stop
+# of every thread of a process with many (src/live/boost.h), patches and
+# reverts it; the threads go on waking and counting.
+test_realtime_to_stop_many_sleeping_threads() {
+	local S=$TARGETS/spinners
+	build_target spinners "$WORK" -O2 -g -fPIE -pie
+	"$OPUS" build --source "$WORK/src" --diff "$S/answer-2.diff" --binary "$WORK/src/spinners" \
+		--id answer-2 -o "$WORK/fix.opatch" >/dev/null
+	start "$WORK/src/spinners" 40 sleeping
+	"$OPUS" apply --json "$PID" "$WORK/fix.opatch" >"$WORK/apply.json"
+	assert_eq true "$(jq .stats.realtime "$WORK/apply.json")" "opus real-time to stop 41 threads"
+	assert_eq 41 "$(jq .stats.threads "$WORK/apply.json")" "threads stopped"
+	assert_eq 2 "$(req ANSWER)" "patched"
+	counter_advances COUNT 0.1 "the sleeping threads"
+	"$OPUS" revert "$PID" >/dev/null
+	assert_eq 1 "$(req ANSWER)" "reverted"
+	assert_running "$PID"
+}

@@ -1,7 +1,9 @@
 /* A busy target: SPINNERS threads (argument, default 100) spinning on the
  * CPU, each counting in its own slot, and a line-protocol server on the main
  * thread: ANSWER (the function the test patches), COUNT (the sum of every
- * thread's count: it must keep growing), THREADS (how many spin). */
+ * thread's count: it must keep growing), THREADS (how many spin). With a
+ * second argument "sleeping", the threads instead sleep 10 ms at a time and
+ * count their wake-ups: a process of many threads, nearly all blocked. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -9,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_SPINNERS 1024
@@ -22,6 +25,17 @@ static void *spin(void *arg)
 
 	for (;;)
 		(*c)++;
+	return NULL;
+}
+
+static void *sleep_and_count(void *arg)
+{
+	volatile unsigned long *c = arg;
+
+	for (;;) {
+		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+		(*c)++;
+	}
 	return NULL;
 }
 
@@ -61,6 +75,7 @@ int main(int argc, char **argv)
 				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t alen = sizeof(addr);
 	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	void *(*run)(void *) = argc > 2 && !strcmp(argv[2], "sleeping") ? sleep_and_count : spin;
 
 	spinners = argc > 1 ? atoi(argv[1]) : 100;
 	if (spinners < 0 || spinners > MAX_SPINNERS)
@@ -73,7 +88,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < spinners; i++) {
 		pthread_t t;
 
-		pthread_create(&t, NULL, spin, (void *)&counts[i]);
+		pthread_create(&t, NULL, run, (void *)&counts[i]);
 	}
 	printf("ready %d\n", ntohs(addr.sin_port));
 	fflush(stdout);
