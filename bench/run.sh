@@ -17,6 +17,7 @@ for p in gnuplot-nox wrk jq bc time bear libpcre2-dev zlib1g-dev libssl-dev; do
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
 done
 gcc -O2 -Wall -o "$OUT/stopfloor" "$ROOT/bench/stopfloor.c"
+gcc -O2 -Wall -o "$OUT/threadstop" "$ROOT/bench/threadstop.c"
 gcc -O2 -Wall -o "$OUT/machine" "$ROOT/bench/machine.c"
 gcc -O2 -Wall -o "$OUT/wall" "$ROOT/bench/wall.c"
 gcc -O2 -Wall -pthread -o "$OUT/pageswap" "$ROOT/bench/pageswap.c"
@@ -101,13 +102,20 @@ if want pause; then
 			# opus goes real-time beside busy threads (src/live/boost.h):
 			# the floor of a real-time tracer too, where chrt may.
 			floor_rt=$(chrt -f 1 "$OUT/stopfloor" "$TPID" "$(f0_addr)" "$RUNS" 2>/dev/null || echo "null null")
+			# What a per-thread transition would hold each thread (issue
+			# 15): every thread interrupted, each resumed once looked at.
+			tstop=($(chrt -f 1 "$OUT/threadstop" "$TPID" "$RUNS" parallel 2>/dev/null ||
+				"$OUT/threadstop" "$TPID" "$RUNS" parallel))
 			stop_target
 			[ "$n$mode" = 1blocked ] && put ".machine.floor_1_blocked_us = $(echo "$floor" | cut -d' ' -f1)"
 			put ".pause_us.threads_${n}_$mode = $(pctl <"$T/pauses") |
 			     .floor_us.threads_${n}_$mode = {p50: $(echo "$floor" | cut -d' ' -f1), p99: $(echo "$floor" | cut -d' ' -f2)} |
-			     .floor_rt_us.threads_${n}_$mode = {p50: $(echo "$floor_rt" | cut -d' ' -f1), p99: $(echo "$floor_rt" | cut -d' ' -f2)}"
+			     .floor_rt_us.threads_${n}_$mode = {p50: $(echo "$floor_rt" | cut -d' ' -f1), p99: $(echo "$floor_rt" | cut -d' ' -f2)} |
+			     .thread_stop_floor_us.threads_${n}_$mode = {held: {p50: ${tstop[0]}, p99: ${tstop[1]}},
+				reach: {p50: ${tstop[2]}, p99: ${tstop[3]}}, round_p50: ${tstop[4]}}"
 			[ "$mode" = busy ] && put ".pause_us.threads_$n = .pause_us.threads_${n}_busy"
-			echo "pause, $n $mode thread(s): $(pctl <"$T/pauses") us; floor $floor us, real-time floor $floor_rt us"
+			echo "pause, $n $mode thread(s): $(pctl <"$T/pauses") us; floor $floor us, real-time floor $floor_rt us;" \
+				"one thread at a time: held ${tstop[0]} / ${tstop[1]} us, round ${tstop[4]} us"
 		done
 	done
 fi

@@ -3,7 +3,6 @@
  * between. Prints the p50 and p99 in microseconds over RUNS runs:
  *   stopfloor PID ADDR RUNS
  * ADDR is written with the 5 bytes already there, so nothing changes. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -15,37 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int tids(pid_t pid, pid_t *out, int max)
-{
-	char path[64];
-	struct dirent *d;
-	DIR *dir;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", pid);
-	dir = opendir(path);
-	while (dir && (d = readdir(dir)) && n < max)
-		if (d->d_name[0] >= '0' && d->d_name[0] <= '9')
-			out[n++] = atoi(d->d_name);
-	if (dir)
-		closedir(dir);
-	return n;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
+#include "floor.h"
 
 int main(int argc, char **argv)
 {
@@ -66,9 +35,8 @@ int main(int argc, char **argv)
 	if (fd < 0 || pread(fd, bytes, 5, addr) != 5)
 		return perror("mem"), 1;
 	n = tids(pid, t, 4096);
-	for (int i = 0; i < n; i++)
-		if (ptrace(PTRACE_SEIZE, t[i], 0, 0))
-			return perror("seize"), 1;
+	if (seize_all(t, n))
+		return 1;
 	for (int r = 0; r < runs; r++) {
 		double start = now_us();
 		int st;
@@ -84,14 +52,8 @@ int main(int argc, char **argv)
 		us[r] = now_us() - start;
 		usleep(2000);
 	}
-	for (int i = 0; i < n; i++) {
-		int st;
-
-		ptrace(PTRACE_INTERRUPT, t[i], 0, 0);
-		waitpid(t[i], &st, __WALL);
-		ptrace(PTRACE_DETACH, t[i], 0, 0);
-	}
-	qsort(us, runs, sizeof(*us), cmp);
+	detach_all(t, n);
+	qsort(us, runs, sizeof(*us), cmp_double);
 	printf("%.1f %.1f\n", us[runs / 2],
 	       us[(runs * 99) / 100 < runs ? (runs * 99) / 100 : runs - 1]);
 	return 0;

@@ -29,6 +29,13 @@ for n in 1 8 64 256; do
 		echo "| pause, $n $mode thread(s), us (floor $(f ".floor_us.threads_${n}_$mode.p50"); real-time tracer's $(f ".floor_rt_us.threads_${n}_$mode.p50")) | $p | $(f ".pause_us.threads_${n}_$mode.p99") | $(ratio "$p" "$fl") of floor | $goal |"
 	done
 done
+for n in 1 8 64 256; do
+	for mode in blocked busy; do
+		goal=""
+		[ "$n$mode" = 64busy ] && goal="<= 100 us p99 (issue 15)"
+		echo "| one thread held by a per-thread stop (floor, not built), $n $mode thread(s), us (every thread once: $(f ".thread_stop_floor_us.threads_${n}_$mode.round_p50") us) | $(f ".thread_stop_floor_us.threads_${n}_$mode.held.p50") | $(f ".thread_stop_floor_us.threads_${n}_$mode.held.p99") | | $goal |"
+	done
+done
 for k in 1 10 100 1000; do
 	echo "| pause, patch of $k function(s), 8 blocked threads, us | $(f ".pause_us.funcs_$k.p50") | $(f ".pause_us.funcs_$k.p99") | | |"
 done
