@@ -115,7 +115,7 @@ if want pause; then
 				reach: {p50: ${tstop[2]}, p99: ${tstop[3]}}, round_p50: ${tstop[4]}}"
 			[ "$mode" = busy ] && put ".pause_us.threads_$n = .pause_us.threads_${n}_busy"
 			echo "pause, $n $mode thread(s): $(pctl <"$T/pauses") us; floor $floor us, real-time floor $floor_rt us;" \
-				"one thread at a time: held ${tstop[0]} / ${tstop[1]} us, round ${tstop[4]} us"
+				"per-thread stops: each held ${tstop[0]} / ${tstop[1]} us, every thread once ${tstop[4]} us"
 		done
 	done
 fi

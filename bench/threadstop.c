@@ -1,16 +1,17 @@
 /* The floor of a per-thread transition (issue 15): what ptrace costs to
- * stop the threads of a process one at a time, never two at once, and do
- * to each what such a transition must: interrupt it, reap the stop, read
- * its registers and the top 2 KB of its stack, resume it. Nothing of opus
- * in between. Prints, in microseconds:
+ * stop each thread of a process on its own and do to it what such a
+ * transition must: interrupt it, reap the stop, read its registers and
+ * the top 2 KB of its stack, resume it, without waiting for the others.
+ * Nothing of opus in between. Prints, in microseconds:
  *   held p50, held p99: one thread held stopped (its stop reaped to its
  *     resume: the time it could have run and did not);
  *   reach p50, reach p99: the interrupt to the stop reaped (a busy thread
  *     first waits its turn on a CPU, as it would have anyway);
  *   round p50: every thread once.
  *   threadstop PID RUNS [parallel]
- * One at a time, a busy thread must be scheduled before it stops, and
- * the round is the sum of those waits. With "parallel", every thread is
+ * Without "parallel", one thread at a time, never two at once: a busy
+ * thread must be scheduled before it stops, and the round is the sum of
+ * those waits. With "parallel", every thread is
  * interrupted at once and each is resumed as soon as it has been looked
  * at, as a transition with a dispatcher could (every stop reaped between
  * two interrupts is handled there): the round is about stopfloor's, and
