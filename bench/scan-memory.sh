@@ -2,8 +2,9 @@
 # What the scan for suspended stacks adds to the pause: tests/targets/coro
 # (its assembly switcher, so that only --scan-memory scans) with SIZES
 # megabytes of touched heap, patched with and without --scan-memory, RUNS
-# times each. bench/scan-memory.sh OPUS OUT [SIZES...]; writes
-# OUT/scan-memory.json. Asserts nothing.
+# times each, beside its floor measured in the same run: the same memory
+# read once by one thread (bench/readfloor.c). bench/scan-memory.sh OPUS
+# OUT [SIZES...]; writes OUT/scan-memory.json. Asserts nothing.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OPUS=$1 OUT=$2
@@ -27,6 +28,7 @@ __attribute__((constructor)) static void hog(void)
 		memset(hog_memory, 1, len);
 }
 C
+gcc -O2 -Wall -o "$W/readfloor" "$ROOT/bench/readfloor.c"
 FLAGS=(-O2 -g -fPIE -pie -DCORO_ASM)
 (cd "$W/src" && gcc "${FLAGS[@]}" -c coro.c && gcc "${FLAGS[@]}" -c hog.c &&
 	gcc "${FLAGS[@]}" coro.o hog.o -o coro)
@@ -59,13 +61,16 @@ for mb in $SIZES; do
 	exec 3<&-
 	plain=$(pause_us "$pid")
 	scanned=$(pause_us "$pid" --scan-memory)
+	read -r floor bytes < <("$W/readfloor" "$pid" "$RUNS")
 	rss=$(awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$pid/status")
 	kill "$pid"
 	wait "$pid" 2>/dev/null || true
-	printf '%6s MB touched (RSS %5s MB): pause %8.0f us, with --scan-memory %9.0f us (+%.1f ms per 100 MB)\n' \
+	printf '%6s MB touched (RSS %5s MB): pause %8.0f us, with --scan-memory %9.0f us (+%.1f ms per 100 MB); reading it once, one thread: %9.0f us (scan added / read = %.2fx)\n' \
 		"$mb" "$rss" "$plain" "$scanned" \
-		"$(echo "if ($mb > 0) ($scanned - $plain) / 1000 * 100 / $mb else 0" | bc -l)"
-	jq ". + [{heap_mb: $mb, rss_mb: $rss, pause_us: $plain, scan_pause_us: $scanned}]" \
+		"$(echo "if ($mb > 0) ($scanned - $plain) / 1000 * 100 / $mb else 0" | bc -l)" \
+		"$floor" "$(echo "($scanned - $plain) / $floor" | bc -l)"
+	jq ". + [{heap_mb: $mb, rss_mb: $rss, pause_us: $plain, scan_pause_us: $scanned,
+		read_floor_us: $floor, read_floor_bytes: $bytes}]" \
 		"$OUT/scan-memory.json" >"$OUT/scan-memory.json.tmp"
 	mv "$OUT/scan-memory.json.tmp" "$OUT/scan-memory.json"
 done

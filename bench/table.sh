@@ -63,6 +63,11 @@ done
 for n in 0 8; do
 	echo "| page swap of a code page beside $n busy caller(s), us (design figure for issue 15) | $(f ".page_swap_us.threads_$n.p50") | $(f ".page_swap_us.threads_$n.p99") | $(ratio "$(num ".page_swap_us.threads_$n.p50")" "$(num .machine.floor_1_blocked_us)") of the 1-thread floor | |"
 done
+for i in $(jq -r '(.scan_memory // []) | keys[]' "$r"); do
+	mb=$(num ".scan_memory[$i].heap_mb")
+	added=$(jq -r ".scan_memory[$i] | .scan_pause_us - .pause_us" "$r")
+	echo "| pause added by the scan for suspended stacks, $mb MB touched heap, us (reading it once, one thread: $(f ".scan_memory[$i].read_floor_us") us) | $added | | $(ratio "$added" "$(num ".scan_memory[$i].read_floor_us")") of the read | |"
+done
 for m in netlink polling; do
 	p=$(num ".daemon.$m.launch_to_patched_ms.p50")
 	goal=""

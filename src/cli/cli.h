@@ -32,6 +32,8 @@ int cli_parse_pid(const char *s, pid_t *pid);
 void cli_print_json(json_t *j); /* prints and frees */
 struct live_stats;
 json_t *cli_stats_json(const struct live_stats *st);
+/* The pause's parts a user may wonder about, a line each (none if none). */
+void cli_print_pause_notes(const struct live_stats *st);
 /* Adds to stats what opus itself took: "startup_cpu_us", the CPU time from
  * exec to main (loading, relocation), and "main_us", the wall time from main
  * to now. What an outside clock sees beyond them is exec and exit. */

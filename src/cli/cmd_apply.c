@@ -31,18 +31,32 @@ json_t *cli_stats_json(const struct live_stats *st)
 	    {"link_us", st->link_ns},	      {"cfi_us", st->cfi_ns},
 	    {"retry_us", st->retry_ns},	      {"seize_us", st->seize_ns},
 	    {"stop_us", st->stop_ns},	      {"unwind_us", st->unwind_ns},
-	    {"write_us", st->write_ns},	      {"resume_us", st->resume_ns},
-	    {"close_us", st->close_ns},
+	    {"scan_us", st->scan_ns},	      {"write_us", st->write_ns},
+	    {"resume_us", st->resume_ns},     {"close_us", st->close_ns},
 	};
 	json_t *j = json_object();
 
 	for (size_t i = 0; i < sizeof(phases) / sizeof(phases[0]); i++)
 		json_object_set_new(j, phases[i].name, json_real((double)phases[i].ns / 1e3));
-	return json_pack("{s:i, s:i, s:i, s:b, s:f, s:f, s:f, s:o}", "attempts", (int)st->attempts,
-			 "exits_caught", (int)st->exits_caught, "threads", (int)st->threads,
-			 "realtime", (int)st->realtime, "pause_us", (double)st->pause_ns / 1e3,
+	return json_pack("{s:i, s:i, s:i, s:b, s:I, s:f, s:f, s:f, s:o}", "attempts",
+			 (int)st->attempts, "exits_caught", (int)st->exits_caught, "threads",
+			 (int)st->threads, "realtime", (int)st->realtime, "scanned_bytes",
+			 (json_int_t)st->scan_bytes, "pause_us", (double)st->pause_ns / 1e3,
 			 "prepare_ms", (double)st->prepare_ns / 1e6, "total_ms",
 			 (double)st->total_ns / 1e6, "phases_us", j);
+}
+
+void cli_print_pause_notes(const struct live_stats *st)
+{
+	if (st->exits_caught)
+		printf("  %u busy thread(s) caught as they left the replaced code\n",
+		       st->exits_caught);
+	/* The process switches stacks (or --scan-memory): its memory was read
+	 * in the pause, which grows with the heap. */
+	if (st->scan_bytes)
+		printf(
+		    "  %.1f MiB of memory scanned for suspended stacks in %.1f ms of the pause\n",
+		    (double)st->scan_bytes / (1 << 20), (double)st->scan_ns / 1e6);
 }
 
 static int apply_one(pid_t pid, const struct opatch *p, const struct live_opts *lo, bool json,
@@ -68,9 +82,7 @@ static int apply_one(pid_t pid, const struct opatch *p, const struct live_opts *
 		       ", %u thread(s) paused %.0f us (%u attempt(s))\n",
 		       p->id, (int)pid, p->nfuncs, st.base, st.threads, (double)st.pause_ns / 1e3,
 		       st.attempts);
-		if (st.exits_caught)
-			printf("  %u busy thread(s) caught as they left the replaced code\n",
-			       st.exits_caught);
+		cli_print_pause_notes(&st);
 	}
 	return 0;
 }

@@ -24,9 +24,11 @@ static int revert_one(pid_t pid, const char *want, const struct live_opts *lo, b
 
 		json_object_set_new(j, "stats", cli_stats_json(&st));
 		cli_print_json(j);
-	} else
+	} else {
 		printf("reverted %s from process %d: %u thread(s) paused %.0f us\n", id, (int)pid,
 		       st.threads, (double)st.pause_ns / 1e3);
+		cli_print_pause_notes(&st);
+	}
 	return 0;
 }
 

@@ -44,7 +44,9 @@ struct live_stats {
 	uint64_t link_ns;    /* relocation, jump planning, image written */
 	uint64_t cfi_ns;     /* reading the modules' unwind tables */
 	uint64_t stop_ns;    /* final stop: interrupting and reaping every thread */
-	uint64_t unwind_ns;  /* final stop: activeness check */
+	uint64_t unwind_ns;  /* final stop: activeness check of the threads' stacks */
+	uint64_t scan_ns;    /* final stop: memory scanned for suspended stacks */
+	uint64_t scan_bytes; /* how much memory that scan read (scan.h) */
 	uint64_t write_ns;   /* final stop: jumps written (or restored) */
 	uint64_t resume_ns;  /* final stop: detaching every thread */
 	uint64_t base;	     /* where the patch was mapped */

@@ -48,9 +48,26 @@ int scan_call_before(int mem_fd, uint64_t ret, uint64_t *target);
  * stack pointer up (a coroutine stack may be a local array of a frame). */
 enum scan_scope { SCAN_NONE, SCAN_BESIDE_THREADS, SCAN_ALL };
 
+/* What one scan reads at a time, per worker. */
+#define SCAN_CHUNK_BYTES (1u << 20)
+
+/* What a scan needs that costs time to make, made before the stop: the
+ * first worker's buffer (touched, so that reading into it inside the stop
+ * faults nothing in) and the pagemap. mem_fd is borrowed. */
+struct scanner {
+	pid_t pid;
+	int mem_fd, pagemap_fd; /* pagemap -1: every page is read */
+	uint64_t *buf;
+};
+
+int scanner_open(struct scanner *sc, pid_t pid, int mem_fd);
+void scanner_close(struct scanner *sc);
+
 /* Every page of the stopped process in scope, skipping pages never
- * touched: 0, or -EBUSY naming the function and where the word is. */
-int scan_suspended(pid_t pid, int mem_fd, const struct threads *ts, const struct range_set *rs,
-		   enum scan_scope scope);
+ * touched: 0, or -EBUSY naming the function and where the word is. A large
+ * scan is shared with a thread per other CPU opus may run on. *bytes: how
+ * much memory was read. */
+int scan_suspended(const struct scanner *sc, const struct threads *ts, const struct range_set *rs,
+		   enum scan_scope scope, uint64_t *bytes);
 
 #endif

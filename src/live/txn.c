@@ -385,6 +385,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 	/* Stubs left planted by a catch cut short (a killed opus) */
 	bool armed = t->entry.exits && exits_armed(t->mem_fd, t->entry.exits);
 	struct unwinder *u = NULL;
+	struct scanner sc = {0};
 	struct range_set rs;
 	int ret = range_set_init(&rs, t->ranges, t->nranges);
 
@@ -394,6 +395,8 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		ret = -ENOMEM;
 	if (!ret)
 		ret = unwind_open(t->pid, t->mem_fd, t->gadgets.restore_rt, &t->maps, &u);
+	if (!ret && t->scan != SCAN_NONE)
+		ret = scanner_open(&sc, t->pid, t->mem_fd);
 	for (size_t i = 0; !ret && i < t->entry.nsites; i++)
 		entries[i] = t->entry.sites[i].addr;
 	if (!ret)
@@ -401,7 +404,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 	st->cfi_ns = lap(&t1);
 	txn_boost(t, true);
 	while (!ret) {
-		uint64_t seize = opus_now_ns(), start, stopped, checked, written;
+		uint64_t seize = opus_now_ns(), start, stopped, unwound, checked, written;
 
 		/* Seizing stops nothing: done first, it stays out of the pause. */
 		if ((ret = threads_seize_all(&t->ts)))
@@ -427,8 +430,9 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		stopped = opus_now_ns();
 		if (!ret)
 			ret = unwind_check(u, &t->ts, &rs, &exit);
+		unwound = opus_now_ns();
 		if (!ret && t->scan != SCAN_NONE)
-			ret = scan_suspended(t->pid, t->mem_fd, &t->ts, &rs, t->scan);
+			ret = scan_suspended(&sc, &t->ts, &rs, t->scan, &st->scan_bytes);
 		checked = opus_now_ns();
 		if (!ret) {
 			ret = commit(t);
@@ -438,7 +442,8 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 				threads_detach(&t->ts);
 				st->pause_ns = opus_now_ns() - start;
 				st->stop_ns = stopped - start;
-				st->unwind_ns = checked - stopped;
+				st->unwind_ns = unwound - stopped;
+				st->scan_ns = checked - unwound;
 				st->write_ns = written - checked;
 				st->resume_ns = start + st->pause_ns - written;
 				t->resumed = start + st->pause_ns;
@@ -484,6 +489,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		opus_err_wrap(ret, "gave up after %.1f s (%u attempts)", o->timeout_s,
 			      t->st->attempts);
 	unwind_close(u);
+	scanner_close(&sc);
 	free(entries);
 	range_set_free(&rs);
 	return ret;

@@ -4,16 +4,18 @@
 # the function; once the coroutine is gone, the patch goes in. Stacks
 # switched by ucontext or by longjmp are found from what the process
 # imports; a switcher written in assembly imports nothing, and
-# --scan-memory asks for the scan.
+# --scan-memory asks for the scan. A large heap is scanned by a thread per
+# CPU, and the stack among it is found all the same.
 C=$TARGETS/coro
 
-# coroutine_keeps_its_function FLAGS [SCAN]: coro built with FLAGS; SCAN
-# is passed to apply and revert.
+# coroutine_keeps_its_function FLAGS [SCAN] [MB]: coro built with FLAGS;
+# SCAN is passed to apply and revert; MB megabytes of heap around the
+# coroutine's stack.
 coroutine_keeps_its_function() {
-	local flags=$1 scan=${2:-}
+	local flags=$1 scan=${2:-} mb=${3:-0}
 	# shellcheck disable=SC2086
 	build_target coro "$WORK" -O2 -g -fPIE -pie $flags
-	start "$WORK/src/coro"
+	start "$WORK/src/coro" "$mb"
 	"$OPUS" build --source "$WORK/src" --diff "$C/step-3.diff" --binary "$WORK/src/coro" \
 		-o "$WORK/step.opatch" >/dev/null
 	assert_eq 3 "$(req RESUME)" "the coroutine runs"
@@ -26,7 +28,9 @@ coroutine_keeps_its_function() {
 	assert_eq 7 "$(req RESUME)" "the coroutine resumes, old code"
 	assert_eq finished "$(req FINISH)" "the coroutine leaves step"
 	# shellcheck disable=SC2086
-	"$OPUS" apply $scan "$PID" "$WORK/step.opatch" >/dev/null
+	"$OPUS" apply --json $scan "$PID" "$WORK/step.opatch" >"$WORK/apply.json"
+	assert_eq true "$(jq ".stats.scanned_bytes >= $mb * 1048576 + 4096" "$WORK/apply.json")" \
+		"the heap and the coroutine's stack were read"
 	# A new coroutine now suspends in the new step: the patch's code is
 	# on its stack, and reverting would unmap it.
 	assert_eq restarted "$(req RESTART)" "a new coroutine"
@@ -49,6 +53,10 @@ test_a_suspended_coroutine_keeps_its_function() {
 
 test_a_coroutine_switched_by_longjmp_keeps_its_function() {
 	coroutine_keeps_its_function -DCORO_SETJMP
+}
+
+test_a_coroutine_among_a_256_mb_heap_keeps_its_function() {
+	coroutine_keeps_its_function "" "" 256
 }
 
 test_a_coroutine_switched_by_hand_keeps_its_function_with_scan_memory() {

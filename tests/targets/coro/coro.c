@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -160,16 +161,35 @@ static void answer(const char *line, char *out, size_t len)
 	}
 }
 
-int main(void)
+/* mb megabytes of memory written to, for a scan to read: a warm heap. */
+static int ballast(size_t mb)
+{
+	char *p =
+	    mb ? mmap(NULL, mb << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+	       : NULL;
+
+	if (p == MAP_FAILED)
+		return -1;
+	if (p)
+		memset(p, 0x5a, mb << 20);
+	return 0;
+}
+
+/* coro [MB]: MB megabytes of ballast, half mapped on each side of the
+ * coroutine's stack. */
+int main(int argc, char **argv)
 {
 	struct sockaddr_in addr = {.sin_family = AF_INET,
 				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t alen = sizeof(addr);
 	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	size_t mb = argc > 1 ? strtoul(argv[1], NULL, 10) : 0;
 
+	if (ballast(mb / 2))
+		return perror("coro"), 1;
 	coro_stack =
 	    mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (coro_stack == MAP_FAILED || lfd < 0 ||
+	if (coro_stack == MAP_FAILED || ballast(mb - mb / 2) || lfd < 0 ||
 	    bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) || listen(lfd, 16) ||
 	    getsockname(lfd, (struct sockaddr *)&addr, &alen))
 		return perror("coro"), 1;
