@@ -12,8 +12,10 @@
 #include <stdio.h>
 
 #define USAGE                                                                                      \
-	"opus apply PID PATCH [--timeout SEC] [--scan-memory] [--trusted DIR] [--json]\n"          \
-	"       opus apply --all PATCH [--dry-run] [--jobs N] [--timeout SEC] [--scan-memory] "    \
+	"opus apply PID PATCH [--timeout SEC] [--max-pause MS] [--scan-memory] [--trusted DIR] "   \
+	"[--json]\n"                                                                               \
+	"       opus apply --all PATCH [--dry-run] [--jobs N] [--timeout SEC] [--max-pause MS] "   \
+	"[--scan-memory] "                                                                         \
 	"[--trusted DIR] "                                                                         \
 	"[--json]"
 
@@ -119,6 +121,7 @@ int cmd_apply(int argc, char **argv)
 	    CLI_FLAG("dry-run", 'n', &fo.dry_run),
 	    CLI_JOBS(&fo.jobs),
 	    CLI_TIMEOUT(&fo.live.timeout_s),
+	    CLI_MAX_PAUSE(&fo.live.max_pause_ms),
 	    CLI_TRUSTED(&trusted),
 	    CLI_JSON(&json),
 	    CLI_FLAG("scan-memory", 'S', &fo.live.scan_memory),

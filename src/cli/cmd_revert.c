@@ -9,8 +9,9 @@
 #include <stdio.h>
 
 #define USAGE                                                                                      \
-	"opus revert PID [PATCH-ID] [--timeout SEC] [--scan-memory] [--json]\n"                    \
-	"       opus revert --all PATCH-ID [--jobs N] [--timeout SEC] [--scan-memory] [--json]"
+	"opus revert PID [PATCH-ID] [--timeout SEC] [--max-pause MS] [--scan-memory] [--json]\n"   \
+	"       opus revert --all PATCH-ID [--jobs N] [--timeout SEC] [--max-pause MS] "           \
+	"[--scan-memory] [--json]"
 
 static int revert_one(pid_t pid, const char *want, const struct live_opts *lo, bool json)
 {
@@ -62,6 +63,7 @@ int cmd_revert(int argc, char **argv)
 	    CLI_FLAG("all", 'a', &all),
 	    CLI_JOBS(&fo.jobs),
 	    CLI_TIMEOUT(&fo.live.timeout_s),
+	    CLI_MAX_PAUSE(&fo.live.max_pause_ms),
 	    CLI_JSON(&json),
 	    CLI_FLAG("scan-memory", 'S', &fo.live.scan_memory),
 	    CLI_END,

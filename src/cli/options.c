@@ -22,6 +22,18 @@ static int parse_timeout(const char *s, double *out)
 	return 0;
 }
 
+static int parse_millis(const char *opt, const char *s, double *out)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (*end || end == s || !(v > 0 && v <= 3600e3))
+		return opus_err(-EINVAL, "--%s '%s': expected milliseconds above 0, up to 3600000",
+				opt, s);
+	*out = v;
+	return 0;
+}
+
 static int parse_count(const char *opt, const char *s, unsigned max, unsigned *out)
 {
 	char *end;
@@ -59,6 +71,8 @@ static int set(const struct cli_opt *o, const char *arg, int argc)
 		return push(o, arg, argc);
 	case CLI_OPT_TIMEOUT:
 		return parse_timeout(arg, o->value);
+	case CLI_OPT_MILLIS:
+		return parse_millis(o->name, arg, o->value);
 	case CLI_OPT_COUNT:
 		return parse_count(o->name, arg, o->max, o->value);
 	}

@@ -14,6 +14,7 @@ enum cli_opt_type {
 	CLI_OPT_STRING,	 /* const char **: the argument */
 	CLI_OPT_LIST,	 /* const char ***, with count: every occurrence, in order */
 	CLI_OPT_TIMEOUT, /* double *: seconds, 0 to 3600 */
+	CLI_OPT_MILLIS,	 /* double *: milliseconds, above 0 up to an hour */
 	CLI_OPT_COUNT,	 /* unsigned *: 1 to max */
 };
 
@@ -47,6 +48,10 @@ struct cli_opt {
 #define CLI_TIMEOUT(v)                                                                             \
 	{                                                                                          \
 		"timeout", 't', CLI_OPT_TIMEOUT, (v), NULL, 0                                      \
+	}
+#define CLI_MAX_PAUSE(v)                                                                           \
+	{                                                                                          \
+		"max-pause", 0, CLI_OPT_MILLIS, (v), NULL, 0                                       \
 	}
 #define CLI_JOBS(v)    CLI_COUNT("jobs", 'J', (v), 1024)
 #define CLI_TRUSTED(v) CLI_STRING("trusted", 'T', (v))

@@ -16,6 +16,9 @@ struct file_cache;
 struct live_opts {
 	double timeout_s; /* how long to retry while a function is busy */
 	bool scan_memory; /* scan for suspended stacks whatever the imports say */
+	/* The longest the process may be stopped (0: no limit): past it,
+	 * every thread resumes and nothing is changed (-ETIME). */
+	double max_pause_ms;
 	/* Files read for earlier processes, kept for the next one (one
 	 * thread's; see files.h). NULL: opened for this call only. */
 	struct file_cache *files;

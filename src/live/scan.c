@@ -2,6 +2,7 @@
 #include "mem.h"
 #include "proc.h"
 #include "registry.h"
+#include "util/clock.h"
 #include "util/err.h"
 
 #include <errno.h>
@@ -256,9 +257,11 @@ struct scan {
 	pid_t view_pid; /* the pid process_vm_readv knows the process by */
 	const struct range_set *rs;
 	const uint64_t *guard; /* the pointer guard, when it could be read */
+	uint64_t deadline;     /* opus_now_ns() past which no chunk is begun; 0: none */
 	struct chunk *v;
 	size_t n, cap;
 	atomic_size_t next;
+	atomic_bool late; /* a chunk was left for the deadline */
 	_Atomic(const struct addr_range *) hit;
 	uint64_t hit_at; /* written by the worker that set hit */
 	atomic_uint_fast64_t bytes;
@@ -338,13 +341,20 @@ static void scan_chunk(struct scan *s, const struct chunk *c, uint64_t *buf)
 	atomic_fetch_add(&s->bytes, bytes);
 }
 
-/* Take chunks until none is left or a return address was found. */
+/* Take chunks until none is left, a return address was found or the
+ * deadline has passed. */
 static void scan_chunks(struct scan *s, uint64_t *buf)
 {
 	size_t i;
 
-	while (!atomic_load(&s->hit) && (i = atomic_fetch_add(&s->next, 1)) < s->n)
+	while (!atomic_load(&s->hit) && !atomic_load(&s->late) &&
+	       (i = atomic_fetch_add(&s->next, 1)) < s->n) {
+		if (s->deadline && opus_now_ns() > s->deadline) {
+			atomic_store(&s->late, true);
+			break;
+		}
 		scan_chunk(s, &s->v[i], buf);
+	}
 }
 
 static void *scan_helper(void *arg)
@@ -473,9 +483,10 @@ static int plan_chunks(struct scan *s, pid_t pid, const struct threads *ts, enum
 }
 
 int scan_suspended(const struct scanner *sc, const struct threads *ts, const struct range_set *rs,
-		   enum scan_scope scope, uint64_t *bytes)
+		   enum scan_scope scope, uint64_t deadline, uint64_t *bytes)
 {
-	struct scan s = {.sc = sc, .view_pid = proc_view_id(sc->pid), .rs = rs};
+	struct scan s = {
+	    .sc = sc, .view_pid = proc_view_id(sc->pid), .rs = rs, .deadline = deadline};
 	pthread_t helpers[MAX_SCAN_HELPERS];
 	uint64_t guard;
 	size_t nhelpers;
@@ -491,6 +502,8 @@ int scan_suspended(const struct scanner *sc, const struct threads *ts, const str
 	}
 	free(s.v);
 	*bytes = atomic_load(&s.bytes);
+	if (!ret && !s.hit && s.late)
+		ret = -ETIME;
 	if (!ret && s.hit)
 		ret = opus_err(-EBUSY,
 			       "process %d: a stack no thread is running (a suspended coroutine?) "

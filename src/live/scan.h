@@ -65,9 +65,10 @@ void scanner_close(struct scanner *sc);
 
 /* Every page of the stopped process in scope, skipping pages never
  * touched: 0, or -EBUSY naming the function and where the word is. A large
- * scan is shared with a thread per other CPU opus may run on. *bytes: how
- * much memory was read. */
+ * scan is shared with a thread per other CPU opus may run on. -ETIME (no
+ * message) if opus_now_ns() passed deadline (0: none) before the end.
+ * *bytes: how much memory was read. */
 int scan_suspended(const struct scanner *sc, const struct threads *ts, const struct range_set *rs,
-		   enum scan_scope scope, uint64_t *bytes);
+		   enum scan_scope scope, uint64_t deadline, uint64_t *bytes);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -374,6 +375,42 @@ static void check_early(void *ctx, struct thread *th)
 	unwind_check_early(e->u, e->rs, th);
 }
 
+/* When the pause that began at start may go on: 0 without --max-pause. */
+static uint64_t pause_deadline(const struct live_opts *o, uint64_t start)
+{
+	return o->max_pause_ms > 0 ? start + (uint64_t)(o->max_pause_ms * 1e6) : 0;
+}
+
+/* -ETIME if the pause has passed --max-pause, what took it named: the
+ * caller then resumes every thread having changed nothing. */
+static int check_pause(const struct txn *t, const struct live_opts *o, uint64_t start,
+		       const char *what)
+{
+	uint64_t now = opus_now_ns(), end = pause_deadline(o, start);
+
+	if (!end || now <= end)
+		return 0;
+	return opus_err(-ETIME,
+			"process %d: %s took the pause to %.1f ms, past --max-pause %g ms; "
+			"every thread resumed, nothing changed",
+			(int)t->pid, what, (double)(now - start) / 1e6, o->max_pause_ms);
+}
+
+/* The scan for suspended stacks, within what is left of --max-pause. */
+static int scan(struct txn *t, const struct scanner *sc, const struct range_set *rs,
+		const struct live_opts *o, uint64_t start)
+{
+	char what[128];
+	int ret =
+	    scan_suspended(sc, &t->ts, rs, t->scan, pause_deadline(o, start), &t->st->scan_bytes);
+
+	if (ret != -ETIME)
+		return ret;
+	snprintf(what, sizeof(what), "reading its memory for suspended stacks (%.1f MiB so far)",
+		 (double)t->st->scan_bytes / (1 << 20));
+	return check_pause(t, o, start, what);
+}
+
 /* Stop the world until no thread is in a guarded range, then run commit
  * with everything stopped. Busy: resume, wait, retry until the deadline. */
 int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(struct txn *t))
@@ -429,10 +466,14 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 			armed = false;
 		stopped = opus_now_ns();
 		if (!ret)
+			ret = check_pause(t, o, start, "stopping every thread");
+		if (!ret)
 			ret = unwind_check(u, &t->ts, &rs, &exit);
+		if (!ret)
+			ret = check_pause(t, o, start, "checking the threads' stacks");
 		unwound = opus_now_ns();
 		if (!ret && t->scan != SCAN_NONE)
-			ret = scan_suspended(&sc, &t->ts, &rs, t->scan, &st->scan_bytes);
+			ret = scan(t, &sc, &rs, o, start);
 		checked = opus_now_ns();
 		if (!ret) {
 			ret = commit(t);

@@ -62,3 +62,37 @@ test_a_coroutine_among_a_256_mb_heap_keeps_its_function() {
 test_a_coroutine_switched_by_hand_keeps_its_function_with_scan_memory() {
 	coroutine_keeps_its_function -DCORO_ASM --scan-memory
 }
+
+# --max-pause bounds the pause: a scan that would take longer is cut short,
+# every thread resumes and nothing is changed, on apply and on revert. The
+# coroutine has left step, so only the limit can refuse.
+test_max_pause_leaves_a_process_whose_scan_would_take_longer_as_it_was() {
+	build_target coro "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/coro" 256
+	"$OPUS" build --source "$WORK/src" --diff "$C/step-3.diff" --binary "$WORK/src/coro" \
+		-o "$WORK/step.opatch" >/dev/null
+	assert_eq 3 "$(req RESUME)" "the coroutine runs"
+	assert_eq finished "$(req FINISH)" "the coroutine leaves step"
+	expect_fail "a 256 MB scan within 5 ms" \
+		"$OPUS" apply --max-pause 5 "$PID" "$WORK/step.opatch"
+	assert_contains "suspended stacks" "$ERR" "what took the pause"
+	assert_contains "past --max-pause 5 ms" "$ERR" "the limit"
+	assert_eq 0 "$(opus_mappings "$PID")" "nothing left mapped"
+	assert_eq restarted "$(req RESTART)" "a new coroutine"
+	assert_eq 3 "$(req RESUME)" "the old step runs (2 * 1 + 1)"
+	assert_eq finished "$(req FINISH)" "the coroutine leaves step"
+	"$OPUS" apply --max-pause 60000 "$PID" "$WORK/step.opatch" >/dev/null
+	expect_fail "reverting with a 256 MB scan within 5 ms" \
+		"$OPUS" revert --max-pause 5 "$PID"
+	assert_contains "past --max-pause 5 ms" "$ERR" "the limit"
+	assert_eq 1 "$(opus_patches_mapped "$PID")" "the patch stays"
+	assert_eq restarted "$(req RESTART)" "a new coroutine"
+	assert_eq 5 "$(req RESUME)" "the new step runs (2 * 1 + 3)"
+	assert_eq finished "$(req FINISH)" "the coroutine leaves step"
+	expect_fail "a limit that is no number" \
+		"$OPUS" apply --max-pause soon "$PID" "$WORK/step.opatch"
+	assert_contains "--max-pause 'soon'" "$ERR" "the option named"
+	"$OPUS" revert "$PID" >/dev/null
+	assert_eq hello "$(req HELLO)" "serving"
+	assert_running "$PID"
+}
