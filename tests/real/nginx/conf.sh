@@ -8,6 +8,9 @@ prefix=$1 tree=$2 out=$3 daemon=${4:-off}
 # shellcheck source=tests/real/port.sh
 . "$(dirname "$0")/../port.sh"
 http=$(free_port)
+# What /pool/ serves, read by the workers' thread pool: 300 KB of lines.
+mkdir -p "$prefix/html/pool"
+seq 1 50000 >"$prefix/html/pool/lines.txt"
 sed -e "s#@PREFIX@#$prefix#g; s#@TREE@#$tree#g; s#@HTTP@#$http#g" \
 	-e "s#@BACKEND@#$(free_port)#g; s#@SMTP@#$(free_port)#g; s#@STREAM@#$(free_port)#g" \
 	-e "s#^daemon off;#daemon $daemon;#" \

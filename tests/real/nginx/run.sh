@@ -98,6 +98,14 @@ opus_list_count() { "$OPUS" list --json "$1" | jq '.patches | length'; }
 ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
 
 cve_before=$(get '/cve42945/a%26b')
+# pool_serves WHEN: the file the workers' thread pool reads, whole.
+pool_serves() {
+	[ "$(get /pool/lines.txt)" = "$(tr -d '\n' <"$prefix/html/pool/lines.txt")" ] ||
+		fail "the thread pool's file is not served whole $1"
+}
+pool_serves "before patching"
+tasks=("/proc/${workers%% *}/task"/*)
+[ "${#tasks[@]}" -gt 32 ] || fail "the workers have no thread pool (${#tasks[@]} threads)"
 echo "[]" >"$JSON"
 total_failed=0
 applied_ids=()
@@ -167,6 +175,7 @@ for p in "${cves[@]}"; do
 done
 
 cve_after=$(get '/cve42945/a%26b')
+pool_serves "with the patches in"
 echo "CVE-2026-42945 on the same pids: before '$cve_before', after '$cve_after'"
 for pid in $pids; do
 	[ -d "/proc/$pid" ] || fail "process $pid is gone"
@@ -188,6 +197,7 @@ load_stop
 revert_done=$LOAD_DONE revert_failed=$LOAD_FAILED
 total_failed=$((total_failed + revert_failed))
 [ "$(get /)" = ok ] || fail "nginx does not serve after the revert"
+pool_serves "after the revert"
 cve_reverted=$(get '/cve42945/a%26b')
 
 applied=$(jq '[.[] | select(.result == "applied")] | length' "$JSON")
