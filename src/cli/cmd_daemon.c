@@ -11,7 +11,7 @@
 
 #define USAGE                                                                                      \
 	"opus daemon [--store DIR] [--trusted DIR] [--no-netlink] [--poll-ms N] [--sweep-ms N]\n"  \
-	"                   [--timeout SEC]"
+	"                   [--timeout SEC] [--max-pause MS]"
 
 static volatile sig_atomic_t stop_requested, reload_requested;
 
@@ -71,6 +71,7 @@ int cmd_daemon(int argc, char **argv)
 	    CLI_COUNT("poll-ms", 'p', &o.poll_ms, 60000),
 	    CLI_COUNT("sweep-ms", 'w', &o.sweep_ms, 3600000),
 	    CLI_TIMEOUT(&o.live.timeout_s),
+	    CLI_MAX_PAUSE(&o.live.max_pause_ms),
 	    CLI_END,
 	};
 

@@ -35,6 +35,15 @@ struct watched {
 	struct fleet_result last_failure;
 };
 
+/* A process the daemon gave up on for one patch: each try stopped it past
+ * --max-pause, and would again at every sweep. Named by pid and start
+ * time, so that a new process with the same pid is tried. */
+struct given_up {
+	pid_t pid;
+	unsigned long long start;
+	char patch[OPATCH_ID_MAX + 1];
+};
+
 struct daemon {
 	const struct daemon_opts *o;
 	struct stored *patches;
@@ -45,6 +54,8 @@ struct daemon {
 	struct idcache cache;
 	struct file_cache files; /* libraries read for earlier processes */
 	uint64_t next_sweep_ns;
+	struct given_up *gu;
+	size_t ngu, gucap;
 };
 
 static void say(struct daemon *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -122,6 +133,62 @@ static int load_store(struct daemon *d)
 	return 0;
 }
 
+/* ---- processes given up on ---- */
+
+static bool gave_up_on(struct daemon *d, const char *patch, pid_t pid)
+{
+	unsigned long long start;
+
+	for (size_t i = 0; i < d->ngu; i++)
+		if (d->gu[i].pid == pid && !strcmp(d->gu[i].patch, patch))
+			return !proc_start_time(pid, &start) && start == d->gu[i].start;
+	return false;
+}
+
+static bool skip_given_up(const char *patch, pid_t pid, void *ctx)
+{
+	return gave_up_on(ctx, patch, pid);
+}
+
+/* r failed because the pause would pass --max-pause: said once, and the
+ * process is not tried again for that patch while it runs. */
+static void give_up(struct daemon *d, const struct fleet_result *r)
+{
+	struct given_up *g;
+
+	if (OPUS_PUSH(d->gu, d->ngu, d->gucap))
+		return;
+	g = &d->gu[d->ngu];
+	if (proc_start_time(r->pid, &g->start))
+		return;
+	g->pid = r->pid;
+	snprintf(g->patch, sizeof(g->patch), "%s", r->patch);
+	d->ngu++;
+	say(d,
+	    "gave up on %d (%s) for %s: it cannot be patched within --max-pause; not tried "
+	    "again while it runs",
+	    (int)r->pid, r->comm, r->patch);
+}
+
+/* Forget the processes that have gone (or whose pid is another's now). */
+static void prune_given_up(struct daemon *d)
+{
+	unsigned long long start;
+
+	for (size_t i = 0; i < d->ngu;)
+		if (proc_start_time(d->gu[i].pid, &start) || start != d->gu[i].start)
+			d->gu[i] = d->gu[--d->ngu];
+		else
+			i++;
+}
+
+static bool past_max_pause(const struct fleet_result *r)
+{
+	return r->state == FLEET_FAILED && r->err == -ETIME;
+}
+
+/* ---- sweeps ---- */
+
 /* A sweep finds mostly processes patched long ago: say only what changed. */
 static void sweep_report(const struct fleet_result *r, void *ctx)
 {
@@ -129,12 +196,15 @@ static void sweep_report(const struct fleet_result *r, void *ctx)
 
 	if (r->state == FLEET_PATCHED || r->state == FLEET_FAILED)
 		report(d, r);
+	if (past_max_pause(r))
+		give_up(d, r);
 }
 
 /* Every process, every patch, in install order. */
 static void sweep(struct daemon *d)
 {
-	struct fleet_opts fo = {.live = d->o->live, .report = sweep_report, .ctx = d};
+	struct fleet_opts fo = {
+	    .live = d->o->live, .report = sweep_report, .skip = skip_given_up, .ctx = d};
 
 	for (size_t i = 0; i < d->npatches; i++) {
 		struct fleet_summary s;
@@ -146,6 +216,7 @@ static void sweep(struct daemon *d)
 	 * then. (A stale entry could only make us miss a process: apply
 	 * checks the build-id of what is mapped itself.) */
 	idcache_free(&d->cache);
+	prune_given_up(d);
 	/* Nor keep deleted files (an upgraded library) open for long. */
 	file_cache_free(&d->files);
 	d->next_sweep_ns = opus_now_ns() + (uint64_t)d->o->sweep_ms * MS;
@@ -197,6 +268,10 @@ static bool check(struct daemon *d, struct watched *w)
 
 		if (!w->done || w->done[i])
 			continue;
+		if (gave_up_on(d, p->id, w->pid)) {
+			w->done[i] = true;
+			continue;
+		}
 		maps = fleet_maps_object(&d->cache, w->pid, p->build_id, p->build_id_len);
 		if (maps < 0)
 			return false; /* gone, or not ours to read */
@@ -206,6 +281,12 @@ static bool check(struct daemon *d, struct watched *w)
 		r.since_seen_ns = opus_now_ns() - w->seen_ns;
 		if (r.state == FLEET_GONE)
 			return false;
+		if (past_max_pause(&r)) {
+			report(d, &r);
+			give_up(d, &r);
+			w->done[i] = true;
+			continue;
+		}
 		if (r.state == FLEET_FAILED) {
 			/* Often the dynamic linker is not done yet: try again. */
 			w->last_failure = r;
@@ -306,6 +387,7 @@ int daemon_run(const struct daemon_opts *o)
 	for (size_t i = d.nw; i-- > 0;)
 		unwatch(&d, i);
 	free(d.w);
+	free(d.gu);
 	patches_free(&d);
 	idcache_free(&d.cache);
 	file_cache_free(&d.files);

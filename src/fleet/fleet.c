@@ -342,9 +342,9 @@ static void report_all_not_permitted(const struct fleet_opts *o, const char *pat
 }
 
 /* Processes not in seen that map p's object; each is added to seen. Those
- * opus may not look into go to denied. */
-static int scan_object(struct idcache *c, const struct opatch *p, struct pidset *seen,
-		       struct pidset *out, struct pidset *denied)
+ * opus may not look into go to denied, those o->skip names nowhere. */
+static int scan_object(struct idcache *c, const struct opatch *p, const struct fleet_opts *o,
+		       struct pidset *seen, struct pidset *out, struct pidset *denied)
 {
 	pid_t *pids, self = getpid();
 	size_t n;
@@ -356,6 +356,10 @@ static int scan_object(struct idcache *c, const struct opatch *p, struct pidset 
 
 		if (pids[i] == self || pidset_has(seen, pids[i]))
 			continue;
+		if (o->skip && o->skip(p->id, pids[i], o->ctx)) {
+			ret = pidset_add(seen, pids[i]);
+			continue;
+		}
 		maps = fleet_maps_object(c, pids[i], p->build_id, p->build_id_len);
 		if (maps == -ENOMEM)
 			ret = maps;
@@ -379,7 +383,7 @@ int fleet_apply(const struct opatch *p, const struct fleet_opts *o, struct fleet
 	/* Processes started while the first ones were being patched show up
 	 * in the next round; a round that finds none ends the run. */
 	for (unsigned round = 0; !ret && round < MAX_ROUNDS; round++) {
-		ret = scan_object(&cache, p, &seen, &fresh, &denied);
+		ret = scan_object(&cache, p, o, &seen, &fresh, &denied);
 		if (ret || !fresh.n)
 			break;
 		struct pool pl = {.o = o, .p = p, .pids = fresh.v, .n = fresh.n, .s = s};

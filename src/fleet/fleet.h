@@ -57,6 +57,9 @@ struct fleet_opts {
 	unsigned jobs; /* processes handled at once; 0: one per CPU */
 	bool dry_run;
 	fleet_report_fn report; /* called once per process, from one thread at a time */
+	/* A process to leave alone for patch (the daemon gave up on it);
+	 * NULL: none. Called from the thread that lists the processes. */
+	bool (*skip)(const char *patch, pid_t pid, void *ctx);
 	void *ctx;
 };
 

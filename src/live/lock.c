@@ -1,4 +1,5 @@
 #include "lock.h"
+#include "proc.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/err.h"
@@ -36,28 +37,6 @@ const char *target_lock_dir(void)
 	return dir;
 }
 
-/* Field 22 of /proc/PID/stat: when the process started (clock ticks since
- * boot). With the pid it names one process for good. */
-static int start_time(pid_t pid, unsigned long long *start)
-{
-	char path[64], *text, *p;
-	size_t len;
-	int ret;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if ((ret = opus_read_file(path, &text, &len)))
-		return ret;
-	p = strrchr(text, ')');
-	ret = p && sscanf(p + 2,
-			  "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
-			  "%*d %*d %llu",
-			  start) == 1
-		  ? 0
-		  : -EINVAL;
-	free(text);
-	return ret;
-}
-
 static pthread_once_t swept = PTHREAD_ONCE_INIT;
 
 /* The lock files of processes that are gone: a killed opus leaves its
@@ -78,7 +57,7 @@ static void sweep_dead(void)
 	while ((d = readdir(dp))) {
 		if (sscanf(d->d_name, "%d-%llu.lock", &pid, &start) != 2 || pid <= 0)
 			continue;
-		if (!start_time(pid, &now) && now == start)
+		if (!proc_start_time(pid, &now) && now == start)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
 		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -198,7 +177,7 @@ int target_lock(pid_t pid, double timeout_s, struct target_lock *l)
 	memset(l, 0, sizeof(*l));
 	l->fd = -1;
 	l->pid = pid;
-	if ((ret = start_time(pid, &start)))
+	if ((ret = proc_start_time(pid, &start)))
 		return opus_err(-ESRCH, "process %d: no such process", (int)pid);
 	if ((ret = opus_private_dir(dir, "lock directory", false)))
 		return ret;
@@ -291,7 +270,7 @@ int target_journal_peek(pid_t pid, struct target_lock *l)
 	memset(l, 0, sizeof(*l));
 	l->fd = -1;
 	l->pid = pid;
-	if ((ret = start_time(pid, &start)))
+	if ((ret = proc_start_time(pid, &start)))
 		return ret;
 	snprintf(l->path, sizeof(l->path), "%s/%d-%llu.lock", target_lock_dir(), (int)pid, start);
 	l->fd = open(l->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);

@@ -370,9 +370,29 @@ int proc_check_patchable(pid_t pid)
 	ret = state && state[1] == ' ' && state[2] == 'T'
 		  ? opus_err(-EAGAIN,
 			     "process %d is stopped (SIGSTOP or job control); opus leaves it as it "
-			     "is: continue it (kill -CONT %d) and apply again",
+			     "is: continue it (kill -CONT %d) and run opus again",
 			     (int)pid, (int)pid)
 		  : 0;
+	free(text);
+	return ret;
+}
+
+int proc_start_time(pid_t pid, unsigned long long *start)
+{
+	char path[64], *text, *p;
+	size_t len;
+	int ret;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((ret = opus_read_file(path, &text, &len)))
+		return ret;
+	p = strrchr(text, ')');
+	ret = p && sscanf(p + 2,
+			  "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
+			  "%*d %*d %llu",
+			  start) == 1
+		  ? 0
+		  : -EINVAL;
 	free(text);
 	return ret;
 }

@@ -79,4 +79,8 @@ bool proc_thread_dead(pid_t tid);
 /* Alive, not stopped, not traced by another debugger; else a clear error. */
 int proc_check_patchable(pid_t pid);
 
+/* Field 22 of /proc/PID/stat: when the process started (clock ticks since
+ * boot). With the pid it names one process for good. */
+int proc_start_time(pid_t pid, unsigned long long *start);
+
 #endif

@@ -397,8 +397,8 @@ static int check_pause(const struct txn *t, const struct live_opts *o, uint64_t 
 }
 
 /* The scan for suspended stacks, within what is left of --max-pause. */
-static int scan(struct txn *t, const struct scanner *sc, const struct range_set *rs,
-		const struct live_opts *o, uint64_t start)
+static int scan_within_limit(struct txn *t, const struct scanner *sc, const struct range_set *rs,
+			     const struct live_opts *o, uint64_t start)
 {
 	char what[128];
 	int ret =
@@ -473,7 +473,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 			ret = check_pause(t, o, start, "checking the threads' stacks");
 		unwound = opus_now_ns();
 		if (!ret && t->scan != SCAN_NONE)
-			ret = scan(t, &sc, &rs, o, start);
+			ret = scan_within_limit(t, &sc, &rs, o, start);
 		checked = opus_now_ns();
 		if (!ret) {
 			ret = commit(t);

@@ -123,3 +123,38 @@ test_daemon_systemd_unit() {
 	assert_eq DENIED "$(wait_line "$WORK/poll.out" "$POLL_PID" DENIED)" "patched"
 	stop_daemon
 }
+
+# --max-pause: a process the daemon cannot patch within it (coro with 256
+# MB of heap, scanned as it imports makecontext) is left
+# as it was, said once and not tried again at each sweep; a small one next
+# to it is patched.
+test_daemon_gives_up_on_a_process_it_cannot_patch_within_max_pause() {
+	local big big_port small small_port
+	build_target coro "$WORK" -O2 -g -fPIE -pie
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/coro/step-3.diff" \
+		--binary "$WORK/src/coro" -o "$WORK/step.opatch" >/dev/null
+	mkdir -p "$WORK/store"
+	"$OPUS" install --store "$WORK/store" "$WORK/step.opatch" >/dev/null
+	start "$WORK/src/coro" 256
+	big=$PID big_port=$PORT
+	assert_eq finished "$(req FINISH)" "the big one's coroutine leaves step"
+	start "$WORK/src/coro" 0
+	small=$PID small_port=$PORT
+	assert_eq finished "$(req FINISH)" "the small one's coroutine leaves step"
+	start_daemon "$WORK/store" --max-pause 5 --sweep-ms 100
+	wait_log "patched $small (coro) with step"
+	wait_log "gave up on $big (coro) for step"
+	sleep 1 # ten sweeps
+	assert_eq 1 "$(grep -c "past --max-pause 5 ms" "$WORK/daemon.log")" \
+		"said once, not tried at every sweep"
+	assert_eq 0 "$(opus_mappings "$big")" "nothing left in the big one"
+	PORT=$big_port
+	assert_eq restarted "$(req RESTART)" "a new coroutine in the big one"
+	assert_eq 3 "$(req RESUME)" "its old step runs (2 * 1 + 1)"
+	PORT=$small_port
+	assert_eq restarted "$(req RESTART)" "a new coroutine in the small one"
+	assert_eq 5 "$(req RESUME)" "its new step runs (2 * 1 + 3)"
+	stop_daemon
+	assert_running "$big"
+	assert_running "$small"
+}
