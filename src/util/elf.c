@@ -283,13 +283,22 @@ static int name_key_cmp(const char *a, const char *b)
 	}
 }
 
-static int cmp_by_name(const void *a, const void *b, void *ctx)
+/* FNV-1a of a name up to any '@'. */
+static uint32_t name_key_hash(const char *s)
 {
-	const struct opus_sym *v = ctx;
-	size_t x = *(const size_t *)a, y = *(const size_t *)b;
-	int c = name_key_cmp(v[x].name, v[y].name);
+	uint32_t h = 2166136261u;
 
-	return c ? c : (x > y) - (x < y);
+	for (; *s && *s != '@'; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+/* Symbol x against the name n, whose hash is h: by hash, then name. */
+static int cmp_named(const struct opus_symtab *t, size_t x, uint32_t h, const char *n)
+{
+	if (t->name_hash[x] != h)
+		return t->name_hash[x] < h ? -1 : 1;
+	return name_key_cmp(t->syms[x].name, n);
 }
 
 static int cmp_by_addr(const void *a, const void *b, void *ctx)
@@ -307,21 +316,61 @@ static bool defined_func(const struct opus_sym *s)
 	return s->type == STT_FUNC && s->shndx != SHN_UNDEF;
 }
 
-static int symtab_index(struct opus_symtab *t)
+/* by_name grouped by bucket (a counting sort, table order kept), then
+ * each bucket, of about one symbol, sorted by hash and name by insertion
+ * (stable: equal names stay in table order). */
+static int index_by_name(struct opus_symtab *t)
 {
+	size_t nb = 1;
+
+	while (nb < t->count)
+		nb *= 2;
+	t->nbuckets = nb;
 	t->by_name = malloc((t->count ? t->count : 1) * sizeof(*t->by_name));
-	t->funcs_by_addr = malloc((t->count ? t->count : 1) * sizeof(*t->funcs_by_addr));
-	if (!t->by_name || !t->funcs_by_addr)
+	t->name_hash = malloc((t->count ? t->count : 1) * sizeof(*t->name_hash));
+	t->bucket_start = calloc(nb + 1, sizeof(*t->bucket_start));
+	if (!t->by_name || !t->name_hash || !t->bucket_start)
 		return -ENOMEM;
 	for (size_t i = 0; i < t->count; i++) {
-		t->by_name[i] = i;
+		t->name_hash[i] = name_key_hash(t->syms[i].name);
+		t->bucket_start[(t->name_hash[i] & (nb - 1)) + 1]++;
+	}
+	for (size_t b = 0; b < nb; b++)
+		t->bucket_start[b + 1] += t->bucket_start[b];
+	/* Filled through bucket_start, each start ends at the next one's... */
+	for (size_t i = 0; i < t->count; i++)
+		t->by_name[t->bucket_start[t->name_hash[i] & (nb - 1)]++] = i;
+	/* ...so shift them back. */
+	memmove(t->bucket_start + 1, t->bucket_start, nb * sizeof(*t->bucket_start));
+	t->bucket_start[0] = 0;
+	for (size_t b = 0; b < nb; b++)
+		for (size_t k = t->bucket_start[b] + 1; k < t->bucket_start[b + 1]; k++) {
+			size_t x = t->by_name[k], j = k;
+
+			for (;
+			     j > t->bucket_start[b] &&
+			     cmp_named(t, t->by_name[j - 1], t->name_hash[x], t->syms[x].name) > 0;
+			     j--)
+				t->by_name[j] = t->by_name[j - 1];
+			t->by_name[j] = x;
+		}
+	return 0;
+}
+
+static int symtab_index(struct opus_symtab *t)
+{
+	int ret = index_by_name(t);
+
+	t->funcs_by_addr = malloc((t->count ? t->count : 1) * sizeof(*t->funcs_by_addr));
+	if (ret || !t->funcs_by_addr)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->count; i++) {
 		if (!defined_func(&t->syms[i]))
 			continue;
 		t->funcs_by_addr[t->nfuncs++] = i;
 		if (t->syms[i].size > t->max_func_size)
 			t->max_func_size = t->syms[i].size;
 	}
-	qsort_r(t->by_name, t->count, sizeof(*t->by_name), cmp_by_name, t->syms);
 	qsort_r(t->funcs_by_addr, t->nfuncs, sizeof(*t->funcs_by_addr), cmp_by_addr, t->syms);
 	return 0;
 }
@@ -330,23 +379,26 @@ void opus_symtab_free(struct opus_symtab *t)
 {
 	free(t->syms);
 	free(t->by_name);
+	free(t->name_hash);
+	free(t->bucket_start);
 	free(t->funcs_by_addr);
 	memset(t, 0, sizeof(*t));
 }
 
 size_t opus_symtab_named(const struct opus_symtab *t, const char *name, size_t *first)
 {
-	size_t lo = 0, hi = t->count, end;
+	uint32_t h = name_key_hash(name);
+	size_t b, lo, hi, end;
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (name_key_cmp(t->syms[t->by_name[mid]].name, name) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (end = lo; end < t->count && !name_key_cmp(t->syms[t->by_name[end]].name, name); end++)
+	*first = 0;
+	if (!t->nbuckets) /* never loaded (no such table) */
+		return 0;
+	b = h & (t->nbuckets - 1);
+	lo = t->bucket_start[b];
+	hi = t->bucket_start[b + 1];
+	while (lo < hi && cmp_named(t, t->by_name[lo], h, name) < 0)
+		lo++;
+	for (end = lo; end < hi && !cmp_named(t, t->by_name[end], h, name); end++)
 		;
 	*first = lo;
 	return end - lo;

@@ -56,10 +56,15 @@ struct opus_sym {
 struct opus_symtab {
 	struct opus_sym *syms;
 	size_t count;
-	/* Lookups stay logarithmic in a table of many thousand symbols:
-	 * positions sorted by name (up to any @VERSION), then table order;
-	 * defined functions by address, then table order. */
+	/* Lookups stay fast in a table of many thousand symbols: positions
+	 * grouped by a hash of the name (up to any @VERSION) into buckets,
+	 * each bucket by hash, name, then table order, so that one name's
+	 * symbols are together; built in linear time, where a sort by name
+	 * was a fifth of an apply's CPU on nginx. */
 	size_t *by_name;
+	size_t *bucket_start, nbuckets; /* bucket b: by_name[start[b]..start[b+1]) */
+	uint32_t *name_hash;		/* per symbol */
+	/* Defined functions by address, then table order. */
 	size_t *funcs_by_addr, nfuncs;
 	uint64_t max_func_size;
 };
