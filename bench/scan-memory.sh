@@ -14,24 +14,9 @@ RUNS=${RUNS:-5}
 W=$OUT/scan-memory
 rm -rf "$W" && mkdir -p "$W/src"
 cp "$ROOT/tests/targets/coro/coro.c" "$W/src/"
-# A unit that only fills memory: HOG_MB megabytes written at start.
-cat >"$W/src/hog.c" <<'C'
-#include <stdlib.h>
-#include <string.h>
-char *volatile hog_memory;
-__attribute__((constructor)) static void hog(void)
-{
-	const char *mb = getenv("HOG_MB");
-	size_t len = (mb ? strtoul(mb, NULL, 10) : 0) << 20;
-
-	if (len && (hog_memory = malloc(len)))
-		memset(hog_memory, 1, len);
-}
-C
 gcc -O2 -Wall -o "$W/readfloor" "$ROOT/bench/readfloor.c"
 FLAGS=(-O2 -g -fPIE -pie -DCORO_ASM)
-(cd "$W/src" && gcc "${FLAGS[@]}" -c coro.c && gcc "${FLAGS[@]}" -c hog.c &&
-	gcc "${FLAGS[@]}" coro.o hog.o -o coro)
+(cd "$W/src" && gcc "${FLAGS[@]}" -c coro.c && gcc "${FLAGS[@]}" coro.o -o coro)
 printf '[{"directory": "%s", "file": "coro.c", "arguments": ["gcc", %s, "-c", "coro.c", "-o", "coro.o"]}]\n' \
 	"$W/src" "$(printf '"%s", ' "${FLAGS[@]}" | sed 's/, $//')" >"$W/src/compile_commands.json"
 "$OPUS" build --source "$W/src" --diff "$ROOT/tests/targets/coro/step-3.diff" \
@@ -51,7 +36,7 @@ pause_us() {
 
 echo '[]' >"$OUT/scan-memory.json"
 for mb in $SIZES; do
-	HOG_MB=$mb "$W/src/coro" >"$W/out" &
+	"$W/src/coro" "$mb" >"$W/out" & # mb megabytes of written heap
 	pid=$!
 	for _ in $(seq 200); do grep -q ready "$W/out" && break; sleep 0.05; done
 	# The coroutine leaves step for good: the scan then finds nothing.

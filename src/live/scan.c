@@ -4,6 +4,7 @@
 #include "registry.h"
 #include "util/clock.h"
 #include "util/err.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -447,15 +448,8 @@ static int add_chunks(struct scan *s, pid_t pid, const struct proc_map *m, uint6
 	while (lo < m->end) {
 		uint64_t hi = (lo / SCAN_CHUNK_BYTES + 1) * SCAN_CHUNK_BYTES;
 
-		if (s->n == s->cap) {
-			size_t cap = s->cap ? 2 * s->cap : 64;
-			struct chunk *v = realloc(s->v, cap * sizeof(*v));
-
-			if (!v)
-				return -ENOMEM;
-			s->v = v;
-			s->cap = cap;
-		}
+		if (OPUS_PUSH(s->v, s->n, s->cap))
+			return -ENOMEM;
 		s->v[s->n++] = (struct chunk){lo, hi < m->end ? hi : m->end};
 		lo = hi;
 	}

@@ -1,6 +1,7 @@
 #include "elf.h"
 #include "err.h"
 #include "file.h"
+#include "hindex.h"
 
 #include <elfutils/libdwelf.h>
 #include <errno.h>
@@ -283,14 +284,11 @@ static int name_key_cmp(const char *a, const char *b)
 	}
 }
 
-/* FNV-1a of a name up to any '@'. */
+/* The hash of a name up to any '@' (its low 32 bits: enough to tell
+ * buckets and most names apart). */
 static uint32_t name_key_hash(const char *s)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *s && *s != '@'; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
+	return (uint32_t)opus_hash_mem(s, strcspn(s, "@"), 0);
 }
 
 /* Symbol x against the name n, whose hash is h: by hash, then name. */

@@ -15,6 +15,16 @@ uint64_t opus_hash_str(const char *s, uint64_t seed)
 	return h;
 }
 
+uint64_t opus_hash_mem(const void *p, size_t len, uint64_t seed)
+{
+	const unsigned char *b = p;
+	uint64_t h = seed ? seed : FNV_OFFSET;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ b[i]) * FNV_PRIME;
+	return h;
+}
+
 uint64_t opus_hash_u64(uint64_t v, uint64_t seed)
 {
 	uint64_t h = seed ? seed : FNV_OFFSET;

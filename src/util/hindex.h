@@ -16,8 +16,9 @@ struct opus_hindex {
 	size_t cap, n;
 };
 
-/* FNV-1a over a string, continued from seed (0 to start). */
+/* FNV-1a over a string, or len bytes, continued from seed (0 to start). */
 uint64_t opus_hash_str(const char *s, uint64_t seed);
+uint64_t opus_hash_mem(const void *p, size_t len, uint64_t seed);
 uint64_t opus_hash_u64(uint64_t v, uint64_t seed);
 
 int opus_hindex_add(struct opus_hindex *h, uint64_t hash, size_t pos);
