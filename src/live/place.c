@@ -172,6 +172,28 @@ int place_patch(struct txn *t, const struct proc_object *obj, const struct opatc
 	return ret;
 }
 
+/* The record's first byte is written last, on its own: until it is, the
+ * record reads as blank, and a blank the journal vouches for is an apply
+ * cut short that recover takes out. A write cut short (opus killed between
+ * two pages of it) must never leave a record with code that is not all
+ * there: recover would take that for a mapping that is not opus's, and
+ * leave it. */
+static int write_record_last(struct txn *t, const struct layout *l)
+{
+	size_t body = l->total - l->reg_size;
+	int ret = 0;
+
+	if (pwrite(t->memfd, l->image + l->reg_size, body, (off_t)l->reg_size) != (ssize_t)body ||
+	    (ret = opus_fault("writing the image, before its registry record")) ||
+	    pwrite(t->memfd, l->image + 1, l->reg_size - 1, 1) != (ssize_t)(l->reg_size - 1) ||
+	    (ret = opus_fault("writing the registry record, before its first byte")) ||
+	    pwrite(t->memfd, l->image, 1, 0) != 1)
+		return ret ? ret
+			   : opus_err(-EIO, "process %d: cannot write the patch image: %s",
+				      (int)t->pid, strerror(errno));
+	return opus_fault("writing the image and its registry record");
+}
+
 int place_write_image(struct txn *t, struct layout *l)
 {
 	struct opus_buf reg = {0};
@@ -181,11 +203,7 @@ int place_write_image(struct txn *t, struct layout *l)
 		ret = opus_err(-E2BIG, "registry record too large");
 	if (!ret) {
 		memcpy(l->image, reg.data, reg.len);
-		if (pwrite(t->memfd, l->image, l->total, 0) != (ssize_t)l->total)
-			ret =
-			    opus_err(-EIO, "process %d: cannot write the patch image", (int)t->pid);
-		else
-			ret = opus_fault("writing the image and its registry record");
+		ret = write_record_last(t, l);
 	}
 	opus_buf_free(&reg);
 	return ret;

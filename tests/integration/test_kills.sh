@@ -23,15 +23,28 @@ still_spinning() {
 	assert_eq 100 "$(ls "/proc/$PID/task" | wc -l | awk '{print $1 - 1}')" "spinning threads"
 }
 
+# what_is_left: everything a failure needs to be understood: what the
+# killed opus and the recover said, the opus-named mappings, opus list.
+what_is_left() {
+	echo "killed opus said:"
+	cat "$WORK/killed.out"
+	echo "recover said:"
+	cat "$WORK/recover.out"
+	echo "mappings:"
+	grep memfd: "/proc/$PID/maps"
+	echo "opus list:"
+	OPUS_VERBOSE=1 "$OPUS" list "$PID" 2>&1
+}
+
 # kill_at_random KIND WINDOW_US: opus KIND, SIGKILLed at a random moment in
 # the first WINDOW_US microseconds; prints "killed" or "finished".
 kill_at_random() {
 	local kind=$1 window=$2 delay op
 	delay=$(((RANDOM * 32768 + RANDOM) % window))
 	if [ "$kind" = apply ]; then
-		"$OPUS" apply --timeout 30 "$PID" "$WORK/fix.opatch" >/dev/null 2>&1 &
+		"$OPUS" apply --timeout 30 "$PID" "$WORK/fix.opatch" >"$WORK/killed.out" 2>&1 &
 	else
-		"$OPUS" revert --timeout 30 "$PID" >/dev/null 2>&1 &
+		"$OPUS" revert --timeout 30 "$PID" >"$WORK/killed.out" 2>&1 &
 	fi
 	op=$!
 	sleep "$(printf '0.%06d' "$delay")"
@@ -46,12 +59,13 @@ random_kills() {
 		[ "$outcome" = killed ] && killed=$((killed + 1))
 		assert_running "$PID"
 		still_spinning
-		"$OPUS" recover "$PID" >/dev/null || fail "$kind kill $i: recover failed"
+		OPUS_VERBOSE=1 "$OPUS" recover "$PID" >"$WORK/recover.out" 2>&1 ||
+			fail "$kind kill $i: recover failed: $(what_is_left)"
 		state=$(spinners_state)
 		case "$state" in
 		patched) [ "$kind" = revert ] || "$OPUS" revert "$PID" >/dev/null ;;
 		unpatched) [ "$kind" = apply ] || "$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null ;;
-		*) fail "$kind kill $i: after recover the target is $state" ;;
+		*) fail "$kind kill $i: after recover the target is $state: $(what_is_left)" ;;
 		esac
 	done
 	echo "    $kind: $n runs, $killed killed before the end, 0 targets harmed"
