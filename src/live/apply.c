@@ -361,6 +361,46 @@ static int check_old_code(struct txn *t, const struct opatch *p, const struct pr
 	return 0;
 }
 
+/* The kernel writes /proc/PID/mem a page at a time and stops between two
+ * pages once opus is being killed: the five bytes of a jump across a page
+ * boundary could be left half written, and the next call there would run
+ * torn code. Compilers align entries at -O2, so none crosses one; an
+ * entry that does (-Os code) is refused. */
+static int check_entry_on_one_page(pid_t pid, const char *name, const char *where, uint64_t at)
+{
+	if (at / LAYOUT_PAGE == (at + JUMP_SIZE - 1) / LAYOUT_PAGE)
+		return 0;
+	return opus_err(-EINVAL,
+			"process %d: the entry of %s at 0x%" PRIx64 " in %s crosses a page "
+			"boundary: its jump could be left half written if opus were killed "
+			"while writing it; not patched",
+			(int)pid, name, at, where);
+}
+
+/* Every entry plan_sites will write: the old functions, and the copies of
+ * them earlier patches put in their own mappings. */
+static int check_entries_on_one_page(const struct txn *t, const struct opatch *p,
+				     const struct proc_object *obj)
+{
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < p->nfuncs; i++) {
+		const struct opatch_func *f = &p->funcs[i];
+		uint64_t at = obj->bias + f->old_addr;
+
+		if (f->cold)
+			continue;
+		ret = check_entry_on_one_page(t->pid, f->name, obj->name, at);
+		for (size_t r = 0; !ret && r < t->reg.n; r++)
+			for (size_t k = 0; !ret && k < t->reg.v[r].nfuncs; k++)
+				if (t->reg.v[r].funcs[k].old_addr == at)
+					ret =
+					    check_entry_on_one_page(t->pid, f->name, t->reg.v[r].id,
+								    t->reg.v[r].funcs[k].new_addr);
+	}
+	return ret;
+}
+
 int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, struct live_stats *st)
 {
 	struct live_recovery rec;
@@ -386,6 +426,8 @@ int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, str
 		ret = check_stack(&t, p, &obj);
 	if (!ret)
 		ret = check_old_code(&t, p, &obj);
+	if (!ret)
+		ret = check_entries_on_one_page(&t, p, &obj);
 	st->check_ns = opus_now_ns() - t1;
 	t1 = opus_now_ns();
 

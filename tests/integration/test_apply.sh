@@ -179,6 +179,56 @@ test_many_jumps_on_one_page_apply_and_revert_exactly() {
 	assert_running "$PID"
 }
 
+# build_pagefull_with_f11_at OFFSET FLAGS...: tests/targets/pagefull built
+# in $WORK with FLAGS and a pad unit linked before it, sized so that f11's
+# entry starts OFFSET bytes into a page; fails the test if it cannot.
+build_pagefull_with_f11_at() {
+	local want=$1 skip=1 at
+	shift
+	for _ in 1 2 3; do
+		mkdir -p "$WORK/src"
+		printf 'void opus_test_pad(void) { __asm__(".skip %d"); }\n' "$skip" >"$WORK/src/pad.c"
+		build_target pagefull "$WORK" "$@"
+		at=$((0x$(nm "$WORK/src/pagefull" | awk '$3 == "f11" {print $1}') % 4096))
+		[ "$at" = "$want" ] && return 0
+		skip=$(((skip + want - at + 4096) % 4096))
+	done
+	fail "f11 is at $at bytes into its page, not $want"
+}
+
+# Code not aligned (-Os) can put a function's entry across a page
+# boundary. The kernel writes /proc/PID/mem a page at a time and stops
+# between pages when opus is killed: a jump there could be left half
+# written. opus refuses such a patch, names the function, and leaves the
+# process exactly as it was; one entry a page further on is patched.
+test_entry_across_a_page_boundary_is_refused() {
+	build_pagefull_with_f11_at 4094 -Os -g
+	start "$WORK/src/pagefull"
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/pagefull/fix-all.diff" \
+		--binary "$WORK/src/pagefull" -o "$WORK/fix.opatch" >/dev/null
+	sleep 0.1
+	local before maps
+	before=$(tail -1 "$START_OUT")
+	maps=$(cat "/proc/$PID/maps")
+	expect_fail "a jump across a page boundary" "$OPUS" apply "$PID" "$WORK/fix.opatch"
+	assert_contains "the entry of f11 at" "$ERR" "the function named"
+	assert_contains "crosses a page boundary" "$ERR" "why"
+	assert_eq "$maps" "$(cat "/proc/$PID/maps")" "the memory map"
+	assert_eq 0 "$(text_differs_from_file "$PID" "$WORK/src/pagefull")" "the code"
+	sleep 0.1
+	assert_eq "$before" "$(tail -1 "$START_OUT")" "the answers"
+	assert_running "$PID"
+	stop_all
+	build_pagefull_with_f11_at 4091 -Os -g
+	start "$WORK/src/pagefull"
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/pagefull/fix-all.diff" \
+		--binary "$WORK/src/pagefull" -o "$WORK/fix.opatch" >/dev/null
+	sleep 0.1
+	before=$(tail -1 "$START_OUT")
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	assert_eq $((before + 64)) "$(wait_sum_change "$before")" "every function answers one more"
+}
+
 # poke PID ADDR HEX: write bytes into the process's memory, as another
 # tool might (HEX empty: write nothing); prints the 5 bytes there before.
 poke() {
