@@ -112,7 +112,8 @@ test_interrupted_build_leaves_nothing() {
 				assert_eq "$((128 + $(kill -l "$sig")))" "$status" "$sig at ${t}s: exit status"
 			fi
 			left=$(ls -A "$WORK/tmp")
-			assert_eq "" "$left" "$sig at ${t}s: nothing left in TMPDIR"
+			[ -z "$left" ] || ps -eo pid,ppid,pgid,stat,args | grep '[o]pus' >&2 || true
+			assert_eq "" "$left" "$sig at ${t}s: nothing left in TMPDIR: $(find "$WORK/tmp" -maxdepth 3 | head -20)"
 			assert_eq "0" "$(pgrep -fc "$WORK/tmp" || true)" "$sig at ${t}s: no child left"
 			[ ! -e "$WORK/x.opatch" ] || fail "$sig at ${t}s: a patch file was written"
 		done
