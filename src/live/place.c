@@ -178,19 +178,29 @@ int place_patch(struct txn *t, const struct proc_object *obj, const struct opatc
  * two pages of it) must never leave a record with code that is not all
  * there: recover would take that for a mapping that is not opus's, and
  * leave it. */
+/* len bytes at off of the patch's memfd: 0, or why not (a short write,
+ * which a memfd should never make, says so rather than a stale errno). */
+static int write_at(const struct txn *t, const uint8_t *buf, size_t len, off_t off)
+{
+	ssize_t n = pwrite(t->memfd, buf, len, off);
+
+	if (n == (ssize_t)len)
+		return 0;
+	return opus_err(-EIO, "process %d: cannot write the patch image: %s", (int)t->pid,
+			n < 0 ? strerror(errno) : "short write");
+}
+
 static int write_record_last(struct txn *t, const struct layout *l)
 {
 	size_t body = l->total - l->reg_size;
-	int ret = 0;
+	int ret;
 
-	if (pwrite(t->memfd, l->image + l->reg_size, body, (off_t)l->reg_size) != (ssize_t)body ||
+	if ((ret = write_at(t, l->image + l->reg_size, body, (off_t)l->reg_size)) ||
 	    (ret = opus_fault("writing the image, before its registry record")) ||
-	    pwrite(t->memfd, l->image + 1, l->reg_size - 1, 1) != (ssize_t)(l->reg_size - 1) ||
+	    (ret = write_at(t, l->image + 1, l->reg_size - 1, 1)) ||
 	    (ret = opus_fault("writing the registry record, before its first byte")) ||
-	    pwrite(t->memfd, l->image, 1, 0) != 1)
-		return ret ? ret
-			   : opus_err(-EIO, "process %d: cannot write the patch image: %s",
-				      (int)t->pid, strerror(errno));
+	    (ret = write_at(t, l->image, 1, 0)))
+		return ret;
 	return opus_fault("writing the image and its registry record");
 }
 
