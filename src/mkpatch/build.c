@@ -152,9 +152,8 @@ static int compile_units(struct build *b, const char *const *tags,
 	return ret;
 }
 
-/* Compile the units in one flavour. */
-static int compile_as(struct build *b, const char *tag, enum compile_flavour flavour,
-		      const bool *only, const char *phase)
+int build_compile_as(struct build *b, const char *tag, enum compile_flavour flavour,
+		     const bool *only, const char *phase)
 {
 	return compile_units(b, &tag, &flavour, 1, only, phase);
 }
@@ -232,13 +231,13 @@ static int assemble_far(struct build *b, const bool *far, struct build_notes *no
 	int ret = workspace_unapply_diff(&b->ws);
 
 	if (!ret)
-		ret = compile_as(b, "orig-got", COMPILE_SECTIONS_GOT, far,
-				 "original units compiled with -mno-direct-extern-access");
+		ret = build_compile_as(b, "orig-got", COMPILE_SECTIONS_GOT, far,
+				       "original units compiled with -mno-direct-extern-access");
 	if (!ret)
 		ret = workspace_apply_diff(&b->ws);
 	if (!ret && !self)
-		ret = compile_as(b, "new-got", COMPILE_SECTIONS_GOT, far,
-				 "patched units compiled with -mno-direct-extern-access");
+		ret = build_compile_as(b, "new-got", COMPILE_SECTIONS_GOT, far,
+				       "patched units compiled with -mno-direct-extern-access");
 	for (size_t i = 0; !ret && i < b->ws.nunits; i++) {
 		if (!far[i])
 			continue;
@@ -310,7 +309,8 @@ static int check_folded(const struct build *b)
 static int assemble_all(struct build *b, struct build_notes *notes)
 {
 	bool *far = calloc(b->ws.nunits + 1, sizeof(*far)), any_far = false;
-	int ret = far ? 0 : -ENOMEM;
+	bool *assembled = calloc(b->ws.nunits + 1, sizeof(*assembled));
+	int ret = far && assembled ? 0 : -ENOMEM;
 
 	for (size_t i = 0; !ret && i < b->ws.nunits; i++) {
 		struct opatch_mark mark = opatch_mark(&b->patch);
@@ -320,6 +320,7 @@ static int assemble_all(struct build *b, struct build_notes *notes)
 		if (!b->opts->replace_all && !build_unit_in_binary(b, i, notes))
 			continue;
 		ret = assemble_unit(b, i, "orig", b->new_tag, notes);
+		assembled[i] = true;
 		if (!ret && b->opts->replace_all && b->patch.nfuncs == mark.nfuncs)
 			build_note_add(notes, BUILD_INFO, opus_base_name(b->ws.units[i]->file),
 				       "unit", "no function of it is in %s", b->opts->binary);
@@ -337,6 +338,11 @@ static int assemble_all(struct build *b, struct build_notes *notes)
 	free(far);
 	if (!ret)
 		ret = check_folded(b);
+	if (!ret && !b->opts->replace_all && b->scope.nexclude)
+		ret = build_check_kept(b, assembled);
+	if (!ret && !b->opts->replace_all)
+		ret = build_check_frozen(b, assembled);
+	free(assembled);
 	if (!ret && !b->patch.nfuncs && b->opts->replace_all)
 		ret = opus_err(-ENODATA, "no function of the units is in %s", b->opts->binary);
 	else if (!ret && !b->patch.nfuncs)
@@ -528,7 +534,7 @@ static int run_build(struct build *b, struct build_notes *notes)
 				 "compiles of the original units (as built, and for the diff)")) ||
 	    (ret = workspace_apply_diff(&b->ws)) ||
 	    (!b->opts->replace_all &&
-	     (ret = compile_as(b, "new", COMPILE_SECTIONS, NULL, "patched units compiled"))))
+	     (ret = build_compile_as(b, "new", COMPILE_SECTIONS, NULL, "patched units compiled"))))
 		return ret;
 	if ((ret = assemble_all(b, notes)) || (ret = refuse_calls_into_new_files(b)))
 		return ret;

@@ -10,6 +10,7 @@
 #include "assemble.h"
 #include "build.h"
 #include "patchfile/opatch.h"
+#include "source/compile.h"
 #include "source/workspace.h"
 #include "util/elf.h"
 
@@ -50,6 +51,20 @@ int build_choose_variants(struct build *b, struct build_notes *notes);
  * tool): one that the binary's DWARF does not name and whose global
  * functions the binary does not have is noted and left out. */
 bool build_unit_in_binary(const struct build *b, size_t unit, struct build_notes *notes);
+
+/* Compile the units marked in only (all, if NULL) in one flavour, to
+ * tag-N.o (build.c). */
+int build_compile_as(struct build *b, const char *tag, enum compile_flavour flavour,
+		     const bool *only, const char *phase);
+
+/* kept.c: each function --exclude keeps with its old code, where the diff
+ * changed it, must count on no register a replaced callee may now use;
+ * assembled marks the units the patch took functions from. */
+int build_check_kept(struct build *b, const bool *assembled);
+
+/* frozen.c: a static variable the running program writes, whose last write
+ * the fix takes out, must not be read by the new code as a constant. */
+int build_check_frozen(struct build *b, const bool *assembled);
 
 /* binding.c: the as-built compile of every unit must be what the binary
  * holds, function by function, for the functions and data the patch

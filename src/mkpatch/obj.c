@@ -338,3 +338,18 @@ bool obj_rela_is_tls(uint32_t type)
 		return false;
 	}
 }
+
+bool obj_built_by_gcc(const struct obj *o)
+{
+	for (size_t s = 0; s < o->nscn; s++)
+		if (o->scns[s].name && !strcmp(o->scns[s].name, ".comment") && o->scns[s].data)
+			return memmem(o->scns[s].data->d_buf, o->scns[s].data->d_size, "GCC:", 4) !=
+			       NULL;
+	return false;
+}
+
+bool obj_scn_holds_state(const struct obj_scn *s)
+{
+	return (s->sh.sh_flags & SHF_WRITE) && !(s->sh.sh_flags & SHF_TLS) &&
+	       (!s->name || strncmp(s->name, ".data.rel.ro", 12));
+}

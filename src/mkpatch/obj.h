@@ -50,6 +50,11 @@ size_t obj_find_sym(const struct obj *o, const char *name, int type);
  * offset off (any one if off is -1), or 0. */
 size_t obj_sym_in_scn(const struct obj *o, size_t scn, long off, int type);
 bool obj_is_cold_name(const char *name);
+/* A section of variables the program's code writes as it runs: writable,
+ * and neither thread-local nor the relro data only the loader writes. */
+bool obj_scn_holds_state(const struct obj_scn *s);
+/* Whether gcc compiled o (its .comment says so), not clang. */
+bool obj_built_by_gcc(const struct obj *o);
 /* The piece of read-only data section scn holding offset off: [*lo, *hi). */
 void obj_piece(const struct obj *o, size_t scn, uint64_t off, uint64_t *lo, uint64_t *hi);
 /* Where in its section a relocation points: a PC-relative one's addend

@@ -3,6 +3,7 @@
 #include "util/file.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,6 +184,13 @@ static int bind_or_include(struct asm_ctx *c, size_t scn, size_t holder, int64_t
 			return find_or_add_sym(c->p, name, OPATCH_SYM_EXTERN, 0,
 					       GELF_ST_TYPE(hs.st_info));
 		}
+		if (b && data && !opus_elf_writable_at(c->bin_elf, b->value))
+			return opus_err(-ENOTSUP,
+					"%s (%s): the patched unit writes it, but the binary keeps "
+					"it read-only at 0x%" PRIx64 " (the original program never "
+					"writes it, so the compiler made it a constant): the new "
+					"code would crash the process writing it. Not built",
+					name, c->o->file, b->value);
 		if (b) {
 			*addend += (int64_t)v;
 			return find_or_add_sym(c->p, name, OPATCH_SYM_TARGET,
@@ -471,7 +479,7 @@ int asm_resolve(struct asm_ctx *c, const GElf_Rela *r, uint32_t type, int64_t *a
 	}
 	/* Read-only data, and data only the loader writes (relro tables of
 	 * pointers), carries no running state: the new version comes along. */
-	if (!(t->sh.sh_flags & SHF_WRITE) || !strncmp(t->name, ".data.rel.ro", 12))
+	if (!obj_scn_holds_state(t))
 		return bind_or_include(c, scn, 0, addend, v, false, type);
 	holder = data_holder(c, symidx, &sym, scn, r);
 	return bind_or_include(c, scn, holder, addend, v, true, type);

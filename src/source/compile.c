@@ -226,6 +226,17 @@ static int add_flavour(const struct cdb_entry *e, char ***argv, size_t *n, size_
 {
 	static const char *const sections[] = {"-ffunction-sections", "-fdata-sections",
 					       "-fno-lto"};
+	/* What gcc learns of a callee's body and lets its callers count on
+	 * (the registers it leaves alone, that it is pure or const or never
+	 * returns, the statics and memory it does not touch, its stack's
+	 * alignment), and of its callers' arguments, for which it compiles
+	 * the callee, or a clone of it, specialised. */
+	static const char *const blind[] = {"-fno-ipa-ra",	  "-fno-ipa-pure-const",
+					    "-fno-ipa-reference", "-fno-ipa-reference-addressable",
+					    "-fno-ipa-modref",	  "-fno-ipa-stack-alignment",
+					    "-fno-ipa-cp",	  "-fno-ipa-vrp",
+					    "-fno-ipa-bit-cp",	  "-fno-ipa-sra"};
+	const size_t nblind = sizeof(blind) / sizeof(blind[0]);
 	char map[8192], root[4096];
 	int ret = 0;
 
@@ -233,11 +244,16 @@ static int add_flavour(const struct cdb_entry *e, char ***argv, size_t *n, size_
 	 * where the unit's own maps would have taken the tree. */
 	macro_mapped(e, orig_root, root, sizeof(root));
 	snprintf(map, sizeof(map), "-ffile-prefix-map=%s=%s", scratch_root, root);
-	if (flavour == COMPILE_SECTIONS || flavour == COMPILE_SECTIONS_GOT)
+	if (flavour == COMPILE_SECTIONS || flavour == COMPILE_SECTIONS_GOT ||
+	    flavour == COMPILE_SECTIONS_NO_CALLEE_IPA || flavour == COMPILE_SECTIONS_KEEP_VARIABLES)
 		for (size_t i = 0; !ret && i < sizeof(sections) / sizeof(sections[0]); i++)
 			ret = add(argv, n, cap, strdup(sections[i]));
 	if (!ret && flavour == COMPILE_SECTIONS_GOT)
 		ret = add(argv, n, cap, strdup("-mno-direct-extern-access"));
+	for (size_t i = 0; !ret && flavour == COMPILE_SECTIONS_NO_CALLEE_IPA && i < nblind; i++)
+		ret = add(argv, n, cap, strdup(blind[i]));
+	if (!ret && flavour == COMPILE_SECTIONS_KEEP_VARIABLES)
+		ret = add(argv, n, cap, strdup("-fno-ipa-reference-addressable"));
 	if (!ret)
 		ret = add(argv, n, cap, strdup(map));
 	return ret;

@@ -17,6 +17,14 @@ enum compile_flavour {
 	/* Plus -mno-direct-extern-access: variables of other objects are read
 	 * through a GOT slot, which opus fills, never at a 32-bit distance. */
 	COMPILE_SECTIONS_GOT,
+	/* Plus gcc's -fno-ipa-* for what a caller learns of its callees'
+	 * bodies (the registers they leave alone, the memory they do not
+	 * touch, that they are pure): a function whose code is the same as
+	 * with COMPILE_SECTIONS counts on none of it. */
+	COMPILE_SECTIONS_NO_CALLEE_IPA,
+	/* Plus -fno-ipa-reference-addressable (gcc): a static variable that
+	 * no code writes stays a variable instead of becoming a constant. */
+	COMPILE_SECTIONS_KEEP_VARIABLES,
 	/* Preprocessed only, without line markers (-E -P): two units whose
 	 * texts are equal compile to the same code. */
 	COMPILE_PREPROCESSED,

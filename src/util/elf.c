@@ -105,6 +105,27 @@ int opus_elf_read_vaddr(Elf *elf, uint64_t vaddr, void *buf, size_t len)
 	return -ERANGE;
 }
 
+bool opus_elf_writable_at(Elf *elf, uint64_t vaddr)
+{
+	bool writable = false;
+	size_t n;
+
+	if (elf_getphdrnum(elf, &n))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		GElf_Phdr ph;
+
+		if (!gelf_getphdr(elf, (int)i, &ph) || vaddr < ph.p_vaddr ||
+		    vaddr >= ph.p_vaddr + ph.p_memsz)
+			continue;
+		if (ph.p_type == PT_GNU_RELRO)
+			return false;
+		if (ph.p_type == PT_LOAD)
+			writable = ph.p_flags & PF_W;
+	}
+	return writable;
+}
+
 /* The first relocation of an SHT_RELA section (with all of flags) that
  * match accepts, and its section's header. */
 static bool find_rela(Elf *elf, uint64_t flags, bool (*match)(const GElf_Rela *, uint64_t),

@@ -29,6 +29,11 @@ Elf_Scn *opus_elf_section(Elf *elf, const char *name, GElf_Shdr *shdr);
  * one segment's file content. */
 int opus_elf_read_vaddr(Elf *elf, uint64_t vaddr, void *buf, size_t len);
 
+/* Whether the object's loaded image may be written at link-time address
+ * vaddr once the loader is done: in a writable PT_LOAD segment, and not in
+ * the part PT_GNU_RELRO makes read-only after relocating it. */
+bool opus_elf_writable_at(Elf *elf, uint64_t vaddr);
+
 /* The GOT slot (link-time address) that an R_X86_64_IRELATIVE relocation
  * fills by running resolver: where the object's own calls of an IFUNC find
  * its implementation. -ENOENT if none. */

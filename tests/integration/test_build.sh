@@ -205,13 +205,26 @@ C
 	assert_contains "replaced also" "$(cat "$WORK/alias.out")" "the alias goes with it"
 }
 
+# fix_loop CC SED: $WORK/src/loop.c, which the caller wrote, built with CC
+# -O2 -g as $WORK/src/loop with its compile database; $WORK/fix.diff is
+# the diff that the sed expression SED makes of it.
+fix_loop() {
+	local cc=$1
+	mkdir -p "$WORK/b"
+	(cd "$WORK/src" && $cc -O2 -g -c loop.c -o loop.o && $cc loop.o -o loop)
+	printf '[{"directory": "%s", "file": "loop.c", "arguments": ["%s", "-O2", "-g", "-c", "loop.c", "-o", "loop.o"]}]\n' \
+		"$WORK/src" "$cc" >"$WORK/src/compile_commands.json"
+	sed "$2" "$WORK/src/loop.c" >"$WORK/b/loop.c"
+	(cd "$WORK" && diff -u src/loop.c b/loop.c | sed -e '1s#.*#--- a/loop.c#' -e '2s#.*#+++ b/loop.c#') >"$WORK/fix.diff" || true
+}
+
 # A function the program never leaves (main's loop) that inlines the fixed
 # one is replaced with it, but its old code runs on: the build warns, naming
 # both, and the patch's findings carry it; apply then finds main busy and
 # leaves the process as it was. Built with --exclude main, the fix reaches
 # report (the other caller, which returns) and main keeps its old code.
 test_build_warns_when_a_function_never_left_inlines_the_fix() {
-	mkdir -p "$WORK/src" "$WORK/b"
+	mkdir -p "$WORK/src"
 	cat >"$WORK/src/loop.c" <<'C'
 #include <stdio.h>
 #include <unistd.h>
@@ -239,11 +252,7 @@ int main(void)
 	}
 }
 C
-	(cd "$WORK/src" && gcc -O2 -g -c loop.c -o loop.o && gcc loop.o -o loop)
-	printf '[{"directory": "%s", "file": "loop.c", "arguments": ["gcc", "-O2", "-g", "-c", "loop.c", "-o", "loop.o"]}]\n' \
-		"$WORK/src" >"$WORK/src/compile_commands.json"
-	sed 's/return v > 10;/return v > 15;/' "$WORK/src/loop.c" >"$WORK/b/loop.c"
-	(cd "$WORK" && diff -u src/loop.c b/loop.c | sed -e '1s#.*#--- a/loop.c#' -e '2s#.*#+++ b/loop.c#') >"$WORK/fix.diff" || true
+	fix_loop gcc 's/return v > 10;/return v > 15;/'
 
 	"$OPUS" build --source "$WORK/src" --diff "$WORK/fix.diff" --binary "$WORK/src/loop" \
 		-o "$WORK/fix.opatch" >"$WORK/build.out" 2>"$WORK/build.err"
@@ -274,6 +283,207 @@ C
 	sleep 0.2
 	assert_contains "report 0" "$(cat "$START_OUT")" "the fix reaches report"
 	assert_contains "main 1" "$(cat "$START_OUT")" "main keeps its old code"
+	assert_running "$PID"
+}
+
+# gcc's -fipa-ra lets main keep its loop's counter and sum in %edx and %esi
+# across calls to a static helper that leaves them alone. The helper's fix
+# computes a remainder in %edx: main's patched compile saves its counter
+# elsewhere, so main changes and goes in the patch. Excluded, main would
+# keep its old code and read %edx back changed (tried by hand: the loop
+# never ended, the program spun at full CPU and printed nothing more). The
+# build refuses, naming main and why, and writes no patch: main's code is
+# checked against its compile with -fno-ipa-ra and the other -fno-ipa-* for
+# callers (src/mkpatch/kept.c), which differs here. The test above is the
+# other side: there main counts on nothing of report, and is kept.
+test_build_refuses_to_exclude_a_caller_counting_on_callee_registers() {
+	mkdir -p "$WORK/src"
+	cat >"$WORK/src/loop.c" <<'C'
+#include <stdio.h>
+#include <unistd.h>
+int rounds = 100;
+static int __attribute__((noinline)) g(int x)
+{
+	return x * 3 + 1;
+}
+int main(void)
+{
+	for (;;) {
+		int s = 0;
+		for (int k = 0; k < rounds; k++)
+			s += g(k) ^ k;
+		printf("%d\n", s);
+		fflush(stdout);
+		usleep(20000);
+	}
+}
+C
+	fix_loop gcc 's/^\treturn x \* 3 + 1;/\tif (x % 1009 == 1008)\n\t\treturn 0;\n&/'
+	assert_contains "x % 1009" "$(cat "$WORK/fix.diff")" "the fix is in the diff"
+
+	"$OPUS" build --source "$WORK/src" --diff "$WORK/fix.diff" --binary "$WORK/src/loop" \
+		-o "$WORK/all.opatch" >"$WORK/all.out" 2>&1 || fail "build without --exclude: $(cat "$WORK/all.out")"
+	assert_contains "replaced main" "$(cat "$WORK/all.out")" "main's registers changed with the fix"
+	expect_fail "build with main excluded" "$OPUS" build --source "$WORK/src" --diff "$WORK/fix.diff" \
+		--binary "$WORK/src/loop" --exclude main -o "$WORK/rest.opatch"
+	assert_contains "main (loop.c): excluded, it keeps its old code" "$ERR" "the refusal names main"
+	assert_contains "-fno-ipa-ra" "$ERR" "and says why"
+	[ ! -e "$WORK/rest.opatch" ] || fail "a patch was written"
+}
+
+# clang infers what a function's body allows (it reads no memory, it never
+# throws) and lets the callers of its unit count on it, with no flag to stop
+# it: an excluded function that the diff changed cannot be checked, and
+# the build says so instead of keeping it.
+test_build_refuses_to_exclude_a_changed_function_clang_built() {
+	mkdir -p "$WORK/src"
+	cat >"$WORK/src/loop.c" <<'C'
+#include <stdio.h>
+#include <unistd.h>
+int level = 12;
+static int check(int v)
+{
+	return v > 10;
+}
+int main(void)
+{
+	for (;;) {
+		printf("main %d\n", check(level));
+		fflush(stdout);
+		usleep(20000);
+	}
+}
+C
+	fix_loop clang 's/return v > 10;/return v > 15;/'
+	expect_fail "build with main excluded" "$OPUS" build --source "$WORK/src" --diff "$WORK/fix.diff" \
+		--binary "$WORK/src/loop" --exclude main -o "$WORK/rest.opatch"
+	assert_contains "main (loop.c): excluded, it keeps its old code, which the diff changed; its compiler is not gcc" \
+		"$ERR" "the refusal names main and clang"
+	[ ! -e "$WORK/rest.opatch" ] || fail "a patch was written"
+}
+
+# A static the original program never writes is made a constant by gcc
+# (-fipa-reference) and placed in .rodata. A fix that writes it, bound to
+# the binary's copy, would crash the process at its first write (tried by
+# hand: SIGSEGV on the next call). The build refuses, naming the variable
+# and its read-only address; a fix writing a variable the program already
+# writes is built and applied, and the program runs on.
+test_build_refuses_to_write_a_variable_the_binary_keeps_read_only() {
+	mkdir -p "$WORK/src" "$WORK/b"
+	cat >"$WORK/src/ro.c" <<'C'
+static int limits[4] = {5, 6, 7, 8};
+int calls;
+__attribute__((noinline)) int pick(int i)
+{
+	return limits[i & 3];
+}
+__attribute__((noinline)) void tune(int v)
+{
+	calls += v;
+}
+C
+	cat >"$WORK/src/main.c" <<'C'
+#include <stdio.h>
+#include <unistd.h>
+int pick(int i);
+void tune(int v);
+int main(void)
+{
+	printf("ready 0\n");
+	for (int n = 0;; n++) {
+		tune(n);
+		printf("%d\n", pick(n));
+		fflush(stdout);
+		usleep(20000);
+	}
+}
+C
+	(cd "$WORK/src" && gcc -O2 -g -c ro.c -o ro.o && gcc -O2 -g -c main.c -o main.o && gcc ro.o main.o -o ro)
+	jq -n --arg d "$WORK/src" '[("ro", "main") | {directory: $d, file: "\(.).c",
+		arguments: ["gcc", "-O2", "-g", "-c", "\(.).c", "-o", "\(.).o"]}]' >"$WORK/src/compile_commands.json"
+	local at
+	at=$(readelf -sW "$WORK/src/ro" | awk '$8 == "limits" {print $2}' | sed 's/^0*//')
+	[ -n "$at" ] || fail "no limits in the binary"
+	start "$WORK/src/ro"
+
+	sed 's/^\tcalls += v;/&\n\tlimits[v \& 3] = 5;/' "$WORK/src/ro.c" >"$WORK/b/ro.c"
+	(cd "$WORK" && diff -u src/ro.c b/ro.c | sed -e '1s#.*#--- a/ro.c#' -e '2s#.*#+++ b/ro.c#') >"$WORK/fix.diff" || true
+	expect_fail "build of a write to limits" "$OPUS" build --source "$WORK/src" --diff "$WORK/fix.diff" \
+		--binary "$WORK/src/ro" -o "$WORK/ro.opatch"
+	assert_contains "limits (ro.c): the patched unit writes it, but the binary keeps it read-only at 0x$at" \
+		"$ERR" "the refusal names the variable and where it is"
+	[ ! -e "$WORK/ro.opatch" ] || fail "a patch was written"
+
+	sed 's/^\tcalls += v;/&\n\tcalls++;/' "$WORK/src/ro.c" >"$WORK/b/ro.c"
+	(cd "$WORK" && diff -u src/ro.c b/ro.c | sed -e '1s#.*#--- a/ro.c#' -e '2s#.*#+++ b/ro.c#') >"$WORK/fix.diff" || true
+	"$OPUS" build --source "$WORK/src" --diff "$WORK/fix.diff" --binary "$WORK/src/ro" \
+		-o "$WORK/rw.opatch" >"$WORK/rw.out" 2>&1 || fail "build of a write to calls: $(cat "$WORK/rw.out")"
+	"$OPUS" apply "$PID" "$WORK/rw.opatch" >/dev/null
+	local lines
+	lines=$(wc -l <"$START_OUT")
+	sleep 0.2
+	assert_running "$PID"
+	[ "$(wc -l <"$START_OUT")" -gt "$lines" ] || fail "the program stopped answering"
+	assert_eq "5 6 7 8" "$(tail -n 4 "$START_OUT" | sort -n | tr '\n' ' ' | sed 's/ $//')" "its answers"
+}
+
+# The other way round: main sets mode to 2 at start-up, and a fix that
+# takes out that write leaves mode unwritten in the patched unit, so gcc
+# compiles get_mode with mode's initial value, 1 (tried by hand: the
+# process answered 10 instead of 20 once patched, and nothing warned). The
+# build refuses, naming mode; a fix that takes mode out altogether is built,
+# and the process answers what the fix says.
+test_build_refuses_a_fix_that_freezes_a_variable_the_program_wrote() {
+	mkdir -p "$WORK/src" "$WORK/b"
+	cat >"$WORK/src/m.c" <<'C'
+static int mode = 1;
+__attribute__((noinline)) void set_mode(int m)
+{
+	mode = m;
+}
+__attribute__((noinline)) int get_mode(void)
+{
+	return mode * 10;
+}
+C
+	cat >"$WORK/src/main.c" <<'C'
+#include <stdio.h>
+#include <unistd.h>
+void set_mode(int m);
+int get_mode(void);
+int main(void)
+{
+	set_mode(2);
+	printf("ready 0\n");
+	for (;;) {
+		printf("%d\n", get_mode());
+		fflush(stdout);
+		usleep(20000);
+	}
+}
+C
+	(cd "$WORK/src" && gcc -O2 -g -c m.c -o m.o && gcc -O2 -g -c main.c -o main.o && gcc m.o main.o -o m)
+	jq -n --arg d "$WORK/src" '[("m", "main") | {directory: $d, file: "\(.).c",
+		arguments: ["gcc", "-O2", "-g", "-c", "\(.).c", "-o", "\(.).o"]}]' >"$WORK/src/compile_commands.json"
+	start "$WORK/src/m"
+	sleep 0.1
+	assert_eq 20 "$(tail -n 1 "$START_OUT")" "mode as main set it"
+
+	sed 's/^\tmode = m;/\t(void)m;/' "$WORK/src/m.c" >"$WORK/b/m.c"
+	(cd "$WORK" && diff -u src/m.c b/m.c | sed -e '1s#.*#--- a/m.c#' -e '2s#.*#+++ b/m.c#') >"$WORK/fix.diff" || true
+	expect_fail "build of a fix taking out mode's last write" "$OPUS" build --source "$WORK/src" \
+		--diff "$WORK/fix.diff" --binary "$WORK/src/m" -o "$WORK/frozen.opatch"
+	assert_contains "mode (m.c): the fix takes out the program's last write to it" "$ERR" "the refusal names mode"
+	[ ! -e "$WORK/frozen.opatch" ] || fail "a patch was written"
+
+	sed -e '/^static int mode/d' -e 's/^\tmode = m;/\t(void)m;/' -e 's/return mode \* 10;/return 30;/' \
+		"$WORK/src/m.c" >"$WORK/b/m.c"
+	(cd "$WORK" && diff -u src/m.c b/m.c | sed -e '1s#.*#--- a/m.c#' -e '2s#.*#+++ b/m.c#') >"$WORK/fix.diff" || true
+	"$OPUS" build --source "$WORK/src" --diff "$WORK/fix.diff" --binary "$WORK/src/m" \
+		-o "$WORK/gone.opatch" >"$WORK/gone.out" 2>&1 || fail "build without mode: $(cat "$WORK/gone.out")"
+	"$OPUS" apply "$PID" "$WORK/gone.opatch" >/dev/null
+	sleep 0.1
+	assert_eq 30 "$(tail -n 1 "$START_OUT")" "the fix's answer"
 	assert_running "$PID"
 }
 
