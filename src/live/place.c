@@ -172,12 +172,6 @@ int place_patch(struct txn *t, const struct proc_object *obj, const struct opatc
 	return ret;
 }
 
-/* The record's first byte is written last, on its own: until it is, the
- * record reads as blank, and a blank the journal vouches for is an apply
- * cut short that recover takes out. A write cut short (opus killed between
- * two pages of it) must never leave a record with code that is not all
- * there: recover would take that for a mapping that is not opus's, and
- * leave it. */
 /* len bytes at off of the patch's memfd: 0, or why not (a short write,
  * which a memfd should never make, says so rather than a stale errno). */
 static int write_at(const struct txn *t, const uint8_t *buf, size_t len, off_t off)
@@ -190,6 +184,12 @@ static int write_at(const struct txn *t, const uint8_t *buf, size_t len, off_t o
 			n < 0 ? strerror(errno) : "short write");
 }
 
+/* The record's first byte is written last, on its own: until it is, the
+ * record reads as blank, and a blank the journal vouches for is an apply
+ * cut short that recover takes out. A write cut short (opus killed between
+ * two pages of it) must never leave a record with code that is not all
+ * there: recover would take that for a mapping that is not opus's, and
+ * leave it. */
 static int write_record_last(struct txn *t, const struct layout *l)
 {
 	size_t body = l->total - l->reg_size;

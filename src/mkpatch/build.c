@@ -158,8 +158,8 @@ int build_compile_as(struct build *b, const char *tag, enum compile_flavour flav
 	return compile_units(b, &tag, &flavour, 1, only, phase);
 }
 
-static int open_pair(const struct build *b, size_t unit, const char *orig_tag, const char *new_tag,
-		     struct obj *orig, struct obj *patched)
+int build_open_pair(const struct build *b, size_t unit, const char *orig_tag, const char *new_tag,
+		    struct obj *orig, struct obj *patched)
 {
 	char a[256], n[256];
 	int ret;
@@ -183,7 +183,7 @@ static int assemble_unit(struct build *b, size_t unit, const char *orig_tag, con
 	struct obj orig, patched;
 	struct src_map src;
 	char n[256];
-	int ret = open_pair(b, unit, orig_tag, new_tag, &orig, &patched);
+	int ret = build_open_pair(b, unit, orig_tag, new_tag, &orig, &patched);
 
 	if (ret)
 		return ret;
@@ -203,11 +203,11 @@ static int check_same_changes(struct build *b, size_t unit)
 {
 	struct obj a1, b1, a2, b2;
 	const char *name = NULL;
-	int ret = open_pair(b, unit, "orig", "new", &a1, &b1);
+	int ret = build_open_pair(b, unit, "orig", "new", &a1, &b1);
 
 	if (ret)
 		return ret;
-	ret = open_pair(b, unit, "orig-got", "new-got", &a2, &b2);
+	ret = build_open_pair(b, unit, "orig-got", "new-got", &a2, &b2);
 	if (!ret) {
 		if (!objdiff_same_changes(&a1, &b1, &a2, &b2, &name))
 			ret = opus_err(-ENOTSUP,

@@ -52,6 +52,11 @@ int build_choose_variants(struct build *b, struct build_notes *notes);
  * functions the binary does not have is noted and left out. */
 bool build_unit_in_binary(const struct build *b, size_t unit, struct build_notes *notes);
 
+/* The compiles of unit tagged orig_tag and new_tag, both opened or
+ * neither (build.c). */
+int build_open_pair(const struct build *b, size_t unit, const char *orig_tag, const char *new_tag,
+		    struct obj *orig, struct obj *patched);
+
 /* Compile the units marked in only (all, if NULL) in one flavour, to
  * tag-N.o (build.c). */
 int build_compile_as(struct build *b, const char *tag, enum compile_flavour flavour,

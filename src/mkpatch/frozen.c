@@ -52,28 +52,13 @@ static const char *next_frozen(const struct obj *orig, const struct obj *patched
 	return NULL;
 }
 
-static int open_two(const struct build *b, size_t unit, const char *tag_a, const char *tag_b,
-		    struct obj *a, struct obj *c)
-{
-	char path[4096];
-	int ret;
-
-	build_obj_path(b, tag_a, unit, path, sizeof(path));
-	if ((ret = obj_open(path, a)))
-		return ret;
-	build_obj_path(b, tag_b, unit, path, sizeof(path));
-	if ((ret = obj_open(path, c)))
-		obj_close(a);
-	return ret;
-}
-
 /* Whether unit i has a variable frozen in its patched compile (*any), and
  * whether gcc compiled it, so that it can be compiled keeping them. */
 static int has_frozen(const struct build *b, size_t unit, bool *any, bool *gcc)
 {
 	struct obj orig, patched;
 	size_t next = 1;
-	int ret = open_two(b, unit, "orig", b->new_tag, &orig, &patched);
+	int ret = build_open_pair(b, unit, "orig", b->new_tag, &orig, &patched);
 
 	if (ret)
 		return ret;
@@ -84,34 +69,35 @@ static int has_frozen(const struct build *b, size_t unit, bool *any, bool *gcc)
 	return 0;
 }
 
-/* Refused if a variable frozen in the patched compile is still used. */
+/* Refused if a variable frozen in the patched compile is still used: in
+ * the compile that keeps variables (gcc), or always (clang, which has no
+ * such flag, so that none is proven gone). */
 static int check_unit(const struct build *b, size_t unit)
 {
 	struct obj orig, patched, kept;
 	char path[4096];
 	size_t next = 1;
 	const char *name;
-	int ret = open_two(b, unit, "orig", b->new_tag, &orig, &patched);
+	bool gcc;
+	int ret = build_open_pair(b, unit, "orig", b->new_tag, &orig, &patched);
 
 	if (ret)
 		return ret;
+	gcc = obj_built_by_gcc(&orig);
 	build_obj_path(b, KEPT_TAG, unit, path, sizeof(path));
-	if (!obj_built_by_gcc(&orig))
-		kept = (struct obj){0}; /* clang: no flag to keep them; none is proven gone */
-	else if ((ret = obj_open(path, &kept)))
-		goto out;
+	if (gcc && (ret = obj_open(path, &kept)))
+		gcc = false;
 	while (!ret && (name = next_frozen(&orig, &patched, &next)))
-		if (!kept.nsyms || obj_find_sym(&kept, name, STT_OBJECT))
+		if (!gcc || obj_find_sym(&kept, name, STT_OBJECT))
 			ret = opus_err(-ENOTSUP,
 				       "%s (%s): the fix takes out the program's last write to it, "
 				       "so %s compiled the new code with its initial value, where "
 				       "the running program may hold another. Not built: keep a "
 				       "write to it in the fix",
 				       name, orig.file ? orig.file : "?",
-				       kept.nsyms ? "gcc" : "the compiler");
-	if (kept.nsyms)
+				       gcc ? "gcc" : "the compiler");
+	if (gcc)
 		obj_close(&kept);
-out:
 	obj_close(&patched);
 	obj_close(&orig);
 	return ret;

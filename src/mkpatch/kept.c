@@ -16,9 +16,9 @@
  *
  * So an excluded function that the diff changed keeps its old code only if
  * that code counts on no other function: compiled again with gcc's
- * -fno-ipa-* for all of that (source/compile.h), it is the same. Otherwise, or if
- * another compiler built it (clang infers the same attributes, and has no
- * flag to stop it), the build is refused, naming it. */
+ * -fno-ipa-* for all of that (source/compile.h), it is the same. Otherwise,
+ * or if another compiler built it (clang infers the same attributes, and
+ * has no flag to stop it), the build is refused, naming it. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,46 +42,31 @@ static bool changed(const struct obj *orig, const struct obj *patched, const cha
 	return f && objdiff_func(orig, patched, f) != OBJDIFF_SAME;
 }
 
-/* Whether the unit's patched compile changed an excluded function; one
- * not built by gcc is refused here. */
-static int kept_changed(const struct build *b, size_t unit, const struct obj *orig, bool *need)
+/* Whether unit i's patched compile changed an excluded function, so that
+ * it needs the compile without IPA; one not built by gcc is refused. */
+static int needs_check(const struct build *b, size_t unit, bool *need)
 {
-	struct obj patched;
-	char path[4096], names[2][512];
-	int ret;
+	struct obj orig, patched;
+	char names[2][512];
+	int ret = build_open_pair(b, unit, "orig", b->new_tag, &orig, &patched);
 
 	*need = false;
-	build_obj_path(b, b->new_tag, unit, path, sizeof(path));
-	if ((ret = obj_open(path, &patched)))
+	if (ret)
 		return ret;
-	for (size_t k = 0; !*need && k < b->scope.nexclude; k++) {
+	for (size_t k = 0; !ret && !*need && k < b->scope.nexclude; k++) {
 		names_of(b->scope.exclude[k], names);
-		*need = changed(orig, &patched, names[0]) || changed(orig, &patched, names[1]);
-		if (*need && !obj_built_by_gcc(orig))
+		*need = changed(&orig, &patched, names[0]) || changed(&orig, &patched, names[1]);
+		if (*need && !obj_built_by_gcc(&orig))
 			ret = opus_err(-ENOTSUP,
 				       "%s (%s): excluded, it keeps its old code, which the diff "
 				       "changed; its compiler is not gcc, and opus cannot check "
 				       "that the old code counts on nothing of the functions it "
 				       "calls that the patch replaces. Not built: leave %s in "
 				       "the patch",
-				       b->scope.exclude[k], orig->file ? orig->file : "?",
+				       b->scope.exclude[k], orig.file ? orig.file : "?",
 				       b->scope.exclude[k]);
 	}
 	obj_close(&patched);
-	return ret;
-}
-
-/* Whether unit i's excluded functions need their compile without IPA. */
-static int needs_check(const struct build *b, size_t unit, bool *need)
-{
-	struct obj orig;
-	char path[4096];
-	int ret;
-
-	build_obj_path(b, "orig", unit, path, sizeof(path));
-	if ((ret = obj_open(path, &orig)))
-		return ret;
-	ret = kept_changed(b, unit, &orig, need);
 	obj_close(&orig);
 	return ret;
 }
@@ -107,17 +92,11 @@ static int refuse_if_counting(const struct obj *orig, const struct obj *blind, c
 static int check_unit(const struct build *b, size_t unit)
 {
 	struct obj orig, blind;
-	char path[4096], names[2][512];
-	int ret;
+	char names[2][512];
+	int ret = build_open_pair(b, unit, "orig", BLIND_TAG, &orig, &blind);
 
-	build_obj_path(b, "orig", unit, path, sizeof(path));
-	if ((ret = obj_open(path, &orig)))
+	if (ret)
 		return ret;
-	build_obj_path(b, BLIND_TAG, unit, path, sizeof(path));
-	if ((ret = obj_open(path, &blind))) {
-		obj_close(&orig);
-		return ret;
-	}
 	for (size_t k = 0; !ret && k < b->scope.nexclude; k++) {
 		names_of(b->scope.exclude[k], names);
 		for (int n = 0; !ret && n < 2; n++)

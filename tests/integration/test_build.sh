@@ -205,6 +205,12 @@ C
 	assert_contains "replaced also" "$(cat "$WORK/alias.out")" "the alias goes with it"
 }
 
+# diff_of FILE: $WORK/fix.diff, the diff from $WORK/src/FILE to $WORK/b/FILE
+# as a patch of the tree's FILE.
+diff_of() {
+	(cd "$WORK" && diff -u "src/$1" "b/$1" | sed -e "1s#.*#--- a/$1#" -e "2s#.*#+++ b/$1#") >"$WORK/fix.diff" || true
+}
+
 # fix_loop CC SED: $WORK/src/loop.c, which the caller wrote, built with CC
 # -O2 -g as $WORK/src/loop with its compile database; $WORK/fix.diff is
 # the diff that the sed expression SED makes of it.
@@ -215,7 +221,17 @@ fix_loop() {
 	printf '[{"directory": "%s", "file": "loop.c", "arguments": ["%s", "-O2", "-g", "-c", "loop.c", "-o", "loop.o"]}]\n' \
 		"$WORK/src" "$cc" >"$WORK/src/compile_commands.json"
 	sed "$2" "$WORK/src/loop.c" >"$WORK/b/loop.c"
-	(cd "$WORK" && diff -u src/loop.c b/loop.c | sed -e '1s#.*#--- a/loop.c#' -e '2s#.*#+++ b/loop.c#') >"$WORK/fix.diff" || true
+	diff_of loop.c
+}
+
+# with_main UNIT: $WORK/src/UNIT.c and main.c, which the caller wrote,
+# compiled with gcc -O2 -g and linked as $WORK/src/UNIT, with their
+# compile database.
+with_main() {
+	(cd "$WORK/src" && gcc -O2 -g -c "$1.c" -o "$1.o" && gcc -O2 -g -c main.c -o main.o &&
+		gcc "$1.o" main.o -o "$1")
+	jq -n --arg d "$WORK/src" --arg u "$1" '[($u, "main") | {directory: $d, file: "\(.).c",
+		arguments: ["gcc", "-O2", "-g", "-c", "\(.).c", "-o", "\(.).o"]}]' >"$WORK/src/compile_commands.json"
 }
 
 # A function the program never leaves (main's loop) that inlines the fixed
@@ -398,16 +414,14 @@ int main(void)
 	}
 }
 C
-	(cd "$WORK/src" && gcc -O2 -g -c ro.c -o ro.o && gcc -O2 -g -c main.c -o main.o && gcc ro.o main.o -o ro)
-	jq -n --arg d "$WORK/src" '[("ro", "main") | {directory: $d, file: "\(.).c",
-		arguments: ["gcc", "-O2", "-g", "-c", "\(.).c", "-o", "\(.).o"]}]' >"$WORK/src/compile_commands.json"
+	with_main ro
 	local at
 	at=$(readelf -sW "$WORK/src/ro" | awk '$8 == "limits" {print $2}' | sed 's/^0*//')
 	[ -n "$at" ] || fail "no limits in the binary"
 	start "$WORK/src/ro"
 
 	sed 's/^\tcalls += v;/&\n\tlimits[v \& 3] = 5;/' "$WORK/src/ro.c" >"$WORK/b/ro.c"
-	(cd "$WORK" && diff -u src/ro.c b/ro.c | sed -e '1s#.*#--- a/ro.c#' -e '2s#.*#+++ b/ro.c#') >"$WORK/fix.diff" || true
+	diff_of ro.c
 	expect_fail "build of a write to limits" "$OPUS" build --source "$WORK/src" --diff "$WORK/fix.diff" \
 		--binary "$WORK/src/ro" -o "$WORK/ro.opatch"
 	assert_contains "limits (ro.c): the patched unit writes it, but the binary keeps it read-only at 0x$at" \
@@ -415,7 +429,7 @@ C
 	[ ! -e "$WORK/ro.opatch" ] || fail "a patch was written"
 
 	sed 's/^\tcalls += v;/&\n\tcalls++;/' "$WORK/src/ro.c" >"$WORK/b/ro.c"
-	(cd "$WORK" && diff -u src/ro.c b/ro.c | sed -e '1s#.*#--- a/ro.c#' -e '2s#.*#+++ b/ro.c#') >"$WORK/fix.diff" || true
+	diff_of ro.c
 	"$OPUS" build --source "$WORK/src" --diff "$WORK/fix.diff" --binary "$WORK/src/ro" \
 		-o "$WORK/rw.opatch" >"$WORK/rw.out" 2>&1 || fail "build of a write to calls: $(cat "$WORK/rw.out")"
 	"$OPUS" apply "$PID" "$WORK/rw.opatch" >/dev/null
@@ -462,15 +476,13 @@ int main(void)
 	}
 }
 C
-	(cd "$WORK/src" && gcc -O2 -g -c m.c -o m.o && gcc -O2 -g -c main.c -o main.o && gcc m.o main.o -o m)
-	jq -n --arg d "$WORK/src" '[("m", "main") | {directory: $d, file: "\(.).c",
-		arguments: ["gcc", "-O2", "-g", "-c", "\(.).c", "-o", "\(.).o"]}]' >"$WORK/src/compile_commands.json"
+	with_main m
 	start "$WORK/src/m"
 	sleep 0.1
 	assert_eq 20 "$(tail -n 1 "$START_OUT")" "mode as main set it"
 
 	sed 's/^\tmode = m;/\t(void)m;/' "$WORK/src/m.c" >"$WORK/b/m.c"
-	(cd "$WORK" && diff -u src/m.c b/m.c | sed -e '1s#.*#--- a/m.c#' -e '2s#.*#+++ b/m.c#') >"$WORK/fix.diff" || true
+	diff_of m.c
 	expect_fail "build of a fix taking out mode's last write" "$OPUS" build --source "$WORK/src" \
 		--diff "$WORK/fix.diff" --binary "$WORK/src/m" -o "$WORK/frozen.opatch"
 	assert_contains "mode (m.c): the fix takes out the program's last write to it" "$ERR" "the refusal names mode"
@@ -478,7 +490,7 @@ C
 
 	sed -e '/^static int mode/d' -e 's/^\tmode = m;/\t(void)m;/' -e 's/return mode \* 10;/return 30;/' \
 		"$WORK/src/m.c" >"$WORK/b/m.c"
-	(cd "$WORK" && diff -u src/m.c b/m.c | sed -e '1s#.*#--- a/m.c#' -e '2s#.*#+++ b/m.c#') >"$WORK/fix.diff" || true
+	diff_of m.c
 	"$OPUS" build --source "$WORK/src" --diff "$WORK/fix.diff" --binary "$WORK/src/m" \
 		-o "$WORK/gone.opatch" >"$WORK/gone.out" 2>&1 || fail "build without mode: $(cat "$WORK/gone.out")"
 	"$OPUS" apply "$PID" "$WORK/gone.opatch" >/dev/null
