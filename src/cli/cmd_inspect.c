@@ -21,6 +21,12 @@ static const char *sym_kind(enum opatch_sym_kind k)
 	return names[k];
 }
 
+/* How apply may move the threads over: the build's judgement. */
+static const char *transition_of(const struct opatch *p)
+{
+	return !p->stop_world ? "unjudged" : *p->stop_world ? "stop-world" : "per-thread";
+}
+
 static json_t *patch_json(const struct opatch *p, const char *build_id)
 {
 	json_t *funcs = json_array(), *externs = json_array();
@@ -33,10 +39,12 @@ static json_t *patch_json(const struct opatch *p, const char *build_id)
 	for (size_t i = 0; i < p->nsyms; i++)
 		if (p->syms[i].kind == OPATCH_SYM_EXTERN)
 			json_array_append_new(externs, json_string(p->syms[i].name));
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:s}", "id", p->id, "description",
-			 p->description ? p->description : "", "target", p->target_name, "build_id",
-			 build_id, "diff_sha256", p->diff_sha256 ? p->diff_sha256 : "", "functions",
-			 funcs, "externs", externs, "findings", p->findings ? p->findings : "");
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:s, s:s}", "id", p->id,
+			 "description", p->description ? p->description : "", "target",
+			 p->target_name, "build_id", build_id, "diff_sha256",
+			 p->diff_sha256 ? p->diff_sha256 : "", "functions", funcs, "externs",
+			 externs, "findings", p->findings ? p->findings : "", "transition",
+			 transition_of(p), "stop_world", p->stop_world ? p->stop_world : "");
 }
 
 static void print_text(const struct opatch *p, const char *build_id)
@@ -59,6 +67,9 @@ static void print_text(const struct opatch *p, const char *build_id)
 			printf("  %-30s %s\n", p->syms[i].name, sym_kind(p->syms[i].kind));
 	if (p->findings && *p->findings)
 		printf("findings:\n%s", p->findings);
+	printf("transition  %s\n", transition_of(p));
+	for (const char *at = p->stop_world; at && *at; at += strcspn(at, "\n") + 1)
+		printf("  %.*s\n", (int)strcspn(at, "\n"), at);
 }
 
 /* Who signed the file and whether this machine's trust policy accepts it. */

@@ -342,6 +342,8 @@ static int assemble_all(struct build *b, struct build_notes *notes)
 		ret = build_check_kept(b, assembled);
 	if (!ret && !b->opts->replace_all)
 		ret = build_check_frozen(b, assembled);
+	if (!ret)
+		ret = build_judge_shared_vars(b, assembled);
 	free(assembled);
 	if (!ret && !b->patch.nfuncs && b->opts->replace_all)
 		ret = opus_err(-ENODATA, "no function of the units is in %s", b->opts->binary);
@@ -470,6 +472,7 @@ static int fill_meta(struct build *b, struct build_notes *notes)
 	uint8_t digest[OPUS_SHA256_LEN];
 	char hex[2 * OPUS_SHA256_LEN + 1];
 	struct opatch *p = &b->patch;
+	int ret;
 
 	opus_sha256(b->ws.diff_text ? b->ws.diff_text : "", b->ws.diff_len, digest);
 	opus_hex_encode(digest, sizeof(digest), hex);
@@ -481,13 +484,21 @@ static int fill_meta(struct build *b, struct build_notes *notes)
 	if (diff_files_line_map(&b->ws.files, &p->line_map))
 		return -ENOMEM;
 	if (b->opts->findings) {
-		int ret = take_findings(b, notes);
-
-		if (ret)
+		if ((ret = take_findings(b, notes)))
 			return ret;
 	} else {
 		p->findings = strdup("");
 	}
+	if (p->findings && (ret = build_judge_findings(b)))
+		return ret;
+	if (p->stop_world && !*p->stop_world)
+		build_note_add(notes, BUILD_INFO, "", "transition",
+			       "old and new code agree on the data they share: a per-thread "
+			       "transition may apply the patch");
+	else if (p->stop_world)
+		build_note_add(notes, BUILD_INFO, "", "transition",
+			       "every thread is stopped at once to apply the patch: %.*s",
+			       (int)strcspn(p->stop_world, "\n"), p->stop_world);
 	p->target_name =
 	    strdup(opus_base_name(b->opts->installed ? b->opts->installed : b->opts->binary));
 	if (!p->id || !p->description || !p->diff_sha256 || !p->target_name || !p->findings)

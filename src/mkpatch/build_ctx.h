@@ -71,6 +71,14 @@ int build_check_kept(struct build *b, const bool *assembled);
  * the fix takes out, must not be read by the new code as a constant. */
 int build_check_frozen(struct build *b, const bool *assembled);
 
+/* mixed.c: whether a per-thread transition may apply the patch, into
+ * patch.stop_world: a replaced function of an assembled unit that reads or
+ * writes another set of shared variables than its old code is a reason
+ * to stop every thread at once; so is a finding of the analysis that the
+ * fix writes non-local state anew or changes a global or a type. */
+int build_judge_shared_vars(struct build *b, const bool *assembled);
+int build_judge_findings(struct build *b);
+
 /* binding.c: the as-built compile of every unit must be what the binary
  * holds, function by function, for the functions and data the patch
  * touches; then each replaced function's bytes are recorded for apply. */

@@ -45,6 +45,7 @@ void opatch_free(struct opatch *p)
 	free(p->findings);
 	free(p->after);
 	free(p->line_map);
+	free(p->stop_world);
 	free(p->target_name);
 	opatch_init(p);
 }

@@ -75,6 +75,10 @@ struct opatch {
 	 * none): a patch built on top of this one tells by them the __LINE__
 	 * constants this one moved in functions it left alone. */
 	char *line_map;
+	/* Why the patch must be applied with every thread stopped at once,
+	 * one reason a line; "" when a per-thread transition may apply it
+	 * (mkpatch/mixed.c), NULL when its build did not judge. */
+	char *stop_world;
 	uint8_t build_id[OPUS_BUILD_ID_MAX];
 	size_t build_id_len;
 	char *target_name; /* soname or path, for messages */

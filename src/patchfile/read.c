@@ -132,6 +132,7 @@ static int read_meta(struct reader *r, struct opatch *p)
 {
 	char *text, *cur, *key, *val;
 	int ret = text_copy(r, ".opus.meta", &text), format = 0;
+	char *per_thread = NULL;
 
 	if (ret)
 		return ret;
@@ -150,12 +151,23 @@ static int read_meta(struct reader *r, struct opatch *p)
 			ret = opus_append_line(&p->findings, val);
 		else if (!strcmp(key, "line-map"))
 			ret = opus_append_line(&p->line_map, val);
+		else if (!strcmp(key, "transition"))
+			ret = strcmp(val, "per-thread")
+				  ? BAD(r, ".opus.meta: unknown transition '%.40s'", val)
+				  : set_once(r, ".opus.meta", key, &per_thread, val);
+		else if (!strcmp(key, "stop-world"))
+			ret = opus_append_line(&p->stop_world, val);
 		else if (!strcmp(key, "after"))
 			ret = opatch_id_valid(val)
 				  ? opus_append_line(&p->after, val)
 				  : BAD(r, ".opus.meta: bad patch id after '%.40s'", val);
 	}
 	free(text);
+	if (!ret && per_thread && p->stop_world)
+		ret = BAD(r, ".opus.meta: transition=per-thread beside stop-world lines");
+	else if (!ret && per_thread && !(p->stop_world = strdup("")))
+		ret = -ENOMEM;
+	free(per_thread);
 	if (ret)
 		return ret;
 	if (format != OPATCH_FORMAT_VERSION)

@@ -211,6 +211,9 @@ static void format_meta(const struct opatch *p, struct opus_buf *b)
 	lines_of(b, "after", p->after);
 	lines_of(b, "line-map", p->line_map);
 	lines_of(b, "finding", p->findings);
+	if (p->stop_world && !*p->stop_world)
+		one_line(b, "transition", "per-thread");
+	lines_of(b, "stop-world", p->stop_world);
 }
 
 static void format_target(const struct opatch *p, struct opus_buf *b)

@@ -499,6 +499,63 @@ C
 	assert_running "$PID"
 }
 
+# Whether old and new code may run at once, in different threads (a per-
+# thread transition), is judged at build and travels in the patch: only
+# where the replaced functions read and write the same shared variables
+# as their old code, and the analysis finds no new write to shared state.
+# Each reason names the function and the variable.
+test_build_judges_whether_old_and_new_code_may_run_at_once() {
+	mkdir -p "$WORK/src" "$WORK/b"
+	cat >"$WORK/src/s.c" <<'C'
+#include <stdio.h>
+int limit = 10;
+static int hits;
+__attribute__((noinline)) int clamp(int v)
+{
+	return v > 100 ? 100 : v;
+}
+__attribute__((noinline)) int scale(int v)
+{
+	return v * limit;
+}
+__attribute__((noinline)) int count(int v)
+{
+	hits += v & 1;
+	return hits;
+}
+C
+	cat >"$WORK/src/main.c" <<'C'
+#include <stdio.h>
+int clamp(int v);
+int scale(int v);
+int count(int v);
+int main(int argc, char **argv)
+{
+	(void)argv;
+	printf("%d %d %d\n", clamp(argc * 200), scale(argc), count(argc));
+	return 0;
+}
+C
+	with_main s
+	local fix verdict
+	for fix in 's/v > 100 ? 100 : v;/v > 50 ? 50 : v;/|per-thread|' \
+		's/v > 100 ? 100 : v;/v > limit ? limit : v;/|stop-world|clamp reads or writes limit (s.c), which its old code does not' \
+		's/return v \* limit;/return v * 10;/|stop-world|scale no longer reads or writes limit (s.c), where its old code does' \
+		's/return v > 100 ? 100 : v;/if (v > 100)\n\t\tfprintf(stderr, "clamped\\n");\n\treturn v > 100 ? 100 : v;/|stop-world|clamp reads or writes stderr (s.c)' \
+		's/hits += v \& 1;/hits += v \& 3;/|stop-world|the analysis found: s.c:14: info: nonlocal-write: new write to global hits'; do
+		IFS='|' read -r sedexp verdict reason <<<"$fix"
+		sed "$sedexp" "$WORK/src/s.c" >"$WORK/b/s.c"
+		diff_of s.c
+		rm -f "$WORK/s.opatch"
+		"$OPUS" build --source "$WORK/src" --diff "$WORK/fix.diff" --binary "$WORK/src/s" \
+			-o "$WORK/s.opatch" >"$WORK/build.out" 2>&1 || fail "build of '$sedexp': $(cat "$WORK/build.out")"
+		"$OPUS" inspect --json "$WORK/s.opatch" >"$WORK/inspect.json"
+		assert_eq "$verdict" "$(jq -r .transition "$WORK/inspect.json")" "the transition of '$sedexp'"
+		assert_contains "$reason" "$(jq -r .stop_world "$WORK/inspect.json")" "the reason for '$sedexp'"
+		assert_contains "(transition): " "$(cat "$WORK/build.out")" "build says it"
+	done
+}
+
 # A distribution's binary is stripped; a rebuild of its source stands in for
 # it (--binary), and the patch is bound to the installed file (--installed):
 # by its build-id when the rebuild has the same, else when every loaded

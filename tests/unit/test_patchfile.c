@@ -102,6 +102,27 @@ static void test_round_trip(const struct opatch *p)
 	free(data);
 }
 
+/* The build's judgement of the transition reads back as written: none
+ * (a patch built before it), per-thread (empty), or the reasons. */
+static void test_transition(struct opatch *p)
+{
+	const char *const cases[] = {
+	    NULL, "",
+	    "f reads or writes x (a.c), which its old code does not\n"
+	    "g no longer reads or writes y (a.c), where its old code does\n"};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct opatch q;
+
+		free(p->stop_world);
+		p->stop_world = cases[i] ? strdup(cases[i]) : NULL;
+		CHECK(opatch_write(p, in_dir("t.opatch")) == 0);
+		CHECK(opatch_read(in_dir("t.opatch"), &q) == 0);
+		CHECK(cases[i] ? q.stop_world && !strcmp(q.stop_world, cases[i]) : !q.stop_world);
+		opatch_free(&q);
+	}
+}
+
 static void test_trailer(void)
 {
 	struct opsign_key k;
@@ -188,6 +209,7 @@ int main(void)
 	CHECK(mkdtemp(dir) != NULL);
 	sample_patch(&p, &syms);
 	test_round_trip(&p);
+	test_transition(&p);
 	test_trailer();
 	test_trust();
 	opatch_free(&p);
