@@ -203,6 +203,28 @@ static int blocked_signals(pid_t tid, uint64_t *mask)
 	return ptrace(PTRACE_GETSIGMASK, tid, (void *)sizeof(*mask), mask) < 0 ? -errno : 0;
 }
 
+/* Block every signal in the thread for the injected syscalls that follow.
+ * A signal taken meanwhile could not run its handler on the injection's
+ * registers, and sent again later it would lose its siginfo (a POSIX
+ * timer's sival_ptr: measured, the target's handler dereferenced NULL).
+ * Blocked, it waits in the kernel as it came, or goes to another thread,
+ * and is delivered once the thread has its own set back
+ * (thread_end_injection). Done with the registers already on the frame:
+ * were opus to die, rt_sigreturn restores the set the frame holds. */
+static int block_signals(struct thread *t)
+{
+	uint64_t all = ~0ull;
+
+	if (t->masked)
+		return 0;
+	if (blocked_signals(t->tid, &t->real_mask) ||
+	    ptrace(PTRACE_SETSIGMASK, t->tid, (void *)sizeof(all), &all) < 0)
+		return opus_err(-errno, "thread %d: cannot block its signals: %s", (int)t->tid,
+				strerror(errno));
+	t->masked = true;
+	return 0;
+}
+
 /* Write the frame below the red zone (and below pushed data); returns the
  * stack pointer that leads rt_sigreturn to it. */
 static int write_frame(struct injector *in, const struct user_regs_struct *saved, uint64_t *sp)
@@ -304,7 +326,9 @@ int inject_syscall(struct injector *in, long nr, const uint64_t args[6], long *r
 		thread_end_injection(in->t);
 		return r;
 	}
-	r = opus_fault("setting up an injected syscall");
+	r = block_signals(in->t);
+	if (!r)
+		r = opus_fault("setting up an injected syscall");
 	if (!r)
 		r = to_syscall_stop(in->t); /* entry */
 	if (!r)
@@ -318,7 +342,7 @@ int inject_syscall(struct injector *in, long nr, const uint64_t args[6], long *r
 		return 0;
 	}
 	if (r == -ESRCH) {
-		in->t->injecting = false;
+		in->t->injecting = in->t->masked = false;
 		return opus_err(r, "thread %d exited during an injected syscall", (int)tid);
 	}
 	thread_end_injection(in->t);

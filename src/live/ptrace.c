@@ -122,10 +122,14 @@ static int next_stop(const struct thread *t, int *status)
 }
 
 /* Wait for the stop our PTRACE_INTERRUPT causes. A signal arriving first is
- * delivered on the spot: from a signal-delivery-stop, PTRACE_CONT with the
- * signal sets up its handler, and the interrupt still stops the thread,
- * before the handler's first instruction. (Kept for later, it could only
- * be re-sent with tgkill: the kernel may ignore a signal given to
+ * delivered on the spot, its siginfo as it came: from a signal-delivery-
+ * stop, PTRACE_CONT with the signal sets up its handler. That stop took
+ * the interrupt's place (the kernel clears a pending interrupt at any
+ * ptrace stop), so the thread is interrupted again first, and stops before
+ * the handler's first instruction. Without that, a thread taking a signal
+ * every 200 us was never stopped, and opus waited for it forever with the
+ * other threads held. (Kept for later, the signal could only be re-sent
+ * with tgkill, its siginfo lost: the kernel may ignore a signal given to
  * PTRACE_CONT from any other stop.) Returns -ESRCH if the thread died. */
 static int wait_stop(struct thread *t)
 {
@@ -145,13 +149,15 @@ static int wait_stop(struct thread *t)
 		 * no signal. */
 		if (status >> 16 == 0 && WSTOPSIG(status) != (SIGTRAP | 0x80))
 			sig = WSTOPSIG(status);
-		if (ptrace(PTRACE_CONT, t->tid, NULL, (void *)sig) < 0)
+		if (ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) < 0 ||
+		    ptrace(PTRACE_CONT, t->tid, NULL, (void *)sig) < 0)
 			return -ESRCH;
 	}
 }
 
-/* Signals that arrived while a thread single-stepped an injected syscall
- * were kept; send them again now that it runs on its own. */
+/* Signals kept from a thread's injected syscalls, which run with every
+ * signal blocked (inject.c): only SIGSTOP can arrive there, and it carries
+ * nothing tgkill loses. Sent again now that the thread runs on its own. */
 static void resend_signals(pid_t pid, struct thread *t)
 {
 	while (t->pending_sigs)
@@ -355,9 +361,15 @@ int thread_end_injection(struct thread *t)
 	if (!t->injecting)
 		return 0;
 	t->injecting = false;
+	/* Its own blocked set first: killed before the registers are back,
+	 * opus leaves it to run into the frame, which restores both. */
+	if (t->masked &&
+	    ptrace(PTRACE_SETSIGMASK, t->tid, (void *)sizeof(t->real_mask), &t->real_mask) < 0)
+		ret = -errno;
+	t->masked = false;
 	/* The original registers, orig_rax with them: an interrupted blocking
 	 * call goes back on the kernel's restart path. */
-	if (ptrace(PTRACE_SETREGS, t->tid, NULL, &t->real) < 0)
+	if (!ret && ptrace(PTRACE_SETREGS, t->tid, NULL, &t->real) < 0)
 		ret = -errno;
 	if (!ret)
 		ret = thread_repark(t);

@@ -22,6 +22,11 @@ struct thread {
 	bool injecting;
 	struct user_regs_struct real;
 	uint64_t frame_sp;
+	/* Every signal blocked while it runs injected syscalls (inject.c),
+	 * its own blocked set in real_mask: a signal meanwhile waits in the
+	 * kernel with its siginfo, or goes to another thread. */
+	bool masked;
+	uint64_t real_mask;
 	/* The caller's note on the thread for the current stop: zeroed as
 	 * threads_stop_all begins, set by its on_stop. */
 	int stop_note;

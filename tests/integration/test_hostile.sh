@@ -68,6 +68,36 @@ test_stopped_process() {
 	untouched "continued"
 }
 
+# A POSIX timer fires SIGRTMIN every 100 us with a pointer as its payload
+# (tests/targets/timer). Signals keep arriving while opus stops the
+# threads and while it runs syscalls in one of them, and each must reach
+# the handler as it was sent. Measured before: a signal taken during an
+# injected syscall was sent again with tgkill, its sival_ptr NULL, and the
+# target (dereferencing it, as timer_create's users do) died of SIGSEGV
+# on the first apply; a signal's stop took the place of opus's interrupt,
+# and opus then waited forever for a thread that ran free, the other
+# thread held (4 applies or reverts of 80 hung, so the test makes 60).
+test_signals_keep_their_siginfo_through_apply_and_revert() {
+	build_target timer "$WORK" -O2 -g
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/timer/value-2000.diff" \
+		--binary "$WORK/src/timer" -o "$WORK/fix.opatch" >/dev/null
+	start "$WORK/src/timer"
+	local i last fired
+	for i in $(seq 30); do
+		timeout 20 "$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null || fail "apply $i"
+		sleep 0.05
+		assert_eq 2 "$(tail -n 1 "$START_OUT" | cut -c1)" "the fix answers after apply $i"
+		timeout 20 "$OPUS" revert "$PID" >/dev/null || fail "revert $i"
+		sleep 0.05
+		assert_eq 1 "$(tail -n 1 "$START_OUT" | cut -c1)" "the old code answers after revert $i"
+	done
+	assert_running "$PID"
+	last=$(tail -n 1 "$START_OUT")
+	assert_eq 0 "${last##* }" "signals that came without their payload"
+	fired=$(echo "$last" | awk '{print $2}')
+	[ "$fired" -gt 1000 ] || fail "the timer's signals stopped arriving: $last"
+}
+
 # The process dies while apply waits for a busy function.
 test_process_exits_during_apply() {
 	hostile_setup
