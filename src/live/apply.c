@@ -115,6 +115,18 @@ static int add_site(struct txn *t, uint64_t at, uint64_t to)
 	return 0;
 }
 
+/* The earlier patches' versions of the function whose old entry is at,
+ * one at a time: the next from pos (registry entry, function) on, or NULL.
+ * The entry of the one returned is t->reg.v[pos[0]]. */
+static const struct reg_func *next_version(const struct txn *t, uint64_t at, size_t pos[2])
+{
+	for (; pos[0] < t->reg.n; pos[0]++, pos[1] = 0)
+		for (; pos[1] < t->reg.v[pos[0]].nfuncs; pos[1]++)
+			if (t->reg.v[pos[0]].funcs[pos[1]].old_addr == at)
+				return &t->reg.v[pos[0]].funcs[pos[1]++];
+	return NULL;
+}
+
 /* Redirect each old function, and every earlier patch's version of it, so
  * the newest code wins wherever a call lands. */
 static int plan_sites(struct txn *t, const struct opatch *p, const struct proc_object *obj,
@@ -125,6 +137,7 @@ static int plan_sites(struct txn *t, const struct opatch *p, const struct proc_o
 
 	for (size_t i = 0; !ret && i < p->nfuncs; i++) {
 		const struct opatch_func *f = &p->funcs[i];
+		const struct reg_func *old;
 		struct reg_func rf = {.old_addr = obj->bias + f->old_addr,
 				      .old_size = f->old_size,
 				      .new_addr = sym_addr[f->new_sym],
@@ -138,17 +151,12 @@ static int plan_sites(struct txn *t, const struct opatch *p, const struct proc_o
 		ret = txn_add_range(t, rf.old_addr, rf.old_addr + rf.old_size, f->name);
 		if (!ret && !f->cold)
 			ret = add_site(t, rf.old_addr, rf.new_addr);
-		for (size_t r = 0; !ret && r < t->reg.n; r++)
-			for (size_t k = 0; !ret && k < t->reg.v[r].nfuncs; k++) {
-				const struct reg_func *old = &t->reg.v[r].funcs[k];
-
-				if (old->old_addr != rf.old_addr)
-					continue;
-				ret = txn_add_range(t, old->new_addr, old->new_addr + old->new_size,
-						    f->name);
-				if (!ret && !f->cold)
-					ret = add_site(t, old->new_addr, rf.new_addr);
-			}
+		for (size_t pos[2] = {0, 0}; !ret && (old = next_version(t, rf.old_addr, pos));) {
+			ret =
+			    txn_add_range(t, old->new_addr, old->new_addr + old->new_size, f->name);
+			if (!ret && !f->cold)
+				ret = add_site(t, old->new_addr, rf.new_addr);
+		}
 	}
 	return ret;
 }
@@ -387,16 +395,14 @@ static int check_entries_on_one_page(const struct txn *t, const struct opatch *p
 	for (size_t i = 0; !ret && i < p->nfuncs; i++) {
 		const struct opatch_func *f = &p->funcs[i];
 		uint64_t at = obj->bias + f->old_addr;
+		const struct reg_func *old;
 
 		if (f->cold)
 			continue;
 		ret = check_entry_on_one_page(t->pid, f->name, obj->name, at);
-		for (size_t r = 0; !ret && r < t->reg.n; r++)
-			for (size_t k = 0; !ret && k < t->reg.v[r].nfuncs; k++)
-				if (t->reg.v[r].funcs[k].old_addr == at)
-					ret =
-					    check_entry_on_one_page(t->pid, f->name, t->reg.v[r].id,
-								    t->reg.v[r].funcs[k].new_addr);
+		for (size_t pos[2] = {0, 0}; !ret && (old = next_version(t, at, pos));)
+			ret = check_entry_on_one_page(t->pid, f->name, t->reg.v[pos[0]].id,
+						      old->new_addr);
 	}
 	return ret;
 }
