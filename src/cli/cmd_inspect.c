@@ -33,9 +33,10 @@ static json_t *patch_json(const struct opatch *p, const char *build_id)
 
 	for (size_t i = 0; i < p->nfuncs; i++)
 		json_array_append_new(
-		    funcs, json_pack("{s:s, s:I, s:I, s:b}", "name", p->funcs[i].name, "old_addr",
-				     (json_int_t)p->funcs[i].old_addr, "old_size",
-				     (json_int_t)p->funcs[i].old_size, "cold", p->funcs[i].cold));
+		    funcs, json_pack("{s:s, s:I, s:I, s:b, s:b}", "name", p->funcs[i].name,
+				     "old_addr", (json_int_t)p->funcs[i].old_addr, "old_size",
+				     (json_int_t)p->funcs[i].old_size, "cold", p->funcs[i].cold,
+				     "old_copy", p->funcs[i].old_sym >= 0));
 	for (size_t i = 0; i < p->nsyms; i++)
 		if (p->syms[i].kind == OPATCH_SYM_EXTERN)
 			json_array_append_new(externs, json_string(p->syms[i].name));
@@ -53,10 +54,11 @@ static void print_text(const struct opatch *p, const char *build_id)
 	       p->description ? p->description : "", p->target_name, build_id);
 	printf("functions:\n");
 	for (size_t i = 0; i < p->nfuncs; i++)
-		printf("  %-30s 0x%llx %llu bytes%s\n", p->funcs[i].name,
+		printf("  %-30s 0x%llx %llu bytes%s%s\n", p->funcs[i].name,
 		       (unsigned long long)p->funcs[i].old_addr,
 		       (unsigned long long)p->funcs[i].old_size,
-		       p->funcs[i].cold ? " (cold part)" : "");
+		       p->funcs[i].cold ? " (cold part)" : "",
+		       p->funcs[i].old_sym >= 0 ? ", old code copied" : "");
 	printf("sections:\n");
 	for (size_t i = 0; i < p->nsections; i++)
 		printf("  %-30s %llu bytes, %zu relocations\n", p->sections[i].name,

@@ -127,6 +127,16 @@ static const struct reg_func *next_version(const struct txn *t, uint64_t at, siz
 	return NULL;
 }
 
+/* The code a replaced function's entry leads to: its new code; for the
+ * tests of the copies of old code that a per-thread transition will send
+ * threads not yet switched to, with OPUS_TEST_OLD_COPIES set, that copy
+ * (the process then runs as before, through every redirected entry). */
+static uint32_t code_of(const struct opatch_func *f)
+{
+	return f->old_sym >= 0 && getenv("OPUS_TEST_OLD_COPIES") ? (uint32_t)f->old_sym
+								 : f->new_sym;
+}
+
 /* Redirect each old function, and every earlier patch's version of it, so
  * the newest code wins wherever a call lands. */
 static int plan_sites(struct txn *t, const struct opatch *p, const struct proc_object *obj,
@@ -140,8 +150,8 @@ static int plan_sites(struct txn *t, const struct opatch *p, const struct proc_o
 		const struct reg_func *old;
 		struct reg_func rf = {.old_addr = obj->bias + f->old_addr,
 				      .old_size = f->old_size,
-				      .new_addr = sym_addr[f->new_sym],
-				      .new_size = p->syms[f->new_sym].size,
+				      .new_addr = sym_addr[code_of(f)],
+				      .new_size = p->syms[code_of(f)].size,
 				      .cold = f->cold};
 
 		snprintf(rf.name, sizeof(rf.name), "%s", f->name);

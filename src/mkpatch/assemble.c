@@ -267,38 +267,114 @@ static int assemble(struct asm_ctx *c)
 	return ret;
 }
 
+/* An assembly from object o into p, for bin, with its per-symbol and
+ * per-section tables. */
+static int ctx_alloc(struct asm_ctx *c, struct opatch *p, const struct assemble_target *bin,
+		     const struct obj *o)
+{
+	c->p = p;
+	c->bin_elf = bin->elf;
+	c->bin = bin->syms;
+	c->exports = bin->exports;
+	c->o = o;
+
+	c->scn_idx = malloc(o->nscn * sizeof(*c->scn_idx));
+	c->scn_sym = malloc(o->nscn * sizeof(*c->scn_sym));
+	c->sym_map = malloc((o->nsyms + 1) * sizeof(*c->sym_map));
+	c->changed = calloc(o->nsyms + 1, 1);
+	if (!c->scn_idx || !c->scn_sym || !c->sym_map || !c->changed)
+		return -ENOMEM;
+	for (size_t i = 0; i < o->nscn; i++)
+		c->scn_idx[i] = c->scn_sym[i] = -1;
+	for (size_t i = 0; i <= o->nsyms; i++)
+		c->sym_map[i] = -ENOENT;
+	return 0;
+}
+
+static void ctx_free(struct asm_ctx *c)
+{
+	free(c->scn_idx);
+	free(c->scn_sym);
+	free(c->sym_map);
+	free(c->changed);
+	free(c->work);
+	free(c->rodata);
+}
+
 int assemble_tu(struct opatch *p, const struct assemble_target *bin,
 		const struct assemble_scope *scope, const struct obj *orig,
 		const struct obj *patched, const struct assemble_why *why,
 		struct build_notes *notes)
 {
-	struct asm_ctx c = {.p = p,
-			    .bin_elf = bin->elf,
-			    .bin = bin->syms,
-			    .exports = bin->exports,
-			    .o = patched,
-			    .orig = orig,
-			    .why = why,
-			    .scope = scope,
-			    .notes = notes};
-	int ret = -ENOMEM;
+	struct asm_ctx c = {.orig = orig, .why = why, .scope = scope, .notes = notes};
+	int ret = ctx_alloc(&c, p, bin, patched);
 
-	c.scn_idx = malloc(patched->nscn * sizeof(*c.scn_idx));
-	c.scn_sym = malloc(patched->nscn * sizeof(*c.scn_sym));
-	c.sym_map = malloc((patched->nsyms + 1) * sizeof(*c.sym_map));
-	c.changed = calloc(patched->nsyms + 1, 1);
-	if (c.scn_idx && c.scn_sym && c.sym_map && c.changed) {
-		for (size_t i = 0; i < patched->nscn; i++)
-			c.scn_idx[i] = c.scn_sym[i] = -1;
-		for (size_t i = 0; i <= patched->nsyms; i++)
-			c.sym_map[i] = -ENOENT;
+	if (!ret)
 		ret = assemble(&c);
+	ctx_free(&c);
+	return ret;
+}
+
+/* The copy of one replaced function's old code: its section of the
+ * original compile, under the old-copy suffix. */
+static int copy_old_func(struct asm_ctx *c, struct opatch_func *f)
+{
+	size_t k = obj_find_sym(c->o, f->name, STT_FUNC);
+	GElf_Sym sym;
+	int scn;
+
+	if (!k || !obj_sym(c->o, k, &sym) || sym.st_shndx == SHN_UNDEF)
+		return opus_err(-ENOENT, "%s: not in the original compile of %s", f->name,
+				c->o->file);
+	if ((scn = asm_include_section(c, sym.st_shndx)) < 0)
+		return scn;
+	f->old_sym = c->sym_map[k];
+	return f->old_sym < 0 ? -ENOMEM : 0;
+}
+
+/* One copy, all of it or nothing: its sections and what they refer to. */
+static int copy_old_code(struct opatch *p, const struct assemble_target *bin,
+			 const struct obj *orig, struct opatch_func *f)
+{
+	struct assemble_scope none = {0};
+	struct build_notes notes = {0};
+	struct asm_ctx c = {
+	    .orig = orig, .scope = &none, .notes = &notes, .suffix = OPATCH_OLD_SUFFIX};
+	struct opatch_mark mark = opatch_mark(p);
+	int ret = ctx_alloc(&c, p, bin, orig);
+
+	/* Nothing is marked changed: every reference but the copied code's
+	 * own sections binds to the running binary, as the original's did. */
+	if (!ret)
+		ret = copy_old_func(&c, f);
+	for (size_t w = 0; !ret && w < c.nwork; w++)
+		ret = process_section(&c, c.work[w]);
+	/* A note is something the binary lacks (a variable): the copy would
+	 * not be the running code. */
+	if (!ret && notes.n)
+		ret = opus_err(-ENOTSUP, "%s: %s", notes.v[0].function, notes.v[0].message);
+	if (ret) {
+		opatch_truncate(p, (struct opatch_mark){mark.nsections, mark.nsyms, p->nfuncs});
+		f->old_sym = -1;
 	}
-	free(c.scn_idx);
-	free(c.scn_sym);
-	free(c.sym_map);
-	free(c.changed);
-	free(c.work);
-	free(c.rodata);
+	build_notes_free(&notes);
+	ctx_free(&c);
+	return ret;
+}
+
+int assemble_old_copies(struct opatch *p, const struct assemble_target *bin, const struct obj *orig,
+			const size_t *which, size_t n, struct build_notes *notes)
+{
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < n; i++) {
+		struct opatch_func *f = &p->funcs[which[i]];
+
+		ret = copy_old_code(p, bin, orig, f);
+		if (ret && ret != -ENOMEM)
+			ret = build_note_add(notes, BUILD_INFO, f->name, orig->file,
+					     "the patch carries no copy of its old code: %s",
+					     opus_errmsg());
+	}
 	return ret;
 }

@@ -45,4 +45,15 @@ int assemble_tu(struct opatch *p, const struct assemble_target *bin,
 		const struct obj *patched, const struct assemble_why *why,
 		struct build_notes *notes);
 
+/* Copies of the old code of the functions p->funcs[which[0..n)] replace,
+ * from orig, the unit's original compile (which build checked against the
+ * binary): each function's section and what only it holds (a jump table),
+ * named with OPATCH_OLD_SUFFIX, every other reference bound to the
+ * binary's own, calls to replaced functions included. Sets each one's
+ * old_sym. A copy that cannot be made (it refers to something the binary
+ * lacks) is left out, and noted: mkpatch/mixed.c keeps such a patch
+ * stop-world. 0 or -ENOMEM. */
+int assemble_old_copies(struct opatch *p, const struct assemble_target *bin, const struct obj *orig,
+			const size_t *which, size_t n, struct build_notes *notes);
+
 #endif

@@ -27,6 +27,9 @@ struct asm_ctx {
 	size_t *work;
 	size_t nwork, work_cap;
 	struct build_notes *notes;
+	/* Appended to the names of the sections and symbols copied in: the
+	 * copies of old code (OPATCH_OLD_SUFFIX) beside the new. NULL: none. */
+	const char *suffix;
 	/* The binary's read-only data, for finding literals in it. */
 	struct bin_rodata {
 		uint64_t addr;

@@ -173,8 +173,29 @@ int build_open_pair(const struct build *b, size_t unit, const char *orig_tag, co
 	return ret;
 }
 
+/* The copies of old code a per-thread transition sends threads not yet
+ * switched to, for the functions from first on whose old code is the
+ * binary's (an earlier patch's is not in this tree's compile). */
+static int copy_unit_old_code(struct build *b, const struct assemble_target *bin,
+			      const struct obj *orig, size_t first, struct build_notes *notes)
+{
+	size_t *which = malloc((b->patch.nfuncs - first + 1) * sizeof(*which)), n = 0;
+	const struct opatch *by;
+	int ret;
+
+	if (!which)
+		return -ENOMEM;
+	for (size_t i = first; i < b->patch.nfuncs; i++)
+		if (!b->patch.funcs[i].cold &&
+		    !build_replaced_before(b, b->patch.funcs[i].old_addr, &by))
+			which[n++] = i;
+	ret = assemble_old_copies(&b->patch, bin, orig, which, n, notes);
+	free(which);
+	return ret;
+}
+
 /* One unit's changed functions into the patch, from the compiles tagged
- * orig_tag and new_tag. */
+ * orig_tag and new_tag, with copies of their old code. */
 static int assemble_unit(struct build *b, size_t unit, const char *orig_tag, const char *new_tag,
 			 struct build_notes *notes)
 {
@@ -183,6 +204,7 @@ static int assemble_unit(struct build *b, size_t unit, const char *orig_tag, con
 	struct obj orig, patched;
 	struct src_map src;
 	char n[256];
+	size_t first = b->patch.nfuncs;
 	int ret = build_open_pair(b, unit, orig_tag, new_tag, &orig, &patched);
 
 	if (ret)
@@ -191,6 +213,8 @@ static int assemble_unit(struct build *b, size_t unit, const char *orig_tag, con
 	src_map_load(n, &src); /* explanations only: no DWARF, no reasons */
 	ret = assemble_tu(&b->patch, &bin, &b->scope, &orig, &patched,
 			  &(struct assemble_why){&src, &b->ws.files}, notes);
+	if (!ret)
+		ret = copy_unit_old_code(b, &bin, &orig, first, notes);
 	src_map_free(&src);
 	obj_close(&orig);
 	obj_close(&patched);
@@ -344,6 +368,8 @@ static int assemble_all(struct build *b, struct build_notes *notes)
 		ret = build_check_frozen(b, assembled);
 	if (!ret)
 		ret = build_judge_shared_vars(b, assembled);
+	if (!ret)
+		ret = build_judge_old_copies(b);
 	free(assembled);
 	if (!ret && !b->patch.nfuncs && b->opts->replace_all)
 		ret = opus_err(-ENODATA, "no function of the units is in %s", b->opts->binary);

@@ -78,10 +78,19 @@ int build_check_frozen(struct build *b, const bool *assembled);
  * fix writes non-local state anew or changes a global or a type. */
 int build_judge_shared_vars(struct build *b, const bool *assembled);
 int build_judge_findings(struct build *b);
+/* A replaced function with no copy of its old code in the patch (see
+ * copy_old_code) is a reason too: the dispatcher has nowhere to send a
+ * thread not yet switched. */
+int build_judge_old_copies(struct build *b);
 
 /* binding.c: the as-built compile of every unit must be what the binary
  * holds, function by function, for the functions and data the patch
  * touches; then each replaced function's bytes are recorded for apply. */
 int build_bind_content(struct build *b);
+/* binding.c: the newest of the earlier patches (--after) that replaces the
+ * function at addr, and its line for it; NULL: the binary's code runs
+ * there. */
+const struct opatch_func *build_replaced_before(const struct build *b, uint64_t addr,
+						const struct opatch **by);
 
 #endif

@@ -277,14 +277,17 @@ static bool scan_binary(const struct build *b, struct proof *p, bool local)
 }
 
 /* Code of a patch applied before this one that refers to the function
- * runs in the process: it must be code this patch replaces again. */
+ * runs in the process: it must be code this patch replaces again. Its
+ * copies of old code do not count: they run only during its transition. */
 static bool scan_after(const struct build *b, struct proof *p)
 {
 	for (size_t i = 0; i < b->opts->nafter; i++) {
 		const struct opatch *q = &b->after[i];
 
 		for (size_t s = 0; s < q->nsections; s++)
-			for (size_t r = 0; r < q->sections[s].nrelas; r++) {
+			for (size_t r = 0;
+			     !opatch_is_old_copy(q->sections[s].name) && r < q->sections[s].nrelas;
+			     r++) {
 				const struct opatch_sym *sym =
 				    &q->syms[q->sections[s].relas[r].sym];
 

@@ -187,6 +187,25 @@ int build_judge_shared_vars(struct build *b, const bool *assembled)
 	return ret;
 }
 
+int build_judge_old_copies(struct build *b)
+{
+	const struct opatch *p = &b->patch;
+	int ret = 0;
+
+	char line[512];
+
+	for (size_t i = 0; !ret && i < p->nfuncs; i++) {
+		if (p->funcs[i].cold || p->funcs[i].old_sym >= 0)
+			continue;
+		snprintf(line, sizeof(line),
+			 "%s: the patch carries no copy of its old code, which threads not yet "
+			 "switched would run",
+			 p->funcs[i].name);
+		ret = opus_append_line(&b->patch.stop_world, line);
+	}
+	return ret;
+}
+
 /* Kinds of finding that say the fix changes how shared data is written
  * or laid out (analyze/analyze.c). */
 static const char *const data_kinds[] = {

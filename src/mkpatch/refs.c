@@ -84,7 +84,10 @@ int asm_bin_lookup(struct asm_ctx *c, const GElf_Sym *sym, const char *name,
 		*out = bin_find_global(c, name);
 		return 0;
 	}
-	if (GELF_ST_TYPE(sym->st_info) == STT_OBJECT && base_len(name) != strlen(name)) {
+	/* Assembling from the original compile itself (copies of old code),
+	 * its names are the original's. */
+	if (GELF_ST_TYPE(sym->st_info) == STT_OBJECT && base_len(name) != strlen(name) &&
+	    c->o != c->orig) {
 		orig_name = orig_static_name(c, name);
 		*out = NULL;
 		if (!orig_name)
@@ -99,15 +102,26 @@ int asm_bin_lookup(struct asm_ctx *c, const GElf_Sym *sym, const char *name,
 	return 0;
 }
 
+/* name, with the suffix of what this assembly copies in. */
+static const char *copied_name(const struct asm_ctx *c, const char *name, char *buf, size_t size)
+{
+	if (!c->suffix)
+		return name;
+	snprintf(buf, size, "%s%s", name, c->suffix);
+	return buf;
+}
+
 int asm_include_section(struct asm_ctx *c, size_t scn)
 {
 	const struct obj_scn *s = &c->o->scns[scn];
 	uint64_t flags =
 	    s->sh.sh_flags & (SHF_ALLOC | SHF_WRITE | SHF_EXECINSTR | SHF_MERGE | SHF_STRINGS);
+	const char *name;
 	const size_t *syms;
 	GElf_Sym sym;
 	int idx, sym_idx;
 	size_t n;
+	char buf[1024];
 
 	if (c->scn_idx[scn] >= 0)
 		return c->scn_idx[scn];
@@ -115,12 +129,12 @@ int asm_include_section(struct asm_ctx *c, size_t scn)
 		return opus_err(-ENOTSUP,
 				"%s: thread-local variables in new code are not supported yet",
 				s->name);
-	idx = opatch_add_section(c->p, s->name, s->sh.sh_type, flags, s->sh.sh_addralign,
+	name = copied_name(c, s->name, buf, sizeof(buf));
+	idx = opatch_add_section(c->p, name, s->sh.sh_type, flags, s->sh.sh_addralign,
 				 s->data ? s->data->d_buf : NULL, s->sh.sh_size);
 	if (idx < 0)
 		return idx;
-	sym_idx =
-	    opatch_add_sym(c->p, s->name, OPATCH_SYM_SECTION, (uint32_t)idx, 0, 0, STT_SECTION);
+	sym_idx = opatch_add_sym(c->p, name, OPATCH_SYM_SECTION, (uint32_t)idx, 0, 0, STT_SECTION);
 	if (sym_idx < 0 || OPUS_PUSH(c->work, c->nwork, c->work_cap))
 		return -ENOMEM;
 	c->scn_idx[scn] = idx;
@@ -135,8 +149,9 @@ int asm_include_section(struct asm_ctx *c, size_t scn)
 		t = GELF_ST_TYPE(sym.st_info);
 		if (t != STT_FUNC && t != STT_OBJECT)
 			continue;
-		sym_idx = opatch_add_sym(c->p, obj_sym_name(c->o, &sym), OPATCH_SYM_DEFINED,
-					 (uint32_t)idx, sym.st_value, sym.st_size, (uint8_t)t);
+		name = copied_name(c, obj_sym_name(c->o, &sym), buf, sizeof(buf));
+		sym_idx = opatch_add_sym(c->p, name, OPATCH_SYM_DEFINED, (uint32_t)idx,
+					 sym.st_value, sym.st_size, (uint8_t)t);
 		if (sym_idx < 0)
 			return -ENOMEM;
 		c->sym_map[syms[k]] = sym_idx;

@@ -146,8 +146,16 @@ int opatch_add_func(struct opatch *p, const char *name, uint64_t old_addr, uint6
 	f->old_addr = old_addr;
 	f->old_size = old_size;
 	f->new_sym = new_sym;
+	f->old_sym = -1;
 	f->cold = cold;
 	return (int)p->nfuncs++;
+}
+
+bool opatch_is_old_copy(const char *name)
+{
+	size_t n = strlen(name), k = strlen(OPATCH_OLD_SUFFIX);
+
+	return n > k && !strcmp(name + n - k, OPATCH_OLD_SUFFIX);
 }
 
 bool opatch_id_valid(const char *id)

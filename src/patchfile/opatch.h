@@ -57,6 +57,10 @@ struct opatch_func {
 	uint64_t old_addr; /* link-time address in the target object */
 	uint64_t old_size;
 	uint32_t new_sym; /* index into opatch.syms */
+	/* The patch's copy of the function's old code, compiled from the
+	 * original source and linked to the binary as the new code is (index
+	 * into opatch.syms), or -1: the old path of a per-thread transition. */
+	int32_t old_sym;
 	bool cold;
 	/* SHA-256 of its old_size bytes in the target object: apply refuses a
 	 * process whose code there is anything else. */
@@ -114,6 +118,10 @@ int opatch_find_sym(const struct opatch *p, const char *name, enum opatch_sym_ki
 		    uint64_t value);
 int opatch_add_func(struct opatch *p, const char *name, uint64_t old_addr, uint64_t old_size,
 		    uint32_t new_sym, bool cold);
+/* The sections and symbols of the copies of old code carry this suffix:
+ * code nothing reaches until a transition sends a thread there. */
+#define OPATCH_OLD_SUFFIX ".opus_old"
+bool opatch_is_old_copy(const char *name);
 
 /* A patch id is 1..OPATCH_ID_MAX of [A-Za-z0-9._-]: it names a memfd. */
 bool opatch_id_valid(const char *id);

@@ -329,24 +329,39 @@ static int read_relas(struct reader *r, struct opatch *p)
 	return 0;
 }
 
+/* Symbol index sym (1-based, as in .symtab) names a function of the
+ * patch's code. */
+static int check_func_sym(struct reader *r, const struct opatch *p, const char *name,
+			  const char *which, unsigned sym)
+{
+	const struct opatch_sym *s;
+
+	if (sym == 0 || sym > p->nsyms)
+		return BAD(r, ".opus.funcs: %s: bad %s symbol index %u", name, which, sym);
+	s = &p->syms[sym - 1];
+	if (s->kind != OPATCH_SYM_DEFINED || s->type != STT_FUNC)
+		return BAD(r, ".opus.funcs: %s: %s symbol %s is not a function in the patch", name,
+			   which, s->name);
+	return 0;
+}
+
 static int parse_func_line(struct reader *r, struct opatch *p, char *line)
 {
 	char name[256], kind[16], digest[72];
 	unsigned long long addr, size;
-	unsigned sym;
-	const struct opatch_sym *s;
-	int ret;
+	unsigned sym, old = 0;
+	int ret, end = 0, tail = 0;
 
-	if (sscanf(line, "%255s 0x%llx %llu %u %15s %71s", name, &addr, &size, &sym, kind,
-		   digest) != 6 ||
-	    (strcmp(kind, "replace") && strcmp(kind, "cold")))
+	/* An optional last field, old=<index>, names the old code's copy. */
+	if (sscanf(line, "%255s 0x%llx %llu %u %15s %71s%n", name, &addr, &size, &sym, kind, digest,
+		   &end) != 6 ||
+	    (strcmp(kind, "replace") && strcmp(kind, "cold")) ||
+	    (line[end] && (sscanf(line + end, " old=%u%n", &old, &tail) != 1 || line[end + tail] ||
+			   !strcmp(kind, "cold"))))
 		return BAD(r, ".opus.funcs: malformed line '%.60s'", line);
-	if (sym == 0 || sym > p->nsyms)
-		return BAD(r, ".opus.funcs: %s: bad symbol index %u", name, sym);
-	s = &p->syms[sym - 1];
-	if (s->kind != OPATCH_SYM_DEFINED || s->type != STT_FUNC)
-		return BAD(r, ".opus.funcs: %s: new symbol %s is not a function in the patch", name,
-			   s->name);
+	if ((ret = check_func_sym(r, p, name, "new", sym)) ||
+	    (old && (ret = check_func_sym(r, p, name, "old", old))))
+		return ret;
 	if (!strcmp(kind, "replace") && size < 5)
 		return BAD(r, ".opus.funcs: %s: %llu bytes is too small to redirect", name, size);
 	if (addr + size < addr)
@@ -354,6 +369,7 @@ static int parse_func_line(struct reader *r, struct opatch *p, char *line)
 	ret = opatch_add_func(p, name, addr, size, sym - 1, !strcmp(kind, "cold"));
 	if (ret < 0)
 		return -ENOMEM;
+	p->funcs[ret].old_sym = (int32_t)old - 1;
 	if (opus_hex_decode(digest, p->funcs[ret].old_sha256, sizeof(p->funcs[ret].old_sha256)) !=
 	    (int)sizeof(p->funcs[ret].old_sha256))
 		return BAD(r, ".opus.funcs: %s: bad digest '%.70s'", name, digest);

@@ -232,9 +232,12 @@ static void format_funcs(const struct opatch *p, const uint32_t *elfidx, struct 
 		char digest[2 * sizeof(f->old_sha256) + 1];
 
 		opus_hex_encode(f->old_sha256, sizeof(f->old_sha256), digest);
-		opus_buf_printf(b, "%s 0x%llx %llu %u %s %s\n", f->name,
+		opus_buf_printf(b, "%s 0x%llx %llu %u %s %s", f->name,
 				(unsigned long long)f->old_addr, (unsigned long long)f->old_size,
 				elfidx[f->new_sym], f->cold ? "cold" : "replace", digest);
+		if (f->old_sym >= 0)
+			opus_buf_printf(b, " old=%u", elfidx[f->old_sym]);
+		opus_buf_printf(b, "\n");
 	}
 }
 

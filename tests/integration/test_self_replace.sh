@@ -40,6 +40,9 @@ replace_all() {
 	for _ in $(seq 3); do
 		"$OPUS" build --replace-all --source "$WORK/src" --binary "$obj" --id "$id" \
 			"${excludes[@]}" -o "$WORK/$id.opatch" >"$WORK/$id.build"
+		assert_eq "[]" "$("$OPUS" inspect --json "$WORK/$id.opatch" |
+			jq -c '[.functions[] | select(.cold or .old_copy | not) | .name]')" \
+			"functions of $obj without a copy of their old code"
 		if "$OPUS" apply --timeout 0.5 "$PID_A" "$WORK/$id.opatch" 2>"$WORK/$id.err"; then
 			printf '| %s | %s | %s | %s | %s |\n' "$FLAVOUR" "$(basename "$obj")" \
 				"$(grep -c '^replaced' "$WORK/$id.build")" \
@@ -99,6 +102,16 @@ test_self_replace_nonpie_O2_function_sections() {
 
 test_self_replace_static_O2() {
 	self_replace_cycle static -O2 -g -fstack-protector-strong
+}
+
+# The same through the patch's copies of the old code instead of the new:
+# each copy is linked to the running program as its original is.
+test_self_replace_through_copies_of_old_code_pie_O2() {
+	OPUS_TEST_OLD_COPIES=1 self_replace_cycle pie -O2 -g
+}
+
+test_self_replace_through_copies_of_old_code_static_O2() {
+	OPUS_TEST_OLD_COPIES=1 self_replace_cycle static -O2 -g -fstack-protector-strong
 }
 
 test_self_replace_pie_O1_fortify() {

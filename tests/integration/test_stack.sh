@@ -16,6 +16,11 @@ test_two_stacked_patches_revert_in_order() {
 	assert_contains "serve" "$ERR" "the function named"
 	"$OPUS" build --source "$WORK/src-fixed" --diff "$D/stats-v2.diff" \
 		--binary "$WORK/src/authsrv" --after "$WORK/fix.opatch" -o "$WORK/stats.opatch"
+	# serve's old code there is the first patch's, which the patch has no
+	# copy of: a per-thread transition would have nowhere to send a
+	# thread not yet switched.
+	assert_contains "serve: the patch carries no copy of its old code" \
+		"$("$OPUS" inspect "$WORK/stats.opatch")" "the stacked patch's transition"
 	expect_fail "the second patch without the first" "$OPUS" apply "$PID" "$WORK/stats.opatch"
 	assert_contains "built on top of patch fix" "$ERR" "the reason"
 	assert_eq 0 "$(opus_mappings "$PID")" "nothing mapped by a refused apply"

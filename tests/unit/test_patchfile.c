@@ -56,7 +56,11 @@ static bool same_patch(const struct opatch *a, const struct opatch *b)
 		    a->funcs[i].old_addr == b->funcs[i].old_addr &&
 		    a->funcs[i].old_size == b->funcs[i].old_size &&
 		    !memcmp(a->funcs[i].old_sha256, b->funcs[i].old_sha256, 32) &&
-		    !strcmp(a->syms[a->funcs[i].new_sym].name, b->syms[b->funcs[i].new_sym].name);
+		    !strcmp(a->syms[a->funcs[i].new_sym].name, b->syms[b->funcs[i].new_sym].name) &&
+		    (a->funcs[i].old_sym < 0
+			 ? b->funcs[i].old_sym < 0
+			 : b->funcs[i].old_sym >= 0 && !strcmp(a->syms[a->funcs[i].old_sym].name,
+							       b->syms[b->funcs[i].old_sym].name));
 	/* Symbols of the target keep their link-time address. */
 	same = same && opatch_find_sym(b, "old_table", OPATCH_SYM_TARGET, 0x4010) >= 0 &&
 	       opatch_find_sym(b, "puts", OPATCH_SYM_EXTERN, 0) >= 0;
@@ -201,6 +205,20 @@ static void test_trust(void)
 	opsign_key_wipe(&k);
 }
 
+/* A function's copy of its old code reads back as the same symbol; one
+ * without reads back without. */
+static void test_old_copy(struct opatch *p)
+{
+	struct opatch q;
+
+	p->funcs[0].old_sym = (int32_t)p->funcs[0].new_sym;
+	CHECK(opatch_write(p, in_dir("o.opatch")) == 0);
+	CHECK(opatch_read(in_dir("o.opatch"), &q) == 0);
+	CHECK(same_patch(p, &q) && q.funcs[0].old_sym >= 0);
+	opatch_free(&q);
+	p->funcs[0].old_sym = -1;
+}
+
 int main(void)
 {
 	struct sample_syms syms;
@@ -210,6 +228,7 @@ int main(void)
 	sample_patch(&p, &syms);
 	test_round_trip(&p);
 	test_transition(&p);
+	test_old_copy(&p);
 	test_trailer();
 	test_trust();
 	opatch_free(&p);
