@@ -2,6 +2,7 @@
  * link the new code while the process runs, then write the jumps in one
  * stop with no thread inside a replaced function. */
 #include "txn.h"
+#include "dispatch.h"
 #include "mem.h"
 #include "tls.h"
 #include "util/clock.h"
@@ -127,20 +128,48 @@ static const struct reg_func *next_version(const struct txn *t, uint64_t at, siz
 	return NULL;
 }
 
-/* The code a replaced function's entry leads to: its new code; for the
- * tests of the copies of old code that a per-thread transition will send
- * threads not yet switched to, with OPUS_TEST_OLD_COPIES set, that copy
- * (the process then runs as before, through every redirected entry). */
-static uint32_t code_of(const struct opatch_func *f)
+/* Where replaced function f's entry leads, and the size of what is there:
+ * its new code. Two test hooks stand in for the per-thread transition,
+ * which is not built yet (issue 15): with OPUS_TEST_OLD_COPIES set, the
+ * entry leads to the patch's copy of the old code (the process then runs
+ * as before, through every redirected entry); with OPUS_TEST_DISPATCH, to
+ * its dispatcher (test_dispatch_table lists the threads not yet switched). */
+static uint64_t entry_target(const struct opatch *p, size_t f, const struct layout *l,
+			     uint64_t base, const uint64_t *sym_addr, uint64_t *size)
 {
-	return f->old_sym >= 0 && getenv("OPUS_TEST_OLD_COPIES") ? (uint32_t)f->old_sym
-								 : f->new_sym;
+	int32_t old = p->funcs[f].old_sym;
+
+	if (l->dispatch_off[f] >= 0 && getenv("OPUS_TEST_DISPATCH")) {
+		*size = DISPATCH_STUB_SIZE;
+		return base + (uint64_t)l->dispatch_off[f];
+	}
+	if (old >= 0 && getenv("OPUS_TEST_OLD_COPIES")) {
+		*size = p->syms[old].size;
+		return sym_addr[old];
+	}
+	*size = p->syms[p->funcs[f].new_sym].size;
+	return sym_addr[p->funcs[f].new_sym];
+}
+
+/* OPUS_TEST_DISPATCH=TP[,TP...]: the thread pointers (pthread_self() in
+ * glibc) of the threads the dispatchers send to the old code. */
+static void test_dispatch_table(struct layout *l)
+{
+	uint64_t *table = (uint64_t *)(void *)(l->image + l->table_off);
+	const char *at = getenv("OPUS_TEST_DISPATCH");
+	size_t n = 0;
+	char *end;
+
+	while (at && *at && n + 1 < LAYOUT_PAGE / sizeof(*table)) {
+		table[n++] = strtoull(at, &end, 16);
+		at = *end == ',' ? end + 1 : "";
+	}
 }
 
 /* Redirect each old function, and every earlier patch's version of it, so
  * the newest code wins wherever a call lands. */
 static int plan_sites(struct txn *t, const struct opatch *p, const struct proc_object *obj,
-		      const uint64_t *sym_addr)
+		      const struct layout *l, const uint64_t *sym_addr)
 {
 	struct reg_entry *e = &t->entry;
 	int ret = 0;
@@ -148,11 +177,10 @@ static int plan_sites(struct txn *t, const struct opatch *p, const struct proc_o
 	for (size_t i = 0; !ret && i < p->nfuncs; i++) {
 		const struct opatch_func *f = &p->funcs[i];
 		const struct reg_func *old;
-		struct reg_func rf = {.old_addr = obj->bias + f->old_addr,
-				      .old_size = f->old_size,
-				      .new_addr = sym_addr[code_of(f)],
-				      .new_size = p->syms[code_of(f)].size,
-				      .cold = f->cold};
+		struct reg_func rf = {
+		    .old_addr = obj->bias + f->old_addr, .old_size = f->old_size, .cold = f->cold};
+
+		rf.new_addr = entry_target(p, i, l, t->base, sym_addr, &rf.new_size);
 
 		snprintf(rf.name, sizeof(rf.name), "%s", f->name);
 		if (OPUS_PUSH(e->funcs, e->nfuncs, e->funcs_cap))
@@ -467,7 +495,9 @@ int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, str
 	if (!ret)
 		fill_entry(&t, p, &l);
 	if (!ret)
-		ret = plan_sites(&t, p, &obj, sym_addr);
+		ret = plan_sites(&t, p, &obj, &l, sym_addr);
+	if (!ret)
+		test_dispatch_table(&l);
 	if (!ret)
 		ret = place_write_image(&t, &l);
 	st->link_ns = opus_now_ns() - t1;

@@ -1,4 +1,5 @@
 #include "layout.h"
+#include "dispatch.h"
 #include "util/err.h"
 
 #include <elf.h>
@@ -51,7 +52,9 @@ int layout_plan(struct layout *l, const struct opatch *p)
 	l->got_off = malloc((p->nsyms + 1) * sizeof(*l->got_off));
 	l->gd_off = malloc((p->nsyms + 1) * sizeof(*l->gd_off));
 	l->ld_off = malloc((p->nsyms + 1) * sizeof(*l->ld_off));
-	if (!l->sec_off || !l->stub_off || !l->got_off || !l->gd_off || !l->ld_off)
+	l->dispatch_off = malloc((p->nfuncs + 1) * sizeof(*l->dispatch_off));
+	if (!l->sec_off || !l->stub_off || !l->got_off || !l->gd_off || !l->ld_off ||
+	    !l->dispatch_off)
 		return -ENOMEM;
 	for (size_t i = 0; i < p->nsyms; i++)
 		l->stub_off[i] = l->got_off[i] = l->gd_off[i] = l->ld_off[i] = -1;
@@ -96,9 +99,18 @@ int layout_plan(struct layout *l, const struct opatch *p)
 				off += 16;
 			}
 		}
+	off = align_up(off, 16);
+	for (size_t i = 0; i < p->nfuncs; i++) {
+		l->dispatch_off[i] = -1;
+		if (!p->funcs[i].cold && p->funcs[i].old_sym >= 0) {
+			l->dispatch_off[i] = (int64_t)off;
+			off += DISPATCH_STUB_SIZE;
+		}
+	}
 	l->text_size = align_up(off - l->text_off, LAYOUT_PAGE);
 	l->exits_off = l->text_off + l->text_size;
-	l->data_off = off = l->exits_off + LAYOUT_PAGE;
+	l->data_off = l->table_off = l->exits_off + LAYOUT_PAGE;
+	off = l->table_off + LAYOUT_PAGE;
 	for (size_t i = 0; i < p->nsections; i++)
 		if (p->sections[i].flags & SHF_WRITE) {
 			off = align_up(off, p->sections[i].align);
@@ -259,6 +271,10 @@ int layout_link(struct layout *l, const struct opatch *p, uint64_t base, uint64_
 				return ret;
 		}
 	}
+	for (size_t i = 0; i < p->nfuncs; i++)
+		if (l->dispatch_off[i] >= 0)
+			dispatch_stub(l->image + l->dispatch_off[i], base + l->table_off,
+				      sym_addr[p->funcs[i].new_sym], sym_addr[p->funcs[i].old_sym]);
 	return 0;
 }
 
@@ -269,6 +285,7 @@ void layout_free(struct layout *l)
 	free(l->got_off);
 	free(l->gd_off);
 	free(l->ld_off);
+	free(l->dispatch_off);
 	free(l->image);
 	memset(l, 0, sizeof(*l));
 }

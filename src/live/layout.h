@@ -1,7 +1,9 @@
 /* Places a patch's sections in the target and links them there. One memfd
  * holds, page-aligned: the registry record (r--), the code, read-only data,
- * call stubs and GOT slots (r-x), a page for exit stubs (r-x, exits.h), and
- * the writable data (rw-). */
+ * call stubs, GOT slots and the dispatchers of a per-thread transition
+ * (r-x, dispatch.h), a page for exit stubs (r-x, exits.h), and the
+ * writable data (rw-), first the dispatchers' table of threads not yet
+ * switched (one page, empty: every thread runs the new code). */
 #ifndef OPUS_LIVE_LAYOUT_H
 #define OPUS_LIVE_LAYOUT_H
 
@@ -17,13 +19,17 @@ struct layout {
 	size_t text_off, text_size; /* r-x part: the code */
 	size_t exits_off;	    /* r-x too, after the code: one page of exit stubs */
 	size_t data_off, data_size; /* rw- part */
+	size_t table_off;	    /* the dispatchers' table: the first page of data */
 	size_t total;
 	uint64_t *sec_off; /* per section: offset in the memfd */
 	int64_t *stub_off; /* per symbol: offset of its far-call stub, or -1 */
 	int64_t *got_off;  /* per symbol: offset of its GOT slot, or -1 */
 	int64_t *gd_off;   /* per symbol: its {module, offset} pair, or -1 */
 	int64_t *ld_off;   /* per symbol: its module's {module, 0} pair, or -1 */
-	uint8_t *image;	   /* total bytes, the memfd's content less the registry */
+	/* per function (opatch.funcs): offset of its dispatcher, or -1 (a cold
+	 * part, or a function the patch has no copy of the old code of) */
+	int64_t *dispatch_off;
+	uint8_t *image; /* total bytes, the memfd's content less the registry */
 };
 
 /* A thread-local symbol's module (its sym_addr is its offset in the block). */
@@ -37,9 +43,10 @@ struct layout_tls {
 int layout_plan(struct layout *l, const struct opatch *p);
 /* Does the patch reference thread-local variables? */
 bool layout_uses_tls(const struct opatch *p);
-/* Resolve relocations for a mapping at base. sym_addr holds the address of
- * every TARGET and EXTERN symbol; the others are computed here. tls (NULL
- * if none) says where each thread-local symbol's block is. */
+/* Resolve relocations for a mapping at base, and write the dispatchers.
+ * sym_addr holds the address of every TARGET and EXTERN symbol; the others
+ * are computed here. tls (NULL if none) says where each thread-local
+ * symbol's block is. */
 int layout_link(struct layout *l, const struct opatch *p, uint64_t base, uint64_t *sym_addr,
 		const struct layout_tls *tls);
 void layout_free(struct layout *l);

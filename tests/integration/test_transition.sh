@@ -40,3 +40,46 @@ test_copies_of_old_code_answer_as_the_original_and_the_fix_does_not() {
 	assert_running "$pid"
 	[ "$pid" = "$PID" ] || fail "pid changed"
 }
+
+# wait_for LINE [N]: the target printed LINE N times (1), within 5 s.
+wait_for() {
+	for _ in $(seq 100); do
+		[ "$(grep -cx "$1" "$START_OUT")" -ge "${2:-1}" ] && return 0
+		sleep 0.05
+	done
+	fail "the target never printed '$1' ${2:-1} time(s): $(tail -5 "$START_OUT")"
+}
+
+# The dispatcher a per-thread transition puts at each entry (src/live/
+# dispatch.h), in a live process: OPUS_TEST_DISPATCH lists one thread as
+# not yet switched. That thread keeps the old code while the other worker
+# and every thread created afterwards run the new; applied without the
+# hook, the same thread runs the new code at once.
+test_dispatcher_holds_the_threads_not_yet_switched_on_the_old_code() {
+	build_target mixed "$WORK" -O2 -g
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/mixed/value-2000.diff" \
+		--binary "$WORK/src/mixed" -o "$WORK/fix.opatch" >/dev/null
+	start "$WORK/src/mixed"
+	local pid=$PID held
+	held=$(awk '/^held/ {print $2}' "$START_OUT")
+	[ -n "$held" ] || fail "the target named no thread: $(cat "$START_OUT")"
+	wait_for "first 1000"
+	wait_for "second 1000"
+	wait_for "new 1000"
+	OPUS_TEST_DISPATCH=$held "$OPUS" apply "$pid" "$WORK/fix.opatch"
+	wait_for "second 2000"
+	wait_for "new 2000"
+	# The held worker calls value() every millisecond: 500 more calls.
+	sleep 0.5
+	grep -qx "first 2000" "$START_OUT" &&
+		fail "the thread not yet switched ran the new code"
+	"$OPUS" revert "$pid"
+	wait_for "second 1000" 2
+	wait_for "new 1000" 2
+	assert_eq 0 "$(opus_mappings "$pid")" "opus mappings after the revert"
+	"$OPUS" apply "$pid" "$WORK/fix.opatch"
+	wait_for "first 2000"
+	"$OPUS" revert "$pid"
+	assert_running "$pid"
+	[ "$pid" = "$PID" ] || fail "pid changed"
+}

@@ -1,0 +1,113 @@
+/* The dispatcher of a per-thread transition, run in this process: a
+ * thread the table lists goes to the old code, any other to the new; a
+ * slot switched sends its thread to the new; arguments and rax reach the
+ * code the stub jumps to as the caller left them. */
+#include "live/dispatch.h"
+#include "unit.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+
+typedef long (*func)(long, long);
+
+__attribute__((noinline)) static long old_code(long a, long b)
+{
+	return a + b;
+}
+
+__attribute__((noinline)) static long new_code(long a, long b)
+{
+	return a * b;
+}
+
+/* A variadic callee reads al; the stub must hand it on. */
+__attribute__((noinline)) static long count_vector_args(long a, long b)
+{
+	long al;
+
+	__asm__ volatile("movzbq %%al, %0" : "=r"(al));
+	return al + a - a + b - b;
+}
+
+static uint64_t thread_pointer(void)
+{
+	uint64_t tp;
+
+	__asm__("mov %%fs:0, %0" : "=r"(tp));
+	return tp;
+}
+
+static func stub;
+
+static void *call_from_other_thread(void *arg)
+{
+	*(long *)arg = stub(6, 7);
+	return NULL;
+}
+
+static long other_thread_answer(void)
+{
+	pthread_t t;
+	long answer = 0;
+
+	CHECK(pthread_create(&t, NULL, call_from_other_thread, &answer) == 0);
+	pthread_join(t, NULL);
+	return answer;
+}
+
+/* al as a variadic call sets it, through the stub. */
+static long call_with_al(func f, long al)
+{
+	long r;
+
+	/* Past the red zone: the call's return address must not land in it. */
+	__asm__ volatile("sub $128, %%rsp\n\t"
+			 "mov %[al], %%rax\n\t"
+			 "mov $1, %%edi\n\t"
+			 "mov $2, %%esi\n\t"
+			 "call *%[f]\n\t"
+			 "add $128, %%rsp"
+			 : "=a"(r)
+			 : [al] "r"(al), [f] "r"(f)
+			 : "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "memory", "cc");
+	return r;
+}
+
+int main(void)
+{
+	uint8_t *code =
+	    mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t *table =
+	    mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	CHECK(code != MAP_FAILED && table != MAP_FAILED);
+	if (code == MAP_FAILED || table == MAP_FAILED)
+		return unit_status();
+	/* Another thread not yet switched listed first: the scan goes past it. */
+	table[0] = thread_pointer() ^ 0x1000;
+	table[1] = thread_pointer();
+	table[2] = 0;
+	dispatch_stub(code, (uint64_t)table, (uint64_t)new_code, (uint64_t)old_code);
+	dispatch_stub(code + DISPATCH_STUB_SIZE, (uint64_t)table, (uint64_t)count_vector_args,
+		      (uint64_t)count_vector_args);
+	CHECK(mprotect(code, 4096, PROT_READ | PROT_EXEC) == 0);
+	stub = (func)code;
+
+	CHECK(stub(6, 7) == 13);	    /* this thread: listed, the old code */
+	CHECK(other_thread_answer() == 42); /* not listed: the new code */
+	table[1] = DISPATCH_SWITCHED;
+	CHECK(stub(6, 7) == 42); /* switched: the new code */
+	table[0] = 0;
+	CHECK(stub(6, 7) == 42); /* an empty table: the new code */
+	/* rax (al) as the caller set it, on both paths. */
+	table[0] = thread_pointer();
+	table[1] = 0;
+	CHECK(call_with_al((func)(code + DISPATCH_STUB_SIZE), 3) == 3);
+	table[0] = DISPATCH_SWITCHED;
+	CHECK(call_with_al((func)(code + DISPATCH_STUB_SIZE), 5) == 5);
+	munmap(code, 4096);
+	munmap(table, 4096);
+	return unit_status();
+}
