@@ -208,17 +208,17 @@ static int blocked_signals(pid_t tid, uint64_t *mask)
  * registers, and sent again later it would lose its siginfo (a POSIX
  * timer's sival_ptr: measured, the target's handler dereferenced NULL).
  * Blocked, it waits in the kernel as it came, or goes to another thread,
- * and is delivered once the thread has its own set back
- * (thread_end_injection). Done with the registers already on the frame:
- * were opus to die, rt_sigreturn restores the set the frame holds. */
+ * and is delivered once the thread has its own set back (real_mask, read
+ * by write_frame; thread_end_injection). Done with the registers already
+ * on the frame: were opus to die, rt_sigreturn restores the set the frame
+ * holds. */
 static int block_signals(struct thread *t)
 {
 	uint64_t all = ~0ull;
 
 	if (t->masked)
 		return 0;
-	if (blocked_signals(t->tid, &t->real_mask) ||
-	    ptrace(PTRACE_SETSIGMASK, t->tid, (void *)sizeof(all), &all) < 0)
+	if (ptrace(PTRACE_SETSIGMASK, t->tid, (void *)sizeof(all), &all) < 0)
 		return opus_err(-errno, "thread %d: cannot block its signals: %s", (int)t->tid,
 				strerror(errno));
 	t->masked = true;
@@ -226,15 +226,16 @@ static int block_signals(struct thread *t)
 }
 
 /* Write the frame below the red zone (and below pushed data); returns the
- * stack pointer that leads rt_sigreturn to it. */
+ * stack pointer that leads rt_sigreturn to it. The thread's blocked set,
+ * which the frame holds, is kept in its real_mask too. */
 static int write_frame(struct injector *in, const struct user_regs_struct *saved, uint64_t *sp)
 {
 	uint8_t *fpu = aligned_alloc(64, XSTATE_MAX);
 	struct k_rt_sigframe f = {0};
-	uint64_t mask, fp, frame;
+	uint64_t fp, frame;
 	bool xstate = false;
 	int size = fpu ? fpu_state(in->t->tid, fpu, XSTATE_MAX, &xstate) : -ENOMEM;
-	int ret = size < 0 ? size : blocked_signals(in->t->tid, &mask);
+	int ret = size < 0 ? size : blocked_signals(in->t->tid, &in->t->real_mask);
 
 	if (ret) {
 		free(fpu);
@@ -249,7 +250,7 @@ static int write_frame(struct injector *in, const struct user_regs_struct *saved
 	f.ss_sp = 0, f.ss_flags = 0, f.ss_size = 0;
 	frame_regs(saved, &f.mc);
 	f.mc.fpstate = fp;
-	f.sigmask = mask;
+	f.sigmask = in->t->real_mask;
 	ret = mem_write(in->mem_fd, fp, fpu, (size_t)size);
 	if (!ret)
 		ret = mem_write(in->mem_fd, frame, &f, sizeof(f));

@@ -190,9 +190,8 @@ int build_judge_shared_vars(struct build *b, const bool *assembled)
 int build_judge_old_copies(struct build *b)
 {
 	const struct opatch *p = &b->patch;
-	int ret = 0;
-
 	char line[512];
+	int ret = 0;
 
 	for (size_t i = 0; !ret && i < p->nfuncs; i++) {
 		if (p->funcs[i].cold || p->funcs[i].old_sym >= 0)
