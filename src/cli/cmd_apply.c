@@ -12,9 +12,10 @@
 #include <stdio.h>
 
 #define USAGE                                                                                      \
-	"opus apply PID PATCH [--timeout SEC] [--max-pause MS] [--scan-memory] [--trusted DIR] "   \
-	"[--json]\n"                                                                               \
-	"       opus apply --all PATCH [--dry-run] [--jobs N] [--timeout SEC] [--max-pause MS] "   \
+	"opus apply PID PATCH [--per-thread] [--timeout SEC] [--max-pause MS] [--scan-memory] "    \
+	"[--trusted DIR] [--json]\n"                                                               \
+	"       opus apply --all PATCH [--dry-run] [--jobs N] [--per-thread] [--timeout SEC] "     \
+	"[--max-pause MS] "                                                                        \
 	"[--scan-memory] "                                                                         \
 	"[--trusted DIR] "                                                                         \
 	"[--json]"
@@ -34,18 +35,20 @@ json_t *cli_stats_json(const struct live_stats *st)
 	    {"retry_us", st->retry_ns},	      {"seize_us", st->seize_ns},
 	    {"stop_us", st->stop_ns},	      {"unwind_us", st->unwind_ns},
 	    {"scan_us", st->scan_ns},	      {"write_us", st->write_ns},
-	    {"resume_us", st->resume_ns},     {"close_us", st->close_ns},
+	    {"resume_us", st->resume_ns},     {"transition_us", st->transition_ns},
+	    {"close_us", st->close_ns},
 	};
 	json_t *j = json_object();
 
 	for (size_t i = 0; i < sizeof(phases) / sizeof(phases[0]); i++)
 		json_object_set_new(j, phases[i].name, json_real((double)phases[i].ns / 1e3));
-	return json_pack("{s:i, s:i, s:i, s:b, s:I, s:f, s:f, s:f, s:o}", "attempts",
-			 (int)st->attempts, "exits_caught", (int)st->exits_caught, "threads",
-			 (int)st->threads, "realtime", (int)st->realtime, "scanned_bytes",
-			 (json_int_t)st->scan_bytes, "pause_us", (double)st->pause_ns / 1e3,
-			 "prepare_ms", (double)st->prepare_ns / 1e6, "total_ms",
-			 (double)st->total_ns / 1e6, "phases_us", j);
+	return json_pack("{s:s, s:i, s:i, s:i, s:i, s:b, s:I, s:f, s:f, s:f, s:o}", "mode",
+			 st->per_thread ? "per-thread" : "stop-world", "switched_late",
+			 (int)st->switched_late, "attempts", (int)st->attempts, "exits_caught",
+			 (int)st->exits_caught, "threads", (int)st->threads, "realtime",
+			 (int)st->realtime, "scanned_bytes", (json_int_t)st->scan_bytes, "pause_us",
+			 (double)st->pause_ns / 1e3, "prepare_ms", (double)st->prepare_ns / 1e6,
+			 "total_ms", (double)st->total_ns / 1e6, "phases_us", j);
 }
 
 void cli_print_pause_notes(const struct live_stats *st)
@@ -59,6 +62,25 @@ void cli_print_pause_notes(const struct live_stats *st)
 		printf(
 		    "  %.1f MiB of memory scanned for suspended stacks in %.1f ms of the pause\n",
 		    (double)st->scan_bytes / (1 << 20), (double)st->scan_ns / 1e6);
+}
+
+/* Which way the patch went in, when --per-thread asked. */
+static void print_mode(const struct opatch *p, const struct live_opts *lo,
+		       const struct live_stats *st)
+{
+	if (!lo->per_thread)
+		return;
+	if (!st->per_thread)
+		printf("  stop-world: %s\n",
+		       !p->stop_world	? "the patch was built before opus judged the mixed period"
+		       : *p->stop_world ? p->stop_world
+					: "a function has no copy of its old code");
+	else if (st->switched_late)
+		printf("  per-thread: %u thread(s) inside the replaced code kept the old code "
+		       "until they left it, the last %.1f ms after the stop\n",
+		       st->switched_late, (double)st->transition_ns / 1e6);
+	else
+		printf("  per-thread: no thread was inside the replaced code\n");
 }
 
 static int apply_one(pid_t pid, const struct opatch *p, const struct live_opts *lo, bool json,
@@ -85,6 +107,7 @@ static int apply_one(pid_t pid, const struct opatch *p, const struct live_opts *
 		       p->id, (int)pid, p->nfuncs, st.base, st.threads, (double)st.pause_ns / 1e3,
 		       st.attempts);
 		cli_print_pause_notes(&st);
+		print_mode(p, lo, &st);
 	}
 	return 0;
 }
@@ -125,6 +148,7 @@ int cmd_apply(int argc, char **argv)
 	    CLI_TRUSTED(&trusted),
 	    CLI_JSON(&json),
 	    CLI_FLAG("scan-memory", 'S', &fo.live.scan_memory),
+	    CLI_FLAG("per-thread", 'P', &fo.live.per_thread),
 	    CLI_END,
 	};
 

@@ -32,5 +32,9 @@ int cmd_recover(int argc, char **argv)
 		       "%u stray descriptor(s); %u complete patch(es) stay\n",
 		       (int)pid, rec.dropped + rec.undone, rec.undone, rec.fds_closed,
 		       rec.remaining);
+	if (rec.switching_left)
+		printf("process %d: patch %s is switching threads one at a time: %u thread(s) "
+		       "keep the old code until they leave it\n",
+		       (int)pid, rec.switching_id, rec.switching_left);
 	return 0;
 }

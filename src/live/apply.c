@@ -3,6 +3,7 @@
  * stop with no thread inside a replaced function. */
 #include "txn.h"
 #include "dispatch.h"
+#include "exits.h"
 #include "mem.h"
 #include "tls.h"
 #include "util/clock.h"
@@ -128,26 +129,21 @@ static const struct reg_func *next_version(const struct txn *t, uint64_t at, siz
 	return NULL;
 }
 
-/* Where replaced function f's entry leads, and the size of what is there:
- * its new code. Two test hooks stand in for the per-thread transition,
- * which is not built yet (issue 15): with OPUS_TEST_OLD_COPIES set, the
- * entry leads to the patch's copy of the old code (the process then runs
- * as before, through every redirected entry); with OPUS_TEST_DISPATCH, to
- * its dispatcher (test_dispatch_table lists the threads not yet switched). */
-static uint64_t entry_target(const struct opatch *p, size_t f, const struct layout *l,
-			     uint64_t base, const uint64_t *sym_addr, uint64_t *size)
+/* Where replaced function f's entry leads: its new code, or in a
+ * per-thread transition its dispatcher. Two test hooks: with
+ * OPUS_TEST_OLD_COPIES set, the entry leads to the patch's copy of the old
+ * code (the process then runs as before, through every redirected entry);
+ * with OPUS_TEST_DISPATCH, to the dispatcher (test_dispatch_table lists
+ * the threads not yet switched). */
+static uint64_t entry_target(const struct txn *t, const struct opatch *p, size_t f,
+			     const struct layout *l, const uint64_t *sym_addr)
 {
 	int32_t old = p->funcs[f].old_sym;
 
-	if (l->dispatch_off[f] >= 0 && getenv("OPUS_TEST_DISPATCH")) {
-		*size = DISPATCH_STUB_SIZE;
-		return base + (uint64_t)l->dispatch_off[f];
-	}
-	if (old >= 0 && getenv("OPUS_TEST_OLD_COPIES")) {
-		*size = p->syms[old].size;
+	if (l->dispatch_off[f] >= 0 && (t->per_thread || getenv("OPUS_TEST_DISPATCH")))
+		return t->base + (uint64_t)l->dispatch_off[f];
+	if (old >= 0 && getenv("OPUS_TEST_OLD_COPIES"))
 		return sym_addr[old];
-	}
-	*size = p->syms[p->funcs[f].new_sym].size;
 	return sym_addr[p->funcs[f].new_sym];
 }
 
@@ -180,7 +176,10 @@ static int plan_sites(struct txn *t, const struct opatch *p, const struct proc_o
 		struct reg_func rf = {
 		    .old_addr = obj->bias + f->old_addr, .old_size = f->old_size, .cold = f->cold};
 
-		rf.new_addr = entry_target(p, i, l, t->base, sym_addr, &rf.new_size);
+		uint64_t to = entry_target(t, p, i, l, sym_addr);
+
+		rf.new_addr = sym_addr[f->new_sym];
+		rf.new_size = p->syms[f->new_sym].size;
 
 		snprintf(rf.name, sizeof(rf.name), "%s", f->name);
 		if (OPUS_PUSH(e->funcs, e->nfuncs, e->funcs_cap))
@@ -188,12 +187,12 @@ static int plan_sites(struct txn *t, const struct opatch *p, const struct proc_o
 		e->funcs[e->nfuncs++] = rf;
 		ret = txn_add_range(t, rf.old_addr, rf.old_addr + rf.old_size, f->name);
 		if (!ret && !f->cold)
-			ret = add_site(t, rf.old_addr, rf.new_addr);
+			ret = add_site(t, rf.old_addr, to);
 		for (size_t pos[2] = {0, 0}; !ret && (old = next_version(t, rf.old_addr, pos));) {
 			ret =
 			    txn_add_range(t, old->new_addr, old->new_addr + old->new_size, f->name);
 			if (!ret && !f->cold)
-				ret = add_site(t, old->new_addr, rf.new_addr);
+				ret = add_site(t, old->new_addr, to);
 		}
 	}
 	return ret;
@@ -220,6 +219,7 @@ static void fill_entry(struct txn *t, const struct opatch *p, const struct layou
 	e->text_lo = t->base + l->text_off;
 	e->text_hi = t->base + l->text_off + l->text_size;
 	e->exits = t->base + l->exits_off;
+	e->table = t->per_thread ? t->base + l->table_off : 0;
 	/* What the record vouches for: the code as it will be mapped. */
 	opus_sha256(l->image + l->text_off, l->text_size, e->text_sha256);
 }
@@ -230,6 +230,22 @@ static int commit_apply(struct txn *t)
 
 	if (ret)
 		txn_unwrite_sites(t);
+	return ret;
+}
+
+/* An earlier per-thread apply still switching threads: a later patch now
+ * could change a function under a thread still on the old code. */
+static int check_settled(struct txn *t, const char *id)
+{
+	const char *unfinished;
+	unsigned left;
+	int ret = transition_settle(t, &unfinished, &left);
+
+	if (!ret && unfinished)
+		ret = opus_err(-EBUSY,
+			       "process %d: patch %s is still switching threads (%u inside its "
+			       "replaced code); patch %s waits until they leave it, or revert %s",
+			       (int)t->pid, unfinished, left, id, unfinished);
 	return ret;
 }
 
@@ -445,6 +461,48 @@ static int check_entries_on_one_page(const struct txn *t, const struct opatch *p
 	return ret;
 }
 
+/* A per-thread transition where asked for and the patch allows it: its
+ * build found the mixed period safe (no stop_world reason), and every
+ * function it redirects has a dispatcher (a copy of its old code). A
+ * patch built before opus judged this (stop_world NULL) is not judged. */
+static bool choose_per_thread(const struct opatch *p, const struct layout *l,
+			      const struct live_opts *o)
+{
+	if (!o->per_thread || !p->stop_world || *p->stop_world)
+		return false;
+	for (size_t i = 0; i < p->nfuncs; i++)
+		if (!p->funcs[i].cold && l->dispatch_off[i] < 0)
+			return false;
+	return true;
+}
+
+/* The transition did not finish: take the patch out as a revert would
+ * (the threads not yet switched get their return addresses back in its
+ * stop). If that cannot be done either, the patch stays whole, each thread
+ * on its side, as if applied: opus revert can take it out later. */
+static int undo_transition(struct txn *t, const struct live_opts *o, int why)
+{
+	int ret;
+
+	t->per_thread = false;
+	t->nlisted = 0; /* their stubs are put back by the stop, as any planted */
+	t->nranges = 0;
+	ret = txn_add_range(t, t->entry.text_lo, t->entry.text_hi, t->entry.id);
+	if (!ret)
+		ret = txn_add_range(t, t->entry.exits, t->entry.exits + EXITS_PAGE, "an exit stub");
+	if (!ret)
+		ret = txn_stop_and_commit(t, o, revert_commit);
+	if (!ret)
+		return opus_err_wrap(why, "process %d left unchanged (the transition was undone)",
+				     (int)t->pid);
+	t->mapped = false; /* applied, and left so */
+	return opus_err_wrap(ret,
+			     "process %d: the transition did not finish and could not be undone; "
+			     "patch %s stays applied (threads not yet switched run the old code "
+			     "until they leave it; opus revert takes it out)",
+			     (int)t->pid, t->entry.id);
+}
+
 int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, struct live_stats *st)
 {
 	struct live_recovery rec;
@@ -463,6 +521,8 @@ int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, str
 	if (!ret)
 		ret = recover_unfinished(&t, o, &rec);
 	if (!ret)
+		ret = check_settled(&t, p->id);
+	if (!ret)
 		ret = check_buried(&t, p->id);
 	if (!ret)
 		ret = check_target(&t, p, &obj);
@@ -479,6 +539,7 @@ int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, str
 		ret = resolve_syms(p, &obj, &t.res, sym_addr, sym_lib);
 	if (!ret)
 		ret = layout_plan(&l, p);
+	st->per_thread = t.per_thread = !ret && choose_per_thread(p, &l, o);
 	st->resolve_ns = opus_now_ns() - t1;
 	t1 = opus_now_ns();
 	if (!ret)
@@ -503,6 +564,9 @@ int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, str
 	st->link_ns = opus_now_ns() - t1;
 	if (!ret)
 		ret = txn_stop_and_commit(&t, o, commit_apply);
+	st->switched_late = (unsigned)t.nlisted;
+	if (!ret && t.nlisted && (ret = transition_wait(&t, o)))
+		ret = undo_transition(&t, o, ret);
 	if (ret && t.mapped) {
 		threads_detach(&t.ts);
 		txn_unmap(&t);

@@ -20,8 +20,9 @@
 
 #include <stdint.h>
 
-#define DISPATCH_STUB_SIZE 80
-#define DISPATCH_SWITCHED  1
+#define DISPATCH_STUB_SIZE  80
+#define DISPATCH_SWITCHED   1
+#define DISPATCH_TABLE_SIZE 4096 /* one page of the mapping's data */
 
 /* The dispatcher for one function into out (int3 after its code). */
 void dispatch_stub(uint8_t out[DISPATCH_STUB_SIZE], uint64_t table, uint64_t new_addr,

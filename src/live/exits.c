@@ -1,4 +1,5 @@
 #include "exits.h"
+#include "dispatch.h"
 #include "mem.h"
 #include "proc.h"
 #include "seccomp.h"
@@ -49,6 +50,17 @@ static const uint8_t stub_code[24] = {
     0x58,			     /* pop %rax */
     0xff, 0x25,	      0x03, 0, 0, 0, /* jmp *ret(%rip) */
     0xcc, 0xcc,	      0xcc,	     /* up to ret */
+};
+
+/* The stub of a per-thread transition: it marks its thread switched in the
+ * dispatchers' table (one aligned store, no register touched), then goes
+ * where the return would have. No syscall: nothing follows the thread. */
+#define SWITCH_AT_SLOT 3  /* the store's rip-relative displacement */
+#define SWITCH_END     11 /* the store's end, which that displacement is from */
+static const uint8_t switch_code[24] = {
+    0x48, 0xc7, 0x05, 0,    0,	  0,	0,    DISPATCH_SWITCHED, 0, 0, 0, /* movq $1, slot(%rip) */
+    0xff, 0x25, 0x07, 0,    0,	  0,					  /* jmp *ret(%rip) */
+    0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc,				  /* up to ret */
 };
 
 static int read_stubs(int mem_fd, uint64_t page, struct stub *v)
@@ -128,8 +140,10 @@ static int catchable(pid_t tid, uint64_t stub)
 	return ret ? -ENOTSUP : 0;
 }
 
-/* Write a fresh stub for x, then send x's return address to it. */
-static int plant(int mem_fd, uint64_t page, const struct exit_site *x, uint64_t *stub)
+/* Write a fresh stub for x, then send x's return address to it: the
+ * catch's, or with table_slot the switch's that marks that slot. */
+static int plant(int mem_fd, uint64_t page, const struct exit_site *x, uint64_t table_slot,
+		 uint64_t *stub)
 {
 	struct stub *v = malloc(EXITS_PAGE), s = {.ret = x->ret, .slot = x->slot};
 	uint64_t now = 0;
@@ -146,6 +160,12 @@ static int plant(int mem_fd, uint64_t page, const struct exit_site *x, uint64_t 
 		return -ENOTSUP;
 	*stub = page + k * STUB_SIZE;
 	memcpy(s.code, stub_code, sizeof(s.code));
+	if (table_slot) {
+		int32_t rel = (int32_t)(table_slot - (*stub + SWITCH_END));
+
+		memcpy(s.code, switch_code, sizeof(s.code));
+		memcpy(s.code + SWITCH_AT_SLOT, &rel, sizeof(rel));
+	}
 	s.tid = (uint64_t)x->tid;
 	s.magic = STUB_MAGIC;
 	ret = mem_write(mem_fd, *stub, &s, sizeof(s));
@@ -268,7 +288,7 @@ int exits_catch(struct threads *ts, int mem_fd, uint64_t page, const struct exit
 			t = &ts->v[i];
 	if (!page || !t || catchable(t->tid, page))
 		return -ENOTSUP;
-	ret = plant(mem_fd, page, x, &stub);
+	ret = plant(mem_fd, page, x, 0, &stub);
 	if (ret == -ENOTSUP)
 		return ret;
 	if (ret) {
@@ -296,4 +316,19 @@ int exits_catch(struct threads *ts, int mem_fd, uint64_t page, const struct exit
 	if (ret == -ESRCH)
 		ts->n = 0; /* it died: there is nothing left to hold */
 	return ret < 0 && ret != -ESRCH ? ret : 0;
+}
+
+int exits_plant_switch(int mem_fd, uint64_t page, const struct exit_site *x, uint64_t table_slot,
+		       uint64_t *stub)
+{
+	int64_t rel = (int64_t)(table_slot - (page + SWITCH_END));
+
+	if (!page || !x->slot || shadow_stack(x->tid) || rel != (int32_t)rel)
+		return -ENOTSUP;
+	return plant(mem_fd, page, x, table_slot, stub);
+}
+
+int exits_retire(int mem_fd, uint64_t stub)
+{
+	return mem_write(mem_fd, stub + offsetof(struct stub, slot), &(uint64_t){0}, 8);
 }

@@ -43,4 +43,16 @@ int exits_disarm(int mem_fd, uint64_t page);
 int exits_catch(struct threads *ts, int mem_fd, uint64_t page, const struct exit_site *x,
 		uint64_t deadline);
 
+/* Per-thread transitions (transition.c): send x's return address to a stub
+ * that writes DISPATCH_SWITCHED into table_slot and returns where x's
+ * would, making no syscall, so the thread switches itself as it leaves
+ * whether or not opus is there. Every thread must be stopped. -ENOTSUP
+ * when that cannot be done (a shadow stack, no stub left, the return
+ * address moved): nothing was changed. *stub is the stub planted. */
+int exits_plant_switch(int mem_fd, uint64_t page, const struct exit_site *x, uint64_t table_slot,
+		       uint64_t *stub);
+/* A stub that has been returned through (its thread's slot reads switched):
+ * no later disarm needs to look at the stack word it was planted in. */
+int exits_retire(int mem_fd, uint64_t stub);
+
 #endif

@@ -19,6 +19,9 @@ struct live_opts {
 	/* The longest the process may be stopped (0: no limit): past it,
 	 * every thread resumes and nothing is changed (-ETIME). */
 	double max_pause_ms;
+	/* Let threads found inside a replaced function switch as they leave
+	 * it (a per-thread transition), where the patch allows it. */
+	bool per_thread;
 	/* Files read for earlier processes, kept for the next one (one
 	 * thread's; see files.h). NULL: opened for this call only. */
 	struct file_cache *files;
@@ -30,9 +33,14 @@ struct live_stats {
 	unsigned attempts;     /* stops until no thread was inside a replaced function */
 	unsigned threads;      /* threads stopped in the final stop */
 	unsigned exits_caught; /* busy threads caught as they left (exits.h) */
-	bool realtime;	       /* opus ran real-time while it stopped threads (boost.h) */
-	uint64_t pause_ns;     /* first thread stopped to last resumed, final stop */
-	uint64_t prepare_ns;   /* everything before the first stop */
+	/* Per-thread (transition.c): how many threads the stop found inside
+	 * and let switch as they left, and the wait for the last of them. */
+	bool per_thread;
+	unsigned switched_late;
+	uint64_t transition_ns;
+	bool realtime;	     /* opus ran real-time while it stopped threads (boost.h) */
+	uint64_t pause_ns;   /* first thread stopped to last resumed, final stop */
+	uint64_t prepare_ns; /* everything before the first stop */
 	uint64_t total_ns;
 	/* Opening the transaction: the lock, the process's state and maps
 	 * (/proc), the registry read and verified, the link map and every
@@ -67,6 +75,10 @@ int live_list(pid_t pid, struct registry *out);
 struct live_recovery {
 	unsigned dropped, undone, fds_closed, remaining;
 	char last_id[OPATCH_ID_MAX + 1];
+	/* A complete patch whose per-thread transition still waits for
+	 * switching_left threads to leave its replaced code, if any. */
+	char switching_id[OPATCH_ID_MAX + 1];
+	unsigned switching_left;
 };
 int live_recover(pid_t pid, const struct live_opts *o, struct live_recovery *rec);
 

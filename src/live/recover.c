@@ -163,12 +163,17 @@ int recover_unfinished(struct txn *t, const struct live_opts *o, struct live_rec
 int live_recover(pid_t pid, const struct live_opts *o, struct live_recovery *rec)
 {
 	struct live_stats st;
+	const char *switching = NULL;
 	struct txn t;
 	int ret = txn_open(&t, pid, o, &st);
 
 	memset(rec, 0, sizeof(*rec));
 	if (!ret)
 		ret = recover_unfinished(&t, o, rec);
+	if (!ret)
+		ret = transition_settle(&t, &switching, &rec->switching_left);
+	if (switching)
+		snprintf(rec->switching_id, sizeof(rec->switching_id), "%s", switching);
 	rec->remaining = (unsigned)t.reg.n;
 	txn_close(&t);
 	return ret;

@@ -1,4 +1,5 @@
 #include "registry.h"
+#include "dispatch.h"
 #include "exits.h"
 #include "lock.h"
 #include "mem.h"
@@ -54,6 +55,8 @@ int registry_format(const struct reg_entry *e, struct opus_buf *b)
 			e->base, e->size, e->text_lo, e->text_hi);
 	if (e->exits)
 		opus_buf_printf(b, "exits=0x%" PRIx64 "\n", e->exits);
+	if (e->table)
+		opus_buf_printf(b, "table=0x%" PRIx64 "\n", e->table);
 	for (size_t i = 0; i < e->nfuncs; i++) {
 		const struct reg_func *f = &e->funcs[i];
 
@@ -149,6 +152,8 @@ int registry_parse(const char *text, struct reg_entry *e)
 				  : -EINVAL;
 		else if (!strncmp(l, "exits=", 6))
 			ret = sscanf(l, "exits=0x%" SCNx64, &e->exits) == 1 ? 0 : -EINVAL;
+		else if (!strncmp(l, "table=", 6))
+			ret = sscanf(l, "table=0x%" SCNx64, &e->table) == 1 ? 0 : -EINVAL;
 		else if (!strncmp(l, "func ", 5))
 			ret = parse_func(e, l);
 		else if (!strncmp(l, "site ", 5))
@@ -247,6 +252,9 @@ static const char *verify(int mem_fd, const struct proc_maps *maps, size_t i, co
 	if (e->exits &&
 	    (e->exits < e->text_hi || e->exits + EXITS_PAGE > end || e->exits % EXITS_PAGE))
 		return "its record puts its exit stubs outside the mapping";
+	if (e->table && (e->table < e->text_hi || e->table + DISPATCH_TABLE_SIZE > end ||
+			 e->table % DISPATCH_TABLE_SIZE))
+		return "its record puts its dispatchers' table outside the mapping";
 	for (size_t k = 0; k < e->nsites; k++) {
 		int32_t rel;
 		uint64_t to;

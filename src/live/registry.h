@@ -54,6 +54,7 @@ struct reg_entry {
 	uint64_t text_lo, text_hi; /* the new code */
 	uint8_t text_sha256[32];   /* of [text_lo, text_hi) as mapped */
 	uint64_t exits;		   /* its page of exit stubs (exits.h); 0 in older records */
+	uint64_t table;		   /* its dispatchers' table (dispatch.h); 0 unless per-thread */
 	struct reg_func *funcs;
 	size_t nfuncs, funcs_cap;
 	struct reg_site *sites;

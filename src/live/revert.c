@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int commit_revert(struct txn *t)
+int revert_commit(struct txn *t)
 {
 	int ret = txn_check_jumps(t);
 
@@ -85,7 +85,7 @@ int live_revert(pid_t pid, const char *id, const struct live_opts *o, struct liv
 		t.mapped = true;
 		ret = txn_unmap(&t);
 	} else if (!ret)
-		ret = txn_stop_and_commit(&t, o, commit_revert);
+		ret = txn_stop_and_commit(&t, o, revert_commit);
 	if (ret)
 		opus_err_wrap(ret, "process %d left unchanged", (int)pid);
 	/* Settled either way when opus gets here: unmapped, or whole again

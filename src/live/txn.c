@@ -102,6 +102,8 @@ void txn_close(struct txn *t)
 	resolver_free(&t->res);
 	file_cache_free(&t->own_files);
 	free(t->ranges);
+	free(t->listed);
+	free(t->switch_stubs);
 	target_unlock(&t->lock);
 	proc_view_unpin();
 	t->st->total_ns = opus_now_ns() - t->t0;
@@ -418,7 +420,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 	uint64_t deadline = opus_now_ns() + (uint64_t)(o->timeout_s * 1e9), t1 = opus_now_ns();
 	struct live_stats *st = t->st;
 	uint64_t cfi_later = 0; /* unwind tables read between stops */
-	struct exit_site exit = {0};
+	struct exit_site *exits = NULL, *exit = NULL;
 	/* Stubs left planted by a catch cut short (a killed opus) */
 	bool armed = t->entry.exits && exits_armed(t->mem_fd, t->entry.exits);
 	struct unwinder *u = NULL;
@@ -442,11 +444,17 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 	txn_boost(t, true);
 	while (!ret) {
 		uint64_t seize = opus_now_ns(), start, stopped, unwound, checked, written;
+		bool busy;
 
 		/* Seizing stops nothing: done first, it stays out of the pause. */
 		if ((ret = threads_seize_all(&t->ts)))
 			break;
 		unwind_reserve(u, t->ts.n);
+		free(exits);
+		if (!(exits = calloc(t->ts.n + 1, sizeof(*exits)))) {
+			ret = -ENOMEM;
+			break;
+		}
 		start = opus_now_ns();
 		st->seize_ns += start - seize;
 		/* Earlier attempts and the waits after them, less their seizing
@@ -468,15 +476,25 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		if (!ret)
 			ret = check_pause(t, o, start, "stopping every thread");
 		if (!ret)
-			ret = unwind_check(u, &t->ts, &rs, &exit);
+			ret = unwind_check(u, &t->ts, &rs, exits);
+		/* Per-thread, the threads inside switch as they leave. */
+		busy = ret == -EBUSY && t->per_thread;
+		if (busy)
+			ret = 0;
 		if (!ret)
 			ret = check_pause(t, o, start, "checking the threads' stacks");
 		unwound = opus_now_ns();
 		if (!ret && t->scan != SCAN_NONE)
 			ret = scan_within_limit(t, &sc, &rs, o, start);
+		if (!ret && t->per_thread)
+			ret = transition_begin(t, busy ? exits : NULL);
+		if (ret == -ENOTSUP)
+			ret = -EBUSY; /* not that way: wait for them, as stop-world does */
 		checked = opus_now_ns();
 		if (!ret) {
 			ret = commit(t);
+			if (ret && t->nlisted)
+				transition_abort(t);
 			written = opus_now_ns();
 			if (!ret) {
 				st->threads = (unsigned)t->ts.n;
@@ -506,8 +524,11 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 			break;
 		/* Catch the busy thread as it leaves, rather than hope to find
 		 * it out on a later stop: then stop the rest and check again. */
-		ret = exit.tid ? exits_catch(&t->ts, t->mem_fd, t->entry.exits, &exit, deadline)
-			       : -ENOTSUP;
+		for (size_t i = 0; i < t->ts.n && !exit; i++)
+			exit = exits[i].slot ? &exits[i] : NULL;
+		ret = exit ? exits_catch(&t->ts, t->mem_fd, t->entry.exits, exit, deadline)
+			   : -ENOTSUP;
+		exit = NULL;
 		st->exits_caught += ret == 1;
 		armed = ret != -ENOTSUP;
 		if (ret >= 0) {
@@ -531,6 +552,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 			      t->st->attempts);
 	unwind_close(u);
 	scanner_close(&sc);
+	free(exits);
 	free(entries);
 	range_set_free(&rs);
 	return ret;

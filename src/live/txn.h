@@ -21,6 +21,7 @@
 #include "resolve.h"
 #include "scan.h"
 #include "seccomp.h"
+#include "unwind.h"
 
 #define MIN_ADDR     0x10000ull /* nothing is ever mapped below this */
 #define MFD_CLOEXEC_ 1u
@@ -51,6 +52,13 @@ struct txn {
 	struct boost boost; /* opus real-time from the first stop (boost.h) */
 	uint64_t t0;
 	uint64_t resumed; /* when the committing stop ended, 0 before */
+	/* A per-thread transition (transition.c), chosen before the stop:
+	 * the threads its stop found inside, in table order, and their stubs
+	 * (0 once seen used). */
+	bool per_thread;
+	pid_t *listed;
+	uint64_t *switch_stubs;
+	size_t nlisted;
 };
 
 /* txn.c: the transaction itself. txn_open locks the process and reads its
@@ -79,6 +87,24 @@ int txn_check_jumps(struct txn *t);
 /* Stop the world until no thread is in a range, then run commit with every
  * thread stopped; -EBUSY once o->timeout_s has passed. */
 int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(struct txn *t));
+
+/* transition.c: in the committing stop, list the threads exits names as
+ * busy (NULL: none) in t->entry.table and plant their switch stubs; then,
+ * with the threads running, wait until each has switched and empty the
+ * table. -ENOTSUP from begin: not for these threads now (wait for them as
+ * a stop-world apply does); nothing was changed. */
+int transition_begin(struct txn *t, const struct exit_site *exits);
+int transition_wait(struct txn *t, const struct live_opts *o);
+/* In the same stop, after begin: its stubs and table taken back. */
+void transition_abort(struct txn *t);
+/* The transitions of the patches applied (a killed apply leaves its own
+ * to finish by itself): those finished have their tables emptied; the
+ * first that is not is named, with how many threads it still waits for. */
+int transition_settle(struct txn *t, const char **unfinished, unsigned *left);
+
+/* revert.c: the commit of a revert (the jumps put back, the patch
+ * unmapped), also what undoes a transition that did not finish. */
+int revert_commit(struct txn *t);
 
 /* place.c: a memfd mapped within reach of obj, holding the image laid out
  * in l; then the image, its registry record first, written into it. */

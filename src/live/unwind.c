@@ -424,14 +424,14 @@ static int report_busy(pid_t pid, const struct busy *b)
 }
 
 int unwind_check(struct unwinder *u, const struct threads *ts, const struct range_set *rs,
-		 struct exit_site *exit)
+		 struct exit_site *exits)
 {
 	struct busy busy = {0};
 	bool *clear = calloc(ts->n + 1, sizeof(*clear));
 	int ret = 0;
 
-	if (exit)
-		exit->tid = 0;
+	if (exits)
+		memset(exits, 0, ts->n * sizeof(*exits));
 	if (clear)
 		clear_threads(u, ts, rs, clear);
 	for (size_t i = 0; i < ts->n && !ret; i++) {
@@ -467,8 +467,10 @@ int unwind_check(struct unwinder *u, const struct threads *ts, const struct rang
 			w.scan_from = w.sp;
 		if (w.scan_from)
 			scan_stack(u, &w);
-		if (exit && !exit->tid && w.exit.tid && (r == 0 || w.scan_from))
-			*exit = w.exit;
+		if (exits && w.hit)
+			exits[i] = w.exit.tid && (r == 0 || w.scan_from)
+				       ? w.exit
+				       : (struct exit_site){.tid = ts->v[i].tid};
 	}
 	if (!ret && busy.n)
 		ret = report_busy(u->pid, &busy);

@@ -60,9 +60,10 @@ void unwind_check_early(struct unwinder *u, const struct range_set *rs, struct t
 /* 0 if no stopped thread has a frame in rs; -EBUSY with the thread and
  * function named otherwise; -EAGAIN if a thread needs DWARF unwinding and
  * the tables are not loaded (resume, unwind_load_cfi, stop again). On
- * -EBUSY, *exit (if not NULL) is where the first busy thread whose frames
- * DWARF described to the end leaves the guarded code. */
+ * -EBUSY, exits (if not NULL, one per thread of ts) says where each busy
+ * thread leaves the guarded code: tid 0 for a thread with no frame there,
+ * slot 0 for one whose frames were not described to the end. */
 int unwind_check(struct unwinder *u, const struct threads *ts, const struct range_set *rs,
-		 struct exit_site *exit);
+		 struct exit_site *exits);
 
 #endif

@@ -83,3 +83,165 @@ test_dispatcher_holds_the_threads_not_yet_switched_on_the_old_code() {
 	assert_running "$pid"
 	[ "$pid" = "$PID" ] || fail "pid changed"
 }
+
+# The leaving target with its patch (value() 1000 -> 2000, inside()
+# changed too), started: PID, and the apply/revert helpers below.
+start_leaving() {
+	build_target leaving "$WORK" -O2 -g
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/leaving/value-2000.diff" \
+		--binary "$WORK/src/leaving" -o "$WORK/fix.opatch" >/dev/null
+	start "$WORK/src/leaving"
+	wait_for "inside 1000"
+	wait_for "outside 1000"
+	wait_for "new 1000"
+}
+
+# never_printed LINE WHAT: the target has not printed LINE.
+never_printed() {
+	if grep -qx "$1" "$START_OUT"; then
+		fail "$2: $(cat "$START_OUT")"
+	fi
+}
+
+# revert_leaving PID: revert, letting the inside worker leave the patch's
+# inside() (a revert waits for no thread to be in the new code).
+revert_leaving() {
+	"$OPUS" revert "$1" >"$WORK/revert.out" 2>&1 &
+	local rev=$!
+	sleep 0.5
+	kill -USR1 "$1"
+	wait "$rev" || fail "revert: $(cat "$WORK/revert.out")"
+	assert_eq 0 "$(opus_mappings "$1")" "opus mappings after the revert"
+}
+
+# A per-thread apply (issue 15) while a thread is inside a replaced
+# function: the other threads, and the threads created meanwhile, run the
+# new code at once; the thread inside keeps the old code (its calls to
+# value() answer 1000) until it leaves, then switches by itself, and the
+# apply ends.
+test_per_thread_apply_keeps_a_thread_inside_on_the_old_code_until_it_leaves() {
+	start_leaving
+	local pid=$PID ap
+	"$OPUS" apply "$pid" "$WORK/fix.opatch" --per-thread --timeout 30 >"$WORK/apply.out" 2>&1 &
+	ap=$!
+	wait_for "outside 2000"
+	wait_for "new 2000"
+	sleep 0.3 # 300 more calls of value() inside
+	never_printed "inside 2000" "the thread inside ran the new code before it left"
+	kill -0 "$ap" 2>/dev/null || fail "apply ended with a thread still inside: $(cat "$WORK/apply.out")"
+	kill -USR1 "$pid"
+	wait "$ap" || fail "apply: $(cat "$WORK/apply.out")"
+	wait_for "left 1"
+	wait_for "inside 2000"
+	assert_contains "per-thread: 1 thread(s) inside the replaced code kept the old code" \
+		"$(cat "$WORK/apply.out")" "apply says how it went"
+	assert_contains "fix" "$("$OPUS" list "$pid")" "opus list after the apply"
+	revert_leaving "$pid"
+	wait_for "outside 1000" 2
+	wait_for "inside 1000" 2
+	assert_running "$pid"
+	[ "$pid" = "$PID" ] || fail "pid changed"
+}
+
+# All or nothing: a thread that does not leave within --timeout undoes the
+# transition; the threads that had switched are back on the old code and
+# nothing of the patch stays.
+test_per_thread_apply_is_undone_when_a_thread_does_not_leave_in_time() {
+	start_leaving
+	local pid=$PID
+	expect_fail "apply with a thread that never leaves" \
+		"$OPUS" apply "$pid" "$WORK/fix.opatch" --per-thread --timeout 1
+	assert_contains "did not leave the replaced code within 1.0 s" "$ERR" "the error"
+	assert_contains "left unchanged" "$ERR" "the error"
+	wait_for "outside 2000" # the mixed period happened
+	wait_for "outside 1000" 2
+	assert_eq 0 "$(opus_mappings "$pid")" "opus mappings after the failed apply"
+	assert_contains "no patches" "$("$OPUS" list "$pid")" "opus list after the failed apply"
+	kill -USR1 "$pid"
+	wait_for "left 1"
+	sleep 0.2
+	never_printed "inside 2000" "the thread inside ran the new code"
+	assert_running "$pid"
+}
+
+# opus killed while the threads switch: nothing depends on it. The thread
+# inside switches by itself when it leaves; opus recover first says the
+# transition is still going, then finishes it; the patch stays applied
+# and reverts cleanly.
+test_per_thread_apply_killed_while_threads_switch_then_recover() {
+	start_leaving
+	local pid=$PID ap out
+	"$OPUS" apply "$pid" "$WORK/fix.opatch" --per-thread --timeout 30 >/dev/null 2>&1 &
+	ap=$!
+	wait_for "outside 2000"
+	sleep 0.1
+	kill -9 "$ap"
+	wait "$ap" 2>/dev/null || true
+	assert_running "$pid"
+	out=$("$OPUS" recover "$pid")
+	assert_contains "patch fix is switching threads one at a time: 1 thread(s)" "$out" \
+		"recover while the thread is inside"
+	expect_fail "another apply while threads switch" "$OPUS" apply "$pid" "$WORK/fix.opatch"
+	assert_contains "patch fix is still switching threads" "$ERR" "the refusal"
+	never_printed "inside 2000" "the thread inside ran the new code before it left"
+	kill -USR1 "$pid"
+	wait_for "left 1"
+	wait_for "inside 2000"
+	out=$("$OPUS" recover "$pid")
+	assert_contains "nothing to recover (1 complete patch(es))" "$out" "recover after it left"
+	[[ "$out" != *switching* ]] || fail "recover still finds the transition going: $out"
+	assert_contains "fix" "$("$OPUS" list "$pid")" "opus list"
+	revert_leaving "$pid"
+	wait_for "inside 1000" 2
+	assert_running "$pid"
+}
+
+# A per-thread apply that fails or is killed at each of its own steps
+# (the switch stub planted, a jump written, the wait) leaves the target
+# whole: the thread inside still returns where it should, and recover (or
+# the failed apply itself) leaves either no patch or the whole patch, in
+# which case the thread switches by itself and the patch reverts cleanly.
+test_per_thread_apply_fails_or_is_killed_at_every_step() {
+	start_leaving
+	local pid=$PID points n name action status left=0 old new
+	points=$(OPUS_FAULT_LIST=1 "$OPUS" apply "$pid" "$WORK/fix.opatch" --per-thread \
+		--timeout 0.2 2>&1 >/dev/null |
+		sed -n 's/^opus fault point \([0-9]*\): \(planting a switch stub\|writing a jump\|waiting for threads to switch\)$/\1:\2/p' |
+		awk -F: '!seen[$2]++')
+	[ "$(echo "$points" | grep -c .)" = 3 ] || fail "the per-thread apply passed no fault points: '$points'"
+	assert_eq 0 "$(opus_mappings "$pid")" "opus mappings after the listing run"
+	while IFS=: read -r n name; do
+		for action in fail kill; do
+			old=$(grep -cx "inside 1000" "$START_OUT")
+			new=$(grep -cx "inside 2000" "$START_OUT")
+			status=0
+			env OPUS_FAULT_ACTION=$action OPUS_FAULT_AT="$n" "$OPUS" apply "$pid" \
+				"$WORK/fix.opatch" --per-thread --timeout 5 >/dev/null 2>"$WORK/err" || status=$?
+			[ "$status" != 0 ] || fail "$action at '$name' ($n): the apply succeeded"
+			[ "$action" = fail ] || [ "$status" = 137 ] || fail "$action at '$name': status $status"
+			assert_running "$pid"
+			"$OPUS" recover "$pid" >"$WORK/recover.out" ||
+				fail "recover after a $action at '$name': $(cat "$WORK/recover.out")"
+			assert_eq "$new" "$(grep -cx "inside 2000" "$START_OUT")" \
+				"the thread inside ran the new code before it left ($action at '$name')"
+			kill -USR1 "$pid"
+			left=$((left + 1))
+			wait_for "left $left"
+			if [ "$(opus_mappings "$pid")" != 0 ]; then
+				# Killed with every jump in (the last write, or the
+				# wait): the patch is whole, the thread switched as it
+				# left.
+				assert_eq kill "$action" "a patch left after a $action at '$name'"
+				assert_contains "fix" "$("$OPUS" list "$pid")" "a $action at '$name'"
+				wait_for "inside 2000" $((new + 1))
+				revert_leaving "$pid"
+				left=$((left + 1))
+				wait_for "left $left"
+				wait_for "inside 1000" $((old + 1))
+			fi
+			assert_eq 0 "$(opus_mappings "$pid")" "opus mappings after a $action at '$name'"
+		done
+	done <<<"$points"
+	assert_running "$pid"
+	[ "$pid" = "$PID" ] || fail "pid changed"
+}

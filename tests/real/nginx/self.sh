@@ -148,7 +148,7 @@ done
 
 load_start apply 30
 for p in "${patches[@]}"; do
-	"$OPUS" apply --all --timeout 20 --json "$p" >"$p.apply" ||
+	"$OPUS" apply --all --timeout 20 ${OPUS_APPLY_FLAGS:-} --json "$p" >"$p.apply" ||
 		fail "apply --all $p under load: $(jq -c '[.processes[] | select(.state == "failed")]' "$p.apply")"
 done
 probe >"$SELF/probe.patched"

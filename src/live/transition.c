@@ -1,0 +1,218 @@
+/* A per-thread transition (issue 15): the stop that writes the entries
+ * lists, in the patch's dispatchers' table, each thread found inside a
+ * replaced function, and sends the return address of its outermost frame
+ * there to a stub that marks it switched (exits.h). The entries lead to
+ * the dispatchers (dispatch.h), which keep a listed thread on the old code
+ * and send every other, and every thread created later, to the new. So the
+ * apply needs no moment at which no thread is inside: a thread inside
+ * switches itself as it leaves, with opus there or not.
+ *
+ * The entries themselves are still written in one stop of every thread:
+ * the entry of a function stays its dispatcher's, whose table, once every
+ * thread has switched, is emptied (a word of data, written while the
+ * threads run), so the dispatcher sends every call on to the new code. */
+#include "txn.h"
+#include "dispatch.h"
+#include "exits.h"
+#include "mem.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/fault.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/user.h>
+#include <time.h>
+
+#define TABLE_SLOTS (DISPATCH_TABLE_SIZE / 8)
+#define POLL_NS	    (1000 * 1000)
+
+/* The dispatcher reads %fs:0 in every thread that calls a replaced
+ * function: each thread's thread pointer must lead to itself, as the
+ * x86-64 TLS ABI has it (a thread that set its own, or none, would fault
+ * or be taken for another). */
+static int check_thread_pointers(struct txn *t, uint64_t *tp)
+{
+	for (size_t i = 0; i < t->ts.n; i++) {
+		uint64_t self = 0;
+
+		if (thread_fs_base(&t->ts.v[i], &tp[i]) || tp[i] <= DISPATCH_SWITCHED ||
+		    mem_read(t->mem_fd, tp[i], &self, sizeof(self)) || self != tp[i])
+			return opus_err(-EINVAL,
+					"process %d: thread %d's thread pointer does not lead to "
+					"itself, as the dispatchers of a per-thread transition "
+					"need; apply it without --per-thread",
+					(int)t->pid, (int)t->ts.v[i].tid);
+	}
+	return 0;
+}
+
+void transition_abort(struct txn *t)
+{
+	exits_disarm(t->mem_fd, t->entry.exits);
+	mem_write(t->mem_fd, t->entry.table, &(uint64_t){0}, 8);
+	t->nlisted = 0;
+}
+
+static int list_thread(struct txn *t, const struct exit_site *x, uint64_t tp)
+{
+	uint64_t slot = t->entry.table + t->nlisted * 8;
+	int ret;
+
+	if (!x->slot) {
+		opus_info("thread %d: where it leaves the replaced code is not known; "
+			  "no per-thread transition",
+			  (int)x->tid);
+		return -ENOTSUP;
+	}
+	if (t->nlisted + 1 >= TABLE_SLOTS)
+		return -ENOTSUP;
+	if ((ret = mem_write(t->mem_fd, slot, &tp, 8)) ||
+	    (ret = mem_write(t->mem_fd, slot + 8, &(uint64_t){0}, 8)))
+		return ret;
+	ret = exits_plant_switch(t->mem_fd, t->entry.exits, x, slot, &t->switch_stubs[t->nlisted]);
+	if (!ret) {
+		t->listed[t->nlisted++] = x->tid;
+		opus_info(
+		    "thread %d: inside the replaced code, switches as it returns to 0x%" PRIx64,
+		    (int)x->tid, x->ret);
+		ret = opus_fault("planting a switch stub");
+	}
+	return ret;
+}
+
+int transition_begin(struct txn *t, const struct exit_site *exits)
+{
+	uint64_t *tp = calloc(t->ts.n + 1, sizeof(*tp));
+	int ret = tp ? 0 : -ENOMEM;
+
+	free(t->listed);
+	free(t->switch_stubs);
+	t->nlisted = 0;
+	t->listed = calloc(t->ts.n + 1, sizeof(*t->listed));
+	t->switch_stubs = calloc(t->ts.n + 1, sizeof(*t->switch_stubs));
+	if (!ret && (!t->listed || !t->switch_stubs))
+		ret = -ENOMEM;
+	if (!ret)
+		ret = check_thread_pointers(t, tp);
+	for (size_t i = 0; !ret && exits && i < t->ts.n; i++)
+		if (exits[i].tid)
+			ret = list_thread(t, &exits[i], tp[i]);
+	if (ret)
+		transition_abort(t);
+	free(tp);
+	return ret;
+}
+
+/* Has every listed thread switched? The stubs of those that have are
+ * retired as they are seen. */
+static int all_switched(struct txn *t, uint64_t *slots, bool *done)
+{
+	int ret = mem_read(t->mem_fd, t->entry.table, slots, t->nlisted * 8);
+	bool all = true;
+
+	for (size_t k = 0; !ret && k < t->nlisted; k++) {
+		if (slots[k] != DISPATCH_SWITCHED)
+			all = false;
+		else if (t->switch_stubs[k] && !(ret = exits_retire(t->mem_fd, t->switch_stubs[k])))
+			t->switch_stubs[k] = 0;
+	}
+	*done = all;
+	return ret;
+}
+
+/* A listed thread that is gone never switches: its slot would send any
+ * thread that reused its thread pointer to the old code. */
+static int check_listed_alive(struct txn *t, const uint64_t *slots)
+{
+	for (size_t k = 0; k < t->nlisted; k++)
+		if (slots[k] != DISPATCH_SWITCHED && proc_thread_dead(t->listed[k]))
+			return opus_err(-ESRCH,
+					"process %d: thread %d ended inside the replaced code "
+					"before it could switch",
+					(int)t->pid, (int)t->listed[k]);
+	return 0;
+}
+
+static int name_late(const struct txn *t, const uint64_t *slots, const struct live_opts *o)
+{
+	size_t k = 0;
+
+	while (k + 1 < t->nlisted && slots[k] == DISPATCH_SWITCHED)
+		k++;
+	return opus_err(-EBUSY,
+			"process %d: thread %d did not leave the replaced code within %.1f s "
+			"(per-thread transition)",
+			(int)t->pid, (int)t->listed[k], o->timeout_s);
+}
+
+int transition_wait(struct txn *t, const struct live_opts *o)
+{
+	uint64_t start = opus_now_ns(), deadline = start + (uint64_t)(o->timeout_s * 1e9);
+	uint64_t *slots = calloc(t->nlisted + 1, sizeof(*slots));
+	bool done = false;
+	int ret = slots ? 0 : -ENOMEM;
+
+	while (!ret && t->nlisted) {
+		if ((ret = all_switched(t, slots, &done)) || done)
+			break;
+		if ((ret = check_listed_alive(t, slots)) || (ret = opus_fault("waiting for threads "
+									      "to switch")))
+			break;
+		if (opus_now_ns() >= deadline) {
+			ret = name_late(t, slots, o);
+			break;
+		}
+		nanosleep(&(struct timespec){0, POLL_NS}, NULL);
+	}
+	/* Every thread has switched: the table ends at its first slot. */
+	if (!ret && t->nlisted)
+		ret = mem_write(t->mem_fd, t->entry.table, &(uint64_t){0}, 8);
+	t->st->transition_ns = opus_now_ns() - start;
+	t->resumed = start + t->st->transition_ns; /* the close counts from here */
+	free(slots);
+	return ret;
+}
+
+/* Patch e's transition, if it had one: how many listed threads have not
+ * switched yet. A table whose threads all have is emptied, as the apply
+ * that began it would have done had it not been killed. */
+static int settle_one(struct txn *t, const struct reg_entry *e, unsigned *left)
+{
+	uint64_t *slots = malloc(DISPATCH_TABLE_SIZE);
+	size_t n = 0;
+	int ret = slots ? 0 : -ENOMEM;
+
+	*left = 0;
+	if (!ret && e->table)
+		ret = mem_read(t->mem_fd, e->table, slots, DISPATCH_TABLE_SIZE);
+	for (; !ret && e->table && n < TABLE_SLOTS && slots[n]; n++)
+		*left += slots[n] != DISPATCH_SWITCHED;
+	if (!ret && n && !*left)
+		ret = mem_write(t->mem_fd, e->table, &(uint64_t){0}, 8);
+	if (!ret && n && !*left)
+		opus_info("patch %s: every thread has switched; its transition is finished", e->id);
+	free(slots);
+	return ret;
+}
+
+int transition_settle(struct txn *t, const char **unfinished, unsigned *left)
+{
+	int ret = 0;
+
+	*unfinished = NULL;
+	*left = 0;
+	for (size_t i = 0; !ret && i < t->reg.n; i++) {
+		unsigned n = 0;
+
+		if (!(ret = settle_one(t, &t->reg.v[i], &n)) && n && !*unfinished) {
+			*unfinished = t->reg.v[i].id;
+			*left = n;
+		}
+	}
+	return ret;
+}
