@@ -11,7 +11,7 @@
 
 #define USAGE                                                                                      \
 	"opus daemon [--store DIR] [--trusted DIR] [--no-netlink] [--poll-ms N] [--sweep-ms N]\n"  \
-	"                   [--timeout SEC] [--max-pause MS]"
+	"                   [--timeout SEC] [--max-pause MS] [--per-thread]"
 
 static volatile sig_atomic_t stop_requested, reload_requested;
 
@@ -72,6 +72,7 @@ int cmd_daemon(int argc, char **argv)
 	    CLI_COUNT("sweep-ms", 'w', &o.sweep_ms, 3600000),
 	    CLI_TIMEOUT(&o.live.timeout_s),
 	    CLI_MAX_PAUSE(&o.live.max_pause_ms),
+	    CLI_FLAG("per-thread", 'R', &o.live.per_thread),
 	    CLI_END,
 	};
 

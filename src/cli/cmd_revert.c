@@ -9,9 +9,10 @@
 #include <stdio.h>
 
 #define USAGE                                                                                      \
-	"opus revert PID [PATCH-ID] [--timeout SEC] [--max-pause MS] [--scan-memory] [--json]\n"   \
-	"       opus revert --all PATCH-ID [--jobs N] [--timeout SEC] [--max-pause MS] "           \
-	"[--scan-memory] [--json]"
+	"opus revert PID [PATCH-ID] [--per-thread] [--timeout SEC] [--max-pause MS] "              \
+	"[--scan-memory] [--json]\n"                                                               \
+	"       opus revert --all PATCH-ID [--jobs N] [--per-thread] [--timeout SEC] "             \
+	"[--max-pause MS] [--scan-memory] [--json]"
 
 static int revert_one(pid_t pid, const char *want, const struct live_opts *lo, bool json)
 {
@@ -29,6 +30,13 @@ static int revert_one(pid_t pid, const char *want, const struct live_opts *lo, b
 		printf("reverted %s from process %d: %u thread(s) paused %.0f us\n", id, (int)pid,
 		       st.threads, (double)st.pause_ns / 1e3);
 		cli_print_pause_notes(&st);
+		if (lo->per_thread && !st.per_thread)
+			printf("  stop-world: the patch was not applied with --per-thread\n");
+		else if (st.switched_late)
+			printf(
+			    "  per-thread: %u thread(s) inside the patch's code kept it until they "
+			    "left it, the last %.1f ms after the first stop\n",
+			    st.switched_late, (double)st.transition_ns / 1e6);
 	}
 	return 0;
 }
@@ -66,6 +74,7 @@ int cmd_revert(int argc, char **argv)
 	    CLI_MAX_PAUSE(&fo.live.max_pause_ms),
 	    CLI_JSON(&json),
 	    CLI_FLAG("scan-memory", 'S', &fo.live.scan_memory),
+	    CLI_FLAG("per-thread", 'P', &fo.live.per_thread),
 	    CLI_END,
 	};
 

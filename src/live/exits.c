@@ -141,16 +141,18 @@ static int catchable(pid_t tid, uint64_t stub)
 }
 
 /* Write a fresh stub for x, then send x's return address to it: the
- * catch's, or with table_slot the switch's that marks that slot. */
+ * catch's, or with table_slot the switch's that marks that slot. With
+ * reuse, a stub no stack leads to any more (retired or disarmed) serves
+ * too: the caller knows no thread is inside one. */
 static int plant(int mem_fd, uint64_t page, const struct exit_site *x, uint64_t table_slot,
-		 uint64_t *stub)
+		 bool reuse, uint64_t *stub)
 {
 	struct stub *v = malloc(EXITS_PAGE), s = {.ret = x->ret, .slot = x->slot};
 	uint64_t now = 0;
 	size_t k = 0;
 	int ret = v ? read_stubs(mem_fd, page, v) : -ENOMEM;
 
-	while (!ret && k < STUBS && v[k].magic == STUB_MAGIC)
+	while (!ret && k < STUBS && v[k].magic == STUB_MAGIC && !(reuse && !v[k].slot))
 		k++;
 	free(v);
 	if (ret || k == STUBS)
@@ -288,7 +290,7 @@ int exits_catch(struct threads *ts, int mem_fd, uint64_t page, const struct exit
 			t = &ts->v[i];
 	if (!page || !t || catchable(t->tid, page))
 		return -ENOTSUP;
-	ret = plant(mem_fd, page, x, 0, &stub);
+	ret = plant(mem_fd, page, x, 0, false, &stub);
 	if (ret == -ENOTSUP)
 		return ret;
 	if (ret) {
@@ -319,13 +321,13 @@ int exits_catch(struct threads *ts, int mem_fd, uint64_t page, const struct exit
 }
 
 int exits_plant_switch(int mem_fd, uint64_t page, const struct exit_site *x, uint64_t table_slot,
-		       uint64_t *stub)
+		       bool reuse, uint64_t *stub)
 {
 	int64_t rel = (int64_t)(table_slot - (page + SWITCH_END));
 
 	if (!page || !x->slot || shadow_stack(x->tid) || rel != (int32_t)rel)
 		return -ENOTSUP;
-	return plant(mem_fd, page, x, table_slot, stub);
+	return plant(mem_fd, page, x, table_slot, reuse, stub);
 }
 
 int exits_retire(int mem_fd, uint64_t stub)

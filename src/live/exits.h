@@ -48,9 +48,11 @@ int exits_catch(struct threads *ts, int mem_fd, uint64_t page, const struct exit
  * would, making no syscall, so the thread switches itself as it leaves
  * whether or not opus is there. Every thread must be stopped. -ENOTSUP
  * when that cannot be done (a shadow stack, no stub left, the return
- * address moved): nothing was changed. *stub is the stub planted. */
+ * address moved): nothing was changed. *stub is the stub planted. With
+ * reuse (no thread's pc is in the page), a stub that has been returned
+ * through or disarmed is used again: a page holds 64. */
 int exits_plant_switch(int mem_fd, uint64_t page, const struct exit_site *x, uint64_t table_slot,
-		       uint64_t *stub);
+		       bool reuse, uint64_t *stub);
 /* A stub that has been returned through (its thread's slot reads switched):
  * no later disarm needs to look at the stack word it was planted in. */
 int exits_retire(int mem_fd, uint64_t stub);

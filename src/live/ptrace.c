@@ -376,15 +376,22 @@ int thread_end_injection(struct thread *t)
 	return ret;
 }
 
+int thread_regs(struct thread *t, struct user_regs_struct *regs)
+{
+	if (thread_end_injection(t) < 0)
+		return opus_err(-ESRCH, "thread %d: cannot restore its registers", (int)t->tid);
+	if (ptrace(PTRACE_GETREGS, t->tid, NULL, regs) < 0)
+		return opus_err(-errno, "thread %d: cannot read registers: %s", (int)t->tid,
+				strerror(errno));
+	return 0;
+}
+
 int thread_fs_base(struct thread *t, uint64_t *fs_base)
 {
 	struct user_regs_struct regs;
+	int ret = thread_regs(t, &regs);
 
-	if (thread_end_injection(t) < 0)
-		return opus_err(-ESRCH, "thread %d: cannot restore its registers", (int)t->tid);
-	if (ptrace(PTRACE_GETREGS, t->tid, NULL, &regs) < 0)
-		return opus_err(-errno, "thread %d: cannot read registers: %s", (int)t->tid,
-				strerror(errno));
-	*fs_base = regs.fs_base;
-	return 0;
+	if (!ret)
+		*fs_base = regs.fs_base;
+	return ret;
 }

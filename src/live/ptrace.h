@@ -68,7 +68,9 @@ void threads_detach_all_but(struct threads *ts, pid_t tid);
  * -EAGAIN for another stop (a signal, kept to be sent again later; a group
  * stop): resume it with PTRACE_SYSCALL again; -ESRCH if it died. */
 int thread_wait_syscall(struct thread *t);
-/* The thread pointer (fs base) of stopped thread t. */
+/* The registers of stopped thread t (its own, between injections), and
+ * its thread pointer (fs base). */
+int thread_regs(struct thread *t, struct user_regs_struct *regs);
 int thread_fs_base(struct thread *t, uint64_t *fs_base);
 /* Give a thread parked between injected syscalls its own registers back,
  * in a plain interrupt stop; nothing if it is not. */

@@ -1,5 +1,7 @@
 /* live_revert and live_list: the newest patch taken out, its old entries
- * restored in one stop with no thread inside its new code; what is applied. */
+ * restored in one stop with no thread inside its new code (or, per
+ * thread, restored first and the code unmapped once the threads inside
+ * it have left); what is applied. */
 #include "txn.h"
 #include "exits.h"
 #include "mem.h"
@@ -34,6 +36,60 @@ int revert_commit(struct txn *t)
 	return ret;
 }
 
+/* The first stop of a per-thread revert: the entries only. The threads
+ * that stop finds in the patch's code are listed and keep running it
+ * until they leave it (transition.c); every other thread calls the old
+ * code from here on. */
+static int revert_entries(struct txn *t)
+{
+	int ret = txn_check_jumps(t);
+
+	if (!ret && (ret = txn_restore_sites_backwards(t))) {
+		t->sites_written = 0;
+		txn_write_sites(t);
+	}
+	return ret;
+}
+
+/* The second: no thread is left in the patch's code; it goes. */
+static int revert_unmap(struct txn *t)
+{
+	t->mapped = true;
+	return txn_unmap(t);
+}
+
+/* A per-thread revert (o->per_thread, and the patch was applied per
+ * thread: its build judged the mixed period safe). Once the first stop
+ * has restored the entries there is no going back to the patch for the
+ * threads that left it, so a failure after that leaves the jumps out and
+ * the code mapped for recover (journaled) to take out when the threads
+ * have left it. */
+static int revert_per_thread(struct txn *t, const struct live_opts *o, bool *half)
+{
+	int ret;
+
+	t->per_thread = true;
+	ret = txn_stop_and_commit(t, o, revert_entries);
+	t->st->switched_late = (unsigned)t->nlisted;
+	if (ret)
+		return opus_err_wrap(ret, "process %d left unchanged", (int)t->pid);
+	*half = true;
+	if (t->nlisted)
+		ret = transition_wait(t, o);
+	t->per_thread = false;
+	t->nlisted = 0;
+	if (!ret)
+		ret = txn_stop_and_commit(t, o, revert_unmap);
+	if (ret)
+		opus_err_wrap(ret,
+			      "process %d: patch %s's jumps are taken out, but its code stays "
+			      "mapped until no thread is in it (opus recover takes it out then)",
+			      (int)t->pid, t->entry.id);
+	else
+		*half = false;
+	return ret;
+}
+
 static int pick_entry(struct txn *t, const char *id)
 {
 	struct reg_entry *e, *newest;
@@ -59,6 +115,7 @@ int live_revert(pid_t pid, const char *id, const struct live_opts *o, struct liv
 		char reverted_id[OPATCH_ID_MAX + 1])
 {
 	struct live_recovery rec;
+	bool half = false;
 	struct txn t;
 	int ret = txn_open(&t, pid, o, st);
 
@@ -80,17 +137,24 @@ int live_revert(pid_t pid, const char *id, const struct live_opts *o, struct liv
 	}
 	if (!ret && t.entry.exits)
 		ret = txn_add_range(&t, t.entry.exits, t.entry.exits + EXITS_PAGE, "an exit stub");
-	if (!ret && !t.entry.active) {
-		/* No jump leads into it: unmapping is the whole revert. */
-		t.mapped = true;
-		ret = txn_unmap(&t);
-	} else if (!ret)
-		ret = txn_stop_and_commit(&t, o, revert_commit);
-	if (ret)
-		opus_err_wrap(ret, "process %d left unchanged", (int)pid);
+	st->per_thread = !ret && t.entry.active && o->per_thread && t.entry.table;
+	if (st->per_thread) {
+		ret = revert_per_thread(&t, o, &half);
+	} else {
+		if (!ret && !t.entry.active) {
+			/* No jump leads into it: unmapping is the whole revert. */
+			t.mapped = true;
+			ret = txn_unmap(&t);
+		} else if (!ret) {
+			ret = txn_stop_and_commit(&t, o, revert_commit);
+		}
+		if (ret)
+			opus_err_wrap(ret, "process %d left unchanged", (int)pid);
+	}
 	/* Settled either way when opus gets here: unmapped, or whole again
-	 * (a failed revert writes its jumps back). Only a killed one stays. */
-	if (t.entry.nonce[0])
+	 * (a failed revert writes its jumps back). Only a killed one stays,
+	 * and a per-thread one left half done. */
+	if (t.entry.nonce[0] && !half)
 		target_journal_end(&t.lock, t.entry.nonce);
 	st->base = t.base;
 	txn_close(&t);

@@ -35,13 +35,20 @@
  * function: each thread's thread pointer must lead to itself, as the
  * x86-64 TLS ABI has it (a thread that set its own, or none, would fault
  * or be taken for another). */
-static int check_thread_pointers(struct txn *t, uint64_t *tp)
+static int check_thread_pointers(struct txn *t, uint64_t *tp, bool *in_stubs)
 {
+	*in_stubs = false;
 	for (size_t i = 0; i < t->ts.n; i++) {
+		struct user_regs_struct r;
 		uint64_t self = 0;
+		int ret = thread_regs(&t->ts.v[i], &r);
 
-		if (thread_fs_base(&t->ts.v[i], &tp[i]) || tp[i] <= DISPATCH_SWITCHED ||
-		    mem_read(t->mem_fd, tp[i], &self, sizeof(self)) || self != tp[i])
+		if (ret)
+			return ret;
+		tp[i] = r.fs_base;
+		*in_stubs |= r.rip - t->entry.exits < EXITS_PAGE;
+		if (tp[i] <= DISPATCH_SWITCHED || mem_read(t->mem_fd, tp[i], &self, sizeof(self)) ||
+		    self != tp[i])
 			return opus_err(-EINVAL,
 					"process %d: thread %d's thread pointer does not lead to "
 					"itself, as the dispatchers of a per-thread transition "
@@ -53,12 +60,14 @@ static int check_thread_pointers(struct txn *t, uint64_t *tp)
 
 void transition_abort(struct txn *t)
 {
-	exits_disarm(t->mem_fd, t->entry.exits);
+	/* A stub that could not be taken back keeps the mapping (txn_unmap). */
+	if (exits_disarm(t->mem_fd, t->entry.exits))
+		t->stubs_left = true;
 	mem_write(t->mem_fd, t->entry.table, &(uint64_t){0}, 8);
 	t->nlisted = 0;
 }
 
-static int list_thread(struct txn *t, const struct exit_site *x, uint64_t tp)
+static int list_thread(struct txn *t, const struct exit_site *x, uint64_t tp, bool reuse)
 {
 	uint64_t slot = t->entry.table + t->nlisted * 8;
 	int ret;
@@ -74,7 +83,8 @@ static int list_thread(struct txn *t, const struct exit_site *x, uint64_t tp)
 	if ((ret = mem_write(t->mem_fd, slot, &tp, 8)) ||
 	    (ret = mem_write(t->mem_fd, slot + 8, &(uint64_t){0}, 8)))
 		return ret;
-	ret = exits_plant_switch(t->mem_fd, t->entry.exits, x, slot, &t->switch_stubs[t->nlisted]);
+	ret = exits_plant_switch(t->mem_fd, t->entry.exits, x, slot, reuse,
+				 &t->switch_stubs[t->nlisted]);
 	if (!ret) {
 		t->listed[t->nlisted++] = x->tid;
 		opus_info(
@@ -89,6 +99,7 @@ int transition_begin(struct txn *t, const struct exit_site *exits)
 {
 	uint64_t *tp = calloc(t->ts.n + 1, sizeof(*tp));
 	int ret = tp ? 0 : -ENOMEM;
+	bool in_stubs = true;
 
 	free(t->listed);
 	free(t->switch_stubs);
@@ -98,10 +109,12 @@ int transition_begin(struct txn *t, const struct exit_site *exits)
 	if (!ret && (!t->listed || !t->switch_stubs))
 		ret = -ENOMEM;
 	if (!ret)
-		ret = check_thread_pointers(t, tp);
+		ret = check_thread_pointers(t, tp, &in_stubs);
+	/* A stub already returned through may take a new thread, unless a
+	 * thread is between its two instructions now. */
 	for (size_t i = 0; !ret && exits && i < t->ts.n; i++)
 		if (exits[i].tid)
-			ret = list_thread(t, &exits[i], tp[i]);
+			ret = list_thread(t, &exits[i], tp[i], !in_stubs);
 	if (ret)
 		transition_abort(t);
 	free(tp);

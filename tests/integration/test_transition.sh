@@ -245,3 +245,145 @@ test_per_thread_apply_fails_or_is_killed_at_every_step() {
 	assert_running "$pid"
 	[ "$pid" = "$PID" ] || fail "pid changed"
 }
+
+# apply_leaving PID: a per-thread apply, the thread inside let go.
+apply_leaving() {
+	local ap outside inside
+	outside=$(grep -cx "outside 2000" "$START_OUT")
+	inside=$(grep -cx "inside 2000" "$START_OUT")
+	"$OPUS" apply "$1" "$WORK/fix.opatch" --per-thread --timeout 30 >"$WORK/apply.out" 2>&1 &
+	ap=$!
+	wait_for "outside 2000" $((outside + 1))
+	kill -USR1 "$1"
+	wait "$ap" || fail "apply: $(cat "$WORK/apply.out")"
+	wait_for "inside 2000" $((inside + 1))
+}
+
+# A per-thread revert is a transition too: its first stop restores the
+# entries, so every other thread and the threads created from then on run
+# the old code, while the thread inside the patch's inside() keeps the new
+# code until it leaves; only then is the patch unmapped.
+test_per_thread_revert_keeps_a_thread_inside_on_the_new_code_until_it_leaves() {
+	start_leaving
+	local pid=$PID rev
+	apply_leaving "$pid"
+	"$OPUS" revert "$pid" --per-thread --timeout 30 >"$WORK/revert.out" 2>&1 &
+	rev=$!
+	wait_for "outside 1000" 2
+	wait_for "new 1000" 2
+	sleep 0.3
+	assert_eq 1 "$(grep -cx "inside 1000" "$START_OUT")" \
+		"the thread inside ran the old code before it left the patch"
+	kill -0 "$rev" 2>/dev/null || fail "revert ended with a thread still inside: $(cat "$WORK/revert.out")"
+	assert_eq 1 "$(opus_patches_mapped "$pid")" "the patch is mapped while a thread runs it"
+	kill -USR1 "$pid"
+	wait "$rev" || fail "revert: $(cat "$WORK/revert.out")"
+	wait_for "inside 1000" 2
+	assert_contains "per-thread: 1 thread(s) inside the patch's code kept it" \
+		"$(cat "$WORK/revert.out")" "revert says how it went"
+	assert_eq 0 "$(opus_mappings "$pid")" "opus mappings after the revert"
+	assert_contains "no patches" "$("$OPUS" list "$pid")" "opus list after the revert"
+	assert_running "$pid"
+	[ "$pid" = "$PID" ] || fail "pid changed"
+}
+
+# A per-thread revert whose thread does not leave in time, or whose opus
+# is killed while it waits: the entries are already back (there is no
+# returning threads that left the patch to it), so the patch's code stays
+# mapped for the thread still in it, and recover takes it out once that
+# thread has left.
+test_per_thread_revert_cut_short_is_finished_by_recover() {
+	start_leaving
+	local pid=$PID rev
+	apply_leaving "$pid"
+	expect_fail "revert with a thread that does not leave" \
+		"$OPUS" revert "$pid" --per-thread --timeout 1
+	assert_contains "did not leave" "$ERR" "the error"
+	assert_contains "jumps are taken out, but its code stays mapped" "$ERR" "the error"
+	wait_for "outside 1000" 2
+	assert_eq 1 "$(opus_patches_mapped "$pid")" "the patch's code stays for the thread in it"
+	kill -USR1 "$pid"
+	wait_for "inside 1000" 2
+	"$OPUS" recover "$pid" >/dev/null
+	assert_eq 0 "$(opus_mappings "$pid")" "opus mappings after recover"
+	# Killed while it waits.
+	apply_leaving "$pid"
+	"$OPUS" revert "$pid" --per-thread --timeout 30 >/dev/null 2>&1 &
+	rev=$!
+	wait_for "outside 1000" 3
+	sleep 0.1
+	kill -9 "$rev"
+	wait "$rev" 2>/dev/null || true
+	assert_running "$pid"
+	assert_eq 2 "$(grep -cx "inside 1000" "$START_OUT")" "the thread inside stayed on the patch's code"
+	kill -USR1 "$pid"
+	wait_for "inside 1000" 3
+	"$OPUS" recover "$pid" >/dev/null
+	assert_eq 0 "$(opus_mappings "$pid")" "opus mappings after recover"
+	assert_running "$pid"
+}
+
+# let_go PID: the inside worker leaves inside() once, and has.
+let_go() {
+	local n
+	n=$(grep -c '^left ' "$START_OUT" || true)
+	kill -USR1 "$1"
+	wait_for "left $((n + 1))"
+}
+
+# A per-thread revert that fails or is killed at each of its own steps
+# (the switch stub planted, an entry restored, the wait): the thread inside
+# returns where it should, and once it has left, recover leaves either the
+# whole patch (cut short before its entries were restored) or none.
+test_per_thread_revert_fails_or_is_killed_at_every_step() {
+	start_leaving
+	local pid=$PID points n name action status
+	apply_leaving "$pid"
+	points=$(OPUS_FAULT_LIST=1 "$OPUS" revert "$pid" --per-thread --timeout 0.2 2>&1 >/dev/null |
+		sed -n 's/^opus fault point \([0-9]*\): \(planting a switch stub\|restoring an entry\|waiting for threads to switch\)$/\1:\2/p' |
+		awk -F: '!seen[$2]++')
+	[ "$(echo "$points" | grep -c .)" = 3 ] || fail "the per-thread revert passed no fault points: '$points'"
+	let_go "$pid"
+	"$OPUS" recover "$pid" >/dev/null
+	while IFS=: read -r n name; do
+		for action in fail kill; do
+			[ "$(opus_mappings "$pid")" != 0 ] || apply_leaving "$pid"
+			status=0
+			env OPUS_FAULT_ACTION=$action OPUS_FAULT_AT="$n" "$OPUS" revert "$pid" --per-thread \
+				--timeout 5 >/dev/null 2>"$WORK/err" || status=$?
+			[ "$status" != 0 ] || fail "$action at '$name' ($n): the revert succeeded"
+			[ "$action" = fail ] || [ "$status" = 137 ] || fail "$action at '$name': status $status"
+			assert_running "$pid"
+			let_go "$pid"
+			"$OPUS" recover "$pid" >"$WORK/recover.out" ||
+				fail "recover after a $action at '$name': $(cat "$WORK/recover.out")"
+			case "$(opus_patches_mapped "$pid"):$("$OPUS" list "$pid")" in
+			0:*"no patches"*) ;;
+			1:*fix*) ;;
+			*) fail "after a $action at '$name': $(opus_mappings "$pid") mapping(s), $("$OPUS" list "$pid")" ;;
+			esac
+		done
+	done <<<"$points"
+	assert_running "$pid"
+	[ "$pid" = "$PID" ] || fail "pid changed"
+}
+
+# The daemon with --per-thread: a process whose thread is inside a
+# replaced function is patched all the same, that thread switching as it
+# leaves.
+test_daemon_per_thread_patches_a_process_with_a_thread_inside() {
+	start_leaving
+	local pid=$PID
+	"$OPUS" install --store "$WORK/store" "$WORK/fix.opatch" >/dev/null
+	start_daemon "$WORK/store" --per-thread --timeout 30
+	wait_for "outside 2000"
+	wait_for "new 2000"
+	never_printed "inside 2000" "the thread inside ran the new code before it left"
+	let_go "$pid"
+	wait_for "inside 2000"
+	wait_log "patched $pid (leaving) with fix"
+	stop_daemon
+	assert_contains "fix" "$("$OPUS" list "$pid")" "opus list"
+	revert_leaving "$pid"
+	assert_running "$pid"
+}
