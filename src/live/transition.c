@@ -52,7 +52,8 @@ static int check_thread_pointers(struct txn *t, uint64_t *tp, bool *in_stubs)
 			return opus_err(-EINVAL,
 					"process %d: thread %d's thread pointer does not lead to "
 					"itself, as the dispatchers of a per-thread transition "
-					"need; apply it without --per-thread",
+					"need; nothing changed (without --per-thread, every thread "
+					"is stopped at once instead)",
 					(int)t->pid, (int)t->ts.v[i].tid);
 	}
 	return 0;

@@ -387,3 +387,30 @@ test_daemon_per_thread_patches_a_process_with_a_thread_inside() {
 	revert_leaving "$pid"
 	assert_running "$pid"
 }
+
+# A thread whose thread pointer does not lead to itself (it set its own
+# with arch_prctl) would be misread by the dispatchers: a per-thread apply
+# refuses, naming it, and leaves the process as it was; the stop-world
+# apply still patches it.
+test_per_thread_apply_refuses_a_thread_pointer_that_is_not_the_thread() {
+	build_target leaving "$WORK" -O2 -g
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/leaving/value-2000.diff" \
+		--binary "$WORK/src/leaving" -o "$WORK/fix.opatch" >/dev/null
+	start "$WORK/src/leaving" odd-tp
+	local pid=$PID odd
+	wait_for "outside 1000"
+	odd=$(awk '/^odd/ {print $2}' "$START_OUT")
+	[ -n "$odd" ] || fail "the target named no odd thread: $(cat "$START_OUT")"
+	expect_fail "per-thread apply beside a thread with its own thread pointer" \
+		"$OPUS" apply "$pid" "$WORK/fix.opatch" --per-thread --timeout 5
+	assert_contains "thread $odd's thread pointer does not lead to itself" "$ERR" "the refusal"
+	assert_eq 0 "$(opus_mappings "$pid")" "opus mappings after the refusal"
+	never_printed "outside 2000" "a thread ran the new code after the refusal"
+	"$OPUS" apply "$pid" "$WORK/fix.opatch" --timeout 5 >"$WORK/apply.out" 2>&1 &
+	local ap=$!
+	sleep 0.3
+	kill -USR1 "$pid"
+	wait "$ap" || fail "stop-world apply: $(cat "$WORK/apply.out")"
+	wait_for "outside 2000"
+	assert_running "$pid"
+}

@@ -7,10 +7,15 @@
  * Prints "ready 0", then "WHO VALUE" (inside, outside, new) whenever the
  * thousands of what value() answers in that thread change, and "left N"
  * each time inside() returns. value() and inside() are what a patch
- * changes. */
+ * changes. With the argument "odd-tp", one more thread points its thread
+ * pointer at a buffer that does not lead to itself (arch_prctl) and waits
+ * in pause() forever, using no TLS; "odd TID" names it. */
+#include <asm/prctl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t leave;
@@ -73,13 +78,33 @@ static void *once(void *last)
 	return NULL;
 }
 
+/* Its thread pointer then leads to zeros: nothing here may touch TLS. */
+static volatile long odd_tid;
+
+static void *odd_thread_pointer(void *arg)
+{
+	static unsigned long buffer[64];
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	__asm__ volatile("syscall"
+			 :
+			 : "a"(SYS_arch_prctl), "D"(ARCH_SET_FS), "S"(buffer + 32)
+			 : "rcx", "r11", "memory");
+	odd_tid = syscall(SYS_gettid); /* a plain syscall: no errno unless it fails */
+	for (;;)
+		__asm__ volatile("syscall" : : "a"(SYS_pause) : "rcx", "r11", "memory");
+	return arg;
+}
+
 static void on_usr1(int sig)
 {
 	(void)sig;
 	leave = 1;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	static int new_last;
 	pthread_t a, b, t;
@@ -87,6 +112,12 @@ int main(void)
 	signal(SIGUSR1, on_usr1);
 	pthread_create(&a, NULL, stay, NULL);
 	pthread_create(&b, NULL, outside, NULL);
+	if (argc > 1 && !strcmp(argv[1], "odd-tp")) {
+		pthread_create(&t, NULL, odd_thread_pointer, NULL);
+		while (!odd_tid)
+			usleep(1000);
+		printf("odd %ld\n", odd_tid);
+	}
 	printf("ready 0\n");
 	fflush(stdout);
 	for (;;) {
