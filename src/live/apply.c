@@ -486,10 +486,7 @@ static int undo_transition(struct txn *t, const struct live_opts *o, int why)
 
 	t->per_thread = false;
 	t->nlisted = 0; /* their stubs are put back by the stop, as any planted */
-	t->nranges = 0;
-	ret = txn_add_range(t, t->entry.text_lo, t->entry.text_hi, t->entry.id);
-	if (!ret)
-		ret = txn_add_range(t, t->entry.exits, t->entry.exits + EXITS_PAGE, "an exit stub");
+	ret = txn_guard_entry(t);
 	if (!ret)
 		ret = txn_stop_and_commit(t, o, revert_commit);
 	if (!ret)

@@ -121,11 +121,7 @@ int recover_newest(struct txn *t, const struct live_opts *o, struct live_recover
 	if (t->entry.written || t->entry.exits) {
 		/* Some jumps are in, or an exit stub may be planted: threads
 		 * may be in the new code, or on their way to a stub. */
-		t->nranges = 0;
-		ret = txn_add_range(t, t->entry.text_lo, t->entry.text_hi, t->entry.id);
-		if (!ret && t->entry.exits)
-			ret = txn_add_range(t, t->entry.exits, t->entry.exits + EXITS_PAGE,
-					    "an exit stub");
+		ret = txn_guard_entry(t);
 		if (!ret)
 			ret = txn_stop_and_commit(t, o, commit_undo);
 		if (ret)

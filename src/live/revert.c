@@ -15,31 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
-int revert_commit(struct txn *t)
-{
-	int ret = txn_check_jumps(t);
-
-	if (ret)
-		return ret;
-	ret = txn_restore_sites_backwards(t);
-	if (ret) {
-		t->sites_written = 0;
-		txn_write_sites(t);
-		return ret;
-	}
-	t->mapped = true;
-	ret = txn_unmap(t);
-	if (ret) {
-		t->sites_written = 0;
-		txn_write_sites(t);
-	}
-	return ret;
-}
-
-/* The first stop of a per-thread revert: the entries only. The threads
- * that stop finds in the patch's code are listed and keep running it
- * until they leave it (transition.c); every other thread calls the old
- * code from here on. */
+/* The entries put back (every thread stopped): from here on every call
+ * goes to the old code. Written again if that fails part-way. */
 static int revert_entries(struct txn *t)
 {
 	int ret = txn_check_jumps(t);
@@ -51,11 +28,25 @@ static int revert_entries(struct txn *t)
 	return ret;
 }
 
-/* The second: no thread is left in the patch's code; it goes. */
+/* No thread is left in the patch's code: it goes. */
 static int revert_unmap(struct txn *t)
 {
 	t->mapped = true;
 	return txn_unmap(t);
+}
+
+/* Both in one stop, the jumps written again if the unmap fails. A
+ * per-thread revert runs them in two stops, the threads inside the
+ * patch's code let leave it between them. */
+int revert_commit(struct txn *t)
+{
+	int ret = revert_entries(t);
+
+	if (!ret && (ret = revert_unmap(t))) {
+		t->sites_written = 0;
+		txn_write_sites(t);
+	}
+	return ret;
 }
 
 /* A per-thread revert (o->per_thread, and the patch was applied per
@@ -133,18 +124,15 @@ int live_revert(pid_t pid, const char *id, const struct live_opts *o, struct liv
 		ret = target_journal_add(&t.lock, t.entry.nonce);
 	if (!ret) {
 		snprintf(reverted_id, OPATCH_ID_MAX + 1, "%s", t.entry.id);
-		ret = txn_add_range(&t, t.entry.text_lo, t.entry.text_hi, t.entry.id);
+		ret = txn_guard_entry(&t);
 	}
-	if (!ret && t.entry.exits)
-		ret = txn_add_range(&t, t.entry.exits, t.entry.exits + EXITS_PAGE, "an exit stub");
 	st->per_thread = !ret && t.entry.active && o->per_thread && t.entry.table;
 	if (st->per_thread) {
 		ret = revert_per_thread(&t, o, &half);
 	} else {
 		if (!ret && !t.entry.active) {
 			/* No jump leads into it: unmapping is the whole revert. */
-			t.mapped = true;
-			ret = txn_unmap(&t);
+			ret = revert_unmap(&t);
 		} else if (!ret) {
 			ret = txn_stop_and_commit(&t, o, revert_commit);
 		}

@@ -174,8 +174,9 @@ int transition_wait(struct txn *t, const struct live_opts *o)
 	while (!ret && t->nlisted) {
 		if ((ret = all_switched(t, slots, &done)) || done)
 			break;
-		if ((ret = check_listed_alive(t, slots)) || (ret = opus_fault("waiting for threads "
-									      "to switch")))
+		if ((ret = check_listed_alive(t, slots)))
+			break;
+		if ((ret = opus_fault("waiting for threads to switch")))
 			break;
 		if (opus_now_ns() >= deadline) {
 			ret = name_late(t, slots, o);
@@ -197,14 +198,17 @@ int transition_wait(struct txn *t, const struct live_opts *o)
  * that began it would have done had it not been killed. */
 static int settle_one(struct txn *t, const struct reg_entry *e, unsigned *left)
 {
-	uint64_t *slots = malloc(DISPATCH_TABLE_SIZE);
+	uint64_t *slots;
 	size_t n = 0;
-	int ret = slots ? 0 : -ENOMEM;
+	int ret;
 
 	*left = 0;
-	if (!ret && e->table)
-		ret = mem_read(t->mem_fd, e->table, slots, DISPATCH_TABLE_SIZE);
-	for (; !ret && e->table && n < TABLE_SLOTS && slots[n]; n++)
+	if (!e->table)
+		return 0;
+	if (!(slots = malloc(DISPATCH_TABLE_SIZE)))
+		return -ENOMEM;
+	ret = mem_read(t->mem_fd, e->table, slots, DISPATCH_TABLE_SIZE);
+	for (; !ret && n < TABLE_SLOTS && slots[n]; n++)
 		*left += slots[n] != DISPATCH_SWITCHED;
 	if (!ret && n && !*left)
 		ret = mem_write(t->mem_fd, e->table, &(uint64_t){0}, 8);

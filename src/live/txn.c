@@ -119,6 +119,17 @@ int txn_add_range(struct txn *t, uint64_t lo, uint64_t hi, const char *name)
 	return 0;
 }
 
+int txn_guard_entry(struct txn *t)
+{
+	int ret;
+
+	t->nranges = 0;
+	ret = txn_add_range(t, t->entry.text_lo, t->entry.text_hi, t->entry.id);
+	if (!ret && t->entry.exits)
+		ret = txn_add_range(t, t->entry.exits, t->entry.exits + EXITS_PAGE, "an exit stub");
+	return ret;
+}
+
 /* Every syscall opus may inject, as it will: the thread's seccomp filters
  * are asked about all of them before the first is run. */
 static int check_planned_syscalls(struct txn *t)
@@ -413,6 +424,15 @@ static int scan_within_limit(struct txn *t, const struct scanner *sc, const stru
 	return check_pause(t, o, start, what);
 }
 
+/* The first busy thread whose exit the stack check found, or NULL. */
+static const struct exit_site *first_known_exit(const struct exit_site *exits, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (exits[i].slot)
+			return &exits[i];
+	return NULL;
+}
+
 /* Stop the world until no thread is in a guarded range, then run commit
  * with everything stopped. Busy: resume, wait, retry until the deadline. */
 int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(struct txn *t))
@@ -420,7 +440,8 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 	uint64_t deadline = opus_now_ns() + (uint64_t)(o->timeout_s * 1e9), t1 = opus_now_ns();
 	struct live_stats *st = t->st;
 	uint64_t cfi_later = 0; /* unwind tables read between stops */
-	struct exit_site *exits = NULL, *exit = NULL;
+	struct exit_site *exits = NULL;
+	const struct exit_site *exit;
 	/* Stubs left planted by a catch cut short (a killed opus) */
 	bool armed = t->entry.exits && exits_armed(t->mem_fd, t->entry.exits);
 	struct unwinder *u = NULL;
@@ -524,11 +545,9 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 			break;
 		/* Catch the busy thread as it leaves, rather than hope to find
 		 * it out on a later stop: then stop the rest and check again. */
-		for (size_t i = 0; i < t->ts.n && !exit; i++)
-			exit = exits[i].slot ? &exits[i] : NULL;
+		exit = first_known_exit(exits, t->ts.n);
 		ret = exit ? exits_catch(&t->ts, t->mem_fd, t->entry.exits, exit, deadline)
 			   : -ENOTSUP;
-		exit = NULL;
 		st->exits_caught += ret == 1;
 		armed = ret != -ENOTSUP;
 		if (ret >= 0) {

@@ -68,6 +68,9 @@ int txn_open(struct txn *t, pid_t pid, const struct live_opts *o, struct live_st
 void txn_close(struct txn *t);
 /* No thread may be in [lo, hi) when the commit runs. */
 int txn_add_range(struct txn *t, uint64_t lo, uint64_t hi, const char *name);
+/* Those ranges become t->entry's mapped code and its exit stubs: what a
+ * revert, or the taking out of an apply, must find no thread in. */
+int txn_guard_entry(struct txn *t);
 /* A stopped thread to run syscalls in, its seccomp filters asked first. */
 int txn_injector(struct txn *t, struct injector *in);
 int txn_remote(struct txn *t, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
