@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Writes the benchmark target's source to $1/target.c: NF patchable
 # functions f0..f(NF-1), worker threads that are either busy calling them or
-# blocked in a futex, and a tight-loop mode for the cost of a patched call.
-# With $2 = K, the first K functions return one more: the "fixed" version.
+# blocked in a futex, or living inside hold() (a 20 ms sleep, returning
+# between sleeps: a per-thread transition's case), and a tight-loop mode
+# for the cost of a patched call. With $2 = K, the first K functions return
+# one more: the "fixed" version; with $3 = H, hold() adds H.
 set -euo pipefail
-dir=$1 k=${2:-0} nf=1000
+dir=$1 k=${2:-0} hold=${3:-0} nf=1000
 mkdir -p "$dir"
 {
 	cat <<'HEAD'
@@ -24,6 +26,7 @@ HEAD
 			echo "NOINLINE int f$i(int x) { return (x ^ 0x5a5a) * 3 + $i; }"
 		fi
 	done
+	echo "NOINLINE int hold(int x) { usleep(20000); return x + $hold; }"
 	echo "static int (*const fns[$nf])(int) = {"
 	for i in $(seq 0 $((nf - 1))); do printf 'f%d,' "$i"; done
 	echo "};"
@@ -50,6 +53,13 @@ static void *blocked(void *arg)
 	return NULL;
 }
 
+static void *inside(void *arg)
+{
+	for (int x = 0;; x++)
+		sink = hold(x);
+	return arg;
+}
+
 static double now(void)
 {
 	struct timespec ts;
@@ -58,7 +68,7 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* target threads busy|blocked NFUNCS, or target calls */
+/* target threads busy|blocked|inside NFUNCS, or target calls */
 int main(int argc, char **argv)
 {
 	if (argc == 2 && !strcmp(argv[1], "calls")) {
@@ -76,13 +86,17 @@ int main(int argc, char **argv)
 		}
 	}
 	int threads = argc > 1 ? atoi(argv[1]) : 1;
-	int is_busy = argc > 2 && !strcmp(argv[2], "busy");
+	const char *mode = argc > 2 ? argv[2] : "blocked";
 	long nf = argc > 3 ? atol(argv[3]) : 1;
 
 	for (int i = 0; i < threads; i++) {
 		pthread_t t;
 
-		pthread_create(&t, NULL, is_busy ? busy : blocked, (void *)nf);
+		pthread_create(&t, NULL,
+			       !strcmp(mode, "busy")	 ? busy
+			       : !strcmp(mode, "inside") ? inside
+							 : blocked,
+			       (void *)nf);
 	}
 	printf("ready\n");
 	fflush(stdout);

@@ -3,11 +3,11 @@
 # can rerun on this machine. Writes build/bench/results.json, plots
 # build/bench/*.png with gnuplot, and prints a table. Asserts nothing.
 # BENCH_PARTS picks sections (default all: pause apply call nginx fleet
-# scale scan swap); OPUS=PATH measures another build of opus.
+# scale scan swap transition); OPUS=PATH measures another build of opus.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OPUS=${OPUS:-$ROOT/build/opus}
-BENCH_PARTS=${BENCH_PARTS:-pause apply call nginx fleet scale scan swap}
+BENCH_PARTS=${BENCH_PARTS:-pause apply call nginx fleet scale scan swap transition}
 want() { [[ " $BENCH_PARTS " == *" $1 "* ]]; }
 OUT=$ROOT/build/bench
 RUNS=${RUNS:-30}
@@ -114,6 +114,11 @@ if want pause; then
 			     .thread_stop_floor_us.threads_${n}_$mode = {held: {p50: ${tstop[0]}, p99: ${tstop[1]}},
 				reach: {p50: ${tstop[2]}, p99: ${tstop[3]}}, round_p50: ${tstop[4]}}"
 			[ "$mode" = busy ] && put ".pause_us.threads_$n = .pause_us.threads_${n}_busy"
+			# These applies are per thread (the default; no thread is
+			# inside f0 at a stop): the entries are still written in a
+			# stop of every thread, so the longest stop of one thread is
+			# that stop's pause.
+			put ".transition_us.max_thread_stop.threads_$n.$mode = .pause_us.threads_${n}_$mode"
 			echo "pause, $n $mode thread(s): $(pctl <"$T/pauses") us; floor $floor us, real-time floor $floor_rt us;" \
 				"per-thread stops: each held ${tstop[0]} / ${tstop[1]} us, every thread once ${tstop[4]} us"
 		done
@@ -199,6 +204,48 @@ if want swap; then
 		stop_target
 		put ".page_swap_injected_us.threads_${n}_$mode = {stop: {p50: $s50, p99: $s99}, mremap: {p50: $m50, p99: $m99}}"
 		echo "injected page swap, $n $mode thread(s): the thread stopped p50 $s50 us, p99 $s99 us (mremap p50 $m50 us)"
+	done
+fi
+
+# 10. Per-thread transitions (issue 15): N threads that each live inside a
+#     replaced function (hold(): a 20 ms sleep, returning between sleeps)
+#     are never all outside it at one stop. A stop-world apply gives up; per
+#     thread, the one stop lists them and each switches as it returns.
+if want transition; then
+	bash "$ROOT/bench/gen-target.sh" "$T/fixed-hold" 0 1
+	(cd "$T" && cp src/target.c a.c && diff -u a.c fixed-hold/target.c |
+		sed -e '1s#^--- a.c.*#--- a/target.c#' -e "2s#^+++ .*#+++ b/target.c#" >hold.diff || true)
+	"$OPUS" build --source "$T/src" --diff "$T/hold.diff" --binary "$T/src/target" \
+		--id hold -o "$T/hold.opatch" >/dev/null
+	for n in 1 8 64; do
+		start_target "$n" inside 1
+		: >"$T/tr.pause"
+		: >"$T/tr.total"
+		: >"$T/tr.revert"
+		for _ in $(seq "$RUNS"); do
+			"$OPUS" apply --timeout 10 --json "$TPID" "$T/hold.opatch" >"$T/apply.json"
+			jq '.stats.pause_us' "$T/apply.json" >>"$T/tr.pause"
+			jq '.stats.total_ms * 1000' "$T/apply.json" >>"$T/tr.total"
+			"$OPUS" revert --timeout 10 --json "$TPID" >"$T/revert.json"
+			jq '.stats.total_ms * 1000' "$T/revert.json" >>"$T/tr.revert"
+		done
+		late=$(jq '.stats.switched_late' "$T/apply.json")
+		# One stop-world apply for comparison: how many stops it made, and
+		# whether it found its moment (a lone thread is caught leaving).
+		if "$OPUS" apply --stop-world --timeout 2 --json "$TPID" "$T/hold.opatch" \
+			>"$T/sw.json" 2>"$T/sw.err"; then
+			sw="{applied: true, attempts: $(jq .stats.attempts "$T/sw.json")}"
+		else
+			sw="{applied: false, attempts: $(sed -n 's/.*gave up after [0-9.]* s (\([0-9]*\) attempts).*/\1/p' "$T/sw.err" | grep . || echo null)}"
+		fi
+		stop_target
+		put ".transition_us.max_thread_stop.threads_$n.inside = $(pctl <"$T/tr.pause") |
+		     .transition_us.total.threads_$n = $(pctl <"$T/tr.total") |
+		     .transition_us.revert_total.threads_$n = $(pctl <"$T/tr.revert") |
+		     .transition_us.switched_late.threads_$n = ${late:-null} |
+		     .transition_us.stop_world_in_2s.threads_$n = $sw"
+		echo "per-thread apply, $n thread(s) inside: pause $(pctl <"$T/tr.pause") us, total $(pctl <"$T/tr.total") us" \
+			"($late switched late), revert $(pctl <"$T/tr.revert") us; stop-world in 2 s: $sw"
 	done
 fi
 

@@ -12,9 +12,9 @@
 #include <stdio.h>
 
 #define USAGE                                                                                      \
-	"opus apply PID PATCH [--per-thread] [--timeout SEC] [--max-pause MS] [--scan-memory] "    \
+	"opus apply PID PATCH [--stop-world] [--timeout SEC] [--max-pause MS] [--scan-memory] "    \
 	"[--trusted DIR] [--json]\n"                                                               \
-	"       opus apply --all PATCH [--dry-run] [--jobs N] [--per-thread] [--timeout SEC] "     \
+	"       opus apply --all PATCH [--dry-run] [--jobs N] [--stop-world] [--timeout SEC] "     \
 	"[--max-pause MS] "                                                                        \
 	"[--scan-memory] "                                                                         \
 	"[--trusted DIR] "                                                                         \
@@ -42,8 +42,9 @@ json_t *cli_stats_json(const struct live_stats *st)
 
 	for (size_t i = 0; i < sizeof(phases) / sizeof(phases[0]); i++)
 		json_object_set_new(j, phases[i].name, json_real((double)phases[i].ns / 1e3));
-	return json_pack("{s:s, s:i, s:i, s:i, s:i, s:b, s:I, s:f, s:f, s:f, s:o}", "mode",
-			 st->per_thread ? "per-thread" : "stop-world", "switched_late",
+	return json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:b, s:I, s:f, s:f, s:f, s:o}", "mode",
+			 st->per_thread ? "per-thread" : "stop-world", "stop_world_why",
+			 st->per_thread ? "" : st->stop_world_why, "switched_late",
 			 (int)st->switched_late, "attempts", (int)st->attempts, "exits_caught",
 			 (int)st->exits_caught, "threads", (int)st->threads, "realtime",
 			 (int)st->realtime, "scanned_bytes", (json_int_t)st->scan_bytes, "pause_us",
@@ -64,17 +65,11 @@ void cli_print_pause_notes(const struct live_stats *st)
 		    (double)st->scan_bytes / (1 << 20), (double)st->scan_ns / 1e6);
 }
 
-/* Which way the patch went in, when --per-thread asked. */
-static void print_mode(const struct opatch *p, const struct live_opts *lo,
-		       const struct live_stats *st)
+/* Which way the patch went in. */
+static void print_mode(const struct live_stats *st)
 {
-	if (!lo->per_thread)
-		return;
 	if (!st->per_thread)
-		printf("  stop-world: %s\n",
-		       !p->stop_world	? "the patch was built before opus judged the mixed period"
-		       : *p->stop_world ? p->stop_world
-					: "a function has no copy of its old code");
+		printf("  stop-world: %s\n", st->stop_world_why);
 	else if (st->switched_late)
 		printf("  per-thread: %u thread(s) inside the replaced code kept the old code "
 		       "until they left it, the last %.1f ms after the stop\n",
@@ -107,7 +102,7 @@ static int apply_one(pid_t pid, const struct opatch *p, const struct live_opts *
 		       p->id, (int)pid, p->nfuncs, st.base, st.threads, (double)st.pause_ns / 1e3,
 		       st.attempts);
 		cli_print_pause_notes(&st);
-		print_mode(p, lo, &st);
+		print_mode(&st);
 	}
 	return 0;
 }
@@ -135,7 +130,7 @@ int cmd_apply(int argc, char **argv)
 	struct fleet_opts fo = {.live.timeout_s = 5};
 	struct opatch p;
 	uint64_t parse_start, parse_ns;
-	bool json = false, all = false;
+	bool json = false, all = false, per_thread = false;
 	const char *trusted = NULL;
 	pid_t pid = 0;
 	int ret, status;
@@ -148,13 +143,15 @@ int cmd_apply(int argc, char **argv)
 	    CLI_TRUSTED(&trusted),
 	    CLI_JSON(&json),
 	    CLI_FLAG("scan-memory", 'S', &fo.live.scan_memory),
-	    CLI_FLAG("per-thread", 'P', &fo.live.per_thread),
+	    CLI_FLAG("per-thread", 'P', &per_thread),
+	    CLI_STOP_WORLD(&fo.live.stop_world),
 	    CLI_END,
 	};
 
 	if (cli_parse(argc, argv, opts, "apply", USAGE, &status))
 		return status;
-	if (argc - optind != (all ? 1 : 2) || (fo.dry_run && !all))
+	if (argc - optind != (all ? 1 : 2) || (fo.dry_run && !all) ||
+	    (per_thread && fo.live.stop_world))
 		return cli_usage(USAGE);
 	if (!all && cli_parse_pid(argv[optind], &pid))
 		return cli_fail("apply");

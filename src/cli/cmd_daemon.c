@@ -11,7 +11,7 @@
 
 #define USAGE                                                                                      \
 	"opus daemon [--store DIR] [--trusted DIR] [--no-netlink] [--poll-ms N] [--sweep-ms N]\n"  \
-	"                   [--timeout SEC] [--max-pause MS] [--per-thread]"
+	"                   [--timeout SEC] [--max-pause MS] [--stop-world]"
 
 static volatile sig_atomic_t stop_requested, reload_requested;
 
@@ -63,6 +63,7 @@ static void handle(int sig, void (*fn)(int))
 int cmd_daemon(int argc, char **argv)
 {
 	struct daemon_opts o = {.poll_ms = 50, .sweep_ms = 5000, .live.timeout_s = 1};
+	bool per_thread = false;
 	int status;
 	const struct cli_opt opts[] = {
 	    CLI_STORE(&o.store),
@@ -72,13 +73,14 @@ int cmd_daemon(int argc, char **argv)
 	    CLI_COUNT("sweep-ms", 'w', &o.sweep_ms, 3600000),
 	    CLI_TIMEOUT(&o.live.timeout_s),
 	    CLI_MAX_PAUSE(&o.live.max_pause_ms),
-	    CLI_FLAG("per-thread", 'R', &o.live.per_thread),
+	    CLI_FLAG("per-thread", 'R', &per_thread),
+	    CLI_STOP_WORLD(&o.live.stop_world),
 	    CLI_END,
 	};
 
 	if (cli_parse(argc, argv, opts, "daemon", USAGE, &status))
 		return status;
-	if (argc != optind)
+	if (argc != optind || (per_thread && o.live.stop_world))
 		return cli_usage(USAGE);
 	o.store = opstore_dir(o.store);
 	o.report = log_result;

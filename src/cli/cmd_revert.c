@@ -9,9 +9,9 @@
 #include <stdio.h>
 
 #define USAGE                                                                                      \
-	"opus revert PID [PATCH-ID] [--per-thread] [--timeout SEC] [--max-pause MS] "              \
+	"opus revert PID [PATCH-ID] [--stop-world] [--timeout SEC] [--max-pause MS] "              \
 	"[--scan-memory] [--json]\n"                                                               \
-	"       opus revert --all PATCH-ID [--jobs N] [--per-thread] [--timeout SEC] "             \
+	"       opus revert --all PATCH-ID [--jobs N] [--stop-world] [--timeout SEC] "             \
 	"[--max-pause MS] [--scan-memory] [--json]"
 
 static int revert_one(pid_t pid, const char *want, const struct live_opts *lo, bool json)
@@ -30,13 +30,15 @@ static int revert_one(pid_t pid, const char *want, const struct live_opts *lo, b
 		printf("reverted %s from process %d: %u thread(s) paused %.0f us\n", id, (int)pid,
 		       st.threads, (double)st.pause_ns / 1e3);
 		cli_print_pause_notes(&st);
-		if (lo->per_thread && !st.per_thread)
-			printf("  stop-world: the patch was not applied with --per-thread\n");
+		if (!st.per_thread)
+			printf("  stop-world: %s\n", st.stop_world_why);
 		else if (st.switched_late)
 			printf(
 			    "  per-thread: %u thread(s) inside the patch's code kept it until they "
 			    "left it, the last %.1f ms after the first stop\n",
 			    st.switched_late, (double)st.transition_ns / 1e6);
+		else
+			printf("  per-thread: no thread was inside the patch's code\n");
 	}
 	return 0;
 }
@@ -64,7 +66,7 @@ static int revert_all(const char *id, struct fleet_opts *fo, bool json)
 int cmd_revert(int argc, char **argv)
 {
 	struct fleet_opts fo = {.live.timeout_s = 5};
-	bool json = false, all = false;
+	bool json = false, all = false, per_thread = false;
 	pid_t pid;
 	int args, status;
 	const struct cli_opt opts[] = {
@@ -74,13 +76,16 @@ int cmd_revert(int argc, char **argv)
 	    CLI_MAX_PAUSE(&fo.live.max_pause_ms),
 	    CLI_JSON(&json),
 	    CLI_FLAG("scan-memory", 'S', &fo.live.scan_memory),
-	    CLI_FLAG("per-thread", 'P', &fo.live.per_thread),
+	    CLI_FLAG("per-thread", 'P', &per_thread),
+	    CLI_STOP_WORLD(&fo.live.stop_world),
 	    CLI_END,
 	};
 
 	if (cli_parse(argc, argv, opts, "revert", USAGE, &status))
 		return status;
 	args = argc - optind;
+	if (per_thread && fo.live.stop_world)
+		return cli_usage(USAGE);
 	if (all)
 		return args == 1 ? revert_all(argv[optind], &fo, json) : cli_usage(USAGE);
 	if (args < 1 || args > 2)

@@ -7,7 +7,7 @@
 #include <getopt.h>
 #include <stdio.h>
 
-#define USAGE "opus uninstall PATCH-ID [--revert] [--store DIR] [--timeout SEC]"
+#define USAGE "opus uninstall PATCH-ID [--revert] [--store DIR] [--timeout SEC] [--stop-world]"
 
 int cmd_uninstall(int argc, char **argv)
 {
@@ -18,10 +18,8 @@ int cmd_uninstall(int argc, char **argv)
 	bool revert = false;
 	int status;
 	const struct cli_opt opts[] = {
-	    CLI_FLAG("revert", 'r', &revert),
-	    CLI_STORE(&store),
-	    CLI_TIMEOUT(&fo.live.timeout_s),
-	    CLI_END,
+	    CLI_FLAG("revert", 'r', &revert),	 CLI_STORE(&store), CLI_TIMEOUT(&fo.live.timeout_s),
+	    CLI_STOP_WORLD(&fo.live.stop_world), CLI_END,
 	};
 
 	if (cli_parse(argc, argv, opts, "uninstall", USAGE, &status))

@@ -56,6 +56,9 @@ struct cli_opt {
 #define CLI_JOBS(v)    CLI_COUNT("jobs", 'J', (v), 1024)
 #define CLI_TRUSTED(v) CLI_STRING("trusted", 'T', (v))
 #define CLI_STORE(v)   CLI_STRING("store", 's', (v))
+/* Per thread where the patch allows it is the default (--per-thread says
+ * so); --stop-world stops every thread until none is inside. */
+#define CLI_STOP_WORLD(v) CLI_FLAG("stop-world", 0, (v))
 #define CLI_END                                                                                    \
 	{                                                                                          \
 		0                                                                                  \

@@ -130,7 +130,7 @@ static const struct reg_func *next_version(const struct txn *t, uint64_t at, siz
 }
 
 /* Where replaced function f's entry leads: its new code, or in a
- * per-thread transition its dispatcher. Two test hooks: with
+ * per-thread transition with threads inside its dispatcher. Two test hooks: with
  * OPUS_TEST_OLD_COPIES set, the entry leads to the patch's copy of the old
  * code (the process then runs as before, through every redirected entry);
  * with OPUS_TEST_DISPATCH, to the dispatcher (test_dispatch_table lists
@@ -140,7 +140,7 @@ static uint64_t entry_target(const struct txn *t, const struct opatch *p, size_t
 {
 	int32_t old = p->funcs[f].old_sym;
 
-	if (l->dispatch_off[f] >= 0 && (t->per_thread || getenv("OPUS_TEST_DISPATCH")))
+	if (l->dispatch_off[f] >= 0 && (t->can_list || getenv("OPUS_TEST_DISPATCH")))
 		return t->base + (uint64_t)l->dispatch_off[f];
 	if (old >= 0 && getenv("OPUS_TEST_OLD_COPIES"))
 		return sym_addr[old];
@@ -461,19 +461,72 @@ static int check_entries_on_one_page(const struct txn *t, const struct opatch *p
 	return ret;
 }
 
-/* A per-thread transition where asked for and the patch allows it: its
- * build found the mixed period safe (no stop_world reason), and every
- * function it redirects has a dispatcher (a copy of its old code). A
- * patch built before opus judged this (stop_world NULL) is not judged. */
+/* A per-thread transition unless --stop-world, where the patch allows
+ * it: its build found the mixed period safe (no stop_world reason), and
+ * every function it redirects has a dispatcher (a copy of its old code).
+ * A patch built before opus judged this (stop_world NULL) is not judged.
+ * If not, why not, in st. */
 static bool choose_per_thread(const struct opatch *p, const struct layout *l,
-			      const struct live_opts *o)
+			      const struct live_opts *o, struct live_stats *st)
 {
-	if (!o->per_thread || !p->stop_world || *p->stop_world)
-		return false;
-	for (size_t i = 0; i < p->nfuncs; i++)
+	const char *why = NULL;
+
+	if (o->stop_world)
+		why = "--stop-world asked for it";
+	else if (!p->stop_world)
+		why = "the patch was built before opus judged the mixed period";
+	else if (*p->stop_world)
+		why = p->stop_world;
+	else if (getenv("OPUS_TEST_OLD_COPIES") || getenv("OPUS_TEST_DISPATCH"))
+		why = "a test hook chose where the entries lead";
+	for (size_t i = 0; !why && i < p->nfuncs; i++)
 		if (!p->funcs[i].cold && l->dispatch_off[i] < 0)
-			return false;
-	return true;
+			why = "a function has no copy of its old code";
+	if (why)
+		snprintf(st->stop_world_why, sizeof(st->stop_world_why), "%s", why);
+	return !why;
+}
+
+/* The stop found threads inside a replaced function: from the next stop
+ * on, the entries lead to the dispatchers, which keep each thread listed
+ * there on the old code. The jumps are planned again and the record says
+ * so before any is written (blank while it changes: recover would take
+ * out an apply killed meanwhile). */
+static int lead_to_dispatchers(struct txn *t, const struct opatch *p, const struct proc_object *obj,
+			       struct layout *l, const uint64_t *sym_addr)
+{
+	int ret;
+
+	t->can_list = true;
+	t->entry.nfuncs = t->entry.nsites = 0;
+	t->nranges = 0;
+	ret = plan_sites(t, p, obj, l, sym_addr);
+	if (!ret)
+		ret = place_rewrite_record(t, l);
+	if (!ret)
+		opus_info("process %d: a thread is inside the replaced code; the entries will "
+			  "lead to the dispatchers",
+			  (int)t->pid);
+	return ret;
+}
+
+/* The committing stop; per thread, the entries lead straight to the new
+ * code unless a thread is found inside, and then to the dispatchers. */
+static int stop_and_commit(struct txn *t, const struct opatch *p, const struct proc_object *obj,
+			   struct layout *l, const uint64_t *sym_addr, const struct live_opts *o)
+{
+	uint64_t t0 = opus_now_ns();
+	int ret = txn_stop_and_commit(t, o, commit_apply);
+	uint64_t first;
+
+	if (ret != -EREMCHG)
+		return ret;
+	ret = lead_to_dispatchers(t, p, obj, l, sym_addr);
+	first = opus_now_ns() - t0;
+	if (!ret)
+		ret = txn_stop_and_commit(t, o, commit_apply);
+	t->st->retry_ns += first; /* that stop and the jumps planned again */
+	return ret;
 }
 
 /* The transition did not finish: take the patch out as a revert would
@@ -536,7 +589,7 @@ int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, str
 		ret = resolve_syms(p, &obj, &t.res, sym_addr, sym_lib);
 	if (!ret)
 		ret = layout_plan(&l, p);
-	st->per_thread = t.per_thread = !ret && choose_per_thread(p, &l, o);
+	t.per_thread = !ret && choose_per_thread(p, &l, o, st);
 	st->resolve_ns = opus_now_ns() - t1;
 	t1 = opus_now_ns();
 	if (!ret)
@@ -560,7 +613,8 @@ int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, str
 		ret = place_write_image(&t, &l);
 	st->link_ns = opus_now_ns() - t1;
 	if (!ret)
-		ret = txn_stop_and_commit(&t, o, commit_apply);
+		ret = stop_and_commit(&t, p, &obj, &l, sym_addr, o);
+	st->per_thread = t.per_thread;
 	st->switched_late = (unsigned)t.nlisted;
 	if (!ret && t.nlisted && (ret = transition_wait(&t, o)))
 		ret = undo_transition(&t, o, ret);

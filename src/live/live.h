@@ -19,9 +19,10 @@ struct live_opts {
 	/* The longest the process may be stopped (0: no limit): past it,
 	 * every thread resumes and nothing is changed (-ETIME). */
 	double max_pause_ms;
-	/* Let threads found inside a replaced function switch as they leave
-	 * it (a per-thread transition), where the patch allows it. */
-	bool per_thread;
+	/* Stop every thread until none is inside a replaced function, even
+	 * where the patch allows a per-thread transition (the default there:
+	 * threads found inside switch as they leave it, transition.c). */
+	bool stop_world;
 	/* Files read for earlier processes, kept for the next one (one
 	 * thread's; see files.h). NULL: opened for this call only. */
 	struct file_cache *files;
@@ -38,9 +39,10 @@ struct live_stats {
 	bool per_thread;
 	unsigned switched_late;
 	uint64_t transition_ns;
-	bool realtime;	     /* opus ran real-time while it stopped threads (boost.h) */
-	uint64_t pause_ns;   /* first thread stopped to last resumed, final stop */
-	uint64_t prepare_ns; /* everything before the first stop */
+	char stop_world_why[192]; /* when not per_thread: why not */
+	bool realtime;		  /* opus ran real-time while it stopped threads (boost.h) */
+	uint64_t pause_ns;	  /* first thread stopped to last resumed, final stop */
+	uint64_t prepare_ns;	  /* everything before the first stop */
 	uint64_t total_ns;
 	/* Opening the transaction: the lock, the process's state and maps
 	 * (/proc), the registry read and verified, the link map and every

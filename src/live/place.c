@@ -190,13 +190,13 @@ static int write_at(const struct txn *t, const uint8_t *buf, size_t len, off_t o
  * two pages of it) must never leave a record with code that is not all
  * there: recover would take that for a mapping that is not opus's, and
  * leave it. */
-static int write_record_last(struct txn *t, const struct layout *l)
+static int write_record_last(struct txn *t, const struct layout *l, bool body)
 {
-	size_t body = l->total - l->reg_size;
+	size_t len = l->total - l->reg_size;
 	int ret;
 
-	if ((ret = write_at(t, l->image + l->reg_size, body, (off_t)l->reg_size)) ||
-	    (ret = opus_fault("writing the image, before its registry record")) ||
+	if ((body && (ret = write_at(t, l->image + l->reg_size, len, (off_t)l->reg_size))) ||
+	    (body && (ret = opus_fault("writing the image, before its registry record"))) ||
 	    (ret = write_at(t, l->image + 1, l->reg_size - 1, 1)) ||
 	    (ret = opus_fault("writing the registry record, before its first byte")) ||
 	    (ret = write_at(t, l->image, 1, 0)))
@@ -204,7 +204,7 @@ static int write_record_last(struct txn *t, const struct layout *l)
 	return opus_fault("writing the image and its registry record");
 }
 
-int place_write_image(struct txn *t, struct layout *l)
+static int format_record(struct txn *t, struct layout *l)
 {
 	struct opus_buf reg = {0};
 	int ret = registry_format(&t->entry, &reg);
@@ -212,9 +212,31 @@ int place_write_image(struct txn *t, struct layout *l)
 	if (!ret && reg.len >= l->reg_size)
 		ret = opus_err(-E2BIG, "registry record too large");
 	if (!ret) {
+		memset(l->image, 0, l->reg_size);
 		memcpy(l->image, reg.data, reg.len);
-		ret = write_record_last(t, l);
 	}
 	opus_buf_free(&reg);
+	return ret;
+}
+
+int place_write_image(struct txn *t, struct layout *l)
+{
+	int ret = format_record(t, l);
+
+	return ret ? ret : write_record_last(t, l, true);
+}
+
+/* Blank first, then as the first write: a record either whole, old or
+ * new, or blank (taken out by recover). */
+int place_rewrite_record(struct txn *t, struct layout *l)
+{
+	int ret = format_record(t, l);
+
+	if (!ret)
+		ret = write_at(t, (const uint8_t[]){0}, 1, 0);
+	if (!ret)
+		ret = opus_fault("blanking the registry record to write it again");
+	if (!ret)
+		ret = write_record_last(t, l, false);
 	return ret;
 }

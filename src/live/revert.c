@@ -49,24 +49,95 @@ int revert_commit(struct txn *t)
 	return ret;
 }
 
-/* A per-thread revert (o->per_thread, and the patch was applied per
- * thread: its build judged the mixed period safe). Once the first stop
- * has restored the entries there is no going back to the patch for the
- * threads that left it, so a failure after that leaves the jumps out and
- * the code mapped for recover (journaled) to take out when the threads
- * have left it. */
+/* The first stop of a per-thread revert: with no thread inside the
+ * patch's code it is the whole revert; otherwise the entries only. */
+static int revert_first_stop(struct txn *t)
+{
+	return t->nlisted ? revert_entries(t) : revert_commit(t);
+}
+
+/* What no thread may be in when a revert's jumps go back in: the code
+ * they lead away from (each old function, and every earlier patch's
+ * version of it), as for an apply, and the exit stubs. */
+static int guard_old_code(struct txn *t)
+{
+	int ret = 0;
+
+	t->nranges = 0;
+	for (size_t i = 0; !ret && i < t->entry.nfuncs; i++) {
+		const struct reg_func *f = &t->entry.funcs[i];
+
+		ret = txn_add_range(t, f->old_addr, f->old_addr + f->old_size, f->name);
+		for (size_t r = 0; r < t->reg.n; r++)
+			for (size_t k = 0; !ret && k < t->reg.v[r].nfuncs; k++) {
+				const struct reg_func *v = &t->reg.v[r].funcs[k];
+
+				if (v->old_addr == f->old_addr)
+					ret = txn_add_range(t, v->new_addr,
+							    v->new_addr + v->new_size, f->name);
+			}
+	}
+	if (!ret)
+		ret = txn_add_range(t, t->entry.exits, t->entry.exits + EXITS_PAGE, "an exit stub");
+	return ret;
+}
+
+/* The jumps back in, the dispatchers' table empty first (the threads the
+ * revert listed stay on the patch, as every thread is again). */
+static int rewrite_jumps(struct txn *t)
+{
+	int ret = mem_write(t->mem_fd, t->entry.table, &(uint64_t){0}, 8);
+
+	t->sites_written = 0;
+	if (!ret && (ret = txn_write_sites(t)))
+		txn_unwrite_sites(t);
+	return ret;
+}
+
+/* A thread inside the patch's code did not leave it in time: the jumps
+ * go back in, in a stop with no thread in the old code (the stop puts the
+ * switch stubs' return addresses back, as any planted), and the process is
+ * as before the revert. */
+static int undo_revert(struct txn *t, const struct live_opts *o)
+{
+	int ret;
+
+	t->per_thread = false;
+	t->nlisted = 0;
+	ret = guard_old_code(t);
+	return ret ? ret : txn_stop_and_commit(t, o, rewrite_jumps);
+}
+
+/* A per-thread revert (the default, for a patch applied per thread: its
+ * build judged the mixed period safe). Once the first stop has restored
+ * the entries there is no going back to the patch for the threads that
+ * left it, so a failure after that leaves the jumps out and the code
+ * mapped for recover (journaled) to take out when the threads have left
+ * it. */
 static int revert_per_thread(struct txn *t, const struct live_opts *o, bool *half)
 {
 	int ret;
 
-	t->per_thread = true;
-	ret = txn_stop_and_commit(t, o, revert_entries);
+	t->per_thread = t->can_list = true;
+	ret = txn_stop_and_commit(t, o, revert_first_stop);
 	t->st->switched_late = (unsigned)t->nlisted;
 	if (ret)
 		return opus_err_wrap(ret, "process %d left unchanged", (int)t->pid);
+	if (!t->nlisted)
+		return 0;
 	*half = true;
-	if (t->nlisted)
-		ret = transition_wait(t, o);
+	if ((ret = transition_wait(t, o))) {
+		char why[1024];
+
+		snprintf(why, sizeof(why), "%s", opus_errmsg());
+		if (!undo_revert(t, o)) {
+			*half = false;
+			opus_err(ret, "%s", why);
+			return opus_err_wrap(
+			    ret, "process %d left unchanged (the revert was undone)", (int)t->pid);
+		}
+		opus_err_wrap(ret, "%s; the revert could not be undone", why);
+	}
 	t->per_thread = false;
 	t->nlisted = 0;
 	if (!ret)
@@ -126,9 +197,14 @@ int live_revert(pid_t pid, const char *id, const struct live_opts *o, struct liv
 		snprintf(reverted_id, OPATCH_ID_MAX + 1, "%s", t.entry.id);
 		ret = txn_guard_entry(&t);
 	}
-	st->per_thread = !ret && t.entry.active && o->per_thread && t.entry.table;
+	st->per_thread = !ret && t.entry.active && !o->stop_world && t.entry.table;
+	if (!st->per_thread)
+		snprintf(st->stop_world_why, sizeof(st->stop_world_why), "%s",
+			 o->stop_world ? "--stop-world asked for it"
+				       : "the patch was applied with every thread stopped");
 	if (st->per_thread) {
 		ret = revert_per_thread(&t, o, &half);
+		st->per_thread = t.per_thread || st->switched_late;
 	} else {
 		if (!ret && !t.entry.active) {
 			/* No jump leads into it: unmapping is the whole revert. */

@@ -48,13 +48,15 @@ static int check_thread_pointers(struct txn *t, uint64_t *tp, bool *in_stubs)
 		tp[i] = r.fs_base;
 		*in_stubs |= r.rip - t->entry.exits < EXITS_PAGE;
 		if (tp[i] <= DISPATCH_SWITCHED || mem_read(t->mem_fd, tp[i], &self, sizeof(self)) ||
-		    self != tp[i])
-			return opus_err(-EINVAL,
-					"process %d: thread %d's thread pointer does not lead to "
-					"itself, as the dispatchers of a per-thread transition "
-					"need; nothing changed (without --per-thread, every thread "
-					"is stopped at once instead)",
-					(int)t->pid, (int)t->ts.v[i].tid);
+		    self != tp[i]) {
+			snprintf(t->st->stop_world_why, sizeof(t->st->stop_world_why),
+				 "thread %d's thread pointer does not lead to itself, as the "
+				 "dispatchers need",
+				 (int)t->ts.v[i].tid);
+			opus_info("process %d: %s; every thread is stopped at once instead",
+				  (int)t->pid, t->st->stop_world_why);
+			return -ENOTSUP;
+		}
 	}
 	return 0;
 }
@@ -109,14 +111,21 @@ int transition_begin(struct txn *t, const struct exit_site *exits)
 	t->switch_stubs = calloc(t->ts.n + 1, sizeof(*t->switch_stubs));
 	if (!ret && (!t->listed || !t->switch_stubs))
 		ret = -ENOMEM;
-	if (!ret)
-		ret = check_thread_pointers(t, tp, &in_stubs);
+	/* No thread inside: no dispatcher reads a thread pointer. */
+	if (!ret && !exits) {
+		free(tp);
+		return 0;
+	}
+	if (!ret && (ret = check_thread_pointers(t, tp, &in_stubs)) == -ENOTSUP)
+		t->per_thread = false; /* every later stop would find the same */
+	if (!ret && !t->can_list)
+		ret = -EREMCHG;
 	/* A stub already returned through may take a new thread, unless a
 	 * thread is between its two instructions now. */
-	for (size_t i = 0; !ret && exits && i < t->ts.n; i++)
+	for (size_t i = 0; !ret && i < t->ts.n; i++)
 		if (exits[i].tid)
 			ret = list_thread(t, &exits[i], tp[i], !in_stubs);
-	if (ret)
+	if (ret && ret != -EREMCHG)
 		transition_abort(t);
 	free(tp);
 	return ret;
@@ -160,8 +169,9 @@ static int name_late(const struct txn *t, const uint64_t *slots, const struct li
 		k++;
 	return opus_err(-EBUSY,
 			"process %d: thread %d did not leave the replaced code within %.1f s "
-			"(per-thread transition)",
-			(int)t->pid, (int)t->listed[k], o->timeout_s);
+			"(a per-thread transition); at the stop, %s",
+			(int)t->pid, (int)t->listed[k], o->timeout_s,
+			t->busy_msg[0] ? t->busy_msg : "it was inside");
 }
 
 int transition_wait(struct txn *t, const struct live_opts *o)

@@ -433,6 +433,16 @@ static const struct exit_site *first_known_exit(const struct exit_site *exits, s
 	return NULL;
 }
 
+/* The stop's "thread T is inside F", without the process, for a
+ * per-thread transition to name if T never leaves. */
+static void keep_busy_msg(struct txn *t)
+{
+	const char *m = opus_errmsg(), *colon = strstr(m, ": ");
+
+	snprintf(t->busy_msg, sizeof(t->busy_msg), "%s",
+		 !strncmp(m, "process ", 8) && colon ? colon + 2 : m);
+}
+
 /* Stop the world until no thread is in a guarded range, then run commit
  * with everything stopped. Busy: resume, wait, retry until the deadline. */
 int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(struct txn *t))
@@ -500,8 +510,10 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 			ret = unwind_check(u, &t->ts, &rs, exits);
 		/* Per-thread, the threads inside switch as they leave. */
 		busy = ret == -EBUSY && t->per_thread;
-		if (busy)
+		if (busy) {
+			keep_busy_msg(t);
 			ret = 0;
+		}
 		if (!ret)
 			ret = check_pause(t, o, start, "checking the threads' stacks");
 		unwound = opus_now_ns();
@@ -511,6 +523,10 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 			ret = transition_begin(t, busy ? exits : NULL);
 		if (ret == -ENOTSUP)
 			ret = -EBUSY; /* not that way: wait for them, as stop-world does */
+		if (ret == -EREMCHG) {
+			threads_resume(&t->ts);
+			break;
+		}
 		checked = opus_now_ns();
 		if (!ret) {
 			ret = commit(t);

@@ -56,6 +56,8 @@ struct txn {
 	 * the threads its stop found inside, in table order, and their stubs
 	 * (0 once seen used). */
 	bool per_thread;
+	bool can_list;	    /* apply: the entries lead to the dispatchers */
+	char busy_msg[256]; /* what that stop found inside ("thread T is inside F") */
 	pid_t *listed;
 	uint64_t *switch_stubs;
 	size_t nlisted;
@@ -88,14 +90,18 @@ int txn_restore_sites_backwards(struct txn *t);
  * does not. */
 int txn_check_jumps(struct txn *t);
 /* Stop the world until no thread is in a range, then run commit with every
- * thread stopped; -EBUSY once o->timeout_s has passed. */
+ * thread stopped; -EBUSY once o->timeout_s has passed. Per thread, a stop
+ * that finds threads inside lists them instead (transition_begin), or
+ * ends with -EREMCHG, every thread running, if they cannot be listed yet. */
 int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(struct txn *t));
 
 /* transition.c: in the committing stop, list the threads exits names as
  * busy (NULL: none) in t->entry.table and plant their switch stubs; then,
  * with the threads running, wait until each has switched and empty the
  * table. -ENOTSUP from begin: not for these threads now (wait for them as
- * a stop-world apply does); nothing was changed. */
+ * a stop-world apply does; t->per_thread cleared if never for this
+ * process); -EREMCHG: threads are inside but !t->can_list (the entries do
+ * not lead to the dispatchers yet). Either way nothing was changed. */
 int transition_begin(struct txn *t, const struct exit_site *exits);
 int transition_wait(struct txn *t, const struct live_opts *o);
 /* In the same stop, after begin: its stubs and table taken back. */
@@ -114,6 +120,8 @@ int revert_commit(struct txn *t);
 int place_patch(struct txn *t, const struct proc_object *obj, const struct opatch *p,
 		const struct layout *l);
 int place_write_image(struct txn *t, struct layout *l);
+/* The record alone again, after its jumps changed (before any is written). */
+int place_rewrite_record(struct txn *t, struct layout *l);
 
 /* recover.c: take out the applies opus left unfinished (killed mid-way).
  * recover_newest returns 1 if it took out the newest entry, 0 if that entry

@@ -143,14 +143,15 @@ napped_mixed() {
 }
 
 # A thread out of slow_op only for microseconds between calls: no stop finds
-# it out (the previous engine gave up after its timeout), so apply catches
-# it as it returns, stopped on its way out (src/live/exits.c).
+# it out (the previous engine gave up after its timeout), so a stop-world
+# apply catches it as it returns, stopped on its way out (src/live/exits.c).
+# (By default it would be listed and switch by itself: test_transition.sh.)
 test_busy_function_caught_as_it_returns() {
 	build_slow_patch
 	req "NAPS 8" >"$WORK/inflight" &
 	local inflight=$! caught
 	sleep 0.3
-	"$OPUS" apply --timeout 5 --json "$PID" "$WORK/slow.opatch" >"$WORK/apply.json"
+	"$OPUS" apply --stop-world --timeout 5 --json "$PID" "$WORK/slow.opatch" >"$WORK/apply.json"
 	caught=$(sed -n 's/.*"exits_caught": \([0-9]*\).*/\1/p' "$WORK/apply.json")
 	[ "${caught:-0}" -ge 1 ] || fail "no thread was caught leaving slow_op ($(cat "$WORK/apply.json"))"
 	assert_eq "slept 100" "$(req 'SLEEP 0')" "a request after the apply"
@@ -162,7 +163,7 @@ test_busy_function_caught_as_it_returns() {
 	req "NAPS 8" >"$WORK/inflight" &
 	inflight=$!
 	sleep 0.3
-	"$OPUS" revert --timeout 5 --json "$PID" >"$WORK/revert.json"
+	"$OPUS" revert --stop-world --timeout 5 --json "$PID" >"$WORK/revert.json"
 	caught=$(sed -n 's/.*"exits_caught": \([0-9]*\).*/\1/p' "$WORK/revert.json")
 	[ "${caught:-0}" -ge 1 ] || fail "revert caught no thread ($(cat "$WORK/revert.json"))"
 	assert_eq "slept 0" "$(req 'SLEEP 0')" "a request after the revert"
@@ -182,7 +183,7 @@ test_catch_fails_or_is_killed_at_every_step() {
 	req "NAPS 8" >"$WORK/inflight" &
 	inflight=$!
 	sleep 0.3
-	points=$(OPUS_FAULT_LIST=1 "$OPUS" apply --timeout 5 "$PID" "$WORK/slow.opatch" 2>&1 >/dev/null |
+	points=$(OPUS_FAULT_LIST=1 "$OPUS" apply --stop-world --timeout 5 "$PID" "$WORK/slow.opatch" 2>&1 >/dev/null |
 		sed -n 's/^opus fault point \([0-9]*\): \(.*exit.*\)$/\1:\2/p')
 	wait "$inflight" || true
 	"$OPUS" revert "$PID" >/dev/null
@@ -193,7 +194,7 @@ test_catch_fails_or_is_killed_at_every_step() {
 			inflight=$!
 			sleep 0.3
 			status=0
-			env OPUS_FAULT_ACTION=$action OPUS_FAULT_AT="$n" "$OPUS" apply --timeout 5 "$PID" \
+			env OPUS_FAULT_ACTION=$action OPUS_FAULT_AT="$n" "$OPUS" apply --stop-world --timeout 5 "$PID" \
 				"$WORK/slow.opatch" >/dev/null 2>"$WORK/err" || status=$?
 			[ "$status" != 0 ] || fail "$action at '$name' ($n): the apply succeeded"
 			[ "$action" = fail ] || [ "$status" = 137 ] || fail "$action at '$name': status $status"
@@ -211,7 +212,7 @@ test_catch_fails_or_is_killed_at_every_step() {
 	req "NAPS 8" >"$WORK/inflight" &
 	inflight=$!
 	sleep 0.3
-	points=$(OPUS_FAULT_LIST=1 "$OPUS" revert --timeout 5 "$PID" 2>&1 >/dev/null |
+	points=$(OPUS_FAULT_LIST=1 "$OPUS" revert --stop-world --timeout 5 "$PID" 2>&1 >/dev/null |
 		sed -n 's/^opus fault point \([0-9]*\): \(.*exit.*\)$/\1:\2/p')
 	wait "$inflight" || true
 	"$OPUS" apply "$PID" "$WORK/slow.opatch" >/dev/null
@@ -221,7 +222,7 @@ test_catch_fails_or_is_killed_at_every_step() {
 			req "NAPS 4" >"$WORK/inflight" &
 			inflight=$!
 			sleep 0.3
-			env OPUS_FAULT_ACTION=$action OPUS_FAULT_AT="$n" "$OPUS" revert --timeout 5 "$PID" \
+			env OPUS_FAULT_ACTION=$action OPUS_FAULT_AT="$n" "$OPUS" revert --stop-world --timeout 5 "$PID" \
 				>/dev/null 2>&1 && fail "$action at '$name' ($n): the revert succeeded"
 			assert_running "$PID"
 			wait "$inflight" || true

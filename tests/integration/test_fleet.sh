@@ -142,7 +142,9 @@ test_child_forked_during_an_apply_keeps_an_inert_record() {
 	STARTED_PIDS="${STARTED_PIDS:-} $POLL_PID"
 	wait_line "$WORK/poll.out" "$POLL_PID" OK >/dev/null
 	sleep 0.1 # now inside linger for 1.5 s
-	"$OPUS" apply --timeout 10 "$POLL_PID" "$WORK/linger.opatch" >"$WORK/apply.out" 2>&1 &
+	# Stop-world: mapped, no jump written while linger runs (per thread,
+	# the jumps would be in before the fork).
+	"$OPUS" apply --stop-world --timeout 10 "$POLL_PID" "$WORK/linger.opatch" >"$WORK/apply.out" 2>&1 &
 	local apply=$! child
 	sleep 0.3 # mapped, waiting for linger to return
 	grep -q '/memfd:opus-livepatch:linger' "/proc/$POLL_PID/maps" || fail "apply has not mapped the patch yet"

@@ -197,7 +197,8 @@ test_per_thread_apply_killed_while_threads_switch_then_recover() {
 }
 
 # A per-thread apply that fails or is killed at each of its own steps
-# (the switch stub planted, a jump written, the wait) leaves the target
+# (the record written again for the dispatchers, the switch stub planted,
+# a jump written, the wait) leaves the target
 # whole: the thread inside still returns where it should, and recover (or
 # the failed apply itself) leaves either no patch or the whole patch, in
 # which case the thread switches by itself and the patch reverts cleanly.
@@ -206,9 +207,9 @@ test_per_thread_apply_fails_or_is_killed_at_every_step() {
 	local pid=$PID points n name action status left=0 old new
 	points=$(OPUS_FAULT_LIST=1 "$OPUS" apply "$pid" "$WORK/fix.opatch" --per-thread \
 		--timeout 0.2 2>&1 >/dev/null |
-		sed -n 's/^opus fault point \([0-9]*\): \(planting a switch stub\|writing a jump\|waiting for threads to switch\)$/\1:\2/p' |
+		sed -n 's/^opus fault point \([0-9]*\): \(blanking the registry record to write it again\|planting a switch stub\|writing a jump\|waiting for threads to switch\)$/\1:\2/p' |
 		awk -F: '!seen[$2]++')
-	[ "$(echo "$points" | grep -c .)" = 3 ] || fail "the per-thread apply passed no fault points: '$points'"
+	[ "$(echo "$points" | grep -c .)" = 4 ] || fail "the per-thread apply passed no fault points: '$points'"
 	assert_eq 0 "$(opus_mappings "$pid")" "opus mappings after the listing run"
 	while IFS=: read -r n name; do
 		for action in fail kill; do
@@ -287,11 +288,12 @@ test_per_thread_revert_keeps_a_thread_inside_on_the_new_code_until_it_leaves() {
 	[ "$pid" = "$PID" ] || fail "pid changed"
 }
 
-# A per-thread revert whose thread does not leave in time, or whose opus
-# is killed while it waits: the entries are already back (there is no
-# returning threads that left the patch to it), so the patch's code stays
-# mapped for the thread still in it, and recover takes it out once that
-# thread has left.
+# A per-thread revert whose thread does not leave in time is undone: the
+# jumps go back in (in a stop with no thread in the old code) and the
+# patch is whole again, the thread inside never off it. One whose opus is
+# killed while it waits has the entries back already, so the patch's code
+# stays mapped for the thread still in it, and recover takes it out once
+# that thread has left.
 test_per_thread_revert_cut_short_is_finished_by_recover() {
 	start_leaving
 	local pid=$PID rev
@@ -299,18 +301,18 @@ test_per_thread_revert_cut_short_is_finished_by_recover() {
 	expect_fail "revert with a thread that does not leave" \
 		"$OPUS" revert "$pid" --per-thread --timeout 1
 	assert_contains "did not leave" "$ERR" "the error"
-	assert_contains "jumps are taken out, but its code stays mapped" "$ERR" "the error"
-	wait_for "outside 1000" 2
-	assert_eq 1 "$(opus_patches_mapped "$pid")" "the patch's code stays for the thread in it"
-	kill -USR1 "$pid"
+	assert_contains "left unchanged (the revert was undone)" "$ERR" "the error"
+	wait_for "outside 1000" 2 # the others ran the old code while it waited
+	wait_for "outside 2000" 2 # and the patch's again once undone
+	assert_contains "fix" "$("$OPUS" list "$pid")" "opus list after the undone revert"
+	assert_eq 1 "$(grep -cx "inside 1000" "$START_OUT")" "the thread inside stayed on the patch's code"
+	revert_leaving "$pid"
 	wait_for "inside 1000" 2
-	"$OPUS" recover "$pid" >/dev/null
-	assert_eq 0 "$(opus_mappings "$pid")" "opus mappings after recover"
 	# Killed while it waits.
 	apply_leaving "$pid"
 	"$OPUS" revert "$pid" --per-thread --timeout 30 >/dev/null 2>&1 &
 	rev=$!
-	wait_for "outside 1000" 3
+	wait_for "outside 1000" 4
 	sleep 0.1
 	kill -9 "$rev"
 	wait "$rev" 2>/dev/null || true
@@ -389,28 +391,31 @@ test_daemon_per_thread_patches_a_process_with_a_thread_inside() {
 }
 
 # A thread whose thread pointer does not lead to itself (it set its own
-# with arch_prctl) would be misread by the dispatchers: a per-thread apply
-# refuses, naming it, and leaves the process as it was; the stop-world
-# apply still patches it.
-test_per_thread_apply_refuses_a_thread_pointer_that_is_not_the_thread() {
+# with arch_prctl) would be misread by the dispatchers: with a thread
+# inside the replaced code, the apply lists none (no thread runs the new
+# code while one is inside), stops every thread until none is, and says
+# why.
+test_apply_beside_a_thread_pointer_that_is_not_the_thread_stops_every_thread() {
 	build_target leaving "$WORK" -O2 -g
 	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/leaving/value-2000.diff" \
 		--binary "$WORK/src/leaving" -o "$WORK/fix.opatch" >/dev/null
 	start "$WORK/src/leaving" odd-tp
-	local pid=$PID odd
+	local pid=$PID odd ap
 	wait_for "outside 1000"
+	wait_for "inside 1000"
 	odd=$(awk '/^odd/ {print $2}' "$START_OUT")
 	[ -n "$odd" ] || fail "the target named no odd thread: $(cat "$START_OUT")"
-	expect_fail "per-thread apply beside a thread with its own thread pointer" \
-		"$OPUS" apply "$pid" "$WORK/fix.opatch" --per-thread --timeout 5
-	assert_contains "thread $odd's thread pointer does not lead to itself" "$ERR" "the refusal"
-	assert_eq 0 "$(opus_mappings "$pid")" "opus mappings after the refusal"
-	never_printed "outside 2000" "a thread ran the new code after the refusal"
-	"$OPUS" apply "$pid" "$WORK/fix.opatch" --timeout 5 >"$WORK/apply.out" 2>&1 &
-	local ap=$!
-	sleep 0.3
+	"$OPUS" apply "$pid" "$WORK/fix.opatch" --timeout 30 >"$WORK/apply.out" 2>&1 &
+	ap=$!
+	sleep 0.5
+	never_printed "outside 2000" "a thread ran the new code while a thread was inside"
+	kill -0 "$ap" 2>/dev/null || fail "apply ended with a thread still inside: $(cat "$WORK/apply.out")"
 	kill -USR1 "$pid"
-	wait "$ap" || fail "stop-world apply: $(cat "$WORK/apply.out")"
+	wait "$ap" || fail "apply: $(cat "$WORK/apply.out")"
+	assert_contains "stop-world: thread $odd's thread pointer does not lead to itself" \
+		"$(cat "$WORK/apply.out")" "apply says why it stopped every thread"
 	wait_for "outside 2000"
+	wait_for "inside 2000"
+	assert_contains "fix" "$("$OPUS" list "$pid")" "opus list after the apply"
 	assert_running "$pid"
 }

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 typedef long (*func)(long, long);
 
@@ -75,6 +77,39 @@ static long call_with_al(func f, long al)
 	return r;
 }
 
+/* In a child whose thread pointer leads nowhere (what a thread that set
+ * its own %fs may have): f(6, 7) through the stub, its answer the exit
+ * status; -1 if the child died (a fault). No libc runs after the pointer
+ * changes, so only the stub and the code it leads to read it. */
+static int answer_with_thread_pointer_nowhere(func f)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0)
+		__asm__ volatile("mov $158, %%eax\n\t" /* arch_prctl(ARCH_SET_FS, 0x10) */
+				 "mov $0x1002, %%edi\n\t"
+				 "mov $0x10, %%esi\n\t"
+				 "syscall\n\t"
+				 "mov $6, %%edi\n\t"
+				 "mov $7, %%esi\n\t"
+				 "call *%%rbx\n\t"
+				 "mov %%eax, %%edi\n\t"
+				 "mov $231, %%eax\n\t" /* exit_group */
+				 "syscall"
+				 :
+				 : "b"(f)
+				 : "rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11",
+				   "memory");
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return -2;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The new code for that child: rdi * rsi, in machine code (no prologue
+ * that could read %fs). */
+static const uint8_t multiply[] = {0x48, 0x89, 0xf8, 0x48, 0x0f, 0xaf, 0xc6, 0xc3};
+
 int main(void)
 {
 	uint8_t *code =
@@ -107,6 +142,19 @@ int main(void)
 	CHECK(call_with_al((func)(code + DISPATCH_STUB_SIZE), 3) == 3);
 	table[0] = DISPATCH_SWITCHED;
 	CHECK(call_with_al((func)(code + DISPATCH_STUB_SIZE), 5) == 5);
+	/* Once the table is empty the thread pointer is not read: a thread
+	 * whose pointer leads nowhere runs through; while a thread is listed
+	 * it is read, and that thread faults (what the apply checks before
+	 * listing any). */
+	CHECK(mprotect(code, 4096, PROT_READ | PROT_WRITE) == 0);
+	memcpy(code + 2 * DISPATCH_STUB_SIZE, multiply, sizeof(multiply));
+	dispatch_stub(code + 3 * DISPATCH_STUB_SIZE, (uint64_t)table,
+		      (uint64_t)(code + 2 * DISPATCH_STUB_SIZE), (uint64_t)old_code);
+	CHECK(mprotect(code, 4096, PROT_READ | PROT_EXEC) == 0);
+	table[0] = 0;
+	CHECK(answer_with_thread_pointer_nowhere((func)(code + 3 * DISPATCH_STUB_SIZE)) == 42);
+	table[0] = thread_pointer();
+	CHECK(answer_with_thread_pointer_nowhere((func)(code + 3 * DISPATCH_STUB_SIZE)) == -1);
 	munmap(code, 4096);
 	munmap(table, 4096);
 	return unit_status();
