@@ -217,7 +217,7 @@ if want transition; then
 		sed -e '1s#^--- a.c.*#--- a/target.c#' -e "2s#^+++ .*#+++ b/target.c#" >hold.diff || true)
 	"$OPUS" build --source "$T/src" --diff "$T/hold.diff" --binary "$T/src/target" \
 		--id hold -o "$T/hold.opatch" >/dev/null
-	for n in 1 8 64; do
+	for n in 1 8 64 256; do
 		start_target "$n" inside 1
 		: >"$T/tr.pause"
 		: >"$T/tr.total"

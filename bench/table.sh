@@ -36,7 +36,7 @@ for n in 1 8 64 256; do
 		echo "| one thread held by a per-thread stop (floor, not built), $n $mode thread(s), us (every thread once: $(f ".thread_stop_floor_us.threads_${n}_$mode.round_p50") us) | $(f ".thread_stop_floor_us.threads_${n}_$mode.held.p50") | $(f ".thread_stop_floor_us.threads_${n}_$mode.held.p99") | | $goal |"
 	done
 done
-for n in 1 8 64; do
+for n in 1 8 64 256; do
 	echo "| per-thread apply, $n thread(s) living inside the replaced function: total, us (its pause $(f ".transition_us.max_thread_stop.threads_$n.inside.p50") us; stop-world within 2 s: $(jq -r ".transition_us.stop_world_in_2s.threads_$n | if . == null then \"n/a\" elif .applied then \"applied after \(.attempts) stops\" else \"gave up after \(.attempts) stops\" end" "$r")) | $(f ".transition_us.total.threads_$n.p50") | $(f ".transition_us.total.threads_$n.p99") | | |"
 done
 for k in 1 10 100 1000; do

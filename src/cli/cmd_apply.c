@@ -44,12 +44,12 @@ json_t *cli_stats_json(const struct live_stats *st)
 		json_object_set_new(j, phases[i].name, json_real((double)phases[i].ns / 1e3));
 	return json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:b, s:I, s:f, s:f, s:f, s:o}", "mode",
 			 st->per_thread ? "per-thread" : "stop-world", "stop_world_why",
-			 st->per_thread ? "" : st->stop_world_why, "switched_late",
-			 (int)st->switched_late, "attempts", (int)st->attempts, "exits_caught",
-			 (int)st->exits_caught, "threads", (int)st->threads, "realtime",
-			 (int)st->realtime, "scanned_bytes", (json_int_t)st->scan_bytes, "pause_us",
-			 (double)st->pause_ns / 1e3, "prepare_ms", (double)st->prepare_ns / 1e6,
-			 "total_ms", (double)st->total_ns / 1e6, "phases_us", j);
+			 st->stop_world_why, "switched_late", (int)st->switched_late, "attempts",
+			 (int)st->attempts, "exits_caught", (int)st->exits_caught, "threads",
+			 (int)st->threads, "realtime", (int)st->realtime, "scanned_bytes",
+			 (json_int_t)st->scan_bytes, "pause_us", (double)st->pause_ns / 1e3,
+			 "prepare_ms", (double)st->prepare_ns / 1e6, "total_ms",
+			 (double)st->total_ns / 1e6, "phases_us", j);
 }
 
 void cli_print_pause_notes(const struct live_stats *st)
@@ -74,6 +74,10 @@ static void print_mode(const struct live_stats *st)
 		printf("  per-thread: %u thread(s) inside the replaced code kept the old code "
 		       "until they left it, the last %.1f ms after the stop\n",
 		       st->switched_late, (double)st->transition_ns / 1e6);
+	else if (st->attempts > 1 && st->stop_world_why[0])
+		printf("  per-thread, but a thread inside could not be listed (%s): every thread "
+		       "was stopped until none was inside\n",
+		       st->stop_world_why);
 	else
 		printf("  per-thread: no thread was inside the replaced code\n");
 }

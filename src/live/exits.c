@@ -20,7 +20,6 @@
 #include <time.h>
 
 #define STUB_SIZE	 64
-#define STUBS		 (EXITS_PAGE / STUB_SIZE)
 #define STUB_SYSCALL_END 11		       /* the stub's pc right after its syscall */
 #define STUB_MAGIC	 0x746978657375706full /* "opusexit" */
 #define WAIT_NS		 (200 * 1000)
@@ -63,29 +62,44 @@ static const uint8_t switch_code[24] = {
     0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc,				  /* up to ret */
 };
 
-static int read_stubs(int mem_fd, uint64_t page, struct stub *v)
+struct exits_area exits_of(uint64_t exits, uint64_t table)
 {
-	return mem_read(mem_fd, page, v, EXITS_PAGE);
+	return (struct exits_area){exits, table > exits ? table - exits : EXITS_PAGE};
 }
 
-bool exits_armed(int mem_fd, uint64_t page)
+/* Every stub of a, malloc'd (*n of them); NULL if it cannot be read. */
+static struct stub *read_stubs(int mem_fd, struct exits_area a, size_t *n)
 {
-	struct stub *v = malloc(EXITS_PAGE);
-	bool armed = !v || read_stubs(mem_fd, page, v);
+	struct stub *v = malloc(a.size);
 
-	for (size_t k = 0; !armed && k < STUBS; k++)
+	*n = a.size / STUB_SIZE;
+	if (v && mem_read(mem_fd, a.at, v, a.size)) {
+		free(v);
+		v = NULL;
+	}
+	return v;
+}
+
+bool exits_armed(int mem_fd, struct exits_area a)
+{
+	size_t n;
+	struct stub *v = read_stubs(mem_fd, a, &n);
+	bool armed = !v;
+
+	for (size_t k = 0; !armed && k < n; k++)
 		armed = v[k].magic == STUB_MAGIC && v[k].slot;
 	free(v);
 	return armed;
 }
 
-int exits_disarm(int mem_fd, uint64_t page)
+int exits_disarm(int mem_fd, struct exits_area a)
 {
-	struct stub *v = malloc(EXITS_PAGE);
-	int ret = v ? read_stubs(mem_fd, page, v) : -ENOMEM;
+	size_t n;
+	struct stub *v = read_stubs(mem_fd, a, &n);
+	int ret = v ? 0 : -EIO;
 
-	for (size_t k = 0; !ret && k < STUBS; k++) {
-		uint64_t stub = page + k * STUB_SIZE, now, zero = 0;
+	for (size_t k = 0; !ret && k < n; k++) {
+		uint64_t stub = a.at + k * STUB_SIZE, now, zero = 0;
 
 		if (v[k].magic != STUB_MAGIC || !v[k].slot)
 			continue;
@@ -144,23 +158,24 @@ static int catchable(pid_t tid, uint64_t stub)
  * catch's, or with table_slot the switch's that marks that slot. With
  * reuse, a stub no stack leads to any more (retired or disarmed) serves
  * too: the caller knows no thread is inside one. */
-static int plant(int mem_fd, uint64_t page, const struct exit_site *x, uint64_t table_slot,
+static int plant(int mem_fd, struct exits_area a, const struct exit_site *x, uint64_t table_slot,
 		 bool reuse, uint64_t *stub)
 {
-	struct stub *v = malloc(EXITS_PAGE), s = {.ret = x->ret, .slot = x->slot};
+	struct stub s = {.ret = x->ret, .slot = x->slot};
 	uint64_t now = 0;
-	size_t k = 0;
-	int ret = v ? read_stubs(mem_fd, page, v) : -ENOMEM;
+	size_t k = 0, n;
+	struct stub *v = read_stubs(mem_fd, a, &n);
+	int ret = v ? 0 : -EIO;
 
-	while (!ret && k < STUBS && v[k].magic == STUB_MAGIC && !(reuse && !v[k].slot))
+	while (!ret && k < n && v[k].magic == STUB_MAGIC && !(reuse && !v[k].slot))
 		k++;
 	free(v);
-	if (ret || k == STUBS)
+	if (ret || k == n)
 		return ret ? ret : -ENOTSUP;
 	/* The word must still be that return address. */
 	if (mem_read(mem_fd, x->slot, &now, 8) || now != x->ret)
 		return -ENOTSUP;
-	*stub = page + k * STUB_SIZE;
+	*stub = a.at + k * STUB_SIZE;
 	memcpy(s.code, stub_code, sizeof(s.code));
 	if (table_slot) {
 		int32_t rel = (int32_t)(table_slot - (*stub + SWITCH_END));
@@ -278,7 +293,7 @@ static int leave_stub(struct thread *t, int mem_fd, const struct exit_site *x)
 	return fault ? fault : ret;
 }
 
-int exits_catch(struct threads *ts, int mem_fd, uint64_t page, const struct exit_site *x,
+int exits_catch(struct threads *ts, int mem_fd, struct exits_area a, const struct exit_site *x,
 		uint64_t deadline)
 {
 	struct thread *t = NULL;
@@ -288,14 +303,14 @@ int exits_catch(struct threads *ts, int mem_fd, uint64_t page, const struct exit
 	for (size_t i = 0; i < ts->n; i++)
 		if (ts->v[i].tid == x->tid && ts->v[i].stopped && !ts->v[i].injecting)
 			t = &ts->v[i];
-	if (!page || !t || catchable(t->tid, page))
+	if (!a.at || !t || catchable(t->tid, a.at))
 		return -ENOTSUP;
-	ret = plant(mem_fd, page, x, 0, false, &stub);
+	ret = plant(mem_fd, a, x, 0, false, &stub);
 	if (ret == -ENOTSUP)
 		return ret;
 	if (ret) {
 		/* A fault once the stub may be in use: nothing stays planted. */
-		exits_disarm(mem_fd, page);
+		exits_disarm(mem_fd, a);
 		return ret;
 	}
 	/* Only the caught thread stays traced: the others run free. */
@@ -320,14 +335,15 @@ int exits_catch(struct threads *ts, int mem_fd, uint64_t page, const struct exit
 	return ret < 0 && ret != -ESRCH ? ret : 0;
 }
 
-int exits_plant_switch(int mem_fd, uint64_t page, const struct exit_site *x, uint64_t table_slot,
-		       bool reuse, uint64_t *stub)
+int exits_plant_switch(int mem_fd, struct exits_area a, const struct exit_site *x,
+		       uint64_t table_slot, bool reuse, uint64_t *stub)
 {
-	int64_t rel = (int64_t)(table_slot - (page + SWITCH_END));
+	/* The farthest stub from the table, too, must reach its slot. */
+	int64_t rel = (int64_t)(table_slot - (a.at + SWITCH_END));
 
-	if (!page || !x->slot || shadow_stack(x->tid) || rel != (int32_t)rel)
+	if (!a.at || !x->slot || shadow_stack(x->tid) || rel != (int32_t)rel)
 		return -ENOTSUP;
-	return plant(mem_fd, page, x, table_slot, reuse, stub);
+	return plant(mem_fd, a, x, table_slot, reuse, stub);
 }
 
 int exits_retire(int mem_fd, uint64_t stub)

@@ -18,19 +18,34 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "layout.h"
 #include "ptrace.h"
 #include "unwind.h"
 
 #define EXITS_PAGE 4096
+/* A mapping's stubs: 4 pages (256 stubs), of which a record with no
+ * dispatchers' table names only the first (exits_area). */
+#define EXITS_SIZE LAYOUT_EXITS
 
-/* May a stub of page still be in use (read with the lock held, before a
+/* A patch's exit stubs: where, and how many bytes. */
+struct exits_area {
+	uint64_t at;
+	uint64_t size;
+};
+
+/* The stubs of a record (exits, and its table or 0; registry.h): up to
+ * the table where there is one (older records put it a page after the
+ * exits), the first page otherwise. */
+struct exits_area exits_of(uint64_t exits, uint64_t table);
+
+/* May a stub of a still be in use (read with the lock held, before a
  * stop: only an opus holding it plants one)? In doubt, yes. */
-bool exits_armed(int mem_fd, uint64_t page);
-/* Put back every return address still sent to a stub of page, and retire
+bool exits_armed(int mem_fd, struct exits_area a);
+/* Put back every return address still sent to a stub of a, and retire
  * the stubs (one use each). Every thread must be stopped. */
-int exits_disarm(int mem_fd, uint64_t page);
+int exits_disarm(int mem_fd, struct exits_area a);
 
-/* Send x's return address to a stub of page and wait, until deadline (a
+/* Send x's return address to a stub of a and wait, until deadline (a
  * monotonic time in ns), for its thread to get there. Every thread of ts
  * must be stopped, and x found by the stack check of this stop. Returns 1
  * when the thread was caught: it is stopped where its return leads, with
@@ -40,7 +55,7 @@ int exits_disarm(int mem_fd, uint64_t page);
  * forgotten, the others detached and forgotten, and a stop must disarm
  * what is left. -ENOTSUP when the thread cannot be caught this way (its
  * seccomp filters, a shadow stack, no stub left): nothing was changed. */
-int exits_catch(struct threads *ts, int mem_fd, uint64_t page, const struct exit_site *x,
+int exits_catch(struct threads *ts, int mem_fd, struct exits_area a, const struct exit_site *x,
 		uint64_t deadline);
 
 /* Per-thread transitions (transition.c): send x's return address to a stub
@@ -49,10 +64,10 @@ int exits_catch(struct threads *ts, int mem_fd, uint64_t page, const struct exit
  * whether or not opus is there. Every thread must be stopped. -ENOTSUP
  * when that cannot be done (a shadow stack, no stub left, the return
  * address moved): nothing was changed. *stub is the stub planted. With
- * reuse (no thread's pc is in the page), a stub that has been returned
+ * reuse (no thread's pc is in the area), a stub that has been returned
  * through or disarmed is used again: a page holds 64. */
-int exits_plant_switch(int mem_fd, uint64_t page, const struct exit_site *x, uint64_t table_slot,
-		       bool reuse, uint64_t *stub);
+int exits_plant_switch(int mem_fd, struct exits_area a, const struct exit_site *x,
+		       uint64_t table_slot, bool reuse, uint64_t *stub);
 /* A stub that has been returned through (its thread's slot reads switched):
  * no later disarm needs to look at the stack word it was planted in. */
 int exits_retire(int mem_fd, uint64_t stub);

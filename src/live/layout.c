@@ -109,7 +109,7 @@ int layout_plan(struct layout *l, const struct opatch *p)
 	}
 	l->text_size = align_up(off - l->text_off, LAYOUT_PAGE);
 	l->exits_off = l->text_off + l->text_size;
-	l->data_off = l->table_off = l->exits_off + LAYOUT_PAGE;
+	l->data_off = l->table_off = l->exits_off + LAYOUT_EXITS;
 	off = l->table_off + LAYOUT_PAGE;
 	for (size_t i = 0; i < p->nsections; i++)
 		if (p->sections[i].flags & SHF_WRITE) {

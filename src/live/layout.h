@@ -1,7 +1,7 @@
 /* Places a patch's sections in the target and links them there. One memfd
  * holds, page-aligned: the registry record (r--), the code, read-only data,
  * call stubs, GOT slots and the dispatchers of a per-thread transition
- * (r-x, dispatch.h), a page for exit stubs (r-x, exits.h), and the
+ * (r-x, dispatch.h), four pages for exit stubs (r-x, exits.h), and the
  * writable data (rw-), first the dispatchers' table of threads not yet
  * switched (one page, empty: every thread runs the new code). */
 #ifndef OPUS_LIVE_LAYOUT_H
@@ -12,12 +12,13 @@
 
 #include "patchfile/opatch.h"
 
-#define LAYOUT_PAGE 4096
+#define LAYOUT_PAGE  4096
+#define LAYOUT_EXITS (4 * LAYOUT_PAGE) /* 256 exit stubs (exits.h) */
 
 struct layout {
 	size_t reg_size;	    /* registry bytes at offset 0 */
 	size_t text_off, text_size; /* r-x part: the code */
-	size_t exits_off;	    /* r-x too, after the code: one page of exit stubs */
+	size_t exits_off;	    /* r-x too, after the code: LAYOUT_EXITS of exit stubs */
 	size_t data_off, data_size; /* rw- part */
 	size_t table_off;	    /* the dispatchers' table: the first page of data */
 	size_t total;

@@ -39,10 +39,12 @@ struct live_stats {
 	bool per_thread;
 	unsigned switched_late;
 	uint64_t transition_ns;
-	char stop_world_why[192]; /* when not per_thread: why not */
-	bool realtime;		  /* opus ran real-time while it stopped threads (boost.h) */
-	uint64_t pause_ns;	  /* first thread stopped to last resumed, final stop */
-	uint64_t prepare_ns;	  /* everything before the first stop */
+	/* Why not per thread; per thread, why a thread found inside could
+	 * not be listed (it was waited for as stop-world does). */
+	char stop_world_why[192];
+	bool realtime;	     /* opus ran real-time while it stopped threads (boost.h) */
+	uint64_t pause_ns;   /* first thread stopped to last resumed, final stop */
+	uint64_t prepare_ns; /* everything before the first stop */
 	uint64_t total_ns;
 	/* Opening the transaction: the lock, the process's state and maps
 	 * (/proc), the registry read and verified, the link map and every

@@ -70,7 +70,7 @@ static int map_region(struct txn *t, int fd, uint64_t base, const struct layout 
 		int prot;
 	} parts[] = {
 	    {0, l->reg_size, PROT_READ},
-	    {l->text_off, l->text_size + LAYOUT_PAGE, PROT_READ | PROT_EXEC}, /* and the exits */
+	    {l->text_off, l->text_size + LAYOUT_EXITS, PROT_READ | PROT_EXEC}, /* and the exits */
 	    {l->data_off, l->data_size, PROT_READ | PROT_WRITE},
 	};
 	long r;

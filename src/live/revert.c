@@ -78,7 +78,8 @@ static int guard_old_code(struct txn *t)
 			}
 	}
 	if (!ret)
-		ret = txn_add_range(t, t->entry.exits, t->entry.exits + EXITS_PAGE, "an exit stub");
+		ret = txn_add_range(t, t->entry.exits, t->entry.exits + txn_exits(t).size,
+				    "an exit stub");
 	return ret;
 }
 

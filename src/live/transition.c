@@ -46,7 +46,7 @@ static int check_thread_pointers(struct txn *t, uint64_t *tp, bool *in_stubs)
 		if (ret)
 			return ret;
 		tp[i] = r.fs_base;
-		*in_stubs |= r.rip - t->entry.exits < EXITS_PAGE;
+		*in_stubs |= r.rip - t->entry.exits < txn_exits(t).size;
 		if (tp[i] <= DISPATCH_SWITCHED || mem_read(t->mem_fd, tp[i], &self, sizeof(self)) ||
 		    self != tp[i]) {
 			snprintf(t->st->stop_world_why, sizeof(t->st->stop_world_why),
@@ -64,10 +64,20 @@ static int check_thread_pointers(struct txn *t, uint64_t *tp, bool *in_stubs)
 void transition_abort(struct txn *t)
 {
 	/* A stub that could not be taken back keeps the mapping (txn_unmap). */
-	if (exits_disarm(t->mem_fd, t->entry.exits))
+	if (exits_disarm(t->mem_fd, txn_exits(t)))
 		t->stubs_left = true;
 	mem_write(t->mem_fd, t->entry.table, &(uint64_t){0}, 8);
 	t->nlisted = 0;
+}
+
+/* Why thread tid cannot be listed at this stop, kept for apply to say if
+ * no later stop lists it either (it then waits as stop-world does). */
+static int not_listed(struct txn *t, pid_t tid, const char *why)
+{
+	snprintf(t->st->stop_world_why, sizeof(t->st->stop_world_why), "thread %d: %s", (int)tid,
+		 why);
+	opus_info("%s; no per-thread transition at this stop", t->st->stop_world_why);
+	return -ENOTSUP;
 }
 
 static int list_thread(struct txn *t, const struct exit_site *x, uint64_t tp, bool reuse)
@@ -75,19 +85,19 @@ static int list_thread(struct txn *t, const struct exit_site *x, uint64_t tp, bo
 	uint64_t slot = t->entry.table + t->nlisted * 8;
 	int ret;
 
-	if (!x->slot) {
-		opus_info("thread %d: where it leaves the replaced code is not known; "
-			  "no per-thread transition",
-			  (int)x->tid);
-		return -ENOTSUP;
-	}
+	if (!x->slot)
+		return not_listed(t, x->tid, "where it leaves the replaced code is not known");
 	if (t->nlisted + 1 >= TABLE_SLOTS)
-		return -ENOTSUP;
+		return not_listed(t, x->tid, "the dispatchers' table is full");
 	if ((ret = mem_write(t->mem_fd, slot, &tp, 8)) ||
 	    (ret = mem_write(t->mem_fd, slot + 8, &(uint64_t){0}, 8)))
 		return ret;
-	ret = exits_plant_switch(t->mem_fd, t->entry.exits, x, slot, reuse,
+	ret = exits_plant_switch(t->mem_fd, txn_exits(t), x, slot, reuse,
 				 &t->switch_stubs[t->nlisted]);
+	if (ret == -ENOTSUP)
+		return not_listed(t, x->tid,
+				  "its return cannot be sent to a switch stub (none left, a shadow "
+				  "stack, or the return address moved)");
 	if (!ret) {
 		t->listed[t->nlisted++] = x->tid;
 		opus_info(

@@ -119,6 +119,11 @@ int txn_add_range(struct txn *t, uint64_t lo, uint64_t hi, const char *name)
 	return 0;
 }
 
+struct exits_area txn_exits(const struct txn *t)
+{
+	return exits_of(t->entry.exits, t->entry.table);
+}
+
 int txn_guard_entry(struct txn *t)
 {
 	int ret;
@@ -126,7 +131,8 @@ int txn_guard_entry(struct txn *t)
 	t->nranges = 0;
 	ret = txn_add_range(t, t->entry.text_lo, t->entry.text_hi, t->entry.id);
 	if (!ret && t->entry.exits)
-		ret = txn_add_range(t, t->entry.exits, t->entry.exits + EXITS_PAGE, "an exit stub");
+		ret = txn_add_range(t, t->entry.exits, t->entry.exits + txn_exits(t).size,
+				    "an exit stub");
 	return ret;
 }
 
@@ -453,7 +459,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 	struct exit_site *exits = NULL;
 	const struct exit_site *exit;
 	/* Stubs left planted by a catch cut short (a killed opus) */
-	bool armed = t->entry.exits && exits_armed(t->mem_fd, t->entry.exits);
+	bool armed = t->entry.exits && exits_armed(t->mem_fd, txn_exits(t));
 	struct unwinder *u = NULL;
 	struct scanner sc = {0};
 	struct range_set rs;
@@ -501,7 +507,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		if (!ret)
 			ret = opus_fault("stopping every thread");
 		/* ...hide returns into the guarded code: put them back first. */
-		if (!ret && armed && !(ret = exits_disarm(t->mem_fd, t->entry.exits)))
+		if (!ret && armed && !(ret = exits_disarm(t->mem_fd, txn_exits(t))))
 			armed = false;
 		stopped = opus_now_ns();
 		if (!ret)
@@ -562,8 +568,8 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		/* Catch the busy thread as it leaves, rather than hope to find
 		 * it out on a later stop: then stop the rest and check again. */
 		exit = first_known_exit(exits, t->ts.n);
-		ret = exit ? exits_catch(&t->ts, t->mem_fd, t->entry.exits, exit, deadline)
-			   : -ENOTSUP;
+		ret =
+		    exit ? exits_catch(&t->ts, t->mem_fd, txn_exits(t), exit, deadline) : -ENOTSUP;
 		st->exits_caught += ret == 1;
 		armed = ret != -ENOTSUP;
 		if (ret >= 0) {
@@ -580,9 +586,12 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 	/* Left with a stub planted (the stop after a catch failed): put it
 	 * back in a stop of its own, or keep the mapping it leads into. */
 	if (armed &&
-	    (threads_stop_all(&t->ts, NULL, NULL) || exits_disarm(t->mem_fd, t->entry.exits)))
+	    (threads_stop_all(&t->ts, NULL, NULL) || exits_disarm(t->mem_fd, txn_exits(t))))
 		t->stubs_left = true;
-	if (ret == -EBUSY)
+	if (ret == -EBUSY && t->per_thread && st->stop_world_why[0])
+		opus_err_wrap(ret, "gave up after %.1f s (%u attempts; not per thread: %s)",
+			      o->timeout_s, st->attempts, st->stop_world_why);
+	else if (ret == -EBUSY)
 		opus_err_wrap(ret, "gave up after %.1f s (%u attempts)", o->timeout_s,
 			      t->st->attempts);
 	unwind_close(u);

@@ -70,6 +70,8 @@ int txn_open(struct txn *t, pid_t pid, const struct live_opts *o, struct live_st
 void txn_close(struct txn *t);
 /* No thread may be in [lo, hi) when the commit runs. */
 int txn_add_range(struct txn *t, uint64_t lo, uint64_t hi, const char *name);
+/* t->entry's exit stubs (exits.h). */
+struct exits_area txn_exits(const struct txn *t);
 /* Those ranges become t->entry's mapped code and its exit stubs: what a
  * revert, or the taking out of an apply, must find no thread in. */
 int txn_guard_entry(struct txn *t);

@@ -419,3 +419,26 @@ test_apply_beside_a_thread_pointer_that_is_not_the_thread_stops_every_thread() {
 	assert_contains "fix" "$("$OPUS" list "$pid")" "opus list after the apply"
 	assert_running "$pid"
 }
+
+# More threads inside one replaced function than a page of switch stubs
+# holds (64): the one stop lists each with a stub of its own, and each
+# switches as it returns; the revert lists them the same way.
+test_per_thread_apply_and_revert_list_a_hundred_threads_inside() {
+	build_target leaving "$WORK" -O2 -g
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/leaving/crowd.diff" \
+		--binary "$WORK/src/leaving" -o "$WORK/crowd.opatch" >/dev/null
+	start "$WORK/src/leaving" crowd 100
+	local pid=$PID late
+	wait_for "outside 1000"
+	"$OPUS" apply "$pid" "$WORK/crowd.opatch" --timeout 20 --json >"$WORK/apply.json"
+	assert_eq per-thread "$(jq -r .stats.mode "$WORK/apply.json")" "the apply's mode"
+	late=$(jq .stats.switched_late "$WORK/apply.json")
+	[ "$late" -gt 64 ] || fail "the apply listed $late thread(s): $(cat "$WORK/apply.json")"
+	assert_contains crowd "$("$OPUS" list "$pid")" "opus list after the apply"
+	"$OPUS" revert "$pid" --timeout 20 --json >"$WORK/revert.json"
+	late=$(jq .stats.switched_late "$WORK/revert.json")
+	[ "$late" -gt 64 ] || fail "the revert listed $late thread(s): $(cat "$WORK/revert.json")"
+	assert_eq 0 "$(opus_mappings "$pid")" "opus mappings after the revert"
+	assert_running "$pid"
+	[ "$pid" = "$PID" ] || fail "pid changed"
+}

@@ -98,6 +98,22 @@ static void *odd_thread_pointer(void *arg)
 	return arg;
 }
 
+/* With the arguments "crowd N", N more threads that each live inside
+ * dwell() (a 20 ms sleep, returning between sleeps): more threads inside
+ * one replaced function than a page of switch stubs holds (crowd.diff). */
+__attribute__((noinline)) int dwell(int n)
+{
+	usleep(20000);
+	return n + 1;
+}
+
+static void *crowd(void *arg)
+{
+	for (int n = 0;; n = dwell(n))
+		;
+	return arg;
+}
+
 static void on_usr1(int sig)
 {
 	(void)sig;
@@ -108,10 +124,15 @@ int main(int argc, char **argv)
 {
 	static int new_last;
 	pthread_t a, b, t;
+	int crowded = 0;
 
 	signal(SIGUSR1, on_usr1);
 	pthread_create(&a, NULL, stay, NULL);
 	pthread_create(&b, NULL, outside, NULL);
+	if (argc > 2 && !strcmp(argv[1], "crowd"))
+		sscanf(argv[2], "%d", &crowded);
+	for (int i = 0; i < crowded; i++)
+		pthread_create(&t, NULL, crowd, NULL);
 	if (argc > 1 && !strcmp(argv[1], "odd-tp")) {
 		pthread_create(&t, NULL, odd_thread_pointer, NULL);
 		while (!odd_tid)
