@@ -8,6 +8,8 @@
 # the event handlers run inside that function too, and the engine before
 # gave up after 944 attempts in 10 s; revert must catch it leaving the
 # patch's own code. No request may fail, and the worker keeps its pid.
+# Both with --stop-world: the catch is what this checks (per thread, the
+# default, the worker would be listed and switch by itself).
 # Writes build/real/nginx-exits.json.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
@@ -61,7 +63,7 @@ grep -q '^replaced ngx_epoll_process_events' "$EX/build.out" ||
 ) >"$EX/sparse.log" &
 sparse=$!
 sleep 0.5
-"$OPUS" apply --timeout 10 --json "$worker" "$EX/epoll.opatch" >"$EX/apply.json" 2>"$EX/apply.err" ||
+"$OPUS" apply --stop-world --timeout 10 --json "$worker" "$EX/epoll.opatch" >"$EX/apply.json" 2>"$EX/apply.err" ||
 	fail "apply to the worker between sparse requests: $(cat "$EX/apply.err")"
 caught=$(jq '.stats.exits_caught' "$EX/apply.json")
 attempts=$(jq '.stats.attempts' "$EX/apply.json")
@@ -75,7 +77,7 @@ sparse_failed=$(grep -c '^failed' "$EX/sparse.log" || true)
 wrk -t1 -c4 -d4s "http://127.0.0.1:$HTTP/" >"$EX/wrk.log" 2>&1 &
 load=$!
 sleep 0.5
-"$OPUS" revert --timeout 10 --json "$worker" >"$EX/revert.json" 2>"$EX/revert.err" ||
+"$OPUS" revert --stop-world --timeout 10 --json "$worker" >"$EX/revert.json" 2>"$EX/revert.err" ||
 	fail "revert under load: $(cat "$EX/revert.err")"
 wait "$load"
 revert_caught=$(jq '.stats.exits_caught' "$EX/revert.json")

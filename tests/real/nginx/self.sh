@@ -118,7 +118,8 @@ self_patch() {
 		"$OPUS" build --replace-all --source "$tree" --binary "$obj" --id "$id" \
 			"${excludes[@]}" -o "$SELF/$id.opatch" >"$SELF/$id.build" 2>"$SELF/$id.err" ||
 			fail "build of every function of $obj: $(tail -1 "$SELF/$id.err")"
-		if "$OPUS" apply --all --timeout 1 --json "$SELF/$id.opatch" \
+		# Stop-world, to be refused naming what is on a stack for good.
+		if "$OPUS" apply --all --stop-world --timeout 1 --json "$SELF/$id.opatch" \
 			>"$SELF/$id.probe" 2>>"$SELF/$id.err"; then
 			# Taken out again: the real apply is under load, below.
 			"$OPUS" revert --all "$id" >/dev/null
