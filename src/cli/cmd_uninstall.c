@@ -18,8 +18,11 @@ int cmd_uninstall(int argc, char **argv)
 	bool revert = false;
 	int status;
 	const struct cli_opt opts[] = {
-	    CLI_FLAG("revert", 'r', &revert),	 CLI_STORE(&store), CLI_TIMEOUT(&fo.live.timeout_s),
-	    CLI_STOP_WORLD(&fo.live.stop_world), CLI_END,
+	    CLI_FLAG("revert", 'r', &revert),
+	    CLI_STORE(&store),
+	    CLI_TIMEOUT(&fo.live.timeout_s),
+	    CLI_STOP_WORLD(&fo.live.stop_world), /* for --revert */
+	    CLI_END,
 	};
 
 	if (cli_parse(argc, argv, opts, "uninstall", USAGE, &status))

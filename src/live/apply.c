@@ -117,18 +117,6 @@ static int add_site(struct txn *t, uint64_t at, uint64_t to)
 	return 0;
 }
 
-/* The earlier patches' versions of the function whose old entry is at,
- * one at a time: the next from pos (registry entry, function) on, or NULL.
- * The entry of the one returned is t->reg.v[pos[0]]. */
-static const struct reg_func *next_version(const struct txn *t, uint64_t at, size_t pos[2])
-{
-	for (; pos[0] < t->reg.n; pos[0]++, pos[1] = 0)
-		for (; pos[1] < t->reg.v[pos[0]].nfuncs; pos[1]++)
-			if (t->reg.v[pos[0]].funcs[pos[1]].old_addr == at)
-				return &t->reg.v[pos[0]].funcs[pos[1]++];
-	return NULL;
-}
-
 /* Where replaced function f's entry leads: its new code, or in a
  * per-thread transition with threads inside its dispatcher. Two test hooks: with
  * OPUS_TEST_OLD_COPIES set, the entry leads to the patch's copy of the old
@@ -188,7 +176,8 @@ static int plan_sites(struct txn *t, const struct opatch *p, const struct proc_o
 		ret = txn_add_range(t, rf.old_addr, rf.old_addr + rf.old_size, f->name);
 		if (!ret && !f->cold)
 			ret = add_site(t, rf.old_addr, to);
-		for (size_t pos[2] = {0, 0}; !ret && (old = next_version(t, rf.old_addr, pos));) {
+		for (size_t pos[2] = {0, 0};
+		     !ret && (old = txn_next_version(t, rf.old_addr, pos));) {
 			ret =
 			    txn_add_range(t, old->new_addr, old->new_addr + old->new_size, f->name);
 			if (!ret && !f->cold)
@@ -454,7 +443,7 @@ static int check_entries_on_one_page(const struct txn *t, const struct opatch *p
 		if (f->cold)
 			continue;
 		ret = check_entry_on_one_page(t->pid, f->name, obj->name, at);
-		for (size_t pos[2] = {0, 0}; !ret && (old = next_version(t, at, pos));)
+		for (size_t pos[2] = {0, 0}; !ret && (old = txn_next_version(t, at, pos));)
 			ret = check_entry_on_one_page(t->pid, f->name, t->reg.v[pos[0]].id,
 						      old->new_addr);
 	}

@@ -67,24 +67,20 @@ struct exits_area exits_of(uint64_t exits, uint64_t table)
 	return (struct exits_area){exits, table > exits ? table - exits : EXITS_PAGE};
 }
 
-/* Every stub of a, malloc'd (*n of them); NULL if it cannot be read. */
-static struct stub *read_stubs(int mem_fd, struct exits_area a, size_t *n)
+/* Every stub of a into *v, malloc'd (*n of them; the caller frees it). */
+static int read_stubs(int mem_fd, struct exits_area a, struct stub **v, size_t *n)
 {
-	struct stub *v = malloc(a.size);
-
 	*n = a.size / STUB_SIZE;
-	if (v && mem_read(mem_fd, a.at, v, a.size)) {
-		free(v);
-		v = NULL;
-	}
-	return v;
+	if (!(*v = malloc(a.size)))
+		return -ENOMEM;
+	return mem_read(mem_fd, a.at, *v, a.size);
 }
 
 bool exits_armed(int mem_fd, struct exits_area a)
 {
 	size_t n;
-	struct stub *v = read_stubs(mem_fd, a, &n);
-	bool armed = !v;
+	struct stub *v;
+	bool armed = read_stubs(mem_fd, a, &v, &n) != 0;
 
 	for (size_t k = 0; !armed && k < n; k++)
 		armed = v[k].magic == STUB_MAGIC && v[k].slot;
@@ -95,8 +91,8 @@ bool exits_armed(int mem_fd, struct exits_area a)
 int exits_disarm(int mem_fd, struct exits_area a)
 {
 	size_t n;
-	struct stub *v = read_stubs(mem_fd, a, &n);
-	int ret = v ? 0 : -EIO;
+	struct stub *v;
+	int ret = read_stubs(mem_fd, a, &v, &n);
 
 	for (size_t k = 0; !ret && k < n; k++) {
 		uint64_t stub = a.at + k * STUB_SIZE, now, zero = 0;
@@ -164,8 +160,8 @@ static int plant(int mem_fd, struct exits_area a, const struct exit_site *x, uin
 	struct stub s = {.ret = x->ret, .slot = x->slot};
 	uint64_t now = 0;
 	size_t k = 0, n;
-	struct stub *v = read_stubs(mem_fd, a, &n);
-	int ret = v ? 0 : -EIO;
+	struct stub *v;
+	int ret = read_stubs(mem_fd, a, &v, &n);
 
 	while (!ret && k < n && v[k].magic == STUB_MAGIC && !(reuse && !v[k].slot))
 		k++;

@@ -240,6 +240,7 @@ static const char *verify(int mem_fd, const struct proc_maps *maps, size_t i, co
 {
 	uint8_t digest[OPUS_SHA256_LEN], *text;
 	uint64_t end = region_end(maps, i);
+	struct exits_area stubs = exits_of(e->exits, e->table);
 	int ret;
 
 	if (strcmp(e->id, id) || strcmp(e->nonce, nonce))
@@ -249,10 +250,9 @@ static const char *verify(int mem_fd, const struct proc_maps *maps, size_t i, co
 	if (e->text_lo < e->base || e->text_hi > end || e->text_lo >= e->text_hi ||
 	    e->text_hi - e->text_lo > MAX_TEXT)
 		return "its record puts the code outside the mapping";
-	if (e->exits && (e->exits < e->text_hi || e->exits % EXITS_PAGE ||
-			 e->exits + exits_of(e->exits, e->table).size > end ||
-			 exits_of(e->exits, e->table).size % EXITS_PAGE ||
-			 exits_of(e->exits, e->table).size > EXITS_SIZE))
+	if (e->exits &&
+	    (e->exits < e->text_hi || e->exits % EXITS_PAGE || e->exits + stubs.size > end ||
+	     stubs.size % EXITS_PAGE || stubs.size > EXITS_SIZE))
 		return "its record puts its exit stubs outside the mapping";
 	if (e->table && (e->table < e->text_hi || e->table + DISPATCH_TABLE_SIZE > end ||
 			 e->table % DISPATCH_TABLE_SIZE))

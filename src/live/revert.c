@@ -65,22 +65,13 @@ static int guard_old_code(struct txn *t)
 
 	t->nranges = 0;
 	for (size_t i = 0; !ret && i < t->entry.nfuncs; i++) {
-		const struct reg_func *f = &t->entry.funcs[i];
+		const struct reg_func *f = &t->entry.funcs[i], *v;
 
 		ret = txn_add_range(t, f->old_addr, f->old_addr + f->old_size, f->name);
-		for (size_t r = 0; r < t->reg.n; r++)
-			for (size_t k = 0; !ret && k < t->reg.v[r].nfuncs; k++) {
-				const struct reg_func *v = &t->reg.v[r].funcs[k];
-
-				if (v->old_addr == f->old_addr)
-					ret = txn_add_range(t, v->new_addr,
-							    v->new_addr + v->new_size, f->name);
-			}
+		for (size_t pos[2] = {0, 0}; !ret && (v = txn_next_version(t, f->old_addr, pos));)
+			ret = txn_add_range(t, v->new_addr, v->new_addr + v->new_size, f->name);
 	}
-	if (!ret)
-		ret = txn_add_range(t, t->entry.exits, t->entry.exits + txn_exits(t).size,
-				    "an exit stub");
-	return ret;
+	return ret ? ret : txn_guard_exits(t);
 }
 
 /* The jumps back in, the dispatchers' table empty first (the threads the

@@ -119,9 +119,25 @@ int txn_add_range(struct txn *t, uint64_t lo, uint64_t hi, const char *name)
 	return 0;
 }
 
+const struct reg_func *txn_next_version(const struct txn *t, uint64_t at, size_t pos[2])
+{
+	for (; pos[0] < t->reg.n; pos[0]++, pos[1] = 0)
+		for (; pos[1] < t->reg.v[pos[0]].nfuncs; pos[1]++)
+			if (t->reg.v[pos[0]].funcs[pos[1]].old_addr == at)
+				return &t->reg.v[pos[0]].funcs[pos[1]++];
+	return NULL;
+}
+
 struct exits_area txn_exits(const struct txn *t)
 {
 	return exits_of(t->entry.exits, t->entry.table);
+}
+
+int txn_guard_exits(struct txn *t)
+{
+	struct exits_area a = txn_exits(t);
+
+	return a.at ? txn_add_range(t, a.at, a.at + a.size, "an exit stub") : 0;
 }
 
 int txn_guard_entry(struct txn *t)
@@ -130,10 +146,7 @@ int txn_guard_entry(struct txn *t)
 
 	t->nranges = 0;
 	ret = txn_add_range(t, t->entry.text_lo, t->entry.text_hi, t->entry.id);
-	if (!ret && t->entry.exits)
-		ret = txn_add_range(t, t->entry.exits, t->entry.exits + txn_exits(t).size,
-				    "an exit stub");
-	return ret;
+	return ret ? ret : txn_guard_exits(t);
 }
 
 /* Every syscall opus may inject, as it will: the thread's seccomp filters

@@ -70,8 +70,13 @@ int txn_open(struct txn *t, pid_t pid, const struct live_opts *o, struct live_st
 void txn_close(struct txn *t);
 /* No thread may be in [lo, hi) when the commit runs. */
 int txn_add_range(struct txn *t, uint64_t lo, uint64_t hi, const char *name);
-/* t->entry's exit stubs (exits.h). */
+/* The earlier patches' versions of the function whose old entry is at,
+ * one at a time: the next from pos (registry entry, function; start at
+ * {0, 0}) on, or NULL. The entry of the one returned is t->reg.v[pos[0]]. */
+const struct reg_func *txn_next_version(const struct txn *t, uint64_t at, size_t pos[2]);
+/* t->entry's exit stubs (exits.h), and no thread in them at the commit. */
 struct exits_area txn_exits(const struct txn *t);
+int txn_guard_exits(struct txn *t);
 /* Those ranges become t->entry's mapped code and its exit stubs: what a
  * revert, or the taking out of an apply, must find no thread in. */
 int txn_guard_entry(struct txn *t);
