@@ -26,7 +26,8 @@ for n in 1 8 64 256; do
 		fl=$(num ".floor_us.threads_${n}_$mode.p50")
 		goal=""
 		[ "$mode" = blocked ] && goal="<= 1.5x floor"
-		echo "| pause, $n $mode thread(s), us (floor $(f ".floor_us.threads_${n}_$mode.p50"); real-time tracer's $(f ".floor_rt_us.threads_${n}_$mode.p50")) | $p | $(f ".pause_us.threads_${n}_$mode.p99") | $(ratio "$p" "$fl") of floor | $goal |"
+		cold=$(num ".floor_cold_us.threads_${n}_$mode.p50")
+		echo "| pause, $n $mode thread(s), us (floor $(f ".floor_us.threads_${n}_$mode.p50"); one stop per process $cold; real-time tracer's $(f ".floor_rt_us.threads_${n}_$mode.p50")) | $p | $(f ".pause_us.threads_${n}_$mode.p99") | $(ratio "$p" "$fl") of floor ($(ratio "$p" "$cold") of one stop per process) | $goal |"
 	done
 done
 for n in 1 8 64 256; do
