@@ -110,7 +110,7 @@ static int revert_per_thread(struct txn *t, const struct live_opts *o, bool *hal
 {
 	int ret;
 
-	t->per_thread = t->can_list = t->marks_only = true;
+	t->per_thread = t->can_list = true;
 	ret = txn_stop_and_commit(t, o, revert_first_stop);
 	t->st->switched_late = (unsigned)t->nlisted;
 	if (ret)

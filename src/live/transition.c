@@ -34,8 +34,7 @@
 /* The dispatcher reads %fs:0 in every thread that calls a replaced
  * function: each thread's thread pointer must lead to itself, as the
  * x86-64 TLS ABI has it (a thread that set its own, or none, would fault
- * or be taken for another). A revert puts the entries back in the stop
- * that lists, so no dispatcher reads its table and no pointer is needed. */
+ * or be taken for another). */
 static int check_thread_pointers(struct txn *t, uint64_t *tp, bool *in_stubs)
 {
 	*in_stubs = false;
@@ -46,12 +45,8 @@ static int check_thread_pointers(struct txn *t, uint64_t *tp, bool *in_stubs)
 
 		if (ret)
 			return ret;
+		tp[i] = r.fs_base;
 		*in_stubs |= r.rip - t->entry.exits < txn_exits(t).size;
-		/* A revert's table only marks who is inside: any value but
-		 * the end (0) and a switched slot (1) will do. */
-		tp[i] = t->marks_only ? DISPATCH_SWITCHED + 1 + i : r.fs_base;
-		if (t->marks_only)
-			continue;
 		if (tp[i] <= DISPATCH_SWITCHED || mem_read(t->mem_fd, tp[i], &self, sizeof(self)) ||
 		    self != tp[i]) {
 			snprintf(t->st->stop_world_why, sizeof(t->st->stop_world_why),

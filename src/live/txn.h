@@ -57,7 +57,6 @@ struct txn {
 	 * (0 once seen used). */
 	bool per_thread;
 	bool can_list;	    /* apply: the entries lead to the dispatchers */
-	bool marks_only;    /* revert: no dispatcher reads the table, only stubs */
 	char busy_msg[256]; /* what that stop found inside ("thread T is inside F") */
 	pid_t *listed;
 	uint64_t *switch_stubs;
