@@ -98,18 +98,19 @@ if want pause; then
 		for n in 1 8 64 256; do
 			start_target "$n" "$mode" 1000
 			apply_cycle "$T/k1.opatch"
-			floor=$("$OUT/stopfloor" "$TPID" "$(f0_addr)" "$RUNS")
+			addr=$(f0_addr)
+			floor=$("$OUT/stopfloor" "$TPID" "$addr" "$RUNS")
 			# opus stops a process once, from a fresh process: the same
 			# stop, each by a stopfloor of its own (cold caches, as opus's).
 			# Blocked threads only: letting busy ones go one at a time
 			# takes a minute at 256.
 			floor_cold='{"p50": null, "p99": null}'
 			[ "$mode" = blocked ] && floor_cold=$(for _ in $(seq "$RUNS"); do
-				"$OUT/stopfloor" "$TPID" "$(f0_addr)" 1 | cut -d' ' -f1
+				"$OUT/stopfloor" "$TPID" "$addr" 1 | cut -d' ' -f1
 			done | pctl)
 			# opus goes real-time beside busy threads (src/live/boost.h):
 			# the floor of a real-time tracer too, where chrt may.
-			floor_rt=$(chrt -f 1 "$OUT/stopfloor" "$TPID" "$(f0_addr)" "$RUNS" 2>/dev/null || echo "null null")
+			floor_rt=$(chrt -f 1 "$OUT/stopfloor" "$TPID" "$addr" "$RUNS" 2>/dev/null || echo "null null")
 			# What a per-thread transition would hold each thread (issue
 			# 15): every thread interrupted, each resumed once looked at.
 			tstop=($(chrt -f 1 "$OUT/threadstop" "$TPID" "$RUNS" parallel 2>/dev/null ||
