@@ -18,6 +18,15 @@
  * from sleep, twice. Reading the process and its files comes before and
  * stays at the normal priority, so that opus does not hold a core the
  * target could use for long; the kernel's RT throttling bounds the rest.
+ *
+ * opus's own threads that hold a process (apply --all's workers) are not
+ * load it must get ahead of: they are taken out of the count. And a
+ * real-time opus that waits for a target thread to run leaves it only the
+ * other CPUs, so at most as many opus threads as there are CPUs less one
+ * go real-time at once (one on a single CPU): on 2 CPUs, two workers both
+ * real-time starved their targets (the map phase took over 1 ms for 10%
+ * of 1000 processes).
+ *
  * Where the policy may not be changed (no CAP_SYS_NICE, a container) or
  * opus was started real-time already, it runs as it was. Its children
  * never inherit it (SCHED_RESET_ON_FORK). */
@@ -39,6 +48,8 @@ enum boost_when {
 struct boost {
 	enum boost_when when; /* what boost_plan found */
 	bool on;	      /* opus changed its policy, and boost_leave puts it back */
+	bool holding;	      /* counted among opus's threads that hold a process */
+	int ncpus;	      /* the CPUs opus may run on */
 	int policy;
 	struct sched_param param;
 };

@@ -1,7 +1,7 @@
 /* Places a patch's sections in the target and links them there. One memfd
- * holds, page-aligned: the registry record (r--), the code, read-only data,
+ * holds, page-aligned: the registry record, the code, read-only data,
  * call stubs, GOT slots and the dispatchers of a per-thread transition
- * (r-x, dispatch.h), four pages for exit stubs (r-x, exits.h), and the
+ * (all r-x, one mapping; dispatch.h), four pages for exit stubs (r-x, exits.h), and the
  * writable data (rw-), first the dispatchers' table of threads not yet
  * switched (one page, empty: every thread runs the new code). */
 #ifndef OPUS_LIVE_LAYOUT_H

@@ -92,6 +92,7 @@ static int list_thread(struct txn *t, const struct exit_site *x, uint64_t tp, bo
 	if ((ret = mem_write(t->mem_fd, slot, &tp, 8)) ||
 	    (ret = mem_write(t->mem_fd, slot + 8, &(uint64_t){0}, 8)))
 		return ret;
+	t->stubs_unused = false;
 	ret = exits_plant_switch(t->mem_fd, txn_exits(t), x, slot, reuse,
 				 &t->switch_stubs[t->nlisted]);
 	if (ret == -ENOTSUP)

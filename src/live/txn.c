@@ -472,7 +472,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 	struct exit_site *exits = NULL;
 	const struct exit_site *exit;
 	/* Stubs left planted by a catch cut short (a killed opus) */
-	bool armed = t->entry.exits && exits_armed(t->mem_fd, txn_exits(t));
+	bool armed = t->entry.exits && !t->stubs_unused && exits_armed(t->mem_fd, txn_exits(t));
 	struct unwinder *u = NULL;
 	struct scanner sc = {0};
 	struct range_set rs;
@@ -581,6 +581,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		/* Catch the busy thread as it leaves, rather than hope to find
 		 * it out on a later stop: then stop the rest and check again. */
 		exit = first_known_exit(exits, t->ts.n);
+		t->stubs_unused = false;
 		ret =
 		    exit ? exits_catch(&t->ts, t->mem_fd, txn_exits(t), exit, deadline) : -ENOTSUP;
 		st->exits_caught += ret == 1;

@@ -44,6 +44,9 @@ struct txn {
 	uint64_t base, size;
 	bool mapped;
 	bool stubs_left; /* an exit stub may still be in use: never unmap (exits.h) */
+	/* The mapping is this transaction's own and no stub has been planted
+	 * in it yet: none can be armed, and the stops need not read them. */
+	bool stubs_unused;
 	size_t sites_written;
 	struct reg_entry entry;
 	struct addr_range *ranges;
