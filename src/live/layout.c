@@ -109,8 +109,11 @@ int layout_plan(struct layout *l, const struct opatch *p)
 	}
 	l->text_size = align_up(off - l->text_off, LAYOUT_PAGE);
 	l->exits_off = l->text_off + l->text_size;
-	l->data_off = l->table_off = l->exits_off + LAYOUT_EXITS;
-	off = l->table_off + LAYOUT_PAGE;
+	/* The table ends the r-x part: a switch stub writes it only once a
+	 * stop has made it writable (transition.c), so a patch without data
+	 * of its own is one mapping. */
+	l->table_off = l->exits_off + LAYOUT_EXITS;
+	l->data_off = off = l->table_off + LAYOUT_PAGE;
 	for (size_t i = 0; i < p->nsections; i++)
 		if (p->sections[i].flags & SHF_WRITE) {
 			off = align_up(off, p->sections[i].align);

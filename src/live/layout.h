@@ -1,9 +1,11 @@
 /* Places a patch's sections in the target and links them there. One memfd
  * holds, page-aligned: the registry record, the code, read-only data,
  * call stubs, GOT slots and the dispatchers of a per-thread transition
- * (all r-x, one mapping; dispatch.h), four pages for exit stubs (r-x, exits.h), and the
- * writable data (rw-), first the dispatchers' table of threads not yet
- * switched (one page, empty: every thread runs the new code). */
+ * (dispatch.h), four pages for exit stubs (exits.h), the dispatchers'
+ * table of threads not yet switched (one page, empty: every thread runs
+ * the new code), all r-x in one mapping; then the writable data (rw-), if
+ * the patch has any. The table is made writable by the first stop that
+ * lists a thread in it. */
 #ifndef OPUS_LIVE_LAYOUT_H
 #define OPUS_LIVE_LAYOUT_H
 
@@ -20,7 +22,7 @@ struct layout {
 	size_t text_off, text_size; /* r-x part: the code */
 	size_t exits_off;	    /* r-x too, after the code: LAYOUT_EXITS of exit stubs */
 	size_t data_off, data_size; /* rw- part */
-	size_t table_off;	    /* the dispatchers' table: the first page of data */
+	size_t table_off;	    /* the dispatchers' table: the page after the exits */
 	size_t total;
 	uint64_t *sec_off; /* per section: offset in the memfd */
 	int64_t *stub_off; /* per symbol: offset of its far-call stub, or -1 */

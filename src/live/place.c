@@ -65,16 +65,17 @@ static size_t find_holes(const struct proc_maps *m, const struct proc_object *o,
 
 static int map_region(struct txn *t, int fd, uint64_t base, const struct layout *l)
 {
-	/* Two mappings, not three: the record shares the code's (r-x). That
-	 * saves one syscall run through ptrace, two round trips to the target
-	 * (30 of 600 us per process in apply --all, 100 us with two workers
-	 * on two CPUs). Nothing ever jumps into the record, and the target
-	 * still cannot write it. */
+	/* One mapping where there could be four (record r--, code r-x, table
+	 * and data rw-): each saves a syscall run through ptrace, two round
+	 * trips to the target (30 of 600 us per process in apply --all, 100
+	 * us with two workers on two CPUs). Nothing ever jumps into the record
+	 * or the table, and the target cannot write them; the table is made
+	 * writable when a stop first lists a thread (transition.c). */
 	const struct {
 		size_t off, len;
 		int prot;
 	} parts[] = {
-	    {0, l->data_off, PROT_READ | PROT_EXEC}, /* record, code, exit stubs */
+	    {0, l->data_off, PROT_READ | PROT_EXEC}, /* record, code, exits, table */
 	    {l->data_off, l->data_size, PROT_READ | PROT_WRITE},
 	};
 	long r;

@@ -226,6 +226,8 @@ static const char *syscall_name(long nr, char *buf, size_t len)
 		return "mmap";
 	case SYS_munmap:
 		return "munmap";
+	case SYS_mprotect:
+		return "mprotect";
 	case SYS_close:
 		return "close";
 	case SYS_rt_sigreturn:

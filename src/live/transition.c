@@ -24,7 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/user.h>
 #include <time.h>
 
@@ -59,6 +61,45 @@ static int check_thread_pointers(struct txn *t, uint64_t *tp, bool *in_stubs)
 		}
 	}
 	return 0;
+}
+
+/* No thread is listed this transaction: why, kept for apply to say. */
+static int not_per_thread(struct txn *t, const char *why, const char *detail)
+{
+	snprintf(t->st->stop_world_why, sizeof(t->st->stop_world_why), "%s: %s", why, detail);
+	opus_info("process %d: %s; every thread is stopped at once instead", (int)t->pid,
+		  t->st->stop_world_why);
+	t->per_thread = false; /* every later stop would find the same */
+	return -ENOTSUP;
+}
+
+/* A switch stub marks its thread's slot in the table, which is mapped r-x
+ * with the code (layout.h) until a stop first lists a thread: it is made
+ * writable here, every thread stopped, before any stub is planted. A
+ * table already writable (made so by an earlier stop, or mapped rw- by an
+ * opus before 2026-12-04) is left as it is. */
+static int make_table_writable(struct txn *t)
+{
+	const struct proc_map *m = proc_map_at(&t->maps, t->entry.table);
+	long r = -1;
+	int ret;
+
+	if (t->table_writable || (m && m->perms[1] == 'w')) {
+		t->table_writable = true;
+		return 0;
+	}
+	ret = txn_remote(t, SYS_mprotect, t->entry.table, DISPATCH_TABLE_SIZE,
+			 PROT_READ | PROT_WRITE, 0, 0, 0, &r);
+	if (ret == -EPERM) /* its seccomp filter */
+		return not_per_thread(t, "the dispatchers' table cannot be made writable",
+				      opus_errmsg());
+	if (!ret && r < 0)
+		return not_per_thread(t, "the dispatchers' table cannot be made writable",
+				      strerror((int)-r));
+	if (ret)
+		return ret;
+	t->table_writable = true;
+	return opus_fault("making the dispatchers' table writable");
 }
 
 void transition_abort(struct txn *t)
@@ -131,6 +172,8 @@ int transition_begin(struct txn *t, const struct exit_site *exits)
 		t->per_thread = false; /* every later stop would find the same */
 	if (!ret && !t->can_list)
 		ret = -EREMCHG;
+	if (!ret)
+		ret = make_table_writable(t);
 	/* A stub already returned through may take a new thread, unless a
 	 * thread is between its two instructions now. */
 	for (size_t i = 0; !ret && i < t->ts.n; i++)

@@ -47,6 +47,7 @@ struct txn {
 	/* The mapping is this transaction's own and no stub has been planted
 	 * in it yet: none can be armed, and the stops need not read them. */
 	bool stubs_unused;
+	bool table_writable; /* the dispatchers' table is mapped rw- (transition.c) */
 	size_t sites_written;
 	struct reg_entry entry;
 	struct addr_range *ranges;

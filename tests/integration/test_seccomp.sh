@@ -105,3 +105,33 @@ test_seccomp_filter_that_kills_on_getpid_keeps_threads_from_exit_stubs() {
 	assert_eq "slept 100" "$(req 'SLEEP 0')" "a request after the apply"
 	assert_running "$PID"
 }
+
+# A filter that kills on making memory read-write near the program: a
+# per-thread apply that finds a thread inside may not make the patch's
+# dispatchers' table writable (it is mapped read-only until then), so it
+# lists no thread, waits for the thread to leave as --stop-world does, and
+# says why; the in-flight request ends in the old code, the process lives.
+test_seccomp_filter_that_kills_on_mprotect_keeps_the_apply_stop_world() {
+	build_authsrv "$WORK" -O2 -g -fPIE -pie
+	gcc -O2 -o "$WORK/launch" "$L/launch.c"
+	start "$WORK/launch" kill-mprotect-rw-low "$WORK/src/authsrv"
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/authsrv/slow-v2.diff" \
+		--binary "$WORK/src/authsrv" -o "$WORK/slow.opatch" >/dev/null
+	req "NAPS 3" >"$WORK/inflight" &
+	local inflight=$!
+	sleep 0.3
+	"$OPUS" apply --timeout 10 "$PID" "$WORK/slow.opatch" >"$WORK/apply.out" ||
+		fail "apply: $(cat "$WORK/apply.out")"
+	assert_contains "stop-world: the dispatchers' table cannot be made writable" \
+		"$(cat "$WORK/apply.out")" "apply says why it stopped every thread"
+	assert_contains "mprotect" "$(cat "$WORK/apply.out")" "the syscall the filter forbids"
+	wait "$inflight" || true
+	# Three naps of 1 s: the first, running at the stop, in the old code
+	# (1), each later one in the old or, once patched, the new (101).
+	case "$(cat "$WORK/inflight")" in
+	"napped 3" | "napped 103" | "napped 203") ;;
+	*) fail "the in-flight request: '$(cat "$WORK/inflight")'" ;;
+	esac
+	assert_eq "slept 100" "$(req 'SLEEP 0')" "a request after the apply"
+	assert_running "$PID"
+}

@@ -197,19 +197,20 @@ test_per_thread_apply_killed_while_threads_switch_then_recover() {
 }
 
 # A per-thread apply that fails or is killed at each of its own steps
-# (the record written again for the dispatchers, the switch stub planted,
-# a jump written, the wait) leaves the target
-# whole: the thread inside still returns where it should, and recover (or
-# the failed apply itself) leaves either no patch or the whole patch, in
-# which case the thread switches by itself and the patch reverts cleanly.
+# (the record written again for the dispatchers, the dispatchers' table
+# made writable, the switch stub planted, a jump written, the wait) leaves
+# the target whole: the thread inside still returns where it should, and
+# recover (or the failed apply itself) leaves either no patch or the whole
+# patch, in which case the thread switches by itself and the patch reverts
+# cleanly.
 test_per_thread_apply_fails_or_is_killed_at_every_step() {
 	start_leaving
 	local pid=$PID points n name action status left=0 old new
 	points=$(OPUS_FAULT_LIST=1 "$OPUS" apply "$pid" "$WORK/fix.opatch" --per-thread \
 		--timeout 0.2 2>&1 >/dev/null |
-		sed -n 's/^opus fault point \([0-9]*\): \(blanking the registry record to write it again\|planting a switch stub\|writing a jump\|waiting for threads to switch\)$/\1:\2/p' |
+		sed -n 's/^opus fault point \([0-9]*\): \(blanking the registry record to write it again\|making the dispatchers. table writable\|planting a switch stub\|writing a jump\|waiting for threads to switch\)$/\1:\2/p' |
 		awk -F: '!seen[$2]++')
-	[ "$(echo "$points" | grep -c .)" = 4 ] || fail "the per-thread apply passed no fault points: '$points'"
+	[ "$(echo "$points" | grep -c .)" = 5 ] || fail "the per-thread apply passed no fault points: '$points'"
 	assert_eq 0 "$(opus_mappings "$pid")" "opus mappings after the listing run"
 	while IFS=: read -r n name; do
 		for action in fail kill; do
@@ -441,4 +442,33 @@ test_per_thread_apply_and_revert_list_a_hundred_threads_inside() {
 	assert_eq 0 "$(opus_mappings "$pid")" "opus mappings after the revert"
 	assert_running "$pid"
 	[ "$pid" = "$PID" ] || fail "pid changed"
+}
+
+# An apply that found no thread inside leaves the dispatchers' table as it
+# is mapped, read-only; a revert that finds one makes it writable before
+# it lists the thread, whose switch stub marks it there as it leaves (a
+# stub writing a read-only table would kill the process). The request in
+# flight runs its first nap in the patch's code, the later ones in the
+# old code, and the process answers on.
+test_per_thread_revert_lists_a_thread_after_an_apply_that_listed_none() {
+	build_authsrv "$WORK" -O2 -g -fPIE -pie
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/authsrv/slow-v2.diff" \
+		--binary "$WORK/src/authsrv" -o "$WORK/slow.opatch" >/dev/null
+	start "$WORK/src/authsrv"
+	local inflight
+	"$OPUS" apply --per-thread "$PID" "$WORK/slow.opatch" >"$WORK/apply.out"
+	assert_contains "per-thread: no thread was inside" "$(cat "$WORK/apply.out")" "the apply"
+	assert_eq "slept 100" "$(req 'SLEEP 0')" "patched"
+	req "NAPS 3" >"$WORK/inflight" &
+	inflight=$!
+	sleep 0.3
+	"$OPUS" revert --per-thread --timeout 10 "$PID" >"$WORK/revert.out" ||
+		fail "revert: $(cat "$WORK/revert.out")"
+	assert_contains "per-thread: 1 thread(s) inside the patch's code kept it" \
+		"$(cat "$WORK/revert.out")" "the revert listed the thread inside"
+	wait "$inflight" || true
+	assert_eq "napped 103" "$(cat "$WORK/inflight")" "the in-flight request"
+	assert_eq "slept 0" "$(req 'SLEEP 0')" "a request after the revert"
+	assert_eq 0 "$(opus_mappings "$PID")" "opus mappings after the revert"
+	assert_running "$PID"
 }

@@ -3,7 +3,9 @@
  * RULE: kill-memfd (memfd_create kills the process), trap-memfd (it raises
  * SIGSYS), errno-noreplace (mmap with MAP_FIXED_NOREPLACE fails with EPERM),
  * kill-getpid (getpid kills the process: opus may not catch a busy thread
- * with its exit stub), allow (a filter that allows everything: opus must
+ * with its exit stub), kill-mprotect-rw-low (making memory read-write near
+ * the program kills the process: opus may not make a patch's dispatchers'
+ * table writable), allow (a filter that allows everything: opus must
  * still work).
  *   launch strict
  * enters strict mode itself and echoes stdin to stdout, byte by byte. */
@@ -61,6 +63,26 @@ static int deny_noreplace(void)
 	return install(f, sizeof(f) / sizeof(f[0]));
 }
 
+/* mprotect to read-write below 0x700000000000 kills the process: where
+ * opus maps a patch, within reach of the program. The loader's RELRO
+ * (read-only) and glibc's thread arenas (mapped high) pass. */
+static int kill_mprotect_rw_low(void)
+{
+	struct sock_filter f[] = {
+	    LOAD(nr),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mprotect, 0, 5),
+	    LOAD(args[2]),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PROT_READ | PROT_WRITE, 0, 3),
+	    /* The upper half of the address (little-endian). */
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]) + 4),
+	    BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x7000, 1, 0),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+	    ALLOW,
+	};
+
+	return install(f, sizeof(f) / sizeof(f[0]));
+}
+
 static int strict_echo(void)
 {
 	char c;
@@ -90,6 +112,8 @@ int main(int argc, char **argv)
 		ret = deny(SYS_memfd_create, SECCOMP_RET_TRAP);
 	else if (!strcmp(argv[1], "kill-getpid"))
 		ret = deny(SYS_getpid, SECCOMP_RET_KILL_PROCESS);
+	else if (!strcmp(argv[1], "kill-mprotect-rw-low"))
+		ret = kill_mprotect_rw_low();
 	else if (!strcmp(argv[1], "errno-noreplace"))
 		ret = deny_noreplace();
 	else if (!strcmp(argv[1], "allow"))
