@@ -11,7 +11,7 @@
 
 #define MAX_CHILDREN 64
 
-static char scratch[4096];
+static char scratch[4096], scratch_dead[4096 + 8];
 static volatile sig_atomic_t have_scratch;
 static volatile pid_t children[MAX_CHILDREN];
 
@@ -48,16 +48,23 @@ static void on_signal(int sig)
 	for (int i = 0; i < MAX_CHILDREN; i++)
 		if (children[i] > 0)
 			stop_child(children[i]);
+	/* Moved aside first: a thread of opus still writing into the tree
+	 * by its path then fails, rather than leave a file behind rm (seen
+	 * once in CI: TERM 0.1 s into a build left the tree). */
 	if (have_scratch) {
-		char *const argv[] = {"rm", "-rf", scratch, NULL};
-		pid_t rm = fork();
+		char *dir = rename(scratch, scratch_dead) ? scratch : scratch_dead;
+		char *const argv[] = {"rm", "-rf", dir, NULL};
 
-		if (rm == 0) {
-			execve("/bin/rm", argv, (char *const[]){NULL});
-			_exit(127);
+		for (int i = 0; i < 3 && access(dir, F_OK) == 0; i++) {
+			pid_t rm = fork();
+
+			if (rm == 0) {
+				execve("/bin/rm", argv, (char *const[]){NULL});
+				_exit(127);
+			}
+			if (rm > 0)
+				waitpid(rm, NULL, 0);
 		}
-		if (rm > 0)
-			waitpid(rm, NULL, 0);
 	}
 	signal(sig, SIG_DFL);
 	raise(sig);
@@ -130,8 +137,10 @@ void opus_cleanup_dir(const char *dir)
 {
 	install();
 	have_scratch = 0;
-	if (dir && snprintf(scratch, sizeof(scratch), "%s", dir) < (int)sizeof(scratch))
+	if (dir && snprintf(scratch, sizeof(scratch), "%s", dir) < (int)sizeof(scratch)) {
+		snprintf(scratch_dead, sizeof(scratch_dead), "%s.dead", scratch);
 		have_scratch = 1;
+	}
 }
 
 const char *opus_cleanup_scratch(void)
