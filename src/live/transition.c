@@ -20,6 +20,7 @@
 #include "util/fault.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,21 @@
 
 #define TABLE_SLOTS (DISPATCH_TABLE_SIZE / 8)
 #define POLL_NS	    (1000 * 1000)
+
+/* No thread is listed this transaction, nor at any later stop (each would
+ * find the same): why, kept for apply to say. */
+__attribute__((format(printf, 2, 3))) static int not_per_thread(struct txn *t, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(t->st->stop_world_why, sizeof(t->st->stop_world_why), fmt, ap);
+	va_end(ap);
+	opus_info("process %d: %s; every thread is stopped at once instead", (int)t->pid,
+		  t->st->stop_world_why);
+	t->per_thread = false;
+	return -ENOTSUP;
+}
 
 /* The dispatcher reads %fs:0 in every thread that calls a replaced
  * function: each thread's thread pointer must lead to itself, as the
@@ -50,27 +66,13 @@ static int check_thread_pointers(struct txn *t, uint64_t *tp, bool *in_stubs)
 		tp[i] = r.fs_base;
 		*in_stubs |= r.rip - t->entry.exits < txn_exits(t).size;
 		if (tp[i] <= DISPATCH_SWITCHED || mem_read(t->mem_fd, tp[i], &self, sizeof(self)) ||
-		    self != tp[i]) {
-			snprintf(t->st->stop_world_why, sizeof(t->st->stop_world_why),
-				 "thread %d's thread pointer does not lead to itself, as the "
-				 "dispatchers need",
-				 (int)t->ts.v[i].tid);
-			opus_info("process %d: %s; every thread is stopped at once instead",
-				  (int)t->pid, t->st->stop_world_why);
-			return -ENOTSUP;
-		}
+		    self != tp[i])
+			return not_per_thread(t,
+					      "thread %d's thread pointer does not lead to itself, "
+					      "as the dispatchers need",
+					      (int)t->ts.v[i].tid);
 	}
 	return 0;
-}
-
-/* No thread is listed this transaction: why, kept for apply to say. */
-static int not_per_thread(struct txn *t, const char *why, const char *detail)
-{
-	snprintf(t->st->stop_world_why, sizeof(t->st->stop_world_why), "%s: %s", why, detail);
-	opus_info("process %d: %s; every thread is stopped at once instead", (int)t->pid,
-		  t->st->stop_world_why);
-	t->per_thread = false; /* every later stop would find the same */
-	return -ENOTSUP;
 }
 
 /* A switch stub marks its thread's slot in the table, which is mapped r-x
@@ -90,12 +92,10 @@ static int make_table_writable(struct txn *t)
 	}
 	ret = txn_remote(t, SYS_mprotect, t->entry.table, DISPATCH_TABLE_SIZE,
 			 PROT_READ | PROT_WRITE, 0, 0, 0, &r);
-	if (ret == -EPERM) /* its seccomp filter */
-		return not_per_thread(t, "the dispatchers' table cannot be made writable",
-				      opus_errmsg());
-	if (!ret && r < 0)
-		return not_per_thread(t, "the dispatchers' table cannot be made writable",
-				      strerror((int)-r));
+	/* Refused by its seccomp filter, or by the kernel. */
+	if (ret == -EPERM || (!ret && r < 0))
+		return not_per_thread(t, "the dispatchers' table cannot be made writable: %s",
+				      ret ? opus_errmsg() : strerror((int)-r));
 	if (ret)
 		return ret;
 	t->table_writable = true;
@@ -168,8 +168,8 @@ int transition_begin(struct txn *t, const struct exit_site *exits)
 		free(tp);
 		return 0;
 	}
-	if (!ret && (ret = check_thread_pointers(t, tp, &in_stubs)) == -ENOTSUP)
-		t->per_thread = false; /* every later stop would find the same */
+	if (!ret)
+		ret = check_thread_pointers(t, tp, &in_stubs);
 	if (!ret && !t->can_list)
 		ret = -EREMCHG;
 	if (!ret)
