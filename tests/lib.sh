@@ -200,13 +200,13 @@ start() {
 	START_OUT=$out
 	"$@" >"$out" 2>&1 &
 	PID=$!
+	STARTED_PIDS="${STARTED_PIDS:-} $PID" # killed at the end, even if it never gets ready
 	for _ in $(seq 100); do
 		grep -q '^ready' "$out" && break
 		sleep 0.05
 	done
 	PORT=$(awk '/^ready/ {print $2}' "$out")
 	[ -n "$PORT" ] || fail "target $1 did not start: $(cat "$out")"
-	STARTED_PIDS="${STARTED_PIDS:-} $PID"
 }
 
 stop_all() {

@@ -113,10 +113,19 @@ void transition_abort(struct txn *t)
 
 /* Why thread tid cannot be listed at this stop, kept for apply to say if
  * no later stop lists it either (it then waits as stop-world does). */
-static int not_listed(struct txn *t, pid_t tid, const char *why)
+__attribute__((format(printf, 3, 4))) static int not_listed(struct txn *t, pid_t tid,
+							    const char *fmt, ...)
 {
-	snprintf(t->st->stop_world_why, sizeof(t->st->stop_world_why), "thread %d: %s", (int)tid,
-		 why);
+	size_t len = (size_t)snprintf(t->st->stop_world_why, sizeof(t->st->stop_world_why),
+				      "thread %d: ", (int)tid);
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (len < sizeof(t->st->stop_world_why))
+		vsnprintf(t->st->stop_world_why + len, sizeof(t->st->stop_world_why) - len, fmt,
+			  ap);
+	va_end(ap);
+	t->unlisted = tid;
 	opus_info("%s; no per-thread transition at this stop", t->st->stop_world_why);
 	return -ENOTSUP;
 }
@@ -128,6 +137,14 @@ static int list_thread(struct txn *t, const struct exit_site *x, uint64_t tp, bo
 
 	if (!x->slot)
 		return not_listed(t, x->tid, "where it leaves the replaced code is not known");
+	/* Interrupted in the function's first instructions: it would run the
+	 * jump written over them from its middle. It will have moved on by a
+	 * later stop (the stop-world catch waits for it to leave). */
+	if (x->mid_entry)
+		return not_listed(t, x->tid,
+				  "it was interrupted in the first instructions of %s, which the "
+				  "jump to its dispatcher overwrites",
+				  x->mid_entry);
 	if (t->nlisted + 1 >= TABLE_SLOTS)
 		return not_listed(t, x->tid, "the dispatchers' table is full");
 	if ((ret = mem_write(t->mem_fd, slot, &tp, 8)) ||
@@ -159,6 +176,7 @@ int transition_begin(struct txn *t, const struct exit_site *exits)
 	free(t->listed);
 	free(t->switch_stubs);
 	t->nlisted = 0;
+	t->unlisted = 0;
 	t->listed = calloc(t->ts.n + 1, sizeof(*t->listed));
 	t->switch_stubs = calloc(t->ts.n + 1, sizeof(*t->switch_stubs));
 	if (!ret && (!t->listed || !t->switch_stubs))

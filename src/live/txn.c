@@ -443,13 +443,23 @@ static int scan_within_limit(struct txn *t, const struct scanner *sc, const stru
 	return check_pause(t, o, start, what);
 }
 
-/* The first busy thread whose exit the stack check found, or NULL. */
-static const struct exit_site *first_known_exit(const struct exit_site *exits, size_t n)
+/* The busy thread to catch as it leaves: the one that kept a per-thread
+ * stop from listing (the others could be listed), else the first whose
+ * exit the stack check found; NULL if none's is known. */
+static const struct exit_site *exit_to_catch(const struct exit_site *exits, size_t n,
+					     pid_t unlisted)
 {
-	for (size_t i = 0; i < n; i++)
-		if (exits[i].slot)
+	const struct exit_site *first = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!exits[i].slot)
+			continue;
+		if (unlisted && exits[i].tid == unlisted)
 			return &exits[i];
-	return NULL;
+		if (!first)
+			first = &exits[i];
+	}
+	return first;
 }
 
 /* The stop's "thread T is inside F", without the process, for a
@@ -580,7 +590,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 			break;
 		/* Catch the busy thread as it leaves, rather than hope to find
 		 * it out on a later stop: then stop the rest and check again. */
-		exit = first_known_exit(exits, t->ts.n);
+		exit = exit_to_catch(exits, t->ts.n, t->per_thread ? t->unlisted : 0);
 		t->stubs_unused = false;
 		ret =
 		    exit ? exits_catch(&t->ts, t->mem_fd, txn_exits(t), exit, deadline) : -ENOTSUP;

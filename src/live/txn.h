@@ -65,6 +65,7 @@ struct txn {
 	pid_t *listed;
 	uint64_t *switch_stubs;
 	size_t nlisted;
+	pid_t unlisted; /* the thread that kept this stop from listing, or 0 */
 };
 
 /* txn.c: the transaction itself. txn_open locks the process and reads its

@@ -1,6 +1,7 @@
 #include "unwind.h"
 #include "mem.h"
 #include "proc.h"
+#include "registry.h"
 #include "util/err.h"
 #include "util/file.h"
 
@@ -128,6 +129,7 @@ static void note_busy(struct busy *b, const char *name, pid_t tid)
 }
 
 struct walk {
+	const struct unwinder *u;
 	const struct range_set *rs;
 	struct busy *busy;
 	pid_t tid;
@@ -137,7 +139,19 @@ struct walk {
 	Dwarf_Word scan_from;  /* stack pointer of the first frame in unknown code */
 	int last_hit;	       /* depth of the outermost frame in a range so far, or -1 */
 	struct exit_site exit; /* its caller's return address and where it is kept */
+	const char *mid_entry; /* exit_site's */
 };
+
+/* Would a thread resuming at addr run an entry's jump from its middle?
+ * Only a thread interrupted in a function's first instructions (or a
+ * call there that returns before the fifth byte) resumes there. */
+static bool inside_a_jump(const struct unwinder *u, uint64_t addr)
+{
+	for (size_t i = 0; i < u->nentries; i++)
+		if (addr - u->entries[i] - 1 < JUMP_SIZE - 1)
+			return true;
+	return false;
+}
 
 static bool has_elf(Dwfl_Module *mod)
 {
@@ -155,6 +169,8 @@ static int on_frame(Dwfl_Frame *frame, void *arg)
 
 	if (!dwfl_frame_pc(frame, &pc, &activation))
 		return DWARF_CB_ABORT;
+	if ((r = range_set_find(w->rs, pc)) && inside_a_jump(w->u, pc))
+		w->mid_entry = r->name;
 	/* A return address points after the call: the caller is at pc - 1. */
 	if (!activation)
 		pc--;
@@ -174,7 +190,7 @@ static int on_frame(Dwfl_Frame *frame, void *arg)
 	} else if (w->last_hit >= 0 && w->last_hit == w->depth - 1 && !activation) {
 		/* The caller of the outermost hit so far: its return address
 		 * (pc + 1) sits just below its stack pointer, the callee's CFA. */
-		w->exit = (struct exit_site){w->tid, w->sp - 8, pc + 1};
+		w->exit = (struct exit_site){.tid = w->tid, .slot = w->sp - 8, .ret = pc + 1};
 	}
 	return ++w->depth < MAX_FRAMES ? DWARF_CB_OK : DWARF_CB_ABORT;
 }
@@ -208,9 +224,22 @@ static void guess_exit(const struct unwinder *u, struct walk *w, const uint64_t 
 {
 	for (size_t k = from; k < n; k++)
 		if (returns_from_entry(u, w->rs, buf[k])) {
-			w->exit = (struct exit_site){w->tid, at + k * 8, buf[k]};
+			w->exit =
+			    (struct exit_site){.tid = w->tid, .slot = at + k * 8, .ret = buf[k]};
 			return;
 		}
+}
+
+/* Any word of the stack inside an entry's jump bytes: a signal frame's
+ * saved pc, which is no return address, may be one. */
+static void note_mid_entry(const struct unwinder *u, struct walk *w, const uint64_t *buf, size_t n)
+{
+	const struct addr_range *r;
+
+	for (size_t k = 0; k < n; k++)
+		if (buf[k] - w->rs->lo < w->rs->hi - w->rs->lo &&
+		    (r = range_set_find(w->rs, buf[k])) && inside_a_jump(u, buf[k]))
+			w->mid_entry = r->name;
 }
 
 /* Where DWARF unwinding stops early (code without CFI, such as an earlier
@@ -248,6 +277,7 @@ static const struct addr_range *scan_stack(const struct unwinder *u, struct walk
 	w->exit.tid = 0;
 	if (w->hit)
 		guess_exit(u, w, buf, len / 8, after, w->scan_from & ~7ull);
+	note_mid_entry(u, w, buf, len / 8);
 	free(buf);
 	return w->hit;
 }
@@ -435,7 +465,8 @@ int unwind_check(struct unwinder *u, const struct threads *ts, const struct rang
 	if (clear)
 		clear_threads(u, ts, rs, clear);
 	for (size_t i = 0; i < ts->n && !ret; i++) {
-		struct walk w = {.rs = rs, .busy = &busy, .tid = ts->v[i].tid, .last_hit = -1};
+		struct walk w = {
+		    .u = u, .rs = rs, .busy = &busy, .tid = ts->v[i].tid, .last_hit = -1};
 		int r;
 
 		if (clear && clear[i]) {
@@ -467,10 +498,12 @@ int unwind_check(struct unwinder *u, const struct threads *ts, const struct rang
 			w.scan_from = w.sp;
 		if (w.scan_from)
 			scan_stack(u, &w);
-		if (exits && w.hit)
+		if (exits && w.hit) {
 			exits[i] = w.exit.tid && (r == 0 || w.scan_from)
 				       ? w.exit
 				       : (struct exit_site){.tid = ts->v[i].tid};
+			exits[i].mid_entry = w.mid_entry;
+		}
 	}
 	if (!ret && busy.n)
 		ret = report_busy(u->pid, &busy);

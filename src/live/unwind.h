@@ -33,7 +33,9 @@ void unwind_close(struct unwinder *u);
 void unwind_reserve(struct unwinder *u, size_t nthreads);
 
 /* The entries whose jumps lead into the guarded code (the old functions'
- * first bytes; borrowed). In code no module describes (a patch's), where
+ * first bytes; borrowed). A busy thread that would resume inside the
+ * first JUMP_SIZE bytes of one, past the first, is named in its exit_site.
+ * In code no module describes (a patch's), where
  * DWARF cannot say where a frame ends, the first word past the last return
  * into the guarded code that returns, into other code, right after a
  * direct call to one of them or an indirect call, is taken as where that
@@ -45,6 +47,10 @@ void unwind_set_entries(struct unwinder *u, const uint64_t *entries, size_t n);
 struct exit_site {
 	pid_t tid; /* 0: not known */
 	uint64_t slot, ret;
+	/* The function into whose entry's first bytes, past the first, the
+	 * thread would resume (interrupted in its first instructions), or
+	 * NULL: a jump written there would be run from its middle. */
+	const char *mid_entry;
 };
 
 /* The fast check of unwind_check for one thread, done as soon as it stops

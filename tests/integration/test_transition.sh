@@ -143,6 +143,45 @@ test_per_thread_apply_keeps_a_thread_inside_on_the_old_code_until_it_leaves() {
 	[ "$pid" = "$PID" ] || fail "pid changed"
 }
 
+# A thread interrupted inside a replaced function's first five bytes,
+# past its first instruction (the leaving target's signal handler keeps
+# its parker thread 1-4 bytes into value()), would run the jump written
+# over them from its middle when the handler returns: listed there, it
+# killed the process. It is not listed; the apply writes nothing and
+# waits for it to leave, as a stop-world apply does, then lists the
+# thread inside inside() and goes on per thread.
+test_per_thread_apply_waits_for_a_thread_interrupted_inside_the_bytes_of_a_jump() {
+	build_target leaving "$WORK" -O2 -g
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/leaving/value-2000.diff" \
+		--binary "$WORK/src/leaving" -o "$WORK/fix.opatch" >/dev/null
+	start "$WORK/src/leaving" prologue
+	local pid=$PID ap parked
+	parked=$(awk '/^parked/ {print $2}' "$START_OUT")
+	[ "${parked:-0}" -ge 1 ] && [ "$parked" -le 4 ] ||
+		fail "the target parked no thread inside value's first bytes: $(cat "$START_OUT")"
+	wait_for "outside 1000"
+	OPUS_VERBOSE=1 "$OPUS" apply "$pid" "$WORK/fix.opatch" --timeout 30 \
+		>"$WORK/apply.out" 2>&1 &
+	ap=$!
+	sleep 1
+	kill -0 "$ap" 2>/dev/null || fail "apply ended with a thread parked: $(cat "$WORK/apply.out")"
+	never_printed "outside 2000" "an entry was written while a thread was parked in its bytes"
+	assert_contains "interrupted in the first instructions of value" \
+		"$(cat "$WORK/apply.out")" "why apply did not list the parked thread"
+	kill -WINCH "$pid" # the handler returns into value()
+	wait_for "outside 2000"
+	kill -USR1 "$pid" # the thread inside inside() leaves it
+	wait "$ap" || fail "apply: $(cat "$WORK/apply.out")"
+	wait_for "parker 2000"
+	wait_for "inside 2000"
+	assert_contains "caught as they left" "$(cat "$WORK/apply.out")" "how the parked thread went"
+	assert_running "$pid"
+	[ "$pid" = "$PID" ] || fail "pid changed"
+	revert_leaving "$pid"
+	wait_for "parker 1000" 2
+	assert_running "$pid"
+}
+
 # All or nothing: a thread that does not leave within --timeout undoes the
 # transition; the threads that had switched are back on the old code and
 # nothing of the patch stays.

@@ -9,13 +9,24 @@
  * each time inside() returns. value() and inside() are what a patch
  * changes. With the argument "odd-tp", one more thread points its thread
  * pointer at a buffer that does not lead to itself (arch_prctl) and waits
- * in pause() forever, using no TLS; "odd TID" names it. */
+ * in pause() forever, using no TLS; "odd TID" names it. With "prologue",
+ * one more thread single-steps (the trap flag) into value() and, at the
+ * first instruction boundary past its entry, its SIGTRAP handler keeps it
+ * there until SIGWINCH ("parked K": K bytes in, printed before "ready 0";
+ * -1 if that boundary is not within the first five bytes). A jump written
+ * over those bytes meanwhile would be run from its middle when the
+ * handler returns. The thread then calls value() every millisecond and
+ * tells what it answers ("parker VALUE"). */
+#define _GNU_SOURCE
 #include <asm/prctl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t leave;
@@ -114,6 +125,62 @@ static void *crowd(void *arg)
 	return arg;
 }
 
+static volatile sig_atomic_t parked, released, steps;
+
+/* Single-stepped (the trap flag) into value(): park on the first
+ * instruction boundary past its entry, within its first five bytes. */
+static void park_in_prologue(int sig, siginfo_t *si, void *ctx)
+{
+	ucontext_t *uc = ctx;
+	uintptr_t at = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP] - (uintptr_t)value;
+
+	(void)sig;
+	(void)si;
+	if (at == 0 || (at >= 5 && ++steps < 64))
+		return; /* on the way in: step on */
+	uc->uc_mcontext.gregs[REG_EFL] &= ~0x100ll;
+	if (at >= 5) {
+		parked = -1; /* no boundary there: nothing to show */
+		return;
+	}
+	parked = (sig_atomic_t)at;
+	while (!released)
+		nanosleep(&(struct timespec){0, 1000000}, NULL);
+}
+
+static void on_winch(int sig)
+{
+	(void)sig;
+	released = 1;
+}
+
+static void *parker(void *arg)
+{
+	int last = 0;
+
+	__asm__ volatile("pushfq; orq $0x100, (%%rsp); popfq" : : : "memory", "cc");
+	tell("parker", value(0), &last);
+	for (int n = 0;; n = (n + 1) % 3) {
+		tell("parker", value(n), &last);
+		usleep(1000);
+	}
+	return arg;
+}
+
+/* A thread parked inside the first bytes of value(). */
+static void park_a_thread(void)
+{
+	struct sigaction sa = {.sa_sigaction = park_in_prologue, .sa_flags = SA_SIGINFO};
+	pthread_t p;
+
+	sigaction(SIGTRAP, &sa, NULL);
+	signal(SIGWINCH, on_winch);
+	pthread_create(&p, NULL, parker, NULL);
+	while (!parked)
+		usleep(1000);
+	printf("parked %d\n", (int)parked);
+}
+
 static void on_usr1(int sig)
 {
 	(void)sig;
@@ -139,6 +206,8 @@ int main(int argc, char **argv)
 			usleep(1000);
 		printf("odd %ld\n", odd_tid);
 	}
+	if (argc > 1 && !strcmp(argv[1], "prologue"))
+		park_a_thread();
 	printf("ready 0\n");
 	fflush(stdout);
 	for (;;) {
