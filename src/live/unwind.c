@@ -237,8 +237,7 @@ static void note_mid_entry(const struct unwinder *u, struct walk *w, const uint6
 	const struct addr_range *r;
 
 	for (size_t k = 0; k < n; k++)
-		if (buf[k] - w->rs->lo < w->rs->hi - w->rs->lo &&
-		    (r = range_set_find(w->rs, buf[k])) && inside_a_jump(u, buf[k]))
+		if ((r = range_set_find(w->rs, buf[k])) && inside_a_jump(u, buf[k]))
 			w->mid_entry = r->name;
 }
 
