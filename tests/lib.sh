@@ -129,6 +129,25 @@ wait_line() {
 	fail "process $2 never answered $3 (last: '$last')"
 }
 
+# vfork_child: vforker's next child, once its spawner thread waits for it;
+# its pid in CHILD.
+vfork_child() {
+	local old
+	old=$(awk '$1 == "vforked" {p = $2} END {print p}' "$START_OUT")
+	kill -USR1 "$PID"
+	for _ in $(seq 100); do
+		CHILD=$(awk '$1 == "vforked" {p = $2} END {print p}' "$START_OUT")
+		# The spawner sleeps in vfork (syscall 58) until the child is done.
+		[ -n "$CHILD" ] && [ "$CHILD" != "$old" ] &&
+			grep -q '^58 ' "/proc/$PID/task/"*/syscall && return
+		sleep 0.05
+	done
+	fail "vforker did not vfork: $(cat "$START_OUT")"
+}
+
+# last_tick_value: the VALUE of vforker's last "tick N VALUE".
+last_tick_value() { awk '$1 == "tick" {v = $3} END {print v}' "$START_OUT"; }
+
 # start_other_build PASS: authpoll on the same library built with other
 # flags (another build-id), which no patch of ours may touch; sets OTHER_PID.
 start_other_build() {

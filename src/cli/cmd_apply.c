@@ -154,6 +154,7 @@ int cmd_apply(int argc, char **argv)
 
 	if (cli_parse(argc, argv, opts, "apply", USAGE, &status))
 		return status;
+	live_exits_when_done();
 	if (argc - optind != (all ? 1 : 2) || (fo.dry_run && !all) ||
 	    (per_thread && fo.live.stop_world))
 		return cli_usage(USAGE);

@@ -20,6 +20,7 @@ int cmd_recover(int argc, char **argv)
 
 	if (cli_parse(argc, argv, opts, "recover", USAGE, &status))
 		return status;
+	live_exits_when_done();
 	if (argc - optind != 1)
 		return cli_usage(USAGE);
 	if (cli_parse_pid(argv[optind], &pid) || live_recover(pid, &lo, &rec))

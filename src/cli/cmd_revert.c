@@ -83,6 +83,7 @@ int cmd_revert(int argc, char **argv)
 
 	if (cli_parse(argc, argv, opts, "revert", USAGE, &status))
 		return status;
+	live_exits_when_done();
 	args = argc - optind;
 	if (per_thread && fo.live.stop_world)
 		return cli_usage(USAGE);

@@ -86,4 +86,12 @@ struct live_recovery {
 };
 int live_recover(pid_t pid, const struct live_opts *o, struct live_recovery *rec);
 
+/* Called by a command after which opus exits (apply, revert, recover; not
+ * the daemon). A thread that cannot be let go when opus is done with the
+ * process (it still waits for its vfork child, an interrupt pending) is
+ * then left to the kernel, which drops that interrupt as opus exits.
+ * Otherwise opus waits for the thread's stop to let it go: left traced, it
+ * would stay stopped for as long as opus's thread lives. */
+void live_exits_when_done(void);
+
 #endif

@@ -6,11 +6,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/kcmp.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -345,6 +348,40 @@ static pid_t tracer_of(pid_t pid)
 	return proc_status_u64(pid, "TracerPid", 10, &tracer) ? 0 : (pid_t)tracer;
 }
 
+/* Whether any thread of process pid waits for its vfork child. */
+static bool waits_for_vfork_child(pid_t pid)
+{
+	pid_t *tids;
+	size_t n;
+	bool waits = false;
+
+	if (proc_tids(pid, &tids, &n))
+		return false;
+	for (size_t i = 0; i < n && !waits; i++)
+		waits = proc_thread_in_vfork(tids[i]);
+	free(tids);
+	return waits;
+}
+
+/* A process whose memory its parent shares (a vfork child before its
+ * exec, a clone with CLONE_VM): its parent's threads run that memory's
+ * code, and opus stops only the process it patches. kcmp says; without
+ * it, a parent waiting for a vfork child does. */
+static int check_memory_not_shared(pid_t pid, pid_t view, pid_t ppid)
+{
+	long same = ppid > 1 ? syscall(SYS_kcmp, view, ppid, KCMP_VM, 0, 0) : 1;
+
+	if (same < 0)
+		same = !waits_for_vfork_child(ppid);
+	if (same != 0)
+		return 0;
+	return opus_err(-EBUSY,
+			"process %d shares its memory with its parent, process %d (a vfork child "
+			"that has not called exec yet, or a clone with CLONE_VM); opus patches "
+			"the parent, once no other process shares its memory",
+			(int)pid, (int)ppid);
+}
+
 int proc_check_patchable(pid_t pid)
 {
 	char path[64], *text, *state, comm[PROC_COMM_MAX];
@@ -373,6 +410,8 @@ int proc_check_patchable(pid_t pid)
 			     "is: continue it (kill -CONT %d) and run opus again",
 			     (int)pid, (int)pid)
 		  : 0;
+	if (!ret && state)
+		ret = check_memory_not_shared(pid, view, (pid_t)strtol(state + 4, NULL, 10));
 	free(text);
 	return ret;
 }
@@ -395,6 +434,31 @@ int proc_start_time(pid_t pid, unsigned long long *start)
 		  : -EINVAL;
 	free(text);
 	return ret;
+}
+
+bool proc_thread_in_vfork(pid_t tid)
+{
+	char path[64], buf[256];
+	unsigned long long arg0 = 0;
+	ssize_t n;
+	long nr;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/syscall", (int)tid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	/* "running", or the number of the call it sleeps in and its
+	 * arguments in hex. */
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	if (sscanf(buf, "%ld 0x%llx", &nr, &arg0) < 1)
+		return false;
+	/* clone3's flags are behind a pointer: any sleep in it counts, at
+	 * worst a stop is tried again for nothing. */
+	return nr == SYS_vfork || nr == SYS_clone3 || (nr == SYS_clone && (arg0 & CLONE_VFORK));
 }
 
 bool proc_thread_dead(pid_t tid)

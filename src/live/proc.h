@@ -76,6 +76,10 @@ int proc_check_alive(pid_t pid);
 int proc_status_u64(pid_t pid, const char *key, int base, uint64_t *out);
 /* A thread (any tid) that exited: gone from /proc, or a zombie. */
 bool proc_thread_dead(pid_t tid);
+/* A thread (any tid) blocked in vfork, or in a clone that may carry
+ * CLONE_VFORK: it sleeps until its child execs or exits, and no ptrace
+ * stop reaches it before then. */
+bool proc_thread_in_vfork(pid_t tid);
 /* Alive, not stopped, not traced by another debugger; else a clear error. */
 int proc_check_patchable(pid_t pid);
 

@@ -1,4 +1,5 @@
 #include "ptrace.h"
+#include "live.h"
 #include "proc.h"
 #include "util/err.h"
 #include "util/file.h"
@@ -13,6 +14,14 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* live.h's live_exits_when_done. */
+static bool exits_when_done;
+
+void live_exits_when_done(void)
+{
+	exits_when_done = true;
+}
 
 void threads_init(struct threads *ts, pid_t pid)
 {
@@ -99,11 +108,15 @@ static int stop_status(int status)
 /* The next stop of t; -ESRCH if it exited or was killed instead. The
  * kernel reports a dead thread-group leader only once every other thread
  * has been reaped, and we may be the one to reap them: so the leader is
- * polled, and given up on once it is a zombie. */
-static int next_stop(const struct thread *t, int *status)
+ * given up on once it is a zombie. A thread waiting for its vfork child
+ * sleeps killable: no stop comes before the child execs or exits, which
+ * may be never while the threads opus holds are what it waits for. Unless
+ * patient, that is -EINPROGRESS, the interrupt left pending. So every
+ * thread is polled: a blocking wait could not be cut short. */
+static int next_stop(const struct thread *t, int *status, bool patient)
 {
 	for (unsigned spins = 0;; spins++) {
-		pid_t r = waitpid(t->tid, status, __WALL | (t->leader ? WNOHANG : 0));
+		pid_t r = waitpid(t->tid, status, __WALL | WNOHANG);
 		int ret;
 
 		if (r < 0 && errno == EINTR)
@@ -112,12 +125,20 @@ static int next_stop(const struct thread *t, int *status)
 			return -ESRCH;
 		if (r == t->tid && (ret = stop_status(*status)) != -EAGAIN)
 			return ret;
-		if (r == 0 && spins >= 64 && proc_thread_dead(t->tid))
-			return -ESRCH;
-		if (r == 0 && spins < 64)
+		if (r != 0)
+			continue;
+		if (spins < 64) {
 			sched_yield();
-		else if (r == 0)
-			nanosleep(&(struct timespec){0, 50 * 1000}, NULL);
+			continue;
+		}
+		if (t->leader && proc_thread_dead(t->tid))
+			return -ESRCH;
+		/* Looked at first after the yields, then every millisecond
+		 * or so: a thread that enters the wait as it is interrupted
+		 * shows only later. */
+		if (!patient && spins % 16 == 0 && proc_thread_in_vfork(t->tid))
+			return -EINPROGRESS;
+		nanosleep(&(struct timespec){0, 50 * 1000}, NULL);
 	}
 }
 
@@ -130,16 +151,17 @@ static int next_stop(const struct thread *t, int *status)
  * every 200 us was never stopped, and opus waited for it forever with the
  * other threads held. (Kept for later, the signal could only be re-sent
  * with tgkill, its siginfo lost: the kernel may ignore a signal given to
- * PTRACE_CONT from any other stop.) Returns -ESRCH if the thread died. */
-static int wait_stop(struct thread *t)
+ * PTRACE_CONT from any other stop.) Returns -ESRCH if the thread died,
+ * -EINPROGRESS as next_stop does. */
+static int wait_stop(struct thread *t, bool patient)
 {
-	int status;
+	int status, ret;
 
 	for (;;) {
 		long sig = 0;
 
-		if (next_stop(t, &status))
-			return -ESRCH;
+		if ((ret = next_stop(t, &status, patient)))
+			return ret;
 		if (status >> 16 == PTRACE_EVENT_STOP) {
 			t->stopped = true;
 			t->interrupted = false;
@@ -174,16 +196,45 @@ static int interrupt(struct thread *t)
 	return 0;
 }
 
-/* Returns 1 once t is stopped, 0 if it is gone (and forgotten). */
+/* Returns 1 once t is stopped, 0 if it is gone (and forgotten),
+ * -EINPROGRESS if it waits for its vfork child (still interrupted: it
+ * stops once the child is done, and a later call takes that stop). */
 static int stop_thread(struct threads *ts, struct thread *t)
 {
+	int ret;
+
 	if (t->stopped)
 		return 1;
-	if (interrupt(t) < 0 || wait_stop(t) < 0) {
+	if ((ret = interrupt(t)) == 0 && (ret = wait_stop(t, false)) == -EINPROGRESS)
+		return ret;
+	if (ret < 0) {
 		forget(ts, t);
 		return 0;
 	}
 	return 1;
+}
+
+static int vfork_wait(const struct threads *ts, pid_t tid)
+{
+	return opus_err(-EINPROGRESS,
+			"process %d: thread %d is waiting for its vfork child to exec or exit "
+			"(it shares the memory opus would write, and cannot be stopped until then)",
+			(int)ts->pid, (int)tid);
+}
+
+/* Stop the held threads in turn until one stops: whether one did. */
+static bool stop_any_held(struct threads *ts)
+{
+	for (size_t i = 0; i < ts->n;) {
+		int ret = stop_thread(ts, &ts->v[i]);
+
+		if (ret == 1)
+			return true;
+		if (ret < 0)
+			i++; /* it waits for its vfork child: the next one */
+			     /* 0: v[i] was gone, the next one took its place */
+	}
+	return false;
 }
 
 int threads_stop_one(struct threads *ts)
@@ -195,20 +246,19 @@ int threads_stop_one(struct threads *ts)
 	for (size_t i = 0; i < ts->n; i++)
 		if (ts->v[i].stopped)
 			return 0;
-	while (ts->n && !stop_thread(ts, &ts->v[0]))
-		; /* v[0] was gone: the next one took its place */
-	if (ts->n)
+	if (stop_any_held(ts))
 		return 0;
-	ret = proc_tids(ts->pid, &tids, &n);
-	for (size_t i = 0; !ret && i < n && !ts->n; i++) {
-		ret = seize(ts, tids[i]);
-		if (ret == 1)
-			ret = stop_thread(ts, &ts->v[0]) >= 0 ? 0 : -ESRCH;
-	}
+	if ((ret = proc_tids(ts->pid, &tids, &n)))
+		return ret;
+	for (size_t i = 0; i < n && !ret; i++)
+		if (!find(ts, tids[i]) && (ret = seize(ts, tids[i])) == 1)
+			ret = stop_thread(ts, &ts->v[ts->n - 1]) == 1;
 	free(tids);
-	if (!ret && !ts->n)
-		ret = opus_err(-ESRCH, "process %d: has no thread left to stop", (int)ts->pid);
-	return ret;
+	if (ret)
+		return ret < 0 ? ret : 0;
+	if (ts->n)
+		return vfork_wait(ts, ts->v[0].tid);
+	return opus_err(-ESRCH, "process %d: has no thread left to stop", (int)ts->pid);
 }
 
 /* Seize every thread /proc lists that is not ours yet: 1 if there was
@@ -248,6 +298,7 @@ static void end_injections(struct threads *ts)
 
 int threads_stop_all(struct threads *ts, thread_stopped_fn *on_stop, void *ctx)
 {
+	pid_t stuck = 0;
 	int changed;
 
 	end_injections(ts);
@@ -261,13 +312,20 @@ int threads_stop_all(struct threads *ts, thread_stopped_fn *on_stop, void *ctx)
 			interrupt(&ts->v[i]);
 		for (size_t i = 0; i < ts->n;) {
 			bool was_stopped = ts->v[i].stopped;
+			int ret = stop_thread(ts, &ts->v[i]);
 
-			if (!stop_thread(ts, &ts->v[i]))
+			if (!ret)
 				continue; /* slot i now holds another thread */
-			if (on_stop && !was_stopped)
+			/* The others are stopped all the same: left interrupted,
+			 * they would stay stopped until the next attempt. */
+			if (ret < 0 && !stuck)
+				stuck = ts->v[i].tid;
+			else if (ret > 0 && on_stop && !was_stopped)
 				on_stop(ctx, &ts->v[i]);
 			i++;
 		}
+		if (stuck)
+			return vfork_wait(ts, stuck);
 		/* With every thread held stopped, a count of no more threads
 		 * says the same as a new listing, at a fraction of its cost. */
 		if (ts->count_agrees && proc_thread_count(ts->task_dir) == (long)ts->n)
@@ -294,7 +352,10 @@ void threads_resume(struct threads *ts)
 
 static void detach(struct threads *ts, struct thread *t)
 {
-	if (!t->stopped && (interrupt(t) < 0 || wait_stop(t) < 0))
+	/* Only a stopped thread can be let go. One still waiting for its
+	 * vfork child stops once the child is done: waited for, unless opus
+	 * exits first (live_exits_when_done). */
+	if (!t->stopped && (interrupt(t) < 0 || wait_stop(t, !exits_when_done) < 0))
 		return;
 	ptrace(PTRACE_DETACH, t->tid, NULL, NULL);
 	resend_signals(ts->pid, t);
@@ -332,7 +393,7 @@ int thread_wait_syscall(struct thread *t)
 {
 	int status;
 
-	if (next_stop(t, &status))
+	if (next_stop(t, &status, true))
 		return -ESRCH;
 	if (status >> 16 == 0 && WSTOPSIG(status) == (SIGTRAP | 0x80))
 		return 0;
@@ -351,7 +412,7 @@ int thread_repark(struct thread *t)
 	    ptrace(PTRACE_CONT, t->tid, NULL, NULL) < 0)
 		return -ESRCH;
 	t->interrupted = true;
-	return wait_stop(t);
+	return wait_stop(t, true);
 }
 
 int thread_end_injection(struct thread *t)

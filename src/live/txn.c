@@ -527,6 +527,17 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		 * stacks are read early only if none is planted. */
 		ret = threads_stop_all(&t->ts, armed ? NULL : check_early,
 				       &(struct early){.u = u, .rs = &rs});
+		if (ret == -EINPROGRESS) {
+			/* A thread waits for its vfork child, whose code runs in
+			 * this memory: try again later, as for a busy thread. */
+			threads_resume(&t->ts);
+			ret = -EBUSY;
+			if (opus_now_ns() >= deadline)
+				break;
+			nanosleep(&(struct timespec){0, RETRY_NS}, NULL);
+			ret = 0;
+			continue;
+		}
 		if (!ret)
 			ret = opus_fault("stopping every thread");
 		/* ...hide returns into the guarded code: put them back first. */

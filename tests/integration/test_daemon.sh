@@ -160,3 +160,30 @@ test_daemon_gives_up_on_a_process_it_cannot_patch_within_max_pause() {
 	assert_running "$big"
 	assert_running "$small"
 }
+
+# The daemon outlives its applies. A thread that still waits for its vfork
+# child when the daemon gives up on a try keeps the interrupt opus sent it:
+# the daemon waits for the stop that comes once the child is done, and lets
+# the thread go, rather than leave it stopped for as long as it runs.
+test_daemon_lets_a_thread_waiting_for_its_vfork_child_go() {
+	build_target vforker "$WORK" -O2 -g
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/vforker/value-2000.diff" \
+		--binary "$WORK/src/vforker" --id vfix -o "$WORK/fix.opatch" >/dev/null
+	mkdir -p "$WORK/store"
+	"$OPUS" install --store "$WORK/store" "$WORK/fix.opatch" >/dev/null
+	start "$WORK/src/vforker"
+	vfork_child
+	start_daemon "$WORK/store" --timeout 0.5 --sweep-ms 100
+	sleep 1.5
+	grep -q "patched $PID" "$WORK/daemon.log" && fail "patched while a thread waited for its vfork child"
+	case "$(last_tick_value)" in 100?) ;; *) fail "value changed: $(last_tick_value)" ;; esac
+	kill "$CHILD"
+	wait_line "$START_OUT" reaped "$CHILD" >/dev/null
+	wait_log "patched $PID (vforker) with vfix"
+	sleep 0.2
+	case "$(last_tick_value)" in 200?) ;; *) fail "not patched: $(last_tick_value)" ;; esac
+	grep -q '^TracerPid:[[:space:]]*[1-9]' "/proc/$PID/task/"*/status &&
+		fail "a thread is still traced"
+	stop_daemon
+	assert_running "$PID"
+}

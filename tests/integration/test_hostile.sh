@@ -141,6 +141,63 @@ test_threads_come_and_go_during_apply() {
 	assert_eq 1 "$(opus_patches_mapped "$PID")" "one patch mapped"
 }
 
+# A thread waiting for its vfork child sleeps until the child execs or
+# exits, and no stop reaches it before then; the child runs in the
+# process's memory. opus neither holds the other threads meanwhile (it
+# used to, for as long as the child lived) nor writes: it tries again, as
+# for a busy thread, and at its timeout says why. The thread goes on once
+# its child is done, not left stopped by the interrupt opus sent it.
+test_thread_waiting_for_its_vfork_child() {
+	local status=0 ticks apply
+	build_target vforker "$WORK" -O2 -g
+	start "$WORK/src/vforker"
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/vforker/value-2000.diff" \
+		--binary "$WORK/src/vforker" -o "$WORK/fix.opatch" >/dev/null
+	vfork_child
+	ticks=$(grep -c '^tick' "$START_OUT")
+	timeout 20 "$OPUS" apply --timeout 1 "$PID" "$WORK/fix.opatch" >/dev/null 2>"$WORK/err" ||
+		status=$?
+	[ "$status" != 124 ] || fail "opus apply waited for the vfork child"
+	[ "$status" != 0 ] || fail "applied while a thread waited for its vfork child"
+	assert_contains "is waiting for its vfork child" "$(cat "$WORK/err")" "the error says why"
+	assert_contains "$PID" "$(cat "$WORK/err")" "the error names the process"
+	# 50 ms a tick: a second of trying held the main thread for none of it.
+	[ $(($(grep -c '^tick' "$START_OUT") - ticks)) -ge 10 ] ||
+		fail "the main thread was held while opus tried ($ticks ticks before)"
+	assert_running "$PID"
+	grep -q '^TracerPid:[[:space:]]*[1-9]' "/proc/$PID/task/"*/status &&
+		fail "a thread is still traced"
+	assert_eq 0 "$(opus_mappings "$PID")" "opus mappings after the failed apply"
+	# The child runs in its parent's memory: patching it would write there
+	# with the parent's threads running.
+	expect_fail "apply to the vfork child" "$OPUS" apply --timeout 1 "$CHILD" "$WORK/fix.opatch"
+	assert_contains "process $CHILD shares its memory with its parent, process $PID" "$ERR" \
+		"the child is refused"
+	case "$(last_tick_value)" in 100?) ;; *) fail "value changed: $(last_tick_value)" ;; esac
+	kill "$CHILD"
+	wait_line "$START_OUT" reaped "$CHILD" >/dev/null
+	case "$(last_tick_value)" in 100?) ;; *) fail "value changed: $(last_tick_value)" ;; esac
+
+	# Waited for, it is patched once the child is done.
+	vfork_child
+	"$OPUS" apply --timeout 20 --json "$PID" "$WORK/fix.opatch" >"$WORK/apply.json" &
+	apply=$!
+	sleep 0.5
+	kill -0 "$apply" 2>/dev/null || fail "applied while a thread waited for its vfork child"
+	kill "$CHILD"
+	wait "$apply" || fail "apply after the vfork child exited"
+	[ "$(jq .stats.attempts "$WORK/apply.json")" -gt 1 ] || fail "apply did not wait"
+	wait_line "$START_OUT" reaped "$CHILD" >/dev/null
+	for _ in $(seq 100); do
+		case "$(last_tick_value)" in 200?) break ;; esac
+		sleep 0.05
+	done
+	case "$(last_tick_value)" in 200?) ;; *) fail "not patched: $(last_tick_value)" ;; esac
+	assert_running "$PID"
+	"$OPUS" revert "$PID" >/dev/null
+	assert_running "$PID"
+}
+
 # The main thread called pthread_exit while the others serve on: the
 # process lives, its leader is a zombie, and /proc/PID shows nothing of its
 # memory. opus works through a live thread, by pid and with apply --all.

@@ -38,6 +38,7 @@ sed -i "s#$tree/#$fix/#g; s#\"$tree\"#\"$fix\"#g" "$fix/compile_commands.json"
 
 HTTP=$(bash "$HERE/conf.sh" "$prefix" "$tree" "$prefix/nginx.conf")
 
+: >"$prefix/error.log"
 "$tree/objs/nginx" -p "$prefix" -c "$prefix/nginx.conf" &
 master=$!
 trap 'kill $master 2>/dev/null || true; wait $master 2>/dev/null || true' EXIT
@@ -66,7 +67,7 @@ get() {
 # background; load_stop sets LOAD_DONE (requests completed) and LOAD_FAILED
 # (socket errors and non-2xx answers).
 load_start() {
-	LOAD_LOG=$WORK/logs/wrk.$2.out
+	LOAD_NAME=$2 LOAD_LOG=$WORK/logs/wrk.$2.out
 	wrk -t2 -c8 -d"$1" "http://127.0.0.1:$HTTP/proxy" >"$LOAD_LOG" 2>&1 &
 	WRK=$!
 	sleep 0.3
@@ -79,6 +80,13 @@ load_stop() {
 	non2xx=$(awk '/Non-2xx/ {print $5}' "$LOAD_LOG")
 	LOAD_DONE=${LOAD_DONE:-0}
 	LOAD_FAILED=$((${errs:-0} + ${non2xx:-0}))
+	# Say which step lost requests and how, with what nginx logged: a
+	# failed run is read from CI's log alone.
+	if [ "$LOAD_FAILED" != 0 ]; then
+		echo "$LOAD_NAME: $LOAD_FAILED requests failed:" \
+			"$(grep -E 'Socket errors|Non-2xx' "$LOAD_LOG" | xargs)" >&2
+		grep -v '\[notice\]' "$prefix/error.log" 2>/dev/null | tail -5 >&2 || true
+	fi
 }
 
 binary_for() {
