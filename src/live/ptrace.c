@@ -230,9 +230,10 @@ static bool stop_any_held(struct threads *ts)
 
 		if (ret == 1)
 			return true;
+		/* 0: v[i] was gone, and the next one took its place; or it
+		 * waits for its vfork child: on to the next one. */
 		if (ret < 0)
-			i++; /* it waits for its vfork child: the next one */
-			     /* 0: v[i] was gone, the next one took its place */
+			i++;
 	}
 	return false;
 }
