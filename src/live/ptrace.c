@@ -5,6 +5,7 @@
 #include "util/file.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -105,41 +106,99 @@ static int stop_status(int status)
 	return WIFSTOPPED(status) ? 0 : -EAGAIN;
 }
 
-/* The next stop of t; -ESRCH if it exited or was killed instead. The
- * kernel reports a dead thread-group leader only once every other thread
- * has been reaped, and we may be the one to reap them: so the leader is
- * given up on once it is a zombie. A thread waiting for its vfork child
- * sleeps killable: no stop comes before the child execs or exits, which
- * may be never while the threads opus holds are what it waits for. Unless
- * patient, that is -EINPROGRESS, the interrupt left pending. So every
- * thread is polled: a blocking wait could not be cut short. */
+/* A timer signal aimed at this thread every millisecond, to cut a blocking
+ * waitpid short (its handler has no SA_RESTART): a thread waiting for the
+ * stop of another one blocks, which frees the CPU that thread needs to stop
+ * (polling in its place doubled the pause at 64 blocked threads), and
+ * still looks at it now and then. */
+#define TICK_SIG (SIGRTMIN + 4)
+
+static void on_tick(int sig)
+{
+	(void)sig;
+}
+
+static void install_tick(void)
+{
+	struct sigaction sa = {.sa_handler = on_tick};
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(TICK_SIG, &sa, NULL);
+}
+
+/* Whether the ticker started; *id to ticker_stop. */
+static bool ticker_start(timer_t *id)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	struct sigevent ev = {.sigev_notify = SIGEV_THREAD_ID, .sigev_signo = TICK_SIG};
+	struct itimerspec every_ms = {.it_interval = {0, 1000000}, .it_value = {0, 1000000}};
+	sigset_t set;
+
+	pthread_once(&once, install_tick);
+	sigemptyset(&set);
+	sigaddset(&set, TICK_SIG);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	ev._sigev_un._tid = gettid(); /* sigev_notify_thread_id */
+	if (timer_create(CLOCK_MONOTONIC, &ev, id))
+		return false;
+	if (!timer_settime(*id, 0, &every_ms, NULL))
+		return true;
+	timer_delete(*id);
+	return false;
+}
+
+/* Why a thread not stopped yet may never stop on its own: -ESRCH if it is
+ * a dead leader (the kernel reports it only once every other thread has
+ * been reaped, and we may be the one to reap them), -EINPROGRESS if it
+ * waits for its vfork child and we are not patient: it sleeps killable,
+ * and no stop comes before the child execs or exits, which may be never
+ * while the threads opus holds are what it waits for. */
+static int why_not_stopped(const struct thread *t, bool patient)
+{
+	if (t->leader && proc_thread_dead(t->tid))
+		return -ESRCH;
+	return !patient && proc_thread_in_vfork(t->tid) ? -EINPROGRESS : 0;
+}
+
+/* The next stop of t; -ESRCH if it exited or was killed instead, or as
+ * why_not_stopped says (its interrupt then left pending). A few yields
+ * first; then a blocking wait cut every millisecond by the ticker, or,
+ * for the leader or without a ticker, 50 us sleeps. */
 static int next_stop(const struct thread *t, int *status, bool patient)
 {
-	for (unsigned spins = 0;; spins++) {
-		pid_t r = waitpid(t->tid, status, __WALL | WNOHANG);
-		int ret;
+	timer_t ticker;
+	bool ticking = false;
+	int ret;
 
-		if (r < 0 && errno == EINTR)
+	for (unsigned spins = 0;; spins++) {
+		pid_t r = waitpid(t->tid, status, __WALL | (ticking ? 0 : WNOHANG));
+
+		if (r < 0 && errno == EINTR) {
+			if ((ret = why_not_stopped(t, patient)))
+				break;
 			continue;
-		if (r < 0)
-			return -ESRCH;
+		}
+		if (r < 0) {
+			ret = -ESRCH;
+			break;
+		}
 		if (r == t->tid && (ret = stop_status(*status)) != -EAGAIN)
-			return ret;
+			break;
 		if (r != 0)
 			continue;
 		if (spins < 64) {
 			sched_yield();
 			continue;
 		}
-		if (t->leader && proc_thread_dead(t->tid))
-			return -ESRCH;
-		/* Looked at first after the yields, then every millisecond
-		 * or so: a thread that enters the wait as it is interrupted
-		 * shows only later. */
-		if (!patient && spins % 16 == 0 && proc_thread_in_vfork(t->tid))
-			return -EINPROGRESS;
+		if (!t->leader && spins == 64 && (ticking = ticker_start(&ticker)))
+			continue;
+		if (spins % 16 == 0 && (ret = why_not_stopped(t, patient)))
+			break;
 		nanosleep(&(struct timespec){0, 50 * 1000}, NULL);
 	}
+	if (ticking)
+		timer_delete(ticker);
+	return ret;
 }
 
 /* Wait for the stop our PTRACE_INTERRUPT causes. A signal arriving first is
