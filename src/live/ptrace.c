@@ -106,11 +106,11 @@ static int stop_status(int status)
 	return WIFSTOPPED(status) ? 0 : -EAGAIN;
 }
 
-/* A timer signal aimed at this thread every millisecond, to cut a blocking
- * waitpid short (its handler has no SA_RESTART): a thread waiting for the
- * stop of another one blocks, which frees the CPU that thread needs to stop
- * (polling in its place doubled the pause at 64 blocked threads), and
- * still looks at it now and then. */
+/* A timer signal aimed at opus's own thread every millisecond, to cut a
+ * blocking waitpid short (its handler has no SA_RESTART). Waiting for a
+ * target thread's stop, opus blocks, which leaves the CPU to the threads
+ * that are stopping (polling instead doubled the pause at 64 blocked
+ * threads), and still looks at the thread now and then. */
 #define TICK_SIG (SIGRTMIN + 4)
 
 static void on_tick(int sig)
@@ -126,7 +126,7 @@ static void install_tick(void)
 	sigaction(TICK_SIG, &sa, NULL);
 }
 
-/* Whether the ticker started; *id to ticker_stop. */
+/* Whether the ticker started; *id is then the timer to delete. */
 static bool ticker_start(timer_t *id)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;

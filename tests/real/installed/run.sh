@@ -123,8 +123,9 @@ mc_json=$WORK/memcached/deb.json
 [ "$(jq '[.patches[] | select(.status == 4)] | length' "$mc_json")" -ge 3 ] ||
 	fail "memcached $mc_to: expected its three CVE fixes to have nothing to apply"
 mc_match=$(jq '.files[] | select(.path == "/usr/bin/memcached") | .build_id_match' "$mc_json")
-# Two runs on one rebuild's tree at once: the second one waits its turn.
-held=$( (flock -n 9 && "$OPUS" deb memcached --out "$WORK/memcached" --to "$mc_to" 2>&1) \
+# Two runs on one rebuild's tree at once: the second one waits its turn,
+# then gives up.
+held=$( (flock -n 9 && OPUS_DEB_LOCK_WAIT=1 "$OPUS" deb memcached --out "$WORK/memcached" --to "$mc_to" 2>&1) \
 	9>"/build/reproducible-path/.memcached.opus-deb.lock" || true)
 [[ $held == *"another opus deb is working on memcached's rebuild"* ]] ||
 	fail "opus deb ran beside another one: $held"
