@@ -6,8 +6,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/kcmp.h>
 #include <inttypes.h>
+#include <linux/kcmp.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,15 +196,15 @@ int proc_tids(pid_t pid, pid_t **tids, size_t *n)
 	return 0;
 }
 
-/* /proc/ID/stat in one read into buf, without allocating (it is read
+/* /proc/ID/NAME in one read into buf, without allocating (it is read
  * while threads are held): false if it cannot be read. */
-static bool read_stat(pid_t id, char *buf, size_t size)
+static bool read_small(pid_t id, const char *name, char *buf, size_t size)
 {
 	char path[64];
 	ssize_t n;
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)id);
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)id, name);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return false;
 	n = read(fd, buf, size - 1);
@@ -221,7 +221,7 @@ uint64_t proc_start_stack(pid_t pid)
 	unsigned long long v = 0;
 
 	/* Field 28; the name before ")" may hold spaces. */
-	if (!read_stat(proc_view_id(pid), buf, sizeof(buf)) || !(p = strrchr(buf, ')')))
+	if (!read_small(proc_view_id(pid), "stat", buf, sizeof(buf)) || !(p = strrchr(buf, ')')))
 		return 0;
 	for (int field = 2; field < 28 && p; field++)
 		p = strchr(p + 1, ' ');
@@ -438,23 +438,14 @@ int proc_start_time(pid_t pid, unsigned long long *start)
 
 bool proc_thread_in_vfork(pid_t tid)
 {
-	char path[64], buf[256];
+	char buf[256];
 	unsigned long long arg0 = 0;
-	ssize_t n;
 	long nr;
-	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/syscall", (int)tid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return false;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
 	/* "running", or the number of the call it sleeps in and its
 	 * arguments in hex. */
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	if (sscanf(buf, "%ld 0x%llx", &nr, &arg0) < 1)
+	if (!read_small(tid, "syscall", buf, sizeof(buf)) ||
+	    sscanf(buf, "%ld 0x%llx", &nr, &arg0) < 1)
 		return false;
 	/* clone3's flags are behind a pointer: any sleep in it counts, at
 	 * worst a stop is tried again for nothing. */
@@ -465,7 +456,7 @@ bool proc_thread_dead(pid_t tid)
 {
 	char buf[512], *state;
 
-	if (!read_stat(tid, buf, sizeof(buf)))
+	if (!read_small(tid, "stat", buf, sizeof(buf)))
 		return true;
 	state = strrchr(buf, ')');
 	return state && (state[2] == 'Z' || state[2] == 'X');
