@@ -42,7 +42,7 @@ void cli_fleet_init(struct cli_fleet *f, bool json)
 int cli_fleet_finish(struct cli_fleet *f, const char *patch, const struct fleet_summary *s)
 {
 	static const char *const keys[] = {"patched", "already_patched", "would_patch", "reverted",
-					   "gone",    "not_checked",	 "failed"};
+					   "gone",    "with_parent",	 "not_checked", "failed"};
 	unsigned total = 0;
 
 	for (int i = 0; i <= FLEET_FAILED; i++)

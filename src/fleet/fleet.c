@@ -128,7 +128,7 @@ int fleet_maps_object(struct idcache *c, pid_t pid, const uint8_t *build_id, siz
 const char *fleet_state_name(enum fleet_state s)
 {
 	static const char *const names[] = {"patched", "already patched", "would patch", "reverted",
-					    "gone",    "not checked",	  "failed"};
+					    "gone",    "with its parent", "not checked", "failed"};
 
 	return s <= FLEET_FAILED ? names[s] : "?";
 }
@@ -148,6 +148,10 @@ static void settle(struct fleet_result *r, int ret, enum fleet_state ok)
 	snprintf(r->msg, sizeof(r->msg), "%s", opus_errmsg());
 	if (ret == -EALREADY)
 		r->state = FLEET_ALREADY;
+	/* A vfork child caught before its exec (posix_spawn's, for one): no
+	 * target of its own, and no failure of the run. */
+	else if (ret == -EXDEV)
+		r->state = FLEET_WITH_PARENT;
 	else if (process_gone(r->pid))
 		r->state = FLEET_GONE;
 	else

@@ -28,13 +28,14 @@ void idcache_free(struct idcache *c);
 int fleet_maps_object(struct idcache *c, pid_t pid, const uint8_t *build_id, size_t len);
 
 enum fleet_state {
-	FLEET_PATCHED,	 /* applied now */
-	FLEET_ALREADY,	 /* the patch was there already (applied or inherited by fork) */
-	FLEET_WOULD,	 /* dry run: would be patched */
-	FLEET_REVERTED,	 /* taken out now */
-	FLEET_GONE,	 /* the process exited before or while we were at it */
-	FLEET_UNCHECKED, /* opus may not read its memory map; reason in msg */
-	FLEET_FAILED,	 /* left unchanged; reason in msg */
+	FLEET_PATCHED,	   /* applied now */
+	FLEET_ALREADY,	   /* the patch was there already (applied or inherited by fork) */
+	FLEET_WOULD,	   /* dry run: would be patched */
+	FLEET_REVERTED,	   /* taken out now */
+	FLEET_GONE,	   /* the process exited before or while we were at it */
+	FLEET_WITH_PARENT, /* its memory is its parent's (a vfork child): patched with it */
+	FLEET_UNCHECKED,   /* opus may not read its memory map; reason in msg */
+	FLEET_FAILED,	   /* left unchanged; reason in msg */
 };
 
 const char *fleet_state_name(enum fleet_state s);

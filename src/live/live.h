@@ -67,6 +67,8 @@ struct live_stats {
 	uint64_t base;	     /* where the patch was mapped */
 };
 
+/* -EXDEV: the process's memory is its parent's (a vfork child before its
+ * exec), and the parent is the one to patch. */
 int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, struct live_stats *st);
 /* id NULL: the newest patch. Only the newest patch can be reverted. */
 int live_revert(pid_t pid, const char *id, const struct live_opts *o, struct live_stats *st,

@@ -375,7 +375,7 @@ static int check_memory_not_shared(pid_t pid, pid_t view, pid_t ppid)
 		same = !waits_for_vfork_child(ppid);
 	if (same != 0)
 		return 0;
-	return opus_err(-EBUSY,
+	return opus_err(-EXDEV,
 			"process %d shares its memory with its parent, process %d (a vfork child "
 			"that has not called exec yet, or a clone with CLONE_VM); opus patches "
 			"the parent, once no other process shares its memory",

@@ -80,7 +80,9 @@ bool proc_thread_dead(pid_t tid);
  * CLONE_VFORK: it sleeps until its child execs or exits, and no ptrace
  * stop reaches it before then. */
 bool proc_thread_in_vfork(pid_t tid);
-/* Alive, not stopped, not traced by another debugger; else a clear error. */
+/* Alive, not stopped, not traced by another debugger; else a clear error:
+ * -EXDEV for a process whose memory its parent shares (a vfork child
+ * before its exec), which patching its parent covers. */
 int proc_check_patchable(pid_t pid);
 
 /* Field 22 of /proc/PID/stat: when the process started (clock ticks since

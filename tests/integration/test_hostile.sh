@@ -198,6 +198,44 @@ test_thread_waiting_for_its_vfork_child() {
 	assert_running "$PID"
 }
 
+# apply --all finds a vfork child before its exec as a process that maps
+# the object. It is no target of its own (it runs in its parent's memory),
+# and no failure of the run: its parent, waited for until the child is
+# done, is patched, and with it the child's memory. It used to count as
+# failed, and the run exited 1.
+test_apply_all_counts_a_vfork_child_with_its_parent() {
+	local all status=0
+	build_target vforker "$WORK" -O2 -g
+	start "$WORK/src/vforker"
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/vforker/value-2000.diff" \
+		--binary "$WORK/src/vforker" -o "$WORK/fix.opatch" >/dev/null
+	vfork_child
+	# Two workers: one waits on the parent while the other meets the child.
+	"$OPUS" apply --all --jobs 2 --timeout 20 "$WORK/fix.opatch" >"$WORK/all.out" 2>&1 &
+	all=$!
+	for _ in $(seq 100); do
+		grep -q "^with its parent *$CHILD " "$WORK/all.out" && break
+		sleep 0.05
+	done
+	grep -q "^with its parent *$CHILD " "$WORK/all.out" ||
+		{ kill "$CHILD"; fail "the vfork child is not counted with its parent: $(cat "$WORK/all.out")"; }
+	assert_contains "shares its memory with its parent, process $PID" "$(cat "$WORK/all.out")" \
+		"the line says why"
+	kill -0 "$all" 2>/dev/null || fail "apply --all did not wait for the parent"
+	kill "$CHILD"
+	wait "$all" || status=$?
+	assert_eq 0 "$status" "apply --all's exit status ($(cat "$WORK/all.out"))"
+	grep -q "^patched *$PID " "$WORK/all.out" || fail "the parent is not patched: $(cat "$WORK/all.out")"
+	assert_contains "1 patched, 1 with its parent" "$(tail -1 "$WORK/all.out")" "the summary"
+	for _ in $(seq 100); do
+		case "$(last_tick_value)" in 200?) break ;; esac
+		sleep 0.05
+	done
+	case "$(last_tick_value)" in 200?) ;; *) fail "not patched: $(last_tick_value)" ;; esac
+	"$OPUS" revert "$PID" >/dev/null
+	assert_running "$PID"
+}
+
 # The main thread called pthread_exit while the others serve on: the
 # process lives, its leader is a zombie, and /proc/PID shows nothing of its
 # memory. opus works through a live thread, by pid and with apply --all.
