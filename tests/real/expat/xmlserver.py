@@ -6,10 +6,17 @@ pyexpat uses libexpat.so.1): one request per connection, one answer line.
                 CVE-2024-45490 check), through the libexpat this process
                 has loaded
   LIB           the libexpat file this process maps
+  SPAWNS        "<spawned> <failed>": with XMLSERVER_SPAWN set, a thread
+                runs /bin/true over and over through subprocess, which
+                vforks (the thread then waits for a child that runs in
+                this process's memory until it execs)
 """
 import ctypes
+import os
 import socket
+import subprocess
 import sys
+import threading
 import xml.parsers.expat
 
 expat = ctypes.CDLL("libexpat.so.1")  # the library pyexpat already loaded
@@ -55,6 +62,15 @@ def mapped_lib():
     return "none"
 
 
+spawns = [0, 0]
+
+
+def spawn_forever():
+    while True:
+        ok = subprocess.run(["/bin/true"]).returncode == 0
+        spawns[0 if ok else 1] += 1
+
+
 def answer(line):
     cmd, _, arg = line.partition(" ")
     if cmd == "PARSE":
@@ -63,6 +79,8 @@ def answer(line):
         return negative_length()
     if cmd == "LIB":
         return mapped_lib()
+    if cmd == "SPAWNS":
+        return "%d %d" % (spawns[0], spawns[1])
     return "ERROR unknown request"
 
 
@@ -71,6 +89,8 @@ def main():
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("127.0.0.1", 0))
     srv.listen(64)
+    if os.environ.get("XMLSERVER_SPAWN"):
+        threading.Thread(target=spawn_forever, daemon=True).start()
     print("ready %d" % srv.getsockname()[1], flush=True)
     while True:
         conn, _ = srv.accept()
