@@ -69,9 +69,12 @@ f0_addr() {
 }
 
 # apply_cycle PATCH: RUNS applies and reverts; pauses (us) to $T/pauses,
+# the longest any one thread was held (us; the pause, or the hold of the
+# thread that ran the injected syscalls) to $T/holds,
 # end-to-end apply times (ms) to $T/e2e, phases to $T/phases.
 apply_cycle() {
 	: >"$T/pauses"
+	: >"$T/holds"
 	: >"$T/e2e"
 	: >"$T/phases"
 	for _ in $(seq "$RUNS"); do
@@ -81,6 +84,7 @@ apply_cycle() {
 		e2e_ms=$(cat "$T/e2e.one")
 		echo "$e2e_ms" >>"$T/e2e"
 		jq '.stats.pause_us' "$T/apply.json" >>"$T/pauses"
+		jq '.stats.longest_hold_us' "$T/apply.json" >>"$T/holds"
 		# Every phase, then opus's start-up (CPU) and what no clock of
 		# opus sees: exec and exit.
 		jq -c --argjson e2e "$e2e_ms" '.stats as $s | $s.phases_us +
@@ -127,9 +131,11 @@ if want pause; then
 			# These applies are per thread (the default; no thread is
 			# inside f0 at a stop): the entries are still written in a
 			# stop of every thread, so the longest stop of one thread is
-			# that stop's pause.
-			put ".transition_us.max_thread_stop.threads_$n.$mode = .pause_us.threads_${n}_$mode"
-			echo "pause, $n $mode thread(s): $(pctl <"$T/pauses") us; floor $floor us (one stop per process: $floor_cold), real-time floor $floor_rt us;" \
+			# that stop's pause, or the hold of the thread that ran the
+			# injected syscalls if longer (opus apply's longest_hold_us).
+			put ".longest_hold_us.threads_${n}_$mode = $(pctl <"$T/holds") |
+			     .transition_us.max_thread_stop.threads_$n.$mode = .longest_hold_us.threads_${n}_$mode"
+			echo "pause, $n $mode thread(s): $(pctl <"$T/pauses") us (longest hold of one thread $(pctl <"$T/holds") us); floor $floor us (one stop per process: $floor_cold), real-time floor $floor_rt us;" \
 				"per-thread stops: each held ${tstop[0]} / ${tstop[1]} us, every thread once ${tstop[4]} us"
 		done
 	done
@@ -230,11 +236,13 @@ if want transition; then
 	for n in 1 8 64 256; do
 		start_target "$n" inside 1
 		: >"$T/tr.pause"
+		: >"$T/tr.hold"
 		: >"$T/tr.total"
 		: >"$T/tr.revert"
 		for _ in $(seq "$RUNS"); do
 			"$OPUS" apply --timeout 10 --json "$TPID" "$T/hold.opatch" >"$T/apply.json"
 			jq '.stats.pause_us' "$T/apply.json" >>"$T/tr.pause"
+			jq '.stats.longest_hold_us' "$T/apply.json" >>"$T/tr.hold"
 			jq '.stats.total_ms * 1000' "$T/apply.json" >>"$T/tr.total"
 			"$OPUS" revert --timeout 10 --json "$TPID" >"$T/revert.json"
 			jq '.stats.total_ms * 1000' "$T/revert.json" >>"$T/tr.revert"
@@ -249,7 +257,8 @@ if want transition; then
 			sw="{applied: false, attempts: $(sed -n 's/.*gave up after [0-9.]* s (\([0-9]*\) attempts).*/\1/p' "$T/sw.err" | grep . || echo null)}"
 		fi
 		stop_target
-		put ".transition_us.max_thread_stop.threads_$n.inside = $(pctl <"$T/tr.pause") |
+		put ".transition_us.max_thread_stop.threads_$n.inside = $(pctl <"$T/tr.hold") |
+		     .transition_us.pause.threads_$n.inside = $(pctl <"$T/tr.pause") |
 		     .transition_us.total.threads_$n = $(pctl <"$T/tr.total") |
 		     .transition_us.revert_total.threads_$n = $(pctl <"$T/tr.revert") |
 		     .transition_us.switched_late.threads_$n = ${late:-null} |

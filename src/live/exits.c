@@ -251,6 +251,7 @@ static int follow(struct thread *t, uint64_t stub, uint64_t deadline)
 		} else if (status >> 16 == PTRACE_EVENT_STOP) {
 			if (!before_stub_syscall(t, stub)) {
 				t->stopped = true;
+				t->held_since = opus_now_ns();
 				return 0;
 			}
 		} else if (status >> 16 == 0) {
@@ -313,6 +314,7 @@ int exits_catch(struct threads *ts, int mem_fd, struct exits_area a, const struc
 	threads_detach_all_but(ts, x->tid);
 	t = &ts->v[0];
 	t->stopped = false;
+	thread_released(ts, t);
 	if (ptrace(PTRACE_SYSCALL, t->tid, NULL, NULL) < 0)
 		ret = -ESRCH;
 	else

@@ -64,7 +64,11 @@ struct live_stats {
 	uint64_t scan_bytes; /* how much memory that scan read (scan.h) */
 	uint64_t write_ns;   /* final stop: jumps written (or restored) */
 	uint64_t resume_ns;  /* final stop: detaching every thread */
-	uint64_t base;	     /* where the patch was mapped */
+	/* The longest any one thread was held stopped: the final stop's
+	 * pause, or longer for the thread that ran the injected syscalls
+	 * (held from its stop until the mapping is in place). */
+	uint64_t longest_hold_ns;
+	uint64_t base; /* where the patch was mapped */
 };
 
 /* -EXDEV: the process's memory is its parent's (a vfork child before its

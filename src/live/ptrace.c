@@ -1,6 +1,7 @@
 #include "ptrace.h"
 #include "live.h"
 #include "proc.h"
+#include "util/clock.h"
 #include "util/err.h"
 #include "util/file.h"
 
@@ -256,6 +257,8 @@ static int wait_stop(struct thread *t, bool patient)
 		if (status >> 16 == PTRACE_EVENT_STOP) {
 			t->stopped = true;
 			t->interrupted = false;
+			if (!t->held_since)
+				t->held_since = opus_now_ns();
 			return 0;
 		}
 		/* A syscall stop (a thread followed with PTRACE_SYSCALL) is
@@ -430,14 +433,25 @@ int threads_stop_all(struct threads *ts, thread_stopped_fn *on_stop, void *ctx)
 	return 0;
 }
 
+void thread_released(struct threads *ts, struct thread *t)
+{
+	uint64_t held = t->held_since ? opus_now_ns() - t->held_since : 0;
+
+	if (held > ts->longest_hold_ns)
+		ts->longest_hold_ns = held;
+	t->held_since = 0;
+}
+
 void threads_resume(struct threads *ts)
 {
 	end_injections(ts);
 	for (size_t i = 0; i < ts->n; i++) {
 		struct thread *t = &ts->v[i];
 
-		if (t->stopped && ptrace(PTRACE_CONT, t->tid, NULL, NULL) == 0)
+		if (t->stopped && ptrace(PTRACE_CONT, t->tid, NULL, NULL) == 0) {
 			t->stopped = false;
+			thread_released(ts, t);
+		}
 		resend_signals(ts->pid, t);
 	}
 }
@@ -450,6 +464,7 @@ static void detach(struct threads *ts, struct thread *t)
 	if (!t->stopped && (interrupt(t) < 0 || wait_stop(t, !exits_when_done) < 0))
 		return;
 	ptrace(PTRACE_DETACH, t->tid, NULL, NULL);
+	thread_released(ts, t);
 	resend_signals(ts->pid, t);
 }
 

@@ -30,6 +30,10 @@ struct thread {
 	/* The caller's note on the thread for the current stop: zeroed as
 	 * threads_stop_all begins, set by its on_stop. */
 	int stop_note;
+	/* When it last stopped running its own code (monotonic ns), 0 while
+	 * it runs: a thread that runs injected syscalls stays held through
+	 * them. */
+	uint64_t held_since;
 };
 
 /* Called for each thread as it is stopped, while others are still on
@@ -42,6 +46,9 @@ struct threads {
 	size_t n, cap;
 	int task_dir;	   /* /proc/PID/task, open while threads are held; -1 */
 	bool count_agrees; /* its link count matched the last listing */
+	/* The longest any one thread was held, from its stop to its release
+	 * (resumed, detached or sent on to an exit stub). */
+	uint64_t longest_hold_ns;
 };
 
 void threads_init(struct threads *ts, pid_t pid);
@@ -78,5 +85,7 @@ int thread_end_injection(struct thread *t);
 /* Move t from a syscall stop to a plain interrupt stop, from which a
  * detach leaves it running as it was. */
 int thread_repark(struct thread *t);
+/* t runs its own code again from now: its hold ends (longest_hold_ns). */
+void thread_released(struct threads *ts, struct thread *t);
 
 #endif

@@ -91,6 +91,7 @@ void txn_close(struct txn *t)
 {
 	seccomp_free(&t->filters);
 	threads_detach(&t->ts);
+	t->st->longest_hold_ns = t->ts.longest_hold_ns;
 	boost_leave(&t->boost);
 	if (t->memfd >= 0)
 		close(t->memfd);

@@ -275,6 +275,10 @@ test_realtime_to_stop_many_sleeping_threads() {
 	"$OPUS" apply --json "$PID" "$WORK/fix.opatch" >"$WORK/apply.json"
 	assert_eq true "$(jq .stats.realtime "$WORK/apply.json")" "opus real-time to stop 41 threads"
 	assert_eq 41 "$(jq .stats.threads "$WORK/apply.json")" "threads stopped"
+	# Some thread was held from its stop to its release, within the apply.
+	assert_eq true "$(jq '.stats.longest_hold_us > 0 and
+		.stats.longest_hold_us < .stats.total_ms * 1000' "$WORK/apply.json")" \
+		"longest hold of one thread: $(jq .stats.longest_hold_us "$WORK/apply.json") us"
 	assert_eq 2 "$(req ANSWER)" "patched"
 	counter_advances COUNT 0.1 "the sleeping threads"
 	"$OPUS" revert "$PID" >/dev/null
