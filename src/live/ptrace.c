@@ -192,12 +192,25 @@ static int why_not_stopped(const struct thread *t, bool patient)
 	return !patient && proc_thread_in_vfork(t->tid) ? -EINPROGRESS : 0;
 }
 
+/* Whether opus's calling thread runs real-time (boost.h). */
+static bool running_realtime(void)
+{
+	int policy = sched_getscheduler(0) & ~SCHED_RESET_ON_FORK;
+
+	return policy == SCHED_FIFO || policy == SCHED_RR;
+}
+
 /* The next stop of t; -ESRCH if it exited or was killed instead, or as
  * why_not_stopped says (its interrupt then left pending). A thread other
  * than the leader is waited for in a blocking wait cut every millisecond
  * by the ticker (yields first cost 15% of the pause at 64 blocked
  * threads: they take the CPU the stopping threads need); the leader, or
- * any thread without a ticker, with a few yields, then 50 us sleeps. */
+ * any thread without a ticker, with a few yields, then 50 us sleeps. A
+ * real-time opus blocks for the leader too: its yields let no ordinary
+ * thread run, so a target thread woken onto opus's CPU waited for each
+ * 50 us sleep (112 us a round trip of the injected syscalls beside a busy
+ * thread, where the thread itself needs 5); the leader's death is then
+ * looked for at each tick. */
 static int next_stop(const struct thread *t, int *status, bool patient)
 {
 	bool ticking = false;
@@ -219,7 +232,7 @@ static int next_stop(const struct thread *t, int *status, bool patient)
 			break;
 		if (r != 0)
 			continue;
-		if (!t->leader && spins == 0 && (ticking = ticker(true)))
+		if (spins == 0 && (!t->leader || running_realtime()) && (ticking = ticker(true)))
 			continue;
 		if (spins < 64) {
 			sched_yield();
