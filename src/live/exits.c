@@ -250,8 +250,7 @@ static int follow(struct thread *t, uint64_t stub, uint64_t deadline)
 				return thread_repark(t) ? -ESRCH : 0;
 		} else if (status >> 16 == PTRACE_EVENT_STOP) {
 			if (!before_stub_syscall(t, stub)) {
-				t->stopped = true;
-				t->held_since = opus_now_ns();
+				thread_held(t);
 				return 0;
 			}
 		} else if (status >> 16 == 0) {

@@ -268,10 +268,8 @@ static int wait_stop(struct thread *t, bool patient)
 		if ((ret = next_stop(t, &status, patient)))
 			return ret;
 		if (status >> 16 == PTRACE_EVENT_STOP) {
-			t->stopped = true;
+			thread_held(t);
 			t->interrupted = false;
-			if (!t->held_since)
-				t->held_since = opus_now_ns();
 			return 0;
 		}
 		/* A syscall stop (a thread followed with PTRACE_SYSCALL) is
@@ -444,6 +442,13 @@ int threads_stop_all(struct threads *ts, thread_stopped_fn *on_stop, void *ctx)
 	if (!ts->n)
 		return opus_err(-ESRCH, "process %d: exited", (int)ts->pid);
 	return 0;
+}
+
+void thread_held(struct thread *t)
+{
+	t->stopped = true;
+	if (!t->held_since)
+		t->held_since = opus_now_ns();
 }
 
 void thread_released(struct threads *ts, struct thread *t)
