@@ -205,8 +205,10 @@ tree_sum() {
 sum0=$(tree_sum)
 setsid "$OPUS" deb memcached --out "$WORK/memcached" --to "$mc_to" >"$WORK/killed.log" 2>&1 &
 killed=$!
+# opus deb lists a fix in tree-patched just before it runs patch(1): wait
+# for the tree itself to change, or the kill may land between the two.
 for _ in $(seq 1200); do
-	[ -s "$WORK/memcached/tree-patched" ] && break
+	[ -s "$WORK/memcached/tree-patched" ] && [ "$(tree_sum)" != "$sum0" ] && break
 	sleep 0.05
 done
 [ -s "$WORK/memcached/tree-patched" ] || fail "opus deb patched no fix into the tree: $(tail -2 "$WORK/killed.log")"
