@@ -21,6 +21,52 @@ static bool is_branch(const struct obj_scn *s, uint64_t off)
 	       (b[off - 2] == 0x0f && (b[off - 1] & 0xf0) == 0x80);
 }
 
+static bool has_rela_at(const struct obj *o, size_t scn, uint64_t off)
+{
+	GElf_Rela r;
+
+	for (size_t i = 0; obj_rela(o, scn, i, &r); i++)
+		if (r.r_offset == off)
+			return true;
+	return false;
+}
+
+/* A function that takes its own address (a handler that re-arms itself:
+ * a libevent timer, a signal handler that installs itself again) does it
+ * with `lea f(%rip), %reg` (REX.W 8d, ModRM mod 00 rm 101), which the
+ * assembler resolves within the section and leaves no relocation for:
+ * the program would store a pointer into the patch and call it after a
+ * revert had unmapped the patch (a timer re-armed that way crashed the
+ * program on its next tick). Bound like every other address taken: to
+ * the binary's function, whose entry leads to the code in force. */
+static int bind_own_address(struct asm_ctx *c, size_t scn, uint32_t pscn, size_t f)
+{
+	const struct obj_scn *os = &c->o->scns[scn];
+	const uint8_t *b = os->data ? os->data->d_buf : NULL;
+	GElf_Sym fs;
+	int sym = -ENOENT;
+
+	if (!b || !(os->sh.sh_flags & SHF_EXECINSTR) || !f || !obj_sym(c->o, f, &fs))
+		return 0;
+	for (uint64_t k = 3; k + 4 <= os->data->d_size; k++) {
+		int32_t disp;
+
+		memcpy(&disp, b + k, sizeof(disp));
+		if ((b[k - 3] & 0xf8) != 0x48 || b[k - 2] != 0x8d || (b[k - 1] & 0xc7) != 0x05 ||
+		    (int64_t)k + 4 + disp != (int64_t)fs.st_value || has_rela_at(c->o, scn, k))
+			continue;
+		if (sym == -ENOENT && (sym = asm_bin_function(c, f)) < 0)
+			return 0; /* the binary has none: the new code's own, as before */
+		if (opatch_add_rela(c->p, pscn,
+				    &(struct opatch_rela){.offset = k,
+							  .type = R_X86_64_PC32,
+							  .sym = (uint32_t)sym,
+							  .addend = -4}) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 static int process_section(struct asm_ctx *c, size_t scn)
 {
 	const struct obj_scn *os = &c->o->scns[scn];
@@ -60,7 +106,7 @@ static int process_section(struct asm_ctx *c, size_t scn)
 		if (opatch_add_rela(c->p, pscn, &pr) < 0)
 			return -ENOMEM;
 	}
-	return 0;
+	return bind_own_address(c, scn, pscn, f);
 }
 
 static size_t cold_part_of(const struct obj *o, const char *parent)
@@ -116,10 +162,15 @@ static bool only_lines_moved(struct asm_ctx *c, size_t f, const char *name)
 	return df && objdiff_only_lines(c->orig, c->o, f, map_line, (void *)df);
 }
 
+/* Is name, or the function whose cold part it is, excluded? A cold part
+ * left in would bring its function back in with it. */
 static bool excluded(const struct asm_ctx *c, const char *name)
 {
+	size_t len = obj_is_cold_name(name) ? (size_t)(strstr(name, ".cold") - name) : strlen(name);
+
 	for (size_t i = 0; i < c->scope->nexclude; i++)
-		if (!strcmp(c->scope->exclude[i], name))
+		if (strlen(c->scope->exclude[i]) == len &&
+		    !strncmp(c->scope->exclude[i], name, len))
 			return true;
 	return false;
 }

@@ -50,5 +50,8 @@ int asm_bin_lookup(struct asm_ctx *c, const GElf_Sym *sym, const char *name,
 /* The patch symbol relocation r of the current section refers to, its
  * addend adjusted to it, or a negative errno. */
 int asm_resolve(struct asm_ctx *c, const GElf_Rela *r, uint32_t type, int64_t *addend);
+/* The patch symbol of the binary's own copy of function f (a symbol of the
+ * object), to bind a reference to f's address to; -ENOENT if it has none. */
+int asm_bin_function(struct asm_ctx *c, size_t f);
 
 #endif

@@ -423,6 +423,18 @@ static int function_address(struct asm_ctx *c, const GElf_Rela *r, size_t scn, u
 			       STT_FUNC);
 }
 
+int asm_bin_function(struct asm_ctx *c, size_t f)
+{
+	const struct opus_sym *b = NULL;
+	GElf_Sym fs;
+
+	if (!obj_sym(c->o, f, &fs) || asm_bin_lookup(c, &fs, obj_sym_name(c->o, &fs), &b) || !b ||
+	    b->type != STT_FUNC)
+		return -ENOENT;
+	return find_or_add_sym(c->p, obj_sym_name(c->o, &fs), OPATCH_SYM_TARGET, b->value,
+			       STT_FUNC);
+}
+
 /* Patch symbol a relocation binds to; *addend is adjusted to match. */
 int asm_resolve(struct asm_ctx *c, const GElf_Rela *r, uint32_t type, int64_t *addend)
 {

@@ -278,3 +278,34 @@ test_revert_refuses_when_one_jump_of_a_page_was_changed() {
 	assert_eq 0 "$(text_differs_from_file "$PID" "$WORK/src/pagefull")" "code after the revert"
 	assert_running "$PID"
 }
+
+# A handler that stores its own address for the next tick (a timer that
+# re-arms itself, as memcached's clock_handler does) takes it with a lea
+# the assembler resolves, no relocation left: bound to the new code, the
+# program called into the patch after the revert had unmapped it, and
+# died of SIGSEGV. The address is the binary's, whose entry leads to the
+# code in force: new while applied, old once reverted. Stop-world, and per
+# thread, where the copy of the old code takes its own address too.
+handler_rearms_itself() {
+	build_target rearm "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/rearm"
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/rearm/step-100.diff" \
+		--binary "$WORK/src/rearm" -o "$WORK/fix.opatch" >/dev/null
+	assert_eq 1 "$(req STEP)" "the old handler ticks"
+	"$OPUS" apply "$@" "$PID" "$WORK/fix.opatch" >/dev/null
+	sleep 0.05
+	assert_eq 100 "$(req STEP)" "the new handler ticks"
+	"$OPUS" revert "$PID" >/dev/null
+	assert_eq 0 "$(opus_mappings "$PID")" "the patch is unmapped"
+	counter_advances TICKS 0.1 "the ticks"
+	assert_eq 1 "$(req STEP)" "the old handler ticks again"
+	assert_running "$PID"
+}
+
+test_a_handler_that_rearms_itself_survives_a_revert() {
+	handler_rearms_itself --stop-world
+}
+
+test_a_handler_that_rearms_itself_survives_a_per_thread_revert() {
+	handler_rearms_itself
+}

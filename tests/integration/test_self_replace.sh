@@ -117,3 +117,18 @@ test_self_replace_through_copies_of_old_code_static_O2() {
 test_self_replace_pie_O1_fortify() {
 	self_replace_cycle pie -O1 -g -D_FORTIFY_SOURCE=3 -fno-omit-frame-pointer
 }
+
+# --exclude keeps a function out with its cold part: the part, replaced on
+# its own, brought its function back in (memcached's worker_libevent, a
+# thread's loop, stayed in the patch and no apply could finish).
+test_an_excluded_function_stays_out_with_its_cold_part() {
+	build_kinds "$WORK" pie -O2 -g
+	nm "$WORK/src/kinds" | grep -q ' kinds_cold\.cold' || fail "kinds_cold has no cold part here"
+	"$OPUS" build --replace-all --source "$WORK/src" --binary "$WORK/src/kinds" \
+		--exclude kinds_cold -o "$WORK/all.opatch" >"$WORK/all.build"
+	assert_eq "[]" "$("$OPUS" inspect --json "$WORK/all.opatch" |
+		jq -c '[.functions[] | select(.name | startswith("kinds_cold")) | .name]')" \
+		"kinds_cold or its cold part in the patch"
+	assert_eq true "$(grep -q '^replaced ' "$WORK/all.build" && echo true)" \
+		"the other functions replaced"
+}
