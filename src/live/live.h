@@ -50,20 +50,21 @@ struct live_stats {
 	 * (/proc), the registry read and verified, the link map and every
 	 * loaded object's symbols, the syscall gadgets found. */
 	uint64_t lock_ns, procfs_ns, registry_ns, linkmap_ns, gadgets_ns;
-	uint64_t check_ns;   /* unfinished applies, the target, the stack, the old code */
-	uint64_t retry_ns;   /* stops that found a thread busy, and the waits after */
-	uint64_t seize_ns;   /* attaching to every thread, outside each stop */
-	uint64_t close_ns;   /* after the committing stop: unlocking, freeing */
-	uint64_t resolve_ns; /* target object, link map, symbols */
-	uint64_t map_ns;     /* memfd and mappings, by injected syscalls */
-	uint64_t link_ns;    /* relocation, jump planning, image written */
-	uint64_t cfi_ns;     /* reading the modules' unwind tables */
-	uint64_t stop_ns;    /* final stop: interrupting and reaping every thread */
-	uint64_t unwind_ns;  /* final stop: activeness check of the threads' stacks */
-	uint64_t scan_ns;    /* final stop: memory scanned for suspended stacks */
-	uint64_t scan_bytes; /* how much memory that scan read (scan.h) */
-	uint64_t write_ns;   /* final stop: jumps written (or restored) */
-	uint64_t resume_ns;  /* final stop: detaching every thread */
+	uint64_t check_ns;    /* unfinished applies, the target, the stack, the old code */
+	uint64_t retry_ns;    /* stops that found a thread busy, and the waits after */
+	uint64_t seize_ns;    /* attaching to every thread, outside each stop */
+	uint64_t close_ns;    /* after the committing stop: unlocking, freeing */
+	uint64_t resolve_ns;  /* target object, link map, symbols */
+	uint64_t map_ns;      /* memfd and mappings, by injected syscalls */
+	uint64_t link_ns;     /* relocation, jump planning, image written */
+	uint64_t cfi_ns;      /* reading the modules' unwind tables */
+	uint64_t stop_ns;     /* final stop: interrupting and reaping every thread */
+	uint64_t unwind_ns;   /* final stop: activeness check of the threads' stacks */
+	uint64_t scan_ns;     /* final stop: memory scanned for suspended stacks */
+	uint64_t scan_bytes;  /* how much memory that scan read (scan.h) */
+	unsigned dead_stacks; /* stacks of exited threads that scan left alone */
+	uint64_t write_ns;    /* final stop: jumps written (or restored) */
+	uint64_t resume_ns;   /* final stop: detaching every thread */
 	/* The longest any one thread was held stopped: the final stop's
 	 * pause, or longer for the thread that ran the injected syscalls
 	 * (held from its stop until the mapping is in place). */

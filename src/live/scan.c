@@ -222,12 +222,13 @@ static bool may_hold_a_stack(const struct proc_map *m)
 	       strcmp(m->path, "[vvar]") && strcmp(m->path, "[vsyscall]");
 }
 
-int scanner_open(struct scanner *sc, pid_t pid, int mem_fd)
+int scanner_open(struct scanner *sc, pid_t pid, int mem_fd, const struct pthread_layout *pl)
 {
 	char path[64];
 
 	sc->pid = pid;
 	sc->mem_fd = mem_fd;
+	sc->pthread = *pl;
 	sc->buf = malloc(SCAN_CHUNK_BYTES);
 	if (!sc->buf)
 		return -ENOMEM;
@@ -266,6 +267,7 @@ struct scan {
 	_Atomic(const struct addr_range *) hit;
 	uint64_t hit_at; /* written by the worker that set hit */
 	atomic_uint_fast64_t bytes;
+	unsigned dead_stacks; /* exited threads' stacks left alone */
 };
 
 /* Pages [at, at + npages) that were ever touched, as a bit per page; all
@@ -436,6 +438,36 @@ static uint64_t live_start(const struct proc_map *m, const uint64_t *sp, size_t 
 	return lo;
 }
 
+/* Is m, above the guard page below, the stack of a thread that has
+ * exited, kept by glibc for the next one? glibc puts a thread's descriptor
+ * at the end of each stack it allocates, aligned down to the static TLS's
+ * alignment (a power of two, tried from 64 bytes to a page). There it
+ * points at itself twice (tcb and self) and says whether the stack is in
+ * use the way glibc itself asks (FREE_P in its stack cache): a tid of 0
+ * or less is a thread gone, whose frames nothing runs again. A live
+ * thread's own stack is never taken for one, wherever that thread runs
+ * now: its tid is its id. The guard, which glibc maps below each stack it
+ * allocates, says that m is that stack alone, not merged with memory
+ * below that may hold a coroutine's stack. */
+static bool dead_threads_stack(const struct scanner *sc, const struct proc_map *guard,
+			       const struct proc_map *m)
+{
+	const struct pthread_layout *pl = &sc->pthread;
+
+	if (!pl->size || !guard || guard->end != m->start || strncmp(guard->perms, "---p", 4) ||
+	    m->end - m->start < pl->size + PAGE)
+		return false;
+	for (uint64_t align = 64; align <= PAGE; align *= 2) {
+		uint64_t pd = (m->end - pl->size) & ~(align - 1), head[3];
+		int32_t tid;
+
+		if (mem_read(sc->mem_fd, pd, head, sizeof(head)) || head[0] != pd || head[2] != pd)
+			continue;
+		return !mem_read(sc->mem_fd, pd + pl->tid, &tid, sizeof(tid)) && tid <= 0;
+	}
+	return false;
+}
+
 /* [lo, m->end) cut into chunks, appended to s. */
 static int add_chunks(struct scan *s, pid_t pid, const struct proc_map *m, uint64_t lo)
 {
@@ -467,17 +499,22 @@ static int plan_chunks(struct scan *s, pid_t pid, const struct threads *ts, enum
 		free(sp);
 		return ret;
 	}
-	for (size_t i = 0; !ret && i < maps.n; i++)
-		if (may_hold_a_stack(&maps.v[i]))
-			ret = add_chunks(s, pid, &maps.v[i],
-					 live_start(&maps.v[i], sp, ts->n, scope));
+	for (size_t i = 0; !ret && i < maps.n; i++) {
+		const struct proc_map *m = &maps.v[i];
+		uint64_t lo = may_hold_a_stack(m) ? live_start(m, sp, ts->n, scope) : m->end;
+
+		if (lo == m->start && dead_threads_stack(s->sc, i ? m - 1 : NULL, m))
+			s->dead_stacks++;
+		else if (lo < m->end)
+			ret = add_chunks(s, pid, m, lo);
+	}
 	proc_maps_free(&maps);
 	free(sp);
 	return ret;
 }
 
 int scan_suspended(const struct scanner *sc, const struct threads *ts, const struct range_set *rs,
-		   enum scan_scope scope, uint64_t deadline, uint64_t *bytes)
+		   enum scan_scope scope, uint64_t deadline, struct scan_tally *tally)
 {
 	struct scan s = {
 	    .sc = sc, .view_pid = proc_view_id(sc->pid), .rs = rs, .deadline = deadline};
@@ -495,7 +532,8 @@ int scan_suspended(const struct scanner *sc, const struct threads *ts, const str
 			pthread_join(helpers[i], NULL);
 	}
 	free(s.v);
-	*bytes = atomic_load(&s.bytes);
+	tally->bytes = atomic_load(&s.bytes);
+	tally->dead_stacks = s.dead_stacks;
 	if (!ret && !s.hit && s.late)
 		ret = -ETIME;
 	if (!ret && s.hit)

@@ -51,24 +51,43 @@ enum scan_scope { SCAN_NONE, SCAN_BESIDE_THREADS, SCAN_ALL };
 /* What one scan reads at a time, per worker. */
 #define SCAN_CHUNK_BYTES (1u << 20)
 
+/* glibc's thread descriptor (struct pthread) as glibc describes it to
+ * debuggers (libthread_db's _thread_db_sizeof_pthread and
+ * _thread_db_pthread_tid): its size, and where it keeps the thread's id.
+ * size 0: not known (another C library). */
+struct pthread_layout {
+	uint32_t size, tid;
+};
+
 /* What a scan needs that costs time to make, made before the stop: the
  * first worker's buffer (touched, so that reading into it inside the stop
- * faults nothing in) and the pagemap. mem_fd is borrowed. */
+ * faults nothing in) and the pagemap. mem_fd is borrowed. With glibc's
+ * thread descriptor known, the stack of a thread that has exited, which
+ * glibc keeps for the next thread, is known for what it is and not read:
+ * its stale frames hold return addresses nothing will resume (memcached's
+ * kept its LRU crawler's after the crawler stopped). */
 struct scanner {
 	pid_t pid;
 	int mem_fd, pagemap_fd; /* pagemap -1: every page is read */
+	struct pthread_layout pthread;
 	uint64_t *buf;
 };
 
-int scanner_open(struct scanner *sc, pid_t pid, int mem_fd);
+int scanner_open(struct scanner *sc, pid_t pid, int mem_fd, const struct pthread_layout *pl);
 void scanner_close(struct scanner *sc);
+
+/* What a scan did: how much memory it read, and how many stacks of
+ * exited threads it left alone. */
+struct scan_tally {
+	uint64_t bytes;
+	unsigned dead_stacks;
+};
 
 /* Every page of the stopped process in scope, skipping pages never
  * touched: 0, or -EBUSY naming the function and where the word is. A large
  * scan is shared with a thread per other CPU opus may run on. -ETIME (no
- * message) if opus_now_ns() passed deadline (0: none) before the end.
- * *bytes: how much memory was read. */
+ * message) if opus_now_ns() passed deadline (0: none) before the end. */
 int scan_suspended(const struct scanner *sc, const struct threads *ts, const struct range_set *rs,
-		   enum scan_scope scope, uint64_t deadline, uint64_t *bytes);
+		   enum scan_scope scope, uint64_t deadline, struct scan_tally *tally);
 
 #endif

@@ -36,6 +36,25 @@ static bool switches_stacks(const struct resolver *res)
 	return resolver_imports(res, switchers, sizeof(switchers) / sizeof(switchers[0]));
 }
 
+/* glibc's thread descriptor, from what glibc keeps for debuggers: the
+ * size as one number, the tid as {size in bits, count, offset}. Zeros
+ * where they are not found (another C library): the scan then reads the
+ * stacks of exited threads too. */
+static struct pthread_layout pthread_layout(struct txn *t)
+{
+	struct pthread_layout pl = {0};
+	uint32_t size, tid[3];
+	uint64_t a, b;
+
+	if (resolver_lookup(&t->res, "_thread_db_sizeof_pthread", &a) ||
+	    resolver_lookup(&t->res, "_thread_db_pthread_tid", &b) ||
+	    mem_read(t->mem_fd, a, &size, sizeof(size)) || mem_read(t->mem_fd, b, tid, sizeof(tid)))
+		return pl;
+	if (tid[0] == 32 && tid[1] == 1 && size <= 1u << 16 && tid[2] + 4 <= size)
+		pl = (struct pthread_layout){size, tid[2]};
+	return pl;
+}
+
 /* The time since *now, which becomes now. */
 static uint64_t lap(uint64_t *now)
 {
@@ -80,6 +99,8 @@ int txn_open(struct txn *t, pid_t pid, const struct live_opts *o, struct live_st
 	t->scan = o->scan_memory	     ? SCAN_ALL
 		  : switches_stacks(&t->res) ? SCAN_BESIDE_THREADS
 					     : SCAN_NONE;
+	if (t->scan != SCAN_NONE)
+		t->pthread = pthread_layout(t);
 	st->linkmap_ns = lap(&now);
 	ret = inject_find_gadgets(t->files, t->pid, t->mem_fd, &t->maps, &t->gadgets);
 	boost_plan(&t->boost, threads_count(&t->ts));
@@ -434,8 +455,11 @@ static int scan_within_limit(struct txn *t, const struct scanner *sc, const stru
 			     const struct live_opts *o, uint64_t start)
 {
 	char what[128];
-	int ret =
-	    scan_suspended(sc, &t->ts, rs, t->scan, pause_deadline(o, start), &t->st->scan_bytes);
+	struct scan_tally tally = {0};
+	int ret = scan_suspended(sc, &t->ts, rs, t->scan, pause_deadline(o, start), &tally);
+
+	t->st->scan_bytes = tally.bytes;
+	t->st->dead_stacks = tally.dead_stacks;
 
 	if (ret != -ETIME)
 		return ret;
@@ -496,7 +520,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 	if (!ret)
 		ret = unwind_open(t->pid, t->mem_fd, t->gadgets.restore_rt, &t->maps, &u);
 	if (!ret && t->scan != SCAN_NONE)
-		ret = scanner_open(&sc, t->pid, t->mem_fd);
+		ret = scanner_open(&sc, t->pid, t->mem_fd, &t->pthread);
 	for (size_t i = 0; !ret && i < t->entry.nsites; i++)
 		entries[i] = t->entry.sites[i].addr;
 	if (!ret)

@@ -96,3 +96,34 @@ test_max_pause_leaves_a_process_whose_scan_would_take_longer_as_it_was() {
 	assert_eq hello "$(req HELLO)" "serving"
 	assert_running "$PID"
 }
+
+# A thread's own stack with no thread's stack pointer in it: while the
+# thread runs elsewhere (on a stack of its own, waiting there), its frames
+# on its own stack are suspended, and step's among them keeps step. Once
+# the thread has exited, glibc keeps its stack for the next thread, step's
+# return address still in it: nothing resumes a dead thread's frames, and
+# the thread's descriptor at the top of that stack says it is dead (its
+# tid cleared by the kernel), so the patch goes in.
+test_a_thread_away_from_its_stack_keeps_its_function_and_a_dead_threads_stack_does_not() {
+	build_target coro "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/coro"
+	"$OPUS" build --source "$WORK/src" --diff "$C/step-3.diff" --binary "$WORK/src/coro" \
+		-o "$WORK/step.opatch" >/dev/null
+	assert_eq finished "$(req FINISH)" "the coroutine leaves step"
+	assert_eq away "$(req VISIT)" "a thread calls step and waits on another stack"
+	expect_fail "replacing step while a live thread's own stack holds its frame" \
+		"$OPUS" apply --timeout 1 "$PID" "$WORK/step.opatch"
+	assert_contains "suspended coroutine" "$ERR" "the reason"
+	assert_contains "into step" "$ERR" "the function named"
+	assert_eq 0 "$(opus_mappings "$PID")" "nothing left mapped"
+	assert_eq 41 "$(req RETURN)" "the thread comes back through the old step (2 * 20 + 1)"
+	"$OPUS" apply --json "$PID" "$WORK/step.opatch" >"$WORK/apply.json"
+	assert_eq 1 "$(jq -r .functions "$WORK/apply.json")" "applied beside the dead thread's stack"
+	assert_eq true "$(jq '.stats.dead_stacks_skipped >= 1' "$WORK/apply.json")" \
+		"the dead thread's stack known for what it is"
+	assert_eq away "$(req VISIT)" "a new thread, maybe on the kept stack"
+	assert_eq 43 "$(req RETURN)" "it comes back through the new step (2 * 20 + 3)"
+	"$OPUS" revert "$PID" >/dev/null
+	assert_eq hello "$(req HELLO)" "serving"
+	assert_running "$PID"
+}

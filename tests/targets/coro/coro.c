@@ -3,11 +3,17 @@
  * runs it on to its next suspension and answers the value it made; FINISH
  * lets it leave step() for good (and clears its stack); RESTART starts a
  * new one (on the code step has then); HELLO.
+ * VISIT starts a thread that calls step() itself, on its own stack; step
+ * sends it on to a stack of its own (ucontext, whatever the build), where
+ * it waits: its own stack then holds step's frame with no thread's stack
+ * pointer in it. RETURN lets it come back through step and exit, joined:
+ * glibc keeps the dead thread's stack, step's return address still in it.
  * The stacks switch as the program is built: with ucontext (the default),
  * with setjmp and longjmp (-DCORO_SETJMP), or with a switcher written in
  * assembly that imports nothing (-DCORO_ASM). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,12 +118,64 @@ static void start(void)
 }
 #endif
 
+static __thread int visiting; /* step called by the visitor thread */
+static ucontext_t visit_home, visit_away;
+static char *away_stack;
+static int away_pipe[2];
+static volatile int away;
+
+/* The visitor waits on the away stack until RETURN. */
+static void wait_away(void)
+{
+	char c;
+
+	away = 1;
+	if (read(away_pipe[0], &c, 1) != 1)
+		perror("read");
+}
+
+static void wander(void)
+{
+	getcontext(&visit_away);
+	visit_away.uc_stack.ss_sp = away_stack;
+	visit_away.uc_stack.ss_size = STACK_SIZE;
+	visit_away.uc_link = &visit_home;
+	makecontext(&visit_away, wait_away, 0);
+	swapcontext(&visit_home, &visit_away);
+}
+
 __attribute__((noinline)) int step(int n)
 {
 	int before = n * 2;
 
-	suspend(); /* suspended here, inside step */
+	if (visiting)
+		wander();
+	else
+		suspend(); /* suspended here, inside step */
 	return before + 1;
+}
+
+static pthread_t visitor;
+static int visited;
+
+/* step called below 2 KB of the visitor's stack, as from a deep call
+ * chain: the calls of the thread's exit, nearer the top, leave its frame
+ * as it was. */
+static __attribute__((noinline)) int step_deep(int n)
+{
+	volatile char depth[2048];
+
+	depth[0] = (char)n;
+	depth[1] = 0;
+	return step(depth[0]) + depth[1]; /* a call, not a jump: depth stays */
+}
+
+static void *visit(void *arg)
+{
+	(void)arg;
+	visiting = 1;
+	visited = step_deep(20);
+	return NULL;
 }
 
 static void coroutine(void)
@@ -154,6 +212,17 @@ static void answer(const char *line, char *out, size_t len)
 	} else if (!strcmp(line, "RESTART") && finished) {
 		start_coroutine();
 		snprintf(out, len, "restarted");
+	} else if (!strcmp(line, "VISIT") && !away) {
+		int err = pthread_create(&visitor, NULL, visit, NULL);
+
+		while (!err && !away)
+			usleep(1000);
+		snprintf(out, len, err ? "ERR" : "away");
+	} else if (!strcmp(line, "RETURN") && away) {
+		if (write(away_pipe[1], "", 1) != 1 || pthread_join(visitor, NULL))
+			perror("return");
+		away = 0;
+		snprintf(out, len, "%d", visited);
 	} else if (!strcmp(line, "HELLO")) {
 		snprintf(out, len, "hello");
 	} else {
@@ -189,9 +258,11 @@ int main(int argc, char **argv)
 		return perror("coro"), 1;
 	coro_stack =
 	    mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (coro_stack == MAP_FAILED || ballast(mb - mb / 2) || lfd < 0 ||
-	    bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) || listen(lfd, 16) ||
-	    getsockname(lfd, (struct sockaddr *)&addr, &alen))
+	away_stack =
+	    mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (coro_stack == MAP_FAILED || away_stack == MAP_FAILED || pipe(away_pipe) ||
+	    ballast(mb - mb / 2) || lfd < 0 || bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) ||
+	    listen(lfd, 16) || getsockname(lfd, (struct sockaddr *)&addr, &alen))
 		return perror("coro"), 1;
 	start_coroutine();
 	printf("ready %d\n", ntohs(addr.sin_port));
