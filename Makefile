@@ -40,13 +40,15 @@ fuzz: all
 	bash fuzz/run.sh
 
 # Debian's own security fixes applied live: nginx under load (tests/real/nginx)
-# and libexpat in python3 (tests/real/expat).
+# and libexpat in python3 (tests/real/expat); memcached replaced whole and
+# checked by its own tests (tests/real/memcached).
 check-real: all
 	bash tests/real/nginx/run.sh
 	bash tests/real/nginx/self.sh
 	bash tests/real/nginx/exits.sh
 	bash tests/real/expat/run.sh
 	bash tests/real/expat/self.sh
+	bash tests/real/memcached/self.sh
 
 # opus as a Debian package: built with dpkg-buildpackage, checked by
 # lintian, installed, used on a running server, purged (tests/deb/run.sh).

@@ -9,7 +9,7 @@ pkg=$1 source=$2 tree=$3
 src=$(bash "$ROOT/tools/deb-source.sh" "$pkg" "$source")
 rm -rf "$tree"
 mkdir -p "$tree"
-tar -xzf "$source/${pkg}"_*.orig.tar.gz -C "$tree" --strip-components=1
+tar -xf "$source/${pkg}"_*.orig.tar.* -C "$tree" --strip-components=1
 cp -a "$src/debian" "$tree/debian"
 while read -r p; do
 	case "$p" in *CVE-* | "" | \#*) continue ;; esac
