@@ -396,6 +396,19 @@ int resolver_lookup(struct resolver *r, const char *name, uint64_t *addr)
 			(int)r->pid, name);
 }
 
+bool resolver_find_object(struct resolver *r, const char *name, uint64_t *addr)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		const struct opus_sym *s = opus_symtab_find_global(lib_dyn(&r->libs[i]), name);
+
+		if (s && s->type == STT_OBJECT) {
+			*addr = r->libs[i].bias + s->value;
+			return true;
+		}
+	}
+	return false;
+}
+
 int resolver_lookup_tls(struct resolver *r, const char *name, size_t *lib, uint64_t *offset)
 {
 	for (size_t i = 0; i < r->n; i++) {

@@ -36,6 +36,9 @@ int resolver_init(struct resolver *r, struct file_cache *files, pid_t pid, int m
 		  const struct proc_maps *maps);
 /* Address of name in the process; -ENOENT with a message naming it. */
 int resolver_lookup(struct resolver *r, const char *name, uint64_t *addr);
+/* Address of variable name, if a loaded object defines one: for what opus
+ * may do without (no message when none does). */
+bool resolver_find_object(struct resolver *r, const char *name, uint64_t *addr);
 /* The object defining thread-local variable name (an index into libs), and
  * the variable's offset in that object's block. */
 int resolver_lookup_tls(struct resolver *r, const char *name, size_t *lib, uint64_t *offset);

@@ -461,9 +461,12 @@ static bool dead_threads_stack(const struct scanner *sc, const struct proc_map *
 		uint64_t pd = (m->end - pl->size) & ~(align - 1), head[3];
 		int32_t tid;
 
-		if (mem_read(sc->mem_fd, pd, head, sizeof(head)) || head[0] != pd || head[2] != pd)
+		/* pread, not mem_read: a miss here is no error to report. */
+		if (pread(sc->mem_fd, head, sizeof(head), (off_t)pd) != sizeof(head) ||
+		    head[0] != pd || head[2] != pd)
 			continue;
-		return !mem_read(sc->mem_fd, pd + pl->tid, &tid, sizeof(tid)) && tid <= 0;
+		return pread(sc->mem_fd, &tid, sizeof(tid), (off_t)(pd + pl->tid)) == sizeof(tid) &&
+		       tid <= 0;
 	}
 	return false;
 }

@@ -46,8 +46,8 @@ static struct pthread_layout pthread_layout(struct txn *t)
 	uint32_t size, tid[3];
 	uint64_t a, b;
 
-	if (resolver_lookup(&t->res, "_thread_db_sizeof_pthread", &a) ||
-	    resolver_lookup(&t->res, "_thread_db_pthread_tid", &b) ||
+	if (!resolver_find_object(&t->res, "_thread_db_sizeof_pthread", &a) ||
+	    !resolver_find_object(&t->res, "_thread_db_pthread_tid", &b) ||
 	    mem_read(t->mem_fd, a, &size, sizeof(size)) || mem_read(t->mem_fd, b, tid, sizeof(tid)))
 		return pl;
 	if (tid[0] == 32 && tid[1] == 1 && size <= 1u << 16 && tid[2] + 4 <= size)
@@ -99,8 +99,6 @@ int txn_open(struct txn *t, pid_t pid, const struct live_opts *o, struct live_st
 	t->scan = o->scan_memory	     ? SCAN_ALL
 		  : switches_stacks(&t->res) ? SCAN_BESIDE_THREADS
 					     : SCAN_NONE;
-	if (t->scan != SCAN_NONE)
-		t->pthread = pthread_layout(t);
 	st->linkmap_ns = lap(&now);
 	ret = inject_find_gadgets(t->files, t->pid, t->mem_fd, &t->maps, &t->gadgets);
 	boost_plan(&t->boost, threads_count(&t->ts));
@@ -464,7 +462,7 @@ static int scan_within_limit(struct txn *t, const struct scanner *sc, const stru
 	if (ret != -ETIME)
 		return ret;
 	snprintf(what, sizeof(what), "reading its memory for suspended stacks (%.1f MiB so far)",
-		 (double)t->st->scan_bytes / (1 << 20));
+		 (double)tally.bytes / (1 << 20));
 	return check_pause(t, o, start, what);
 }
 
@@ -519,8 +517,11 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		ret = -ENOMEM;
 	if (!ret)
 		ret = unwind_open(t->pid, t->mem_fd, t->gadgets.restore_rt, &t->maps, &u);
-	if (!ret && t->scan != SCAN_NONE)
-		ret = scanner_open(&sc, t->pid, t->mem_fd, &t->pthread);
+	if (!ret && t->scan != SCAN_NONE) {
+		struct pthread_layout pl = pthread_layout(t);
+
+		ret = scanner_open(&sc, t->pid, t->mem_fd, &pl);
+	}
 	for (size_t i = 0; !ret && i < t->entry.nsites; i++)
 		entries[i] = t->entry.sites[i].addr;
 	if (!ret)

@@ -32,9 +32,8 @@ struct txn {
 	bool memfd_closed;	  /* the target holds no descriptor of ours */
 	struct file_cache *files; /* the caller's, or own_files */
 	struct file_cache own_files;
-	struct resolver res;	       /* names in the process, as its dynamic linker sees them */
-	enum scan_scope scan;	       /* where suspended stacks are looked for */
-	struct pthread_layout pthread; /* glibc's thread descriptor (scan.h) */
+	struct resolver res;  /* names in the process, as its dynamic linker sees them */
+	enum scan_scope scan; /* where suspended stacks are looked for */
 	int mem_fd;
 	int memfd; /* opus's own handle on the target's memfd */
 	struct proc_maps maps;
