@@ -257,6 +257,22 @@ assert_contains() {
 	esac
 }
 
+assert_not_contains() {
+	case "$2" in
+	*"$1"*) fail "$3: expected not to contain '$1', got '$2'" ;;
+	esac
+}
+
+# A misspelt command (an assertion that does not exist) fails its test
+# rather than pass unseen: a test runs without errexit, which bash ignores
+# in a function called as an if's condition. The handler runs in a
+# subshell of its own: run.sh reads the mark it leaves.
+command_not_found_handle() {
+	echo "    FAIL: no such command: $1" >&2
+	[ -z "${WORK:-}" ] || echo "$1" >>"$WORK/.no-such-command"
+	return 127
+}
+
 # The process exists, runs (not stopped), is not traced and has no opus
 # mapping left unless told otherwise.
 assert_running() {

@@ -43,7 +43,7 @@ run_suite() {
 				source "$t"
 				trap stop_all EXIT
 				"$name"
-			) >"$work/log" 2>&1; then
+			) >"$work/log" 2>&1 && [ ! -e "$work/.no-such-command" ]; then
 				passed=$((passed + 1))
 				echo "ok   $label $name"
 				rm -rf "$work"
