@@ -58,12 +58,13 @@ void cli_print_pause_notes(const struct live_stats *st)
 	if (st->exits_caught)
 		printf("  %u busy thread(s) caught as they left the replaced code\n",
 		       st->exits_caught);
-	/* The process switches stacks (or --scan-memory): its memory was read
-	 * in the pause, which grows with the heap. */
+	/* The process switches stacks (or --scan-memory), or a revert looked
+	 * for pointers into the patch: its memory was read in the pause,
+	 * which grows with the heap. */
 	if (st->scan_bytes)
-		printf(
-		    "  %.1f MiB of memory scanned for suspended stacks in %.1f ms of the pause\n",
-		    (double)st->scan_bytes / (1 << 20), (double)st->scan_ns / 1e6);
+		printf("  %.1f MiB of memory scanned (for suspended stacks; on a revert, for "
+		       "pointers into the patch) in %.1f ms of the pause\n",
+		       (double)st->scan_bytes / (1 << 20), (double)st->scan_ns / 1e6);
 }
 
 /* Which way the patch went in. */

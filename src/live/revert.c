@@ -64,6 +64,7 @@ static int guard_old_code(struct txn *t)
 	int ret = 0;
 
 	t->nranges = 0;
+	t->unmaps = false; /* the jumps go back in: the patch stays */
 	for (size_t i = 0; !ret && i < t->entry.nfuncs; i++) {
 		const struct reg_func *f = &t->entry.funcs[i], *v;
 

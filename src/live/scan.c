@@ -172,16 +172,17 @@ static const struct addr_range *returns_into(int mem_fd, const struct range_set 
 	return r && w != r->hi && after_call(mem_fd, w) ? r : NULL;
 }
 
-/* Does any of the 8 words at w fall in the hull [lo, lo + span), plain or
- * (guarded) demangled? Tested without a branch per word: nearly every
- * word fails, and a scan of a large heap is mostly this loop. */
+/* Does any of the 8 words at w, less d, fall in the hull [lo, lo + span),
+ * plain or (guarded) demangled? Tested without a branch per word: nearly
+ * every word fails, and a scan of a large heap is mostly this loop. d is 1
+ * for return addresses (the call is before the address), 0 for pointers. */
 static bool block_in_hull(const uint64_t *w, uint64_t lo, uint64_t span, uint64_t guard,
-			  bool guarded)
+			  bool guarded, uint64_t d)
 {
 	bool any = false;
 
 	for (int j = 0; j < 8; j++)
-		any |= (w[j] - 1 - lo < span) | (guarded & (demangle(w[j], guard) - 1 - lo < span));
+		any |= (w[j] - d - lo < span) | (guarded & (demangle(w[j], guard) - d - lo < span));
 	return any;
 }
 
@@ -194,7 +195,7 @@ const struct addr_range *scan_words(int mem_fd, const struct range_set *rs, cons
 		const struct addr_range *r = NULL;
 		uint64_t d;
 
-		if (k % 8 == 0 && k + 8 <= n && !block_in_hull(words + k, lo, span, g, guard)) {
+		if (k % 8 == 0 && k + 8 <= n && !block_in_hull(words + k, lo, span, g, guard, 1)) {
 			k += 7;
 			continue;
 		}
@@ -204,6 +205,32 @@ const struct addr_range *scan_words(int mem_fd, const struct range_set *rs, cons
 			r = returns_into(mem_fd, rs, words[k]);
 		if (!r && guard && d - 1 - lo < span)
 			r = returns_into(mem_fd, rs, d);
+		if (r) {
+			*i = k;
+			return r;
+		}
+	}
+	*i = n;
+	return NULL;
+}
+
+/* As scan_words, for any word that points into rs, plain or demangled
+ * (glibc mangles the function pointers it keeps: atexit's, setjmp's). */
+static const struct addr_range *scan_pointers(const struct range_set *rs, const uint64_t *words,
+					      size_t n, const uint64_t *guard, size_t *i)
+{
+	uint64_t lo = rs->lo, span = rs->hi - rs->lo, g = guard ? *guard : 0;
+
+	for (size_t k = *i; k < n; k++) {
+		const struct addr_range *r = NULL;
+
+		if (k % 8 == 0 && k + 8 <= n && !block_in_hull(words + k, lo, span, g, guard, 0)) {
+			k += 7;
+			continue;
+		}
+		r = range_set_find(rs, words[k]);
+		if (!r && guard)
+			r = range_set_find(rs, demangle(words[k], g));
 		if (r) {
 			*i = k;
 			return r;
@@ -265,6 +292,7 @@ struct scan {
 	atomic_size_t next;
 	atomic_bool late; /* a chunk was left for the deadline */
 	_Atomic(const struct addr_range *) hit;
+	bool pointers;	 /* any pointer into rs, not return addresses */
 	uint64_t hit_at; /* written by the worker that set hit */
 	atomic_uint_fast64_t bytes;
 	unsigned dead_stacks; /* exited threads' stacks left alone */
@@ -337,7 +365,9 @@ static void scan_chunk(struct scan *s, const struct chunk *c, uint64_t *buf)
 		if (!read_span(s, &spans[j], buf))
 			continue;
 		bytes += spans[j].iov_len;
-		r = scan_words(s->sc->mem_fd, s->rs, buf, spans[j].iov_len / 8, s->guard, &i);
+		r = s->pointers
+			? scan_pointers(s->rs, buf, spans[j].iov_len / 8, s->guard, &i)
+			: scan_words(s->sc->mem_fd, s->rs, buf, spans[j].iov_len / 8, s->guard, &i);
 		if (r && atomic_compare_exchange_strong(&s->hit, &none, r))
 			s->hit_at = (uint64_t)(uintptr_t)spans[j].iov_base + i * 8;
 	}
@@ -516,33 +546,97 @@ static int plan_chunks(struct scan *s, pid_t pid, const struct threads *ts, enum
 	return ret;
 }
 
+/* The scan of s's chunks in scope, shared with helper threads; 0,
+ * -EBUSY (s->hit set, no message) or -ETIME. */
+static int run_scan(struct scan *s, const struct threads *ts, enum scan_scope scope,
+		    struct scan_tally *tally)
+{
+	pthread_t helpers[MAX_SCAN_HELPERS];
+	uint64_t guard;
+	size_t nhelpers;
+	int ret = plan_chunks(s, s->sc->pid, ts, scope);
+
+	if (!ret && !pointer_guard(s->sc->mem_fd, ts, &guard))
+		s->guard = &guard;
+	if (!ret) {
+		nhelpers = start_helpers(s, helpers, MAX_SCAN_HELPERS);
+		scan_chunks(s, s->sc->buf);
+		for (size_t i = 0; i < nhelpers; i++)
+			pthread_join(helpers[i], NULL);
+	}
+	free(s->v);
+	s->guard = NULL;
+	tally->bytes = atomic_load(&s->bytes);
+	tally->dead_stacks = s->dead_stacks;
+	if (!ret && s->hit)
+		return -EBUSY;
+	return !ret && s->late ? -ETIME : ret;
+}
+
 int scan_suspended(const struct scanner *sc, const struct threads *ts, const struct range_set *rs,
 		   enum scan_scope scope, uint64_t deadline, struct scan_tally *tally)
 {
 	struct scan s = {
 	    .sc = sc, .view_pid = proc_view_id(sc->pid), .rs = rs, .deadline = deadline};
-	pthread_t helpers[MAX_SCAN_HELPERS];
-	uint64_t guard;
-	size_t nhelpers;
-	int ret = plan_chunks(&s, sc->pid, ts, scope);
+	int ret = run_scan(&s, ts, scope, tally);
 
-	if (!ret && !pointer_guard(sc->mem_fd, ts, &guard))
-		s.guard = &guard;
-	if (!ret) {
-		nhelpers = start_helpers(&s, helpers, MAX_SCAN_HELPERS);
-		scan_chunks(&s, sc->buf);
-		for (size_t i = 0; i < nhelpers; i++)
-			pthread_join(helpers[i], NULL);
-	}
-	free(s.v);
-	tally->bytes = atomic_load(&s.bytes);
-	tally->dead_stacks = s.dead_stacks;
-	if (!ret && !s.hit && s.late)
-		ret = -ETIME;
-	if (!ret && s.hit)
+	if (ret == -EBUSY)
 		ret = opus_err(-EBUSY,
 			       "process %d: a stack no thread is running (a suspended coroutine?) "
 			       "holds a return address into %s, at 0x%" PRIx64,
 			       (int)sc->pid, s.hit->name, s.hit_at);
+	return ret;
+}
+
+/* A register of a stopped thread that points into rs: those a function
+ * keeps across calls, and, in the thread's own code (not in a syscall,
+ * whose caller's scratch registers are dead or the syscall's arguments),
+ * every one. */
+static int register_pointers(const struct scanner *sc, const struct threads *ts,
+			     const struct range_set *rs)
+{
+	struct user_regs_struct r;
+
+	for (size_t k = 0; k < ts->n; k++) {
+		const struct addr_range *hit = NULL;
+		size_t n;
+
+		if (ptrace(PTRACE_GETREGS, ts->v[k].tid, NULL, &r) < 0)
+			continue;
+		uint64_t v[] = {r.rbx, r.rbp, r.r12, r.r13, r.r14, r.r15, /* kept across calls */
+				r.rax, r.rcx, r.rdx, r.rsi, r.rdi, r.r8,  r.r9, r.r10, r.r11};
+		n = (int64_t)r.orig_rax < 0 ? sizeof(v) / 8 : 6;
+		for (size_t i = 0; !hit && i < n; i++)
+			hit = range_set_find(rs, v[i]);
+		if (hit)
+			return opus_err(-EBUSY,
+					"process %d: a register of thread %d points into %s: "
+					"unmapping it would leave that pointer dangling",
+					(int)sc->pid, (int)ts->v[k].tid, hit->name);
+	}
+	return 0;
+}
+
+int scan_dangling(const struct scanner *sc, const struct threads *ts, const struct range_set *rs,
+		  uint64_t deadline, struct scan_tally *tally)
+{
+	struct scan s = {.sc = sc,
+			 .view_pid = proc_view_id(sc->pid),
+			 .rs = rs,
+			 .deadline = deadline,
+			 .pointers = true};
+	int ret = register_pointers(sc, ts, rs);
+
+	if (!ret)
+		ret = run_scan(&s, ts, SCAN_BESIDE_THREADS, tally);
+	/* Unlike a register, memory seldom lets go of a pointer in the time
+	 * a retry waits (a freed block keeps it until reused): no retry. */
+	if (ret == -EBUSY && s.hit)
+		ret =
+		    opus_err(-EADDRINUSE,
+			     "process %d: memory at 0x%" PRIx64 " holds a pointer into %s (a "
+			     "function or constant only the patch has?): unmapping it would leave "
+			     "that pointer dangling",
+			     (int)sc->pid, s.hit_at, s.hit->name);
 	return ret;
 }

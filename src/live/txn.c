@@ -165,6 +165,7 @@ int txn_guard_entry(struct txn *t)
 	int ret;
 
 	t->nranges = 0;
+	t->unmaps = true;
 	ret = txn_add_range(t, t->entry.text_lo, t->entry.text_hi, t->entry.id);
 	return ret ? ret : txn_guard_exits(t);
 }
@@ -456,12 +457,34 @@ static int scan_within_limit(struct txn *t, const struct scanner *sc, const stru
 	struct scan_tally tally = {0};
 	int ret = scan_suspended(sc, &t->ts, rs, t->scan, pause_deadline(o, start), &tally);
 
-	t->st->scan_bytes = tally.bytes;
+	t->st->scan_bytes += tally.bytes;
 	t->st->dead_stacks = tally.dead_stacks;
 
 	if (ret != -ETIME)
 		return ret;
 	snprintf(what, sizeof(what), "reading its memory for suspended stacks (%.1f MiB so far)",
+		 (double)tally.bytes / (1 << 20));
+	return check_pause(t, o, start, what);
+}
+
+/* Before the patch is unmapped: no pointer into it left, within what is
+ * left of --max-pause. */
+static int dangling_within_limit(struct txn *t, const struct scanner *sc, const struct live_opts *o,
+				 uint64_t start)
+{
+	const struct addr_range patch = {t->base, t->base + t->size, t->entry.id};
+	struct scan_tally tally = {0};
+	struct range_set rs;
+	char what[128];
+	int ret = range_set_init(&rs, &patch, 1);
+
+	if (!ret)
+		ret = scan_dangling(sc, &t->ts, &rs, pause_deadline(o, start), &tally);
+	range_set_free(&rs);
+	t->st->scan_bytes += tally.bytes;
+	if (ret != -ETIME)
+		return ret;
+	snprintf(what, sizeof(what), "reading its memory for pointers into the patch (%.1f MiB)",
 		 (double)tally.bytes / (1 << 20));
 	return check_pause(t, o, start, what);
 }
@@ -517,7 +540,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		ret = -ENOMEM;
 	if (!ret)
 		ret = unwind_open(t->pid, t->mem_fd, t->gadgets.restore_rt, &t->maps, &u);
-	if (!ret && t->scan != SCAN_NONE) {
+	if (!ret && (t->scan != SCAN_NONE || t->unmaps)) {
 		struct pthread_layout pl = pthread_layout(t);
 
 		ret = scanner_open(&sc, t->pid, t->mem_fd, &pl);
@@ -542,6 +565,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 			break;
 		}
 		start = opus_now_ns();
+		st->scan_bytes = 0; /* what this stop reads */
 		st->seize_ns += start - seize;
 		/* Earlier attempts and the waits after them, less their seizing
 		 * and the unwind tables read between them. */
@@ -585,6 +609,8 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		unwound = opus_now_ns();
 		if (!ret && t->scan != SCAN_NONE)
 			ret = scan_within_limit(t, &sc, &rs, o, start);
+		if (!ret && t->unmaps)
+			ret = dangling_within_limit(t, &sc, o, start);
 		if (!ret && t->per_thread)
 			ret = transition_begin(t, busy ? exits : NULL);
 		if (ret == -ENOTSUP)

@@ -48,6 +48,9 @@ struct txn {
 	 * in it yet: none can be armed, and the stops need not read them. */
 	bool stubs_unused;
 	bool table_writable; /* the dispatchers' table is mapped rw- (transition.c) */
+	/* The commit unmaps [base, base + size): no pointer into it may be
+	 * left (scan_dangling). */
+	bool unmaps;
 	size_t sites_written;
 	struct reg_entry entry;
 	struct addr_range *ranges;

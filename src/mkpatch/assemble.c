@@ -349,7 +349,7 @@ static void ctx_free(struct asm_ctx *c)
 	free(c->sym_map);
 	free(c->changed);
 	free(c->work);
-	free(c->rodata);
+	asm_consts_free(&c->consts);
 }
 
 int assemble_tu(struct opatch *p, const struct assemble_target *bin,

@@ -11,6 +11,28 @@
 
 #include "assemble.h"
 
+/* The binary's sections that hold constants, and where the loader
+ * rewrites them (consts.c). */
+struct bin_consts {
+	struct bin_const_scn {
+		uint64_t addr;
+		const uint8_t *data;
+		size_t size;
+	} * scns;
+	size_t nscns, scns_cap;
+	struct bin_dyn_rel {
+		uint64_t off;
+		bool relative; /* R_X86_64_RELATIVE: the load address plus the file's bytes */
+	} * dyn;
+	size_t ndyn, dyn_cap;
+	bool pic; /* position-independent: its tables are relocated at load */
+	bool loaded;
+};
+
+/* How deep a chain of tables (a table of pointers to tables...) is
+ * followed to the binary's copies. */
+#define MAX_CONST_DEPTH 4
+
 struct asm_ctx {
 	struct opatch *p;
 	Elf *bin_elf;
@@ -30,14 +52,14 @@ struct asm_ctx {
 	/* Appended to the names of the sections and symbols copied in: the
 	 * copies of old code (OPATCH_OLD_SUFFIX) beside the new. NULL: none. */
 	const char *suffix;
-	/* The binary's read-only data, for finding literals in it. */
-	struct bin_rodata {
-		uint64_t addr;
-		const uint8_t *data;
-		size_t size;
-	} * rodata;
-	size_t nrodata, rodata_cap;
-	bool rodata_loaded;
+	/* The binary's constants, loaded on first use (consts.c). */
+	struct bin_consts consts;
+	/* The constants whose addresses are being resolved, outermost first. */
+	struct const_ref {
+		size_t scn;
+		uint64_t lo;
+	} const_stack[MAX_CONST_DEPTH];
+	size_t nconst_stack;
 };
 
 /* refs.c: copies section scn of the patched object into the patch (once),
@@ -53,5 +75,15 @@ int asm_resolve(struct asm_ctx *c, const GElf_Rela *r, uint32_t type, int64_t *a
 /* The patch symbol of the binary's own copy of function f (a symbol of the
  * object), to bind a reference to f's address to; -ENOENT if it has none. */
 int asm_bin_function(struct asm_ctx *c, size_t f);
+
+/* The patch symbol for the binary's address addr, named name. */
+int asm_target_sym(struct asm_ctx *c, const char *name, uint64_t addr, uint8_t type);
+
+/* consts.c: the binary's own copy of the piece of read-only data section
+ * scn that relocation r (to a symbol of value v, *addend) refers to, with
+ * *addend adjusted to it; -ENOENT if the binary has none (the piece is
+ * carried in the patch), another negative errno on failure. */
+int asm_bin_const(struct asm_ctx *c, const GElf_Rela *r, size_t scn, uint64_t v, int64_t *addend);
+void asm_consts_free(struct bin_consts *b);
 
 #endif

@@ -179,6 +179,11 @@ static int find_or_add_sym(struct opatch *p, const char *name, enum opatch_sym_k
 	return i >= 0 ? i : opatch_add_sym(p, name, kind, 0, value, 0, type);
 }
 
+int asm_target_sym(struct asm_ctx *c, const char *name, uint64_t addr, uint8_t type)
+{
+	return find_or_add_sym(c->p, name, OPATCH_SYM_TARGET, addr, type);
+}
+
 /* A reference to section scn's content at object-symbol sym (value v):
  * bind to the running binary's copy of holder, or include the section. */
 static int bind_or_include(struct asm_ctx *c, size_t scn, size_t holder, int64_t *addend,
@@ -300,104 +305,6 @@ static int resolve_tls(struct asm_ctx *c, const GElf_Sym *sym, size_t symidx, ui
 	return find_or_add_sym(c->p, name, OPATCH_SYM_TARGET, b->value, STT_TLS);
 }
 
-static void load_bin_rodata(struct asm_ctx *c)
-{
-	size_t shstrndx;
-	Elf_Scn *scn = NULL;
-	GElf_Shdr sh;
-
-	c->rodata_loaded = true;
-	if (!c->bin_elf || elf_getshdrstrndx(c->bin_elf, &shstrndx))
-		return;
-	while ((scn = elf_nextscn(c->bin_elf, scn))) {
-		const char *n;
-		Elf_Data *d;
-
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS ||
-		    (sh.sh_flags & (SHF_WRITE | SHF_EXECINSTR)) || !(sh.sh_flags & SHF_ALLOC) ||
-		    !(n = elf_strptr(c->bin_elf, shstrndx, sh.sh_name)) ||
-		    strncmp(n, ".rodata", 7) || !(d = elf_getdata(scn, NULL)) || !d->d_buf ||
-		    OPUS_PUSH(c->rodata, c->nrodata, c->rodata_cap))
-			continue;
-		c->rodata[c->nrodata++] = (struct bin_rodata){sh.sh_addr, d->d_buf, d->d_size};
-	}
-}
-
-/* The binary's address of bytes [p, p + n), at an address congruent to
- * want modulo align (the compiler may rely on the piece's alignment). */
-static bool find_in_binary(struct asm_ctx *c, const uint8_t *p, size_t n, uint64_t want,
-			   uint64_t align, uint64_t *addr)
-{
-	if (!c->rodata_loaded)
-		load_bin_rodata(c);
-	for (size_t i = 0; i < c->nrodata; i++) {
-		const struct bin_rodata *r = &c->rodata[i];
-		const uint8_t *at = r->data, *end = r->data + r->size;
-
-		while (n && at + n <= end && (at = memmem(at, (size_t)(end - at), p, n))) {
-			uint64_t a = r->addr + (uint64_t)(at - r->data);
-
-			if (!align || (a - want) % align == 0) {
-				*addr = a;
-				return true;
-			}
-			at++;
-		}
-	}
-	return false;
-}
-
-/* A literal or constant of new code (read-only, no relocations inside)
- * that the binary holds already is bound to the binary's copy: a pointer
- * to it that the program keeps stays valid after the patch is reverted.
- * -ENOENT: include it in the patch as usual. */
-static int rodata_of_binary(struct asm_ctx *c, const GElf_Rela *r, size_t scn, uint64_t v,
-			    int64_t *addend)
-{
-	const struct obj_scn *s = &c->o->scns[scn];
-	int64_t at = (int64_t)v + obj_rela_referenced(r) - r->r_addend + *addend;
-	const uint8_t *d = s->data ? s->data->d_buf : NULL;
-	uint64_t lo, hi, addr;
-	GElf_Rela k;
-	char name[64];
-
-	if (!d || at < 0 || (uint64_t)at >= s->data->d_size)
-		return -ENOENT;
-	/* The whole piece the reference points into (code may point at a
-	 * literal's end, or into a constant): every reference into it then
-	 * binds to the same copy, at the same offset. */
-	if ((s->sh.sh_flags & SHF_MERGE) && (s->sh.sh_flags & SHF_STRINGS)) {
-		for (lo = (uint64_t)at; lo > 0 && d[lo - 1]; lo--)
-			;
-		hi = (uint64_t)at + strnlen((const char *)d + at, s->data->d_size - (uint64_t)at) +
-		     1;
-	} else if (s->sh.sh_flags & SHF_MERGE) {
-		uint64_t size = s->sh.sh_entsize ? s->sh.sh_entsize : 1;
-
-		lo = (uint64_t)at - (uint64_t)at % size;
-		hi = lo + size;
-	} else {
-		size_t o = obj_sym_in_scn(c->o, scn, at, STT_OBJECT);
-		GElf_Sym os;
-
-		/* Anonymous data has no known extent: it comes along. */
-		if (!o || !obj_sym(c->o, o, &os) || !os.st_size)
-			return -ENOENT;
-		lo = os.st_value;
-		hi = os.st_value + os.st_size;
-	}
-	if (hi > s->data->d_size || hi <= lo)
-		return -ENOENT;
-	for (size_t i = 0; obj_rela(c->o, scn, i, &k); i++)
-		if (k.r_offset >= lo && k.r_offset < hi)
-			return -ENOENT; /* a table of addresses: the new one comes along */
-	if (!find_in_binary(c, d + lo, hi - lo, lo, s->sh.sh_addralign, &addr))
-		return -ENOENT;
-	*addend += (int64_t)v - (int64_t)lo;
-	snprintf(name, sizeof(name), "%s+0x%llx", s->name, (unsigned long long)lo);
-	return find_or_add_sym(c->p, name, OPATCH_SYM_TARGET, addr, STT_OBJECT);
-}
-
 /* A function's address taken (a handler stored in the program's state, a
  * table of pointers): the binary's function, when it has one. Its entry
  * leads to the new code while the patch is in, pointers compare equal with
@@ -488,8 +395,9 @@ int asm_resolve(struct asm_ctx *c, const GElf_Rela *r, uint32_t type, int64_t *a
 	if ((t->sh.sh_flags & SHF_EXECINSTR) && type != R_X86_64_PLT32 &&
 	    (ret = function_address(c, r, scn, v, addend)) != -ENOENT)
 		return ret;
-	if ((t->sh.sh_flags & SHF_ALLOC) && !(t->sh.sh_flags & (SHF_WRITE | SHF_EXECINSTR)) &&
-	    (ret = rodata_of_binary(c, r, scn, v, addend)) != -ENOENT)
+	if ((t->sh.sh_flags & SHF_ALLOC) && !(t->sh.sh_flags & SHF_EXECINSTR) &&
+	    !obj_scn_holds_state(t) && !(t->sh.sh_flags & SHF_TLS) &&
+	    (ret = asm_bin_const(c, r, scn, v, addend)) != -ENOENT)
 		return ret;
 	if (c->scn_idx[scn] >= 0) {
 		*addend += (int64_t)v;

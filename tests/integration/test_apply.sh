@@ -285,7 +285,10 @@ test_revert_refuses_when_one_jump_of_a_page_was_changed() {
 # program called into the patch after the revert had unmapped it, and
 # died of SIGSEGV. The address is the binary's, whose entry leads to the
 # code in force: new while applied, old once reverted. Stop-world, and per
-# thread, where the copy of the old code takes its own address too.
+# thread, where the copy of the old code takes its own address too. The
+# handler also stores a pointer to a constant table (a clock: a function
+# and a name): the patch binds it to the binary's copy, which outlives the
+# patch (carried in the patch, revert refused to leave it dangling).
 handler_rearms_itself() {
 	build_target rearm "$WORK" -O2 -g -fPIE -pie
 	start "$WORK/src/rearm"
@@ -295,10 +298,12 @@ handler_rearms_itself() {
 	"$OPUS" apply "$@" "$PID" "$WORK/fix.opatch" >/dev/null
 	sleep 0.05
 	assert_eq 100 "$(req STEP)" "the new handler ticks"
+	assert_eq steady "$(req CLOCK)" "the clock the new handler stored"
 	"$OPUS" revert "$PID" >/dev/null
 	assert_eq 0 "$(opus_mappings "$PID")" "the patch is unmapped"
 	counter_advances TICKS 0.1 "the ticks"
 	assert_eq 1 "$(req STEP)" "the old handler ticks again"
+	assert_eq steady "$(req CLOCK)" "the clock the old handler stored"
 	assert_running "$PID"
 }
 
@@ -308,4 +313,29 @@ test_a_handler_that_rearms_itself_survives_a_revert() {
 
 test_a_handler_that_rearms_itself_survives_a_per_thread_revert() {
 	handler_rearms_itself
+}
+
+# A fix that makes the timer call a function only the patch has: the
+# pointer the program keeps leads into the patch, and unmapping it would
+# leave it dangling (the program died of SIGSEGV on the next tick). revert
+# finds the pointer, refuses at once naming where it is (memory seldom lets
+# go of a pointer while a retry waits), and the patch stays in, the
+# program ticking on the new code.
+test_revert_refuses_to_leave_a_pointer_into_the_patch_dangling() {
+	build_target rearm "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/rearm"
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/rearm/new-handler.diff" \
+		--binary "$WORK/src/rearm" -o "$WORK/fix.opatch" >/dev/null
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	sleep 0.05
+	assert_eq 7 "$(req STEP)" "the new function ticks"
+	expect_fail "reverting while the program holds a pointer into the patch" \
+		"$OPUS" revert "$PID"
+	assert_contains "holds a pointer into fix" "$ERR" "the reason"
+	assert_not_contains "gave up after" "$ERR" "a pointer in memory is not waited for"
+	assert_contains "dangling" "$ERR" "what it would do"
+	assert_eq 1 "$(opus_patches_mapped "$PID")" "the patch stays"
+	counter_advances TICKS 0.1 "the ticks"
+	assert_eq 7 "$(req STEP)" "the new function ticks on"
+	assert_running "$PID"
 }

@@ -3,7 +3,7 @@
  * address there again, as libevent timers and signal handlers that
  * install themselves again do. memcached's clock_handler does it. The
  * handler records the step it counts by; STEP answers it, TICKS how many
- * ticks have run; HELLO. */
+ * ticks have run; CLOCK the name of the clock it last ran under; HELLO. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -15,10 +15,22 @@
 static void (*volatile next_tick)(void);
 static volatile long ticks, step;
 
+/* The clock the handler last ran under: a constant table of a function
+ * and a name, to which the program keeps a pointer, as expat's parser
+ * keeps one to its encoding's. */
+struct clock {
+	void (*tick)(void);
+	const char *name;
+};
+static void tick(void);
+static const struct clock steady = {tick, "steady"};
+static const struct clock *volatile clock_now;
+
 static void tick(void)
 {
 	step = 1;
 	ticks += step;
+	clock_now = &steady;
 	next_tick = tick;
 }
 
@@ -28,6 +40,8 @@ static void answer(const char *line, char *out, size_t len)
 		snprintf(out, len, "%ld", step);
 	else if (!strcmp(line, "TICKS"))
 		snprintf(out, len, "%ld", ticks);
+	else if (!strcmp(line, "CLOCK"))
+		snprintf(out, len, "%s", clock_now ? clock_now->name : "none");
 	else if (!strcmp(line, "HELLO"))
 		snprintf(out, len, "hello");
 	else
