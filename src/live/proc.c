@@ -382,6 +382,80 @@ static int check_memory_not_shared(pid_t pid, pid_t view, pid_t ppid)
 			(int)pid, (int)ppid);
 }
 
+int proc_children_open(int task_dir, pid_t tid)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "%d/children", (int)tid);
+	return task_dir < 0 ? -1 : openat(task_dir, name, O_RDONLY | O_CLOEXEC);
+}
+
+/* The children of thread tid of process view, read from fd (opened by
+ * proc_children_open) or, if -1, by path: false if unreadable. */
+static bool read_children(pid_t view, pid_t tid, int fd, char *buf, size_t size)
+{
+	char name[64];
+	ssize_t n;
+
+	if (fd < 0) {
+		snprintf(name, sizeof(name), "task/%d/children", (int)tid);
+		return read_small(view, name, buf, size);
+	}
+	if ((n = pread(fd, buf, size - 1, 0)) < 0)
+		return false;
+	buf[n] = '\0';
+	return true;
+}
+
+/* A child of thread tid of process view that shares the process's memory
+ * without being one of its threads (a clone with CLONE_VM alone); 0 if
+ * none. kcmp says; where it cannot, none is assumed, as before it was
+ * looked for. */
+static pid_t vm_child_of(pid_t view, pid_t tid, int fd)
+{
+	char buf[16384], *p, *end;
+
+	if (!read_children(view, tid, fd, buf, sizeof(buf)))
+		return 0;
+	for (p = buf;; p = end) {
+		long child = strtol(p, &end, 10);
+
+		if (end == p)
+			return 0;
+		if (child > 0 && syscall(SYS_kcmp, view, (pid_t)child, KCMP_VM, 0, 0) == 0)
+			return (pid_t)child;
+	}
+}
+
+int proc_check_vm_child(pid_t pid, pid_t tid, int children_fd)
+{
+	/* A vfork child is waited for: its parent sleeps until it execs. */
+	pid_t child =
+	    proc_thread_in_vfork(tid) ? 0 : vm_child_of(proc_view_id(pid), tid, children_fd);
+
+	if (!child)
+		return 0;
+	/* Not -EXDEV: that says the process is the child, covered by
+	 * patching its parent (apply --all counts it so). */
+	return opus_err(-ECHILD,
+			"process %d shares its memory with process %d, a child cloned with "
+			"CLONE_VM that is not one of its threads: that child runs the code opus "
+			"would replace and is not stopped with the process; not supported",
+			(int)pid, (int)child);
+}
+
+static int check_children(pid_t pid, pid_t view)
+{
+	pid_t *tids = NULL;
+	size_t n = 0;
+	int ret = proc_tids(view, &tids, &n);
+
+	for (size_t i = 0; !ret && i < n; i++)
+		ret = proc_check_vm_child(pid, tids[i], -1);
+	free(tids);
+	return ret;
+}
+
 int proc_check_patchable(pid_t pid)
 {
 	char path[64], *text, *state, comm[PROC_COMM_MAX];
@@ -413,6 +487,8 @@ int proc_check_patchable(pid_t pid)
 	if (!ret && state)
 		ret = check_memory_not_shared(pid, view, (pid_t)strtol(state + 4, NULL, 10));
 	free(text);
+	if (!ret)
+		ret = check_children(pid, view);
 	return ret;
 }
 

@@ -52,8 +52,16 @@ static struct thread *find(struct threads *ts, pid_t tid)
 	return NULL;
 }
 
+static void close_children(struct thread *t)
+{
+	if (t->children >= 0)
+		close(t->children);
+	t->children = -1;
+}
+
 static void forget(struct threads *ts, struct thread *t)
 {
+	close_children(t);
 	*t = ts->v[--ts->n];
 }
 
@@ -78,7 +86,9 @@ static int seize(struct threads *ts, pid_t tid)
 		ptrace(PTRACE_DETACH, tid, NULL, NULL);
 		return -ENOMEM;
 	}
-	ts->v[ts->n++] = (struct thread){.tid = tid, .leader = tid == ts->pid};
+	ts->v[ts->n++] = (struct thread){.tid = tid,
+					 .leader = tid == ts->pid,
+					 .children = proc_children_open(open_task_dir(ts), tid)};
 	return 1;
 }
 
@@ -479,6 +489,7 @@ static void detach(struct threads *ts, struct thread *t)
 	/* Only a stopped thread can be let go. One still waiting for its
 	 * vfork child stops once the child is done: waited for, unless opus
 	 * exits first (live_exits_when_done). */
+	close_children(t);
 	if (!t->stopped && (interrupt(t) < 0 || wait_stop(t, !exits_when_done) < 0))
 		return;
 	ptrace(PTRACE_DETACH, t->tid, NULL, NULL);

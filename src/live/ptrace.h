@@ -34,6 +34,10 @@ struct thread {
 	 * it runs: a thread that runs injected syscalls stays held through
 	 * them. */
 	uint64_t held_since;
+	/* Its /proc/PID/task/TID/children, opened as it is seized (-1 if it
+	 * could not be): each stop reads it for a child that shares the
+	 * memory (proc_check_vm_child), a tenth of the cost of opening it. */
+	int children;
 };
 
 /* Called for each thread as it is stopped, while others are still on

@@ -596,6 +596,10 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		stopped = opus_now_ns();
 		if (!ret)
 			ret = check_pause(t, o, start, "stopping every thread");
+		/* No thread can clone now: a child sharing the memory cloned
+		 * since the first look is found for good. */
+		for (size_t k = 0; !ret && k < t->ts.n; k++)
+			ret = proc_check_vm_child(t->pid, t->ts.v[k].tid, t->ts.v[k].children);
 		if (!ret)
 			ret = unwind_check(u, &t->ts, &rs, exits);
 		/* Per-thread, the threads inside switch as they leave. */

@@ -236,6 +236,69 @@ test_apply_all_counts_a_vfork_child_with_its_parent() {
 	assert_running "$PID"
 }
 
+# A helper cloned with CLONE_VM alone (neither a thread nor a vfork child)
+# runs the server's code as a process of its own, which opus does not stop
+# with the server: patching the server would change the code under the
+# helper's feet. apply refuses naming the helper; apply --all fails for the
+# server (the helper, which maps the binary too, counts with its parent);
+# both run on untouched.
+test_a_child_that_shares_the_memory_refuses_the_patch() {
+	local helper status=0
+	build_target vmchild "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/vmchild"
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/vmchild/step-2.diff" \
+		--binary "$WORK/src/vmchild" -o "$WORK/fix.opatch" >/dev/null
+	helper=$(req HELPER)
+	[ "$helper" -gt 0 ] || fail "no helper: $helper"
+	expect_fail "patching a process whose child shares its memory" \
+		"$OPUS" apply "$PID" "$WORK/fix.opatch"
+	assert_contains "process $PID shares its memory with process $helper" "$ERR" \
+		"the error names both"
+	assert_contains "CLONE_VM" "$ERR" "the error says how"
+	"$OPUS" apply --all "$WORK/fix.opatch" >"$WORK/all.out" 2>&1 || status=$?
+	assert_eq 1 "$status" "apply --all's exit status ($(cat "$WORK/all.out"))"
+	grep -q "^failed *$PID " "$WORK/all.out" || fail "the server not failed: $(cat "$WORK/all.out")"
+	grep -q "^with its parent *$helper " "$WORK/all.out" ||
+		fail "the helper not with its parent: $(cat "$WORK/all.out")"
+	for p in "$PID" "$helper"; do
+		assert_eq 0 "$(opus_mappings "$p")" "opus mappings in $p"
+		assert_running "$p"
+	done
+	assert_eq 1 "$(req STEP)" "the old code runs"
+	counter_advances TICKS 0.1 "the helper"
+}
+
+# The same helper cloned while opus is at work: an apply that waits for
+# main to leave (it never does) stops the server again and again, and the
+# helper, started between two stops, is found inside the next one, where
+# no thread can clone. Without that look the apply waited out its timeout
+# and would have written the jumps had main left.
+test_a_child_that_shares_the_memory_found_between_two_stops() {
+	local helper apply status=0
+	build_target vmchild "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/vmchild" later
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/vmchild/main.diff" \
+		--binary "$WORK/src/vmchild" -o "$WORK/fix.opatch" >/dev/null
+	assert_eq 0 "$(req HELPER)" "no helper yet"
+	"$OPUS" apply --stop-world --timeout 30 "$PID" "$WORK/fix.opatch" >/dev/null \
+		2>"$WORK/err" &
+	apply=$!
+	sleep 0.5
+	kill -0 "$apply" 2>/dev/null || fail "apply did not wait for main: $(cat "$WORK/err")"
+	helper=$(req SPAWN)
+	[ "$helper" -gt 0 ] || fail "no helper: $helper"
+	wait "$apply" || status=$?
+	[ "$status" != 0 ] || fail "applied with a helper sharing the memory"
+	assert_contains "process $PID shares its memory with process $helper" "$(cat "$WORK/err")" \
+		"the error names both"
+	assert_not_contains "gave up" "$(cat "$WORK/err")" "found at once, not at the timeout"
+	for p in "$PID" "$helper"; do
+		assert_eq 0 "$(opus_mappings "$p")" "opus mappings in $p"
+		assert_running "$p"
+	done
+	counter_advances TICKS 0.1 "the helper"
+}
+
 # The main thread called pthread_exit while the others serve on: the
 # process lives, its leader is a zombie, and /proc/PID shows nothing of its
 # memory. opus works through a live thread, by pid and with apply --all.
