@@ -353,14 +353,18 @@ int inject_syscall(struct injector *in, long nr, const uint64_t args[6], long *r
 			strerror(-r));
 }
 
-int inject_push_string(struct injector *in, const char *s, uint64_t *addr)
+int inject_push(struct injector *in, const void *data, size_t len, uint64_t *addr)
 {
 	struct user_regs_struct regs;
-	size_t len = strlen(s) + 1;
 
 	if (ptrace(PTRACE_GETREGS, in->t->tid, NULL, &regs) < 0)
 		return opus_err(-errno, "thread %d: cannot read registers", (int)in->t->tid);
 	in->pushed += (len + 15) & ~(size_t)15;
 	*addr = (regs.rsp - RED_ZONE - in->pushed) & ~(uint64_t)15;
-	return mem_write(in->mem_fd, *addr, s, len);
+	return mem_write(in->mem_fd, *addr, data, len);
+}
+
+int inject_push_string(struct injector *in, const char *s, uint64_t *addr)
+{
+	return inject_push(in, s, strlen(s) + 1, addr);
 }

@@ -39,7 +39,9 @@ int inject_find_gadgets(struct file_cache *c, pid_t pid, int mem_fd, const struc
 			struct inject_gadgets *g);
 /* Run syscall nr with up to six arguments; *ret is the raw return (-errno on error). */
 int inject_syscall(struct injector *in, long nr, const uint64_t args[6], long *ret);
-/* Copy a string below the thread's red zone; *addr is where it went. */
+/* Copy len bytes (a string) below the thread's red zone, for a syscall
+ * to read or write; *addr is where they went. */
+int inject_push(struct injector *in, const void *data, size_t len, uint64_t *addr);
 int inject_push_string(struct injector *in, const char *s, uint64_t *addr);
 
 #endif

@@ -53,6 +53,14 @@ int revert_commit(struct txn *t)
  * patch's code it is the whole revert; otherwise the entries only. */
 static int revert_first_stop(struct txn *t)
 {
+	int ret = 0;
+
+	/* Asked now, while the jumps may stay: in the second stop a handler
+	 * found could only keep the patch mapped, the jumps out. */
+	if (t->nlisted)
+		ret = sighand_check_outside(t);
+	if (ret)
+		return ret;
 	return t->nlisted ? revert_entries(t) : revert_commit(t);
 }
 

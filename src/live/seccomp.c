@@ -238,17 +238,16 @@ static const char *syscall_name(long nr, char *buf, size_t len)
 	}
 }
 
-int seccomp_check(const struct seccomp_filters *f, long nr, const uint64_t args[6], uint64_t ip)
+/* The action the filters take on syscall nr with args from ip. */
+static uint32_t verdict(const struct seccomp_filters *f, long nr, const uint64_t args[6],
+			uint64_t ip)
 {
 	struct seccomp_data d = {
 	    .nr = (int)nr, .arch = AUDIT_ARCH_X86_64, .instruction_pointer = ip};
 	uint32_t ret = SECCOMP_RET_ALLOW;
-	char a[64], s[32];
 
-	if (f->mode == SECCOMP_MODE_STRICT && nr != SYS_rt_sigreturn)
-		return opus_err(-EPERM,
-				"thread %d is in seccomp strict mode: %s would kill it; refusing",
-				(int)f->tid, syscall_name(nr, s, sizeof(s)));
+	if (f->mode == SECCOMP_MODE_STRICT)
+		return nr == SYS_rt_sigreturn ? SECCOMP_RET_ALLOW : SECCOMP_RET_KILL_THREAD;
 	memcpy(d.args, args, sizeof(d.args));
 	/* Every filter runs; the strictest action wins (kernel/seccomp.c). */
 	for (size_t i = 0; i < f->n; i++) {
@@ -258,10 +257,27 @@ int seccomp_check(const struct seccomp_filters *f, long nr, const uint64_t args[
 		    (int32_t)(ret & SECCOMP_RET_ACTION_FULL))
 			ret = cur;
 	}
-	if ((ret & SECCOMP_RET_ACTION_FULL) == SECCOMP_RET_ALLOW ||
-	    (ret & SECCOMP_RET_ACTION_FULL) == SECCOMP_RET_LOG)
+	return ret;
+}
+
+bool seccomp_allows(const struct seccomp_filters *f, long nr, const uint64_t args[6], uint64_t ip)
+{
+	uint32_t action = verdict(f, nr, args, ip) & SECCOMP_RET_ACTION_FULL;
+
+	return action == SECCOMP_RET_ALLOW || action == SECCOMP_RET_LOG;
+}
+
+int seccomp_check(const struct seccomp_filters *f, long nr, const uint64_t args[6], uint64_t ip)
+{
+	char a[64], s[32];
+
+	if (seccomp_allows(f, nr, args, ip))
 		return 0;
+	if (f->mode == SECCOMP_MODE_STRICT)
+		return opus_err(-EPERM,
+				"thread %d is in seccomp strict mode: %s would kill it; refusing",
+				(int)f->tid, syscall_name(nr, s, sizeof(s)));
 	return opus_err(-EPERM, "thread %d: its seccomp filter would %s on %s; refusing",
-			(int)f->tid, action_name(ret, a, sizeof(a)),
+			(int)f->tid, action_name(verdict(f, nr, args, ip), a, sizeof(a)),
 			syscall_name(nr, s, sizeof(s)));
 }

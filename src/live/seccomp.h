@@ -7,6 +7,7 @@
 #ifndef OPUS_LIVE_SECCOMP_H
 #define OPUS_LIVE_SECCOMP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -25,5 +26,7 @@ void seccomp_free(struct seccomp_filters *f);
 /* 0 if the filters allow syscall nr with args issued from ip; -EPERM with
  * a message naming the syscall and the filters' action otherwise. */
 int seccomp_check(const struct seccomp_filters *f, long nr, const uint64_t args[6], uint64_t ip);
+/* The same verdict, without a message. */
+bool seccomp_allows(const struct seccomp_filters *f, long nr, const uint64_t args[6], uint64_t ip);
 
 #endif

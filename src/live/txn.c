@@ -272,6 +272,9 @@ int txn_unmap(struct txn *t)
 		    "process %d: the patch at 0x%" PRIx64 " stays mapped: a thread may "
 		    "still return through one of its exit stubs (opus recover takes it out)",
 		    (int)t->pid, t->base);
+	/* A handler the new code installed would be left dangling. */
+	if (t->unmaps && (ret = sighand_check_outside(t)))
+		return ret;
 	ret = txn_remote(t, SYS_munmap, t->base, t->size, 0, 0, 0, 0, &r);
 	/* A step after the syscall may fail: the map says whether it ran. */
 	if (ret && !still_mapped(t->pid, t->base))

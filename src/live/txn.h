@@ -92,7 +92,9 @@ int txn_guard_entry(struct txn *t);
 int txn_injector(struct txn *t, struct injector *in);
 int txn_remote(struct txn *t, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
 	       uint64_t a4, uint64_t a5, long *ret);
-/* Unmap the patch mapped at t->base, if it is. */
+/* Unmap the patch mapped at t->base, if it is. Where code of the patch
+ * may have run (t->unmaps), refused while a signal handler leads into it
+ * (sighand_check_outside). */
 int txn_unmap(struct txn *t);
 /* Write the entry's jumps from t->sites_written on; txn_unwrite_sites
  * puts back what was written. */
@@ -125,6 +127,11 @@ void transition_abort(struct txn *t);
  * to finish by itself): those finished have their tables emptied; the
  * first that is not is named, with how many threads it still waits for. */
 int transition_settle(struct txn *t, const char **unfinished, unsigned *left);
+
+/* sighand.c: 0 if no signal handler the kernel holds for the process
+ * leads into the patch [base, base + size); -EADDRINUSE naming the signal
+ * otherwise. Run in a stop: no thread can install one meanwhile. */
+int sighand_check_outside(struct txn *t);
 
 /* revert.c: the commit of a revert (the jumps put back, the patch
  * unmapped), also what undoes a transition that did not finish. */

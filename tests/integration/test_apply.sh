@@ -339,3 +339,32 @@ test_revert_refuses_to_leave_a_pointer_into_the_patch_dangling() {
 	assert_eq 7 "$(req STEP)" "the new function ticks on"
 	assert_running "$PID"
 }
+
+# A fix that installs a signal handler only the patch has: the kernel
+# holds that pointer, where no read of the process's memory sees it, and
+# after the revert the next SIGUSR2 would have jumped into unmapped memory.
+# revert asks the kernel for each caught signal's handler (rt_sigaction in
+# the target, every thread stopped), refuses naming the signal, and the
+# patch stays: the signal still finds its handler.
+test_revert_refuses_to_leave_a_signal_handler_dangling() {
+	local before
+	build_target rearm "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/rearm"
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/rearm/new-signal-handler.diff" \
+		--binary "$WORK/src/rearm" -o "$WORK/fix.opatch" >/dev/null
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	sleep 0.05
+	before=$(req TICKS)
+	kill -USR2 "$PID"
+	sleep 0.05
+	[ "$(req TICKS)" -ge $((before + 1000)) ] || fail "the new handler did not run"
+	expect_fail "reverting while a signal handler leads into the patch" "$OPUS" revert "$PID"
+	assert_contains "the handler of signal 12 (SIGUSR2)" "$ERR" "the signal named"
+	assert_contains "dangling" "$ERR" "what it would do"
+	assert_eq 1 "$(opus_patches_mapped "$PID")" "the patch stays"
+	before=$(req TICKS)
+	kill -USR2 "$PID"
+	sleep 0.05
+	[ "$(req TICKS)" -ge $((before + 1000)) ] || fail "the handler did not run after the refusal"
+	assert_running "$PID"
+}
