@@ -124,6 +124,7 @@ static int walk_link_map(struct resolver *r, int mem_fd, const struct proc_maps 
 	for (int count = 0; lm && count < MAX_LIBS && !ret; count++) {
 		uint64_t f[LM_NEXT / 8 + 1], addr, name_ptr, next;
 		char name[4096] = "", path[4200];
+		size_t before = r->n;
 
 		/* l_addr, l_name, l_ld, l_next: one read. */
 		if (mem_read(mem_fd, lm, f, sizeof(f)))
@@ -142,6 +143,8 @@ static int walk_link_map(struct resolver *r, int mem_fd, const struct proc_maps 
 			path_for(r->pid, maps, name, path, sizeof(path));
 			ret = add_lib(r, name, path, addr);
 		}
+		if (r->n > before)
+			r->libs[r->n - 1].link_map = lm;
 		lm = next;
 	}
 	return ret;

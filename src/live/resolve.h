@@ -14,6 +14,7 @@
 struct resolver_lib {
 	char name[4096];
 	uint64_t bias;
+	uint64_t link_map; /* its struct link_map in the process; 0 if not known */
 	bool main_program;
 	/* Its file, in the cache: its .dynsym is read on the first lookup
 	 * that reaches it (most patches look up few names, and indexing every

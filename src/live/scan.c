@@ -426,16 +426,19 @@ static size_t start_helpers(struct scan *s, pthread_t *th, size_t max)
 	return n;
 }
 
-/* Each thread's stack pointer (0 if unreadable), read once: every mapping
- * is compared with all of them, inside the stop. */
+/* Each thread's stack pointer, then its thread pointer (0 if
+ * unreadable), read once: every mapping is compared with all of them,
+ * inside the stop. */
 static uint64_t *stack_pointers(const struct threads *ts)
 {
-	uint64_t *sp = calloc(ts->n + 1, sizeof(*sp));
+	uint64_t *sp = calloc(2 * ts->n + 1, sizeof(*sp));
 	struct user_regs_struct regs;
 
 	for (size_t k = 0; sp && k < ts->n; k++)
-		if (ptrace(PTRACE_GETREGS, ts->v[k].tid, NULL, &regs) == 0)
+		if (ptrace(PTRACE_GETREGS, ts->v[k].tid, NULL, &regs) == 0) {
 			sp[k] = (regs.rsp + 7) & ~7ull;
+			sp[ts->n + k] = regs.fs_base;
+		}
 	return sp;
 }
 
@@ -501,8 +504,9 @@ static bool dead_threads_stack(const struct scanner *sc, const struct proc_map *
 	return false;
 }
 
-/* [lo, m->end) cut into chunks, appended to s. */
-static int add_chunks(struct scan *s, pid_t pid, const struct proc_map *m, uint64_t lo)
+/* [lo, hi) of m cut into chunks, appended to s. */
+static int add_chunks(struct scan *s, pid_t pid, const struct proc_map *m, uint64_t lo,
+		      uint64_t hi_end)
 {
 	if (m->end - lo > MAX_SCAN_EXTENT)
 		return opus_err(-E2BIG,
@@ -510,15 +514,37 @@ static int add_chunks(struct scan *s, pid_t pid, const struct proc_map *m, uint6
 				" (%s) is too large to scan for suspended stacks (%" PRIu64 " GiB)",
 				(int)pid, m->start, m->end, *m->path ? m->path : "anonymous",
 				(m->end - m->start) >> 30);
-	while (lo < m->end) {
+	while (lo < hi_end) {
 		uint64_t hi = (lo / SCAN_CHUNK_BYTES + 1) * SCAN_CHUNK_BYTES;
 
 		if (OPUS_PUSH(s->v, s->n, s->cap))
 			return -ENOMEM;
-		s->v[s->n++] = (struct chunk){lo, hi < m->end ? hi : m->end};
+		s->v[s->n++] = (struct chunk){lo, hi < hi_end ? hi : hi_end};
 		lo = hi;
 	}
 	return 0;
+}
+
+/* In a thread's stack mapping m, what pointers may live in beside the
+ * frames: each thread's static TLS blocks and glibc's descriptor (its
+ * thread-specific data), just below and above its thread pointer, above
+ * its stack pointer. The frames, which keep stale words, are not read. */
+static int add_thread_blocks(struct scan *s, pid_t pid, const struct proc_map *m,
+			     const uint64_t *sp, size_t n)
+{
+	const struct pthread_layout *pl = &s->sc->pthread;
+	int ret = 0;
+
+	for (size_t k = 0; !ret && pl->size && pl->tls_below && k < n; k++) {
+		uint64_t tp = sp[n + k], lo = tp - pl->tls_below, hi = tp + pl->size;
+
+		if (tp < m->start + pl->tls_below || tp >= m->end || sp[k] < m->start ||
+		    sp[k] >= m->end)
+			continue;
+		ret = add_chunks(s, pid, m, lo > sp[k] ? lo & ~7ull : sp[k],
+				 hi < m->end ? hi : m->end);
+	}
+	return ret;
 }
 
 /* Every chunk of the stopped process in scope, in maps order. */
@@ -539,7 +565,9 @@ static int plan_chunks(struct scan *s, pid_t pid, const struct threads *ts, enum
 		if (lo == m->start && dead_threads_stack(s->sc, i ? m - 1 : NULL, m))
 			s->dead_stacks++;
 		else if (lo < m->end)
-			ret = add_chunks(s, pid, m, lo);
+			ret = add_chunks(s, pid, m, lo, m->end);
+		else if (s->pointers && may_hold_a_stack(m))
+			ret = add_thread_blocks(s, pid, m, sp, ts->n);
 	}
 	proc_maps_free(&maps);
 	free(sp);

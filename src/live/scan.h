@@ -57,6 +57,9 @@ enum scan_scope { SCAN_NONE, SCAN_BESIDE_THREADS, SCAN_ALL };
  * size 0: not known (another C library). */
 struct pthread_layout {
 	uint32_t size, tid;
+	/* How far below the thread pointer the static TLS blocks reach: the
+	 * largest l_tls_offset of a loaded object; 0 if not known. */
+	uint64_t tls_below;
 };
 
 /* What a scan needs that costs time to make, made before the stop: the

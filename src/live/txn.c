@@ -21,6 +21,8 @@
 
 #define RETRY_NS   (10 * 1000 * 1000)
 #define FILES_KEPT 64 /* files kept open from one process to the next */
+/* Beyond this, an l_tls_offset read is not one. */
+#define MAX_STATIC_TLS (16u << 20)
 
 /* Can the process switch stacks? Coroutines built on ucontext switch with
  * swapcontext or setcontext, those built on setjmp with longjmp; either
@@ -40,6 +42,25 @@ static bool switches_stacks(const struct resolver *res)
  * size as one number, the tid as {size in bits, count, offset}. Zeros
  * where they are not found (another C library): the scan then reads the
  * stacks of exited threads too. */
+/* The largest offset below the thread pointer of a loaded object's static
+ * TLS block (glibc's link_map.l_tls_offset, found the way thread_db finds
+ * it), 0 if unknown. No TLS is 0 there; a block placed dynamically is -1. */
+static uint64_t static_tls_below(struct txn *t)
+{
+	uint32_t field[3];
+	uint64_t a, off, below = 0;
+
+	if (!resolver_find_object(&t->res, "_thread_db_link_map_l_tls_offset", &a) ||
+	    mem_read(t->mem_fd, a, field, sizeof(field)) || field[0] != 64 || field[1] != 1)
+		return 0;
+	for (size_t i = 0; i < t->res.n; i++)
+		if (t->res.libs[i].link_map &&
+		    !mem_read(t->mem_fd, t->res.libs[i].link_map + field[2], &off, sizeof(off)) &&
+		    off < MAX_STATIC_TLS && off > below)
+			below = off;
+	return below;
+}
+
 static struct pthread_layout pthread_layout(struct txn *t)
 {
 	struct pthread_layout pl = {0};
@@ -51,7 +72,7 @@ static struct pthread_layout pthread_layout(struct txn *t)
 	    mem_read(t->mem_fd, a, &size, sizeof(size)) || mem_read(t->mem_fd, b, tid, sizeof(tid)))
 		return pl;
 	if (tid[0] == 32 && tid[1] == 1 && size <= 1u << 16 && tid[2] + 4 <= size)
-		pl = (struct pthread_layout){size, tid[2]};
+		pl = (struct pthread_layout){size, tid[2], static_tls_below(t)};
 	return pl;
 }
 

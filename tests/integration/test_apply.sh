@@ -368,3 +368,29 @@ test_revert_refuses_to_leave_a_signal_handler_dangling() {
 	[ "$(req TICKS)" -ge $((before + 1000)) ] || fail "the handler did not run after the refusal"
 	assert_running "$PID"
 }
+
+# A fix that stores a pointer to a constant only the patch has (a new
+# string) in a worker thread's thread-local variable. That variable lies in
+# the worker's stack mapping, beside the frames the scan leaves alone (they
+# keep stale words): after the revert, the next MOOD read unmapped memory.
+# revert reads each thread's static TLS blocks and glibc's descriptor (its
+# thread-specific data) too, refuses, and the mood stays readable.
+test_revert_refuses_to_leave_a_thread_local_pointer_dangling() {
+	build_target moody "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/moody"
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/moody/restless.diff" \
+		--binary "$WORK/src/moody" -o "$WORK/fix.opatch" >/dev/null
+	assert_eq ok "$(req FEEL)" "the worker woken"
+	sleep 0.05
+	assert_eq calm "$(req MOOD)" "the old mood"
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	assert_eq ok "$(req FEEL)" "the worker woken"
+	sleep 0.05
+	assert_eq restless "$(req MOOD)" "the new mood"
+	expect_fail "reverting while a thread-local variable points into the patch" \
+		"$OPUS" revert "$PID"
+	assert_contains "holds a pointer into fix" "$ERR" "the reason"
+	assert_eq 1 "$(opus_patches_mapped "$PID")" "the patch stays"
+	assert_eq restless "$(req MOOD)" "the mood still readable"
+	assert_running "$PID"
+}
