@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/user.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -27,9 +28,14 @@ void live_exits_when_done(void)
 
 void threads_init(struct threads *ts, pid_t pid)
 {
+	struct rlimit fds;
+
 	memset(ts, 0, sizeof(*ts));
 	ts->pid = pid;
 	ts->task_dir = -1;
+	ts->children_max = MAX_CHILDREN_FDS;
+	if (!getrlimit(RLIMIT_NOFILE, &fds) && fds.rlim_cur / 4 < ts->children_max)
+		ts->children_max = fds.rlim_cur / 4;
 }
 
 static int open_task_dir(struct threads *ts)
@@ -52,16 +58,27 @@ static struct thread *find(struct threads *ts, pid_t tid)
 	return NULL;
 }
 
-static void close_children(struct thread *t)
+static void close_children(struct threads *ts, struct thread *t)
 {
-	if (t->children >= 0)
+	if (t->children >= 0) {
 		close(t->children);
+		ts->children_open--;
+	}
 	t->children = -1;
+}
+
+static int open_children(struct threads *ts, pid_t tid)
+{
+	int fd =
+	    ts->children_open < ts->children_max ? proc_children_open(open_task_dir(ts), tid) : -1;
+
+	ts->children_open += fd >= 0;
+	return fd;
 }
 
 static void forget(struct threads *ts, struct thread *t)
 {
-	close_children(t);
+	close_children(ts, t);
 	*t = ts->v[--ts->n];
 }
 
@@ -86,9 +103,8 @@ static int seize(struct threads *ts, pid_t tid)
 		ptrace(PTRACE_DETACH, tid, NULL, NULL);
 		return -ENOMEM;
 	}
-	ts->v[ts->n++] = (struct thread){.tid = tid,
-					 .leader = tid == ts->pid,
-					 .children = proc_children_open(open_task_dir(ts), tid)};
+	ts->v[ts->n++] = (struct thread){
+	    .tid = tid, .leader = tid == ts->pid, .children = open_children(ts, tid)};
 	return 1;
 }
 
@@ -489,7 +505,7 @@ static void detach(struct threads *ts, struct thread *t)
 	/* Only a stopped thread can be let go. One still waiting for its
 	 * vfork child stops once the child is done: waited for, unless opus
 	 * exits first (live_exits_when_done). */
-	close_children(t);
+	close_children(ts, t);
 	if (!t->stopped && (interrupt(t) < 0 || wait_stop(t, !exits_when_done) < 0))
 		return;
 	ptrace(PTRACE_DETACH, t->tid, NULL, NULL);

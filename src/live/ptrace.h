@@ -44,12 +44,19 @@ struct thread {
  * their way: work done here is done in time the pause spends waiting. */
 typedef void thread_stopped_fn(void *ctx, struct thread *t);
 
+#define MAX_CHILDREN_FDS 256
+
 struct threads {
 	pid_t pid;
 	struct thread *v;
 	size_t n, cap;
 	int task_dir;	   /* /proc/PID/task, open while threads are held; -1 */
 	bool count_agrees; /* its link count matched the last listing */
+	/* Threads whose children file is held open (struct thread.children):
+	 * at most children_max (MAX_CHILDREN_FDS, or a quarter of opus's
+	 * descriptor limit), the rest read by path, so that a process of
+	 * thousands of threads does not use up opus's descriptors. */
+	size_t children_open, children_max;
 	/* The longest any one thread was held, from its stop to its release
 	 * (resumed, detached or sent on to an exit stub). */
 	uint64_t longest_hold_ns;

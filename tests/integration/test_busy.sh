@@ -263,6 +263,26 @@ test_realtime_beside_threads_that_oversubscribe_the_cpus() {
 	stop_daemon
 }
 
+# More threads than opus may open files: each thread's children file is
+# held open only up to a quarter of the limit, the rest read by path.
+# Holding one for every thread ran out of descriptors: with 1101 threads
+# and a limit of 1024 the revert failed ("Too many open files").
+test_more_threads_than_opus_may_open_files() {
+	local S=$TARGETS/spinners
+	build_target spinners "$WORK" -O2 -g -fPIE -pie
+	"$OPUS" build --source "$WORK/src" --diff "$S/answer-2.diff" --binary "$WORK/src/spinners" \
+		--id answer-2 -o "$WORK/fix.opatch" >/dev/null
+	start "$WORK/src/spinners" 400 sleeping
+	(ulimit -n 200 && "$OPUS" apply "$PID" "$WORK/fix.opatch") >/dev/null ||
+		fail "apply with 401 threads and 200 descriptors"
+	assert_eq 2 "$(req ANSWER)" "patched"
+	(ulimit -n 200 && "$OPUS" revert "$PID") >/dev/null ||
+		fail "revert with 401 threads and 200 descriptors"
+	assert_eq 1 "$(req ANSWER)" "reverted"
+	counter_advances COUNT 0.1 "the sleeping threads"
+	assert_running "$PID"
+}
+
 # 40 threads that sleep: with a CPU free, opus goes real-time for the stop
 # of every thread of a process with many (src/live/boost.h), patches and
 # reverts it; the threads go on waking and counting.
