@@ -429,9 +429,7 @@ static pid_t vm_child_of(pid_t view, pid_t tid, int fd)
 
 int proc_check_vm_child(pid_t pid, pid_t tid, int children_fd)
 {
-	/* A vfork child is waited for: its parent sleeps until it execs. */
-	pid_t child =
-	    proc_thread_in_vfork(tid) ? 0 : vm_child_of(proc_view_id(pid), tid, children_fd);
+	pid_t child = vm_child_of(proc_view_id(pid), tid, children_fd);
 
 	if (!child)
 		return 0;
@@ -450,8 +448,11 @@ static int check_children(pid_t pid, pid_t view)
 	size_t n = 0;
 	int ret = proc_tids(view, &tids, &n);
 
+	/* A vfork child is waited for: its parent sleeps until it execs. In
+	 * a stop no thread does (the stop waits for it). */
 	for (size_t i = 0; !ret && i < n; i++)
-		ret = proc_check_vm_child(pid, tids[i], -1);
+		if (!proc_thread_in_vfork(tids[i]))
+			ret = proc_check_vm_child(pid, tids[i], -1);
 	free(tids);
 	return ret;
 }

@@ -86,9 +86,10 @@ bool proc_thread_in_vfork(pid_t tid);
  * that shares its memory with a child (proc_check_vm_child). */
 int proc_check_patchable(pid_t pid);
 /* -ECHILD with a message if a child of thread tid of pid shares its
- * memory without being one of its threads (clone with CLONE_VM alone, not
- * vfork): it would run the replaced code unstopped. children_fd: the
- * thread's children file from proc_children_open, or -1. */
+ * memory without being one of its threads (clone with CLONE_VM alone): it
+ * would run the replaced code unstopped. tid must not be in vfork, whose
+ * child shares the memory until it execs, and is waited for.
+ * children_fd: the thread's children file from proc_children_open, or -1. */
 int proc_check_vm_child(pid_t pid, pid_t tid, int children_fd);
 /* /proc/PID/task/TID/children opened in task_dir (proc_task_dir), or -1. */
 int proc_children_open(int task_dir, pid_t tid);

@@ -96,12 +96,13 @@ int scan_suspended(const struct scanner *sc, const struct threads *ts, const str
 /* Before memory in rs is unmapped (a revert): no pointer into it may be
  * left where the program can follow it. Where suspended stacks are looked
  * for (every private writable mapping but the stacks threads run on), any
- * word, plain or demangled, and the stopped threads' registers: 0, or
- * -EBUSY naming the register (a retry may find it gone), -EADDRINUSE naming
- * where in memory the pointer is. Not read: the stacks threads run on
- * (locals, thread-local variables), whose frames keep stale words long
- * after (nginx's master kept stale return addresses in its live frame).
- * -ETIME as for scan_suspended. */
+ * word, plain or demangled; in the stacks threads run on, each thread's
+ * static TLS blocks and glibc's descriptor (pl->tls_below); and the
+ * stopped threads' registers: 0, or -EBUSY naming the register (a retry
+ * may find it gone), -EADDRINUSE naming where in memory the pointer is.
+ * Not read: the frames of the stacks threads run on, which keep stale
+ * words long after (nginx's master kept stale return addresses in its
+ * live frame). -ETIME as for scan_suspended. */
 int scan_dangling(const struct scanner *sc, const struct threads *ts, const struct range_set *rs,
 		  uint64_t deadline, struct scan_tally *tally);
 

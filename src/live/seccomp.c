@@ -260,24 +260,29 @@ static uint32_t verdict(const struct seccomp_filters *f, long nr, const uint64_t
 	return ret;
 }
 
+static bool allowed(uint32_t action)
+{
+	action &= SECCOMP_RET_ACTION_FULL;
+	return action == SECCOMP_RET_ALLOW || action == SECCOMP_RET_LOG;
+}
+
 bool seccomp_allows(const struct seccomp_filters *f, long nr, const uint64_t args[6], uint64_t ip)
 {
-	uint32_t action = verdict(f, nr, args, ip) & SECCOMP_RET_ACTION_FULL;
-
-	return action == SECCOMP_RET_ALLOW || action == SECCOMP_RET_LOG;
+	return allowed(verdict(f, nr, args, ip));
 }
 
 int seccomp_check(const struct seccomp_filters *f, long nr, const uint64_t args[6], uint64_t ip)
 {
+	uint32_t action = verdict(f, nr, args, ip);
 	char a[64], s[32];
 
-	if (seccomp_allows(f, nr, args, ip))
+	if (allowed(action))
 		return 0;
 	if (f->mode == SECCOMP_MODE_STRICT)
 		return opus_err(-EPERM,
 				"thread %d is in seccomp strict mode: %s would kill it; refusing",
 				(int)f->tid, syscall_name(nr, s, sizeof(s)));
 	return opus_err(-EPERM, "thread %d: its seccomp filter would %s on %s; refusing",
-			(int)f->tid, action_name(verdict(f, nr, args, ip), a, sizeof(a)),
+			(int)f->tid, action_name(action, a, sizeof(a)),
 			syscall_name(nr, s, sizeof(s)));
 }

@@ -38,10 +38,6 @@ static bool switches_stacks(const struct resolver *res)
 	return resolver_imports(res, switchers, sizeof(switchers) / sizeof(switchers[0]));
 }
 
-/* glibc's thread descriptor, from what glibc keeps for debuggers: the
- * size as one number, the tid as {size in bits, count, offset}. Zeros
- * where they are not found (another C library): the scan then reads the
- * stacks of exited threads too. */
 /* The largest offset below the thread pointer of a loaded object's static
  * TLS block (glibc's link_map.l_tls_offset, found the way thread_db finds
  * it), 0 if unknown. No TLS is 0 there; a block placed dynamically is -1. */
@@ -61,6 +57,10 @@ static uint64_t static_tls_below(struct txn *t)
 	return below;
 }
 
+/* glibc's thread descriptor, from what glibc keeps for debuggers: the
+ * size as one number, the tid as {size in bits, count, offset}. Zeros
+ * where they are not found (another C library): the scan then reads the
+ * stacks of exited threads too. */
 static struct pthread_layout pthread_layout(struct txn *t)
 {
 	struct pthread_layout pl = {0};
@@ -473,22 +473,31 @@ static int check_pause(const struct txn *t, const struct live_opts *o, uint64_t 
 			(int)t->pid, what, (double)(now - start) / 1e6, o->max_pause_ms);
 }
 
+/* What a scan of memory read, counted in the stop's figures; a scan cut
+ * short by the deadline (-ETIME) is the limit of --max-pause reached,
+ * named with what it was reading for and how much it had read. */
+static int scan_ended(struct txn *t, const struct live_opts *o, uint64_t start, int ret,
+		      const char *looking_for, uint64_t bytes)
+{
+	char what[128];
+
+	t->st->scan_bytes += bytes;
+	if (ret != -ETIME)
+		return ret;
+	snprintf(what, sizeof(what), "reading its memory for %s (%.1f MiB so far)", looking_for,
+		 (double)bytes / (1 << 20));
+	return check_pause(t, o, start, what);
+}
+
 /* The scan for suspended stacks, within what is left of --max-pause. */
 static int scan_within_limit(struct txn *t, const struct scanner *sc, const struct range_set *rs,
 			     const struct live_opts *o, uint64_t start)
 {
-	char what[128];
 	struct scan_tally tally = {0};
 	int ret = scan_suspended(sc, &t->ts, rs, t->scan, pause_deadline(o, start), &tally);
 
-	t->st->scan_bytes += tally.bytes;
 	t->st->dead_stacks = tally.dead_stacks;
-
-	if (ret != -ETIME)
-		return ret;
-	snprintf(what, sizeof(what), "reading its memory for suspended stacks (%.1f MiB so far)",
-		 (double)tally.bytes / (1 << 20));
-	return check_pause(t, o, start, what);
+	return scan_ended(t, o, start, ret, "suspended stacks", tally.bytes);
 }
 
 /* Before the patch is unmapped: no pointer into it left, within what is
@@ -499,18 +508,12 @@ static int dangling_within_limit(struct txn *t, const struct scanner *sc, const 
 	const struct addr_range patch = {t->base, t->base + t->size, t->entry.id};
 	struct scan_tally tally = {0};
 	struct range_set rs;
-	char what[128];
 	int ret = range_set_init(&rs, &patch, 1);
 
 	if (!ret)
 		ret = scan_dangling(sc, &t->ts, &rs, pause_deadline(o, start), &tally);
 	range_set_free(&rs);
-	t->st->scan_bytes += tally.bytes;
-	if (ret != -ETIME)
-		return ret;
-	snprintf(what, sizeof(what), "reading its memory for pointers into the patch (%.1f MiB)",
-		 (double)tally.bytes / (1 << 20));
-	return check_pause(t, o, start, what);
+	return scan_ended(t, o, start, ret, "pointers into the patch", tally.bytes);
 }
 
 /* The busy thread to catch as it leaves: the one that kept a per-thread
