@@ -524,16 +524,22 @@ static int stop_and_commit(struct txn *t, const struct opatch *p, const struct p
  * on its side, as if applied: opus revert can take it out later. */
 static int undo_transition(struct txn *t, const struct live_opts *o, int why)
 {
+	char why_msg[1024];
 	int ret;
 
+	/* The undo's own stops may find a thread busy and say so: the user
+	 * is told why the transition failed, not why its undo waited. */
+	snprintf(why_msg, sizeof(why_msg), "%s", opus_errmsg());
 	t->per_thread = false;
 	t->nlisted = 0; /* their stubs are put back by the stop, as any planted */
 	ret = txn_guard_entry(t);
 	if (!ret)
 		ret = txn_stop_and_commit(t, o, revert_commit);
-	if (!ret)
+	if (!ret) {
+		opus_err(why, "%s", why_msg);
 		return opus_err_wrap(why, "process %d left unchanged (the transition was undone)",
 				     (int)t->pid);
+	}
 	t->mapped = false; /* applied, and left so */
 	return opus_err_wrap(ret,
 			     "process %d: the transition did not finish and could not be undone; "

@@ -240,8 +240,13 @@ static int check_section_ref(const struct fview *v, uint64_t f, const GElf_Rela 
 			hi++;
 		hi++;
 	} else if (s->sh.sh_flags & SHF_MERGE) {
-		lo = (uint64_t)loc;
-		hi = lo + (s->sh.sh_entsize ? s->sh.sh_entsize : 1);
+		/* The whole entry the reference lands in: a pair of doubles is
+		 * one 16-byte entry, which the link keeps whole but may place
+		 * away from the entry that follows it in the compile. */
+		uint64_t entsize = s->sh.sh_entsize ? s->sh.sh_entsize : 1;
+
+		lo = (uint64_t)loc - (uint64_t)loc % entsize;
+		hi = lo + entsize;
 	} else {
 		obj_piece(v->o, x, (uint64_t)loc, &lo, &hi);
 	}

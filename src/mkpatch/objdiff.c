@@ -25,17 +25,23 @@ static void describe_string(const struct obj_scn *s, const GElf_Rela *r, char *o
 		 data + off);
 }
 
-/* Mergeable constants (.rodata.cst*): compare the constant itself. */
+/* Mergeable constants (.rodata.cst*): compare the constant itself, as the
+ * whole entry the reference lands in and the offset into it (a reference
+ * to the second of a pair of doubles lands 8 bytes into a 16-byte entry;
+ * the bytes after the entry belong to another, placed anywhere). */
 static bool describe_const(const struct obj_scn *s, const GElf_Rela *r, char *out, size_t len)
 {
 	int64_t off = referenced_offset(r);
-	uint64_t size = s->sh.sh_entsize;
+	uint64_t size = s->sh.sh_entsize, lo;
 	char hex[2 * 64 + 1];
 
-	if (!s->data || !size || size > 64 || off < 0 || (uint64_t)off + size > s->data->d_size)
+	if (!s->data || !size || size > 64 || off < 0)
 		return false;
-	opus_hex_encode((const uint8_t *)s->data->d_buf + off, size, hex);
-	snprintf(out, len, "const:%s", hex);
+	lo = (uint64_t)off - (uint64_t)off % size;
+	if (lo + size > s->data->d_size)
+		return false;
+	opus_hex_encode((const uint8_t *)s->data->d_buf + lo, size, hex);
+	snprintf(out, len, "const:%s+%llu", hex, (unsigned long long)((uint64_t)off - lo));
 	return true;
 }
 

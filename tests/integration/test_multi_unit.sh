@@ -206,3 +206,49 @@ C
 	grep -q '^5 hello$' "$START_OUT" || fail "the running program does not take the new limit"
 	assert_running "$pid"
 }
+
+# The link keeps a 16-byte constant pair ({-85.05, 85.05}) from the unit
+# linked first, so box.c's two pairs, side by side in its compile, are apart
+# in the binary. A reference to the second half of the first pair (180) is
+# the same constant there: the build must compare the pair it lands in, not
+# 16 bytes from where it lands (which refused redis's geohashEncode as "not
+# built from this source").
+test_a_constant_pair_the_link_moved_apart_is_still_the_binarys() {
+	build_target geobox "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/geobox"
+	assert_eq "in -85.05..85.05" "$(req 'BOX 0 10')" "on the meridian, before the fix"
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/geobox/no-meridian.diff" \
+		--binary "$WORK/src/geobox" -o "$WORK/fix.opatch" >"$WORK/build.out" 2>&1 ||
+		fail "the build refused the binary it was compiled from: $(cat "$WORK/build.out")"
+	assert_contains "replaced box" "$(cat "$WORK/build.out")" "box is replaced"
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	assert_eq out "$(req 'BOX 0 10')" "the meridian is off the map after the fix"
+	assert_eq "in -85.05..85.05" "$(req 'BOX 1 10')" "the pairs the new code reads"
+	assert_eq out "$(req 'BOX 181 10')" "and the longitude's bound"
+	assert_eq "-85.05..85.05" "$(req LAT)" "the other unit's pair"
+	"$OPUS" revert "$PID" >/dev/null
+	assert_eq "in -85.05..85.05" "$(req 'BOX 0 10')" "on the meridian again after the revert"
+	assert_running "$PID"
+}
+
+# too_far_north reads only the second half of the last 16-byte constant of
+# its unit. A fix that changes that limit changes no byte of its code: the
+# build must see the constant changed (the diff compared 16 bytes from the
+# second half, past the section's end, and took the function for the same).
+test_a_fix_to_the_second_half_of_a_constant_pair_is_not_missed() {
+	build_target geobox "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/geobox"
+	assert_eq yes "$(req 'NORTH 85.065')" "too far north before the fix"
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/geobox/north-limit.diff" \
+		--binary "$WORK/src/geobox" -o "$WORK/fix.opatch" >"$WORK/build.out" 2>&1 ||
+		fail "build: $(cat "$WORK/build.out")"
+	assert_contains "replaced too_far_north" "$(cat "$WORK/build.out")" \
+		"the function whose only change is its constant is replaced"
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	assert_eq no "$(req 'NORTH 85.065')" "within the new limit"
+	assert_eq yes "$(req 'NORTH 85.075')" "beyond it"
+	assert_eq "-85.05..85.07" "$(req NRANGE)" "the pair the other function stores"
+	"$OPUS" revert "$PID" >/dev/null
+	assert_eq yes "$(req 'NORTH 85.065')" "the old limit after the revert"
+	assert_running "$PID"
+}

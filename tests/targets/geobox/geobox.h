@@ -1,0 +1,13 @@
+#ifndef GEOBOX_H
+#define GEOBOX_H
+
+struct range {
+	double min, max;
+};
+
+void lat_range(struct range *r);
+int box(double lon, double lat, struct range *r);
+void north_range(struct range *r);
+int too_far_north(double lat);
+
+#endif
