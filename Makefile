@@ -41,7 +41,8 @@ fuzz: all
 
 # Debian's own security fixes applied live: nginx under load (tests/real/nginx)
 # and libexpat in python3 (tests/real/expat); memcached replaced whole and
-# checked by its own tests (tests/real/memcached).
+# checked by its own tests (tests/real/memcached), and so is redis
+# (tests/real/redis).
 check-real: all
 	bash tests/real/nginx/run.sh
 	bash tests/real/nginx/self.sh
@@ -49,6 +50,7 @@ check-real: all
 	bash tests/real/expat/run.sh
 	bash tests/real/expat/self.sh
 	bash tests/real/memcached/self.sh
+	bash tests/real/redis/self.sh
 
 # opus as a Debian package: built with dpkg-buildpackage, checked by
 # lintian, installed, used on a running server, purged (tests/deb/run.sh).

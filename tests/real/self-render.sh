@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The self-replacement section of docs/real-world.md, from
 # build/real/nginx-self.json, build/real/expat-self.json,
-# build/real/memcached-self.json and build/real/libxml2-self.json (make
-# survey).
+# build/real/memcached-self.json, build/real/redis-self.json and
+# build/real/libxml2-self.json (make survey).
 set -euo pipefail
 WORK=$1
 echo
@@ -12,7 +12,7 @@ echo "The proof that the engine links every reference a compiler emits, on code 
 echo "wrote: \`opus build --replace-all\` replaces every function of every translation unit"
 echo "the binary holds with its own recompiled code, and the suites check that the running"
 echo "program answers exactly as before (tests/real/nginx/self.sh, tests/real/expat/self.sh,"
-echo "tests/real/memcached/self.sh, tests/real/libxml2/self.sh)."
+echo "tests/real/memcached/self.sh, tests/real/redis/self.sh, tests/real/libxml2/self.sh)."
 echo "A function always on some thread's stack (a main loop) is named by opus's refusal and"
 echo "kept; any other refusal fails the suite."
 if [ -e "$WORK/nginx-self.json" ]; then
@@ -33,6 +33,10 @@ fi
 if [ -e "$WORK/memcached-self.json" ]; then
 	jq -r '"\nmemcached \(.version) as Debian 12 configures it (SASL, TLS), a server with a warm cache and four workers, measured \(.date): \(.replaced) functions replaced; kept (always on a stack): \(.kept_busy | join(", ")); memcached'"'"'s own tests (\(.test_files) files of t/, \(.checks) checks, pointed at the running server by their harness) gave the patched and then the reverted server the outcomes they gave a server never patched (\(.checks_passed_by_reference) checks passed there); \(.warm_keys) warm keys held through apply and revert; \(.load.apply.requests) and \(.load.revert.requests) requests under load during the apply and the revert, \(.load.apply.failed + .load.revert.failed) failed; the apply paused its \(.apply_stats.threads) threads \(.apply_stats.pause_us | floor) us, \(.apply_stats.scanned_bytes / 1048576 | floor) MiB scanned for suspended stacks (libcrypto imports makecontext), \(.apply_stats.dead_stacks_skipped) stack(s) of exited threads known for what they are and skipped"' \
 		"$WORK/memcached-self.json"
+fi
+if [ -e "$WORK/redis-self.json" ]; then
+	jq -r '"\nredis \(.version) as Debian 12 builds it (jemalloc, systemd, TLS), a server with a warm cache, two I/O threads and its background-job threads, measured \(.date): \(.replaced) functions replaced; kept (always on a stack): \(.kept_busy | join(", ")); redis'"'"'s own tests (\(.test_units) units of tests/unit, \(.checks) tests, run by its harness against the running server) gave the patched and then the reverted server the outcomes they gave a server never patched (\(.checks_passed_by_reference) passed there); \(.warm_keys) warm keys held through apply and revert; \(.load.apply.requests) and \(.load.revert.requests) requests under load during the apply and the revert, \(.load.apply.failed + .load.revert.failed) failed; the apply paused its \(.apply_stats.threads) threads \(.apply_stats.pause_us | floor) us"' \
+		"$WORK/redis-self.json"
 fi
 if [ -e "$WORK/libxml2-self.json" ]; then
 	jq -r '"\nlibxml2 as Debian 12 builds it (the survey'"'"'s build), in a python3 that loads it through Debian'"'"'s python3-libxml2, measured \(.date): \(.functions_replaced) functions replaced, built in \(.build_seconds) s; libxml2'"'"'s own python tests (python/tests, \(.tests)) run inside the patched process ended and printed the same as in an unpatched one, and \(.tests_after_revert) of them again after the revert (the three that register XPath functions crash a second round in an unpatched process too: the binding keeps its table'"'"'s size after freeing it); \(.apply)"' \

@@ -10,14 +10,10 @@
 """
 import hashlib
 import os
-import socket
 import sys
-import threading
 
-
-def connect(port):
-    s = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
-    return s, s.makefile("rb")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from load import connect, load  # noqa: E402
 
 
 def value_of(i):
@@ -59,39 +55,8 @@ def cmd(port, line):
     print(f.readline().decode().strip())
 
 
-def loader(port, stop, counts, k):
-    done = failed = 0
-    try:
-        s, f = connect(port)
-    except OSError:
-        counts[k] = (0, 1)
-        return
-    while not os.path.exists(stop):
-        key = b"load:%d:%d" % (k, done % 500)
-        want = b"%d" % done
-        try:
-            ok = store(s, f, key, want) and fetch(s, f, key) == want
-        except (OSError, IOError):
-            ok = False
-            try:
-                s, f = connect(port)
-            except OSError:
-                pass
-        done += 1
-        failed += not ok
-    counts[k] = (done, failed)
-
-
-def load(port, stop, out):
-    counts = [(0, 0)] * 4
-    threads = [threading.Thread(target=loader, args=(port, stop, counts, k)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    with open(out, "w") as o:
-        o.write("%d %d\n" % (sum(c[0] for c in counts), sum(c[1] for c in counts)))
-
+def store_and_fetch(s, f, key, value):
+    return store(s, f, key, value) and fetch(s, f, key) == value
 
 def main():
     what, port = sys.argv[1], sys.argv[2]
@@ -104,7 +69,7 @@ def main():
     elif what == "cmd":
         cmd(port, sys.argv[3])
     elif what == "load":
-        load(port, sys.argv[3], sys.argv[4])
+        load(port, sys.argv[3], sys.argv[4], store_and_fetch)
     else:
         sys.exit(__doc__)
 

@@ -30,6 +30,8 @@ noreply quit strtol-testing touch getset"
 mkdir -p "$WORK/logs"
 # shellcheck source=tests/real/port.sh
 . "$ROOT/tests/real/port.sh"
+# shellcheck source=tests/real/replace-all.sh
+. "$ROOT/tests/real/replace-all.sh"
 
 for p in bear libevent-dev libsasl2-dev libssl-dev pkg-config jq python3; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
@@ -94,31 +96,9 @@ same_outcomes() {
 	done
 }
 
-# busy_functions ERRFILE: the functions an apply refusal names as busy.
-busy_functions() {
-	sed -n 's/.* is inside \(.*\)$/\1/p' "$1" | sed 's/; also on a stack: /, /' |
-		tr ',' '\n' | tr -d ' ' | grep . | sort -u
-}
-
-# The patch: every function, but those some thread never leaves (found by a
-# refused apply, which names them).
-excludes=()
-for round in 1 2 3 4; do
-	"$OPUS" build --replace-all --source "$tree" --binary "$exe" --id memcached-self \
-		"${excludes[@]}" -o "$WORK/self.opatch" >"$WORK/logs/build" 2>&1 ||
-		fail "build of every function: $(tail -3 "$WORK/logs/build")"
-	if "$OPUS" apply --stop-world --timeout 1 "$live" "$WORK/self.opatch" >/dev/null 2>"$WORK/logs/probe"; then
-		"$OPUS" revert "$live" >/dev/null || fail "revert of the probe"
-		break
-	fi
-	busy=$(busy_functions "$WORK/logs/probe")
-	[ -n "$busy" ] || fail "apply of every function: $(cat "$WORK/logs/probe")"
-	for f in $busy; do
-		excludes+=(--exclude "$f")
-	done
-	[ "$round" != 4 ] || fail "still busy after ${excludes[*]}"
-done
-replaced=$(grep -c '^replaced' "$WORK/logs/build")
+# The patch: every function, but those some thread never leaves.
+replace_all memcached-self "$live" "$WORK/self.opatch" "$WORK/logs/build" --source "$tree" --binary "$exe"
+excludes=("${EXCLUDES[@]}") replaced=$REPLACED
 
 suite ref "$ref_port"
 ref_ok=$(cat "$WORK"/ref/*.out | grep -c '^ok' || true)
