@@ -366,6 +366,72 @@ int assemble_tu(struct opatch *p, const struct assemble_target *bin,
 	return ret;
 }
 
+/* Patch symbol i, an extern by name, leads to patch symbol def instead. */
+static void link_to_defined(struct opatch *p, size_t i, size_t def)
+{
+	p->syms[i].kind = OPATCH_SYM_DEFINED;
+	p->syms[i].section = p->syms[def].section;
+	p->syms[i].value = p->syms[def].value;
+	p->syms[i].size = p->syms[def].size;
+}
+
+/* Global function i of the unit, which the binary lacks and the patch's
+ * code of another unit calls (an extern symbol of that name): copied in
+ * with what it uses, and those calls sent to it. 1 if it was, 0 if it is
+ * not such a function. */
+static int add_new_global(struct asm_ctx *c, size_t i)
+{
+	const struct opus_sym *b = NULL;
+	const char *name;
+	GElf_Sym sym;
+	int ext, def, ret;
+
+	if (!obj_sym(c->o, i, &sym) || GELF_ST_BIND(sym.st_info) != STB_GLOBAL ||
+	    GELF_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_shndx == SHN_UNDEF ||
+	    sym.st_shndx >= c->o->nscn)
+		return 0;
+	name = obj_sym_name(c->o, &sym);
+	if ((ext = opatch_find_sym(c->p, name, OPATCH_SYM_EXTERN, 0)) < 0)
+		return 0;
+	if ((ret = asm_bin_lookup(c, &sym, name, &b)) || b)
+		return ret;
+	/* Already in, for a caller in its own unit. */
+	if ((def = opatch_find_sym(c->p, name, OPATCH_SYM_DEFINED, 0)) >= 0) {
+		link_to_defined(c->p, (size_t)ext, (size_t)def);
+		return 1;
+	}
+	if ((ret = asm_include_section(c, sym.st_shndx)) < 0)
+		return ret;
+	for (size_t w = 0; w < c->nwork; w++)
+		if ((ret = process_section(c, c->work[w])))
+			return ret;
+	c->nwork = 0;
+	if (c->sym_map[i] < 0)
+		return opus_err(-ENOENT, "%s (%s): copied in, but not found in the patch", name,
+				c->o->file);
+	link_to_defined(c->p, (size_t)ext, (size_t)c->sym_map[i]);
+	build_note_add(c->notes, BUILD_ADDED, name, c->o->file,
+		       "new function, called by the fix's code in another unit");
+	return 1;
+}
+
+int assemble_new_globals(struct opatch *p, const struct assemble_target *bin,
+			 const struct obj *orig, const struct obj *patched,
+			 struct build_notes *notes, size_t *added)
+{
+	struct asm_ctx c = {.orig = orig, .notes = notes};
+	int ret = ctx_alloc(&c, p, bin, patched);
+
+	*added = 0;
+	for (size_t i = 1; !ret && i < patched->nsyms; i++)
+		if ((ret = add_new_global(&c, i)) > 0) {
+			(*added)++;
+			ret = 0;
+		}
+	ctx_free(&c);
+	return ret;
+}
+
 /* The copy of one replaced function's old code: its section of the
  * original compile, under the old-copy suffix. */
 static int copy_old_func(struct asm_ctx *c, struct opatch_func *f)

@@ -45,6 +45,15 @@ int assemble_tu(struct opatch *p, const struct assemble_target *bin,
 		const struct obj *patched, const struct assemble_why *why,
 		struct build_notes *notes);
 
+/* The new global functions of patched (a unit's new compile; orig, its
+ * original) that the
+ * patch's code of other units calls, by name, and the binary lacks: copied
+ * into p with what they use, those calls sent to them; how many in *added.
+ * 0 or a negative errno. */
+int assemble_new_globals(struct opatch *p, const struct assemble_target *bin,
+			 const struct obj *orig, const struct obj *patched,
+			 struct build_notes *notes, size_t *added);
+
 /* Copies of the old code of the functions p->funcs[which[0..n)] replace,
  * from orig, the unit's original compile (which build checked against the
  * binary): each function's section and what only it holds (a jump table),

@@ -330,6 +330,45 @@ static int check_folded(const struct build *b)
 	return 0;
 }
 
+/* Does the patch name a symbol the loaded objects must define? */
+static bool calls_out(const struct opatch *p)
+{
+	for (size_t i = 0; i < p->nsyms; i++)
+		if (p->syms[i].kind == OPATCH_SYM_EXTERN)
+			return true;
+	return false;
+}
+
+/* A function the fix adds to one unit and calls from another is in no
+ * loaded object: copied in from the unit that defines it, in rounds (a new
+ * function may call one of a third unit), until a round adds none. */
+static int assemble_cross_unit_calls(struct build *b, const bool *assembled, const bool *far,
+				     struct build_notes *notes)
+{
+	struct assemble_target bin = {b->bin.elf, &b->bin_syms,
+				      b->bin_exports.count ? &b->bin_exports : NULL};
+	size_t added = 1;
+	int ret = 0;
+
+	for (int round = 0; !ret && added && round < 8 && calls_out(&b->patch); round++) {
+		added = 0;
+		for (size_t i = 0; !ret && i < b->ws.nunits; i++) {
+			struct obj orig, patched;
+			size_t n = 0;
+
+			if (!assembled[i] || far[i])
+				continue;
+			if ((ret = build_open_pair(b, i, "orig", b->new_tag, &orig, &patched)))
+				break;
+			ret = assemble_new_globals(&b->patch, &bin, &orig, &patched, notes, &n);
+			added += n;
+			obj_close(&orig);
+			obj_close(&patched);
+		}
+	}
+	return ret;
+}
+
 static int assemble_all(struct build *b, struct build_notes *notes)
 {
 	bool *far = calloc(b->ws.nunits + 1, sizeof(*far)), any_far = false;
@@ -359,6 +398,8 @@ static int assemble_all(struct build *b, struct build_notes *notes)
 	}
 	if (!ret && any_far)
 		ret = assemble_far(b, far, notes);
+	if (!ret && !b->opts->replace_all)
+		ret = assemble_cross_unit_calls(b, assembled, far, notes);
 	free(far);
 	if (!ret)
 		ret = check_folded(b);

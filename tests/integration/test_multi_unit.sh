@@ -252,3 +252,32 @@ test_a_fix_to_the_second_half_of_a_constant_pair_is_not_missed() {
 	assert_eq yes "$(req 'NORTH 85.065')" "the old limit after the revert"
 	assert_running "$PID"
 }
+
+# A fix that adds a function to one unit (store.c's kv_count_prefix, over
+# its static slots) and calls it from another (server.c): no loaded object
+# defines it, so the patch must carry it, linked to the running storage.
+# (Debian's fixes for redis CVE-2025-48367 and CVE-2025-67733 do this; the
+# patches built, and apply refused them: the symbol was in no object.)
+test_a_new_function_called_from_another_unit_travels_in_the_patch() {
+	build_target kvsrv "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/kvsrv"
+	assert_eq STORED "$(req 'PUT a apple')" "stored before the fix"
+	assert_eq STORED "$(req 'PUT b apricot')" "stored before the fix"
+	assert_eq STORED "$(req 'PUT c cherry')" "stored before the fix"
+	assert_eq ERR "$(req 'COUNT ap')" "no prefix count before the fix"
+	"$OPUS" build --source "$WORK/src" --diff "$D/count-prefix.diff" \
+		--binary "$WORK/src/kvsrv" -o "$WORK/fix.opatch" >"$WORK/build.out" 2>&1 ||
+		fail "build: $(cat "$WORK/build.out")"
+	assert_contains "added    kv_count_prefix (store.c)" "$(cat "$WORK/build.out")" \
+		"the build says the new function travels"
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >"$WORK/apply.out" 2>&1 ||
+		fail "apply: $(cat "$WORK/apply.out")"
+	assert_eq 2 "$(req 'COUNT ap')" "the new function counts the running store's values"
+	assert_eq 3 "$(req COUNT)" "the old count"
+	assert_eq STORED "$(req 'PUT d apex')" "stored after the fix"
+	assert_eq 3 "$(req 'COUNT ap')" "and counted"
+	"$OPUS" revert "$PID" >/dev/null
+	assert_eq ERR "$(req 'COUNT ap')" "no prefix count after the revert"
+	assert_eq apex "$(req 'GET d')" "data kept"
+	assert_running "$PID"
+}
