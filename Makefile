@@ -41,8 +41,8 @@ fuzz: all
 
 # Debian's own security fixes applied live: nginx under load (tests/real/nginx)
 # and libexpat in python3 (tests/real/expat); memcached replaced whole and
-# checked by its own tests (tests/real/memcached), and so is redis
-# (tests/real/redis).
+# checked by its own tests (tests/real/memcached), and so is redis, whose
+# Debian fixes go in live one by one (tests/real/redis).
 check-real: all
 	bash tests/real/nginx/run.sh
 	bash tests/real/nginx/self.sh
@@ -51,6 +51,7 @@ check-real: all
 	bash tests/real/expat/self.sh
 	bash tests/real/memcached/self.sh
 	bash tests/real/redis/self.sh
+	bash tests/real/redis/fixes.sh
 
 # opus as a Debian package: built with dpkg-buildpackage, checked by
 # lintian, installed, used on a running server, purged (tests/deb/run.sh).

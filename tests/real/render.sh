@@ -5,5 +5,6 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=${REAL_WORK:-$ROOT/build/real}
 [ -e "$WORK/nginx.json" ] && bash "$ROOT/tests/real/nginx/render.sh" "$WORK/nginx.json"
 [ -e "$WORK/expat.json" ] && bash "$ROOT/tests/real/expat/render.sh" "$WORK/expat.json"
+[ -e "$WORK/redis-fixes.json" ] && bash "$ROOT/tests/real/redis/render.sh" "$WORK/redis-fixes.json"
 bash "$ROOT/tests/real/self-render.sh" "$WORK"
 true
