@@ -3,11 +3,18 @@
 # redis source, the original tarball plus Debian's non-CVE patches, built
 # as debian/rules builds it (the system's jemalloc, systemd and TLS, its
 # hardening flags and link options) under bear for a
-# compile_commands.json. Prints the tree.
+# compile_commands.json; installs what that needs. Prints the tree.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 work=$1
 tree=$work/run
+# Debian's build-dependencies, tcl for redis's own tests, and what the
+# suites use.
+for p in bear libhiredis-dev libjemalloc-dev liblua5.1-dev liblzf-dev libssl-dev libsystemd-dev \
+	lua-bitop-dev lua-cjson-dev pkg-config tcl tcl-tls jq python3; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
+done
 if [ -x "$tree/src/redis-server" ] && [ -e "$tree/compile_commands.json" ]; then
 	echo "$tree"
 	exit 0

@@ -30,12 +30,6 @@ mkdir -p "$WORK/logs"
 # shellcheck source=tests/real/replace-all.sh
 . "$ROOT/tests/real/replace-all.sh"
 
-for p in bear libhiredis-dev libjemalloc-dev liblua5.1-dev liblzf-dev libssl-dev libsystemd-dev \
-	lua-bitop-dev lua-cjson-dev pkg-config tcl tcl-tls jq python3; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
-done
-
 fail() {
 	echo "real redis self-replacement: FAIL: $*" >&2
 	exit 1
