@@ -387,14 +387,20 @@ static int add_new_global(struct asm_ctx *c, size_t i)
 	int ext, def, ret;
 
 	if (!obj_sym(c->o, i, &sym) || GELF_ST_BIND(sym.st_info) != STB_GLOBAL ||
-	    GELF_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_shndx == SHN_UNDEF ||
-	    sym.st_shndx >= c->o->nscn)
+	    sym.st_shndx == SHN_UNDEF || sym.st_shndx >= c->o->nscn)
 		return 0;
 	name = obj_sym_name(c->o, &sym);
 	if ((ext = opatch_find_sym(c->p, name, OPATCH_SYM_EXTERN, 0)) < 0)
 		return 0;
 	if ((ret = asm_bin_lookup(c, &sym, name, &b)) || b)
 		return ret;
+	/* Said at build: apply would find it in no loaded object. */
+	if (GELF_ST_TYPE(sym.st_info) != STT_FUNC)
+		return opus_err(-ENOTSUP,
+				"%s (%s): a new variable that the fix's code in another unit "
+				"uses: not supported (a patch adds a variable only for the unit "
+				"that defines it)",
+				name, c->o->file);
 	/* Already in, for a caller in its own unit. */
 	if ((def = opatch_find_sym(c->p, name, OPATCH_SYM_DEFINED, 0)) >= 0) {
 		link_to_defined(c->p, (size_t)ext, (size_t)def);

@@ -281,3 +281,16 @@ test_a_new_function_called_from_another_unit_travels_in_the_patch() {
 	assert_eq apex "$(req 'GET d')" "data kept"
 	assert_running "$PID"
 }
+
+# A new variable defined in one unit and used by another's new code is in
+# no loaded object: the build says so, naming it, and writes no patch
+# (it used to write one that apply then refused).
+test_a_new_variable_used_from_another_unit_is_refused_at_build() {
+	build_target kvsrv "$WORK" -O2 -g -fPIE -pie
+	expect_fail "build of a fix whose server.c uses store.c's new kv_gets" \
+		"$OPUS" build --source "$WORK/src" --diff "$D/new-shared-var.diff" \
+		--binary "$WORK/src/kvsrv" -o "$WORK/fix.opatch"
+	assert_contains "kv_gets (store.c): a new variable that the fix's code in another unit uses" \
+		"$ERR" "the error names the variable and its unit"
+	[ ! -e "$WORK/fix.opatch" ] || fail "a patch was written"
+}
