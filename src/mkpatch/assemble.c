@@ -291,6 +291,18 @@ static int replace_func(struct asm_ctx *c, size_t f)
 	return 0;
 }
 
+/* The relocations of every section copied in and not yet processed
+ * (including those copied in while processing them). */
+static int process_work(struct asm_ctx *c)
+{
+	int ret = 0;
+
+	for (size_t w = 0; !ret && w < c->nwork; w++)
+		ret = process_section(c, c->work[w]);
+	c->nwork = 0;
+	return ret;
+}
+
 static int assemble(struct asm_ctx *c)
 {
 	GElf_Sym sym;
@@ -301,8 +313,8 @@ static int assemble(struct asm_ctx *c)
 		if (c->changed[i] && obj_sym(c->o, i, &sym) &&
 		    !obj_is_cold_name(obj_sym_name(c->o, &sym)))
 			ret = replace_func(c, i);
-	for (size_t w = 0; !ret && w < c->nwork; w++)
-		ret = process_section(c, c->work[w]);
+	if (!ret)
+		ret = process_work(c);
 	for (size_t s = 1; !ret && s < c->o->nscn; s++) {
 		GElf_Sym fs;
 		size_t f;
@@ -375,10 +387,19 @@ static void link_to_defined(struct opatch *p, size_t i, size_t def)
 	p->syms[i].size = p->syms[def].size;
 }
 
-/* Global function i of the unit, which the binary lacks and the patch's
- * code of another unit calls (an extern symbol of that name): copied in
- * with what it uses, and those calls sent to it. 1 if it was, 0 if it is
- * not such a function. */
+/* Does patch symbol def lie in a copy of the object's section os? */
+static bool same_section(const struct opatch *p, size_t def, const struct obj_scn *os)
+{
+	const struct opatch_section *ps = &p->sections[p->syms[def].section];
+
+	return ps->size == os->sh.sh_size && os->data && ps->data &&
+	       !memcmp(ps->data, os->data->d_buf, ps->size);
+}
+
+/* Global i of the unit, which the binary lacks and the patch's code of
+ * another unit names (an extern symbol of that name): a function is
+ * copied in with what it uses, and those calls sent to it; a variable is
+ * refused. 1 if a function was linked, 0 if i is no such global. */
 static int add_new_global(struct asm_ctx *c, size_t i)
 {
 	const struct opus_sym *b = NULL;
@@ -401,17 +422,15 @@ static int add_new_global(struct asm_ctx *c, size_t i)
 				"uses: not supported (a patch adds a variable only for the unit "
 				"that defines it)",
 				name, c->o->file);
-	/* Already in, for a caller in its own unit. */
-	if ((def = opatch_find_sym(c->p, name, OPATCH_SYM_DEFINED, 0)) >= 0) {
+	/* Already in, for a caller in its own unit: the same code (a static
+	 * of another unit may have the name). */
+	def = opatch_find_sym(c->p, name, OPATCH_SYM_DEFINED, 0);
+	if (def >= 0 && same_section(c->p, (size_t)def, &c->o->scns[sym.st_shndx])) {
 		link_to_defined(c->p, (size_t)ext, (size_t)def);
 		return 1;
 	}
-	if ((ret = asm_include_section(c, sym.st_shndx)) < 0)
+	if ((ret = asm_include_section(c, sym.st_shndx)) < 0 || (ret = process_work(c)))
 		return ret;
-	for (size_t w = 0; w < c->nwork; w++)
-		if ((ret = process_section(c, c->work[w])))
-			return ret;
-	c->nwork = 0;
 	if (c->sym_map[i] < 0)
 		return opus_err(-ENOENT, "%s (%s): copied in, but not found in the patch", name,
 				c->o->file);
@@ -470,8 +489,8 @@ static int copy_old_code(struct opatch *p, const struct assemble_target *bin,
 	 * own sections binds to the running binary, as the original's did. */
 	if (!ret)
 		ret = copy_old_func(&c, f);
-	for (size_t w = 0; !ret && w < c.nwork; w++)
-		ret = process_section(&c, c.work[w]);
+	if (!ret)
+		ret = process_work(&c);
 	/* A note is something the binary lacks (a variable): the copy would
 	 * not be the running code. */
 	if (!ret && notes.n)

@@ -46,10 +46,10 @@ int assemble_tu(struct opatch *p, const struct assemble_target *bin,
 		struct build_notes *notes);
 
 /* The new global functions of patched (a unit's new compile; orig, its
- * original) that the
- * patch's code of other units calls, by name, and the binary lacks: copied
- * into p with what they use, those calls sent to them; how many in *added.
- * 0 or a negative errno. */
+ * original) that the patch's code of other units calls, by name, and the
+ * binary lacks: copied into p with what they use, those calls sent to
+ * them; how many in *added. A new variable used that way is refused
+ * (-ENOTSUP). 0 or a negative errno. */
 int assemble_new_globals(struct opatch *p, const struct assemble_target *bin,
 			 const struct obj *orig, const struct obj *patched,
 			 struct build_notes *notes, size_t *added);
