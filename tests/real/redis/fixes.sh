@@ -19,6 +19,8 @@ WARM=5000
 mkdir -p "$WORK/logs" "$WORK/fixes"
 # shellcheck source=tests/real/port.sh
 . "$ROOT/tests/real/port.sh"
+# shellcheck source=tests/real/redis/server.sh
+. "$HERE/server.sh"
 
 fail() {
 	echo "real redis fixes: FAIL: $*" >&2
@@ -30,31 +32,9 @@ exe=$tree/src/redis-server
 rc() { python3 "$HERE/rc.py" "$@"; }
 cli() { "$tree/src/redis-cli" -p "$port" "$@"; }
 
-port=$(free_port)
-setsid "$exe" --port "$port" --bind 127.0.0.1 --save "" --appendonly no --io-threads 2 \
-	--dir "$WORK" >"$WORK/logs/fixes-server" 2>&1 &
-pid=$!
+read -r pid port < <(start_server)
 trap 'touch "$WORK/stop"; kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-	cli ping 2>/dev/null | grep -q PONG && break
-	sleep 0.05
-done
 [ "$(rc warm "$port" $WARM)" = $WARM ] || fail "the warm cache was not stored"
-
-# under_load CMD...: CMD run while rc.py loads the server; sets REQUESTS
-# and FAILED.
-under_load() {
-	rm -f "$WORK/stop"
-	rc load "$port" "$WORK/stop" "$WORK/load.out" &
-	local loader=$! ret=0
-	sleep 0.3
-	"$@" || ret=$?
-	sleep 0.3
-	touch "$WORK/stop"
-	wait "$loader"
-	read -r REQUESTS FAILED <"$WORK/load.out"
-	return $ret
-}
 
 # build_fix NAME PATCH [BUILD-ARGS]: 0 built, 3 refused by the analysis.
 build_fix() {
@@ -87,11 +67,11 @@ for patch in $(grep -- 'CVE-' "$tree/debian/patches/series"); do
 		continue
 	fi
 	[ "$status" = 0 ] || fail "$name: build failed ($status): $(tail -3 "$WORK/fixes/$name.build")"
-	under_load "$OPUS" apply --json "$pid" "$WORK/fixes/$name.opatch" >"$WORK/fixes/$name.apply" ||
+	under_load "$port" "$OPUS" apply --json "$pid" "$WORK/fixes/$name.opatch" >"$WORK/fixes/$name.apply" ||
 		fail "$name: apply: $(cat "$WORK/fixes/$name.apply")"
 	ar=$REQUESTS af=$FAILED
 	[ "$(cli eval 'return redis.status_reply("up")' 0)" = up ] || fail "$name: no answer patched"
-	under_load "$OPUS" revert "$pid" >"$WORK/fixes/$name.revert" 2>&1 ||
+	under_load "$port" "$OPUS" revert "$pid" >"$WORK/fixes/$name.revert" 2>&1 ||
 		fail "$name: revert: $(cat "$WORK/fixes/$name.revert")"
 	rr=$REQUESTS rf=$FAILED
 	[ "$af" = 0 ] && [ "$rf" = 0 ] ||

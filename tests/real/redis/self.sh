@@ -29,6 +29,8 @@ mkdir -p "$WORK/logs"
 . "$ROOT/tests/real/port.sh"
 # shellcheck source=tests/real/replace-all.sh
 . "$ROOT/tests/real/replace-all.sh"
+# shellcheck source=tests/real/redis/server.sh
+. "$HERE/server.sh"
 
 fail() {
 	echo "real redis self-replacement: FAIL: $*" >&2
@@ -38,23 +40,6 @@ fail() {
 tree=$(bash "$HERE/build.sh" "$WORK")
 exe=$tree/src/redis-server
 rc() { python3 "$HERE/rc.py" "$@"; }
-
-# start_server: a redis with two I/O threads; prints "pid port".
-start_server() {
-	local port pid
-	port=$(free_port)
-	setsid "$exe" --port "$port" --bind 127.0.0.1 --save "" --appendonly no --io-threads 2 \
-		--enable-debug-command yes --enable-module-command yes --enable-protected-configs yes \
-		--dir "$WORK" --dbfilename "dump.$port.rdb" >"$WORK/logs/server.$port" 2>&1 &
-	pid=$!
-	for _ in $(seq 100); do
-		"$tree/src/redis-cli" -p "$port" ping 2>/dev/null | grep -q PONG && break
-		sleep 0.05
-	done
-	"$tree/src/redis-cli" -p "$port" ping | grep -q PONG ||
-		fail "redis did not start: $(cat "$WORK/logs/server.$port")"
-	echo "$pid $port"
-}
 
 read -r live live_port < <(start_server)
 read -r ref ref_port < <(start_server)
@@ -109,21 +94,7 @@ suite ref "$ref_port"
 ref_ok=$(cat "$WORK"/ref/*.out | grep -c '^\[ok\]' || true)
 [ "$ref_ok" -gt 800 ] || fail "redis's tests pass $ref_ok checks against the reference server"
 
-# load_during CMD...: CMD run under load on LIVE; sets REQUESTS and FAILED.
-load_during() {
-	rm -f "$WORK/stop"
-	rc load "$live_port" "$WORK/stop" "$WORK/load.out" &
-	local loader=$! ret=0
-	sleep 0.5
-	"$@" || ret=$?
-	sleep 0.5
-	touch "$WORK/stop"
-	wait "$loader"
-	read -r REQUESTS FAILED <"$WORK/load.out"
-	return $ret
-}
-
-load_during "$OPUS" apply --json "$live" "$WORK/self.opatch" >"$WORK/logs/apply.json" ||
+under_load "$live_port" "$OPUS" apply --json "$live" "$WORK/self.opatch" >"$WORK/logs/apply.json" ||
 	fail "apply to LIVE under load: $(cat "$WORK/logs/apply.json")"
 apply_requests=$REQUESTS apply_failed=$FAILED
 [ "$(rc check "$live_port" $WARM)" = $WARM ] || fail "the warm cache lost keys in the apply"
@@ -132,7 +103,7 @@ suite patched "$live_port"
 same_outcomes patched "$live_port" ref
 [ "$(rc warm "$live_port" $WARM)" = $WARM ] || fail "the warm cache was not stored again"
 
-load_during "$OPUS" revert "$live" >"$WORK/logs/revert" 2>&1 ||
+under_load "$live_port" "$OPUS" revert "$live" >"$WORK/logs/revert" 2>&1 ||
 	fail "revert under load: $(cat "$WORK/logs/revert")"
 revert_requests=$REQUESTS revert_failed=$FAILED
 [ "$(rc check "$live_port" $WARM)" = $WARM ] || fail "the warm cache lost keys in the revert"
