@@ -32,6 +32,7 @@ static void describe(struct cached_file *f, const struct stat *st)
 static void file_free(struct cached_file *f)
 {
 	opus_symtab_free(&f->dyn);
+	free(f->plts);
 	opus_elf_close(&f->e);
 	free(f);
 }
@@ -102,6 +103,53 @@ const struct opus_symtab *files_dynsym(struct cached_file *f)
 		opus_symtab_load(f->e.elf, true, &f->dyn);
 	f->dyn_read = true;
 	return &f->dyn;
+}
+
+bool files_find_global(struct cached_file *f, const char *name, struct opus_sym *out)
+{
+	const struct opus_sym *s;
+
+	if (!f->hash_read)
+		f->hash_ret = opus_gnu_hash_open(f->e.elf, &f->hash);
+	f->hash_read = true;
+	if (!f->hash_ret)
+		return opus_gnu_hash_find_global(&f->hash, name, out);
+	if ((s = opus_symtab_find_global(files_dynsym(f), name)))
+		*out = *s;
+	return s != NULL;
+}
+
+/* Every undefined .dynsym function with a value, in one pass over the
+ * table: few files have any, and none needs the table indexed. */
+static void list_plts(struct cached_file *f)
+{
+	GElf_Shdr sh;
+	Elf_Scn *scn = opus_elf_section_of_type(f->e.elf, SHT_DYNSYM, &sh);
+	Elf_Data *d = scn ? elf_getdata(scn, NULL) : NULL;
+	size_t n = d && sh.sh_entsize ? sh.sh_size / sh.sh_entsize : 0, cap = 0;
+
+	for (size_t i = 1; i < n; i++) {
+		GElf_Sym sym;
+
+		if (!gelf_getsym(d, (int)i, &sym) || sym.st_shndx != SHN_UNDEF || !sym.st_value ||
+		    GELF_ST_TYPE(sym.st_info) != STT_FUNC || OPUS_PUSH(f->plts, f->nplts, cap) ||
+		    !opus_sym_read(f->e.elf, d, sh.sh_link, NULL, i, &f->plts[f->nplts]))
+			continue;
+		f->nplts++;
+	}
+}
+
+bool files_canonical_plt(struct cached_file *f, const char *name, uint64_t *value)
+{
+	if (!f->plts_read)
+		list_plts(f);
+	f->plts_read = true;
+	for (size_t i = 0; i < f->nplts; i++)
+		if (opus_sym_name_eq(f->plts[i].name, name)) {
+			*value = f->plts[i].value;
+			return true;
+		}
+	return false;
 }
 
 int files_build_id(struct cached_file *f, const uint8_t **id)

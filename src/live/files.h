@@ -26,6 +26,12 @@ struct cached_file {
 	struct opus_elf e;
 	struct opus_symtab dyn; /* .dynsym, read on first use */
 	bool dyn_read;
+	struct opus_gnu_hash hash; /* .gnu.hash, opened on first use */
+	int hash_ret;		   /* 0, or -ENOENT: none, look in dyn */
+	bool hash_read;
+	struct opus_sym *plts; /* canonical PLT entries, listed on first use */
+	size_t nplts;
+	bool plts_read;
 	int id_len; /* build-id length, or -errno; read on first use */
 	uint8_t id[OPUS_BUILD_ID_MAX];
 	bool id_read;
@@ -56,6 +62,13 @@ int files_open_map(struct file_cache *c, pid_t pid, const struct proc_map *m, ch
 		   size_t len, struct cached_file **out);
 /* Its .dynsym (empty when it has none). */
 const struct opus_symtab *files_dynsym(struct cached_file *f);
+/* What opus_symtab_find_global finds in its .dynsym, into *out: looked up
+ * through .gnu.hash where the file has one, without loading the table. */
+bool files_find_global(struct cached_file *f, const char *name, struct opus_sym *out);
+/* The canonical PLT entry of function name, which every pointer to it in
+ * the process takes: an undefined .dynsym function with a value (an
+ * executable that takes its address without the GOT); false if none. */
+bool files_canonical_plt(struct cached_file *f, const char *name, uint64_t *value);
 /* Its build-id's length, or -ENOENT; *id points into f. */
 int files_build_id(struct cached_file *f, const uint8_t **id);
 /* The file offset of the first n bytes equal to pat in [from, from + len)

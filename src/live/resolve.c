@@ -45,14 +45,6 @@ static int add_lib(struct resolver *r, const char *name, const char *path, uint6
 	return 0;
 }
 
-/* The library's .dynsym. A static executable has none: nothing to look up
- * by name, but its thread-local storage and IFUNC entries are the
- * process's. */
-static const struct opus_symtab *lib_dyn(struct resolver_lib *l)
-{
-	return files_dynsym(l->f);
-}
-
 /* Prefer /proc/PID/map_files: it reaches a library replaced on disk. */
 static void path_for(pid_t pid, const struct proc_maps *maps, const char *name, char *out,
 		     size_t len)
@@ -362,20 +354,13 @@ static int resolve_ifunc(const struct resolver *r, const struct resolver_lib *l,
  * address: new code's must compare equal with them. */
 static bool canonical_plt(struct resolver *r, const char *name, uint64_t *addr)
 {
-	for (size_t i = 0; i < r->n; i++) {
-		const struct opus_symtab *t;
+	uint64_t value;
 
-		if (!r->libs[i].main_program)
-			continue;
-		t = lib_dyn(&r->libs[i]);
-		for (size_t k = 0; k < t->count; k++)
-			if (t->syms[k].shndx == SHN_UNDEF && t->syms[k].value &&
-			    t->syms[k].type == STT_FUNC &&
-			    opus_sym_name_eq(t->syms[k].name, name)) {
-				*addr = r->libs[i].bias + t->syms[k].value;
-				return true;
-			}
-	}
+	for (size_t i = 0; i < r->n; i++)
+		if (r->libs[i].main_program && files_canonical_plt(r->libs[i].f, name, &value)) {
+			*addr = r->libs[i].bias + value;
+			return true;
+		}
 	return false;
 }
 
@@ -384,15 +369,15 @@ int resolver_lookup(struct resolver *r, const char *name, uint64_t *addr)
 	if (canonical_plt(r, name, addr))
 		return 0;
 	for (size_t i = 0; i < r->n; i++) {
-		const struct opus_sym *s = opus_symtab_find_global(lib_dyn(&r->libs[i]), name);
+		struct opus_sym s;
 
-		if (!s)
+		if (!files_find_global(r->libs[i].f, name, &s))
 			continue;
-		if (s->type == STT_TLS)
+		if (s.type == STT_TLS)
 			return opus_err(-ENOTSUP, "%s is thread-local: not supported yet", name);
-		if (s->type == STT_GNU_IFUNC)
+		if (s.type == STT_GNU_IFUNC)
 			return resolve_ifunc(r, &r->libs[i], name, addr);
-		*addr = r->libs[i].bias + s->value;
+		*addr = r->libs[i].bias + s.value;
 		return 0;
 	}
 	return opus_err(-ENOENT, "process %d: symbol %s is not defined by any loaded object",
@@ -402,10 +387,10 @@ int resolver_lookup(struct resolver *r, const char *name, uint64_t *addr)
 bool resolver_find_object(struct resolver *r, const char *name, uint64_t *addr)
 {
 	for (size_t i = 0; i < r->n; i++) {
-		const struct opus_sym *s = opus_symtab_find_global(lib_dyn(&r->libs[i]), name);
+		struct opus_sym s;
 
-		if (s && s->type == STT_OBJECT) {
-			*addr = r->libs[i].bias + s->value;
+		if (files_find_global(r->libs[i].f, name, &s) && s.type == STT_OBJECT) {
+			*addr = r->libs[i].bias + s.value;
 			return true;
 		}
 	}
@@ -415,15 +400,15 @@ bool resolver_find_object(struct resolver *r, const char *name, uint64_t *addr)
 int resolver_lookup_tls(struct resolver *r, const char *name, size_t *lib, uint64_t *offset)
 {
 	for (size_t i = 0; i < r->n; i++) {
-		const struct opus_sym *s = opus_symtab_find_global(lib_dyn(&r->libs[i]), name);
+		struct opus_sym s;
 
-		if (!s)
+		if (!files_find_global(r->libs[i].f, name, &s))
 			continue;
-		if (s->type != STT_TLS)
+		if (s.type != STT_TLS)
 			return opus_err(-EINVAL, "%s in %s is not thread-local", name,
 					r->libs[i].name);
 		*lib = i;
-		*offset = s->value;
+		*offset = s.value;
 		return 0;
 	}
 	return opus_err(-ENOENT,

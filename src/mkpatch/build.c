@@ -109,6 +109,8 @@ static int load_binary(struct build *b, struct build_notes *notes)
 	if (opus_symtab_load(b->bin.elf, false, &b->bin_syms))
 		return opus_err(-EINVAL, "%s: has no symbol table; pass the unstripped binary",
 				b->opts->binary);
+	if (opus_symtab_index_funcs(&b->bin_syms))
+		return -ENOMEM;
 	if (opus_elf_is_library(b->bin.elf) && opus_symtab_load(b->bin.elf, true, &b->bin_exports))
 		return opus_err(-EINVAL, "%s: a shared library without .dynsym", b->opts->binary);
 	return 0;

@@ -214,7 +214,7 @@ int opus_elf_plt_slot(Elf *elf, uint64_t entry, uint64_t *slot)
 	return 0;
 }
 
-static Elf_Scn *find_section_by_type(Elf *elf, uint32_t type, GElf_Shdr *shdr)
+Elf_Scn *opus_elf_section_of_type(Elf *elf, uint32_t type, GElf_Shdr *shdr)
 {
 	Elf_Scn *scn = NULL;
 
@@ -224,13 +224,31 @@ static Elf_Scn *find_section_by_type(Elf *elf, uint32_t type, GElf_Shdr *shdr)
 	return NULL;
 }
 
-static int symtab_index(struct opus_symtab *t);
+static int index_by_name(struct opus_symtab *t);
+
+bool opus_sym_read(Elf *elf, Elf_Data *syms, size_t strtab, Elf_Data *versyms, size_t i,
+		   struct opus_sym *out)
+{
+	GElf_Versym vs = 0;
+	GElf_Sym sym;
+
+	if (!gelf_getsym(syms, (int)i, &sym) || !(out->name = elf_strptr(elf, strtab, sym.st_name)))
+		return false;
+	out->file = NULL;
+	out->value = sym.st_value;
+	out->size = sym.st_size;
+	out->shndx = sym.st_shndx;
+	out->type = GELF_ST_TYPE(sym.st_info);
+	out->bind = GELF_ST_BIND(sym.st_info);
+	out->hidden = versyms && gelf_getversym(versyms, (int)i, &vs) && (vs & 0x8000);
+	return true;
+}
 
 int opus_symtab_load(Elf *elf, bool dynamic, struct opus_symtab *out)
 {
 	GElf_Shdr shdr, vshdr;
-	Elf_Scn *scn = find_section_by_type(elf, dynamic ? SHT_DYNSYM : SHT_SYMTAB, &shdr);
-	Elf_Scn *vscn = dynamic ? find_section_by_type(elf, SHT_GNU_versym, &vshdr) : NULL;
+	Elf_Scn *scn = opus_elf_section_of_type(elf, dynamic ? SHT_DYNSYM : SHT_SYMTAB, &shdr);
+	Elf_Scn *vscn = dynamic ? opus_elf_section_of_type(elf, SHT_GNU_versym, &vshdr) : NULL;
 	Elf_Data *data, *vdata = vscn ? elf_getdata(vscn, NULL) : NULL;
 	const char *file = NULL;
 	size_t n;
@@ -244,29 +262,17 @@ int opus_symtab_load(Elf *elf, bool dynamic, struct opus_symtab *out)
 		return -ENOMEM;
 	for (size_t i = 1; i < n; i++) {
 		struct opus_sym *s = &out->syms[out->count];
-		GElf_Versym vs = 0;
-		GElf_Sym sym;
 
-		if (!gelf_getsym(data, (int)i, &sym))
+		if (!opus_sym_read(elf, data, shdr.sh_link, vdata, i, s))
 			continue;
-		s->name = elf_strptr(elf, shdr.sh_link, sym.st_name);
-		if (!s->name)
-			continue;
-		s->type = GELF_ST_TYPE(sym.st_info);
-		s->bind = GELF_ST_BIND(sym.st_info);
 		if (s->type == STT_FILE) {
 			file = s->name;
 			continue;
 		}
-		s->value = sym.st_value;
-		s->size = sym.st_size;
-		s->shndx = sym.st_shndx;
 		s->file = s->bind == STB_LOCAL ? file : NULL;
-		if (vdata && gelf_getversym(vdata, (int)i, &vs))
-			s->hidden = (vs & 0x8000) != 0;
 		out->count++;
 	}
-	if (symtab_index(out)) {
+	if (index_by_name(out)) {
 		opus_symtab_free(out);
 		return -ENOMEM;
 	}
@@ -276,7 +282,7 @@ int opus_symtab_load(Elf *elf, bool dynamic, struct opus_symtab *out)
 bool opus_elf_imports(Elf *elf, const char *const *names, size_t n)
 {
 	GElf_Shdr shdr;
-	Elf_Scn *scn = find_section_by_type(elf, SHT_DYNSYM, &shdr);
+	Elf_Scn *scn = opus_elf_section_of_type(elf, SHT_DYNSYM, &shdr);
 	Elf_Data *data = scn ? elf_getdata(scn, NULL) : NULL;
 	size_t count = data && shdr.sh_entsize ? shdr.sh_size / shdr.sh_entsize : 0;
 
@@ -376,12 +382,12 @@ static int index_by_name(struct opus_symtab *t)
 	return 0;
 }
 
-static int symtab_index(struct opus_symtab *t)
+int opus_symtab_index_funcs(struct opus_symtab *t)
 {
-	int ret = index_by_name(t);
-
+	if (t->funcs_by_addr)
+		return 0;
 	t->funcs_by_addr = malloc((t->count ? t->count : 1) * sizeof(*t->funcs_by_addr));
-	if (ret || !t->funcs_by_addr)
+	if (!t->funcs_by_addr)
 		return -ENOMEM;
 	for (size_t i = 0; i < t->count; i++) {
 		if (!defined_func(&t->syms[i]))

@@ -23,6 +23,8 @@ int opus_elf_build_id(Elf *elf, uint8_t out[OPUS_BUILD_ID_MAX]);
 bool opus_elf_is_library(Elf *elf);
 /* First section named name, or NULL. */
 Elf_Scn *opus_elf_section(Elf *elf, const char *name, GElf_Shdr *shdr);
+/* First section of type type (SHT_*), or NULL. */
+Elf_Scn *opus_elf_section_of_type(Elf *elf, uint32_t type, GElf_Shdr *shdr);
 
 /* Copy len bytes of the object's loaded image at link-time address vaddr
  * (from the PT_LOAD segment holding them). -ERANGE if they are not all in
@@ -69,7 +71,8 @@ struct opus_symtab {
 	size_t *by_name;
 	size_t *bucket_start, nbuckets; /* bucket b: by_name[start[b]..start[b+1]) */
 	uint32_t *name_hash;		/* per symbol */
-	/* Defined functions by address, then table order. */
+	/* Defined functions by address, then table order: NULL until
+	 * opus_symtab_index_funcs. */
 	size_t *funcs_by_addr, nfuncs;
 	uint64_t max_func_size;
 };
@@ -78,6 +81,35 @@ struct opus_symtab {
  * the Elf, which must outlive the table. -ENOENT when there is no such table. */
 int opus_symtab_load(Elf *elf, bool dynamic, struct opus_symtab *out);
 void opus_symtab_free(struct opus_symtab *t);
+/* The defined functions sorted by address, which opus_symtab_funcs_starting
+ * and opus_symtab_func_at need. Made on demand: apply and revert look
+ * symbols up by name only, and this sort was 9% of their CPU on nginx. */
+int opus_symtab_index_funcs(struct opus_symtab *t);
+/* Symbol i of a symbol table's data (its names in section strtab; its
+ * versions, for .dynsym, in versyms or NULL), file left NULL; false if it
+ * cannot be read. */
+bool opus_sym_read(Elf *elf, Elf_Data *syms, size_t strtab, Elf_Data *versyms, size_t i,
+		   struct opus_sym *out);
+
+/* An object's .gnu.hash (src/util/gnuhash.c): a name looked up in its
+ * .dynsym the way the dynamic loader looks it up, reading a few symbols
+ * instead of loading the table. Borrows the Elf. */
+struct opus_gnu_hash {
+	Elf *elf;
+	Elf_Data *table, *syms, *versyms;
+	size_t strtab;
+	uint32_t nbuckets, symoffset, bloom_size, bloom_shift;
+	uint64_t chain_at, nchain, nsyms;
+};
+
+/* 0, or -ENOENT when elf has no usable .gnu.hash (an old or odd object:
+ * load its .dynsym instead). */
+int opus_gnu_hash_open(Elf *elf, struct opus_gnu_hash *h);
+/* What opus_symtab_find_global finds in the loaded .dynsym: a defined
+ * global or weak symbol with a default version, into *out (whose name
+ * points into the Elf). */
+bool opus_gnu_hash_find_global(const struct opus_gnu_hash *h, const char *name,
+			       struct opus_sym *out);
 /* Does elf's .dynsym import one of names (an undefined symbol of that
  * name, any @VERSION ignored)? A linear pass: nothing is indexed. */
 bool opus_elf_imports(Elf *elf, const char *const *names, size_t n);
