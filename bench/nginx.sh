@@ -55,7 +55,7 @@ stop_nginx() {
 load() {
 	LOAD_NAME=$2
 	LOAD_T0=$(date +%s%N)
-	"$out/loadgen" "$HTTP" / 8 "$1" "$out/rps.$2.dat" "$out/lat.$2.dat" &
+	"$out/loadgen" "$HTTP" / "${LOAD_CONNECTIONS:-8}" "$1" "$out/rps.$2.dat" "$out/lat.$2.dat" &
 	LOAD=$!
 	sleep 1
 }
@@ -92,41 +92,124 @@ latency() {
 			i50 = int((NR + 1) / 2); i99 = int(NR * 0.99 + 0.999); if (i99 > NR) i99 = NR
 			printf "{\"p50\": %s, \"p99\": %s, \"requests\": %d}\n", v[i50], v[i99], NR }'
 }
-ms_of_load() { echo $((($(date +%s%N) - LOAD_T0) / 1000000)); }
 
 gcc -O2 -Wall -pthread -o "$out/loadgen" "$ROOT/bench/loadgen.c"
 
-# opus: 20 apply/revert cycles on the master and both workers, in five
-# rounds of 4, each after a second of the same load without opus: the
-# latency while patching against idle, taken in turns so that the
-# machine's slow and fast stretches fall on both.
-stop_nginx
-start_nginx
-master=$(cat "$prefix/nginx.pid")
-pids="$master $(pgrep -P "$master" | tr '\n' ' ')"
-load 14 opus
-idle_w="" patching_w="" patching_ms=0
-at=$(date +%s%N)
-for _ in $(seq 5); do
-	from=$(ms_of_load)
-	sleep 1
-	to=$(ms_of_load)
-	idle_w="$idle_w $from-$to"
-	for _ in $(seq 4); do
-		for p in $pids; do "$OPUS" apply "$p" "$out/fix.opatch" >/dev/null; done
-		for p in $pids; do "$OPUS" revert "$p" >/dev/null; done
+# now_ms: NOW, in ms since the load began, read without a fork (a forked
+# date would be load of its own inside the windows measured).
+now_ms() {
+	local t=${EPOCHREALTIME/./}
+	NOW=$(((t - LOAD_T0 / 1000) / 1000))
+}
+# cycles MASTER WORKER...: 4 apply/revert cycles on an nginx's master and
+# workers; each run's window is added to MASTER_W (the master: it serves no
+# request, so nothing waits on its stop) or WORKER_W. Nothing forked but
+# opus.
+cycles() {
+	local p
+	for _ in 1 2 3 4; do
+		for step in apply revert; do
+			for p in "$@"; do
+				now_ms
+				local from=$NOW
+				if [ $step = apply ]; then
+					"$OPUS" apply "$p" "$out/fix.opatch" >/dev/null
+				else
+					"$OPUS" revert "$p" >/dev/null
+				fi
+				now_ms
+				if [ "$p" = "$1" ]; then
+					MASTER_W="$MASTER_W $from-$NOW"
+				else
+					WORKER_W="$WORKER_W $from-$NOW"
+				fi
+			done
+		done
 	done
-	from=$to to=$(ms_of_load)
-	patching_w="$patching_w $from-$to" patching_ms=$((patching_ms + to - from))
-done
-load_done "$at"
+}
+# The control: a second nginx, with no load, patched the same way. opus
+# does the same work on the same machine, and only the loaded nginx's
+# stops are missing: what opus costs the server by running beside it.
+control_prefix=$out/control-prefix
+bash "$ROOT/tests/real/nginx/conf.sh" "$control_prefix" "$tree" "$out/control.conf" on >/dev/null
+start_control() {
+	"$tree/objs/nginx" -p "$control_prefix" -c "$out/control.conf"
+	for _ in $(seq 200); do
+		[ -s "$control_prefix/nginx.pid" ] &&
+			[ "$(pgrep -c -P "$(cat "$control_prefix/nginx.pid")" || true)" -ge 2 ] && return
+		sleep 0.01
+	done
+}
+# nginx_pids PREFIX: its master, then its workers.
+nginx_pids() {
+	local master
+	master=$(cat "$1/nginx.pid")
+	echo "$master $(pgrep -P "$master" | tr '\n' ' ')"
+}
+stop_control() {
+	local pid
+	pid=$(cat "$control_prefix/nginx.pid" 2>/dev/null) || return 0
+	kill "$pid" 2>/dev/null || true
+	while kill -0 "$pid" 2>/dev/null; do sleep 0.01; done
+}
+
+# latency_run CONNECTIONS KEY: 20 apply/revert cycles on the master and
+# both workers under load, in five rounds of 4, each after a second of the
+# same load without opus and 4 cycles on the control: the latency while
+# patching against idle and against the control, taken in turns so that
+# the machine's slow and fast stretches fall on all three.
+# Puts .nginx.KEY and sets DONE, FAILED and RECOVER_MS.
+latency_run() {
+	local key=$2 idle_w="" control_w="" patching_w="" patching_ms=0 at from
+	stop_nginx
+	start_nginx
+	start_control
+	local loaded spare control
+	loaded=$(nginx_pids "$prefix") spare=$(nginx_pids "$control_prefix")
+	LOAD_CONNECTIONS=$1 load 20 opus
+	at=$(date +%s%N)
+	for _ in $(seq 5); do
+		now_ms
+		from=$NOW
+		sleep 1
+		now_ms
+		idle_w="$idle_w $from-$NOW" from=$NOW
+		MASTER_W="" WORKER_W=""
+		# shellcheck disable=SC2086 # the pids, one word each
+		cycles $spare
+		now_ms
+		control_w="$control_w $from-$NOW" from=$NOW
+		MASTER_W="" WORKER_W=""
+		# shellcheck disable=SC2086
+		cycles $loaded
+		master_w="$master_w$MASTER_W" worker_w="$worker_w$WORKER_W"
+		now_ms
+		patching_w="$patching_w $from-$NOW" patching_ms=$((patching_ms + NOW - from))
+	done
+	load_done "$at"
+	local idle patching on_master on_workers
+	idle=$(latency "${idle_w# }")
+	control=$(latency "${control_w# }")
+	patching=$(latency "${patching_w# }")
+	on_master=$(latency "${master_w# }")
+	on_workers=$(latency "${worker_w# }")
+	put ".nginx.$key = {connections: $1, idle: $idle, control: $control, patching: $patching,
+			    opus_on_master: $on_master, opus_on_workers: $on_workers, patching_ms: $patching_ms} |
+	     .nginx.$key.p99_ratio = (.nginx.$key.patching.p99 / .nginx.$key.idle.p99) |
+	     .nginx.$key.control_ratio = (.nginx.$key.control.p99 / .nginx.$key.idle.p99)"
+	echo "nginx latency, $1 connections: idle $idle; opus on an nginx beside it $control;" \
+		"while patching $patching us ($patching_ms ms of patching; opus on the master" \
+		"$on_master, on a worker $on_workers)"
+	stop_nginx
+	stop_control
+}
+
+trap 'stop_nginx; stop_control' EXIT
+master_w="" worker_w=""
+latency_run 8 latency_us
 opus_done=$DONE opus_failed=$FAILED opus_recover=$RECOVER_MS
-idle=$(latency "${idle_w# }")
-patching=$(latency "${patching_w# }")
-put ".nginx.latency_us = {idle: $idle, patching: $patching, patching_ms: $patching_ms} |
-     .nginx.latency_us.p99_ratio = (.nginx.latency_us.patching.p99 / .nginx.latency_us.idle.p99)"
-echo "nginx latency: idle $idle, while patching $patching us ($patching_ms ms of patching)"
-stop_nginx
+master_w="" worker_w=""
+latency_run 2 latency_light_us
 
 # restart: stop and start, the way a fix reaches a server without opus.
 start_nginx

@@ -53,7 +53,10 @@ for k in 1 10 100 1000; do
 done
 echo "| patched call, ns (native $(f .call_ns.native), patched $(f .call_ns.patched)) | $(f .call_overhead_ns) | | | <= 1 ns |"
 echo "| nginx, failed requests in 20 opus apply/revert cycles (of $(f .nginx.opus.requests)) | $(f .nginx.opus.failed_requests) | | | 0 |"
-echo "| nginx, request latency p99 while opus patches, us (idle p99 $(f .nginx.latency_us.idle.p99); p50 $(f .nginx.latency_us.patching.p50) / $(f .nginx.latency_us.idle.p50)) | $(f .nginx.latency_us.patching.p99) | | $(ratio "$(num .nginx.latency_us.patching.p99)" "$(num .nginx.latency_us.idle.p99)") of idle | <= 2x idle |"
+for k in latency_us latency_light_us; do
+	n=".nginx.$k"
+	echo "| nginx, request latency p99 while opus patches, $(f "$n.connections") connections, us (idle p99 $(f "$n.idle.p99"); while opus patches an nginx beside it with no load, the control, $(f "$n.control.p99"), $(ratio "$(num "$n.control.p99")" "$(num "$n.idle.p99")") of idle; while opus holds the master $(f "$n.opus_on_master.p99"), a worker $(f "$n.opus_on_workers.p99")) | $(f "$n.patching.p99") | | $(ratio "$(num "$n.patching.p99")" "$(num "$n.idle.p99")") of idle, $(ratio "$(num "$n.patching.p99")" "$(num "$n.control.p99")") of the control | <= 2x idle |"
+done
 echo "| nginx, failed requests in a stop + start (of $(f .nginx.restart.requests)); serving again after $(f .nginx.restart.recover_ms) ms | $(f .nginx.restart.failed_requests) | | | |"
 echo "| nginx, failed requests in a binary upgrade (of $(f .nginx.binary_upgrade.requests)) | $(f .nginx.binary_upgrade.failed_requests) | | | |"
 echo "| opus build / compiling the file (one-file fix: $(f .build.one_file.opus_build_ms) ms / $(f .build.one_file.compile_ms) ms) | $(f .build.one_file_ratio) | | | <= 3 |"
