@@ -215,7 +215,10 @@ static int check_section_ref(const struct fview *v, uint64_t f, const GElf_Rela 
 {
 	const struct obj_scn *s = &v->o->scns[x];
 	int64_t adj = obj_rela_referenced(r) - r->r_addend;
-	int64_t loc = obj_point + adj;
+	int64_t loc;
+
+	adj += obj_const_imm(s, r, obj_point + adj);
+	loc = obj_point + adj;
 	const struct opus_sym *b;
 	size_t holder;
 	GElf_Sym hs;

@@ -247,6 +247,7 @@ int asm_bin_const(struct asm_ctx *c, const GElf_Rela *r, size_t scn, uint64_t v,
 	char name[64];
 	int ret;
 
+	at += obj_const_imm(s, r, at);
 	if (!s->data || !s->data->d_buf || at < 0 || (uint64_t)at >= s->data->d_size ||
 	    !piece_at(c->o, scn, (uint64_t)at, &lo, &hi) || in_progress(c, scn, lo))
 		return -ENOENT;

@@ -90,6 +90,7 @@ static int find_cuts(struct obj *o)
 				continue;
 			if (GELF_ST_TYPE(sym.st_info) != STT_SECTION)
 				off += (int64_t)sym.st_value;
+			off += obj_const_imm(&o->scns[sym.st_shndx], &r, off);
 			if (off >= 0)
 				ret = add_cut(&o->scns[sym.st_shndx], (uint64_t)off,
 					      &cap[sym.st_shndx]);
@@ -187,6 +188,16 @@ void obj_piece(const struct obj *o, size_t scn, uint64_t off, uint64_t *lo, uint
 int64_t obj_rela_referenced(const GElf_Rela *r)
 {
 	return r->r_addend + (obj_rela_is_pcrel((uint32_t)GELF_R_TYPE(r->r_info)) ? 4 : 0);
+}
+
+int64_t obj_const_imm(const struct obj_scn *s, const GElf_Rela *r, int64_t off)
+{
+	uint64_t align = s->sh.sh_entsize < 4 ? s->sh.sh_entsize : 4;
+
+	if (!(s->sh.sh_flags & SHF_MERGE) || (s->sh.sh_flags & SHF_STRINGS) || align < 2 ||
+	    !obj_rela_is_pcrel((uint32_t)GELF_R_TYPE(r->r_info)))
+		return 0;
+	return (int64_t)((align - (uint64_t)off % align) % align);
 }
 
 int obj_open(const char *path, struct obj *o)

@@ -60,6 +60,14 @@ void obj_piece(const struct obj *o, size_t scn, uint64_t off, uint64_t *lo, uint
 /* Where in its section a relocation points: a PC-relative one's addend
  * is 4 bytes short (the displacement precedes the next instruction). */
 int64_t obj_rela_referenced(const GElf_Rela *r);
+/* How far past off (obj_rela_referenced's place) a PC-relative reference
+ * into s, a section of mergeable constants, really lands: the bytes of an
+ * immediate after its displacement (a vector compare's predicate, a
+ * shuffle's pattern), which the addend counts in and nothing in the
+ * object records. Constants are read at multiples of 4 bytes (of their
+ * size, if smaller): a place 1 or 2 short of one is taken for an imm8 or
+ * imm16. 0 for any other section. */
+int64_t obj_const_imm(const struct obj_scn *s, const GElf_Rela *r, int64_t off);
 /* A PC-relative relocation: its addend is 4 bytes short of the target. */
 bool obj_rela_is_pcrel(uint32_t type);
 /* A thread-local reference: an offset from the thread pointer or within a

@@ -31,7 +31,7 @@ static void describe_string(const struct obj_scn *s, const GElf_Rela *r, char *o
  * the bytes after the entry belong to another, placed anywhere). */
 static bool describe_const(const struct obj_scn *s, const GElf_Rela *r, char *out, size_t len)
 {
-	int64_t off = referenced_offset(r);
+	int64_t off = referenced_offset(r) + obj_const_imm(s, r, referenced_offset(r));
 	uint64_t size = s->sh.sh_entsize, lo;
 	char hex[2 * 64 + 1];
 

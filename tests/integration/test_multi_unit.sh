@@ -253,6 +253,53 @@ test_a_fix_to_the_second_half_of_a_constant_pair_is_not_missed() {
 	assert_running "$PID"
 }
 
+# within() compares with two 16-byte constants in memory; the compare
+# carries its predicate as an immediate byte after the second one's
+# displacement, so the relocation lands 5 bytes short of it, not 4. The
+# link kept area.c's copy of that second constant, away from the first.
+# A fix to the compare must bind the second constant where the binary has
+# it (taken as the last byte of the first, the new code compared with
+# whatever followed the first constant in the binary).
+test_a_constant_read_before_an_immediate_is_bound_to_the_right_one() {
+	build_target geobox "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/geobox"
+	assert_eq yes "$(req 'WITHIN 180 0')" "on the antimeridian, before the fix"
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/geobox/within-edge.diff" \
+		--binary "$WORK/src/geobox" -o "$WORK/fix.opatch" >"$WORK/build.out" 2>&1 ||
+		fail "build: $(cat "$WORK/build.out")"
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	assert_eq no "$(req 'WITHIN 180 0')" "the antimeridian is out after the fix"
+	assert_eq yes "$(req 'WITHIN -179.9 -85')" "within the south-west bounds"
+	assert_eq no "$(req 'WITHIN -180.1 0')" "west of -180"
+	assert_eq no "$(req 'WITHIN 0 -85.1')" "south of -85.05"
+	assert_eq "-180..-85.05" "$(req SW)" "the other unit's constant"
+	"$OPUS" revert "$PID" >/dev/null
+	assert_eq yes "$(req 'WITHIN 180 0')" "on the antimeridian again after the revert"
+	assert_running "$PID"
+}
+
+# A fix whose only change is that second constant changes no byte of the
+# code: the build must see the constant the compare reads changed (it
+# described the last byte of the first constant, the same before and
+# after, and took the function for unchanged).
+test_a_fix_to_a_constant_read_before_an_immediate_is_not_missed() {
+	build_target geobox "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/geobox"
+	assert_eq yes "$(req 'WITHIN -179.8 0')" "west of -179.5, before the fix"
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/geobox/west-limit.diff" \
+		--binary "$WORK/src/geobox" -o "$WORK/fix.opatch" >"$WORK/build.out" 2>&1 ||
+		fail "build: $(cat "$WORK/build.out")"
+	assert_contains "replaced within" "$(cat "$WORK/build.out")" \
+		"the function whose only change is its constant is replaced"
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	assert_eq no "$(req 'WITHIN -179.8 0')" "west of the new bound"
+	assert_eq yes "$(req 'WITHIN -179.4 0')" "east of it"
+	assert_eq no "$(req 'WITHIN 180.1 0')" "and the first constant still read right"
+	"$OPUS" revert "$PID" >/dev/null
+	assert_eq yes "$(req 'WITHIN -179.8 0')" "the old bound after the revert"
+	assert_running "$PID"
+}
+
 # A fix that adds a function to one unit (store.c's kv_count_prefix, over
 # its static slots) and calls it from another (server.c): no loaded object
 # defines it, so the patch must carry it, linked to the running storage.

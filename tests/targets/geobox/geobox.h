@@ -9,5 +9,7 @@ void lat_range(struct range *r);
 int box(double lon, double lat, struct range *r);
 void north_range(struct range *r);
 int too_far_north(double lat);
+void south_west(struct range *r);
+int within(double lon, double lat);
 
 #endif

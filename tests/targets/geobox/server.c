@@ -1,7 +1,8 @@
 /* A server that says whether a point is on the map: BOX LON LAT answers
  * "in MIN..MAX" (the latitudes box() returned) or "out"; LAT answers
  * lat_range's; NORTH LAT "yes" if LAT is too far north, else "no";
- * NRANGE north_range's; HELLO. */
+ * NRANGE north_range's; WITHIN LON LAT "yes" or "no"; SW south_west's;
+ * HELLO. */
 #include "geobox.h"
 
 #include <arpa/inet.h>
@@ -28,6 +29,11 @@ static void answer(const char *line, char *out, size_t len)
 		snprintf(out, len, "%s", too_far_north(lat) ? "yes" : "no");
 	} else if (!strcmp(line, "NRANGE")) {
 		north_range(&r[0]);
+		snprintf(out, len, "%g..%g", r[0].min, r[0].max);
+	} else if (sscanf(line, "WITHIN %lf %lf", &lon, &lat) == 2) {
+		snprintf(out, len, "%s", within(lon, lat) ? "yes" : "no");
+	} else if (!strcmp(line, "SW")) {
+		south_west(&r[0]);
 		snprintf(out, len, "%g..%g", r[0].min, r[0].max);
 	} else if (!strcmp(line, "HELLO")) {
 		snprintf(out, len, "hello");
