@@ -214,11 +214,7 @@ static int check_section_ref(const struct fview *v, uint64_t f, const GElf_Rela 
 			     int64_t obj_point, uint64_t point)
 {
 	const struct obj_scn *s = &v->o->scns[x];
-	int64_t adj = obj_rela_referenced(r) - r->r_addend;
-	int64_t loc;
-
-	adj += obj_const_imm(s, r, obj_point + adj);
-	loc = obj_point + adj;
+	int64_t loc = obj_rela_lands(s, r, obj_point - r->r_addend), adj = loc - obj_point;
 	const struct opus_sym *b;
 	size_t holder;
 	GElf_Sym hs;

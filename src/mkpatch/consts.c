@@ -240,14 +240,13 @@ static int by_value(const void *a, const void *b)
 int asm_bin_const(struct asm_ctx *c, const GElf_Rela *r, size_t scn, uint64_t v, int64_t *addend)
 {
 	const struct obj_scn *s = &c->o->scns[scn];
-	int64_t at = (int64_t)v + obj_rela_referenced(r) - r->r_addend + *addend;
+	int64_t at = obj_rela_lands(s, r, (int64_t)v + *addend - r->r_addend);
 	uint64_t lo, hi, addr, *slot = NULL;
 	uint8_t *buf = NULL;
 	size_t nslots = 0;
 	char name[64];
 	int ret;
 
-	at += obj_const_imm(s, r, at);
 	if (!s->data || !s->data->d_buf || at < 0 || (uint64_t)at >= s->data->d_size ||
 	    !piece_at(c->o, scn, (uint64_t)at, &lo, &hi) || in_progress(c, scn, lo))
 		return -ENOENT;

@@ -66,7 +66,8 @@ static const char *shared_var(const struct build *b, const struct obj *o, const 
 		return obj_sym_name(o, &sym);
 	if (GELF_ST_TYPE(sym.st_info) != STT_SECTION)
 		return NULL;
-	at = obj_sym_in_scn(o, scn, (long)(sym.st_value + obj_rela_referenced(r)), STT_OBJECT);
+	at = obj_sym_in_scn(o, scn, (long)obj_rela_lands(&o->scns[scn], r, (int64_t)sym.st_value),
+			    STT_OBJECT);
 	return at && obj_sym(o, at, &sym) ? obj_sym_name(o, &sym) : o->scns[scn].name;
 }
 

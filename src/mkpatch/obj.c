@@ -83,14 +83,14 @@ static int find_cuts(struct obj *o)
 			ret = add_cut(&o->scns[sym.st_shndx], sym.st_value, &cap[sym.st_shndx]);
 	for (size_t s = 1; !ret && s < o->nscn; s++)
 		for (size_t i = 0; !ret && obj_rela(o, s, i, &r); i++) {
-			int64_t off = obj_rela_referenced(&r);
+			int64_t off;
 
 			if (!obj_sym(o, GELF_R_SYM(r.r_info), &sym) || sym.st_shndx >= o->nscn ||
 			    !has_pieces(&o->scns[sym.st_shndx]))
 				continue;
-			if (GELF_ST_TYPE(sym.st_info) != STT_SECTION)
-				off += (int64_t)sym.st_value;
-			off += obj_const_imm(&o->scns[sym.st_shndx], &r, off);
+			off = obj_rela_lands(
+			    &o->scns[sym.st_shndx], &r,
+			    GELF_ST_TYPE(sym.st_info) != STT_SECTION ? (int64_t)sym.st_value : 0);
 			if (off >= 0)
 				ret = add_cut(&o->scns[sym.st_shndx], (uint64_t)off,
 					      &cap[sym.st_shndx]);
@@ -185,19 +185,28 @@ void obj_piece(const struct obj *o, size_t scn, uint64_t off, uint64_t *lo, uint
 		(*hi)--;
 }
 
-int64_t obj_rela_referenced(const GElf_Rela *r)
-{
-	return r->r_addend + (obj_rela_is_pcrel((uint32_t)GELF_R_TYPE(r->r_info)) ? 4 : 0);
-}
-
-int64_t obj_const_imm(const struct obj_scn *s, const GElf_Rela *r, int64_t off)
+/* How far past off a PC-relative reference into s, a section of mergeable
+ * constants, really lands: the bytes of an immediate after its
+ * displacement (a vector compare's predicate, a shuffle's pattern), which
+ * the addend counts in and nothing in the object records. Constants are
+ * read at multiples of 4 bytes (of their size, if smaller): a place 1 or 2
+ * short of one is taken for an imm8 or imm16. 0 for any other section. */
+static int64_t const_imm(const struct obj_scn *s, int64_t off)
 {
 	uint64_t align = s->sh.sh_entsize < 4 ? s->sh.sh_entsize : 4;
 
-	if (!(s->sh.sh_flags & SHF_MERGE) || (s->sh.sh_flags & SHF_STRINGS) || align < 2 ||
-	    !obj_rela_is_pcrel((uint32_t)GELF_R_TYPE(r->r_info)))
+	if (!(s->sh.sh_flags & SHF_MERGE) || (s->sh.sh_flags & SHF_STRINGS) || align < 2)
 		return 0;
 	return (int64_t)((align - (uint64_t)off % align) % align);
+}
+
+int64_t obj_rela_lands(const struct obj_scn *s, const GElf_Rela *r, int64_t base)
+{
+	int64_t off = base + r->r_addend;
+
+	if (!obj_rela_is_pcrel((uint32_t)GELF_R_TYPE(r->r_info)))
+		return off;
+	return off + 4 + const_imm(s, off + 4);
 }
 
 int obj_open(const char *path, struct obj *o)

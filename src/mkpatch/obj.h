@@ -57,17 +57,12 @@ bool obj_scn_holds_state(const struct obj_scn *s);
 bool obj_built_by_gcc(const struct obj *o);
 /* The piece of read-only data section scn holding offset off: [*lo, *hi). */
 void obj_piece(const struct obj *o, size_t scn, uint64_t off, uint64_t *lo, uint64_t *hi);
-/* Where in its section a relocation points: a PC-relative one's addend
- * is 4 bytes short (the displacement precedes the next instruction). */
-int64_t obj_rela_referenced(const GElf_Rela *r);
-/* How far past off (obj_rela_referenced's place) a PC-relative reference
- * into s, a section of mergeable constants, really lands: the bytes of an
- * immediate after its displacement (a vector compare's predicate, a
- * shuffle's pattern), which the addend counts in and nothing in the
- * object records. Constants are read at multiples of 4 bytes (of their
- * size, if smaller): a place 1 or 2 short of one is taken for an imm8 or
- * imm16. 0 for any other section. */
-int64_t obj_const_imm(const struct obj_scn *s, const GElf_Rela *r, int64_t off);
+/* Where in s, the section its symbol is in, relocation r lands, the
+ * symbol at base (0 for a section symbol): base plus the addend, which a
+ * PC-relative reference has 4 bytes short (the displacement precedes the
+ * next instruction), and into mergeable constants also short by the
+ * immediate after the displacement (see obj.c). */
+int64_t obj_rela_lands(const struct obj_scn *s, const GElf_Rela *r, int64_t base);
 /* A PC-relative relocation: its addend is 4 bytes short of the target. */
 bool obj_rela_is_pcrel(uint32_t type);
 /* A thread-local reference: an offset from the thread pointer or within a

@@ -6,15 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 
-static int64_t referenced_offset(const GElf_Rela *r)
-{
-	return obj_rela_referenced(r);
-}
-
 /* A string literal referenced by a relocation, by its content. */
 static void describe_string(const struct obj_scn *s, const GElf_Rela *r, char *out, size_t len)
 {
-	int64_t off = referenced_offset(r);
+	int64_t off = obj_rela_lands(s, r, 0);
 	const char *data = s->data ? s->data->d_buf : NULL;
 
 	if (!data || off < 0 || (uint64_t)off >= s->data->d_size) {
@@ -31,7 +26,7 @@ static void describe_string(const struct obj_scn *s, const GElf_Rela *r, char *o
  * the bytes after the entry belong to another, placed anywhere). */
 static bool describe_const(const struct obj_scn *s, const GElf_Rela *r, char *out, size_t len)
 {
-	int64_t off = referenced_offset(r) + obj_const_imm(s, r, referenced_offset(r));
+	int64_t off = obj_rela_lands(s, r, 0);
 	uint64_t size = s->sh.sh_entsize, lo;
 	char hex[2 * 64 + 1];
 
@@ -69,7 +64,7 @@ static void describe_rodata(const struct obj *o, size_t scn, const GElf_Rela *r,
 			    size_t len)
 {
 	const struct obj_scn *s = &o->scns[scn];
-	int64_t off = referenced_offset(r);
+	int64_t off = obj_rela_lands(s, r, 0);
 	uint8_t digest[OPUS_SHA256_LEN];
 	char hex[2 * OPUS_SHA256_LEN + 1];
 	struct opus_buf piece = {0};
