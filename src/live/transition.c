@@ -220,16 +220,36 @@ static int all_switched(struct txn *t, uint64_t *slots, bool *done)
 	return ret;
 }
 
-/* A listed thread that is gone never switches: its slot would send any
- * thread that reused its thread pointer to the old code. */
+/* Did listed thread k switch? Read again once it is seen dead: it may
+ * have switched, then ended, after the slots were read. A dead thread
+ * writes nothing more, so this second read is final. */
+static int switched_before_it_ended(struct txn *t, size_t k, bool *switched)
+{
+	uint64_t slot;
+	int ret = mem_read(t->mem_fd, t->entry.table + k * 8, &slot, 8);
+
+	*switched = !ret && slot == DISPATCH_SWITCHED;
+	return ret;
+}
+
+/* A listed thread that is gone without switching never will: its slot
+ * would send any thread that reused its thread pointer to the old code. */
 static int check_listed_alive(struct txn *t, const uint64_t *slots)
 {
-	for (size_t k = 0; k < t->nlisted; k++)
-		if (slots[k] != DISPATCH_SWITCHED && proc_thread_dead(t->listed[k]))
+	bool switched;
+	int ret;
+
+	for (size_t k = 0; k < t->nlisted; k++) {
+		if (slots[k] == DISPATCH_SWITCHED || !proc_thread_dead(t->listed[k]))
+			continue;
+		if ((ret = switched_before_it_ended(t, k, &switched)))
+			return ret;
+		if (!switched)
 			return opus_err(-ESRCH,
 					"process %d: thread %d ended inside the replaced code "
 					"before it could switch",
 					(int)t->pid, (int)t->listed[k]);
+	}
 	return 0;
 }
 
@@ -256,9 +276,9 @@ int transition_wait(struct txn *t, const struct live_opts *o)
 	while (!ret && t->nlisted) {
 		if ((ret = all_switched(t, slots, &done)) || done)
 			break;
-		if ((ret = check_listed_alive(t, slots)))
-			break;
 		if ((ret = opus_fault("waiting for threads to switch")))
+			break;
+		if ((ret = check_listed_alive(t, slots)))
 			break;
 		if (opus_now_ns() >= deadline) {
 			ret = name_late(t, slots, o);

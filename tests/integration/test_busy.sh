@@ -25,6 +25,35 @@ test_busy_function_apply_waits() {
 	assert_running "$PID"
 }
 
+# The thread inside returns, switches, answers and ends while opus is
+# descheduled between reading the switch table and looking for threads
+# that ended (a stall at that step, as on a loaded machine): it switched
+# before it ended, so the apply goes on and finishes.
+test_a_thread_that_switches_and_ends_while_opus_is_away_is_not_taken_for_one_that_ended_inside() {
+	local tid
+	build_slow_patch
+	ls "/proc/$PID/task" | sort >"$WORK/before"
+	req "SLEEP 1" >"$WORK/inflight" &
+	local inflight=$!
+	sleep 0.3
+	tid=$(ls "/proc/$PID/task" | sort | comm -13 "$WORK/before" - | head -1)
+	[ -n "$tid" ] || fail "no thread came with the request"
+	OPUS_FAULT_AT="waiting for threads to switch" OPUS_FAULT_ACTION=stall:2000 \
+		"$OPUS" apply --timeout 10 "$PID" "$WORK/slow.opatch" >"$WORK/apply.out" 2>&1 ||
+		fail "apply: $(cat "$WORK/apply.out")"
+	assert_contains "1 thread(s) inside the replaced code kept the old code" \
+		"$(cat "$WORK/apply.out")" "the thread serving the request was listed"
+	[ ! -e "/proc/$PID/task/$tid" ] || fail "thread $tid did not end during the stall"
+	wait "$inflight" || true
+	assert_eq "slept 1" "$(cat "$WORK/inflight")" "in-flight request"
+	assert_eq "slept 100" "$(req 'SLEEP 0')" "request after the apply"
+	assert_eq 1 "$(opus_patches_mapped "$PID")" "patches mapped"
+	"$OPUS" revert "$PID"
+	assert_eq "slept 0" "$(req 'SLEEP 0')" "request after the revert"
+	assert_eq 0 "$(opus_mappings "$PID")" "opus mappings after the revert"
+	assert_running "$PID"
+}
+
 test_busy_function_timeout_leaves_process_unchanged() {
 	build_slow_patch
 	local before
