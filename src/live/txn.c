@@ -535,6 +535,23 @@ static const struct exit_site *exit_to_catch(const struct exit_site *exits, size
 	return first;
 }
 
+/* Room in *exits for one site per thread of n (and an end), kept in *cap.
+ * Called before the stop, then again after it: threads created while it
+ * stopped the others are in n by then. */
+static int exits_fit(struct exit_site **exits, size_t *cap, size_t n)
+{
+	struct exit_site *e;
+
+	if (n + 1 <= *cap)
+		return 0;
+	if (!(e = calloc(n + 1, sizeof(*e))))
+		return -ENOMEM;
+	free(*exits);
+	*exits = e;
+	*cap = n + 1;
+	return 0;
+}
+
 /* The stop's "thread T is inside F", without the process, for a
  * per-thread transition to name if T never leaves. */
 static void keep_busy_msg(struct txn *t)
@@ -553,6 +570,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 	struct live_stats *st = t->st;
 	uint64_t cfi_later = 0; /* unwind tables read between stops */
 	struct exit_site *exits = NULL;
+	size_t nexits = 0;
 	const struct exit_site *exit;
 	/* Stubs left planted by a catch cut short (a killed opus) */
 	bool armed = t->entry.exits && !t->stubs_unused && exits_armed(t->mem_fd, txn_exits(t));
@@ -586,11 +604,8 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		if ((ret = threads_seize_all(&t->ts)))
 			break;
 		unwind_reserve(u, t->ts.n);
-		free(exits);
-		if (!(exits = calloc(t->ts.n + 1, sizeof(*exits)))) {
-			ret = -ENOMEM;
+		if ((ret = exits_fit(&exits, &nexits, t->ts.n)))
 			break;
-		}
 		start = opus_now_ns();
 		st->scan_bytes = 0; /* what this stop reads */
 		st->seize_ns += start - seize;
@@ -627,6 +642,8 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		 * since the first look is found for good. */
 		for (size_t k = 0; !ret && k < t->ts.n; k++)
 			ret = proc_check_vm_child(t->pid, t->ts.v[k].tid, t->ts.v[k].children);
+		if (!ret)
+			ret = exits_fit(&exits, &nexits, t->ts.n);
 		if (!ret)
 			ret = unwind_check(u, &t->ts, &rs, exits);
 		/* Per-thread, the threads inside switch as they leave. */
