@@ -17,11 +17,15 @@ static volatile pid_t children[MAX_CHILDREN];
 
 /* Each child leads its own process group (a compiler driver's cc1 and as
  * are in it). SIGTERM first (a child opus or gcc cleans up after itself),
- * then SIGKILL for whatever of the group is left. */
+ * then SIGKILL for whatever of the group is left. A child opus (the
+ * analysis of `opus build`) stops children of its own first, each within
+ * this same budget, and then removes its scratch tree: given 2 s on a
+ * loaded machine in CI, it was killed in the middle of its rm, and its
+ * tree was left. It has 10 s now; a compiler dies of SIGTERM at once. */
 static void stop_child(pid_t pid)
 {
 	kill(-pid, SIGTERM);
-	for (int i = 0; i < 200; i++) {
+	for (int i = 0; i < 1000; i++) {
 		if (waitpid(pid, NULL, WNOHANG) != 0)
 			break;
 		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
