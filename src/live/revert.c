@@ -127,7 +127,10 @@ static int revert_per_thread(struct txn *t, const struct live_opts *o, bool *hal
 	if (!t->nlisted)
 		return 0;
 	*half = true;
-	if ((ret = transition_wait(t, o))) {
+	t->ended_is_left = true;
+	ret = transition_wait(t, o);
+	t->ended_is_left = false;
+	if (ret) {
 		char why[1024];
 
 		snprintf(why, sizeof(why), "%s", opus_errmsg());

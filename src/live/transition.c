@@ -232,8 +232,24 @@ static int switched_before_it_ended(struct txn *t, size_t k, bool *switched)
 	return ret;
 }
 
-/* A listed thread that is gone without switching never will: its slot
- * would send any thread that reused its thread pointer to the old code. */
+/* A revert's listed thread that has ended has left the patch's code,
+ * whether or not it returned through its stub: the stub goes (its stack
+ * may be a new thread's now), and its slot says switched. */
+static int count_ended_as_left(struct txn *t, size_t k)
+{
+	int ret = 0;
+
+	opus_info("thread %d: ended, out of the patch's code", (int)t->listed[k]);
+	if (t->switch_stubs[k] && !(ret = exits_retire(t->mem_fd, t->switch_stubs[k])))
+		t->switch_stubs[k] = 0;
+	return ret ? ret
+		   : mem_write(t->mem_fd, t->entry.table + k * 8, &(uint64_t){DISPATCH_SWITCHED},
+			       8);
+}
+
+/* An apply's listed thread that is gone without switching never will: its
+ * slot would send any thread that reused its thread pointer to the old
+ * code. */
 static int check_listed_alive(struct txn *t, const uint64_t *slots)
 {
 	bool switched;
@@ -244,7 +260,9 @@ static int check_listed_alive(struct txn *t, const uint64_t *slots)
 			continue;
 		if ((ret = switched_before_it_ended(t, k, &switched)))
 			return ret;
-		if (!switched)
+		if (!switched && t->ended_is_left && (ret = count_ended_as_left(t, k)))
+			return ret;
+		if (!switched && !t->ended_is_left)
 			return opus_err(-ESRCH,
 					"process %d: thread %d ended inside the replaced code "
 					"before it could switch",

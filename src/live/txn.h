@@ -63,7 +63,11 @@ struct txn {
 	 * the threads its stop found inside, in table order, and their stubs
 	 * (0 once seen used). */
 	bool per_thread;
-	bool can_list;	    /* apply: the entries lead to the dispatchers */
+	bool can_list; /* apply: the entries lead to the dispatchers */
+	/* A revert's: its first stop put the old entries back, so no call
+	 * leads into the code the listed threads are in; one that has
+	 * ended has left it, and no thread can take its place there. */
+	bool ended_is_left;
 	char busy_msg[256]; /* what that stop found inside ("thread T is inside F") */
 	pid_t *listed;
 	uint64_t *switch_stubs;

@@ -511,3 +511,52 @@ test_per_thread_revert_lists_a_thread_after_an_apply_that_listed_none() {
 	assert_eq 0 "$(opus_mappings "$PID")" "opus mappings after the revert"
 	assert_running "$PID"
 }
+
+# request_churn: every request a thread of its own that ends once it
+# answers (authsrv's serve), 8 at a time, and one thread always in a
+# longer request, until $WORK/stop-churn exists; CHURN holds their pids.
+# A wrong answer to the longer one goes to $WORK/bad.
+request_churn() {
+	local a
+	while [ ! -e "$WORK/stop-churn" ] && kill -0 "$PID" 2>/dev/null; do
+		for _ in 1 2 3 4 5 6 7 8; do
+			a=$(req 'SLEEP 0') &
+		done
+		wait
+	done &
+	CHURN=$!
+	while [ ! -e "$WORK/stop-churn" ] && kill -0 "$PID" 2>/dev/null; do
+		a=$(req 'NAPS 1')
+		case "$a" in napped*) ;; *) echo "NAPS 1 -> '$a'" >>"$WORK/bad" ;; esac
+	done &
+	CHURN="$CHURN $!"
+}
+
+# A per-thread revert while request threads come and go: the fix is
+# inlined into serve, the function each request's thread runs and then
+# ends in, so every revert lists threads inside the patch's code. Their
+# exits are guessed (no CFI describes that code), and a guess can be a
+# stale copy of a return address in serve's frame: such a thread ends
+# without being seen to switch. A listed thread that has ended has left
+# the patch's code, and nothing leads back into it: the revert finishes.
+# It used to be undone ("ended inside the replaced code before it could
+# switch") in 26 of 30 reverts.
+test_per_thread_revert_while_request_threads_come_and_go() {
+	start_authsrv_with_fix
+	"$OPUS" inspect --json "$WORK/fix.opatch" | jq -r '.functions[].name' | grep -qx serve ||
+		fail "the fix does not replace serve: this test proves nothing"
+	request_churn
+	local i
+	for i in 1 2 3 4 5; do
+		"$OPUS" apply "$PID" "$WORK/fix.opatch" >"$WORK/out" 2>&1 ||
+			fail "apply $i: $(cat "$WORK/out")"
+		assert_eq DENIED "$(req 'AUTH admin ')" "the exploit after apply $i"
+		"$OPUS" revert "$PID" >"$WORK/out" 2>&1 || fail "revert $i: $(cat "$WORK/out")"
+		assert_eq OK "$(req 'AUTH admin ')" "the exploit after revert $i"
+	done
+	touch "$WORK/stop-churn"
+	wait $CHURN
+	[ ! -e "$WORK/bad" ] || fail "answers during the cycles: $(sort "$WORK/bad" | uniq -c)"
+	assert_eq 0 "$(opus_mappings "$PID")" "opus mappings after the last revert"
+	assert_running "$PID"
+}
