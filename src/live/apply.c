@@ -611,7 +611,7 @@ int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, str
 		ret = stop_and_commit(&t, p, &obj, &l, sym_addr, o);
 	st->per_thread = t.per_thread;
 	st->switched_late = (unsigned)t.nlisted;
-	if (!ret && t.nlisted && (ret = transition_wait(&t, o)))
+	if (!ret && t.nlisted && (ret = transition_wait(&t, o, true)))
 		ret = undo_transition(&t, o, ret);
 	if (ret && t.mapped) {
 		threads_detach(&t.ts);

@@ -127,10 +127,7 @@ static int revert_per_thread(struct txn *t, const struct live_opts *o, bool *hal
 	if (!t->nlisted)
 		return 0;
 	*half = true;
-	t->ended_is_left = true;
-	ret = transition_wait(t, o);
-	t->ended_is_left = false;
-	if (ret) {
+	if ((ret = transition_wait(t, o, false))) {
 		char why[1024];
 
 		snprintf(why, sizeof(why), "%s", opus_errmsg());

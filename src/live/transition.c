@@ -247,10 +247,10 @@ static int count_ended_as_left(struct txn *t, size_t k)
 			       8);
 }
 
-/* An apply's listed thread that is gone without switching never will: its
- * slot would send any thread that reused its thread pointer to the old
- * code. */
-static int check_listed_alive(struct txn *t, const uint64_t *slots)
+/* Listed threads that ended without switching. Beside the dispatchers
+ * (an apply) one never will: its slot would send any thread that reused
+ * its thread pointer to the old code. Otherwise (a revert) it has left. */
+static int check_listed_alive(struct txn *t, const uint64_t *slots, bool dispatched)
 {
 	bool switched;
 	int ret;
@@ -260,13 +260,15 @@ static int check_listed_alive(struct txn *t, const uint64_t *slots)
 			continue;
 		if ((ret = switched_before_it_ended(t, k, &switched)))
 			return ret;
-		if (!switched && t->ended_is_left && (ret = count_ended_as_left(t, k)))
-			return ret;
-		if (!switched && !t->ended_is_left)
+		if (switched)
+			continue;
+		if (dispatched)
 			return opus_err(-ESRCH,
 					"process %d: thread %d ended inside the replaced code "
 					"before it could switch",
 					(int)t->pid, (int)t->listed[k]);
+		if ((ret = count_ended_as_left(t, k)))
+			return ret;
 	}
 	return 0;
 }
@@ -284,7 +286,7 @@ static int name_late(const struct txn *t, const uint64_t *slots, const struct li
 			t->busy_msg[0] ? t->busy_msg : "it was inside");
 }
 
-int transition_wait(struct txn *t, const struct live_opts *o)
+int transition_wait(struct txn *t, const struct live_opts *o, bool dispatched)
 {
 	uint64_t start = opus_now_ns(), deadline = start + (uint64_t)(o->timeout_s * 1e9);
 	uint64_t *slots = calloc(t->nlisted + 1, sizeof(*slots));
@@ -296,7 +298,7 @@ int transition_wait(struct txn *t, const struct live_opts *o)
 			break;
 		if ((ret = opus_fault("waiting for threads to switch")))
 			break;
-		if ((ret = check_listed_alive(t, slots)))
+		if ((ret = check_listed_alive(t, slots, dispatched)))
 			break;
 		if (opus_now_ns() >= deadline) {
 			ret = name_late(t, slots, o);

@@ -63,11 +63,7 @@ struct txn {
 	 * the threads its stop found inside, in table order, and their stubs
 	 * (0 once seen used). */
 	bool per_thread;
-	bool can_list; /* apply: the entries lead to the dispatchers */
-	/* A revert's: its first stop put the old entries back, so no call
-	 * leads into the code the listed threads are in; one that has
-	 * ended has left it, and no thread can take its place there. */
-	bool ended_is_left;
+	bool can_list;	    /* apply: the entries lead to the dispatchers */
 	char busy_msg[256]; /* what that stop found inside ("thread T is inside F") */
 	pid_t *listed;
 	uint64_t *switch_stubs;
@@ -124,7 +120,10 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
  * process); -EREMCHG: threads are inside but !t->can_list (the entries do
  * not lead to the dispatchers yet). Either way nothing was changed. */
 int transition_begin(struct txn *t, const struct exit_site *exits);
-int transition_wait(struct txn *t, const struct live_opts *o);
+/* dispatched: the entries lead to the dispatchers (an apply), so a listed
+ * thread that ends before it switches fails the wait; a revert's first
+ * stop put the old entries back, so one that ends has left. */
+int transition_wait(struct txn *t, const struct live_opts *o, bool dispatched);
 /* In the same stop, after begin: its stubs and table taken back. */
 void transition_abort(struct txn *t);
 /* The transitions of the patches applied (a killed apply leaves its own

@@ -520,7 +520,7 @@ request_churn() {
 	local a
 	while [ ! -e "$WORK/stop-churn" ] && kill -0 "$PID" 2>/dev/null; do
 		for _ in 1 2 3 4 5 6 7 8; do
-			a=$(req 'SLEEP 0') &
+			req 'SLEEP 0' >/dev/null &
 		done
 		wait
 	done &
