@@ -21,20 +21,28 @@
 
 #define MAGIC "opus-lock 1\n"
 
-const char *target_lock_dir(void)
+static char lock_dir[PATH_MAX];
+static pthread_once_t lock_dir_once = PTHREAD_ONCE_INIT;
+
+static void find_lock_dir(void)
 {
-	static char dir[PATH_MAX];
 	const char *env = getenv("OPUS_LOCK_DIR"), *xdg = getenv("XDG_RUNTIME_DIR");
 
 	if (env && *env)
-		snprintf(dir, sizeof(dir), "%s", env);
+		snprintf(lock_dir, sizeof(lock_dir), "%s", env);
 	else if (geteuid() == 0)
-		snprintf(dir, sizeof(dir), "/run/opus");
+		snprintf(lock_dir, sizeof(lock_dir), "/run/opus");
 	else if (xdg && *xdg)
-		snprintf(dir, sizeof(dir), "%s/opus", xdg);
+		snprintf(lock_dir, sizeof(lock_dir), "%s/opus", xdg);
 	else
-		snprintf(dir, sizeof(dir), "/tmp/opus-%u", (unsigned)geteuid());
-	return dir;
+		snprintf(lock_dir, sizeof(lock_dir), "/tmp/opus-%u", (unsigned)geteuid());
+}
+
+/* Found once: the workers of apply --all read it at the same time. */
+const char *target_lock_dir(void)
+{
+	pthread_once(&lock_dir_once, find_lock_dir);
+	return lock_dir;
 }
 
 static pthread_once_t swept = PTHREAD_ONCE_INIT;

@@ -308,8 +308,8 @@ struct scan {
 	atomic_size_t next;
 	atomic_bool late; /* a chunk was left for the deadline */
 	_Atomic(const struct addr_range *) hit;
-	bool pointers;	 /* any pointer into rs, not return addresses */
-	uint64_t hit_at; /* written by the worker that set hit */
+	bool pointers;		   /* any pointer into rs, not return addresses */
+	uint64_t hit_at, hit_word; /* written by the worker that set hit */
 	atomic_uint_fast64_t bytes;
 	unsigned dead_stacks; /* exited threads' stacks left alone */
 };
@@ -384,8 +384,10 @@ static void scan_chunk(struct scan *s, const struct chunk *c, uint64_t *buf)
 		r = s->pointers
 			? scan_pointers(s->rs, buf, spans[j].iov_len / 8, s->guard, &i)
 			: scan_words(s->sc->mem_fd, s->rs, buf, spans[j].iov_len / 8, s->guard, &i);
-		if (r && atomic_compare_exchange_strong(&s->hit, &none, r))
+		if (r && atomic_compare_exchange_strong(&s->hit, &none, r)) {
 			s->hit_at = (uint64_t)(uintptr_t)spans[j].iov_base + i * 8;
+			s->hit_word = buf[i];
+		}
 	}
 	atomic_fetch_add(&s->bytes, bytes);
 }
@@ -661,9 +663,27 @@ static int register_pointers(const struct scanner *sc, const struct threads *ts,
 	return 0;
 }
 
+/* The mapping addr is in, as /proc/PID/maps shows it: where a pointer
+ * was found, for the message that names it. */
+static const char *mapping_name(pid_t pid, uint64_t addr, char out[256])
+{
+	struct proc_maps maps;
+	const struct proc_map *m;
+
+	snprintf(out, 256, "a mapping now gone");
+	if (proc_maps_read(pid, &maps))
+		return out;
+	if ((m = proc_map_at(&maps, addr)))
+		snprintf(out, 256, "in 0x%" PRIx64 "-0x%" PRIx64 " %s %s", m->start, m->end,
+			 m->perms, *m->path ? m->path : "anonymous");
+	proc_maps_free(&maps);
+	return out;
+}
+
 int scan_dangling(const struct scanner *sc, const struct threads *ts, const struct range_set *rs,
 		  uint64_t deadline, struct scan_tally *tally)
 {
+	char where[256];
 	struct scan s = {.sc = sc,
 			 .view_pid = proc_view_id(sc->pid),
 			 .rs = rs,
@@ -676,11 +696,11 @@ int scan_dangling(const struct scanner *sc, const struct threads *ts, const stru
 	/* Unlike a register, memory seldom lets go of a pointer in the time
 	 * a retry waits (a freed block keeps it until reused): no retry. */
 	if (ret == -EBUSY && s.hit)
-		ret =
-		    opus_err(-EADDRINUSE,
-			     "process %d: memory at 0x%" PRIx64 " holds a pointer into %s (a "
-			     "function or constant only the patch has?): unmapping it would leave "
-			     "that pointer dangling",
-			     (int)sc->pid, s.hit_at, s.hit->name);
+		ret = opus_err(-EADDRINUSE,
+			       "process %d: memory at 0x%" PRIx64 " (%s) holds a pointer into %s "
+			       "(0x%" PRIx64 ": a function or constant only the patch has?): "
+			       "unmapping it would leave that pointer dangling",
+			       (int)sc->pid, s.hit_at, mapping_name(sc->pid, s.hit_at, where),
+			       s.hit->name, s.hit_word);
 	return ret;
 }

@@ -193,10 +193,17 @@ done
 load_start 6 revert
 for ((i = ${#applied_ids[@]} - 1; i >= 0; i--)); do
 	id=${applied_ids[i]}
+	# A process that failed is named in the JSON, not on stderr; a crash
+	# of opus by its exit status.
+	status=0
 	"$OPUS" revert --all --json "$id" >"$WORK/logs/revert.$id" 2>"$WORK/logs/revert.err" ||
-		fail "revert --all $id: $(tail -1 "$WORK/logs/revert.err")"
-	[ "$(jq .summary.reverted "$WORK/logs/revert.$id")" = "$(wc -w <<<"$pids")" ] ||
-		fail "revert --all $id: $(cat "$WORK/logs/revert.$id")"
+		status=$?
+	reverted=$(jq .summary.reverted "$WORK/logs/revert.$id" 2>/dev/null || true)
+	[ "$status" = 0 ] && [ "$reverted" = "$(wc -w <<<"$pids")" ] ||
+		fail "revert --all $id: exit status $status, nginx is $pids;" \
+			"opus: $(jq -c '[.processes[]? | {pid, state, reason}], .summary' \
+				"$WORK/logs/revert.$id" 2>/dev/null || true)" \
+			"$(tail -3 "$WORK/logs/revert.err")"
 done
 for pid in $pids; do
 	[ "$(opus_list_count "$pid")" = 0 ] || fail "process $pid still has patches after the revert"
