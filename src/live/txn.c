@@ -500,15 +500,41 @@ static int scan_within_limit(struct txn *t, const struct scanner *sc, const stru
 	return scan_ended(t, o, start, ret, "suspended stacks", tally.bytes);
 }
 
+/* The parts of the patch's mapping the program can hold a pointer into:
+ * its code and constants, its data, and its exit stubs while one is
+ * planted. Not the registry record or the dispatchers' table, which no
+ * code of the program points at, nor stubs none of which is planted: a
+ * word that points there is not the patch's. glibc's ld.so keeps one such
+ * word (dl-cache.c's cache_new, left pointing where it mapped
+ * /etc/ld.so.cache before unmapping it), and a patch placed in that hole
+ * could never be reverted. Records without these addresses: all of it. */
+static size_t pointer_targets(const struct txn *t, struct addr_range out[3])
+{
+	const struct reg_entry *e = &t->entry;
+	uint64_t data = e->exits + EXITS_SIZE + LAYOUT_PAGE, end = t->base + t->size;
+	size_t n = 0;
+
+	if (!e->text_lo || !e->exits) {
+		out[0] = (struct addr_range){t->base, end, e->id};
+		return 1;
+	}
+	out[n++] = (struct addr_range){e->text_lo, e->text_hi, e->id};
+	if (exits_armed(t->mem_fd, txn_exits(t)))
+		out[n++] = (struct addr_range){e->exits, e->exits + EXITS_SIZE, e->id};
+	if (data < end)
+		out[n++] = (struct addr_range){data, end, e->id};
+	return n;
+}
+
 /* Before the patch is unmapped: no pointer into it left, within what is
  * left of --max-pause. */
 static int dangling_within_limit(struct txn *t, const struct scanner *sc, const struct live_opts *o,
 				 uint64_t start)
 {
-	const struct addr_range patch = {t->base, t->base + t->size, t->entry.id};
+	struct addr_range parts[3];
 	struct scan_tally tally = {0};
 	struct range_set rs;
-	int ret = range_set_init(&rs, &patch, 1);
+	int ret = range_set_init(&rs, parts, pointer_targets(t, parts));
 
 	if (!ret)
 		ret = scan_dangling(sc, &t->ts, &rs, pause_deadline(o, start), &tally);

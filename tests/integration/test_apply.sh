@@ -340,6 +340,29 @@ test_revert_refuses_to_leave_a_pointer_into_the_patch_dangling() {
 	assert_running "$PID"
 }
 
+# A word that points into the patch's mapping where nothing of the patch
+# is (its registry record) was not made by the patch: glibc's ld.so keeps
+# one to where it mapped /etc/ld.so.cache before unmapping it, and nginx's
+# workers were refused a revert when a patch was placed in that hole.
+# revert takes such a patch out; a word that points into its code still
+# keeps it in (the test above).
+test_revert_ignores_a_stale_word_where_the_patch_has_nothing() {
+	local base out
+	build_target rearm "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/rearm"
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/rearm/step-100.diff" \
+		--binary "$WORK/src/rearm" -o "$WORK/fix.opatch" >/dev/null
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	base=$(awk '/memfd:opus-livepatch/ {split($1, a, "-"); print a[1]; exit}' "/proc/$PID/maps")
+	assert_eq "kept $base" "$(req "KEEP $base")" "the program keeps the mapping's start"
+	out=$("$OPUS" revert "$PID" 2>&1) || fail "revert refused: $out"
+	assert_eq 0 "$(opus_patches_mapped "$PID")" "the patch is taken out"
+	assert_eq "kept $base" "$(req "KEEP $base")" "the program keeps the word"
+	counter_advances TICKS 0.1 "the ticks"
+	assert_eq 1 "$(req STEP)" "the old function ticks again"
+	assert_running "$PID"
+}
+
 # A fix that installs a signal handler only the patch has: the kernel
 # holds that pointer, where no read of the process's memory sees it, and
 # after the revert the next SIGUSR2 would have jumped into unmapped memory.

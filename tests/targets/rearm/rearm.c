@@ -3,7 +3,7 @@
  * address there again, as libevent timers and signal handlers that
  * install themselves again do. memcached's clock_handler does it. The
  * handler records the step it counts by; STEP answers it, TICKS how many
- * ticks have run; CLOCK the name of the clock it last ran under; HELLO. */
+ * ticks have run; CLOCK the clock it last ran under; HELLO; KEEP ADDR. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -44,7 +44,14 @@ static void answer(const char *line, char *out, size_t len)
 		snprintf(out, len, "%s", clock_now ? clock_now->name : "none");
 	else if (!strcmp(line, "HELLO"))
 		snprintf(out, len, "hello");
-	else
+	else if (!strncmp(line, "KEEP ", 5)) {
+		/* A word the program keeps and never follows, as glibc's ld.so
+		 * keeps one to where it mapped its cache before unmapping it. */
+		static unsigned long kept;
+
+		sscanf(line + 5, "%lx", &kept);
+		snprintf(out, len, "kept %lx", *(volatile unsigned long *)&kept);
+	} else
 		snprintf(out, len, "ERR");
 }
 
