@@ -500,30 +500,43 @@ static int scan_within_limit(struct txn *t, const struct scanner *sc, const stru
 	return scan_ended(t, o, start, ret, "suspended stacks", tally.bytes);
 }
 
+#define POINTER_TARGETS 6
+
 /* The parts of the patch's mapping the program can hold a pointer into:
- * its code and constants, its data, and its exit stubs while one is
- * planted. Not the registry record or the dispatchers' table, which no
- * code of the program points at, nor stubs none of which is planted: a
- * word that points there is not the patch's. glibc's ld.so keeps one such
- * word (dl-cache.c's cache_new, left pointing where it mapped
- * /etc/ld.so.cache before unmapping it), and a patch placed in that hole
- * could never be reverted. Records without these addresses: all of it. */
-static size_t pointer_targets(const struct txn *t, struct addr_range out[3])
+ * its code and constants, its exit stubs while one is planted, and what
+ * of the mapping is writable (its data), as the process maps it rather
+ * than as this opus lays a patch out: an older opus laid it out
+ * otherwise. Not the registry record, nor stubs none of which is planted,
+ * nor the rest: no code of the program points there, so a word that does
+ * is not the patch's. glibc's ld.so keeps one such word (dl-cache.c's
+ * cache_new, left pointing where it mapped /etc/ld.so.cache before
+ * unmapping it), and a patch placed in that hole could never be
+ * reverted. A record without these addresses: all of it. */
+static size_t pointer_targets(const struct txn *t, struct addr_range out[POINTER_TARGETS])
 {
 	const struct reg_entry *e = &t->entry;
-	uint64_t data = e->exits + EXITS_SIZE + LAYOUT_PAGE, end = t->base + t->size;
+	struct exits_area a = txn_exits(t);
+	uint64_t end = t->base + t->size;
 	size_t n = 0;
 
-	if (!e->text_lo || !e->exits) {
-		out[0] = (struct addr_range){t->base, end, e->id};
-		return 1;
-	}
+	if (!e->text_lo)
+		goto whole;
 	out[n++] = (struct addr_range){e->text_lo, e->text_hi, e->id};
-	if (exits_armed(t->mem_fd, txn_exits(t)))
-		out[n++] = (struct addr_range){e->exits, e->exits + EXITS_SIZE, e->id};
-	if (data < end)
-		out[n++] = (struct addr_range){data, end, e->id};
+	if (a.at && exits_armed(t->mem_fd, a))
+		out[n++] = (struct addr_range){a.at, a.at + a.size, e->id};
+	for (size_t i = 0; i < t->maps.n; i++) {
+		const struct proc_map *m = &t->maps.v[i];
+
+		if (m->start < t->base || m->end > end || m->perms[1] != 'w')
+			continue;
+		if (n == POINTER_TARGETS)
+			goto whole;
+		out[n++] = (struct addr_range){m->start, m->end, e->id};
+	}
 	return n;
+whole:
+	out[0] = (struct addr_range){t->base, end, e->id};
+	return 1;
 }
 
 /* Before the patch is unmapped: no pointer into it left, within what is
@@ -531,7 +544,7 @@ static size_t pointer_targets(const struct txn *t, struct addr_range out[3])
 static int dangling_within_limit(struct txn *t, const struct scanner *sc, const struct live_opts *o,
 				 uint64_t start)
 {
-	struct addr_range parts[3];
+	struct addr_range parts[POINTER_TARGETS];
 	struct scan_tally tally = {0};
 	struct range_set rs;
 	int ret = range_set_init(&rs, parts, pointer_targets(t, parts));
