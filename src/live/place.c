@@ -4,6 +4,7 @@
 #include "mem.h"
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/file.h"
 #include "util/fault.h"
 
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define REACH ((1ull << 31) - (1ull << 20)) /* a rel32 jump, with room to spare */
@@ -26,10 +28,120 @@ static bool in_reach(const struct proc_object *o, uint64_t cand, uint64_t size)
 	return hi - lo <= REACH;
 }
 
+/* Words of the loaded objects' writable data within reach of the object:
+ * where the program may keep a pointer to memory it has since unmapped,
+ * and never follow it again. glibc's ld.so keeps one to where it mapped
+ * /etc/ld.so.cache (cache_new in dl-cache.c) before unmapping it; a patch
+ * placed over such a word could not be reverted, since revert refuses to
+ * unmap what a word points into. A best effort: the program runs while
+ * they are read, and a mapping that cannot be read is passed over. */
+struct kept_words {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+#define KEPT_READ_MAX (1u << 20) /* bytes read at most, whatever the program maps */
+
+/* An object's data: written privately, and mapped from the file just after
+ * another part of it (which a data file mapped alone is not). */
+static bool is_object_data(const struct proc_maps *m, size_t i)
+{
+	const struct proc_map *v = &m->v[i];
+
+	return i && v->inode && !strcmp(v->perms, "rw-p") && m->v[i - 1].inode == v->inode &&
+	       m->v[i - 1].dev == v->dev && m->v[i - 1].end == v->start;
+}
+
+/* The objects' data, each mapping whole until KEPT_READ_MAX in all, into
+ * *buf (malloc'd, as long as they are): one process_vm_readv, or where
+ * opus may not use it (a container's filter) a read of the memory file
+ * each. How many bytes of *buf hold them, in a row. */
+static size_t read_object_data(const struct txn *t, uint64_t **buf)
+{
+	struct iovec remote[64];
+	size_t n = 0, len = 0;
+	ssize_t got;
+
+	for (size_t i = 0; i < t->maps.n && n < 64 && len < KEPT_READ_MAX; i++) {
+		const struct proc_map *m = &t->maps.v[i];
+		size_t part = m->end - m->start;
+
+		if (!is_object_data(&t->maps, i))
+			continue;
+		if (part > KEPT_READ_MAX - len)
+			part = KEPT_READ_MAX - len;
+		remote[n++] = (struct iovec){(void *)(uintptr_t)m->start, part};
+		len += part;
+	}
+	if (!len || !(*buf = malloc(len)))
+		return 0;
+	got = process_vm_readv(proc_view_id(t->pid), &(struct iovec){*buf, len}, 1, remote, n, 0);
+	if (got >= 0)
+		return (size_t)got;
+	len = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!mem_read(t->mem_fd, (uint64_t)(uintptr_t)remote[i].iov_base,
+			      (uint8_t *)*buf + len, remote[i].iov_len))
+			len += remote[i].iov_len;
+	return len;
+}
+
+static void read_kept_words(const struct txn *t, const struct proc_object *o, struct kept_words *k)
+{
+	uint64_t *buf = NULL;
+	size_t len = read_object_data(t, &buf);
+
+	for (size_t w = 0; w < len / 8; w++) {
+		if (buf[w] < MIN_ADDR || !in_reach(o, buf[w], 1) ||
+		    (buf[w] >= o->lo && buf[w] < o->hi))
+			continue;
+		if (k->n == k->cap && opus_grow(&k->v, &k->cap, k->n, sizeof(*k->v)))
+			break;
+		k->v[k->n++] = buf[w];
+	}
+	free(buf);
+}
+
+static bool holds_kept_word(const struct kept_words *k, uint64_t lo, uint64_t hi, uint64_t *word)
+{
+	for (size_t i = 0; i < k->n; i++)
+		if (k->v[i] >= lo && k->v[i] < hi) {
+			*word = k->v[i];
+			return true;
+		}
+	return false;
+}
+
+/* Where in the gap [g0, g1) size bytes go nearest the object, a page left
+ * free at either end and over no kept word; 0 if nowhere. */
+static uint64_t place_in_gap(const struct proc_object *o, uint64_t g0, uint64_t g1, uint64_t size,
+			     const struct kept_words *k)
+{
+	const uint64_t mask = LAYOUT_PAGE - 1;
+	uint64_t lo = g0 + LAYOUT_PAGE, hi = g1 - LAYOUT_PAGE, cand, word;
+	bool below = g1 <= o->lo;
+
+	while (hi > lo && hi - lo >= size) {
+		cand = below ? (hi - size) & ~mask : lo;
+		if (cand < lo)
+			return 0;
+		if (!holds_kept_word(k, cand, cand + size, &word))
+			return cand;
+		opus_info("not placing the patch at 0x%" PRIx64 ": the program keeps a pointer to "
+			  "0x%" PRIx64,
+			  cand, word);
+		if (below)
+			hi = word & ~mask;
+		else
+			lo = (word | mask) + 1;
+	}
+	return 0;
+}
+
 /* The free gaps nearest the object, below it first: above a [heap] is where
  * brk grows, so that gap is never used. Candidates are written to out. */
 static size_t find_holes(const struct proc_maps *m, const struct proc_object *o, uint64_t size,
-			 uint64_t *out, size_t max)
+			 const struct kept_words *k, uint64_t *out, size_t max)
 {
 	size_t n = 0;
 
@@ -43,9 +155,8 @@ static size_t find_holes(const struct proc_maps *m, const struct proc_object *o,
 			continue;
 		if (i && !strcmp(m->v[i - 1].path, "[heap]"))
 			continue;
-		cand = g1 <= o->lo ? (g1 - size - LAYOUT_PAGE) & ~(uint64_t)(LAYOUT_PAGE - 1)
-				   : g0 + LAYOUT_PAGE;
-		if (in_reach(o, cand, size))
+		cand = place_in_gap(o, g0, g1, size, k);
+		if (cand && in_reach(o, cand, size))
 			out[n++] = cand;
 	}
 	/* Nearest first. */
@@ -147,10 +258,16 @@ static int create_memfd(struct txn *t, const char *id, size_t size, long *fd)
 int place_patch(struct txn *t, const struct proc_object *obj, const struct opatch *p,
 		const struct layout *l)
 {
+	struct kept_words kept = {0};
 	uint64_t cands[64];
-	size_t n = find_holes(&t->maps, obj, l->total, cands, 64);
+	size_t n;
 	long fd = -1, r;
-	int ret = create_memfd(t, p->id, l->total, &fd);
+	int ret;
+
+	read_kept_words(t, obj, &kept);
+	n = find_holes(&t->maps, obj, l->total, &kept, cands, 64);
+	free(kept.v);
+	ret = create_memfd(t, p->id, l->total, &fd);
 
 	for (size_t i = 0; !ret && i < n; i++) {
 		ret = map_region(t, (int)fd, cands[i], l);

@@ -310,6 +310,7 @@ struct scan {
 	_Atomic(const struct addr_range *) hit;
 	bool pointers;		   /* any pointer into rs, not return addresses */
 	uint64_t hit_at, hit_word; /* written by the worker that set hit */
+	bool hit_mangled;	   /* hit_word is the word demangled */
 	atomic_uint_fast64_t bytes;
 	unsigned dead_stacks; /* exited threads' stacks left alone */
 };
@@ -387,6 +388,10 @@ static void scan_chunk(struct scan *s, const struct chunk *c, uint64_t *buf)
 		if (r && atomic_compare_exchange_strong(&s->hit, &none, r)) {
 			s->hit_at = (uint64_t)(uintptr_t)spans[j].iov_base + i * 8;
 			s->hit_word = buf[i];
+			if (s->pointers && s->guard && !range_set_find(s->rs, buf[i])) {
+				s->hit_word = demangle(buf[i], *s->guard);
+				s->hit_mangled = true;
+			}
 		}
 	}
 	atomic_fetch_add(&s->bytes, bytes);
@@ -698,9 +703,10 @@ int scan_dangling(const struct scanner *sc, const struct threads *ts, const stru
 	if (ret == -EBUSY && s.hit)
 		ret = opus_err(-EADDRINUSE,
 			       "process %d: memory at 0x%" PRIx64 " (%s) holds a pointer into %s "
-			       "(0x%" PRIx64 ": a function or constant only the patch has?): "
+			       "(0x%" PRIx64 "%s: a function or constant only the patch has?): "
 			       "unmapping it would leave that pointer dangling",
 			       (int)sc->pid, s.hit_at, mapping_name(sc->pid, s.hit_at, where),
-			       s.hit->name, s.hit_word);
+			       s.hit->name, s.hit_word,
+			       s.hit_mangled ? ", mangled with glibc's pointer guard" : "");
 	return ret;
 }

@@ -315,6 +315,22 @@ test_a_handler_that_rearms_itself_survives_a_per_thread_revert() {
 	handler_rearms_itself
 }
 
+# rearm_applied FIX: the rearm target running, tests/targets/rearm/FIX.diff
+# built into $WORK/fix.opatch and applied.
+rearm_applied() {
+	build_target rearm "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/rearm"
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/rearm/$1.diff" \
+		--binary "$WORK/src/rearm" -o "$WORK/fix.opatch" >/dev/null
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+}
+
+# patch_span: "LO HI" (hex, no 0x) of the patch's mappings in $PID.
+patch_span() {
+	awk '/memfd:opus-livepatch/ {split($1, a, "-"); if (!lo) lo = a[1]; hi = a[2]}
+		END {print lo, hi}' "/proc/$PID/maps"
+}
+
 # A fix that makes the timer call a function only the patch has: the
 # pointer the program keeps leads into the patch, and unmapping it would
 # leave it dangling (the program died of SIGSEGV on the next tick). revert
@@ -322,11 +338,7 @@ test_a_handler_that_rearms_itself_survives_a_per_thread_revert() {
 # go of a pointer while a retry waits), and the patch stays in, the
 # program ticking on the new code.
 test_revert_refuses_to_leave_a_pointer_into_the_patch_dangling() {
-	build_target rearm "$WORK" -O2 -g -fPIE -pie
-	start "$WORK/src/rearm"
-	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/rearm/new-handler.diff" \
-		--binary "$WORK/src/rearm" -o "$WORK/fix.opatch" >/dev/null
-	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	rearm_applied new-handler
 	sleep 0.05
 	assert_eq 7 "$(req STEP)" "the new function ticks"
 	expect_fail "reverting while the program holds a pointer into the patch" \
@@ -348,18 +360,42 @@ test_revert_refuses_to_leave_a_pointer_into_the_patch_dangling() {
 # keeps it in (the test above).
 test_revert_ignores_a_stale_word_where_the_patch_has_nothing() {
 	local base out
-	build_target rearm "$WORK" -O2 -g -fPIE -pie
-	start "$WORK/src/rearm"
-	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/rearm/step-100.diff" \
-		--binary "$WORK/src/rearm" -o "$WORK/fix.opatch" >/dev/null
-	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
-	base=$(awk '/memfd:opus-livepatch/ {split($1, a, "-"); print a[1]; exit}' "/proc/$PID/maps")
+	rearm_applied step-100
+	base=$(patch_span | cut -d' ' -f1)
 	assert_eq "kept $base" "$(req "KEEP $base")" "the program keeps the mapping's start"
 	out=$("$OPUS" revert "$PID" 2>&1) || fail "revert refused: $out"
 	assert_eq 0 "$(opus_patches_mapped "$PID")" "the patch is taken out"
 	assert_eq "kept $base" "$(req "KEEP $base")" "the program keeps the word"
 	counter_advances TICKS 0.1 "the ticks"
 	assert_eq 1 "$(req STEP)" "the old function ticks again"
+	assert_running "$PID"
+}
+
+# The same word, kept before the patch is placed: opus reads the words the
+# loaded objects keep in their data and places the patch where none points
+# (ld.so keeps one to its unmapped cache, and the nearest free range to a
+# library can be that cache's). The second apply would otherwise go where
+# the first went, over the word, and its revert be refused.
+test_a_patch_is_not_placed_over_a_word_the_program_keeps() {
+	local base word lo hi out
+	rearm_applied step-100
+	base=$(patch_span | cut -d' ' -f1)
+	"$OPUS" revert "$PID" >/dev/null
+	# The first page after the record: the patch's code.
+	word=$(printf '%x' $((0x$base + 4096)))
+	assert_eq "kept $word" "$(req "KEEP $word")" "the program keeps a word where the patch was"
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	counter_advances TICKS 0.1 "the ticks"
+	assert_eq 100 "$(req STEP)" "the new function ticks"
+	read -r lo hi < <(patch_span)
+	if ((0x$word >= 0x$lo && 0x$word < 0x$hi)); then
+		fail "the patch (0x$lo-0x$hi) was placed over the kept word 0x$word"
+	fi
+	out=$("$OPUS" revert "$PID" 2>&1) || fail "revert refused: $out"
+	assert_eq 0 "$(opus_patches_mapped "$PID")" "the patch is taken out"
+	counter_advances TICKS 0.1 "the ticks"
+	assert_eq 1 "$(req STEP)" "the old function ticks again"
+	assert_eq "kept $word" "$(req "KEEP $word")" "the program keeps its word"
 	assert_running "$PID"
 }
 
@@ -371,11 +407,7 @@ test_revert_ignores_a_stale_word_where_the_patch_has_nothing() {
 # patch stays: the signal still finds its handler.
 test_revert_refuses_to_leave_a_signal_handler_dangling() {
 	local before
-	build_target rearm "$WORK" -O2 -g -fPIE -pie
-	start "$WORK/src/rearm"
-	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/rearm/new-signal-handler.diff" \
-		--binary "$WORK/src/rearm" -o "$WORK/fix.opatch" >/dev/null
-	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	rearm_applied new-signal-handler
 	sleep 0.05
 	before=$(req TICKS)
 	kill -USR2 "$PID"
