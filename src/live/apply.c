@@ -491,6 +491,8 @@ static int lead_to_dispatchers(struct txn *t, const struct opatch *p, const stru
 	t->nranges = 0;
 	ret = plan_sites(t, p, obj, l, sym_addr);
 	if (!ret)
+		ret = transition_mark_reentries(t);
+	if (!ret)
 		ret = place_rewrite_record(t, l);
 	if (!ret)
 		opus_info("process %d: a thread is inside the replaced code; the entries will "

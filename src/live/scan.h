@@ -15,6 +15,9 @@
 struct addr_range {
 	uint64_t lo, hi;
 	const char *name;
+	/* Its code may jump into an entry's jump bytes, past the first
+	 * (transition_mark_reentries): a thread inside is not listed. */
+	bool reenters;
 };
 
 /* The ranges sorted by start, for a lookup in O(log n) per word: memory

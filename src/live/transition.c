@@ -137,6 +137,14 @@ static int list_thread(struct txn *t, const struct exit_site *x, uint64_t tp, bo
 
 	if (!x->slot)
 		return not_listed(t, x->tid, "where it leaves the replaced code is not known");
+	/* Listed, it would go on in the old code, which may jump back into
+	 * the bytes of the jump written over an entry. */
+	if (x->reenters)
+		return not_listed(
+		    t, x->tid,
+		    "it is inside %s, whose code may jump back into the first bytes "
+		    "of a replaced function, which the jump to its dispatcher overwrites",
+		    x->reenters);
 	/* Interrupted in the function's first instructions: it would run the
 	 * jump written over them from its middle. It will have moved on by a
 	 * later stop (the stop-world catch waits for it to leave). */
@@ -165,6 +173,86 @@ static int list_thread(struct txn *t, const struct exit_site *x, uint64_t tp, bo
 		ret = opus_fault("planting a switch stub");
 	}
 	return ret;
+}
+
+/* What a jump at c[i] could lead to, its bytes taken as jcc or jmp rel8
+ * (0x70-0x7f, 0xeb), loop or jrcxz (0xe0-0xe3), jmp rel32 (0xe9) or jcc
+ * rel32 (0x0f 0x80-0x8f); 0 if none. at is the address of c[0]. */
+static uint64_t jump_target(const uint8_t *c, size_t i, size_t n, uint64_t at)
+{
+	int32_t d;
+
+	if (i + 2 <= n && ((c[i] >= 0x70 && c[i] <= 0x7f) || c[i] == 0xeb || (c[i] & 0xfc) == 0xe0))
+		return at + i + 2 + (uint64_t)(int64_t)(int8_t)c[i + 1];
+	if (i + 5 <= n && c[i] == 0xe9) {
+		memcpy(&d, c + i + 1, 4);
+		return at + i + 5 + (uint64_t)(int64_t)d;
+	}
+	if (i + 6 <= n && c[i] == 0x0f && (c[i + 1] & 0xf0) == 0x80) {
+		memcpy(&d, c + i + 2, 4);
+		return at + i + 6 + (uint64_t)(int64_t)d;
+	}
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Is addr in the bytes of a jump at one of the sorted entries, past its
+ * first? */
+static bool in_jump_bytes(const uint64_t *entries, size_t n, uint64_t addr)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (entries[mid] < addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo && addr - entries[lo - 1] < JUMP_SIZE;
+}
+
+static bool code_reenters(const struct txn *t, const struct addr_range *r, const uint64_t *entries,
+			  size_t n)
+{
+	size_t len = r->hi - r->lo;
+	uint8_t *c = malloc(len);
+	bool hit = !c || mem_read(t->mem_fd, r->lo, c, len);
+
+	for (size_t i = 0; !hit && i < len; i++) {
+		uint64_t to = jump_target(c, i, len, r->lo);
+
+		hit = to && in_jump_bytes(entries, n, to);
+	}
+	free(c);
+	return hit;
+}
+
+int transition_mark_reentries(struct txn *t)
+{
+	uint64_t *entries = calloc(t->entry.nsites + 1, sizeof(*entries));
+
+	if (!entries)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->entry.nsites; i++)
+		entries[i] = t->entry.sites[i].addr;
+	qsort(entries, t->entry.nsites, sizeof(*entries), cmp_u64);
+	for (size_t i = 0; i < t->nranges; i++) {
+		t->ranges[i].reenters = code_reenters(t, &t->ranges[i], entries, t->entry.nsites);
+		if (t->ranges[i].reenters)
+			opus_info("process %d: %s may jump into the first bytes of a replaced "
+				  "function: a thread inside it is not listed",
+				  (int)t->pid, t->ranges[i].name);
+	}
+	free(entries);
+	return 0;
 }
 
 int transition_begin(struct txn *t, const struct exit_site *exits)

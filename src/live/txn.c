@@ -156,7 +156,7 @@ int txn_add_range(struct txn *t, uint64_t lo, uint64_t hi, const char *name)
 {
 	if (OPUS_PUSH(t->ranges, t->nranges, t->ranges_cap))
 		return -ENOMEM;
-	t->ranges[t->nranges++] = (struct addr_range){lo, hi, name};
+	t->ranges[t->nranges++] = (struct addr_range){.lo = lo, .hi = hi, .name = name};
 	return 0;
 }
 
@@ -521,9 +521,9 @@ static size_t pointer_targets(const struct txn *t, struct addr_range out[POINTER
 
 	if (!e->text_lo)
 		goto whole;
-	out[n++] = (struct addr_range){e->text_lo, e->text_hi, e->id};
+	out[n++] = (struct addr_range){.lo = e->text_lo, .hi = e->text_hi, .name = e->id};
 	if (a.at && exits_armed(t->mem_fd, a))
-		out[n++] = (struct addr_range){a.at, a.at + a.size, e->id};
+		out[n++] = (struct addr_range){.lo = a.at, .hi = a.at + a.size, .name = e->id};
 	for (size_t i = 0; i < t->maps.n; i++) {
 		const struct proc_map *m = &t->maps.v[i];
 
@@ -531,11 +531,11 @@ static size_t pointer_targets(const struct txn *t, struct addr_range out[POINTER
 			continue;
 		if (n == POINTER_TARGETS)
 			goto whole;
-		out[n++] = (struct addr_range){m->start, m->end, e->id};
+		out[n++] = (struct addr_range){.lo = m->start, .hi = m->end, .name = e->id};
 	}
 	return n;
 whole:
-	out[0] = (struct addr_range){t->base, end, e->id};
+	out[0] = (struct addr_range){.lo = t->base, .hi = end, .name = e->id};
 	return 1;
 }
 

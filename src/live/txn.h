@@ -124,6 +124,12 @@ int transition_begin(struct txn *t, const struct exit_site *exits);
  * thread that ends before it switches fails the wait; a revert's first
  * stop put the old entries back, so one that ends has left. */
 int transition_wait(struct txn *t, const struct live_opts *o, bool dispatched);
+/* Before the stop that lists threads, with them running: which of
+ * t->ranges have code that may jump into the bytes of a jump written at an
+ * entry, past its first (addr_range.reenters). A thread that stays inside
+ * one would run that jump from its middle: begin does not list it. The
+ * bytes are not decoded, so a false match only keeps a thread waiting. */
+int transition_mark_reentries(struct txn *t);
 /* In the same stop, after begin: its stubs and table taken back. */
 void transition_abort(struct txn *t);
 /* The transitions of the patches applied (a killed apply leaves its own

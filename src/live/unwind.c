@@ -140,6 +140,7 @@ struct walk {
 	int last_hit;	       /* depth of the outermost frame in a range so far, or -1 */
 	struct exit_site exit; /* its caller's return address and where it is kept */
 	const char *mid_entry; /* exit_site's */
+	const char *reenters;  /* exit_site's */
 };
 
 /* Would a thread resuming at addr run an entry's jump from its middle?
@@ -183,6 +184,8 @@ static int on_frame(Dwfl_Frame *frame, void *arg)
 	/* Every hit, not just the first: the caller names them all. */
 	if ((r = range_set_find(w->rs, pc))) {
 		note_busy(w->busy, r->name, w->tid);
+		if (r->reenters)
+			w->reenters = r->name;
 		if (!w->hit)
 			w->hit = r;
 		w->last_hit = w->depth;
@@ -269,6 +272,8 @@ static const struct addr_range *scan_stack(const struct unwinder *u, struct walk
 	}
 	for (size_t i = 0; (r = scan_words(u->mem_fd, w->rs, buf, len / 8, NULL, &i)); i++) {
 		note_busy(w->busy, r->name, w->tid);
+		if (r->reenters)
+			w->reenters = r->name;
 		if (!w->hit)
 			w->hit = r;
 		after = i + 1; /* past the last return into the guarded code */
@@ -502,6 +507,7 @@ int unwind_check(struct unwinder *u, const struct threads *ts, const struct rang
 				       ? w.exit
 				       : (struct exit_site){.tid = ts->v[i].tid};
 			exits[i].mid_entry = w.mid_entry;
+			exits[i].reenters = w.reenters;
 		}
 	}
 	if (!ret && busy.n)

@@ -51,6 +51,10 @@ struct exit_site {
 	 * thread would resume (interrupted in its first instructions), or
 	 * NULL: a jump written there would be run from its middle. */
 	const char *mid_entry;
+	/* A function on its stack whose code may jump into an entry's jump
+	 * bytes, past the first (addr_range.reenters), or NULL: the thread
+	 * would run that jump from its middle as it goes on there. */
+	const char *reenters;
 };
 
 /* The fast check of unwind_check for one thread, done as soon as it stops

@@ -182,6 +182,41 @@ test_per_thread_apply_waits_for_a_thread_interrupted_inside_the_bytes_of_a_jump(
 	assert_running "$pid"
 }
 
+# A thread inside a function whose own loop jumps back into its first
+# five bytes (the backedge target's spin(), shaped as nginx's
+# ngx_strcasecmp: its loop starts 2 bytes in): listed, it kept the old code
+# and ran the jump written over those bytes from its middle at its next
+# round, and the process died. It is not listed: the apply writes nothing
+# while it is inside, waits for it to leave as a stop-world apply does,
+# and then patches.
+test_per_thread_apply_waits_for_a_thread_whose_loop_jumps_back_into_the_entry() {
+	local pid ap
+	build_target backedge "$WORK" -O2 -g
+	objdump -d "$WORK/src/backedge" | grep -Eq 'j[a-z]+ +[0-9a-f]+ <spin\+0x[1-4]>' ||
+		fail "spin()'s loop does not start in its first bytes: $(objdump -d "$WORK/src/backedge" |
+			sed -n '/<spin>:/,/^$/p')"
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/backedge/negative.diff" \
+		--binary "$WORK/src/backedge" -o "$WORK/fix.opatch" >/dev/null
+	start "$WORK/src/backedge"
+	pid=$PID
+	OPUS_VERBOSE=1 "$OPUS" apply "$pid" "$WORK/fix.opatch" --timeout 30 >"$WORK/apply.out" 2>&1 &
+	ap=$!
+	sleep 1
+	assert_running "$pid"
+	kill -0 "$ap" 2>/dev/null || fail "apply ended with the spinner inside: $(cat "$WORK/apply.out")"
+	never_printed "main new" "an entry was written while the spinner was inside spin()"
+	assert_contains "may jump back into the first bytes of" "$(cat "$WORK/apply.out")" \
+		"why apply did not list the spinner"
+	kill -USR1 "$pid" # spin() returns
+	wait "$ap" || fail "apply: $(cat "$WORK/apply.out")"
+	wait_for "spun old"
+	wait_for "main new"
+	kill -USR1 "$pid"
+	wait_for "spun new"
+	assert_running "$pid"
+	[ "$pid" = "$PID" ] || fail "pid changed"
+}
+
 # All or nothing: a thread that does not leave within --timeout undoes the
 # transition; the threads that had switched are back on the old code and
 # nothing of the patch stays.

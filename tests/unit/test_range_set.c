@@ -33,10 +33,12 @@ static void agrees_with_a_linear_search(const struct addr_range *v, size_t n, ui
 
 int main(void)
 {
-	const struct addr_range disjoint[] = {
-	    {300, 310, "c"}, {100, 150, "a"}, {150, 160, "b"}, {500, 501, "d"}};
+	const struct addr_range disjoint[] = {{300, 310, "c", false},
+					      {100, 150, "a", false},
+					      {150, 160, "b", false},
+					      {500, 501, "d", false}};
 	const struct addr_range nested[] = {
-	    {100, 400, "outer"}, {120, 130, "inner"}, {390, 410, "x"}};
+	    {100, 400, "outer", false}, {120, 130, "inner", false}, {390, 410, "x", false}};
 	struct range_set rs;
 
 	agrees_with_a_linear_search(disjoint, 4, 0, 600);

@@ -40,7 +40,7 @@ int main(void)
 {
 	uint64_t run[19] = {0};
 	uint64_t lo = (uint64_t)(uintptr_t)code, guard = 0x5a5a12345678f00dull;
-	const struct addr_range range = {lo, lo + sizeof(code), "f"};
+	const struct addr_range range = {lo, lo + sizeof(code), "f", false};
 	struct range_set rs;
 	int fd = mem_open(getpid());
 
