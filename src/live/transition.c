@@ -15,6 +15,7 @@
 #include "dispatch.h"
 #include "exits.h"
 #include "mem.h"
+#include "reentry.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/fault.h"
@@ -175,26 +176,6 @@ static int list_thread(struct txn *t, const struct exit_site *x, uint64_t tp, bo
 	return ret;
 }
 
-/* What a jump at c[i] could lead to, its bytes taken as jcc or jmp rel8
- * (0x70-0x7f, 0xeb), loop or jrcxz (0xe0-0xe3), jmp rel32 (0xe9) or jcc
- * rel32 (0x0f 0x80-0x8f); 0 if none. at is the address of c[0]. */
-static uint64_t jump_target(const uint8_t *c, size_t i, size_t n, uint64_t at)
-{
-	int32_t d;
-
-	if (i + 2 <= n && ((c[i] >= 0x70 && c[i] <= 0x7f) || c[i] == 0xeb || (c[i] & 0xfc) == 0xe0))
-		return at + i + 2 + (uint64_t)(int64_t)(int8_t)c[i + 1];
-	if (i + 5 <= n && c[i] == 0xe9) {
-		memcpy(&d, c + i + 1, 4);
-		return at + i + 5 + (uint64_t)(int64_t)d;
-	}
-	if (i + 6 <= n && c[i] == 0x0f && (c[i + 1] & 0xf0) == 0x80) {
-		memcpy(&d, c + i + 2, 4);
-		return at + i + 6 + (uint64_t)(int64_t)d;
-	}
-	return 0;
-}
-
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -202,35 +183,14 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Is addr in the bytes of a jump at one of the sorted entries, past its
- * first? */
-static bool in_jump_bytes(const uint64_t *entries, size_t n, uint64_t addr)
-{
-	size_t lo = 0, hi = n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (entries[mid] < addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo && addr - entries[lo - 1] < JUMP_SIZE;
-}
-
 static bool code_reenters(const struct txn *t, const struct addr_range *r, const uint64_t *entries,
 			  size_t n)
 {
 	size_t len = r->hi - r->lo;
 	uint8_t *c = malloc(len);
-	bool hit = !c || mem_read(t->mem_fd, r->lo, c, len);
+	bool hit = !c || mem_read(t->mem_fd, r->lo, c, len) ||
+		   reentry_code_may_jump(c, len, r->lo, entries, n);
 
-	for (size_t i = 0; !hit && i < len; i++) {
-		uint64_t to = jump_target(c, i, len, r->lo);
-
-		hit = to && in_jump_bytes(entries, n, to);
-	}
 	free(c);
 	return hit;
 }
