@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -29,6 +30,48 @@ int mem_read(int fd, uint64_t addr, void *buf, size_t len)
 		return opus_err(n < 0 ? -errno : -EIO, "cannot read %zu bytes at 0x%llx", len,
 				(unsigned long long)addr);
 	return 0;
+}
+
+/* The k spans into buf, in a row; how many bytes of it they take. */
+static size_t read_batch(pid_t view_pid, int fd, const struct iovec *spans, size_t k, uint8_t *buf,
+			 bool *whole, size_t *nwhole)
+{
+	size_t len = 0, at = 0;
+	ssize_t got;
+
+	for (size_t i = 0; i < k; i++)
+		len += spans[i].iov_len;
+	got = process_vm_readv(view_pid, &(struct iovec){buf, len}, 1, spans, k, 0);
+	for (size_t i = 0; i < k; i++) {
+		size_t part = spans[i].iov_len;
+
+		/* It stops at the first span it could not read in full. */
+		if (got >= (ssize_t)part) {
+			whole[i] = true;
+			got -= (ssize_t)part;
+		} else {
+			got = 0;
+			whole[i] = pread(fd, buf + at, part, (off_t)(uintptr_t)spans[i].iov_base) ==
+				   (ssize_t)part;
+		}
+		*nwhole += whole[i];
+		at += part;
+	}
+	return at;
+}
+
+size_t mem_read_spans(pid_t view_pid, int fd, const struct iovec *spans, size_t n, void *buf,
+		      bool *whole)
+{
+	uint8_t *at = buf;
+	size_t nwhole = 0;
+
+	for (size_t i = 0; i < n; i += IOV_MAX) {
+		size_t k = n - i < IOV_MAX ? n - i : IOV_MAX;
+
+		at += read_batch(view_pid, fd, spans + i, k, at, whole + i, &nwhole);
+	}
+	return nwhole;
 }
 
 int mem_write(int fd, uint64_t addr, const void *buf, size_t len)

@@ -40,7 +40,8 @@ struct kept_words {
 	size_t n, cap;
 };
 
-#define KEPT_READ_MAX (1u << 20) /* bytes read at most, whatever the program maps */
+#define KEPT_READ_MAX  (1u << 20) /* bytes read at most, whatever the program maps */
+#define KEPT_SPANS_MAX 64	  /* the objects' data mappings read at most */
 
 /* An object's data: written privately, and mapped from the file just after
  * another part of it (which a data file mapped alone is not). */
@@ -52,17 +53,13 @@ static bool is_object_data(const struct proc_maps *m, size_t i)
 	       m->v[i - 1].dev == v->dev && m->v[i - 1].end == v->start;
 }
 
-/* The objects' data, each mapping whole until KEPT_READ_MAX in all, into
- * *buf (malloc'd, as long as they are): one process_vm_readv, or where
- * opus may not use it (a container's filter) a read of the memory file
- * each. How many bytes of *buf hold them, in a row. */
-static size_t read_object_data(const struct txn *t, uint64_t **buf)
+/* The objects' data as spans, each mapping whole until KEPT_READ_MAX in
+ * all; how many. */
+static size_t object_data_spans(const struct txn *t, struct iovec *spans, size_t max)
 {
-	struct iovec remote[64];
 	size_t n = 0, len = 0;
-	ssize_t got;
 
-	for (size_t i = 0; i < t->maps.n && n < 64 && len < KEPT_READ_MAX; i++) {
+	for (size_t i = 0; i < t->maps.n && n < max && len < KEPT_READ_MAX; i++) {
 		const struct proc_map *m = &t->maps.v[i];
 		size_t part = m->end - m->start;
 
@@ -70,35 +67,42 @@ static size_t read_object_data(const struct txn *t, uint64_t **buf)
 			continue;
 		if (part > KEPT_READ_MAX - len)
 			part = KEPT_READ_MAX - len;
-		remote[n++] = (struct iovec){(void *)(uintptr_t)m->start, part};
+		spans[n++] = (struct iovec){(void *)(uintptr_t)m->start, part};
 		len += part;
 	}
-	if (!len || !(*buf = malloc(len)))
-		return 0;
-	got = process_vm_readv(proc_view_id(t->pid), &(struct iovec){*buf, len}, 1, remote, n, 0);
-	if (got >= 0)
-		return (size_t)got;
-	len = 0;
-	for (size_t i = 0; i < n; i++)
-		if (!mem_read(t->mem_fd, (uint64_t)(uintptr_t)remote[i].iov_base,
-			      (uint8_t *)*buf + len, remote[i].iov_len))
-			len += remote[i].iov_len;
-	return len;
+	return n;
 }
 
-static void read_kept_words(const struct txn *t, const struct proc_object *o, struct kept_words *k)
+static void add_kept_words(const struct proc_object *o, const uint64_t *w, size_t n,
+			   struct kept_words *k)
 {
-	uint64_t *buf = NULL;
-	size_t len = read_object_data(t, &buf);
-
-	for (size_t w = 0; w < len / 8; w++) {
-		if (buf[w] < MIN_ADDR || !in_reach(o, buf[w], 1) ||
-		    (buf[w] >= o->lo && buf[w] < o->hi))
+	for (size_t i = 0; i < n; i++) {
+		if (w[i] < MIN_ADDR || !in_reach(o, w[i], 1) || (w[i] >= o->lo && w[i] < o->hi))
 			continue;
 		if (k->n == k->cap && opus_grow(&k->v, &k->cap, k->n, sizeof(*k->v)))
-			break;
-		k->v[k->n++] = buf[w];
+			return;
+		k->v[k->n++] = w[i];
 	}
+}
+
+/* The words of the objects' data that point near o, read in one go before
+ * any thread is stopped; a span that cannot be read adds none. */
+static void read_kept_words(const struct txn *t, const struct proc_object *o, struct kept_words *k)
+{
+	struct iovec spans[KEPT_SPANS_MAX];
+	bool whole[KEPT_SPANS_MAX];
+	size_t n = object_data_spans(t, spans, KEPT_SPANS_MAX), len = 0;
+	uint8_t *buf, *at;
+
+	for (size_t i = 0; i < n; i++)
+		len += spans[i].iov_len;
+	if (!len || !(buf = malloc(len)))
+		return;
+	mem_read_spans(proc_view_id(t->pid), t->mem_fd, spans, n, buf, whole);
+	at = buf;
+	for (size_t i = 0; i < n; at += spans[i++].iov_len)
+		if (whole[i])
+			add_kept_words(o, (const uint64_t *)(void *)at, spans[i].iov_len / 8, k);
 	free(buf);
 }
 

@@ -353,17 +353,14 @@ static size_t touched_spans(const struct scan *s, const struct chunk *c, struct 
 	return k;
 }
 
-/* A span into buf: process_vm_readv, which copies once where the memory
- * file copies twice; where opus may not use it (a container's filter),
- * the memory file. False if it cannot be read whole (a page no one can
- * read holds no stack anyone runs on). */
+/* A span into buf: process_vm_readv copies once where the memory file
+ * copies twice. False if it cannot be read whole (a page no one can read
+ * holds no stack anyone runs on). */
 static bool read_span(const struct scan *s, const struct iovec *span, void *buf)
 {
-	struct iovec local = {buf, span->iov_len};
-	ssize_t len = (ssize_t)span->iov_len;
+	bool whole;
 
-	return process_vm_readv(s->view_pid, &local, 1, span, 1, 0) == len ||
-	       pread(s->sc->mem_fd, buf, span->iov_len, (off_t)(uintptr_t)span->iov_base) == len;
+	return mem_read_spans(s->view_pid, s->sc->mem_fd, span, 1, buf, &whole) == 1;
 }
 
 /* Each span read into the start of buf and scanned at once, while what

@@ -19,6 +19,7 @@
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/fault.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -176,13 +177,6 @@ static int list_thread(struct txn *t, const struct exit_site *x, uint64_t tp, bo
 	return ret;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static bool code_reenters(const struct txn *t, const struct addr_range *r, const uint64_t *entries,
 			  size_t n)
 {
@@ -203,7 +197,7 @@ int transition_mark_reentries(struct txn *t)
 		return -ENOMEM;
 	for (size_t i = 0; i < t->entry.nsites; i++)
 		entries[i] = t->entry.sites[i].addr;
-	qsort(entries, t->entry.nsites, sizeof(*entries), cmp_u64);
+	qsort(entries, t->entry.nsites, sizeof(*entries), opus_cmp_u64);
 	for (size_t i = 0; i < t->nranges; i++) {
 		t->ranges[i].reenters = code_reenters(t, &t->ranges[i], entries, t->entry.nsites);
 		if (t->ranges[i].reenters)

@@ -326,57 +326,27 @@ static struct stack_span own_stack(const struct unwinder *u, const struct thread
 	return s;
 }
 
-/* Spans [first, end) of s, at most IOV_MAX not empty, whose bytes go to
- * buf in a row: one process_vm_readv; where opus may not use it (a
- * container's filter), the memory file, a read each. */
-static void read_batch(const struct unwinder *u, pid_t pid, struct stack_span *s, size_t first,
-		       size_t end, uint8_t *buf)
-{
-	struct iovec local[IOV_MAX], remote[IOV_MAX];
-	size_t k = 0;
-	ssize_t got;
-
-	for (size_t j = first; j < end; j++) {
-		if (!s[j].len)
-			continue;
-		local[k] = (struct iovec){buf, s[j].len};
-		remote[k++] = (struct iovec){(void *)(uintptr_t)s[j].from, s[j].len};
-		buf += s[j].len;
-	}
-	if (!k)
-		return;
-	got = process_vm_readv(pid, local, k, remote, k, 0);
-	for (size_t j = first, i = 0; j < end; j++) {
-		if (!s[j].len)
-			continue;
-		if (got < 0) {
-			s[j].read = !mem_read(u->mem_fd, s[j].from, local[i++].iov_base, s[j].len);
-			continue;
-		}
-		/* It stops at the first span it could not read in full. */
-		s[j].read = (size_t)got >= s[j].len;
-		got = s[j].read ? got - (ssize_t)s[j].len : 0;
-	}
-}
-
 /* Every span read into buf (their lengths in a row) with one syscall per
  * IOV_MAX threads, not one per thread, inside the pause; each says if it
  * was read whole. */
 static void read_stacks(const struct unwinder *u, struct stack_span *s, size_t n, uint8_t *buf)
 {
 	pid_t pid = proc_view_id(u->pid);
+	struct iovec spans[IOV_MAX];
+	bool whole[IOV_MAX];
 
 	for (size_t i = 0; i < n;) {
 		size_t first = i, k = 0;
-		uint8_t *at = buf;
 
 		for (; i < n && k < IOV_MAX; i++)
-			if (s[i].len) {
-				buf += s[i].len;
-				k++;
+			if (s[i].len)
+				spans[k++] = (struct iovec){(void *)(uintptr_t)s[i].from, s[i].len};
+		mem_read_spans(pid, u->mem_fd, spans, k, buf, whole);
+		for (size_t j = first, w = 0; j < i; j++)
+			if (s[j].len) {
+				s[j].read = whole[w++];
+				buf += s[j].len;
 			}
-		if (k)
-			read_batch(u, pid, s, first, i, at);
 	}
 }
 

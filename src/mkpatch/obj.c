@@ -63,13 +63,6 @@ static int add_cut(struct obj_scn *s, uint64_t off, size_t *cap)
 	return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
 static int find_cuts(struct obj *o)
 {
 	size_t *cap = calloc(o->nscn, sizeof(*cap));
@@ -100,7 +93,7 @@ static int find_cuts(struct obj *o)
 
 		if (!has_pieces(x) || (ret = add_cut(x, x->sh.sh_size, &cap[s])))
 			continue;
-		qsort(x->cuts, x->ncuts, sizeof(*x->cuts), cmp_u64);
+		qsort(x->cuts, x->ncuts, sizeof(*x->cuts), opus_cmp_u64);
 	}
 	free(cap);
 	return ret;

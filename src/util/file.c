@@ -191,6 +191,13 @@ int opus_grow(void *arrayp, size_t *cap, size_t count, size_t elem_size)
 	return 0;
 }
 
+int opus_cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
 int opus_check_owner_mode(const char *path, const char *what, bool secret)
 {
 	struct stat st;

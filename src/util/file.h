@@ -40,5 +40,7 @@ const char *opus_base_name(const char *path);
 /* Make room for one more element in a malloc'd array; -ENOMEM on failure. */
 int opus_grow(void *arrayp, size_t *cap, size_t count, size_t elem_size);
 #define OPUS_PUSH(arr, count, cap) opus_grow(&(arr), &(cap), (count), sizeof(*(arr)))
+/* qsort's order of two uint64_t. */
+int opus_cmp_u64(const void *a, const void *b);
 
 #endif
