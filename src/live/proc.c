@@ -216,17 +216,33 @@ static bool read_small(pid_t id, const char *name, char *buf, size_t size)
 	return true;
 }
 
-uint64_t proc_start_stack(pid_t pid)
+/* Field n (1-based, as proc(5) counts) of /proc/ID/stat; 0 if unread. */
+static uint64_t stat_field(pid_t id, int n)
 {
 	char buf[1024], *p;
 	unsigned long long v = 0;
 
-	/* Field 28; the name before ")" may hold spaces. */
-	if (!read_small(proc_view_id(pid), "stat", buf, sizeof(buf)) || !(p = strrchr(buf, ')')))
+	/* The name before ")" may hold spaces. */
+	if (!read_small(id, "stat", buf, sizeof(buf)) || !(p = strrchr(buf, ')')))
 		return 0;
-	for (int field = 2; field < 28 && p; field++)
+	for (int field = 2; field < n && p; field++)
 		p = strchr(p + 1, ' ');
 	return p && sscanf(p + 1, "%llu", &v) == 1 ? v : 0;
+}
+
+uint64_t proc_start_stack(pid_t pid)
+{
+	return stat_field(proc_view_id(pid), 28);
+}
+
+#define PF_IO_WORKER 0x10 /* linux/sched.h: the task is an io_uring worker */
+
+bool proc_thread_io_worker(pid_t tid, const struct user_regs_struct *regs)
+{
+	/* The kernel zeroes an io thread's stack and instruction pointers
+	 * for debuggers to see (x86's copy_thread); only such a thread
+	 * pays for the read of its flags. */
+	return !regs->rip && !regs->rsp && stat_field(tid, 9) & PF_IO_WORKER;
 }
 
 int proc_task_dir(pid_t pid)

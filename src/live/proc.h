@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/user.h>
 
 struct proc_map {
 	uint64_t start, end, offset;
@@ -76,6 +77,12 @@ int proc_check_alive(pid_t pid);
 int proc_status_u64(pid_t pid, const char *key, int base, uint64_t *out);
 /* A thread (any tid) that exited: gone from /proc, or a zombie. */
 bool proc_thread_dead(pid_t tid);
+/* Is the stopped thread tid, whose registers are regs, one of io_uring's
+ * workers (iou-wrk, iou-sqp)? It shows in the thread group and stops like
+ * any thread, but runs only in the kernel: no code of the program is on
+ * its stack, which it has none of, and its other registers are a stale
+ * copy of the thread that made it. */
+bool proc_thread_io_worker(pid_t tid, const struct user_regs_struct *regs);
 /* A thread (any tid) blocked in vfork, or in a clone that may carry
  * CLONE_VFORK: it sleeps until its child execs or exits, and no ptrace
  * stop reaches it before then. */

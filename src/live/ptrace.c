@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/user.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -470,8 +471,57 @@ int threads_stop_all(struct threads *ts, thread_stopped_fn *on_stop, void *ctx)
 	return 0;
 }
 
+/* Calls that a stop makes fail with EINTR where no signal handler ran,
+ * and that the kernel does not restart (signal(7), "Interruption of
+ * system calls and library functions by stop signals"; io_uring_enter
+ * does the same). A program that never stops has no reason to expect the
+ * error, and one that took it for fatal died of opus's stops. Each
+ * returns EINTR only when it did nothing: run again, it waits again. */
+static bool fails_when_stopped(long nr)
+{
+	switch (nr) {
+	case SYS_epoll_wait:
+	case SYS_epoll_pwait:
+	case SYS_epoll_pwait2:
+	case SYS_io_uring_enter:
+	case SYS_io_getevents:
+	case SYS_io_pgetevents:
+	case SYS_semop:
+	case SYS_semtimedop:
+	case SYS_rt_sigtimedwait:
+	case SYS_accept:
+	case SYS_accept4:
+	case SYS_recvfrom:
+	case SYS_recvmsg:
+	case SYS_recvmmsg:
+		return true;
+	}
+	return false;
+}
+
+#define ERESTARTNOHAND 514 /* linux/errno.h, the kernel's own */
+
+/* At the stop of an interrupt: a call in that list that the interrupt
+ * made fail gets ERESTARTNOHAND instead, the kernel's "restart it unless
+ * a handler runs", as select has. Resumed, the thread makes the call
+ * again with its own arguments (a timeout starts again: the wait may be
+ * longer by what had passed), and a signal's handler that runs first
+ * still sees EINTR. The registers are the kernel's copy until the thread
+ * returns to its code, which reads the result there. */
+static void restart_failed_wait(const struct thread *t)
+{
+	struct user_regs_struct r;
+
+	if (ptrace(PTRACE_GETREGS, t->tid, NULL, &r) < 0 || r.rax != (unsigned long long)-EINTR ||
+	    !fails_when_stopped((long)r.orig_rax))
+		return;
+	r.rax = (unsigned long long)-ERESTARTNOHAND;
+	ptrace(PTRACE_SETREGS, t->tid, NULL, &r);
+}
+
 void thread_held(struct thread *t)
 {
+	restart_failed_wait(t);
 	t->stopped = true;
 	if (!t->held_since)
 		t->held_since = opus_now_ns();

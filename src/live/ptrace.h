@@ -96,8 +96,9 @@ int thread_end_injection(struct thread *t);
 /* Move t from a syscall stop to a plain interrupt stop, from which a
  * detach leaves it running as it was. */
 int thread_repark(struct thread *t);
-/* t is stopped in a plain stop: its hold begins, unless it was held
- * already (a thread between injected syscalls). */
+/* t is stopped at an interrupt's stop: its hold begins, unless it was
+ * held already (a thread between injected syscalls), and a wait in the
+ * kernel that the interrupt failed with EINTR is set to run again. */
 void thread_held(struct thread *t);
 /* t runs its own code again from now: its hold ends (longest_hold_ns). */
 void thread_released(struct threads *ts, struct thread *t);

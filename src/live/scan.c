@@ -649,7 +649,9 @@ static int register_pointers(const struct scanner *sc, const struct threads *ts,
 		const struct addr_range *hit = NULL;
 		size_t n;
 
-		if (ptrace(PTRACE_GETREGS, ts->v[k].tid, NULL, &r) < 0)
+		/* An io_uring worker's are a stale copy of its maker's. */
+		if (ptrace(PTRACE_GETREGS, ts->v[k].tid, NULL, &r) < 0 ||
+		    proc_thread_io_worker(ts->v[k].tid, &r))
 			continue;
 		uint64_t v[] = {r.rbx, r.rbp, r.r12, r.r13, r.r14, r.r15, /* kept across calls */
 				r.rax, r.rcx, r.rdx, r.rsi, r.rdi, r.r8,  r.r9, r.r10, r.r11};
