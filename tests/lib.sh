@@ -145,8 +145,17 @@ vfork_child() {
 	fail "vforker did not vfork: $(cat "$START_OUT")"
 }
 
-# last_tick_value: the VALUE of vforker's last "tick N VALUE".
+# last_tick_value: the VALUE of the target's last "tick N VALUE" (vforker, waiters, rseq).
 last_tick_value() { awk '$1 == "tick" {v = $3} END {print v}' "$START_OUT"; }
+
+# tick_value_becomes D WHAT: the last tick's value starts with D within 2 s.
+tick_value_becomes() {
+	for _ in $(seq 100); do
+		[ "$(last_tick_value | cut -c1)" = "$1" ] && return 0
+		sleep 0.02
+	done
+	fail "$2: the last tick is '$(grep '^tick' "$START_OUT" | tail -1)'"
+}
 
 # start_other_build PASS: authpoll on the same library built with other
 # flags (another build-id), which no patch of ours may touch; sets OTHER_PID.

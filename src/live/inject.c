@@ -1,6 +1,7 @@
 #include "inject.h"
 #include "mem.h"
 #include "proc.h"
+#include "rseq.h"
 #include "seccomp.h"
 #include "util/err.h"
 #include "util/fault.h"
@@ -287,6 +288,9 @@ static int begin_injection(struct injector *in)
 	if (ptrace(PTRACE_GETREGS, t->tid, NULL, &t->real) < 0)
 		return opus_err(-errno, "thread %d: cannot read registers: %s", (int)t->tid,
 				strerror(errno));
+	/* The frame, which restores the thread should opus die, holds the
+	 * registers it goes on with. */
+	rseq_abort_section(t->tid, in->mem_fd, &t->real);
 	if ((r = write_frame(in, &t->real, &t->frame_sp)))
 		return r;
 	t->injecting = true;
