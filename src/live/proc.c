@@ -563,6 +563,32 @@ bool proc_thread_in_vfork(pid_t tid)
 	return nr == SYS_vfork || nr == SYS_clone3 || (nr == SYS_clone && (arg0 & CLONE_VFORK));
 }
 
+char proc_thread_state(pid_t tid)
+{
+	char buf[512], *p;
+
+	return read_small(tid, "stat", buf, sizeof(buf)) && (p = strrchr(buf, ')')) && p[1] ? p[2]
+											    : 0;
+}
+
+uint64_t proc_thread_cpu_ns(pid_t tid)
+{
+	char buf[128];
+	unsigned long long ns;
+
+	/* schedstat's first field counts nanoseconds; stat's utime and
+	 * stime count clock ticks of 10 ms. */
+	if (read_small(tid, "schedstat", buf, sizeof(buf)) && sscanf(buf, "%llu", &ns) == 1)
+		return ns;
+	return (stat_field(tid, 14) + stat_field(tid, 15)) * (uint64_t)(1e9 / sysconf(_SC_CLK_TCK));
+}
+
+void proc_thread_wchan(pid_t tid, char *buf, size_t size)
+{
+	if (!read_small(tid, "wchan", buf, size) || !strcmp(buf, "0"))
+		*buf = '\0';
+}
+
 bool proc_thread_dead(pid_t tid)
 {
 	char buf[512], *state;

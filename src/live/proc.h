@@ -75,6 +75,13 @@ int proc_check_alive(pid_t pid);
 /* The number after "key:" in /proc/PID/status, read in base (16 for the
  * signal masks); -ENODATA when the kernel shows no such line. */
 int proc_status_u64(pid_t pid, const char *key, int base, uint64_t *out);
+/* The state letter /proc/TID/stat shows (R, S, D, t, Z...); 0 if unread. */
+char proc_thread_state(pid_t tid);
+/* The kernel function the thread sleeps in (/proc/TID/wchan); "" if none. */
+void proc_thread_wchan(pid_t tid, char *buf, size_t size);
+/* The CPU time the thread has run, in ns (10 ms steps where the kernel
+ * keeps no schedstat). */
+uint64_t proc_thread_cpu_ns(pid_t tid);
 /* A thread (any tid) that exited: gone from /proc, or a zombie. */
 bool proc_thread_dead(pid_t tid);
 /* Is the stopped thread tid, whose registers are regs, one of io_uring's

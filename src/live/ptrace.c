@@ -206,17 +206,49 @@ static bool ticker(bool on)
 	return !timer_settime(tick_timer, 0, on ? &every_ms : &off, NULL) && on;
 }
 
+#define STUCK_NS     (20 * 1000 * 1000) /* asked this long, a thread may not stop */
+#define STUCK_CPU_NS (10 * 1000 * 1000) /* CPU time it then runs without stopping */
+
+/* A thread that our interrupt does not stop, however long opus waits:
+ * asleep in the kernel where the interrupt does not wake it (D: a hung
+ * NFS or FUSE request, whose server may be a thread opus holds), or
+ * running there without ever returning to its code (a kernel copy into a
+ * userfaultfd page whose handler thread opus holds: the interrupt makes
+ * each try at the fault return at once, and the kernel tries again). Only
+ * after STUCK_NS: a thread that merely waits for a CPU, or for a disk,
+ * stops in time; one that gets STUCK_CPU_NS of CPU after that without
+ * stopping is not in its own code, where it would have. */
+static bool stuck(struct thread *t)
+{
+	uint64_t cpu;
+	char state;
+
+	if (!t->asked_since || opus_now_ns() - t->asked_since < STUCK_NS)
+		return false;
+	state = proc_thread_state(t->tid);
+	if (state == 'D' || state == 'S')
+		return true;
+	cpu = proc_thread_cpu_ns(t->tid);
+	if (!t->asked_cpu_ns) {
+		t->asked_cpu_ns = cpu ? cpu : 1;
+		return false;
+	}
+	return cpu - t->asked_cpu_ns >= STUCK_CPU_NS;
+}
+
 /* Why a thread not stopped yet may never stop on its own: -ESRCH if it is
  * a dead leader (the kernel reports it only once every other thread has
- * been reaped, and we may be the one to reap them), -EINPROGRESS if it
- * waits for its vfork child and we are not patient: it sleeps killable,
- * and no stop comes before the child execs or exits, which may be never
- * while the threads opus holds are what it waits for. */
-static int why_not_stopped(const struct thread *t, bool patient)
+ * been reaped, and we may be the one to reap them), -EINPROGRESS if we are
+ * not patient and it waits for its vfork child (it sleeps killable, and no
+ * stop comes before the child execs or exits, which may be never while
+ * the threads opus holds are what it waits for) or is stuck() elsewhere. */
+static int why_not_stopped(struct thread *t, bool patient)
 {
 	if (t->leader && proc_thread_dead(t->tid))
 		return -ESRCH;
-	return !patient && proc_thread_in_vfork(t->tid) ? -EINPROGRESS : 0;
+	if (patient)
+		return 0;
+	return proc_thread_in_vfork(t->tid) || stuck(t) ? -EINPROGRESS : 0;
 }
 
 /* Whether opus's calling thread runs real-time (boost.h). */
@@ -238,7 +270,7 @@ static bool running_realtime(void)
  * 50 us sleep (112 us a round trip of the injected syscalls beside a busy
  * thread, where the thread itself needs 5); the leader's death is then
  * looked for at each tick. */
-static int next_stop(const struct thread *t, int *status, bool patient)
+static int next_stop(struct thread *t, int *status, bool patient)
 {
 	bool ticking = false;
 	int ret;
@@ -297,6 +329,7 @@ static int wait_stop(struct thread *t, bool patient)
 		if (status >> 16 == PTRACE_EVENT_STOP) {
 			thread_held(t);
 			t->interrupted = false;
+			t->asked_since = 0;
 			return 0;
 		}
 		/* A syscall stop (a thread followed with PTRACE_SYSCALL) is
@@ -325,6 +358,8 @@ static int interrupt(struct thread *t)
 	if (ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) < 0)
 		return -ESRCH;
 	t->interrupted = true;
+	t->asked_since = opus_now_ns();
+	t->asked_cpu_ns = 0;
 	return 0;
 }
 
@@ -346,12 +381,26 @@ static int stop_thread(struct threads *ts, struct thread *t)
 	return 1;
 }
 
-static int vfork_wait(const struct threads *ts, pid_t tid)
+/* -EINPROGRESS, naming why thread tid does not stop: the stop is tried
+ * again later, the other threads let go meanwhile. */
+static int not_stopping(const struct threads *ts, pid_t tid)
 {
-	return opus_err(-EINPROGRESS,
-			"process %d: thread %d is waiting for its vfork child to exec or exit "
-			"(it shares the memory opus would write, and cannot be stopped until then)",
-			(int)ts->pid, (int)tid);
+	char wchan[64] = "";
+
+	if (proc_thread_in_vfork(tid))
+		return opus_err(
+		    -EINPROGRESS,
+		    "process %d: thread %d is waiting for its vfork child to exec or exit "
+		    "(it shares the memory opus would write, and cannot be stopped until "
+		    "then)",
+		    (int)ts->pid, (int)tid);
+	proc_thread_wchan(tid, wchan, sizeof(wchan));
+	return opus_err(
+	    -EINPROGRESS,
+	    "process %d: thread %d does not stop: it stays in the kernel (state %c%s%s) "
+	    "%d ms after opus asked it to, and the other threads are not held for it",
+	    (int)ts->pid, (int)tid, proc_thread_state(tid) ?: '?', *wchan ? ", in " : "", wchan,
+	    STUCK_NS / 1000000);
 }
 
 /* Stop the held threads in turn until one stops: whether one did. */
@@ -390,7 +439,7 @@ int threads_stop_one(struct threads *ts)
 	if (ret)
 		return ret < 0 ? ret : 0;
 	if (ts->n)
-		return vfork_wait(ts, ts->v[0].tid);
+		return not_stopping(ts, ts->v[0].tid);
 	return opus_err(-ESRCH, "process %d: has no thread left to stop", (int)ts->pid);
 }
 
@@ -458,7 +507,7 @@ int threads_stop_all(struct threads *ts, thread_stopped_fn *on_stop, void *ctx)
 			i++;
 		}
 		if (stuck)
-			return vfork_wait(ts, stuck);
+			return not_stopping(ts, stuck);
 		/* With every thread held stopped, a count of no more threads
 		 * says the same as a new listing, at a fraction of its cost. */
 		if (ts->count_agrees && proc_thread_count(ts->task_dir) == (long)ts->n)

@@ -13,7 +13,10 @@ struct thread {
 	pid_t tid;
 	bool leader; /* the thread-group leader: its death is reported last */
 	bool stopped;
-	bool interrupted;      /* PTRACE_INTERRUPT sent, its stop not yet reaped */
+	bool interrupted; /* PTRACE_INTERRUPT sent, its stop not yet reaped */
+	/* Since when (monotonic ns) it has not stopped as asked, and its CPU
+	 * time once that was long (0: not read yet): ptrace.c's stuck(). */
+	uint64_t asked_since, asked_cpu_ns;
 	uint64_t pending_sigs; /* signals that arrived while we held it (bit n-1: signal n) */
 	/* Between injected syscalls (inject.c): parked at a syscall stop with
 	 * the injection's registers, its own in real, its signal frame at

@@ -182,6 +182,50 @@ test_a_restartable_sequence_opus_stops_in_is_aborted_not_committed() {
 	[ "$aborted" -gt 0 ] || fail "no section was ever aborted: the stops missed them all"
 }
 
+# A thread that no stop reaches until another thread acts
+# (tests/targets/uffd): the kernel's copy of a read() into a
+# userfaultfd page waits for the handler thread, which answers only when
+# told. Asked to stop, the reader never does while opus holds the handler.
+# Measured before: apply waited for it forever, every other thread held,
+# and the program stopped ticking until opus was killed. Now a thread
+# that has not stopped 20 ms after it was asked, asleep in the kernel or
+# running there, lets the others go, the stop is tried again until the
+# timeout, and apply fails naming it; the program ticks on meanwhile, and
+# the read completes once answered. Then the apply goes in.
+test_a_thread_no_stop_reaches_does_not_hold_the_others() {
+	build_target uffd "$WORK" -O2 -g
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/uffd/value-2000.diff" \
+		--binary "$WORK/src/uffd" -o "$WORK/fix.opatch" >/dev/null
+	start "$WORK/src/uffd"
+	local go_fd before after status=0
+	go_fd=$PORT
+	for _ in $(seq 100); do
+		grep -q handle_userfault /proc/"$PID"/task/*/wchan 2>/dev/null && break
+		sleep 0.02
+	done
+	grep -q handle_userfault /proc/"$PID"/task/*/wchan || fail "no thread waits for its fault"
+	MAPS_BEFORE=$(cat "/proc/$PID/maps")
+	before=$(grep -c '^tick' "$START_OUT")
+	timeout 30 "$OPUS" apply --timeout 1 "$PID" "$WORK/fix.opatch" >/dev/null 2>"$WORK/apply.err" ||
+		status=$?
+	after=$(grep -c '^tick' "$START_OUT")
+	[ "$status" != 124 ] || fail "apply did not return"
+	[ "$status" != 0 ] || fail "apply succeeded with a thread it could not stop"
+	assert_contains "does not stop" "$(cat "$WORK/apply.err")" "says why"
+	# About 100 ticks in that second; held, the program makes none.
+	[ $((after - before)) -ge 20 ] || fail "the program ticked $((after - before)) times while apply waited"
+	assert_eq "$MAPS_BEFORE" "$(cat "/proc/$PID/maps")" "memory map unchanged"
+	printf x >"/proc/$PID/fd/$go_fd"
+	for _ in $(seq 100); do
+		grep -q '^read ' "$START_OUT" && break
+		sleep 0.02
+	done
+	assert_eq "read $(wc -c </etc/hostname)" "$(grep '^read ' "$START_OUT")" "the read completed whole"
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null || fail "apply once the reader is done"
+	tick_value_becomes 2 "the fix answers"
+	assert_running "$PID"
+}
+
 # The process dies while apply waits for a busy function.
 test_process_exits_during_apply() {
 	hostile_setup
