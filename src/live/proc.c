@@ -567,8 +567,10 @@ char proc_thread_state(pid_t tid)
 {
 	char buf[512], *p;
 
-	return read_small(tid, "stat", buf, sizeof(buf)) && (p = strrchr(buf, ')')) && p[1] ? p[2]
-											    : 0;
+	/* After the name, which may hold ") ": "NAME) S ...". */
+	if (!read_small(tid, "stat", buf, sizeof(buf)) || !(p = strrchr(buf, ')')) || !p[1])
+		return 0;
+	return p[2];
 }
 
 uint64_t proc_thread_cpu_ns(pid_t tid)
@@ -591,10 +593,7 @@ void proc_thread_wchan(pid_t tid, char *buf, size_t size)
 
 bool proc_thread_dead(pid_t tid)
 {
-	char buf[512], *state;
+	char state = proc_thread_state(tid);
 
-	if (!read_small(tid, "stat", buf, sizeof(buf)))
-		return true;
-	state = strrchr(buf, ')');
-	return state && (state[2] == 'Z' || state[2] == 'X');
+	return !state || state == 'Z' || state == 'X';
 }
