@@ -157,6 +157,15 @@ tick_value_becomes() {
 	fail "$2: the last tick is '$(grep '^tick' "$START_OUT" | tail -1)'"
 }
 
+# last_tick_is LINE WHAT: the target's last "tick ..." line is LINE within 5 s.
+last_tick_is() {
+	for _ in $(seq 250); do
+		[ "$(grep '^tick' "$START_OUT" | tail -1)" = "$1" ] && return 0
+		sleep 0.02
+	done
+	fail "$2: the last tick is '$(grep '^tick' "$START_OUT" | tail -1)', not '$1'"
+}
+
 # start_other_build PASS: authpoll on the same library built with other
 # flags (another build-id), which no patch of ours may touch; sets OTHER_PID.
 start_other_build() {

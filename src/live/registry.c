@@ -57,6 +57,8 @@ int registry_format(const struct reg_entry *e, struct opus_buf *b)
 		opus_buf_printf(b, "exits=0x%" PRIx64 "\n", e->exits);
 	if (e->table)
 		opus_buf_printf(b, "table=0x%" PRIx64 "\n", e->table);
+	if (e->cfi)
+		opus_buf_printf(b, "cfi=0x%" PRIx64 " %" PRIu64 "\n", e->cfi, e->cfi_size);
 	for (size_t i = 0; i < e->nfuncs; i++) {
 		const struct reg_func *f = &e->funcs[i];
 
@@ -154,6 +156,10 @@ int registry_parse(const char *text, struct reg_entry *e)
 			ret = sscanf(l, "exits=0x%" SCNx64, &e->exits) == 1 ? 0 : -EINVAL;
 		else if (!strncmp(l, "table=", 6))
 			ret = sscanf(l, "table=0x%" SCNx64, &e->table) == 1 ? 0 : -EINVAL;
+		else if (!strncmp(l, "cfi=", 4))
+			ret = sscanf(l, "cfi=0x%" SCNx64 " %" SCNu64, &e->cfi, &e->cfi_size) == 2
+				  ? 0
+				  : -EINVAL;
 		else if (!strncmp(l, "func ", 5))
 			ret = parse_func(e, l);
 		else if (!strncmp(l, "site ", 5))
@@ -257,6 +263,9 @@ static const char *verify(int mem_fd, const struct proc_maps *maps, size_t i, co
 	if (e->table && (e->table < e->text_hi || e->table + DISPATCH_TABLE_SIZE > end ||
 			 e->table % DISPATCH_TABLE_SIZE))
 		return "its record puts its dispatchers' table outside the mapping";
+	if (e->cfi &&
+	    (e->cfi < e->text_lo || e->cfi > e->text_hi || e->cfi_size > e->text_hi - e->cfi))
+		return "its record puts its unwind tables outside its code";
 	for (size_t k = 0; k < e->nsites; k++) {
 		int32_t rel;
 		uint64_t to;

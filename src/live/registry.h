@@ -55,6 +55,7 @@ struct reg_entry {
 	uint8_t text_sha256[32];   /* of [text_lo, text_hi) as mapped */
 	uint64_t exits;		   /* its page of exit stubs (exits.h); 0 in older records */
 	uint64_t table;		   /* its dispatchers' table (dispatch.h); 0 unless per-thread */
+	uint64_t cfi, cfi_size;	   /* its code's unwind tables (.eh_frame) in the code; 0: none */
 	struct reg_func *funcs;
 	size_t nfuncs, funcs_cap;
 	struct reg_site *sites;

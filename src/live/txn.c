@@ -631,8 +631,10 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 	}
 	for (size_t i = 0; !ret && i < t->entry.nsites; i++)
 		entries[i] = t->entry.sites[i].addr;
-	if (!ret)
+	if (!ret) {
 		unwind_set_entries(u, entries, t->entry.nsites);
+		unwind_set_patches(u, &t->reg, &t->entry);
+	}
 	st->cfi_ns = lap(&t1);
 	txn_boost(t, true);
 	while (!ret) {

@@ -5,7 +5,9 @@
 #include "util/err.h"
 #include "util/file.h"
 
+#include <elf.h>
 #include <elfutils/libdwfl.h>
+#include <libelf.h>
 #include <sys/ptrace.h>
 #include <sys/uio.h>
 #include <sys/user.h>
@@ -31,12 +33,23 @@ struct unwinder {
 	size_t buf_len;
 	const uint64_t *entries; /* old entries that jump into the guarded code */
 	size_t nentries;
+	const struct registry *patches; /* applied: their code's unwind tables */
+	const struct reg_entry *own;	/* the transaction's patch, or NULL */
+	uint8_t **images;		/* the ELF images made of those, for libdwfl */
+	size_t nimages, images_cap;
 };
 
 static char *debuginfo_path;
 
+/* The unwinder on whose behalf libdwfl asks for ELF files now: libdwfl's
+ * callbacks carry no pointer of the caller's. */
+static __thread struct unwinder *asking;
+
+static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base,
+		    char **file_name, Elf **elfp);
+
 static const Dwfl_Callbacks callbacks = {
-    .find_elf = dwfl_linux_proc_find_elf,
+    .find_elf = find_elf,
     .find_debuginfo = dwfl_standard_find_debuginfo,
     .debuginfo_path = &debuginfo_path,
 };
@@ -64,6 +77,97 @@ void unwind_set_entries(struct unwinder *u, const uint64_t *entries, size_t n)
 	u->nentries = n;
 }
 
+void unwind_set_patches(struct unwinder *u, const struct registry *patches,
+			const struct reg_entry *own)
+{
+	u->patches = patches;
+	u->own = own;
+}
+
+/* The patch whose memfd mapping starts at base, if its record says where
+ * its unwind tables are. */
+static const struct reg_entry *patch_at(const struct unwinder *u, Dwarf_Addr base)
+{
+	for (size_t i = 0; u->patches && i < u->patches->n; i++)
+		if (u->patches->v[i].base == base && u->patches->v[i].cfi)
+			return &u->patches->v[i];
+	return u->own && u->own->base == base && u->own->cfi ? u->own : NULL;
+}
+
+/* An ELF image that describes patch e's mapping to libdwfl: one PT_LOAD
+ * where the mapping is (so no bias) and one section, .eh_frame, a copy of
+ * the tables the apply laid out with the code, at their address. The
+ * record that says where they are verified against the code's digest,
+ * which covers them. NULL if they cannot be read. */
+static Elf *patch_elf(struct unwinder *u, const struct reg_entry *e)
+{
+	static const char names[] = "\0.eh_frame\0.shstrtab";
+	size_t frame_off = sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr);
+	size_t names_off = frame_off + e->cfi_size, sh_off = (names_off + sizeof(names) + 7) & ~7ul;
+	size_t len = sh_off + 3 * sizeof(Elf64_Shdr);
+	uint8_t *img;
+	Elf64_Ehdr *eh;
+	Elf64_Shdr *sh;
+	Elf *elf;
+
+	if (e->cfi_size > MAX_SCAN_TOTAL || OPUS_PUSH(u->images, u->nimages, u->images_cap) ||
+	    !(img = calloc(1, len)))
+		return NULL;
+	if (mem_read(u->mem_fd, e->cfi, img + frame_off, e->cfi_size)) {
+		free(img);
+		return NULL;
+	}
+	u->images[u->nimages++] = img;
+	eh = (Elf64_Ehdr *)img;
+	memcpy(eh->e_ident, ELFMAG, SELFMAG);
+	eh->e_ident[EI_CLASS] = ELFCLASS64;
+	eh->e_ident[EI_DATA] = ELFDATA2LSB;
+	eh->e_ident[EI_VERSION] = EV_CURRENT;
+	eh->e_type = ET_DYN;
+	eh->e_machine = EM_X86_64;
+	eh->e_version = EV_CURRENT;
+	eh->e_phoff = sizeof(*eh);
+	eh->e_shoff = sh_off;
+	eh->e_ehsize = sizeof(*eh);
+	eh->e_phentsize = sizeof(Elf64_Phdr);
+	eh->e_phnum = 1;
+	eh->e_shentsize = sizeof(Elf64_Shdr);
+	eh->e_shnum = 3;
+	eh->e_shstrndx = 2;
+	*(Elf64_Phdr *)(img + sizeof(*eh)) = (Elf64_Phdr){.p_type = PT_LOAD,
+							  .p_flags = PF_R | PF_X,
+							  .p_vaddr = e->base,
+							  .p_memsz = e->size,
+							  .p_align = 4096};
+	memcpy(img + names_off, names, sizeof(names));
+	sh = (Elf64_Shdr *)(img + sh_off);
+	sh[1] = (Elf64_Shdr){.sh_name = 1,
+			     .sh_type = SHT_PROGBITS,
+			     .sh_flags = SHF_ALLOC,
+			     .sh_addr = e->cfi,
+			     .sh_offset = frame_off,
+			     .sh_size = e->cfi_size,
+			     .sh_addralign = 1};
+	sh[2] = (Elf64_Shdr){
+	    .sh_name = 11, .sh_type = SHT_STRTAB, .sh_offset = names_off, .sh_size = sizeof(names)};
+	elf_version(EV_CURRENT);
+	elf = elf_memory((char *)img, len);
+	return elf;
+}
+
+/* A patch's mapping is described by the image above; every other module
+ * as libdwfl finds it in a live process. */
+static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base,
+		    char **file_name, Elf **elfp)
+{
+	const struct reg_entry *e;
+
+	if (asking && !strncmp(name, REGISTRY_PATH_PREFIX, strlen(REGISTRY_PATH_PREFIX)) &&
+	    (e = patch_at(asking, base)) && (*elfp = patch_elf(asking, e)))
+		return -1;
+	return dwfl_linux_proc_find_elf(mod, userdata, name, base, file_name, elfp);
+}
+
 void unwind_reserve(struct unwinder *u, size_t nthreads)
 {
 	size_t want = nthreads * STACK_GUESS;
@@ -88,10 +192,14 @@ int unwind_load_cfi(struct unwinder *u)
 	if (!u->dwfl)
 		return opus_err(-ENOMEM, "libdw: %s", dwfl_errmsg(-1));
 	/* Through a live thread when the main one has exited. */
+	asking = u;
 	r = dwfl_linux_proc_report(u->dwfl, proc_view_id(u->pid));
 	if (r == 0 && dwfl_report_end(u->dwfl, NULL, NULL) == 0 &&
-	    dwfl_linux_proc_attach(u->dwfl, proc_view_id(u->pid), true) == 0)
+	    dwfl_linux_proc_attach(u->dwfl, proc_view_id(u->pid), true) == 0) {
+		asking = NULL;
 		return 0;
+	}
+	asking = NULL;
 	opus_err(-EIO, "process %d: cannot prepare stack unwinding: %s", (int)u->pid,
 		 r > 0 ? strerror(r) : dwfl_errmsg(-1));
 	dwfl_end(u->dwfl);
@@ -105,6 +213,9 @@ void unwind_close(struct unwinder *u)
 		return;
 	if (u->dwfl)
 		dwfl_end(u->dwfl);
+	for (size_t i = 0; i < u->nimages; i++)
+		free(u->images[i]);
+	free(u->images);
 	free(u->buf);
 	free(u);
 }
@@ -463,7 +574,9 @@ int unwind_check(struct unwinder *u, const struct threads *ts, const struct rang
 			ret = -EAGAIN;
 			break;
 		}
+		asking = u;
 		r = dwfl_getthread_frames(u->dwfl, ts->v[i].tid, on_frame, &w);
+		asking = NULL;
 
 		/* A thread that died under us (the process was killed) leaves
 		 * libdwfl's per-thread state behind: ask it nothing more. One

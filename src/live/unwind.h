@@ -11,6 +11,7 @@
 
 #include "proc.h"
 #include "ptrace.h"
+#include "registry.h"
 #include "scan.h"
 
 struct unwinder;
@@ -41,6 +42,12 @@ void unwind_reserve(struct unwinder *u, size_t nthreads);
  * direct call to one of them or an indirect call, is taken as where that
  * code returns to (see exit_site). */
 void unwind_set_entries(struct unwinder *u, const uint64_t *entries, size_t n);
+
+/* The patches applied to the process, and the one the transaction applies
+ * or reverts (NULL: none; both borrowed): a frame in one's code is unwound
+ * with the unwind tables its record says it carries. */
+void unwind_set_patches(struct unwinder *u, const struct registry *patches,
+			const struct reg_entry *own);
 
 /* Where a busy thread leaves the guarded code: the return address of its
  * outermost frame there, and the stack slot that holds it. */

@@ -374,6 +374,8 @@ int assemble_tu(struct opatch *p, const struct assemble_target *bin,
 
 	if (!ret)
 		ret = assemble(&c);
+	if (!ret)
+		ret = asm_add_cfi(&c);
 	ctx_free(&c);
 	return ret;
 }
@@ -453,6 +455,8 @@ int assemble_new_globals(struct opatch *p, const struct assemble_target *bin,
 			(*added)++;
 			ret = 0;
 		}
+	if (!ret)
+		ret = asm_add_cfi(&c);
 	ctx_free(&c);
 	return ret;
 }
@@ -495,6 +499,8 @@ static int copy_old_code(struct opatch *p, const struct assemble_target *bin,
 	 * not be the running code. */
 	if (!ret && notes.n)
 		ret = opus_err(-ENOTSUP, "%s: %s", notes.v[0].function, notes.v[0].message);
+	if (!ret)
+		ret = asm_add_cfi(&c);
 	if (ret) {
 		opatch_truncate(p, (struct opatch_mark){mark.nsections, mark.nsyms, p->nfuncs});
 		f->old_sym = -1;

@@ -76,6 +76,10 @@ int asm_resolve(struct asm_ctx *c, const GElf_Rela *r, uint32_t type, int64_t *a
  * object), to bind a reference to f's address to; -ENOENT if it has none. */
 int asm_bin_function(struct asm_ctx *c, size_t f);
 
+/* cfi.c: the unwind tables (FDEs) of the code this assembly copied in,
+ * appended to the patch's .eh_frame. */
+int asm_add_cfi(struct asm_ctx *c);
+
 /* The patch symbol for the binary's address addr, named name. */
 int asm_target_sym(struct asm_ctx *c, const char *name, uint64_t addr, uint8_t type);
 

@@ -85,6 +85,42 @@ test_frames_above_patch_code_are_checked() {
 	assert_running "$PID"
 }
 
+# A thread sleeping inside one patch's code (wait_turn, turns-20), whose
+# live frame keeps a word that looks like a return address into another
+# patch's code (answer, answer-42): its stack is unwound through the first
+# patch with that patch's own unwind tables, so the word is not taken for a
+# frame. Before, the stack past the first patch's frame was scanned: the
+# revert of the second listed the thread with a guessed exit it never
+# returned through, and failed at its timeout (nginx, under load, in CI).
+test_a_stale_word_past_patch_code_does_not_hold_a_revert() {
+	local S=$TARGETS/stale mode
+	build_target stale "$WORK" -O2 -g -fPIE -pie
+	"$OPUS" build --source "$WORK/src" --diff "$S/turns-20.diff" --binary "$WORK/src/stale" \
+		-o "$WORK/turns.opatch" >/dev/null
+	"$OPUS" build --source "$WORK/src" --diff "$S/answer-42.diff" --binary "$WORK/src/stale" \
+		-o "$WORK/answer.opatch" >/dev/null
+	assert_contains ".eh_frame" "$(readelf -S "$WORK/answer.opatch")" "the patch carries unwind tables"
+	start "$WORK/src/stale"
+	for mode in "" --stop-world; do
+		"$OPUS" apply $mode "$PID" "$WORK/turns.opatch" >/dev/null
+		"$OPUS" apply $mode "$PID" "$WORK/answer.opatch" >/dev/null
+		# A whole round in both patches' code: answer's return address
+		# is kept, and the worker sleeps in the new wait_turn.
+		last_tick_is "tick 42 20" "both patches in force${mode:+ ($mode)}"
+		OPUS_VERBOSE=1 "$OPUS" revert $mode --timeout 3 "$PID" answer >"$WORK/revert.out" 2>&1 ||
+			fail "revert of answer beside a stale word${mode:+ ($mode)}: $(grep -v '^opus: ' "$WORK/revert.out")"
+		assert_contains "frames, unwind complete" "$(cat "$WORK/revert.out")" \
+			"the worker's stack unwound with DWARF${mode:+ ($mode)}"
+		assert_not_contains "unwind stopped" "$(cat "$WORK/revert.out")" \
+			"every stack unwound through the patch's code${mode:+ ($mode)}"
+		last_tick_is "tick 41 20" "answer-42 reverted, turns-20 in force${mode:+ ($mode)}"
+		"$OPUS" revert $mode --timeout 10 "$PID" turns >/dev/null
+		last_tick_is "tick 41 10" "both reverted${mode:+ ($mode)}"
+		assert_eq 0 "$(opus_mappings "$PID")" "opus mappings after the reverts${mode:+ ($mode)}"
+	done
+	assert_running "$PID"
+}
+
 # Two patches built on the same tree, each unaware of the other, both
 # replace serve: the second would drop the first's fix. It is refused.
 test_patch_unaware_of_an_applied_one_is_refused() {

@@ -1,0 +1,181 @@
+/* The unwind tables of the code a patch carries: each FDE of the compiled
+ * object whose code went into the patch, with the CIE it names, appended to
+ * the patch's one .eh_frame section, its start relocated to the copy. Laid
+ * out with the code, they let the stack check unwind through a frame in a
+ * patch (live/unwind.c) instead of scanning the rest of that stack, where
+ * a stale word that looks like a return address into a patch held up an
+ * nginx revert for its whole timeout.
+ *
+ * An entry is taken only when nothing in it but an FDE's start is
+ * relocated: a CIE with a personality routine or an FDE with an LSDA
+ * (C++ exceptions) is left out, and its code is scanned as before. */
+#include "assemble_ctx.h"
+#include "util/err.h"
+#include "util/file.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CFI_SECTION ".eh_frame"
+#define FDE_START   8 /* length, CIE pointer, then the FDE's initial location */
+#define NO_CIE	    UINT64_MAX
+
+static uint32_t le32(const uint8_t *b)
+{
+	uint32_t v;
+
+	memcpy(&v, b, sizeof(v));
+	return v;
+}
+
+/* The patch's .eh_frame, made on first use. */
+static int cfi_section(struct opatch *p)
+{
+	for (size_t i = 0; i < p->nsections; i++)
+		if (!strcmp(p->sections[i].name, CFI_SECTION))
+			return (int)i;
+	return opatch_add_section(p, CFI_SECTION, SHT_PROGBITS, SHF_ALLOC, 8, NULL, 0);
+}
+
+/* The relocations of the object's .eh_frame that fall in [lo, hi): how
+ * many, and the first one's index in *first. */
+static size_t relas_in(const struct obj *o, size_t scn, uint64_t lo, uint64_t hi, size_t *first)
+{
+	GElf_Rela r;
+	size_t n = 0;
+
+	for (size_t i = 0; obj_rela(o, scn, i, &r); i++)
+		if (r.r_offset >= lo && r.r_offset < hi && !n++)
+			*first = i;
+	return n;
+}
+
+/* The patch symbol an FDE's start relocation r leads to, if its code was
+ * copied in by this assembly; -1 otherwise. */
+static int fde_code_sym(const struct asm_ctx *c, const GElf_Rela *r)
+{
+	GElf_Sym sym;
+	size_t idx = GELF_R_SYM(r->r_info);
+
+	if (GELF_R_TYPE(r->r_info) != R_X86_64_PC32 || !obj_sym(c->o, idx, &sym) ||
+	    sym.st_shndx == SHN_UNDEF || sym.st_shndx >= c->o->nscn ||
+	    c->scn_idx[sym.st_shndx] < 0 || !(c->o->scns[sym.st_shndx].sh.sh_flags & SHF_EXECINSTR))
+		return -1;
+	if (GELF_ST_TYPE(sym.st_info) == STT_SECTION)
+		return c->scn_sym[sym.st_shndx];
+	return c->sym_map[idx] >= 0 ? c->sym_map[idx] : -1;
+}
+
+static int append(struct opatch_section *s, const uint8_t *b, size_t len, uint64_t *at)
+{
+	uint8_t *d = realloc(s->data, s->size + len);
+
+	if (!d)
+		return -ENOMEM;
+	memcpy(d + s->size, b, len);
+	s->data = d;
+	*at = s->size;
+	s->size += len;
+	return 0;
+}
+
+/* The object's CIEs copied so far: where each went in the patch. */
+struct cies {
+	struct cie_copy {
+		uint64_t from, to;
+	} * v;
+	size_t n, cap;
+};
+
+/* Where the object's CIE at off went in the patch, in *to, copying it there
+ * the first time; *to NO_CIE if it cannot be taken (relocated: a
+ * personality). */
+static int copy_cie(const struct asm_ctx *c, size_t scn, struct opatch_section *out,
+		    struct cies *cs, uint64_t off, uint64_t *to)
+{
+	const Elf_Data *d = c->o->scns[scn].data;
+	size_t first;
+	uint64_t len;
+	int ret;
+
+	*to = NO_CIE;
+	for (size_t i = 0; i < cs->n; i++)
+		if (cs->v[i].from == off)
+			return (*to = cs->v[i].to), 0;
+	if (off + 8 > d->d_size || (len = le32((uint8_t *)d->d_buf + off)) == 0 ||
+	    len == 0xffffffffu || off + 4 + len > d->d_size ||
+	    relas_in(c->o, scn, off, off + 4 + len, &first))
+		return 0;
+	if (OPUS_PUSH(cs->v, cs->n, cs->cap) ||
+	    (ret = append(out, (uint8_t *)d->d_buf + off, 4 + len, to)))
+		return -ENOMEM;
+	cs->v[cs->n++] = (struct cie_copy){off, *to};
+	return 0;
+}
+
+/* One FDE at off of length 4 + len: copied with its CIE if its code is the
+ * patch's and nothing else of it is relocated. */
+static int copy_fde(struct asm_ctx *c, size_t scn, int *pscn, struct cies *cs, uint64_t off,
+		    uint64_t len)
+{
+	const uint8_t *b = (uint8_t *)c->o->scns[scn].data->d_buf + off;
+	struct opatch_section *out;
+	uint64_t cie_to, at;
+	uint32_t back;
+	size_t first;
+	GElf_Rela r;
+	int sym, ret;
+
+	if (relas_in(c->o, scn, off, off + 4 + len, &first) != 1 ||
+	    !obj_rela(c->o, scn, first, &r) || r.r_offset != off + FDE_START ||
+	    (sym = fde_code_sym(c, &r)) < 0)
+		return 0;
+	if (*pscn < 0 && (*pscn = cfi_section(c->p)) < 0)
+		return *pscn;
+	out = &c->p->sections[*pscn];
+	if ((ret = copy_cie(c, scn, out, cs, off + 4 - le32(b + 4), &cie_to)) || cie_to == NO_CIE)
+		return ret;
+	if ((ret = append(out, b, 4 + len, &at)))
+		return ret;
+	/* The CIE pointer counts back from its own field. */
+	back = (uint32_t)(at + 4 - cie_to);
+	memcpy(out->data + at + 4, &back, sizeof(back));
+	return opatch_add_rela(c->p, (uint32_t)*pscn,
+			       &(struct opatch_rela){.offset = at + FDE_START,
+						     .type = R_X86_64_PC32,
+						     .sym = (uint32_t)sym,
+						     .addend = r.r_addend}) < 0
+		   ? -ENOMEM
+		   : 0;
+}
+
+static size_t eh_frame_of(const struct obj *o)
+{
+	for (size_t s = 1; s < o->nscn; s++)
+		if (o->scns[s].name && !strcmp(o->scns[s].name, CFI_SECTION) && o->scns[s].data)
+			return s;
+	return 0;
+}
+
+int asm_add_cfi(struct asm_ctx *c)
+{
+	size_t scn = eh_frame_of(c->o);
+	struct cies cs = {0};
+	const Elf_Data *d;
+	int pscn = -1, ret = 0;
+
+	if (!scn)
+		return 0;
+	d = c->o->scns[scn].data;
+	for (uint64_t off = 0, len; !ret && off + 8 <= d->d_size; off += 4 + len) {
+		len = le32((uint8_t *)d->d_buf + off);
+		if (len == 0 || len == 0xffffffffu || off + 4 + len > d->d_size)
+			break;
+		if (le32((uint8_t *)d->d_buf + off + 4) == 0)
+			continue; /* a CIE: copied with its first FDE */
+		ret = copy_fde(c, scn, &pscn, &cs, off, len);
+	}
+	free(cs.v);
+	return ret;
+}
