@@ -94,31 +94,18 @@ static const struct reg_entry *patch_at(const struct unwinder *u, Dwarf_Addr bas
 	return u->own && u->own->base == base && u->own->cfi ? u->own : NULL;
 }
 
-/* An ELF image that describes patch e's mapping to libdwfl: one PT_LOAD
- * where the mapping is (so no bias) and one section, .eh_frame, a copy of
- * the tables the apply laid out with the code, at their address. The
- * record that says where they are verified against the code's digest,
- * which covers them. NULL if they cannot be read. */
-static Elf *patch_elf(struct unwinder *u, const struct reg_entry *e)
-{
-	static const char names[] = "\0.eh_frame\0.shstrtab";
-	size_t frame_off = sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr);
-	size_t names_off = frame_off + e->cfi_size, sh_off = (names_off + sizeof(names) + 7) & ~7ul;
-	size_t len = sh_off + 3 * sizeof(Elf64_Shdr);
-	uint8_t *img;
-	Elf64_Ehdr *eh;
-	Elf64_Shdr *sh;
-	Elf *elf;
+/* The section names of a patch's image: .eh_frame at 1, .shstrtab at 11. */
+static const char image_names[] = "\0.eh_frame\0.shstrtab";
 
-	if (e->cfi_size > MAX_SCAN_TOTAL || OPUS_PUSH(u->images, u->nimages, u->images_cap) ||
-	    !(img = calloc(1, len)))
-		return NULL;
-	if (mem_read(u->mem_fd, e->cfi, img + frame_off, e->cfi_size)) {
-		free(img);
-		return NULL;
-	}
-	u->images[u->nimages++] = img;
-	eh = (Elf64_Ehdr *)img;
+/* The headers of patch e's image (see patch_elf), its tables already at
+ * frame_off: the ELF header, the PT_LOAD, the section names at names_off
+ * and the three section headers at sh_off. */
+static void image_headers(uint8_t *img, const struct reg_entry *e, size_t frame_off,
+			  size_t names_off, size_t sh_off)
+{
+	Elf64_Ehdr *eh = (Elf64_Ehdr *)img;
+	Elf64_Shdr *sh = (Elf64_Shdr *)(img + sh_off);
+
 	memcpy(eh->e_ident, ELFMAG, SELFMAG);
 	eh->e_ident[EI_CLASS] = ELFCLASS64;
 	eh->e_ident[EI_DATA] = ELFDATA2LSB;
@@ -139,8 +126,7 @@ static Elf *patch_elf(struct unwinder *u, const struct reg_entry *e)
 							  .p_vaddr = e->base,
 							  .p_memsz = e->size,
 							  .p_align = 4096};
-	memcpy(img + names_off, names, sizeof(names));
-	sh = (Elf64_Shdr *)(img + sh_off);
+	memcpy(img + names_off, image_names, sizeof(image_names));
 	sh[1] = (Elf64_Shdr){.sh_name = 1,
 			     .sh_type = SHT_PROGBITS,
 			     .sh_flags = SHF_ALLOC,
@@ -148,11 +134,37 @@ static Elf *patch_elf(struct unwinder *u, const struct reg_entry *e)
 			     .sh_offset = frame_off,
 			     .sh_size = e->cfi_size,
 			     .sh_addralign = 1};
-	sh[2] = (Elf64_Shdr){
-	    .sh_name = 11, .sh_type = SHT_STRTAB, .sh_offset = names_off, .sh_size = sizeof(names)};
+	sh[2] = (Elf64_Shdr){.sh_name = 11,
+			     .sh_type = SHT_STRTAB,
+			     .sh_offset = names_off,
+			     .sh_size = sizeof(image_names)};
+}
+
+/* An ELF image that describes patch e's mapping to libdwfl: one PT_LOAD
+ * where the mapping is (so no bias) and one section, .eh_frame, a copy of
+ * the tables the apply laid out with the code, at their address (the
+ * record that says where was verified against the code's digest, which
+ * covers them). Kept until the unwinder is closed; NULL if the tables
+ * cannot be read. */
+static Elf *patch_elf(struct unwinder *u, const struct reg_entry *e)
+{
+	size_t frame_off = sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr);
+	size_t names_off = frame_off + e->cfi_size;
+	size_t sh_off = (names_off + sizeof(image_names) + 7) & ~7ul;
+	size_t len = sh_off + 3 * sizeof(Elf64_Shdr);
+	uint8_t *img;
+
+	if (e->cfi_size > MAX_SCAN_TOTAL || OPUS_PUSH(u->images, u->nimages, u->images_cap) ||
+	    !(img = calloc(1, len)))
+		return NULL;
+	if (mem_read(u->mem_fd, e->cfi, img + frame_off, e->cfi_size)) {
+		free(img);
+		return NULL;
+	}
+	u->images[u->nimages++] = img;
+	image_headers(img, e, frame_off, names_off, sh_off);
 	elf_version(EV_CURRENT);
-	elf = elf_memory((char *)img, len);
-	return elf;
+	return elf_memory((char *)img, len);
 }
 
 /* A patch's mapping is described by the image above; every other module
@@ -184,6 +196,7 @@ void unwind_reserve(struct unwinder *u, size_t nthreads)
 
 int unwind_load_cfi(struct unwinder *u)
 {
+	bool ok;
 	int r;
 
 	if (u->dwfl)
@@ -194,12 +207,11 @@ int unwind_load_cfi(struct unwinder *u)
 	/* Through a live thread when the main one has exited. */
 	asking = u;
 	r = dwfl_linux_proc_report(u->dwfl, proc_view_id(u->pid));
-	if (r == 0 && dwfl_report_end(u->dwfl, NULL, NULL) == 0 &&
-	    dwfl_linux_proc_attach(u->dwfl, proc_view_id(u->pid), true) == 0) {
-		asking = NULL;
-		return 0;
-	}
+	ok = r == 0 && dwfl_report_end(u->dwfl, NULL, NULL) == 0 &&
+	     dwfl_linux_proc_attach(u->dwfl, proc_view_id(u->pid), true) == 0;
 	asking = NULL;
+	if (ok)
+		return 0;
 	opus_err(-EIO, "process %d: cannot prepare stack unwinding: %s", (int)u->pid,
 		 r > 0 ? strerror(r) : dwfl_errmsg(-1));
 	dwfl_end(u->dwfl);
