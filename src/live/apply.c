@@ -190,6 +190,7 @@ static int plan_sites(struct txn *t, const struct opatch *p, const struct proc_o
 static void fill_entry(struct txn *t, const struct opatch *p, const struct layout *l)
 {
 	struct reg_entry *e = &t->entry;
+	int cfi;
 
 	snprintf(e->id, sizeof(e->id), "%s", p->id);
 	snprintf(e->description, sizeof(e->description), "%s",
@@ -209,12 +210,11 @@ static void fill_entry(struct txn *t, const struct opatch *p, const struct layou
 	e->text_hi = t->base + l->text_off + l->text_size;
 	e->exits = t->base + l->exits_off;
 	e->table = t->per_thread ? t->base + l->table_off : 0;
-	for (size_t i = 0; i < p->nsections; i++)
-		if (!strcmp(p->sections[i].name, ".eh_frame") && p->sections[i].size &&
-		    !(p->sections[i].flags & SHF_WRITE)) {
-			e->cfi = t->base + l->sec_off[i];
-			e->cfi_size = p->sections[i].size;
-		}
+	cfi = opatch_find_section(p, OPATCH_CFI_SECTION);
+	if (cfi >= 0 && p->sections[cfi].size && !(p->sections[cfi].flags & SHF_WRITE)) {
+		e->cfi = t->base + l->sec_off[cfi];
+		e->cfi_size = p->sections[cfi].size;
+	}
 	/* What the record vouches for: the code as it will be mapped. */
 	opus_sha256(l->image + l->text_off, l->text_size, e->text_sha256);
 }

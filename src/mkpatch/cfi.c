@@ -17,9 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CFI_SECTION ".eh_frame"
-#define FDE_START   8 /* length, CIE pointer, then the FDE's initial location */
-#define NO_CIE	    UINT64_MAX
+#define FDE_START 8 /* length, CIE pointer, then the FDE's initial location */
+#define NO_CIE	  UINT64_MAX
 
 static uint32_t le32(const uint8_t *b)
 {
@@ -32,10 +31,11 @@ static uint32_t le32(const uint8_t *b)
 /* The patch's .eh_frame, made on first use. */
 static int cfi_section(struct opatch *p)
 {
-	for (size_t i = 0; i < p->nsections; i++)
-		if (!strcmp(p->sections[i].name, CFI_SECTION))
-			return (int)i;
-	return opatch_add_section(p, CFI_SECTION, SHT_PROGBITS, SHF_ALLOC, 8, NULL, 0);
+	int i = opatch_find_section(p, OPATCH_CFI_SECTION);
+
+	return i >= 0
+		   ? i
+		   : opatch_add_section(p, OPATCH_CFI_SECTION, SHT_PROGBITS, SHF_ALLOC, 8, NULL, 0);
 }
 
 /* The relocations of the object's .eh_frame that fall in [lo, hi): how
@@ -150,17 +150,9 @@ static int copy_fde(struct asm_ctx *c, size_t scn, int *pscn, struct cies *cs, u
 		   : 0;
 }
 
-static size_t eh_frame_of(const struct obj *o)
-{
-	for (size_t s = 1; s < o->nscn; s++)
-		if (o->scns[s].name && !strcmp(o->scns[s].name, CFI_SECTION) && o->scns[s].data)
-			return s;
-	return 0;
-}
-
 int asm_add_cfi(struct asm_ctx *c)
 {
-	size_t scn = eh_frame_of(c->o);
+	size_t scn = obj_find_scn(c->o, OPATCH_CFI_SECTION);
 	struct cies cs = {0};
 	const Elf_Data *d;
 	int pscn = -1, ret = 0;

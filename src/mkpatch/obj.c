@@ -352,13 +352,19 @@ bool obj_rela_is_tls(uint32_t type)
 	}
 }
 
+size_t obj_find_scn(const struct obj *o, const char *name)
+{
+	for (size_t s = 1; s < o->nscn; s++)
+		if (o->scns[s].name && !strcmp(o->scns[s].name, name) && o->scns[s].data)
+			return s;
+	return 0;
+}
+
 bool obj_built_by_gcc(const struct obj *o)
 {
-	for (size_t s = 0; s < o->nscn; s++)
-		if (o->scns[s].name && !strcmp(o->scns[s].name, ".comment") && o->scns[s].data)
-			return memmem(o->scns[s].data->d_buf, o->scns[s].data->d_size, "GCC:", 4) !=
-			       NULL;
-	return false;
+	size_t s = obj_find_scn(o, ".comment");
+
+	return s && memmem(o->scns[s].data->d_buf, o->scns[s].data->d_size, "GCC:", 4) != NULL;
 }
 
 bool obj_scn_holds_state(const struct obj_scn *s)

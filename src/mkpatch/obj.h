@@ -53,6 +53,8 @@ bool obj_is_cold_name(const char *name);
 /* A section of variables the program's code writes as it runs: writable,
  * and neither thread-local nor the relro data only the loader writes. */
 bool obj_scn_holds_state(const struct obj_scn *s);
+/* The index of the section of this name that has data, or 0. */
+size_t obj_find_scn(const struct obj *o, const char *name);
 /* Whether gcc compiled o (its .comment says so), not clang. */
 bool obj_built_by_gcc(const struct obj *o);
 /* The piece of read-only data section scn holding offset off: [*lo, *hi). */

@@ -79,6 +79,14 @@ int opatch_add_section(struct opatch *p, const char *name, uint32_t type, uint64
 	return (int)p->nsections++;
 }
 
+int opatch_find_section(const struct opatch *p, const char *name)
+{
+	for (size_t i = 0; i < p->nsections; i++)
+		if (!strcmp(p->sections[i].name, name))
+			return (int)i;
+	return -ENOENT;
+}
+
 static uint64_t sym_hash(const char *name, enum opatch_sym_kind kind, uint64_t value)
 {
 	return opus_hash_u64(value, opus_hash_u64((uint64_t)kind, opus_hash_str(name, 0)));

@@ -113,6 +113,8 @@ int opatch_add_section(struct opatch *p, const char *name, uint32_t type, uint64
 int opatch_add_sym(struct opatch *p, const char *name, enum opatch_sym_kind kind, uint32_t section,
 		   uint64_t value, uint64_t size, uint8_t type);
 int opatch_add_rela(struct opatch *p, uint32_t section, const struct opatch_rela *r);
+/* The index of the section of this name, or -ENOENT. */
+int opatch_find_section(const struct opatch *p, const char *name);
 /* A symbol of this name, kind and value, or -ENOENT. */
 int opatch_find_sym(const struct opatch *p, const char *name, enum opatch_sym_kind kind,
 		    uint64_t value);
@@ -121,6 +123,9 @@ int opatch_add_func(struct opatch *p, const char *name, uint64_t old_addr, uint6
 /* The sections and symbols of the copies of old code carry this suffix:
  * code nothing reaches until a transition sends a thread there. */
 #define OPATCH_OLD_SUFFIX ".opus_old"
+/* The unwind tables of the code the patch carries (mkpatch/cfi.c), laid
+ * out with it and named in its record for the stack check. */
+#define OPATCH_CFI_SECTION ".eh_frame"
 bool opatch_is_old_copy(const char *name);
 
 /* A patch id is 1..OPATCH_ID_MAX of [A-Za-z0-9._-]: it names a memfd. */
