@@ -21,7 +21,7 @@ struct bin_consts {
 	} * scns;
 	size_t nscns, scns_cap;
 	struct bin_dyn_rel {
-		uint64_t off;
+		uint64_t off;  /* first: sorted and searched by it (util/file.h) */
 		bool relative; /* R_X86_64_RELATIVE: the load address plus the file's bytes */
 	} * dyn;
 	size_t ndyn, dyn_cap;

@@ -38,16 +38,43 @@ static int cfi_section(struct opatch *p)
 		   : opatch_add_section(p, OPATCH_CFI_SECTION, SHT_PROGBITS, SHF_ALLOC, 8, NULL, 0);
 }
 
-/* The relocations of the object's .eh_frame that fall in [lo, hi): how
- * many, and the first one's index in *first. */
-static size_t relas_in(const struct obj *o, size_t scn, uint64_t lo, uint64_t hi, size_t *first)
-{
-	GElf_Rela r;
-	size_t n = 0;
+/* The object's .eh_frame: its bytes, and its relocations sorted by offset
+ * (read once: each entry looks up its own). */
+struct eh_frame {
+	const uint8_t *b;
+	size_t size;
+	GElf_Rela *relas;
+	size_t nrelas;
+};
 
-	for (size_t i = 0; obj_rela(o, scn, i, &r); i++)
-		if (r.r_offset >= lo && r.r_offset < hi && !n++)
-			*first = i;
+static int eh_frame_read(const struct obj *o, size_t scn, struct eh_frame *f)
+{
+	size_t n = 0;
+	GElf_Rela r;
+
+	while (obj_rela(o, scn, n, &r))
+		n++;
+	*f = (struct eh_frame){.b = o->scns[scn].data->d_buf,
+			       .size = o->scns[scn].data->d_size,
+			       .relas = malloc((n + 1) * sizeof(*f->relas)),
+			       .nrelas = n};
+	if (!f->relas)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		obj_rela(o, scn, i, &f->relas[i]);
+	/* r_offset is a GElf_Rela's first member. */
+	qsort(f->relas, n, sizeof(*f->relas), opus_cmp_u64);
+	return 0;
+}
+
+/* The relocations that fall in [lo, hi): how many, the first at *first. */
+static size_t relas_in(const struct eh_frame *f, uint64_t lo, uint64_t hi, const GElf_Rela **first)
+{
+	size_t a = opus_lower_bound_u64(f->relas, f->nrelas, sizeof(*f->relas), lo), n = 0;
+
+	*first = &f->relas[a];
+	while (a + n < f->nrelas && f->relas[a + n].r_offset < hi)
+		n++;
 	return n;
 }
 
@@ -91,11 +118,10 @@ struct cies {
 /* Where the object's CIE at off went in the patch, in *to, copying it there
  * the first time; *to NO_CIE if it cannot be taken (relocated: a
  * personality). */
-static int copy_cie(const struct asm_ctx *c, size_t scn, struct opatch_section *out,
-		    struct cies *cs, uint64_t off, uint64_t *to)
+static int copy_cie(const struct eh_frame *f, struct opatch_section *out, struct cies *cs,
+		    uint64_t off, uint64_t *to)
 {
-	const Elf_Data *d = c->o->scns[scn].data;
-	size_t first;
+	const GElf_Rela *first;
 	uint64_t len;
 	int ret;
 
@@ -103,12 +129,10 @@ static int copy_cie(const struct asm_ctx *c, size_t scn, struct opatch_section *
 	for (size_t i = 0; i < cs->n; i++)
 		if (cs->v[i].from == off)
 			return (*to = cs->v[i].to), 0;
-	if (off + 8 > d->d_size || (len = le32((uint8_t *)d->d_buf + off)) == 0 ||
-	    len == 0xffffffffu || off + 4 + len > d->d_size ||
-	    relas_in(c->o, scn, off, off + 4 + len, &first))
+	if (off + 8 > f->size || (len = le32(f->b + off)) == 0 || len == 0xffffffffu ||
+	    off + 4 + len > f->size || relas_in(f, off, off + 4 + len, &first))
 		return 0;
-	if (OPUS_PUSH(cs->v, cs->n, cs->cap) ||
-	    (ret = append(out, (uint8_t *)d->d_buf + off, 4 + len, to)))
+	if (OPUS_PUSH(cs->v, cs->n, cs->cap) || (ret = append(out, f->b + off, 4 + len, to)))
 		return -ENOMEM;
 	cs->v[cs->n++] = (struct cie_copy){off, *to};
 	return 0;
@@ -116,25 +140,23 @@ static int copy_cie(const struct asm_ctx *c, size_t scn, struct opatch_section *
 
 /* One FDE at off of length 4 + len: copied with its CIE if its code is the
  * patch's and nothing else of it is relocated. */
-static int copy_fde(struct asm_ctx *c, size_t scn, int *pscn, struct cies *cs, uint64_t off,
-		    uint64_t len)
+static int copy_fde(struct asm_ctx *c, const struct eh_frame *f, int *pscn, struct cies *cs,
+		    uint64_t off, uint64_t len)
 {
-	const uint8_t *b = (uint8_t *)c->o->scns[scn].data->d_buf + off;
+	const uint8_t *b = f->b + off;
 	struct opatch_section *out;
+	const GElf_Rela *r;
 	uint64_t cie_to, at;
 	uint32_t back;
-	size_t first;
-	GElf_Rela r;
 	int sym, ret;
 
-	if (relas_in(c->o, scn, off, off + 4 + len, &first) != 1 ||
-	    !obj_rela(c->o, scn, first, &r) || r.r_offset != off + FDE_START ||
-	    (sym = fde_code_sym(c, &r)) < 0)
+	if (relas_in(f, off, off + 4 + len, &r) != 1 || r->r_offset != off + FDE_START ||
+	    (sym = fde_code_sym(c, r)) < 0)
 		return 0;
 	if (*pscn < 0 && (*pscn = cfi_section(c->p)) < 0)
 		return *pscn;
 	out = &c->p->sections[*pscn];
-	if ((ret = copy_cie(c, scn, out, cs, off + 4 - le32(b + 4), &cie_to)) || cie_to == NO_CIE)
+	if ((ret = copy_cie(f, out, cs, off + 4 - le32(b + 4), &cie_to)) || cie_to == NO_CIE)
 		return ret;
 	if ((ret = append(out, b, 4 + len, &at)))
 		return ret;
@@ -145,7 +167,7 @@ static int copy_fde(struct asm_ctx *c, size_t scn, int *pscn, struct cies *cs, u
 			       &(struct opatch_rela){.offset = at + FDE_START,
 						     .type = R_X86_64_PC32,
 						     .sym = (uint32_t)sym,
-						     .addend = r.r_addend}) < 0
+						     .addend = r->r_addend}) < 0
 		   ? -ENOMEM
 		   : 0;
 }
@@ -154,20 +176,22 @@ int asm_add_cfi(struct asm_ctx *c)
 {
 	size_t scn = obj_find_scn(c->o, OPATCH_CFI_SECTION);
 	struct cies cs = {0};
-	const Elf_Data *d;
-	int pscn = -1, ret = 0;
+	struct eh_frame f;
+	int pscn = -1, ret;
 
 	if (!scn)
 		return 0;
-	d = c->o->scns[scn].data;
-	for (uint64_t off = 0, len; !ret && off + 8 <= d->d_size; off += 4 + len) {
-		len = le32((uint8_t *)d->d_buf + off);
-		if (len == 0 || len == 0xffffffffu || off + 4 + len > d->d_size)
+	if ((ret = eh_frame_read(c->o, scn, &f)))
+		return ret;
+	for (uint64_t off = 0, len; !ret && off + 8 <= f.size; off += 4 + len) {
+		len = le32(f.b + off);
+		if (len == 0 || len == 0xffffffffu || off + 4 + len > f.size)
 			break;
-		if (le32((uint8_t *)d->d_buf + off + 4) == 0)
+		if (le32(f.b + off + 4) == 0)
 			continue; /* a CIE: copied with its first FDE */
-		ret = copy_fde(c, scn, &pscn, &cs, off, len);
+		ret = copy_fde(c, &f, &pscn, &cs, off, len);
 	}
+	free(f.relas);
 	free(cs.v);
 	return ret;
 }

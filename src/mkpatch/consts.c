@@ -96,16 +96,8 @@ void asm_consts_free(struct bin_consts *b)
 static bool relocated_at(const struct bin_consts *b, uint64_t a, size_t n, const uint64_t *slot,
 			 size_t nslots)
 {
-	size_t lo = 0, hi = b->ndyn, k = 0;
+	size_t lo = opus_lower_bound_u64(b->dyn, b->ndyn, sizeof(*b->dyn), a), k = 0;
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (b->dyn[mid].off < a)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	for (; lo < b->ndyn && b->dyn[lo].off < a + n; lo++, k++)
 		if (k >= nslots || b->dyn[lo].off != a + slot[k] || !b->dyn[lo].relative)
 			return false;

@@ -198,6 +198,23 @@ int opus_cmp_u64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+size_t opus_lower_bound_u64(const void *base, size_t n, size_t size, uint64_t key)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		uint64_t k;
+
+		memcpy(&k, (const char *)base + mid * size, sizeof(k));
+		if (k < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 int opus_check_owner_mode(const char *path, const char *what, bool secret)
 {
 	struct stat st;

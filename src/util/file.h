@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Read all of path into a malloc'd buffer (NUL-terminated, not counted in len). */
@@ -42,5 +43,9 @@ int opus_grow(void *arrayp, size_t *cap, size_t count, size_t elem_size);
 #define OPUS_PUSH(arr, count, cap) opus_grow(&(arr), &(cap), (count), sizeof(*(arr)))
 /* qsort's order of two uint64_t. */
 int opus_cmp_u64(const void *a, const void *b);
+/* In n elements of size bytes each, sorted by the uint64_t each begins
+ * with (opus_cmp_u64's order), the index of the first whose key is at
+ * least key; n if none. */
+size_t opus_lower_bound_u64(const void *base, size_t n, size_t size, uint64_t key);
 
 #endif
