@@ -2,6 +2,8 @@
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 MESON_FLAGS ?=
+# Each stage of make check prints how long it took ("== stage NAME: N s").
+STAGE = bash tools/stage.sh
 
 .PHONY: all deps check check-real check-deb check-installed survey fuzz soak bench demo format format-check clean
 
@@ -19,16 +21,16 @@ deps:
 
 check: deps
 	$(MAKE) format-check
-	$(MAKE) all
-	$(MAKE) $(ASAN_BUILD)/build.ninja && ninja -C $(ASAN_BUILD)
-	meson test -C build --print-errorlogs
-	meson test -C $(ASAN_BUILD) --print-errorlogs
-	bash tests/run.sh
-	$(MAKE) fuzz
-	$(MAKE) check-real
-	$(MAKE) check-deb
-	SOAK_CYCLES=100 SOAK_NGINX_CYCLES=20 SOAK_KILLS=0 $(MAKE) soak
-	$(MAKE) check-installed
+	$(STAGE) build $(MAKE) all
+	$(STAGE) build-asan sh -c '$(MAKE) $(ASAN_BUILD)/build.ninja && ninja -C $(ASAN_BUILD)'
+	$(STAGE) unit meson test -C build --print-errorlogs
+	$(STAGE) unit-asan meson test -C $(ASAN_BUILD) --print-errorlogs
+	$(STAGE) integration bash tests/run.sh
+	$(STAGE) fuzz $(MAKE) fuzz
+	$(STAGE) real $(MAKE) check-real
+	$(STAGE) deb $(MAKE) check-deb
+	$(STAGE) soak env SOAK_CYCLES=100 SOAK_NGINX_CYCLES=20 SOAK_KILLS=0 $(MAKE) soak
+	$(STAGE) installed $(MAKE) check-installed
 
 # Apply/revert cycles under load: 1000 on a multi-threaded server, 200 on
 # nginx under wrk (make check runs 100 and 20). build/soak.json.
@@ -44,14 +46,14 @@ fuzz: all
 # checked by its own tests (tests/real/memcached), and so is redis, whose
 # Debian fixes go in live one by one (tests/real/redis).
 check-real: all
-	bash tests/real/nginx/run.sh
-	bash tests/real/nginx/self.sh
-	bash tests/real/nginx/exits.sh
-	bash tests/real/expat/run.sh
-	bash tests/real/expat/self.sh
-	bash tests/real/memcached/self.sh
-	bash tests/real/redis/self.sh
-	bash tests/real/redis/fixes.sh
+	$(STAGE) nginx bash tests/real/nginx/run.sh
+	$(STAGE) nginx-self bash tests/real/nginx/self.sh
+	$(STAGE) nginx-exits bash tests/real/nginx/exits.sh
+	$(STAGE) expat bash tests/real/expat/run.sh
+	$(STAGE) expat-self bash tests/real/expat/self.sh
+	$(STAGE) memcached-self bash tests/real/memcached/self.sh
+	$(STAGE) redis-self bash tests/real/redis/self.sh
+	$(STAGE) redis-fixes bash tests/real/redis/fixes.sh
 
 # opus as a Debian package: built with dpkg-buildpackage, checked by
 # lintian, installed, used on a running server, purged (tests/deb/run.sh).

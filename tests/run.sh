@@ -25,6 +25,12 @@ chosen() {
 	return 1
 }
 
+# Seconds since START (date +%s%N), to a tenth: where the suite's time goes.
+elapsed() {
+	local ms=$((($(date +%s%N) - $1) / 1000000))
+	printf '%d.%d' $((ms / 1000)) $((ms % 1000 / 100))
+}
+
 run_suite() {
 	local opus=$1 label=$2 t name
 	for t in tests/integration/test_*.sh; do
@@ -32,8 +38,9 @@ run_suite() {
 		for name in $(bash -c "source tests/lib.sh; source '$t'; declare -F" |
 			awk '{print $3}' | grep '^test_'); do
 			chosen "$name" || continue
-			local work
+			local work start took
 			work=$(mktemp -d /tmp/opus-test.XXXXXX)
+			start=$(date +%s%N)
 			if (
 				set -e
 				export OPUS=$opus WORK=$work
@@ -44,13 +51,15 @@ run_suite() {
 				trap stop_all EXIT
 				"$name"
 			) >"$work/log" 2>&1 && [ ! -e "$work/.no-such-command" ]; then
+				took=$(elapsed "$start")
 				passed=$((passed + 1))
-				echo "ok   $label $name"
+				echo "ok   $label $name ($took s)"
 				rm -rf "$work"
 			else
+				took=$(elapsed "$start")
 				failed=$((failed + 1))
 				failures+=("$label $name")
-				echo "FAIL $label $name"
+				echo "FAIL $label $name ($took s)"
 				sed 's/^/    /' "$work/log" | tail -40
 			fi
 		done
