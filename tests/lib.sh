@@ -146,6 +146,16 @@ vfork_child() {
 }
 
 # last_tick_value: the VALUE of the target's last "tick N VALUE" (vforker, waiters, rseq).
+# uffd_waits_for_its_fault: the uffd target started last (PID) has a
+# thread the kernel holds in its read until the fault is answered.
+uffd_waits_for_its_fault() {
+	for _ in $(seq 100); do
+		grep -q handle_userfault /proc/"$PID"/task/*/wchan 2>/dev/null && return 0
+		sleep 0.02
+	done
+	fail "no thread of $PID waits for its fault"
+}
+
 last_tick_value() { awk '$1 == "tick" {v = $3} END {print v}' "$START_OUT"; }
 
 # tick_value_becomes D WHAT: the last tick's value starts with D within 2 s.

@@ -7,6 +7,7 @@
 #include "watch.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,6 +188,40 @@ static bool past_max_pause(const struct fleet_result *r)
 	return r->state == FLEET_FAILED && r->err == -ETIME;
 }
 
+/* ---- the tracing thread ---- */
+
+/* Every apply traces from a thread of its own, which exits when done. A
+ * target thread no stop reaches (a kernel copy into a userfaultfd page, a
+ * hung NFS read) cannot be let go; the daemon, which outlives its applies,
+ * used to wait for that thread's stop, forever if need be, patching no
+ * new process meanwhile. As the tracing thread exits, the kernel lets go
+ * of it instead, and drops the interrupt opus left pending. */
+struct traced_call {
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+static void *tracing_thread(void *arg)
+{
+	const struct traced_call *c = arg;
+
+	live_thread_exits_when_done();
+	c->fn(c->arg);
+	return NULL;
+}
+
+static void trace_on_own_thread(void (*fn)(void *arg), void *arg)
+{
+	struct traced_call c = {fn, arg};
+	pthread_t th;
+
+	if (pthread_create(&th, NULL, tracing_thread, &c)) {
+		fn(arg); /* patient, as the daemon's own thread must be */
+		return;
+	}
+	pthread_join(th, NULL);
+}
+
 /* ---- sweeps ---- */
 
 /* A sweep finds mostly processes patched long ago: say only what changed. */
@@ -201,8 +236,9 @@ static void sweep_report(const struct fleet_result *r, void *ctx)
 }
 
 /* Every process, every patch, in install order. */
-static void sweep(struct daemon *d)
+static void sweep_all(void *arg)
 {
+	struct daemon *d = arg;
 	struct fleet_opts fo = {
 	    .live = d->o->live, .report = sweep_report, .skip = skip_given_up, .ctx = d};
 
@@ -212,6 +248,11 @@ static void sweep(struct daemon *d)
 		if (fleet_apply(&d->patches[i].p, &fo, &s))
 			say(d, "sweep for %s: %s", d->patches[i].p.id, opus_errmsg());
 	}
+}
+
+static void sweep(struct daemon *d)
+{
+	trace_on_own_thread(sweep_all, d);
 	/* Inode numbers are reused once a file is gone: forget them now and
 	 * then. (A stale entry could only make us miss a process: apply
 	 * checks the build-id of what is mapped itself.) */
@@ -255,6 +296,20 @@ static void watch_pid(struct daemon *d, pid_t pid, uint64_t now)
 	w->last_failure.state = FLEET_GONE;
 }
 
+struct one_apply {
+	const struct opatch *p;
+	pid_t pid;
+	const struct live_opts *lo;
+	struct fleet_result r;
+};
+
+static void apply_one(void *arg)
+{
+	struct one_apply *a = arg;
+
+	fleet_apply_one(a->p, a->pid, a->lo, &a->r);
+}
+
 /* Looks at one watched process; false once there is no reason to look again. */
 static bool check(struct daemon *d, struct watched *w)
 {
@@ -263,7 +318,8 @@ static bool check(struct daemon *d, struct watched *w)
 	lo.files = &d->files;
 	for (size_t i = 0; i < d->npatches; i++) {
 		const struct opatch *p = &d->patches[i].p;
-		struct fleet_result r;
+		struct one_apply a = {.p = p, .pid = w->pid, .lo = &lo};
+		struct fleet_result *r = &a.r;
 		int maps;
 
 		if (!w->done || w->done[i])
@@ -277,24 +333,24 @@ static bool check(struct daemon *d, struct watched *w)
 			return false; /* gone, or not ours to read */
 		if (!maps)
 			continue;
-		fleet_apply_one(p, w->pid, &lo, &r);
-		r.since_seen_ns = opus_now_ns() - w->seen_ns;
-		if (r.state == FLEET_GONE)
+		trace_on_own_thread(apply_one, &a);
+		r->since_seen_ns = opus_now_ns() - w->seen_ns;
+		if (r->state == FLEET_GONE)
 			return false;
-		if (past_max_pause(&r)) {
-			report(d, &r);
-			give_up(d, &r);
+		if (past_max_pause(r)) {
+			report(d, r);
+			give_up(d, r);
 			w->done[i] = true;
 			continue;
 		}
-		if (r.state == FLEET_FAILED) {
+		if (r->state == FLEET_FAILED) {
 			/* Often the dynamic linker is not done yet: try again. */
-			w->last_failure = r;
+			w->last_failure = *r;
 			continue;
 		}
 		w->done[i] = true;
-		if (r.state == FLEET_PATCHED)
-			report(d, &r);
+		if (r->state == FLEET_PATCHED)
+			report(d, r);
 	}
 	return true;
 }

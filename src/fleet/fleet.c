@@ -249,6 +249,13 @@ static void *pool_worker(void *arg)
 	return NULL;
 }
 
+/* A worker on a thread of its own, which exits when the run is done. */
+static void *pool_thread(void *arg)
+{
+	live_thread_exits_when_done();
+	return pool_worker(arg);
+}
+
 static unsigned pool_jobs(const struct fleet_opts *o, size_t n)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -267,7 +274,7 @@ static void pool_run(struct pool *pl)
 	/* Each worker traces its own processes: ptrace ties a tracee to the
 	 * thread that seized it, so one process never changes hands. */
 	for (unsigned i = 0; th && i + 1 < jobs; i++)
-		if (!pthread_create(&th[i], NULL, pool_worker, pl))
+		if (!pthread_create(&th[i], NULL, pool_thread, pl))
 			started++;
 	pool_worker(pl);
 	for (unsigned i = 0; i < started; i++)

@@ -101,4 +101,10 @@ int live_recover(pid_t pid, const struct live_opts *o, struct live_recovery *rec
  * would stay stopped for as long as opus's thread lives. */
 void live_exits_when_done(void);
 
+/* The same for the calling thread alone, called by a thread that exits
+ * once it is done with its processes (the daemon's and --all's workers):
+ * the kernel lets go of a thread's tracees when that thread exits, and
+ * drops the interrupt left pending on one it could not let go. */
+void live_thread_exits_when_done(void);
+
 #endif

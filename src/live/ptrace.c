@@ -19,12 +19,25 @@
 #include <time.h>
 #include <unistd.h>
 
-/* live.h's live_exits_when_done. */
+/* live.h's live_exits_when_done and live_thread_exits_when_done. */
 static bool exits_when_done;
+static __thread bool thread_exits_when_done;
 
 void live_exits_when_done(void)
 {
 	exits_when_done = true;
+}
+
+void live_thread_exits_when_done(void)
+{
+	thread_exits_when_done = true;
+}
+
+/* Whether a thread that cannot be let go now may be left to the kernel,
+ * which lets go of a tracer's tracees as that thread exits. */
+static bool left_to_the_kernel(void)
+{
+	return exits_when_done || thread_exits_when_done;
 }
 
 void threads_init(struct threads *ts, pid_t pid)
@@ -603,9 +616,9 @@ static void detach(struct threads *ts, struct thread *t)
 {
 	/* Only a stopped thread can be let go. One still waiting for its
 	 * vfork child stops once the child is done: waited for, unless opus
-	 * exits first (live_exits_when_done). */
+	 * or its thread exits first (live_exits_when_done). */
 	close_children(ts, t);
-	if (!t->stopped && (interrupt(t) < 0 || wait_stop(t, !exits_when_done) < 0))
+	if (!t->stopped && (interrupt(t) < 0 || wait_stop(t, !left_to_the_kernel()) < 0))
 		return;
 	ptrace(PTRACE_DETACH, t->tid, NULL, NULL);
 	thread_released(ts, t);

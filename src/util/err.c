@@ -5,7 +5,7 @@
 #include <string.h>
 
 static _Thread_local char errbuf[1024];
-static _Thread_local bool verbose;
+static bool verbose; /* set once, before any thread starts: every thread's */
 
 int opus_err(int code, const char *fmt, ...)
 {

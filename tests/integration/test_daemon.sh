@@ -161,16 +161,22 @@ test_daemon_gives_up_on_a_process_it_cannot_patch_within_max_pause() {
 	assert_running "$small"
 }
 
-# The daemon outlives its applies. A thread that still waits for its vfork
-# child when the daemon gives up on a try keeps the interrupt opus sent it:
-# the daemon waits for the stop that comes once the child is done, and lets
-# the thread go, rather than leave it stopped for as long as it runs.
-test_daemon_lets_a_thread_waiting_for_its_vfork_child_go() {
-	build_target vforker "$WORK" -O2 -g
-	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/vforker/value-2000.diff" \
-		--binary "$WORK/src/vforker" --id vfix -o "$WORK/fix.opatch" >/dev/null
+# store_fix TARGET DIFF ID: TARGET built in $WORK (-O2 -g), its fix DIFF
+# built with id ID and installed into $WORK/store.
+store_fix() {
+	build_target "$1" "$WORK" -O2 -g
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/$1/$2.diff" \
+		--binary "$WORK/src/$1" --id "$3" -o "$WORK/fix.opatch" >/dev/null
 	mkdir -p "$WORK/store"
 	"$OPUS" install --store "$WORK/store" "$WORK/fix.opatch" >/dev/null
+}
+
+# The daemon outlives its applies. A thread that still waits for its vfork
+# child when the daemon gives up on a try keeps the interrupt opus sent it;
+# the daemon's thread that made the try exits, and the kernel drops that
+# interrupt, rather than leave the thread stopped once its child is done.
+test_daemon_lets_a_thread_waiting_for_its_vfork_child_go() {
+	store_fix vforker value-2000 vfix
 	start "$WORK/src/vforker"
 	vfork_child
 	start_daemon "$WORK/store" --timeout 0.5 --sweep-ms 100
@@ -185,5 +191,45 @@ test_daemon_lets_a_thread_waiting_for_its_vfork_child_go() {
 	grep -q '^TracerPid:[[:space:]]*[1-9]' "/proc/$PID/task/"*/status &&
 		fail "a thread is still traced"
 	stop_daemon
+	assert_running "$PID"
+}
+
+# A thread no stop reaches (a kernel copy into a userfaultfd page whose
+# handler answers only when told) fails the daemon's try at its process.
+# The daemon cannot let that thread go, and does not wait for it: it goes
+# on patching processes started later, leaves no thread of the first one
+# traced or held, and patches it at the next sweep once its read is done.
+test_daemon_goes_on_past_a_thread_no_stop_reaches() {
+	local stuck stuck_out stuck_go
+	store_fix uffd value-2000 ufix
+	start "$WORK/src/uffd"
+	stuck=$PID stuck_out=$START_OUT stuck_go=$PORT
+	uffd_waits_for_its_fault
+	# One sweep, at the start: no later one tries the stuck process
+	# again (and traces it) until SIGHUP asks.
+	start_daemon "$WORK/store" --timeout 0.5 --sweep-ms 600000
+	wait_log "$stuck (uffd)"
+	assert_contains "does not stop" "$(grep "$stuck (uffd)" "$WORK/daemon.log")" "says why"
+	# A process started now, its fault answered at once.
+	start "$WORK/src/uffd"
+	printf x >"/proc/$PID/fd/$PORT"
+	wait_log "patched $PID (uffd) with ufix"
+	tick_value_becomes 2 "the later process runs the fix"
+	# The first one: not traced, not held, still unpatched.
+	grep -q '^TracerPid:[[:space:]]*[1-9]' "/proc/$stuck/task/"*/status &&
+		fail "a thread of $stuck is still traced"
+	START_OUT=$stuck_out
+	local before
+	before=$(grep -c '^tick' "$START_OUT")
+	sleep 0.5
+	[ $(($(grep -c '^tick' "$START_OUT") - before)) -ge 10 ] || fail "$stuck does not tick"
+	case "$(last_tick_value)" in 100?) ;; *) fail "$stuck changed: $(last_tick_value)" ;; esac
+	printf x >"/proc/$stuck/fd/$stuck_go"
+	wait_line "$START_OUT" read "$(wc -c </etc/hostname)" >/dev/null
+	kill -HUP "$DAEMON_PID"
+	wait_log "patched $stuck (uffd) with ufix"
+	tick_value_becomes 2 "the first process runs the fix once its read is done"
+	stop_daemon
+	assert_running "$stuck"
 	assert_running "$PID"
 }

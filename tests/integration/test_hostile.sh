@@ -199,11 +199,7 @@ test_a_thread_no_stop_reaches_does_not_hold_the_others() {
 	start "$WORK/src/uffd"
 	local go_fd before after status=0
 	go_fd=$PORT
-	for _ in $(seq 100); do
-		grep -q handle_userfault /proc/"$PID"/task/*/wchan 2>/dev/null && break
-		sleep 0.02
-	done
-	grep -q handle_userfault /proc/"$PID"/task/*/wchan || fail "no thread waits for its fault"
+	uffd_waits_for_its_fault
 	MAPS_BEFORE=$(cat "/proc/$PID/maps")
 	before=$(grep -c '^tick' "$START_OUT")
 	timeout 30 "$OPUS" apply --timeout 1 "$PID" "$WORK/fix.opatch" >/dev/null 2>"$WORK/apply.err" ||
