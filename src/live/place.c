@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -230,6 +231,21 @@ static int map_region(struct txn *t, int fd, uint64_t base, const struct layout 
 	return 0;
 }
 
+/* The patch's code comes in a memfd, which takes a descriptor of the
+ * target's own for as long as the mapping is made. */
+static int no_fd_to_spare(pid_t pid)
+{
+	struct rlimit lim;
+
+	if (prlimit(pid, RLIMIT_NOFILE, NULL, &lim))
+		lim.rlim_cur = RLIM_INFINITY;
+	return opus_err(-EMFILE,
+			"process %d has no file descriptor to spare for the patch's memfd: it "
+			"is at its limit of open files (RLIMIT_NOFILE %llu); raise it (prlimit "
+			"--pid %d --nofile=...) or let it close some, and apply again",
+			(int)pid, (unsigned long long)lim.rlim_cur, (int)pid);
+}
+
 /* memfd_create in the target, reopened by opus through /proc/PID/fd. Its
  * nonce is journaled first: a killed opus's memfd is told from any other. */
 static int create_memfd(struct txn *t, const char *id, size_t size, long *fd)
@@ -248,6 +264,8 @@ static int create_memfd(struct txn *t, const char *id, size_t size, long *fd)
 		return ret;
 	if (*fd >= 0 && (ret = opus_fault("memfd_create")))
 		return ret;
+	if (*fd == -EMFILE)
+		return no_fd_to_spare(t->pid);
 	if (*fd < 0)
 		return opus_err((int)*fd, "process %d: memfd_create failed: %s", (int)t->pid,
 				strerror((int)-*fd));

@@ -500,3 +500,24 @@ test_address_space_limit_refuses_cleanly() {
 	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
 	assert_eq DENIED "$(req 'AUTH admin ')" "applied once the limit is raised"
 }
+
+# A target at its limit of open files (RLIMIT_NOFILE): the patch's memfd
+# cannot be made in it; apply says so, naming the pid and the limit, leaves
+# the target as it was, and goes in once the limit is raised.
+test_open_file_limit_refuses_cleanly() {
+	hostile_setup
+	local limit lowest=0
+	limit=$(prlimit --pid "$PID" --nofile --raw --noheadings -o SOFT)
+	# The lowest free descriptor is the one memfd_create would take.
+	while [ -e "/proc/$PID/fd/$lowest" ]; do lowest=$((lowest + 1)); done
+	prlimit --pid "$PID" --nofile="$lowest":
+	expect_fail "apply at the limit" "$OPUS" apply "$PID" "$WORK/fix.opatch"
+	assert_contains "process $PID has no file descriptor to spare" "$ERR" "names the pid"
+	assert_contains "RLIMIT_NOFILE $lowest" "$ERR" "names the limit"
+	assert_eq "$MAPS_BEFORE" "$(cat "/proc/$PID/maps")" "memory map unchanged"
+	assert_running "$PID"
+	prlimit --pid "$PID" --nofile="$limit":
+	untouched "after the limit"
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	assert_eq DENIED "$(req 'AUTH admin ')" "applied once the limit is raised"
+}
