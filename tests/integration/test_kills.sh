@@ -1,7 +1,7 @@
 # opus SIGKILLed at random moments of apply and revert, on a target with
 # 100 threads spinning on both CPUs: the target must never be harmed, and
 # opus recover must leave it exactly patched or exactly unpatched.
-# OPUS_KILLS (default 15) kills of each; make soak runs 100.
+# OPUS_KILLS (default 5) kills of each; make soak runs 100.
 S=$TARGETS/spinners
 
 # spinners_state: "patched" or "unpatched", checked three ways: the answer
@@ -78,7 +78,7 @@ random_kills() {
 }
 
 test_random_kills_on_a_busy_target() {
-	local n=${OPUS_KILLS:-15} t0 apply_us revert_us
+	local n=${OPUS_KILLS:-5} t0 apply_us revert_us
 	build_target spinners "$WORK" -O2 -g -fPIE -pie
 	start "$WORK/src/spinners" 100
 	"$OPUS" build --source "$WORK/src" --diff "$S/answer-2.diff" --binary "$WORK/src/spinners" \
