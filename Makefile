@@ -44,8 +44,8 @@ fuzz: all
 
 # Debian's own security fixes applied live: nginx under load (tests/real/nginx)
 # and libexpat in python3 (tests/real/expat); memcached replaced whole and
-# checked by its own tests (tests/real/memcached), and so is redis, whose
-# Debian fixes go in live one by one (tests/real/redis).
+# checked by its own tests (tests/real/memcached), and so is redis
+# (tests/real/redis; its Debian fixes, one by one, are in make survey).
 check-real: all
 	$(STAGE) nginx bash tests/real/nginx/run.sh
 	$(STAGE) nginx-self bash tests/real/nginx/self.sh
@@ -54,7 +54,6 @@ check-real: all
 	$(STAGE) expat-self bash tests/real/expat/self.sh
 	$(STAGE) memcached-self bash tests/real/memcached/self.sh
 	$(STAGE) redis-self bash tests/real/redis/self.sh
-	$(STAGE) redis-fixes bash tests/real/redis/fixes.sh
 
 # opus as a Debian package: built with dpkg-buildpackage, checked by
 # lintian, installed, used on a running server, purged (tests/deb/run.sh).
@@ -70,8 +69,10 @@ check-installed: all
 
 # Debian 12's own CVE fixes, built and applied live, package by package
 # (hours; installs build-dependencies: a build machine's job; resumable).
-# Never part of make check. docs/survey.md, docs/survey-results.json.
+# Never part of make check. docs/survey.md, docs/survey-results.json. First
+# redis's Debian fixes, each applied live under load (tests/real/redis).
 survey: all
+	$(STAGE) redis-fixes bash tests/real/redis/fixes.sh
 	bash survey/run.sh
 
 # Figures, never part of make check: build/bench/results.json and plots.

@@ -4,7 +4,7 @@
 set -euo pipefail
 jq -r '
   "\n# redis: Debian'"'"'s security fixes applied live\n",
-  "redis \(.version) as Debian 12 builds it, a server with 5000 warm keys, two I/O threads and its job threads, under load; each of Debian'"'"'s CVE fixes built from its patch file against the running tree, applied alone, checked and reverted (tests/real/redis/fixes.sh), measured \(.date):\n",
+  "redis \(.version) as Debian 12 builds it, a server with 5000 warm keys, two I/O threads and its job threads, under load; each of Debian'"'"'s CVE fixes built from its patch file against the running tree, applied alone, checked and reverted (tests/real/redis/fixes.sh, run by `make survey`; by `make check` until 2026-12-06), measured \(.date):\n",
   "| fix | result |", "|---|---|",
   (.fixes[] | "| \(.fix) | " +
     (if .refused then "refused by the analysis: \(.refused | gsub("\\|"; "/"))"
