@@ -221,6 +221,12 @@ deb memcached "$WORK/memcached" --to "$mc_to"
 [ ! -e "$WORK/memcached/tree-patched" ] || fail "the next run left its list of patched trees"
 
 # ---- nginx ----
+# INSTALLED_NGINX=0 (make check) stops here: the nginx part is make survey's.
+if [ "${INSTALLED_NGINX:-1}" = 0 ]; then
+	jq . <<<"$results" >"$JSON"
+	echo "real installed: memcached rebuilt and bound (nginx left to make survey); results in $JSON"
+	exit 0
+fi
 ng_from=1.22.1-9+deb12u9 ng_to=1.22.1-9+deb12u11
 install_version "nginx=$ng_from" "nginx-common=$ng_from"
 mkdir -p "$WORK/nginx"
