@@ -145,7 +145,6 @@ vfork_child() {
 	fail "vforker did not vfork: $(cat "$START_OUT")"
 }
 
-# last_tick_value: the VALUE of the target's last "tick N VALUE" (vforker, waiters, rseq).
 # uffd_waits_for_its_fault: the uffd target started last (PID) has a
 # thread the kernel holds in its read until the fault is answered.
 uffd_waits_for_its_fault() {
@@ -156,6 +155,7 @@ uffd_waits_for_its_fault() {
 	fail "no thread of $PID waits for its fault"
 }
 
+# last_tick_value: the VALUE of the target's last "tick N VALUE" (vforker, waiters, rseq).
 last_tick_value() { awk '$1 == "tick" {v = $3} END {print v}' "$START_OUT"; }
 
 # tick_value_becomes D WHAT: the last tick's value starts with D within 2 s.
@@ -319,6 +319,14 @@ assert_running() {
 		[ "$key" = TracerPid: ] && tracer=$value && break
 	done <"/proc/$pid/status"
 	assert_eq 0 "$tracer" "process $pid is still traced"
+}
+
+# assert_no_thread_traced PID: no thread of PID is traced (assert_running
+# looks at the leader alone).
+assert_no_thread_traced() {
+	grep -q '^TracerPid:[[:space:]]*[1-9]' "/proc/$1/task/"*/status &&
+		fail "a thread of $1 is still traced"
+	return 0
 }
 
 # Mappings opus added, and how many distinct patches they belong to.

@@ -188,8 +188,7 @@ test_daemon_lets_a_thread_waiting_for_its_vfork_child_go() {
 	wait_log "patched $PID (vforker) with vfix"
 	sleep 0.2
 	case "$(last_tick_value)" in 200?) ;; *) fail "not patched: $(last_tick_value)" ;; esac
-	grep -q '^TracerPid:[[:space:]]*[1-9]' "/proc/$PID/task/"*/status &&
-		fail "a thread is still traced"
+	assert_no_thread_traced "$PID"
 	stop_daemon
 	assert_running "$PID"
 }
@@ -216,8 +215,7 @@ test_daemon_goes_on_past_a_thread_no_stop_reaches() {
 	wait_log "patched $PID (uffd) with ufix"
 	tick_value_becomes 2 "the later process runs the fix"
 	# The first one: not traced, not held, still unpatched.
-	grep -q '^TracerPid:[[:space:]]*[1-9]' "/proc/$stuck/task/"*/status &&
-		fail "a thread of $stuck is still traced"
+	assert_no_thread_traced "$stuck"
 	START_OUT=$stuck_out
 	local before
 	before=$(grep -c '^tick' "$START_OUT")

@@ -320,8 +320,7 @@ test_thread_waiting_for_its_vfork_child() {
 	[ $(($(grep -c '^tick' "$START_OUT") - ticks)) -ge 10 ] ||
 		fail "the main thread was held while opus tried ($ticks ticks before)"
 	assert_running "$PID"
-	grep -q '^TracerPid:[[:space:]]*[1-9]' "/proc/$PID/task/"*/status &&
-		fail "a thread is still traced"
+	assert_no_thread_traced "$PID"
 	assert_eq 0 "$(opus_mappings "$PID")" "opus mappings after the failed apply"
 	# The child runs in its parent's memory: patching it would write there
 	# with the parent's threads running.
