@@ -212,12 +212,24 @@ static bool before_stub_syscall(const struct thread *t, uint64_t stub)
 	return regs_of(t, &r) && r.rip >= stub && r.rip < stub + STUB_SYSCALL_END;
 }
 
-/* Follow t until it enters the stub's syscall (1), or until it stops
- * elsewhere once the deadline has passed or for a group stop (0), or dies
- * (-ESRCH). Signals it gets meanwhile are delivered at once. A thread
- * stopped on its way through the stub is let run to the syscall, a few
- * instructions on: no stop may leave it inside the stub. */
-static int follow(struct thread *t, uint64_t stub, uint64_t deadline)
+/* While one thread is followed the others run and may clone a child that
+ * shares the memory without being a thread. That child would run the
+ * replaced code unstopped, so the stop after the wait refuses the patch
+ * (proc_check_vm_child): end the wait as soon as one appears rather than
+ * at the deadline. Looked for every 256 waits (about 50 ms), since it
+ * reads every thread's children file. */
+static bool memory_shared_anew(pid_t pid, unsigned spins)
+{
+	return spins % 256 == 128 && proc_has_vm_child(pid);
+}
+
+/* Follow t, a thread of pid, until it enters the stub's syscall (1), or
+ * until it stops elsewhere once the deadline has passed, a child shares
+ * the memory anew, or for a group stop (0), or dies (-ESRCH). Signals it
+ * gets meanwhile are delivered at once. A thread stopped on its way
+ * through the stub is let run to the syscall, a few instructions on: no
+ * stop may leave it inside the stub. */
+static int follow(pid_t pid, struct thread *t, uint64_t stub, uint64_t deadline)
 {
 	bool interrupted = false;
 
@@ -231,7 +243,8 @@ static int follow(struct thread *t, uint64_t stub, uint64_t deadline)
 		if (r < 0 || (r > 0 && (WIFEXITED(status) || WIFSIGNALED(status))))
 			return -ESRCH;
 		if (r == 0) {
-			if (!interrupted && opus_now_ns() >= deadline) {
+			if (!interrupted &&
+			    (opus_now_ns() >= deadline || memory_shared_anew(pid, spins))) {
 				if (ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) < 0)
 					return -ESRCH;
 				interrupted = true;
@@ -317,7 +330,7 @@ int exits_catch(struct threads *ts, int mem_fd, struct exits_area a, const struc
 	if (ptrace(PTRACE_SYSCALL, t->tid, NULL, NULL) < 0)
 		ret = -ESRCH;
 	else
-		ret = follow(t, stub, deadline);
+		ret = follow(ts->pid, t, stub, deadline);
 	if (ret == 1) {
 		opus_info("thread %d: caught leaving for 0x%" PRIx64, (int)t->tid, x->ret);
 		/* The stub is used up: no later disarm may touch its slot,

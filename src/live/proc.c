@@ -459,6 +459,20 @@ int proc_check_vm_child(pid_t pid, pid_t tid, int children_fd)
 			(int)pid, (int)child);
 }
 
+bool proc_has_vm_child(pid_t pid)
+{
+	pid_t view = proc_view_id(pid), *tids = NULL;
+	size_t n = 0;
+	bool found = false;
+
+	if (proc_tids(view, &tids, &n))
+		return false;
+	for (size_t i = 0; i < n && !found; i++)
+		found = vm_child_of(view, tids[i], -1) && !proc_thread_in_vfork(tids[i]);
+	free(tids);
+	return found;
+}
+
 /* Thread tid's child cloned with CLONE_VM alone. A vfork child is waited
  * for: its parent sleeps until it execs, and the stop waits for that. But
  * a parent still on its way into that sleep is "running" in

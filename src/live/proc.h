@@ -105,6 +105,10 @@ int proc_check_patchable(pid_t pid);
  * child shares the memory until it execs, and is waited for.
  * children_fd: the thread's children file from proc_children_open, or -1. */
 int proc_check_vm_child(pid_t pid, pid_t tid, int children_fd);
+/* Whether a thread of pid, not in vfork, has a child that shares its
+ * memory (proc_check_vm_child's case), looked for with the process
+ * running: a hint to stop and check, never the check itself. */
+bool proc_has_vm_child(pid_t pid);
 /* /proc/PID/task/TID/children opened in task_dir (proc_task_dir), or -1. */
 int proc_children_open(int task_dir, pid_t tid);
 
