@@ -231,3 +231,64 @@ test_daemon_goes_on_past_a_thread_no_stop_reaches() {
 	assert_running "$stuck"
 	assert_running "$PID"
 }
+
+# daemon_try_killed_at N: a daemon started with the authsrv fix in its
+# store, SIGKILLed at fault point N of its threads (each try counts its
+# own). Returns 1 if it patched the process without reaching point N.
+daemon_try_killed_at() {
+	local status=0
+	env OPUS_FAULT_ACTION=kill OPUS_FAULT_AT="$1" "$OPUS" daemon --store "$WORK/store" \
+		--sweep-ms 600000 >"$WORK/daemon.log" 2>&1 &
+	DAEMON_PID=$!
+	STARTED_PIDS="${STARTED_PIDS:-} $DAEMON_PID"
+	for _ in $(seq 200); do
+		kill -0 "$DAEMON_PID" 2>/dev/null || break
+		grep -q "patched $PID" "$WORK/daemon.log" && break
+		sleep 0.05
+	done
+	if grep -q "patched $PID" "$WORK/daemon.log"; then
+		stop_daemon
+		return 1
+	fi
+	wait "$DAEMON_PID" || status=$?
+	assert_eq 137 "$status" "the daemon killed at point $1 ($(tail -2 "$WORK/daemon.log"))"
+}
+
+# The daemon is opus too, and a service manager may kill it at any moment.
+# Killed at each fault point of its try at a process, it leaves that
+# process running, untraced, answering either as before or as patched
+# (killed after the jumps were written), and the daemon started after it
+# leaves the process patched once, as one try would have.
+test_daemon_killed_at_every_step_of_a_try() {
+	local i answer patched_maps
+	start_authsrv_with_fix
+	mkdir -p "$WORK/store"
+	"$OPUS" install --store "$WORK/store" "$WORK/fix.opatch" >/dev/null
+	start_daemon "$WORK/store" --sweep-ms 600000
+	wait_log "patched $PID"
+	stop_daemon
+	patched_maps=$(opus_mappings "$PID")
+	"$OPUS" revert "$PID" >/dev/null
+	for i in $(seq 100); do
+		daemon_try_killed_at "$i" || break
+		assert_running "$PID"
+		assert_no_thread_traced "$PID"
+		answer=$(req 'AUTH admin ')
+		case "$answer" in OK | DENIED) ;; *) fail "killed at $i: the target answers '$answer'" ;; esac
+		start_daemon "$WORK/store" --sweep-ms 600000
+		for _ in $(seq 100); do
+			[ "$(req 'AUTH admin ')" = DENIED ] && break
+			sleep 0.05
+		done
+		assert_eq DENIED "$(req 'AUTH admin ')" "killed at $i, then a new daemon: the fix runs"
+		assert_eq 1 "$("$OPUS" list --json "$PID" | jq '.patches | length')" "killed at $i: one patch"
+		assert_eq "$patched_maps" "$(opus_mappings "$PID")" "killed at $i: the mappings of one apply"
+		stop_daemon
+		"$OPUS" revert "$PID" >/dev/null
+		assert_eq OK "$(req 'AUTH admin ')" "killed at $i: reverted"
+		assert_eq 0 "$(opus_mappings "$PID")" "killed at $i: no mapping after the revert"
+	done
+	[ "$i" -gt 5 ] || fail "the daemon's try passed only $((i - 1)) fault points"
+	echo "    killed at each of $((i - 1)) points"
+	assert_running "$PID"
+}
