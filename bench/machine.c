@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -63,24 +64,48 @@ static double spawn_us(void)
 	return now_us() - start;
 }
 
+/* One page fault on fresh anonymous memory, in us: the mean over 1024
+ * pages touched once each. Starting a process is mostly faults (exec's
+ * and the loader's), and their cost moved most between two days of the
+ * same VM (docs/performance.md, 2026-12-07). */
+static double fault_us(void)
+{
+	const size_t pages = 1024, page = 4096;
+	volatile char *p =
+	    mmap(NULL, pages * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	double start;
+
+	if (p == MAP_FAILED)
+		return -1;
+	start = now_us();
+	for (size_t i = 0; i < pages; i++)
+		p[i * page] = 1;
+	start = (now_us() - start) / (double)pages;
+	munmap((void *)p, pages * page);
+	return start;
+}
+
 int main(int argc, char **argv)
 {
 	int runs = argc > 1 ? atoi(argv[1]) : 30;
-	double *loop, *spawn;
+	double *loop, *spawn, *fault;
 
 	if (runs < 1)
 		runs = 1;
 	loop = calloc((size_t)runs, sizeof(*loop));
 	spawn = calloc((size_t)runs, sizeof(*spawn));
-	if (!loop || !spawn)
+	fault = calloc((size_t)runs, sizeof(*fault));
+	if (!loop || !spawn || !fault)
 		return 1;
 	for (int i = 0; i < runs; i++) {
 		loop[i] = cpu_loop_ms();
 		spawn[i] = spawn_us();
+		fault[i] = fault_us();
 	}
-	printf("{\"cpu_loop_ms\": %.2f, \"spawn_us\": %.1f}\n", median(loop, runs),
-	       median(spawn, runs));
+	printf("{\"cpu_loop_ms\": %.2f, \"spawn_us\": %.1f, \"page_fault_us\": %.3f}\n",
+	       median(loop, runs), median(spawn, runs), median(fault, runs));
 	free(loop);
 	free(spawn);
+	free(fault);
 	return 0;
 }

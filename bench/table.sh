@@ -14,7 +14,8 @@ us() { jq -rn --argjson v "${1:-null}" 'if $v == null then null else $v * 1000 e
 
 spawn=$(num .machine.spawn_us)
 echo "Machine: $(f .machine.cpus) CPUs, CPU loop $(f .machine.cpu_loop_ms) ms, process start" \
-	"$(f .machine.spawn_us) us, ptrace floor (1 blocked thread) $(f .machine.floor_1_blocked_us) us."
+	"$(f .machine.spawn_us) us, page fault $(f .machine.page_fault_us) us," \
+	"ptrace floor (1 blocked thread) $(f .machine.floor_1_blocked_us) us."
 echo
 cat <<MD
 | measure | p50 | p99 | ratio | goal |
