@@ -250,6 +250,9 @@ daemon_try_killed_at() {
 		stop_daemon
 		return 1
 	fi
+	# Neither: a wait for it would last until the suite's timeout.
+	kill -0 "$DAEMON_PID" 2>/dev/null &&
+		fail "the daemon neither patched $PID nor was killed at point $1 in 10 s: $(tail -2 "$WORK/daemon.log")"
 	wait "$DAEMON_PID" || status=$?
 	assert_eq 137 "$status" "the daemon killed at point $1 ($(tail -2 "$WORK/daemon.log"))"
 }
