@@ -73,16 +73,16 @@ static double fault_us(void)
 	const size_t pages = 1024, page = 4096;
 	volatile char *p =
 	    mmap(NULL, pages * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	double start;
+	double start, each;
 
 	if (p == MAP_FAILED)
 		return -1;
 	start = now_us();
 	for (size_t i = 0; i < pages; i++)
 		p[i * page] = 1;
-	start = (now_us() - start) / (double)pages;
+	each = (now_us() - start) / (double)pages;
 	munmap((void *)p, pages * page);
-	return start;
+	return each;
 }
 
 int main(int argc, char **argv)
