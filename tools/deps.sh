@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what opus needs to build and test, with apt-get; quiet when all is there.
 set -euo pipefail
-pkgs=(gcc make meson ninja-build pkg-config libelf-dev libdw-dev libjansson-dev libclang-dev jq patch
+pkgs=(gcc make meson ninja-build pkg-config libelf-dev libdw-dev libbz2-dev libjansson-dev libclang-dev jq patch
       clang-format procps systemd util-linux python3 cmake ansible-core libsodium-dev clang libclang-rt-14-dev time gdb
       debhelper dpkg-dev fakeroot lintian bash-completion man-db)
 missing=()
