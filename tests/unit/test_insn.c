@@ -56,6 +56,7 @@ static void refuses_what_it_does_not_know(void)
 
 struct tally {
 	size_t insns, known, wrong, entries, entries_known;
+	size_t first[4]; /* entries whose first instruction is 1, 2-4, 5 or more bytes, unknown */
 };
 
 /* Each byte of objdump's line "  addr:\tb0 b1 ...\tmnemonic" into code. */
@@ -103,6 +104,8 @@ static bool compare_with_objdump(const char *path, struct tally *t)
 		t->known += got != 0;
 		t->entries += entry;
 		t->entries_known += entry && got;
+		if (entry)
+			t->first[!got ? 3 : got == 1 ? 0 : got < 5 ? 1 : 2]++;
 		if (got && got != n) {
 			t->wrong++;
 			if (t->wrong <= 10)
@@ -123,9 +126,10 @@ static void agrees_with_objdump_on(const char *path, bool required)
 		return;
 	}
 	printf("%s: %zu instructions, %zu known (%.2f%%), %zu wrong; %zu entries, %zu known "
-	       "(%.2f%%)\n",
+	       "(%.2f%%); their first instruction 1 byte long %zu, 2-4 %zu, 5 or more %zu\n",
 	       path, t.insns, t.known, 100.0 * (double)t.known / (double)t.insns, t.wrong,
-	       t.entries, t.entries_known, 100.0 * (double)t.entries_known / (double)t.entries);
+	       t.entries, t.entries_known, 100.0 * (double)t.entries_known / (double)t.entries,
+	       t.first[0], t.first[1], t.first[2]);
 	CHECK(t.insns > 1000);
 	CHECK(t.wrong == 0);
 	/* AVX code (VEX) is the unknown part; entries are nearly all known. */
