@@ -32,6 +32,10 @@ static int revert_one(pid_t pid, const char *want, const struct live_opts *lo, b
 		cli_print_pause_notes(&st);
 		if (!st.per_thread)
 			printf("  stop-world: %s\n", st.stop_world_why);
+		else if (st.unmapped_later)
+			printf(
+			    "  per-thread: the entries went back first; the code, which something "
+			    "still pointed into, was unmapped in a later stop\n");
 		else if (st.switched_late)
 			printf(
 			    "  per-thread: %u thread(s) inside the patch's code kept it until they "

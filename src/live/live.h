@@ -39,6 +39,9 @@ struct live_stats {
 	bool per_thread;
 	unsigned switched_late;
 	uint64_t transition_ns;
+	/* A revert that put the entries back first and unmapped the code in
+	 * a later stop (revert.c): something still pointed into it. */
+	bool unmapped_later;
 	/* Why not per thread; per thread, why a thread found inside could
 	 * not be listed (it was waited for as stop-world does). */
 	char stop_world_why[192];

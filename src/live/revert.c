@@ -57,11 +57,11 @@ static int revert_first_stop(struct txn *t)
 
 	/* Asked now, while the jumps may stay: in the second stop a handler
 	 * found could only keep the patch mapped, the jumps out. */
-	if (t->nlisted)
+	if (t->nlisted || t->unmap_later)
 		ret = sighand_check_outside(t);
 	if (ret)
 		return ret;
-	return t->nlisted ? revert_entries(t) : revert_commit(t);
+	return t->nlisted || t->unmap_later ? revert_entries(t) : revert_commit(t);
 }
 
 /* What no thread may be in when a revert's jumps go back in: the code
@@ -109,48 +109,66 @@ static int undo_revert(struct txn *t, const struct live_opts *o)
 	return ret ? ret : txn_stop_and_commit(t, o, rewrite_jumps);
 }
 
+/* The entries are back but the code cannot go yet: it stays mapped,
+ * journaled, for recover to take out once nothing is in it. */
+static int left_half(struct txn *t, int ret)
+{
+	return opus_err_wrap(ret,
+			     "process %d: patch %s's jumps are taken out, but its code stays "
+			     "mapped until no thread is in it (opus recover takes it out then)",
+			     (int)t->pid, t->entry.id);
+}
+
+/* ret ended the revert after its entries went back: the jumps go back in
+ * (undo_revert), and the process is as before; or, if that fails too, the
+ * patch is left half out. */
+static int undo_after(struct txn *t, const struct live_opts *o, int ret, bool *half)
+{
+	char why[1024];
+
+	snprintf(why, sizeof(why), "%s", opus_errmsg());
+	if (!undo_revert(t, o)) {
+		*half = false;
+		opus_err(ret, "%s", why);
+		return opus_err_wrap(ret, "process %d left unchanged (the revert was undone)",
+				     (int)t->pid);
+	}
+	opus_err_wrap(ret, "%s; the revert could not be undone", why);
+	return left_half(t, ret);
+}
+
 /* A per-thread revert (the default, for a patch applied per thread: its
  * build judged the mixed period safe). Once the first stop has restored
  * the entries there is no going back to the patch for the threads that
- * left it, so a failure after that leaves the jumps out and the code
- * mapped for recover (journaled) to take out when the threads have left
- * it. */
+ * left it, so a failure after that is undone (the jumps back in, in a
+ * stop with no thread in the old code); where it cannot be, the jumps
+ * stay out and the code mapped for recover (journaled) to take out when
+ * the threads have left it. */
 static int revert_per_thread(struct txn *t, const struct live_opts *o, bool *half)
 {
 	int ret;
 
-	t->per_thread = t->can_list = true;
+	t->per_thread = t->can_list = t->may_unmap_later = true;
 	ret = txn_stop_and_commit(t, o, revert_first_stop);
+	t->may_unmap_later = false;
 	t->st->switched_late = (unsigned)t->nlisted;
 	if (ret)
 		return opus_err_wrap(ret, "process %d left unchanged", (int)t->pid);
-	if (!t->nlisted)
+	if (!t->nlisted && !t->unmap_later)
 		return 0;
 	*half = true;
-	if ((ret = transition_wait(t, o, false))) {
-		char why[1024];
-
-		snprintf(why, sizeof(why), "%s", opus_errmsg());
-		if (!undo_revert(t, o)) {
+	if (!(ret = transition_wait(t, o, false))) {
+		t->per_thread = false;
+		t->nlisted = 0;
+		if (!(ret = txn_stop_and_commit(t, o, revert_unmap))) {
 			*half = false;
-			opus_err(ret, "%s", why);
-			return opus_err_wrap(
-			    ret, "process %d left unchanged (the revert was undone)", (int)t->pid);
+			return 0;
 		}
-		opus_err_wrap(ret, "%s; the revert could not be undone", why);
+		/* Every listed thread has left: what is still in it came later. */
+		if (!t->unmap_later)
+			return left_half(t, ret);
 	}
-	t->per_thread = false;
-	t->nlisted = 0;
-	if (!ret)
-		ret = txn_stop_and_commit(t, o, revert_unmap);
-	if (ret)
-		opus_err_wrap(ret,
-			      "process %d: patch %s's jumps are taken out, but its code stays "
-			      "mapped until no thread is in it (opus recover takes it out then)",
-			      (int)t->pid, t->entry.id);
-	else
-		*half = false;
-	return ret;
+	return undo_after(t, o, ret, half);
 }
 
 static int pick_entry(struct txn *t, const char *id)
@@ -205,7 +223,8 @@ int live_revert(pid_t pid, const char *id, const struct live_opts *o, struct liv
 				       : "the patch was applied with every thread stopped");
 	if (st->per_thread) {
 		ret = revert_per_thread(&t, o, &half);
-		st->per_thread = t.per_thread || st->switched_late;
+		st->unmapped_later = !ret && t.unmap_later;
+		st->per_thread = t.per_thread || st->switched_late || st->unmapped_later;
 	} else {
 		if (!ret && !t.entry.active) {
 			/* No jump leads into it: unmapping is the whole revert. */

@@ -555,6 +555,22 @@ static int dangling_within_limit(struct txn *t, const struct scanner *sc, const 
 	return scan_ended(t, o, start, ret, "pointers into the patch", tally.bytes);
 }
 
+/* A per-thread revert's first stop that found, in or pointing into the
+ * patch's code, what it cannot wait for by listing (a thread in a
+ * dispatcher, whose frame has no unwind table; a register left holding an
+ * address of the patch): it puts the entries back all the same, and the
+ * unmap waits for them in a stop of its own. Retrying the whole revert
+ * instead found one such thread at nearly every stop beside 64 busy
+ * callers of the reverted function. */
+static int unmap_later(struct txn *t)
+{
+	opus_info("process %d: %s; the entries go back now, the code is unmapped once it has "
+		  "left",
+		  (int)t->pid, opus_errmsg());
+	t->unmap_later = true;
+	return 0;
+}
+
 /* The busy thread to catch as it leaves: the one that kept a per-thread
  * stop from listing (the others could be listed), else the first whose
  * exit the stack check found; NULL if none's is known. */
@@ -698,10 +714,16 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		unwound = opus_now_ns();
 		if (!ret && t->scan != SCAN_NONE)
 			ret = scan_within_limit(t, &sc, &rs, o, start);
-		if (!ret && t->unmaps)
+		if (!ret && t->unmaps) {
 			ret = dangling_within_limit(t, &sc, o, start);
+			/* A register: it lets go once no call leads there. */
+			if (ret == -EBUSY && t->may_unmap_later)
+				ret = unmap_later(t);
+		}
 		if (!ret && t->per_thread)
 			ret = transition_begin(t, busy ? exits : NULL);
+		if (ret == -ENOTSUP && t->may_unmap_later)
+			ret = unmap_later(t);
 		if (ret == -ENOTSUP)
 			ret = -EBUSY; /* not that way: wait for them, as stop-world does */
 		if (ret == -EREMCHG) {

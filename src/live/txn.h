@@ -69,6 +69,11 @@ struct txn {
 	uint64_t *switch_stubs;
 	size_t nlisted;
 	pid_t unlisted; /* the thread that kept this stop from listing, or 0 */
+	/* A per-thread revert's first stop may put the entries back while
+	 * threads it cannot list are in the patch's code, or a register
+	 * points into it: once no entry leads there they leave, and the code
+	 * is unmapped in a later stop (revert.c). may: asked; later: done. */
+	bool may_unmap_later, unmap_later;
 };
 
 /* txn.c: the transaction itself. txn_open locks the process and reads its

@@ -43,11 +43,17 @@ test_copies_of_old_code_answer_as_the_original_and_the_fix_does_not() {
 
 # wait_for LINE [N]: the target printed LINE N times (1), within 5 s.
 wait_for() {
+	wait_printed -x "$1" "${2:-1}"
+}
+
+# wait_printed GREP_FLAG PATTERN N: the target's output has N lines that
+# grep GREP_FLAG (-x: the whole line; -G: a regex in it) matches, within 5 s.
+wait_printed() {
 	for _ in $(seq 100); do
-		[ "$(grep -cx "$1" "$START_OUT")" -ge "${2:-1}" ] && return 0
+		[ "$(grep -c "$1" -e "$2" "$START_OUT")" -ge "$3" ] && return 0
 		sleep 0.05
 	done
-	fail "the target never printed '$1' ${2:-1} time(s): $(tail -5 "$START_OUT")"
+	fail "the target never printed '$2' $3 time(s): $(tail -5 "$START_OUT")"
 }
 
 # The dispatcher a per-thread transition puts at each entry (src/live/
@@ -361,6 +367,64 @@ test_per_thread_revert_keeps_a_thread_inside_on_the_new_code_until_it_leaves() {
 	assert_contains "no patches" "$("$OPUS" list "$pid")" "opus list after the revert"
 	assert_running "$pid"
 	[ "$pid" = "$PID" ] || fail "pid changed"
+}
+
+# start_keeper [ROUNDS]: tests/targets/keeper running with its fix built
+# into $WORK/fix.opatch and applied, its sleeping thread holding the
+# fixed word, a constant of the patch's own, in a register.
+start_keeper() {
+	build_target keeper "$WORK" -O2 -g -fPIE -pie
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/keeper/fixed.diff" \
+		--binary "$WORK/src/keeper" -o "$WORK/fix.opatch" >/dev/null
+	start "$WORK/src/keeper" "$@"
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	printed_again "^fixed "
+}
+
+# printed_again REGEX: the target prints a line matching REGEX after the
+# lines it has printed so far.
+printed_again() {
+	wait_printed -G "$1" $(($(grep -c -e "$1" "$START_OUT") + 1))
+}
+
+# A register that points into the patch while its thread sleeps (the word
+# the patch's function returned, kept across a nanosleep) let go of it only
+# at the next call, which went to the patch as long as the revert kept the
+# entries there: every retry of the revert found it again, and it gave up
+# (195 attempts in 2 s). The revert now puts the entries back first and
+# unmaps the code in a later stop, once the thread has called the old
+# function.
+test_per_thread_revert_lets_a_register_let_go_of_the_patch() {
+	start_keeper
+	local pid=$PID
+	"$OPUS" revert "$pid" --timeout 5 >"$WORK/revert.out" 2>&1 ||
+		fail "revert: $(cat "$WORK/revert.out")"
+	assert_contains "unmapped in a later stop" "$(cat "$WORK/revert.out")" "revert says how it went"
+	printed_again "^old "
+	assert_eq 0 "$(opus_mappings "$pid")" "opus mappings after the revert"
+	assert_contains "no patches" "$("$OPUS" list "$pid")" "opus list after the revert"
+	assert_running "$pid"
+	assert_no_thread_traced "$pid"
+	[ "$pid" = "$PID" ] || fail "pid changed"
+}
+
+# The same register held for good (the thread stops calling the function
+# and keeps the fixed word): the later stop never finds the code free, and
+# the revert is undone as one whose listed thread never leaves: the jumps
+# back in, the patch whole, the word the patch's.
+test_per_thread_revert_undone_while_a_register_keeps_pointing_into_the_patch() {
+	start_keeper 40
+	local pid=$PID
+	printed_again "^fixed held "
+	expect_fail "revert while a register keeps pointing into the patch" \
+		"$OPUS" revert "$pid" --timeout 1
+	assert_contains "a register of thread $pid points into fix" "$ERR" "the reason"
+	assert_contains "left unchanged (the revert was undone)" "$ERR" "the outcome"
+	assert_contains "fix" "$("$OPUS" list "$pid")" "opus list after the undone revert"
+	assert_eq 1 "$(opus_patches_mapped "$pid")" "the patch stays mapped"
+	printed_again "^fixed held "
+	assert_running "$pid"
+	assert_no_thread_traced "$pid"
 }
 
 # A per-thread revert whose thread does not leave in time is undone: the
