@@ -562,11 +562,9 @@ static int dangling_within_limit(struct txn *t, const struct scanner *sc, const 
  * unmap waits for them in a stop of its own. Retrying the whole revert
  * instead found one such thread at nearly every stop beside 64 busy
  * callers of the reverted function. */
-static int unmap_later(struct txn *t)
+static int unmap_later(struct txn *t, const char *why)
 {
-	opus_info("process %d: %s; the entries go back now, the code is unmapped once it has "
-		  "left",
-		  (int)t->pid, opus_errmsg());
+	opus_info("%s; the entries go back now, the code is unmapped once it has left", why);
 	t->unmap_later = true;
 	return 0;
 }
@@ -718,12 +716,13 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 			ret = dangling_within_limit(t, &sc, o, start);
 			/* A register: it lets go once no call leads there. */
 			if (ret == -EBUSY && t->may_unmap_later)
-				ret = unmap_later(t);
+				ret = unmap_later(t, opus_errmsg());
 		}
 		if (!ret && t->per_thread)
 			ret = transition_begin(t, busy ? exits : NULL);
+		/* transition.c says why in stop_world_why, not as an error. */
 		if (ret == -ENOTSUP && t->may_unmap_later)
-			ret = unmap_later(t);
+			ret = unmap_later(t, t->st->stop_world_why);
 		if (ret == -ENOTSUP)
 			ret = -EBUSY; /* not that way: wait for them, as stop-world does */
 		if (ret == -EREMCHG) {
