@@ -18,7 +18,9 @@ enum {
 	POP_ONLY = 1 << 9, /* 0x8f: pop for /0, AMD's XOP prefix otherwise */
 };
 
-/* The one-byte opcode map in 64-bit mode; 0: invalid, a prefix, or VEX. */
+/* The one-byte opcode map in 64-bit mode; 0: invalid, a prefix, VEX or
+ * EVEX, or fwait (0x9b), which disassemblers fold into the x87
+ * instruction after it though the CPU runs it alone. */
 static const uint16_t one_byte[256] = {
     [0x00 ... 0x03] = MODRM,
     [0x04] = IMM8,
