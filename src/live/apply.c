@@ -519,10 +519,11 @@ static int stop_and_commit(struct txn *t, const struct opatch *p, const struct p
 	if (ret != -EREMCHG)
 		return ret;
 	ret = lead_to_dispatchers(t, p, obj, l, sym_addr);
-	first = opus_now_ns() - t0;
+	/* That stop, its retries and the jumps planned again: all retry. */
+	first = opus_now_ns() - t0 - t->st->retry_ns;
 	if (!ret)
 		ret = txn_stop_and_commit(t, o, commit_apply);
-	t->st->retry_ns += first; /* that stop and the jumps planned again */
+	t->st->retry_ns += first;
 	return ret;
 }
 

@@ -622,6 +622,9 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 	uint64_t deadline = opus_now_ns() + (uint64_t)(o->timeout_s * 1e9), t1 = opus_now_ns();
 	struct live_stats *st = t->st;
 	uint64_t cfi_later = 0; /* unwind tables read between stops */
+	/* A transaction may stop more than once (a transition's second stop,
+	 * a revert's later unmap): this call's figures add to the earlier. */
+	uint64_t retry0 = t->st->retry_ns, seize0 = t->st->seize_ns;
 	struct exit_site *exits = NULL;
 	size_t nexits = 0;
 	const struct exit_site *exit;
@@ -666,7 +669,8 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		st->seize_ns += start - seize;
 		/* Earlier attempts and the waits after them, less their seizing
 		 * and the unwind tables read between them. */
-		st->retry_ns = seize - t1 - (st->seize_ns - (start - seize)) - cfi_later;
+		st->retry_ns =
+		    retry0 + (seize - t1) - (st->seize_ns - seize0 - (start - seize)) - cfi_later;
 		st->attempts++;
 		if (!st->prepare_ns)
 			st->prepare_ns = start - t->t0;

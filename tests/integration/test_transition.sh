@@ -408,6 +408,27 @@ test_per_thread_revert_lets_a_register_let_go_of_the_patch() {
 	[ "$pid" = "$PID" ] || fail "pid changed"
 }
 
+# --json's phases add up to its total in a revert of two stops: the
+# second stop's figure for the time before it once took the first stop's
+# seizing away from its own and printed 18446744073708732 us.
+test_json_phases_of_a_revert_in_two_stops_add_up() {
+	start_leaving
+	local pid=$PID rev
+	apply_leaving "$pid"
+	"$OPUS" revert "$pid" --per-thread --timeout 30 --json >"$WORK/revert.json" &
+	rev=$!
+	wait_for "outside 1000" 2
+	kill -USR1 "$pid"
+	wait "$rev" || fail "revert --json failed"
+	assert_eq 1 "$(jq .stats.switched_late "$WORK/revert.json")" "a thread switched late"
+	jq -e '.stats as $s | ($s.total_ms * 1000) as $total |
+		($s.phases_us | to_entries | all(.value >= 0 and .value <= $total)) and
+		([$s.phases_us[]] | add) <= $total + 1000' "$WORK/revert.json" >/dev/null ||
+		fail "phases do not add up to the total: $(jq -c .stats "$WORK/revert.json")"
+	wait_for "inside 1000" 2
+	assert_running "$pid"
+}
+
 # The same register held for good (the thread stops calling the function
 # and keeps the fixed word): the later stop never finds the code free, and
 # the revert is undone as one whose listed thread never leaves: the jumps
