@@ -218,8 +218,8 @@ if want swap; then
 		start_target "$n" "$mode" 1000
 		read -r s50 s99 m50 m99 < <("$ROOT/build/injectswap" "$TPID" "$(f0_addr)" $((RUNS * 7)))
 		stop_target
-		put ".page_swap_injected_us.threads_${n}_$mode = {stop: {p50: $s50, p99: $s99}, mremap: {p50: $m50, p99: $m99}}"
-		echo "injected page swap, $n $mode thread(s): the thread stopped p50 $s50 us, p99 $s99 us (mremap p50 $m50 us)"
+		put ".page_swap_injected_us.threads_${n}_$mode = {stop: {p50: $s50, p99: $s99}, syscalls: {p50: $m50, p99: $m99}}"
+		echo "injected page swap, $n $mode thread(s): the thread stopped p50 $s50 us, p99 $s99 us (its syscalls p50 $m50 us)"
 	done
 fi
 
