@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define STUB_SIZE 16
 
@@ -122,9 +123,13 @@ int layout_plan(struct layout *l, const struct opatch *p)
 		}
 	l->data_size = align_up(off - l->data_off, LAYOUT_PAGE);
 	l->total = l->data_off + l->data_size;
-	l->image = calloc(1, l->total);
-	if (!l->image)
+	/* Mapped, not calloc'd: the pages nothing writes (the exit stubs')
+	 * are never touched, here or in the memfd (place.c). */
+	l->image = mmap(NULL, l->total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (l->image == MAP_FAILED) {
+		l->image = NULL;
 		return -ENOMEM;
+	}
 	for (size_t i = 0; i < p->nsections; i++)
 		if (p->sections[i].data)
 			memcpy(l->image + l->sec_off[i], p->sections[i].data, p->sections[i].size);
@@ -289,6 +294,7 @@ void layout_free(struct layout *l)
 	free(l->gd_off);
 	free(l->ld_off);
 	free(l->dispatch_off);
-	free(l->image);
+	if (l->image)
+		munmap(l->image, l->total);
 	memset(l, 0, sizeof(*l));
 }

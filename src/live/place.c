@@ -337,10 +337,13 @@ static int write_at(const struct txn *t, const uint8_t *buf, size_t len, off_t o
  * leave it. */
 static int write_record_last(struct txn *t, const struct layout *l, bool body)
 {
-	size_t len = l->total - l->reg_size;
+	/* The exit stubs' pages are written into the process when used: left
+	 * out of the memfd, which reads them as zeros, they take no memory. */
+	size_t code = l->exits_off - l->reg_size, rest = l->exits_off + LAYOUT_EXITS;
 	int ret;
 
-	if ((body && (ret = write_at(t, l->image + l->reg_size, len, (off_t)l->reg_size))) ||
+	if ((body && (ret = write_at(t, l->image + l->reg_size, code, (off_t)l->reg_size))) ||
+	    (body && (ret = write_at(t, l->image + rest, l->total - rest, (off_t)rest))) ||
 	    (body && (ret = opus_fault("writing the image, before its registry record"))) ||
 	    (ret = write_at(t, l->image + 1, l->reg_size - 1, 1)) ||
 	    (ret = opus_fault("writing the registry record, before its first byte")) ||

@@ -57,6 +57,29 @@ test_stripped_running_binary() {
 	auth_fix_cycle "$WORK" "$WORK/authsrv-stripped"
 }
 
+# A patch takes from the target only the memory its code and data need:
+# the four pages of exit stubs (used only by a busy thread's catch) stay
+# out of the memfd until one is written, where every apply used to fill
+# them with zeros (16 KiB in each patched process).
+test_apply_leaves_the_unused_exit_stub_pages_out_of_the_target() {
+	build_authsrv "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/authsrv"
+	"$OPUS" build --source "$WORK/src" --diff "$D/fix-auth.diff" --binary "$WORK/src/authsrv" \
+		-o "$WORK/fix.opatch" >/dev/null
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	assert_eq DENIED "$(req 'AUTH admin ')" "exploit after the patch"
+	local ranges pages=0 resident r lo hi
+	ranges=$(awk '/\/memfd:opus-livepatch:/ {print $1}' "/proc/$PID/maps")
+	for r in $ranges; do
+		lo=$((0x${r%-*})) hi=$((0x${r#*-}))
+		pages=$((pages + (hi - lo) / 4096))
+	done
+	resident=$(($(fincore -b -n -o PAGES "/proc/$PID/map_files/${ranges%%$'\n'*}")))
+	[ "$resident" -le $((pages - 4)) ] ||
+		fail "$resident of the patch's $pages pages are in memory"
+	assert_running "$PID"
+}
+
 # Static variables, file-scope and function-local, keep their running values.
 test_state_survives() {
 	local before after n s
