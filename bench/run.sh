@@ -217,9 +217,11 @@ if want swap; then
 		read -r n mode <<<"$nm"
 		start_target "$n" "$mode" 1000
 		read -r s50 s99 m50 m99 < <("$ROOT/build/injectswap" "$TPID" "$(f0_addr)" $((RUNS * 7)))
+		read -r b50 b99 _ _ < <("$ROOT/build/injectswap" "$TPID" "$(f0_addr)" $((RUNS * 7)) batch)
 		stop_target
-		put ".page_swap_injected_us.threads_${n}_$mode = {stop: {p50: $s50, p99: $s99}, syscalls: {p50: $m50, p99: $m99}}"
-		echo "injected page swap, $n $mode thread(s): the thread stopped p50 $s50 us, p99 $s99 us (its syscalls p50 $m50 us)"
+		put ".page_swap_injected_us.threads_${n}_$mode = {stop: {p50: $s50, p99: $s99}, syscalls: {p50: $m50, p99: $m99},
+			batched: {stop: {p50: $b50, p99: $b99}}}"
+		echo "injected page swap, $n $mode thread(s): the thread stopped p50 $s50 us, p99 $s99 us (its syscalls p50 $m50 us); batched: p50 $b50 us, p99 $b99 us"
 	done
 fi
 

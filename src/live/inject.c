@@ -3,6 +3,7 @@
 #include "proc.h"
 #include "rseq.h"
 #include "seccomp.h"
+#include "util/clock.h"
 #include "util/err.h"
 #include "util/fault.h"
 
@@ -17,6 +18,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/user.h>
+#include <time.h>
 
 #define RED_ZONE   128
 #define SCAN_MAX   (4u << 20)
@@ -331,6 +333,7 @@ int inject_syscall(struct injector *in, long nr, const uint64_t args[6], long *r
 		thread_end_injection(in->t);
 		return r;
 	}
+	in->t->parked_interrupted = false; /* it ends at a syscall stop */
 	r = block_signals(in->t);
 	if (!r)
 		r = opus_fault("setting up an injected syscall");
@@ -371,4 +374,187 @@ int inject_push(struct injector *in, const void *data, size_t len, uint64_t *add
 int inject_push_string(struct injector *in, const char *s, uint64_t *addr)
 {
 	return inject_push(in, s, strlen(s) + 1, addr);
+}
+
+/* The batch stub: rbx = the batch (struct k_batch, from its n), r12 its
+ * current call, r13 the index. Each call's arguments taken from earlier
+ * results are filled in, the call made, its result stored and the count
+ * of calls run raised; a failed call ends the batch. Then it waits in
+ * select (no restart block of the thread's is touched) for opus, which
+ * stops it there and gives it its own registers back; should opus be
+ * gone, the wait times out and ret goes through __restore_rt to the
+ * signal frame, as an injected syscall's does. */
+static const uint8_t batch_code[] = {
+    0x48, 0x89, 0xfb,			/* 00: mov %rdi, %rbx */
+    0x4c, 0x8d, 0x63, 0x10,		/* 03: lea 16(%rbx), %r12 */
+    0x45, 0x31, 0xed,			/* 07: xor %r13d, %r13d */
+    0x4c, 0x3b, 0x2b,			/* 0a: next: cmp (%rbx), %r13 */
+    0x73, 0x5f,				/* 0d: jae wait */
+    0x31, 0xc9,				/* 0f: xor %ecx, %ecx */
+    0x49, 0x8b, 0x44, 0xcc, 0x38,	/* 11: args: mov 56(%r12,%rcx,8), %rax: from[k] */
+    0x48, 0x85, 0xc0,			/* 16: test %rax, %rax */
+    0x78, 0x0e,				/* 19: js literal */
+    0x48, 0x6b, 0xc0, 0x70,		/* 1b: imul $112, %rax, %rax */
+    0x48, 0x8b, 0x44, 0x03, 0x78,	/* 1f: mov 120(%rbx,%rax), %rax: its result */
+    0x49, 0x89, 0x44, 0xcc, 0x08,	/* 24: mov %rax, 8(%r12,%rcx,8) */
+    0xff, 0xc1,				/* 29: literal: inc %ecx */
+    0x83, 0xf9, 0x06,			/* 2b: cmp $6, %ecx */
+    0x72, 0xe1,				/* 2e: jb args */
+    0x49, 0x8b, 0x04, 0x24,		/* 30: mov (%r12), %rax */
+    0x49, 0x8b, 0x7c, 0x24, 0x08,	/* 34: mov 8(%r12), %rdi */
+    0x49, 0x8b, 0x74, 0x24, 0x10,	/* 39: mov 16(%r12), %rsi */
+    0x49, 0x8b, 0x54, 0x24, 0x18,	/* 3e: mov 24(%r12), %rdx */
+    0x4d, 0x8b, 0x54, 0x24, 0x20,	/* 43: mov 32(%r12), %r10 */
+    0x4d, 0x8b, 0x44, 0x24, 0x28,	/* 48: mov 40(%r12), %r8 */
+    0x4d, 0x8b, 0x4c, 0x24, 0x30,	/* 4d: mov 48(%r12), %r9 */
+    0x0f, 0x05,				/* 52: syscall */
+    0x49, 0x89, 0x44, 0x24, 0x68,	/* 54: mov %rax, 104(%r12) */
+    0x49, 0xff, 0xc5,			/* 59: inc %r13 */
+    0x4c, 0x89, 0x6b, 0x08,		/* 5c: mov %r13, 8(%rbx): ran */
+    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, /* 60: cmp $-4095, %rax */
+    0x73, 0x06,				/* 66: jae wait */
+    0x49, 0x83, 0xc4, 0x70,		/* 68: add $112, %r12 */
+    0xeb, 0x9c,				/* 6c: jmp next */
+    0xb8, 0x17, 0x00, 0x00, 0x00,	/* 6e: wait: mov $SYS_select, %eax */
+    0x31, 0xff,				/* 73: xor %edi, %edi */
+    0x31, 0xf6,				/* 75: xor %esi, %esi */
+    0x31, 0xd2,				/* 77: xor %edx, %edx */
+    0x45, 0x31, 0xd2,			/* 79: xor %r10d, %r10d */
+    0x4c, 0x8d, 0x43, 0xf0,		/* 7c: lea -16(%rbx), %r8: the timeout */
+    0x0f, 0x05,				/* 80: syscall */
+    0xc3,				/* 82: ret, to __restore_rt */
+};
+
+#define BATCH_AFTER_CALL 0x54 /* a call's result in rax, not yet stored */
+#define BATCH_WAIT	 0x80
+#define BATCH_WAITED	 0x82
+#define BATCH_WAIT_S	 1
+#define BATCH_POLL_NS	 (20 * 1000)
+#define BATCH_LIMIT_NS	 (900ull * 1000 * 1000) /* under the stub's own wait */
+
+struct k_call {
+	int64_t nr;
+	uint64_t args[6];
+	int64_t from[6];
+	int64_t ret;
+};
+
+/* As the stub reads it: the timeout 16 bytes before n. */
+struct k_batch {
+	int64_t wait_s, wait_us;
+	uint64_t n, ran;
+	struct k_call calls[INJECT_BATCH_MAX];
+};
+
+_Static_assert(sizeof(struct k_call) == 112, "the stub steps 112 bytes a call");
+_Static_assert(offsetof(struct k_batch, n) == 16 && offsetof(struct k_batch, calls) == 32,
+	       "the stub finds ran at n + 8 and the calls at n + 16");
+_Static_assert(sizeof(batch_code) <= INJECT_BATCH_STUB_SIZE, "the stub fits its slot");
+
+void inject_batch_stub(uint8_t out[INJECT_BATCH_STUB_SIZE])
+{
+	memset(out, 0xcc, INJECT_BATCH_STUB_SIZE);
+	memcpy(out, batch_code, sizeof(batch_code));
+}
+
+/* The batch in the thread's memory, at b: done when every call ran or one
+ * failed. */
+static bool batch_done(int mem_fd, uint64_t b, size_t n)
+{
+	uint64_t ran = 0;
+	int64_t ret = 0;
+
+	if (mem_read(mem_fd, b + offsetof(struct k_batch, ran), &ran, sizeof(ran)))
+		return true; /* let the stop say what happened */
+	if (ran >= n)
+		return true;
+	return ran &&
+	       !mem_read(mem_fd,
+			 b + offsetof(struct k_batch, calls) + (ran - 1) * sizeof(struct k_call) +
+			     offsetof(struct k_call, ret),
+			 &ret, sizeof(ret)) &&
+	       (uint64_t)ret >= (uint64_t)-4095;
+}
+
+/* Let the thread run the stub until it waits at its end: 0 there, its
+ * registers in *r; -ETIME if it had to be stopped elsewhere in it by the
+ * deadline (a call that blocks); -ESRCH if it died, or left the stub
+ * (the wait timed out: it has its own registers back). */
+static int run_stub(struct injector *in, uint64_t stub, uint64_t b, size_t n,
+		    struct user_regs_struct *r)
+{
+	struct thread *t = in->t;
+	uint64_t deadline = opus_now_ns() + BATCH_LIMIT_NS;
+
+	if (ptrace(PTRACE_CONT, t->tid, NULL, NULL) < 0)
+		return -ESRCH;
+	t->stopped = false;
+	if (opus_fault("waiting for a batch of injected syscalls"))
+		deadline = 0; /* stopped at once, wherever it is in the stub */
+	while (!batch_done(in->mem_fd, b, n) && opus_now_ns() < deadline)
+		nanosleep(&(struct timespec){0, BATCH_POLL_NS}, NULL);
+	if (thread_stop_again(t) || ptrace(PTRACE_GETREGS, t->tid, NULL, r) < 0)
+		return -ESRCH;
+	if (r->rip < stub || r->rip >= stub + sizeof(batch_code)) {
+		t->injecting = t->masked = false;
+		return -ESRCH;
+	}
+	return r->rip == stub + BATCH_WAIT || r->rip == stub + BATCH_WAITED ? 0 : -ETIME;
+}
+
+int inject_batch(struct injector *in, uint64_t stub, const struct inject_call *calls, size_t n,
+		 long *rets, size_t *ran)
+{
+	struct k_batch b = {.wait_s = BATCH_WAIT_S, .n = n};
+	struct user_regs_struct regs;
+	uint64_t at;
+	int r;
+
+	*ran = 0;
+	if (!stub || !n || n > INJECT_BATCH_MAX || (in->filters && in->filters->mode))
+		return -ENOTSUP;
+	for (size_t i = 0; i < n; i++) {
+		b.calls[i] = (struct k_call){.nr = calls[i].nr, .ret = -ECANCELED};
+		memcpy(b.calls[i].args, calls[i].args, sizeof(b.calls[i].args));
+		for (int k = 0; k < 6; k++)
+			b.calls[i].from[k] = calls[i].from[k] > 0 && calls[i].from[k] <= (int)i
+						 ? calls[i].from[k] - 1
+						 : -1;
+	}
+	if ((r = inject_push(in, &b, sizeof(b), &at)) || (r = begin_injection(in)))
+		return r;
+	regs = in->t->real;
+	regs.rip = stub;
+	regs.rsp = in->t->frame_sp;
+	regs.rdi = at + offsetof(struct k_batch, n);
+	regs.orig_rax = (uint64_t)-1;
+	if (ptrace(PTRACE_SETREGS, in->t->tid, NULL, &regs) < 0)
+		r = opus_err(-errno, "thread %d: cannot set registers: %s", (int)in->t->tid,
+			     strerror(errno));
+	if (!r)
+		r = block_signals(in->t);
+	if (!r)
+		r = opus_fault("setting up a batch of injected syscalls");
+	if (!r)
+		r = run_stub(in, stub, at, n, &regs);
+	if (r == -ESRCH)
+		return opus_err(r, "thread %d died or left its injected syscalls", (int)in->t->tid);
+	if (r && r != -ETIME) {
+		thread_end_injection(in->t);
+		return r;
+	}
+	in->t->parked_interrupted = true;
+	if (mem_read(in->mem_fd, at, &b, sizeof(b)))
+		return opus_err(-EIO, "thread %d: cannot read its injected syscalls' results",
+				(int)in->t->tid);
+	/* Stopped right after a call, before the stub stored its result. */
+	if (regs.rip == stub + BATCH_AFTER_CALL && b.ran < n)
+		b.calls[b.ran++].ret = (int64_t)regs.rax;
+	*ran = b.ran;
+	for (size_t i = 0; i < b.ran && i < n; i++)
+		rets[i] = b.calls[i].ret;
+	if (r == -ETIME)
+		return opus_err(-ETIME, "thread %d: %zu of %zu injected syscalls ran in %.1f s",
+				(int)in->t->tid, (size_t)b.ran, n, BATCH_LIMIT_NS / 1e9);
+	return 0;
 }

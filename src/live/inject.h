@@ -34,11 +34,39 @@ struct injector {
 	size_t pushed; /* bytes below the red zone already used by pushed data */
 };
 
+/* Several syscalls in one resume of the thread (inject_batch): the stub
+ * that runs them, placed by the caller in executable memory of the
+ * process (the patch's mapping holds one, layout.h). */
+#define INJECT_BATCH_STUB_SIZE 160
+#define INJECT_BATCH_MAX       8
+
+struct inject_call {
+	long nr;
+	uint64_t args[6];
+	/* from[k] = j + 1: argument k is the result of earlier call j (a
+	 * descriptor opened in the batch); 0: args[k] */
+	int from[6];
+};
+
 /* Find the gadgets in the process's executable mappings (libc's first). */
 int inject_find_gadgets(struct file_cache *c, pid_t pid, int mem_fd, const struct proc_maps *maps,
 			struct inject_gadgets *g);
 /* Run syscall nr with up to six arguments; *ret is the raw return (-errno on error). */
 int inject_syscall(struct injector *in, long nr, const uint64_t args[6], long *ret);
+/* The batch stub's code, for the caller to place (int3 after it). */
+void inject_batch_stub(uint8_t out[INJECT_BATCH_STUB_SIZE]);
+/* Run calls[0..n) in order in one resume of the thread, through the stub
+ * at stub, stopping at the first that fails; rets[i] for each of the
+ * *ran calls that ran. Each ptrace stop the one-at-a-time way costs the
+ * thread a wait for a CPU, which beside busy threads is most of an
+ * injection's time. The thread is left stopped, as between injected
+ * syscalls. Should opus die, the stub returns through the signal frame
+ * after at most a second, as an injected syscall does at once.
+ * -ENOTSUP (nothing run) without a stub, or for a thread with seccomp
+ * filters (arguments taken from results cannot be checked first): run
+ * them one at a time. */
+int inject_batch(struct injector *in, uint64_t stub, const struct inject_call *calls, size_t n,
+		 long *rets, size_t *ran);
 /* Copy len bytes (a string) below the thread's red zone, for a syscall
  * to read or write; *addr is where they went. */
 int inject_push(struct injector *in, const void *data, size_t len, uint64_t *addr);

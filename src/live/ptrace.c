@@ -679,6 +679,14 @@ int thread_repark(struct thread *t)
 	return wait_stop(t, true);
 }
 
+int thread_stop_again(struct thread *t)
+{
+	t->stopped = false;
+	if (interrupt(t) < 0)
+		return -ESRCH;
+	return wait_stop(t, true);
+}
+
 int thread_end_injection(struct thread *t)
 {
 	int ret = 0;
@@ -696,8 +704,9 @@ int thread_end_injection(struct thread *t)
 	 * call goes back on the kernel's restart path. */
 	if (!ret && ptrace(PTRACE_SETREGS, t->tid, NULL, &t->real) < 0)
 		ret = -errno;
-	if (!ret)
+	if (!ret && !t->parked_interrupted)
 		ret = thread_repark(t);
+	t->parked_interrupted = false;
 	return ret;
 }
 

@@ -30,6 +30,9 @@ struct thread {
 	 * kernel with its siginfo, or goes to another thread. */
 	bool masked;
 	uint64_t real_mask;
+	/* Parked by an injected batch at an interrupt stop (inject.c), from
+	 * which its own registers go back with no repark. */
+	bool parked_interrupted;
 	/* The caller's note on the thread for the current stop: zeroed as
 	 * threads_stop_all begins, set by its on_stop. */
 	int stop_note;
@@ -96,6 +99,9 @@ int thread_fs_base(struct thread *t, uint64_t *fs_base);
 /* Give a thread parked between injected syscalls its own registers back,
  * in a plain interrupt stop; nothing if it is not. */
 int thread_end_injection(struct thread *t);
+/* Stop t, which runs injected code (PTRACE_CONT), again: 0 once it is
+ * stopped, -ESRCH if it died. */
+int thread_stop_again(struct thread *t);
 /* Move t from a syscall stop to a plain interrupt stop, from which a
  * detach leaves it running as it was. */
 int thread_repark(struct thread *t);

@@ -23,8 +23,9 @@ struct txn;
 
 /* Replace the code page at page (page-aligned, in t->maps) with content,
  * in one injected mremap, with one thread stopped to run the syscalls and
- * the others running. scratch: a page of the caller's to build the new
- * one at (replaced, then left unmapped), or 0 for anywhere. 0 when done;
+ * the others running (in two resumes of it where t->batch_stub is set).
+ * scratch: a page of the caller's to build the new one at (replaced, then
+ * left unmapped), or 0 for anywhere. 0 when done;
  * -ENOTSUP with the reason (not a private file mapping, its file not the
  * one mapped) when the page cannot be swapped this way, the process
  * unchanged; another -errno on failure, the page unchanged unless the

@@ -267,6 +267,40 @@ int txn_remote(struct txn *t, long nr, uint64_t a0, uint64_t a1, uint64_t a2, ui
 	return r ? r : opus_fault("an injected syscall");
 }
 
+/* One at a time, each argument taken from an earlier result filled in. */
+static int remote_one_by_one(struct injector *in, const struct inject_call *calls, size_t n,
+			     long *rets, size_t *ran)
+{
+	int ret = 0;
+
+	for (*ran = 0; !ret && *ran < n; (*ran)++) {
+		const struct inject_call *c = &calls[*ran];
+		uint64_t args[6];
+
+		for (int k = 0; k < 6; k++)
+			args[k] = c->from[k] > 0 && (size_t)c->from[k] <= *ran
+				      ? (uint64_t)rets[c->from[k] - 1]
+				      : c->args[k];
+		if ((ret = inject_syscall(in, c->nr, args, &rets[*ran])))
+			break;
+		if ((unsigned long)rets[*ran] >= (unsigned long)-4095) {
+			(*ran)++;
+			break;
+		}
+	}
+	return ret;
+}
+
+int txn_remote_calls(struct txn *t, struct injector *in, const struct inject_call *calls, size_t n,
+		     long *rets, size_t *ran)
+{
+	int r = inject_batch(in, t->batch_stub, calls, n, rets, ran);
+
+	if (r == -ENOTSUP)
+		r = remote_one_by_one(in, calls, n, rets, ran);
+	return r ? r : opus_fault("injected syscalls");
+}
+
 /* Whether anything is mapped at addr in the process now. */
 static bool still_mapped(pid_t pid, uint64_t addr)
 {

@@ -42,6 +42,9 @@ struct txn {
 	struct inject_gadgets gadgets;
 	struct seccomp_filters filters; /* of the thread that runs injected syscalls */
 	uint64_t base, size;
+	/* The stub that runs injected syscalls in one resume (inject_batch),
+	 * in the process's executable memory; 0: none, one at a time. */
+	uint64_t batch_stub;
 	bool mapped;
 	bool stubs_left; /* an exit stub may still be in use: never unmap (exits.h) */
 	/* The mapping is this transaction's own and no stub has been planted
@@ -97,6 +100,12 @@ int txn_guard_entry(struct txn *t);
 int txn_injector(struct txn *t, struct injector *in);
 int txn_remote(struct txn *t, long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
 	       uint64_t a4, uint64_t a5, long *ret);
+/* calls[0..n) in order in the injector in (from txn_injector, which has
+ * what was pushed for them), until one fails: in one resume of the thread
+ * through t->batch_stub where there is one, one at a time otherwise.
+ * rets[i] for each of the *ran calls that ran. */
+int txn_remote_calls(struct txn *t, struct injector *in, const struct inject_call *calls, size_t n,
+		     long *rets, size_t *ran);
 /* Unmap the patch mapped at t->base, if it is. Where code of the patch
  * may have run (t->unmaps), refused while a signal handler leads into it
  * (sighand_check_outside). */
