@@ -426,8 +426,6 @@ static const uint8_t batch_code[] = {
 };
 
 #define BATCH_AFTER_CALL 0x54 /* a call's result in rax, not yet stored */
-#define BATCH_WAIT	 0x80
-#define BATCH_WAITED	 0x82
 #define BATCH_WAIT_S	 1
 #define BATCH_POLL_NS	 (20 * 1000)
 #define BATCH_LIMIT_NS	 (900ull * 1000 * 1000) /* under the stub's own wait */
@@ -457,29 +455,34 @@ void inject_batch_stub(uint8_t out[INJECT_BATCH_STUB_SIZE])
 	memcpy(out, batch_code, sizeof(batch_code));
 }
 
-/* The batch in the thread's memory, at b: done when every call ran or one
- * failed. */
+/* Is the batch over: every call ran, or the last that ran failed? */
+static bool batch_over(uint64_t ran, int64_t last, size_t n)
+{
+	return ran >= n || (ran && inject_failed(last));
+}
+
+/* The batch in the thread's memory, at b: over, as far as a read shows. */
 static bool batch_done(int mem_fd, uint64_t b, size_t n)
 {
 	uint64_t ran = 0;
-	int64_t ret = 0;
+	int64_t last = 0;
 
 	if (mem_read(mem_fd, b + offsetof(struct k_batch, ran), &ran, sizeof(ran)))
 		return true; /* let the stop say what happened */
-	if (ran >= n)
+	if (ran && ran < n &&
+	    mem_read(mem_fd,
+		     b + offsetof(struct k_batch, calls) + (ran - 1) * sizeof(struct k_call) +
+			 offsetof(struct k_call, ret),
+		     &last, sizeof(last)))
 		return true;
-	return ran &&
-	       !mem_read(mem_fd,
-			 b + offsetof(struct k_batch, calls) + (ran - 1) * sizeof(struct k_call) +
-			     offsetof(struct k_call, ret),
-			 &ret, sizeof(ret)) &&
-	       (uint64_t)ret >= (uint64_t)-4095;
+	return batch_over(ran, last, n);
 }
 
-/* Let the thread run the stub until it waits at its end: 0 there, its
- * registers in *r; -ETIME if it had to be stopped elsewhere in it by the
- * deadline (a call that blocks); -ESRCH if it died, or left the stub
- * (the wait timed out: it has its own registers back). */
+/* Let the thread run the stub until the batch is over (or the deadline:
+ * a call that blocks), then stop it: 0 once stopped in the stub, wherever
+ * (the results say how far it got), its registers in *r; -ESRCH if it
+ * died, or left the stub (the wait timed out: it has its own registers
+ * back). */
 static int run_stub(struct injector *in, uint64_t stub, uint64_t b, size_t n,
 		    struct user_regs_struct *r)
 {
@@ -499,7 +502,7 @@ static int run_stub(struct injector *in, uint64_t stub, uint64_t b, size_t n,
 		t->injecting = t->masked = false;
 		return -ESRCH;
 	}
-	return r->rip == stub + BATCH_WAIT || r->rip == stub + BATCH_WAITED ? 0 : -ETIME;
+	return 0;
 }
 
 int inject_batch(struct injector *in, uint64_t stub, const struct inject_call *calls, size_t n,
@@ -539,7 +542,7 @@ int inject_batch(struct injector *in, uint64_t stub, const struct inject_call *c
 		r = run_stub(in, stub, at, n, &regs);
 	if (r == -ESRCH)
 		return opus_err(r, "thread %d died or left its injected syscalls", (int)in->t->tid);
-	if (r && r != -ETIME) {
+	if (r) {
 		thread_end_injection(in->t);
 		return r;
 	}
@@ -553,7 +556,7 @@ int inject_batch(struct injector *in, uint64_t stub, const struct inject_call *c
 	*ran = b.ran;
 	for (size_t i = 0; i < b.ran && i < n; i++)
 		rets[i] = b.calls[i].ret;
-	if (r == -ETIME)
+	if (!batch_over(b.ran, b.ran ? b.calls[b.ran - 1].ret : 0, n))
 		return opus_err(-ETIME, "thread %d: %zu of %zu injected syscalls ran in %.1f s",
 				(int)in->t->tid, (size_t)b.ran, n, BATCH_LIMIT_NS / 1e9);
 	return 0;

@@ -11,6 +11,7 @@
 #ifndef OPUS_LIVE_INJECT_H
 #define OPUS_LIVE_INJECT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +48,12 @@ struct inject_call {
 	 * descriptor opened in the batch); 0: args[k] */
 	int from[6];
 };
+
+/* Does a syscall's raw return say it failed (-4095 to -1)? */
+static inline bool inject_failed(long ret)
+{
+	return (unsigned long)ret >= (unsigned long)-4095;
+}
 
 /* Find the gadgets in the process's executable mappings (libc's first). */
 int inject_find_gadgets(struct file_cache *c, pid_t pid, int mem_fd, const struct proc_maps *maps,

@@ -82,7 +82,7 @@ static int map_file_page(struct txn *t, const struct proc_map *m, uint64_t page,
 		ret = txn_remote_calls(t, &in, calls, 3, rets, &ran);
 	if (ran >= 1 && rets[0] >= 0 && ran < 3)
 		txn_remote(t, SYS_close, (uint64_t)rets[0], 0, 0, 0, 0, 0, &r);
-	if (ran >= 2 && (unsigned long)rets[1] < (unsigned long)-4095)
+	if (ran >= 2 && !inject_failed(rets[1]))
 		*mapped = (uint64_t)rets[1];
 	if (ret)
 		return ret;

@@ -283,7 +283,7 @@ static int remote_one_by_one(struct injector *in, const struct inject_call *call
 				      : c->args[k];
 		if ((ret = inject_syscall(in, c->nr, args, &rets[*ran])))
 			break;
-		if ((unsigned long)rets[*ran] >= (unsigned long)-4095) {
+		if (inject_failed(rets[*ran])) {
 			(*ran)++;
 			break;
 		}
