@@ -516,7 +516,9 @@ int threads_stop_all(struct threads *ts, thread_stopped_fn *on_stop, void *ctx)
 			if (ret < 0 && !stuck)
 				stuck = ts->v[i].tid;
 			else if (ret > 0 && on_stop && !was_stopped)
-				on_stop(ctx, &ts->v[i]);
+				on_stop(ctx, &ts->v[i],
+					ts->v[i].stop_regs_ok ? &ts->v[i].stop_regs : NULL);
+			ts->v[i].stop_regs_ok = false;
 			i++;
 		}
 		if (stuck)
@@ -570,15 +572,15 @@ static bool fails_when_stopped(long nr)
  * longer by what had passed), and a signal's handler that runs first
  * still sees EINTR. The registers are the kernel's copy until the thread
  * returns to its code, which reads the result there. */
-static void restart_failed_wait(const struct thread *t)
+static void restart_failed_wait(struct thread *t)
 {
-	struct user_regs_struct r;
+	struct user_regs_struct *r = &t->stop_regs;
 
-	if (ptrace(PTRACE_GETREGS, t->tid, NULL, &r) < 0 || r.rax != (unsigned long long)-EINTR ||
-	    !fails_when_stopped((long)r.orig_rax))
+	if (!(t->stop_regs_ok = ptrace(PTRACE_GETREGS, t->tid, NULL, r) == 0) ||
+	    r->rax != (unsigned long long)-EINTR || !fails_when_stopped((long)r->orig_rax))
 		return;
-	r.rax = (unsigned long long)-ERESTARTNOHAND;
-	ptrace(PTRACE_SETREGS, t->tid, NULL, &r);
+	r->rax = (unsigned long long)-ERESTARTNOHAND;
+	t->stop_regs_ok = ptrace(PTRACE_SETREGS, t->tid, NULL, r) == 0;
 }
 
 void thread_held(struct thread *t)
@@ -617,7 +619,6 @@ static void detach(struct threads *ts, struct thread *t)
 	/* Only a stopped thread can be let go. One still waiting for its
 	 * vfork child stops once the child is done: waited for, unless opus
 	 * or its thread exits first (live_exits_when_done). */
-	close_children(ts, t);
 	if (!t->stopped && (interrupt(t) < 0 || wait_stop(t, !left_to_the_kernel()) < 0))
 		return;
 	ptrace(PTRACE_DETACH, t->tid, NULL, NULL);
@@ -630,6 +631,9 @@ void threads_detach(struct threads *ts)
 	end_injections(ts);
 	for (size_t i = 0; i < ts->n; i++)
 		detach(ts, &ts->v[i]);
+	/* Closed once every thread runs: not in the pause. */
+	for (size_t i = 0; i < ts->n; i++)
+		close_children(ts, &ts->v[i]);
 	free(ts->v);
 	ts->v = NULL;
 	ts->n = ts->cap = 0;
@@ -647,8 +651,10 @@ void threads_detach_all_but(struct threads *ts, pid_t tid)
 	for (size_t i = 0; i < ts->n; i++) {
 		if (ts->v[i].tid == tid)
 			ts->v[kept++] = ts->v[i];
-		else
+		else {
 			detach(ts, &ts->v[i]);
+			close_children(ts, &ts->v[i]);
+		}
 	}
 	ts->n = kept;
 }

@@ -44,11 +44,18 @@ struct thread {
 	 * could not be): each stop reads it for a child that shares the
 	 * memory (proc_check_vm_child), a tenth of the cost of opening it. */
 	int children;
+	/* Its registers as thread_held read them (stop_regs_ok), for
+	 * threads_stop_all to give to its on_stop: one GETREGS a thread
+	 * less inside the pause. Read nowhere else, as anything that
+	 * resumes the thread or sets its registers makes them stale. */
+	struct user_regs_struct stop_regs;
+	bool stop_regs_ok;
 };
 
 /* Called for each thread as it is stopped, while others are still on
- * their way: work done here is done in time the pause spends waiting. */
-typedef void thread_stopped_fn(void *ctx, struct thread *t);
+ * their way: work done here is done in time the pause spends waiting.
+ * regs are t's registers at that stop, or NULL if they were not read. */
+typedef void thread_stopped_fn(void *ctx, struct thread *t, const struct user_regs_struct *regs);
 
 #define MAX_CHILDREN_FDS 256
 

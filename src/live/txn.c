@@ -479,11 +479,11 @@ struct early {
 	const struct range_set *rs;
 };
 
-static void check_early(void *ctx, struct thread *th)
+static void check_early(void *ctx, struct thread *th, const struct user_regs_struct *regs)
 {
 	struct early *e = ctx;
 
-	unwind_check_early(e->u, e->rs, th);
+	unwind_check_early(e->u, e->rs, th, regs);
 }
 
 /* When the pause that began at start may go on: 0 without --max-pause. */

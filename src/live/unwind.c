@@ -425,14 +425,18 @@ struct stack_span {
 };
 
 static struct stack_span own_stack(const struct unwinder *u, const struct thread *t,
-				   const struct range_set *rs)
+				   const struct range_set *rs, const struct user_regs_struct *known)
 {
 	struct user_regs_struct regs;
 	const struct proc_map *m;
 	struct stack_span s = {0};
 	uint64_t top;
 
-	if (ptrace(PTRACE_GETREGS, t->tid, NULL, &regs) < 0 || range_set_find(rs, regs.rip))
+	if (known)
+		regs = *known;
+	else if (ptrace(PTRACE_GETREGS, t->tid, NULL, &regs) < 0)
+		return s;
+	if (range_set_find(rs, regs.rip))
 		return s;
 	/* Unwound, it took libdwfl 70 ms inside the pause to find nothing. */
 	if (proc_thread_io_worker(t->tid, &regs)) {
@@ -500,9 +504,10 @@ static bool words_clear(const struct unwinder *u, const uint64_t *w, size_t n,
 
 enum { NOTE_NONE, NOTE_CLEAR, NOTE_NOT_CLEAR }; /* struct thread's stop_note */
 
-void unwind_check_early(struct unwinder *u, const struct range_set *rs, struct thread *t)
+void unwind_check_early(struct unwinder *u, const struct range_set *rs, struct thread *t,
+			const struct user_regs_struct *regs)
 {
-	struct stack_span s = own_stack(u, t, rs);
+	struct stack_span s = own_stack(u, t, rs, regs);
 
 	if (s.len > u->buf_len)
 		return; /* clear_threads reads it, into a buffer of its own */
@@ -529,7 +534,7 @@ static void clear_threads(const struct unwinder *u, const struct threads *ts,
 	for (size_t i = 0; i < ts->n; i++) {
 		clear[i] = ts->v[i].stop_note == NOTE_CLEAR;
 		if (ts->v[i].stop_note == NOTE_NONE)
-			s[i] = own_stack(u, &ts->v[i], rs);
+			s[i] = own_stack(u, &ts->v[i], rs, NULL);
 		clear[i] |= s[i].no_code;
 		total += s[i].len;
 	}

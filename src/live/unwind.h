@@ -71,8 +71,10 @@ struct exit_site {
  * others run: only its own calls write return addresses (another thread
  * may write data there, which can only add or take away a word that looks
  * like one). Not where opus itself writes to the stacks before the check
- * (exit stubs put back). */
-void unwind_check_early(struct unwinder *u, const struct range_set *rs, struct thread *t);
+ * (exit stubs put back). regs are t's registers at its stop, or NULL to
+ * read them. */
+void unwind_check_early(struct unwinder *u, const struct range_set *rs, struct thread *t,
+			const struct user_regs_struct *regs);
 
 /* 0 if no stopped thread has a frame in rs; -EBUSY with the thread and
  * function named otherwise; -EAGAIN if a thread needs DWARF unwinding and
