@@ -4,10 +4,12 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static const struct {
 	const char *name;
@@ -100,6 +102,10 @@ int main(int argc, char **argv)
 	}
 	if (getenv("OPUS_VERBOSE"))
 		opus_set_verbose(true);
+	/* opus reads no JSON, it only writes objects of its own keys: its
+	 * hash tables need no seed from /dev/urandom, which jansson would
+	 * otherwise open and read in every --json run. */
+	json_object_seed((size_t)(main_ns ^ (uint64_t)getpid()) | 1);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].run(argc - 1, argv + 1);
