@@ -9,7 +9,7 @@
 
 int cmd_recover(int argc, char **argv)
 {
-	struct live_opts lo = {.timeout_s = 5};
+	struct live_opts lo = {.timeout_s = 5, .background = true};
 	struct live_recovery rec;
 	pid_t pid;
 	int status;

@@ -69,7 +69,7 @@ static int revert_all(const char *id, struct fleet_opts *fo, bool json)
 
 int cmd_revert(int argc, char **argv)
 {
-	struct fleet_opts fo = {.live.timeout_s = 5};
+	struct fleet_opts fo = {.live.timeout_s = 5, .live.background = true};
 	bool json = false, all = false, per_thread = false;
 	pid_t pid;
 	int args, status;

@@ -11,7 +11,7 @@
 
 int cmd_uninstall(int argc, char **argv)
 {
-	struct fleet_opts fo = {.live.timeout_s = 5};
+	struct fleet_opts fo = {.live.timeout_s = 5, .live.background = true};
 	const char *store = NULL, *id;
 	struct fleet_summary s;
 	struct cli_fleet out;

@@ -29,12 +29,26 @@
  *
  * Where the policy may not be changed (no CAP_SYS_NICE, a container) or
  * opus was started real-time already, it runs as it was. Its children
- * never inherit it (SCHED_RESET_ON_FORK). */
+ * never inherit it (SCHED_RESET_ON_FORK).
+ *
+ * Before it holds a thread, opus may work in the background instead
+ * (boost_background: SCHED_IDLE, on the CPU time the target leaves).
+ * Reading the process and its files costs an apply some 6 ms of CPU, and
+ * on a server that uses its CPUs that time was taken from its requests:
+ * nginx under light load (2 connections, 2 cores), the p99 of its requests
+ * while opus applied and reverted a fix went from 2.7-4.1 times its idle
+ * p99 to 1.6-1.9 times (three runs each way, bench/nginx.sh's measure).
+ * The first thread opus stops brings it back (boost_enter), and so does a
+ * watchdog thread after 250 ms: on CPUs that are never idle, a thread in
+ * the background would barely run (0.7-2.4 s for an apply beside two busy
+ * loops on 2 cores). Only where opus may come back (CAP_SYS_NICE, or an
+ * RLIMIT_NICE that allows it), and only from SCHED_OTHER or SCHED_BATCH. */
 #ifndef OPUS_LIVE_BOOST_H
 #define OPUS_LIVE_BOOST_H
 
 #include <sched.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 /* From this many threads, a real-time opus stops them all faster. */
 #define BOOST_MIN_THREADS 16
@@ -46,10 +60,14 @@ enum boost_when {
 };
 
 struct boost {
-	enum boost_when when; /* what boost_plan found */
-	bool on;	      /* opus changed its policy, and boost_leave puts it back */
-	bool holding;	      /* counted among opus's threads that hold a process */
-	int ncpus;	      /* the CPUs opus may run on */
+	enum boost_when when;	/* what boost_plan found */
+	bool on;		/* opus changed its policy, and boost_leave puts it back */
+	bool holding;		/* counted among opus's threads that hold a process */
+	bool background;	/* in the background now (boost_background) */
+	bool saved;		/* policy and param are opus's own, read before */
+	uint64_t since;		/* in the background from (monotonic ns) */
+	uint64_t background_ns; /* how long it was, the watchdog's cut included */
+	int ncpus;		/* the CPUs opus may run on */
 	int policy;
 	struct sched_param param;
 };
@@ -61,7 +79,12 @@ void boost_plan(struct boost *b, long nthreads);
  * (all_threads) or of one, and it is permitted; nothing when already on,
  * or when boost_plan never ran. */
 void boost_enter(struct boost *b, bool all_threads);
-/* Back to the policy opus had before boost_enter. */
+/* Back to the policy opus had before boost_enter (or boost_background). */
 void boost_leave(struct boost *b);
+/* The calling thread in the background until boost_enter, boost_leave or
+ * boost_foreground, or for 250 ms at most; nothing where it may not. */
+void boost_background(struct boost *b);
+/* The calling thread back from the background, at its own policy. */
+void boost_foreground(struct boost *b);
 
 #endif

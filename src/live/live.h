@@ -23,6 +23,10 @@ struct live_opts {
 	 * where the patch allows a per-thread transition (the default there:
 	 * threads found inside switch as they leave it, transition.c). */
 	bool stop_world;
+	/* opus's own work before it holds a thread at the lowest priority,
+	 * on the CPU time the process leaves (boost.h). Not for the daemon,
+	 * which answers a process's launch. */
+	bool background;
 	/* Files read for earlier processes, kept for the next one (one
 	 * thread's; see files.h). NULL: opened for this call only. */
 	struct file_cache *files;
@@ -45,9 +49,10 @@ struct live_stats {
 	/* Why not per thread; per thread, why a thread found inside could
 	 * not be listed (it was waited for as stop-world does). */
 	char stop_world_why[192];
-	bool realtime;	     /* opus ran real-time while it stopped threads (boost.h) */
-	uint64_t pause_ns;   /* first thread stopped to last resumed, final stop */
-	uint64_t prepare_ns; /* everything before the first stop */
+	bool realtime;		/* opus ran real-time while it stopped threads (boost.h) */
+	uint64_t background_ns; /* opus worked in the background before a hold (boost.h) */
+	uint64_t pause_ns;	/* first thread stopped to last resumed, final stop */
+	uint64_t prepare_ns;	/* everything before the first stop */
 	uint64_t total_ns;
 	/* Opening the transaction: the lock, the process's state and maps
 	 * (/proc), the registry read and verified, the link map and every

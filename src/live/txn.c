@@ -97,6 +97,8 @@ int txn_open(struct txn *t, pid_t pid, const struct live_opts *o, struct live_st
 	t->lock.fd = -1;
 	t->st = st;
 	t->files = o->files ? o->files : &t->own_files;
+	if (o->background)
+		boost_background(&t->boost);
 	file_cache_trim(t->files, FILES_KEPT);
 	t->t0 = now = opus_now_ns();
 	threads_init(&t->ts, pid);
@@ -133,6 +135,7 @@ void txn_close(struct txn *t)
 	threads_detach(&t->ts);
 	t->st->longest_hold_ns = t->ts.longest_hold_ns;
 	boost_leave(&t->boost);
+	t->st->background_ns = t->boost.background_ns;
 	if (t->memfd >= 0)
 		close(t->memfd);
 	if (t->mem_fd > 0)

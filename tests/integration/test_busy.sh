@@ -265,6 +265,62 @@ test_catch_fails_or_is_killed_at_every_step() {
 	assert_running "$PID"
 }
 
+# The scheduling policy of process PID's main thread: field 41 of its stat
+# (0 SCHED_OTHER, 1 SCHED_FIFO, 5 SCHED_IDLE); read by a builtin, no fork.
+policy_of() {
+	local stat
+	read -r stat <"/proc/$1/stat" || return 1
+	stat=${stat##*) }
+	set -- $stat
+	echo "${39}"
+}
+
+# opus works in the background (SCHED_IDLE, src/live/boost.h) until it
+# holds a thread, and no longer than its watchdog allows. A first apply
+# stalls inside its stop, every thread held: it runs at its own priority
+# (SCHED_OTHER, or real-time where the CPUs look busy), never idle. A
+# revert started meanwhile waits for the first one's lock in the
+# background (SCHED_IDLE), until its watchdog brings it back after
+# OPUS_BACKGROUND_MS while it still waits, holding nothing. Then both
+# finish: patched, reverted, the target's threads still counting.
+test_opus_waits_in_the_background_and_holds_threads_at_its_own_priority() {
+	local S=$TARGETS/spinners first second p seen=""
+	build_target spinners "$WORK" -O2 -g -fPIE -pie
+	"$OPUS" build --source "$WORK/src" --diff "$S/answer-2.diff" --binary "$WORK/src/spinners" \
+		--id answer-2 -o "$WORK/fix.opatch" >/dev/null
+	start "$WORK/src/spinners" 4 sleeping
+	OPUS_FAULT_AT="stopping every thread" OPUS_FAULT_ACTION=stall:4000 \
+		"$OPUS" apply --json "$PID" "$WORK/fix.opatch" >"$WORK/apply.json" 2>&1 &
+	first=$!
+	for _ in $(seq 400); do
+		[ "$(awk '{sub(/.*\) /, ""); print $1}' "/proc/$PID/stat")" = t ] && break
+		sleep 0.01
+	done
+	assert_eq t "$(awk '{sub(/.*\) /, ""); print $1}' "/proc/$PID/stat")" "the target, stopped"
+	p=$(policy_of "$first")
+	[ "$p" = 0 ] || [ "$p" = 1 ] || fail "opus held the threads with policy $p"
+	OPUS_BACKGROUND_MS=1000 "$OPUS" revert --timeout 30 "$PID" >"$WORK/revert.out" 2>&1 &
+	second=$!
+	# Its policy, each time it changes, until it is back from the
+	# background while the first one still holds the lock.
+	while kill -0 "$first" 2>/dev/null && p=$(policy_of "$second"); do
+		[ "$p" = "${seen##* }" ] || seen="$seen $p"
+		[[ "$seen" == *" 5 0" ]] && break
+	done
+	# (0 first if it was read before its first transaction began)
+	[[ "$seen" == " 5 0" || "$seen" == " 0 5 0" ]] ||
+		fail "the waiting opus's policies, in turn:$seen (5 then 0 expected)"
+	kill -0 "$first" 2>/dev/null || fail "the first opus ended before the second came back"
+	wait "$first" || fail "apply: $(cat "$WORK/apply.json")"
+	assert_eq true "$(jq '.stats.background_ms > 0 and
+		.stats.background_ms < .stats.total_ms' "$WORK/apply.json")" \
+		"the apply's time in the background: $(jq .stats.background_ms "$WORK/apply.json") ms"
+	wait "$second" || fail "revert: $(cat "$WORK/revert.out")"
+	assert_eq 1 "$(req ANSWER)" "patched, then reverted by the opus that waited"
+	counter_advances COUNT 0.1 "the sleeping threads"
+	assert_running "$PID"
+}
+
 # 100 threads spinning on this machine's CPUs: opus runs real-time while it
 # holds the process (src/live/boost.h), and says so; the daemon, which
 # lives on, is back to the normal policy after each patch; the target is
