@@ -73,7 +73,7 @@ static bool watchdog_running;
 /* Going back from SCHED_IDLE takes CAP_SYS_NICE, or an RLIMIT_NICE that
  * allows the thread's nice value (sched(7)): without either, a thread in
  * the background would stay there. */
-static bool may_come_back(void)
+static bool may_come_back_now(void)
 {
 	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
 	struct __user_cap_data_struct d[2];
@@ -86,6 +86,23 @@ static bool may_come_back(void)
 	nice = getpriority(PRIO_PROCESS, 0);
 	return !errno && !getrlimit(RLIMIT_NICE, &rl) &&
 	       (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= (rlim_t)(20 - nice));
+}
+
+static bool may_come_back_answer;
+
+static void ask_may_come_back(void)
+{
+	may_come_back_answer = may_come_back_now();
+}
+
+/* Asked once: neither changes while opus runs (apply --all asked it for
+ * every process). */
+static bool may_come_back(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, ask_may_come_back);
+	return may_come_back_answer;
 }
 
 static void come_back(struct waiting *w)
@@ -152,8 +169,9 @@ static uint64_t background_budget(void)
 	return env && *env && !*end && ms > 0 ? ms * 1000000ull : BACKGROUND_NS;
 }
 
-/* A slot for this thread, with the watchdog told; NULL if none. */
-static struct waiting *wait_in_background(const struct boost *b)
+/* A slot for this thread, with the watchdog told; NULL if none. Sets the
+ * stay's since and until. */
+static struct waiting *wait_in_background(struct boost *b)
 {
 	struct waiting *w = NULL;
 
@@ -162,8 +180,9 @@ static struct waiting *wait_in_background(const struct boost *b)
 		if (!bg[i].tid)
 			w = &bg[i];
 	if (w && start_watchdog()) {
-		*w = (struct waiting){gettid(), opus_now_ns() + background_budget(), b->policy,
-				      b->param};
+		b->since = opus_now_ns();
+		b->until = b->since + background_budget();
+		*w = (struct waiting){gettid(), b->until, b->policy, b->param};
 		pthread_cond_signal(&bg_cond);
 	} else
 		w = NULL;
@@ -197,7 +216,6 @@ void boost_background(struct boost *b)
 		return;
 	}
 	b->background = true;
-	b->since = opus_now_ns();
 }
 
 void boost_foreground(struct boost *b)
@@ -210,9 +228,9 @@ void boost_foreground(struct boost *b)
 			come_back(&bg[i]);
 	pthread_mutex_unlock(&bg_lock);
 	if (b->background) {
-		uint64_t now = opus_now_ns(), most = background_budget();
+		uint64_t now = opus_now_ns();
 
-		b->background_ns += now - b->since < most ? now - b->since : most;
+		b->background_ns += (now < b->until ? now : b->until) - b->since;
 	}
 	b->background = false;
 }

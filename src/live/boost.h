@@ -36,12 +36,14 @@
  * Reading the process and its files costs an apply some 6 ms of CPU, and
  * on a server that uses its CPUs that time was taken from its requests:
  * nginx under light load (2 connections, 2 cores), the p99 of its requests
- * while opus applied and reverted a fix went from 2.7-4.1 times its idle
- * p99 to 1.6-1.9 times (three runs each way, bench/nginx.sh's measure).
- * The first thread opus stops brings it back (boost_enter), and so does a
- * watchdog thread after 250 ms: on CPUs that are never idle, a thread in
- * the background would barely run (0.7-2.4 s for an apply beside two busy
- * loops on 2 cores). Only where opus may come back (CAP_SYS_NICE, or an
+ * while opus applied and reverted a fix went from 2.88-3.69 times its idle
+ * p99 (median 3.05) to 1.83-2.93 times (median 2.24; five runs each way,
+ * bench/nginx.sh's measure, docs/performance.md). The first thread opus
+ * stops brings it back (boost_enter), and so does a watchdog thread after
+ * 250 ms: on CPUs that are never idle, a thread in the background would
+ * barely run (0.7-2.4 s for an apply beside two busy loops on 2 cores).
+ * Not where twice as many threads as CPUs want them (a killed opus would
+ * not even exit there), only where opus may come back (CAP_SYS_NICE, or an
  * RLIMIT_NICE that allows it), and only from SCHED_OTHER or SCHED_BATCH. */
 #ifndef OPUS_LIVE_BOOST_H
 #define OPUS_LIVE_BOOST_H
@@ -65,7 +67,7 @@ struct boost {
 	bool holding;		/* counted among opus's threads that hold a process */
 	bool background;	/* in the background now (boost_background) */
 	bool saved;		/* policy and param are opus's own, read before */
-	uint64_t since;		/* in the background from (monotonic ns) */
+	uint64_t since, until;	/* in the background from, and at most until (ns) */
 	uint64_t background_ns; /* how long it was, the watchdog's cut included */
 	int ncpus;		/* the CPUs opus may run on */
 	int policy;
