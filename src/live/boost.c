@@ -208,7 +208,8 @@ void boost_background(struct boost *b)
 	 * (an opus built with ASan, killed beside 100 busy threads, was still
 	 * unmapping its memory minutes later, and held its lock on the
 	 * target). */
-	if (threads_wanting_cpus() >= 2 * cpus_usable() || !may_come_back() ||
+	/* (Less this thread: it is running, and not yet counted as holding.) */
+	if (threads_wanting_cpus() - 1 >= 2 * cpus_usable() || !may_come_back() ||
 	    !wait_in_background(b))
 		return;
 	if (sched_setscheduler(0, SCHED_IDLE | SCHED_RESET_ON_FORK, &(struct sched_param){0})) {

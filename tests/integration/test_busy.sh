@@ -265,14 +265,18 @@ test_catch_fails_or_is_killed_at_every_step() {
 	assert_running "$PID"
 }
 
-# The scheduling policy of process PID's main thread: field 41 of its stat
-# (0 SCHED_OTHER, 1 SCHED_FIFO, 5 SCHED_IDLE); read by a builtin, no fork.
-policy_of() {
+# FIELD: field N of process PID's stat (3: its state; 41: the scheduling
+# policy of its main thread, 0 SCHED_OTHER, 1 SCHED_FIFO, 5 SCHED_IDLE).
+# Read by builtins into a variable, no fork: a forked reader is one more
+# thread that wants a CPU, where opus counts them to choose the background.
+stat_field() {
 	local stat
 	read -r stat <"/proc/$1/stat" || return 1
 	stat=${stat##*) }
-	set -- $stat
-	echo "${39}"
+	# Split after the two arguments: positional K is then field K.
+	# shellcheck disable=SC2086
+	set -- "$1" "$2" $stat
+	FIELD=${*:$2:1}
 }
 
 # opus works in the background (SCHED_IDLE, src/live/boost.h) until it
@@ -284,27 +288,28 @@ policy_of() {
 # OPUS_BACKGROUND_MS while it still waits, holding nothing. Then both
 # finish: patched, reverted, the target's threads still counting.
 test_opus_waits_in_the_background_and_holds_threads_at_its_own_priority() {
-	local S=$TARGETS/spinners first second p seen=""
+	local S=$TARGETS/spinners first second seen=""
 	build_target spinners "$WORK" -O2 -g -fPIE -pie
 	"$OPUS" build --source "$WORK/src" --diff "$S/answer-2.diff" --binary "$WORK/src/spinners" \
 		--id answer-2 -o "$WORK/fix.opatch" >/dev/null
-	start "$WORK/src/spinners" 4 sleeping
+	start "$WORK/src/spinners" 1 sleeping
 	OPUS_FAULT_AT="stopping every thread" OPUS_FAULT_ACTION=stall:4000 \
 		"$OPUS" apply --json "$PID" "$WORK/fix.opatch" >"$WORK/apply.json" 2>&1 &
 	first=$!
 	for _ in $(seq 400); do
-		[ "$(awk '{sub(/.*\) /, ""); print $1}' "/proc/$PID/stat")" = t ] && break
+		stat_field "$PID" 3 && [ "$FIELD" = t ] && break
 		sleep 0.01
 	done
-	assert_eq t "$(awk '{sub(/.*\) /, ""); print $1}' "/proc/$PID/stat")" "the target, stopped"
-	p=$(policy_of "$first")
-	[ "$p" = 0 ] || [ "$p" = 1 ] || fail "opus held the threads with policy $p"
+	stat_field "$PID" 3
+	assert_eq t "$FIELD" "the target, stopped"
+	stat_field "$first" 41
+	[ "$FIELD" = 0 ] || [ "$FIELD" = 1 ] || fail "opus held the threads with policy $FIELD"
 	OPUS_BACKGROUND_MS=1000 "$OPUS" revert --timeout 30 "$PID" >"$WORK/revert.out" 2>&1 &
 	second=$!
 	# Its policy, each time it changes, until it is back from the
 	# background while the first one still holds the lock.
-	while kill -0 "$first" 2>/dev/null && p=$(policy_of "$second"); do
-		[ "$p" = "${seen##* }" ] || seen="$seen $p"
+	while kill -0 "$first" 2>/dev/null && stat_field "$second" 41; do
+		[ "$FIELD" = "${seen##* }" ] || seen="$seen $FIELD"
 		[[ "$seen" == *" 5 0" ]] && break
 	done
 	# (0 first if it was read before its first transaction began)
