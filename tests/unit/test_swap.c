@@ -46,9 +46,11 @@ __asm__(".text\n"
 	".p2align 12\n");
 
 /* Shared with the child: [0] answers but 1 and 2, [1] and [2] those,
- * [CUT_SHORT] sleeps of its main thread that returned early. */
+ * [CUT_SHORT] sleeps of its main thread that returned early, [STARTED]
+ * its threads that have begun their loop. */
 static _Atomic long *answers;
 #define CUT_SHORT 3
+#define STARTED	  4
 /* Where the children have the batch stub (inject.h): 0 runs the swap's
  * syscalls one at a time, as for a process with no patch mapped yet. */
 static uint64_t batch_stub;
@@ -58,6 +60,7 @@ static void *call_f(void *arg)
 	int (*volatile f)(void) = swap_f;
 
 	(void)arg;
+	atomic_fetch_add(&answers[STARTED], 1);
 	for (;;) {
 		int a = f();
 
@@ -78,11 +81,25 @@ static pid_t start_child(void)
 		/* The thread that runs the injected syscalls (the first): its
 		 * sleep must go on, through the kernel's restart block, as if
 		 * nothing had happened. */
+		atomic_fetch_add(&answers[STARTED], 1);
 		for (;;)
 			if (clock_nanosleep(CLOCK_MONOTONIC, 0, &(struct timespec){100, 0}, NULL))
 				atomic_fetch_add(&answers[CUT_SHORT], 1);
 	}
 	return pid;
+}
+
+/* Wait (up to 5 s) until every thread of the child has begun its loop:
+ * until then its main thread maps the others' stacks, and a count of its
+ * maps taken meanwhile changes on its own. */
+static int wait_started(void)
+{
+	for (int i = 0; i < 5000; i++) {
+		if (atomic_load(&answers[STARTED]) == CALLERS + 1)
+			return 0;
+		nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+	}
+	return -1;
 }
 
 /* Wait (up to 5 s) until answer a has been counted n more times. */
@@ -350,7 +367,7 @@ int main(void)
 	uint64_t gone_page, mapped_page;
 	pid_t pid, jailed;
 
-	answers = mmap(NULL, 4 * sizeof(*answers), PROT_READ | PROT_WRITE,
+	answers = mmap(NULL, (STARTED + 1) * sizeof(*answers), PROT_READ | PROT_WRITE,
 		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (answers == MAP_FAILED || anon == MAP_FAILED || !mkdtemp(dir))
 		return 1;
@@ -373,6 +390,7 @@ int main(void)
 	pid = start_child();
 	jailed = start_chrooted(dir);
 	CHECK(pid > 0 && jailed > 0);
+	CHECK(pid > 0 && wait_started() == 0);
 	if (pid > 0 && jailed > 0) {
 		test_all(pid, jailed, (uint64_t)(uintptr_t)anon, gone_page, mapped_page,
 			 outside_page);
