@@ -293,6 +293,7 @@ void scanner_close(struct scanner *sc)
  * what one worker reads and scans at a time. */
 struct chunk {
 	uint64_t lo, hi;
+	pid_t frames_of; /* the thread whose live frames these are; 0: memory */
 };
 
 /* One scan of the stopped process, shared by its workers: each takes the
@@ -311,6 +312,7 @@ struct scan {
 	bool pointers;		   /* any pointer into rs, not return addresses */
 	uint64_t hit_at, hit_word; /* written by the worker that set hit */
 	bool hit_mangled;	   /* hit_word is the word demangled */
+	pid_t hit_frames_of;	   /* the hit is in that thread's live frames */
 	atomic_uint_fast64_t bytes;
 	unsigned dead_stacks; /* exited threads' stacks left alone */
 };
@@ -363,6 +365,23 @@ static bool read_span(const struct scan *s, const struct iovec *span, void *buf)
 	return mem_read_spans(s->view_pid, s->sc->mem_fd, span, 1, buf, &whole) == 1;
 }
 
+/* As scan_pointers, in a thread's live frames: a word that returns into
+ * rs is left out. A live frame into rs is the stack check's to find
+ * (unwound exactly), and unused slots of live frames keep stale return
+ * addresses for good (nginx's master kept one of a function main had
+ * called); any other word may be a live pointer: a register a callee
+ * saved (keeper's), or a local. */
+static const struct addr_range *scan_frame_pointers(const struct scan *s, const uint64_t *words,
+						    size_t n, size_t *i)
+{
+	const struct addr_range *r;
+
+	while ((r = scan_pointers(s->rs, words, n, s->guard, i)) &&
+	       returns_into(s->sc->mem_fd, s->rs, words[*i]))
+		(*i)++;
+	return r;
+}
+
 /* Each span read into the start of buf and scanned at once, while what
  * was read is in the cache (reading a whole chunk first and then scanning
  * it was slower on nginx's 160 touched pages). */
@@ -379,11 +398,16 @@ static void scan_chunk(struct scan *s, const struct chunk *c, uint64_t *buf)
 		if (!read_span(s, &spans[j], buf))
 			continue;
 		bytes += spans[j].iov_len;
-		r = s->pointers
-			? scan_pointers(s->rs, buf, spans[j].iov_len / 8, s->guard, &i)
-			: scan_words(s->sc->mem_fd, s->rs, buf, spans[j].iov_len / 8, s->guard, &i);
+		if (c->frames_of)
+			r = scan_frame_pointers(s, buf, spans[j].iov_len / 8, &i);
+		else if (s->pointers)
+			r = scan_pointers(s->rs, buf, spans[j].iov_len / 8, s->guard, &i);
+		else
+			r = scan_words(s->sc->mem_fd, s->rs, buf, spans[j].iov_len / 8, s->guard,
+				       &i);
 		if (r && atomic_compare_exchange_strong(&s->hit, &none, r)) {
 			s->hit_at = (uint64_t)(uintptr_t)spans[j].iov_base + i * 8;
+			s->hit_frames_of = c->frames_of;
 			s->hit_word = buf[i];
 			if (s->pointers && s->guard && !range_set_find(s->rs, buf[i])) {
 				s->hit_word = demangle(buf[i], *s->guard);
@@ -524,9 +548,10 @@ static bool dead_threads_stack(const struct scanner *sc, const struct proc_map *
 	return false;
 }
 
-/* [lo, hi) of m cut into chunks, appended to s. */
+/* [lo, hi) of m cut into chunks, appended to s; frames_of as in struct
+ * chunk. */
 static int add_chunks(struct scan *s, pid_t pid, const struct proc_map *m, uint64_t lo,
-		      uint64_t hi_end)
+		      uint64_t hi_end, pid_t frames_of)
 {
 	if (m->end - lo > MAX_SCAN_EXTENT)
 		return opus_err(-E2BIG,
@@ -539,30 +564,41 @@ static int add_chunks(struct scan *s, pid_t pid, const struct proc_map *m, uint6
 
 		if (OPUS_PUSH(s->v, s->n, s->cap))
 			return -ENOMEM;
-		s->v[s->n++] = (struct chunk){lo, hi < hi_end ? hi : hi_end};
+		s->v[s->n++] = (struct chunk){lo, hi < hi_end ? hi : hi_end, frames_of};
 		lo = hi;
 	}
 	return 0;
 }
 
-/* In a thread's stack mapping m, what pointers may live in beside the
- * frames: each thread's static TLS blocks and glibc's descriptor (its
- * thread-specific data), just below and above its thread pointer, above
- * its stack pointer. The frames, which keep stale words, are not read. */
-static int add_thread_blocks(struct scan *s, pid_t pid, const struct proc_map *m,
-			     const uint64_t *sp, size_t n)
+/* Below a stack pointer, the bytes a function that calls none may keep
+ * its locals in (the x86-64 ABI's red zone). */
+#define RED_ZONE 128
+
+/* In a mapping m that threads run on, what of it pointers may live in:
+ * each such thread's live frames, from its stack pointer (and red zone)
+ * up to its static TLS blocks, or to m's end where its thread pointer is
+ * not in m (the main thread's, one on a coroutine's stack); and those
+ * blocks and glibc's descriptor (its thread-specific data), just below
+ * and above its thread pointer. Below a stack pointer is dead. */
+static int add_thread_parts(struct scan *s, pid_t pid, const struct proc_map *m, const uint64_t *sp,
+			    const struct threads *ts)
 {
 	const struct pthread_layout *pl = &s->sc->pthread;
 	int ret = 0;
 
-	for (size_t k = 0; !ret && pl->size && pl->tls_below && k < n; k++) {
-		uint64_t tp = sp[n + k], lo = tp - pl->tls_below, hi = tp + pl->size;
+	for (size_t k = 0; !ret && k < ts->n; k++) {
+		uint64_t tp = sp[ts->n + k], lo, top = m->end;
+		bool own = tp > sp[k] && tp < m->end;
 
-		if (tp < m->start + pl->tls_below || tp >= m->end || sp[k] < m->start ||
-		    sp[k] >= m->end)
+		if (sp[k] < m->start || sp[k] >= m->end)
 			continue;
-		ret = add_chunks(s, pid, m, lo > sp[k] ? lo & ~7ull : sp[k],
-				 hi < m->end ? hi : m->end);
+		lo = sp[k] >= m->start + RED_ZONE ? sp[k] - RED_ZONE : m->start;
+		if (own)
+			top = tp - pl->tls_below > sp[k] ? tp - pl->tls_below : sp[k];
+		ret = add_chunks(s, pid, m, lo, top, ts->v[k].tid);
+		if (!ret && own && pl->size && pl->tls_below)
+			ret = add_chunks(s, pid, m, top & ~7ull,
+					 tp + pl->size < m->end ? tp + pl->size : m->end, 0);
 	}
 	return ret;
 }
@@ -585,9 +621,9 @@ static int plan_chunks(struct scan *s, pid_t pid, const struct threads *ts, enum
 		if (lo == m->start && dead_threads_stack(s->sc, i ? m - 1 : NULL, m))
 			s->dead_stacks++;
 		else if (lo < m->end)
-			ret = add_chunks(s, pid, m, lo, m->end);
+			ret = add_chunks(s, pid, m, lo, m->end, 0);
 		else if (s->pointers && may_hold_a_stack(m))
-			ret = add_thread_blocks(s, pid, m, sp, ts->n);
+			ret = add_thread_parts(s, pid, m, sp, ts);
 	}
 	proc_maps_free(&maps);
 	free(sp);
@@ -697,9 +733,19 @@ int scan_dangling(const struct scanner *sc, const struct threads *ts, const stru
 
 	if (!ret)
 		ret = run_scan(&s, ts, SCAN_BESIDE_THREADS, tally);
+	/* A frame lets go of its word as its thread goes on, as a register
+	 * does: a retry may find it gone. */
+	if (ret == -EBUSY && s.hit && s.hit_frames_of)
+		ret =
+		    opus_err(-EBUSY,
+			     "process %d: the stack of thread %d holds a pointer into %s at "
+			     "0x%" PRIx64 " (0x%" PRIx64 "%s: a register a called function saved, "
+			     "or a local): unmapping it would leave that pointer dangling",
+			     (int)sc->pid, (int)s.hit_frames_of, s.hit->name, s.hit_at, s.hit_word,
+			     s.hit_mangled ? ", mangled with glibc's pointer guard" : "");
 	/* Unlike a register, memory seldom lets go of a pointer in the time
 	 * a retry waits (a freed block keeps it until reused): no retry. */
-	if (ret == -EBUSY && s.hit)
+	else if (ret == -EBUSY && s.hit)
 		ret = opus_err(-EADDRINUSE,
 			       "process %d: memory at 0x%" PRIx64 " (%s) holds a pointer into %s "
 			       "(0x%" PRIx64 "%s: a function or constant only the patch has?): "

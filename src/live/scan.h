@@ -100,12 +100,15 @@ int scan_suspended(const struct scanner *sc, const struct threads *ts, const str
  * left where the program can follow it. Where suspended stacks are looked
  * for (every private writable mapping but the stacks threads run on), any
  * word, plain or demangled; in the stacks threads run on, each thread's
- * static TLS blocks and glibc's descriptor (pl->tls_below); and the
- * stopped threads' registers: 0, or -EBUSY naming the register (a retry
- * may find it gone), -EADDRINUSE naming where in memory the pointer is.
- * Not read: the frames of the stacks threads run on, which keep stale
- * words long after (nginx's master kept stale return addresses in its
- * live frame). -ETIME as for scan_suspended. */
+ * static TLS blocks and glibc's descriptor (pl->tls_below), and its live
+ * frames (from its stack pointer, less the red zone, up), where a callee
+ * keeps the registers it saved: any word there but a return address into
+ * rs, which the stack check has unwound exactly, and which unused slots
+ * keep stale long after (nginx's master kept one in its live frame); and
+ * the stopped threads' registers. 0, or -EBUSY naming the register or the
+ * thread whose frames hold the word (a retry may find it gone),
+ * -EADDRINUSE naming where in memory the pointer is. -ETIME as for
+ * scan_suspended. */
 int scan_dangling(const struct scanner *sc, const struct threads *ts, const struct range_set *rs,
 		  uint64_t deadline, struct scan_tally *tally);
 
