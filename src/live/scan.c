@@ -672,33 +672,54 @@ int scan_suspended(const struct scanner *sc, const struct threads *ts, const str
 	return ret;
 }
 
+/* The registers register_pointers reads, in its order: those a function
+ * keeps across calls, a syscall's arguments, then the rest. */
+enum { KEPT_REGS = 6, SYSCALL_ARGS = 6, NREGS = 15 };
+static const char *const reg_names[NREGS] = {"rbx", "rbp", "r12", "r13", "r14", "r15", "rdi", "rsi",
+					     "rdx", "r10", "r8",  "r9",	 "rax", "rcx", "r11"};
+
+static void regs_in_order(const struct user_regs_struct *r, uint64_t v[NREGS])
+{
+	const uint64_t in_order[NREGS] = {r->rbx, r->rbp, r->r12, r->r13, r->r14,
+					  r->r15, r->rdi, r->rsi, r->rdx, r->r10,
+					  r->r8,  r->r9,  r->rax, r->rcx, r->r11};
+
+	memcpy(v, in_order, sizeof(in_order));
+}
+
 /* A register of a stopped thread that points into rs: those a function
- * keeps across calls, and, in the thread's own code (not in a syscall,
- * whose caller's scratch registers are dead or the syscall's arguments),
- * every one. */
+ * keeps across calls; in a syscall, its arguments too (the kernel reads
+ * the buffer of a blocked write as room frees up, and restarts the
+ * syscall with them), not the scratch registers it clobbers; in the
+ * thread's own code, every one. */
 static int register_pointers(const struct scanner *sc, const struct threads *ts,
 			     const struct range_set *rs)
 {
 	struct user_regs_struct r;
+	uint64_t v[NREGS];
 
 	for (size_t k = 0; k < ts->n; k++) {
 		const struct addr_range *hit = NULL;
-		size_t n;
+		bool in_syscall;
+		size_t i = 0, n;
 
 		/* An io_uring worker's are a stale copy of its maker's. */
 		if (ptrace(PTRACE_GETREGS, ts->v[k].tid, NULL, &r) < 0 ||
 		    proc_thread_io_worker(ts->v[k].tid, &r))
 			continue;
-		uint64_t v[] = {r.rbx, r.rbp, r.r12, r.r13, r.r14, r.r15, /* kept across calls */
-				r.rax, r.rcx, r.rdx, r.rsi, r.rdi, r.r8,  r.r9, r.r10, r.r11};
-		n = (int64_t)r.orig_rax < 0 ? sizeof(v) / 8 : 6;
-		for (size_t i = 0; !hit && i < n; i++)
-			hit = range_set_find(rs, v[i]);
+		regs_in_order(&r, v);
+		in_syscall = (int64_t)r.orig_rax >= 0;
+		n = in_syscall ? KEPT_REGS + SYSCALL_ARGS : NREGS;
+		while (i < n && !(hit = range_set_find(rs, v[i])))
+			i++;
 		if (hit)
-			return opus_err(-EBUSY,
-					"process %d: a register of thread %d points into %s: "
-					"unmapping it would leave that pointer dangling",
-					(int)sc->pid, (int)ts->v[k].tid, hit->name);
+			return opus_err(
+			    -EBUSY,
+			    "process %d: a register of thread %d points into %s (%s%s): "
+			    "unmapping it would leave that pointer dangling",
+			    (int)sc->pid, (int)ts->v[k].tid, hit->name, reg_names[i],
+			    in_syscall && i >= KEPT_REGS ? ", an argument of the syscall it is in"
+							 : "");
 	}
 	return 0;
 }

@@ -105,7 +105,8 @@ int scan_suspended(const struct scanner *sc, const struct threads *ts, const str
  * keeps the registers it saved: any word there but a return address into
  * rs, which the stack check has unwound exactly, and which unused slots
  * keep stale long after (nginx's master kept one in its live frame); and
- * the stopped threads' registers. 0, or -EBUSY naming the register or the
+ * the stopped threads' registers (in a syscall, those kept across calls
+ * and its arguments). 0, or -EBUSY naming the register or the
  * thread whose frames hold the word (a retry may find it gone),
  * -EADDRINUSE naming where in memory the pointer is. -ETIME as for
  * scan_suspended. */

@@ -449,8 +449,9 @@ test_revert_refuses_to_leave_a_signal_handler_dangling() {
 
 # A fix that stores a pointer to a constant only the patch has (a new
 # string) in a worker thread's thread-local variable. That variable lies in
-# the worker's stack mapping, beside the frames the scan leaves alone (they
-# keep stale words): after the revert, the next MOOD read unmapped memory.
+# the worker's stack mapping, beside the frames the scan then left alone
+# (they keep stale words): after the revert, the next MOOD read unmapped
+# memory.
 # revert reads each thread's static TLS blocks and glibc's descriptor (its
 # thread-specific data) too, refuses, and the mood stays readable.
 test_revert_refuses_to_leave_a_thread_local_pointer_dangling() {
@@ -470,5 +471,42 @@ test_revert_refuses_to_leave_a_thread_local_pointer_dangling() {
 	assert_contains "holds a pointer into fix" "$ERR" "the reason"
 	assert_eq 1 "$(opus_patches_mapped "$PID")" "the patch stays"
 	assert_eq restless "$(req MOOD)" "the mood still readable"
+	assert_running "$PID"
+}
+
+# A write blocked on a full pipe whose buffer is a constant only the patch
+# has: the kernel reads it once a reader makes room, and while it waits
+# only the syscall's argument register points there. The revert read a
+# thread's callee-saved registers alone in a syscall, unmapped the patch,
+# and the write failed with EFAULT once the pipe drained. Now it waits for
+# the register, refuses at --timeout, and the patch's bytes go through.
+test_revert_refuses_while_a_blocked_syscall_reads_the_patch() {
+	build_target blockwrite "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/blockwrite"
+	local fd=$PORT bytes
+	bytes=$(awk '/^ready/ {print $3}' "$START_OUT")
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/blockwrite/fixed.diff" \
+		--binary "$WORK/src/blockwrite" -o "$WORK/fix.opatch" >/dev/null
+	"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+	kill -USR1 "$PID"
+	for _ in $(seq 100); do
+		[ "$(cut -d' ' -f1 "/proc/$PID/syscall")" = 1 ] && break
+		sleep 0.05
+	done
+	assert_eq 1 "$(cut -d' ' -f1 "/proc/$PID/syscall")" "the target blocked in write"
+	expect_fail "reverting while a blocked write reads the patch" \
+		"$OPUS" revert "$PID" --timeout 1
+	assert_contains "a register of thread $PID points into fix (rsi, an argument of the syscall it is in)" \
+		"$ERR" "the reason"
+	assert_eq 1 "$(opus_patches_mapped "$PID")" "the patch stays"
+	assert_eq fixed "$(timeout 5 head -c $((bytes + 5)) "/proc/$PID/fd/$fd" | tail -c 5)" \
+		"the bytes the write took from the patch"
+	for _ in $(seq 100); do
+		grep -q "^wrote\|^write failed" "$START_OUT" && break
+		sleep 0.05
+	done
+	assert_eq "wrote 5" "$(tail -1 "$START_OUT")" "the write's outcome"
+	"$OPUS" revert "$PID" >/dev/null
+	assert_eq 0 "$(opus_mappings "$PID")" "opus mappings after the revert"
 	assert_running "$PID"
 }
