@@ -6,6 +6,7 @@
 #include "util/err.h"
 #include "util/file.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -309,7 +310,10 @@ struct scan {
 	atomic_size_t next;
 	atomic_bool late; /* a chunk was left for the deadline */
 	_Atomic(const struct addr_range *) hit;
-	bool pointers;		   /* any pointer into rs, not return addresses */
+	bool pointers; /* any pointer into rs, not return addresses */
+	/* In live frames, a return address into these is not counted (the
+	 * stack check unwound them); NULL: every word counts. */
+	const struct range_set *unwound;
 	uint64_t hit_at, hit_word; /* written by the worker that set hit */
 	bool hit_mangled;	   /* hit_word is the word demangled */
 	pid_t hit_frames_of;	   /* the hit is in that thread's live frames */
@@ -366,18 +370,18 @@ static bool read_span(const struct scan *s, const struct iovec *span, void *buf)
 }
 
 /* As scan_pointers, in a thread's live frames: a word that returns into
- * rs is left out. A live frame into rs is the stack check's to find
- * (unwound exactly), and unused slots of live frames keep stale return
- * addresses for good (nginx's master kept one of a function main had
- * called); any other word may be a live pointer: a register a callee
- * saved (keeper's), or a local. */
+ * the code the stack check unwound is left out. A live frame there is
+ * that check's to find (unwound exactly), and unused slots of live frames
+ * keep stale return addresses for good (nginx's master kept one of a
+ * function main had called); any other word may be a live pointer: a
+ * register a callee saved (keeper's), or a local. */
 static const struct addr_range *scan_frame_pointers(const struct scan *s, const uint64_t *words,
 						    size_t n, size_t *i)
 {
 	const struct addr_range *r;
 
-	while ((r = scan_pointers(s->rs, words, n, s->guard, i)) &&
-	       returns_into(s->sc->mem_fd, s->rs, words[*i]))
+	while ((r = scan_pointers(s->rs, words, n, s->guard, i)) && s->unwound &&
+	       returns_into(s->sc->mem_fd, s->unwound, words[*i]))
 		(*i)++;
 	return r;
 }
@@ -687,16 +691,54 @@ static void regs_in_order(const struct user_regs_struct *r, uint64_t v[NREGS])
 	memcpy(v, in_order, sizeof(in_order));
 }
 
+/* Where the XSAVE area (and FXSAVE's, its first 512 bytes) keeps xmm0,
+ * after the x87 state; what ptrace gives of it at most (AVX-512's whole
+ * state is 2688 bytes). */
+#define XSAVE_XMM_AT  160
+#define XSAVE_XMM_END 416
+#define XSAVE_MAX     4096
+
+/* A vector register of a thread in its own code that points into rs,
+ * any 64-bit lane of xmm, ymm or zmm (GCC's -O2 builds a pair of
+ * pointers in one, movq and punpcklqdq, before it stores both), named in
+ * name; NULL if none. Without XSAVE, the xmm registers alone. */
+static const struct addr_range *vector_pointer(pid_t tid, const struct range_set *rs, char name[64])
+{
+	uint64_t area[XSAVE_MAX / 8];
+	struct iovec iov = {area, sizeof(area)};
+
+	if (ptrace(PTRACE_GETREGSET, tid, NT_X86_XSTATE, &iov) < 0) {
+		iov.iov_len = sizeof(struct user_fpregs_struct);
+		if (ptrace(PTRACE_GETFPREGS, tid, NULL, area) < 0)
+			return NULL;
+	}
+	for (size_t i = XSAVE_XMM_AT / 8; i < iov.iov_len / 8; i++) {
+		const struct addr_range *hit = range_set_find(rs, area[i]);
+
+		if (!hit)
+			continue;
+		if (i < XSAVE_XMM_END / 8)
+			snprintf(name, 64, "xmm%zu", (i * 8 - XSAVE_XMM_AT) / 16);
+		else
+			snprintf(name, 64, "a vector register's upper lanes");
+		return hit;
+	}
+	return NULL;
+}
+
 /* A register of a stopped thread that points into rs: those a function
  * keeps across calls; in a syscall, its arguments too (the kernel reads
  * the buffer of a blocked write as room frees up, and restarts the
  * syscall with them), not the scratch registers it clobbers; in the
- * thread's own code, every one. */
+ * thread's own code, every one, the vector registers too (not in a
+ * syscall: its wrapper is a call, across which the caller keeps nothing
+ * in them). */
 static int register_pointers(const struct scanner *sc, const struct threads *ts,
 			     const struct range_set *rs)
 {
 	struct user_regs_struct r;
 	uint64_t v[NREGS];
+	char name[64];
 
 	for (size_t k = 0; k < ts->n; k++) {
 		const struct addr_range *hit = NULL;
@@ -713,13 +755,17 @@ static int register_pointers(const struct scanner *sc, const struct threads *ts,
 		while (i < n && !(hit = range_set_find(rs, v[i])))
 			i++;
 		if (hit)
-			return opus_err(
-			    -EBUSY,
-			    "process %d: a register of thread %d points into %s (%s%s): "
-			    "unmapping it would leave that pointer dangling",
-			    (int)sc->pid, (int)ts->v[k].tid, hit->name, reg_names[i],
-			    in_syscall && i >= KEPT_REGS ? ", an argument of the syscall it is in"
-							 : "");
+			snprintf(name, sizeof(name), "%s%s", reg_names[i],
+				 in_syscall && i >= KEPT_REGS
+				     ? ", an argument of the syscall it is in"
+				     : "");
+		else if (!in_syscall)
+			hit = vector_pointer(ts->v[k].tid, rs, name);
+		if (hit)
+			return opus_err(-EBUSY,
+					"process %d: a register of thread %d points into %s (%s): "
+					"unmapping it would leave that pointer dangling",
+					(int)sc->pid, (int)ts->v[k].tid, hit->name, name);
 	}
 	return 0;
 }
@@ -742,12 +788,13 @@ static const char *mapping_name(pid_t pid, uint64_t addr, char out[256])
 }
 
 int scan_dangling(const struct scanner *sc, const struct threads *ts, const struct range_set *rs,
-		  uint64_t deadline, struct scan_tally *tally)
+		  const struct range_set *unwound, uint64_t deadline, struct scan_tally *tally)
 {
 	char where[256];
 	struct scan s = {.sc = sc,
 			 .view_pid = proc_view_id(sc->pid),
 			 .rs = rs,
+			 .unwound = unwound,
 			 .deadline = deadline,
 			 .pointers = true};
 	int ret = register_pointers(sc, ts, rs);

@@ -103,14 +103,14 @@ int scan_suspended(const struct scanner *sc, const struct threads *ts, const str
  * static TLS blocks and glibc's descriptor (pl->tls_below), and its live
  * frames (from its stack pointer, less the red zone, up), where a callee
  * keeps the registers it saved: any word there but a return address into
- * rs, which the stack check has unwound exactly, and which unused slots
- * keep stale long after (nginx's master kept one in its live frame); and
+ * unwound (the code the stack check has unwound exactly; NULL: none),
+ * which unused slots keep stale long after (nginx's master kept one in
+ * its live frame); and
  * the stopped threads' registers (in a syscall, those kept across calls
- * and its arguments). 0, or -EBUSY naming the register or the
- * thread whose frames hold the word (a retry may find it gone),
- * -EADDRINUSE naming where in memory the pointer is. -ETIME as for
- * scan_suspended. */
+ * and its arguments; in its own code, all, vector registers too). 0, or -EBUSY naming the register
+ * or the thread whose frames hold the word (a retry may find it gone), -EADDRINUSE naming where in
+ * memory the pointer is. -ETIME as for scan_suspended. */
 int scan_dangling(const struct scanner *sc, const struct threads *ts, const struct range_set *rs,
-		  uint64_t deadline, struct scan_tally *tally);
+		  const struct range_set *unwound, uint64_t deadline, struct scan_tally *tally);
 
 #endif

@@ -577,8 +577,9 @@ whole:
 }
 
 /* Before the patch is unmapped: no pointer into it left, within what is
- * left of --max-pause. */
-static int dangling_within_limit(struct txn *t, const struct scanner *sc, const struct live_opts *o,
+ * left of --max-pause; unwound is the code the stack check unwound. */
+static int dangling_within_limit(struct txn *t, const struct scanner *sc,
+				 const struct range_set *unwound, const struct live_opts *o,
 				 uint64_t start)
 {
 	struct addr_range parts[POINTER_TARGETS];
@@ -587,7 +588,7 @@ static int dangling_within_limit(struct txn *t, const struct scanner *sc, const 
 	int ret = range_set_init(&rs, parts, pointer_targets(t, parts));
 
 	if (!ret)
-		ret = scan_dangling(sc, &t->ts, &rs, pause_deadline(o, start), &tally);
+		ret = scan_dangling(sc, &t->ts, &rs, unwound, pause_deadline(o, start), &tally);
 	range_set_free(&rs);
 	return scan_ended(t, o, start, ret, "pointers into the patch", tally.bytes);
 }
@@ -754,7 +755,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		if (!ret && t->scan != SCAN_NONE)
 			ret = scan_within_limit(t, &sc, &rs, o, start);
 		if (!ret && t->unmaps) {
-			ret = dangling_within_limit(t, &sc, o, start);
+			ret = dangling_within_limit(t, &sc, &rs, o, start);
 			/* A register: it lets go once no call leads there. */
 			if (ret == -EBUSY && t->may_unmap_later)
 				ret = unmap_later(t, opus_errmsg());

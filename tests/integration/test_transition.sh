@@ -469,6 +469,25 @@ test_per_thread_revert_undone_while_a_saved_register_on_the_stack_points_into_th
 	assert_no_thread_traced "$pid"
 }
 
+# The same pointer in a vector register alone, its thread busy (no
+# syscall) with every general register cleared, as GCC's -O2 holds a pair
+# of pointers in one before storing both. The revert read the general
+# registers only, unmapped the patch, and the next print crashed the
+# target; now it reads xmm, ymm and zmm too, and is undone.
+test_per_thread_revert_undone_while_a_vector_register_points_into_the_patch() {
+	start_keeper 40 vector
+	local pid=$PID
+	printed_again "^fixed held "
+	expect_fail "revert while a vector register points into the patch" \
+		"$OPUS" revert "$pid" --timeout 1
+	grep -qE "points into fix|holds a pointer into fix" <<<"$ERR" || fail "the reason: $ERR"
+	assert_contains "left unchanged (the revert was undone)" "$ERR" "the outcome"
+	assert_eq 1 "$(opus_patches_mapped "$pid")" "the patch stays mapped"
+	printed_again "^fixed held "
+	assert_running "$pid"
+	assert_no_thread_traced "$pid"
+}
+
 # A per-thread revert whose thread does not leave in time is undone: the
 # jumps go back in (in a stop with no thread in the old code) and the
 # patch is whole again, the thread inside never off it. One whose opus is

@@ -7,6 +7,8 @@
  * last pointer for good. With a second argument "spilled", it sleeps in a
  * function that saves every register it must keep on its stack and clears
  * them: while the thread sleeps, only that stack slot holds the pointer.
+ * With "vector", it spins (about 10 ms a round, no syscall) with the
+ * pointer in xmm0 alone, every general register cleared.
  * Prints "ready 0", then "WORD N" every 10 ms. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +60,49 @@ __asm__(".text\n"
 	"  .cfi_endproc\n"
 	".size nap_spilled, .-nap_spilled\n");
 
+static int held_round;
+
+/* One round's line, from hold_in_xmm. */
+__attribute__((noinline, used)) void say_held(const char *w)
+{
+	printf("%s held %d\n", w, held_round++);
+	fflush(stdout);
+}
+
+/* Never returns: spins with w in xmm0 alone (every general register
+ * cleared, main's too, which it never gives back), then says it, with w
+ * kept in its frame across the call, and clears that slot and what the
+ * call left below the stack pointer. */
+void hold_in_xmm(const char *w) __attribute__((noreturn));
+__asm__(".text\n"
+	".globl hold_in_xmm\n"
+	".type hold_in_xmm, @function\n"
+	"hold_in_xmm:\n"
+	"  .cfi_startproc\n"
+	"  sub $8, %rsp\n  .cfi_adjust_cfa_offset 8\n"
+	"  movq %rdi, %xmm0\n"
+	"1:\n"
+	"  xor %eax, %eax\n  xor %ebx, %ebx\n  xor %ecx, %ecx\n  xor %edx, %edx\n"
+	"  xor %esi, %esi\n  xor %edi, %edi\n  xor %ebp, %ebp\n  xor %r8d, %r8d\n"
+	"  xor %r9d, %r9d\n  xor %r10d, %r10d\n  xor %r11d, %r11d\n  xor %r12d, %r12d\n"
+	"  xor %r13d, %r13d\n  xor %r14d, %r14d\n  xor %r15d, %r15d\n"
+	"  mov $30000000, %ecx\n"
+	"2:\n"
+	"  dec %rcx\n"
+	"  jnz 2b\n"
+	"  movq %xmm0, %rdi\n"
+	"  movq %xmm0, (%rsp)\n"
+	"  call say_held\n"
+	"  movq (%rsp), %xmm0\n"
+	"  movq $0, (%rsp)\n"
+	"  lea -512(%rsp), %rdi\n"
+	"  xor %eax, %eax\n"
+	"  mov $64, %ecx\n"
+	"  rep stosq\n"
+	"  jmp 1b\n"
+	"  .cfi_endproc\n"
+	".size hold_in_xmm, .-hold_in_xmm\n");
+
 int main(int argc, char **argv)
 {
 	int rounds = argc > 1 ? atoi(argv[1]) : -1;
@@ -73,6 +118,9 @@ int main(int argc, char **argv)
 		printf("%s %d\n", w, n);
 		fflush(stdout);
 	}
+	held_round = n;
+	if (argc > 2 && !strcmp(argv[2], "vector"))
+		hold_in_xmm(w);
 	for (;; n++) {
 		held_nap();
 		printf("%s held %d\n", w, n);
