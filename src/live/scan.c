@@ -27,11 +27,13 @@
 #define PM_PRESENT	(1ull << 63)  /* /proc/PID/pagemap: in memory */
 #define PM_SWAPPED	(1ull << 62)  /* or in swap: a stack may be there */
 #define MAX_SCAN_EXTENT (64ull << 30) /* larger mappings are refused */
-/* Below 32 chunks in scope, mostly the pages of a small heap, starting a
+/* Below 32 MiB in scope, mostly the pages of a small heap, starting a
  * thread costs more than it saves; above, reading memory is most of the
- * pause and each CPU reads its share (1 GiB: 200 -> 100 ms on 2 CPUs). */
-#define PARALLEL_MIN_CHUNKS 32u
-#define MAX_SCAN_HELPERS    15u
+ * pause and each CPU reads its share (1 GiB: 200 -> 100 ms on 2 CPUs).
+ * Counted in bytes, not chunks: each thread's frames and TLS blocks are
+ * chunks of a few KiB. */
+#define PARALLEL_MIN_BYTES (32ull << 20)
+#define MAX_SCAN_HELPERS   15u
 
 static int by_lo(const void *a, const void *b)
 {
@@ -294,7 +296,9 @@ void scanner_close(struct scanner *sc)
  * what one worker reads and scans at a time. */
 struct chunk {
 	uint64_t lo, hi;
-	pid_t frames_of; /* the thread whose live frames these are; 0: memory */
+	/* 1 + the index in ts of the thread whose live frames these are; 0:
+	 * memory */
+	size_t frames_of;
 };
 
 /* One scan of the stopped process, shared by its workers: each takes the
@@ -307,6 +311,7 @@ struct scan {
 	uint64_t deadline;     /* opus_now_ns() past which no chunk is begun; 0: none */
 	struct chunk *v;
 	size_t n, cap;
+	uint64_t planned; /* the bytes of v, touched or not */
 	atomic_size_t next;
 	atomic_bool late; /* a chunk was left for the deadline */
 	_Atomic(const struct addr_range *) hit;
@@ -316,7 +321,9 @@ struct scan {
 	const struct range_set *unwound;
 	uint64_t hit_at, hit_word; /* written by the worker that set hit */
 	bool hit_mangled;	   /* hit_word is the word demangled */
-	pid_t hit_frames_of;	   /* the hit is in that thread's live frames */
+	/* Per thread of ts: its live frames hold a word into rs (scan_dangling's
+	 * frames_hold); NULL when not asked. */
+	atomic_bool *frames_hold;
 	atomic_uint_fast64_t bytes;
 	unsigned dead_stacks; /* exited threads' stacks left alone */
 };
@@ -402,16 +409,19 @@ static void scan_chunk(struct scan *s, const struct chunk *c, uint64_t *buf)
 		if (!read_span(s, &spans[j], buf))
 			continue;
 		bytes += spans[j].iov_len;
-		if (c->frames_of)
-			r = scan_frame_pointers(s, buf, spans[j].iov_len / 8, &i);
-		else if (s->pointers)
+		if (c->frames_of) {
+			/* A candidate only: noted, and the scan goes on. */
+			if (scan_frame_pointers(s, buf, spans[j].iov_len / 8, &i))
+				atomic_store(&s->frames_hold[c->frames_of - 1], true);
+			continue;
+		}
+		if (s->pointers)
 			r = scan_pointers(s->rs, buf, spans[j].iov_len / 8, s->guard, &i);
 		else
 			r = scan_words(s->sc->mem_fd, s->rs, buf, spans[j].iov_len / 8, s->guard,
 				       &i);
 		if (r && atomic_compare_exchange_strong(&s->hit, &none, r)) {
 			s->hit_at = (uint64_t)(uintptr_t)spans[j].iov_base + i * 8;
-			s->hit_frames_of = c->frames_of;
 			s->hit_word = buf[i];
 			if (s->pointers && s->guard && !range_set_find(s->rs, buf[i])) {
 				s->hit_word = demangle(buf[i], *s->guard);
@@ -458,7 +468,7 @@ static size_t start_helpers(struct scan *s, pthread_t *th, size_t max)
 	pthread_attr_t attr;
 	size_t n = 0, want;
 
-	if (s->n < PARALLEL_MIN_CHUNKS || sched_getaffinity(0, sizeof(cpus), &cpus))
+	if (s->planned < PARALLEL_MIN_BYTES || sched_getaffinity(0, sizeof(cpus), &cpus))
 		return 0;
 	want = (size_t)CPU_COUNT(&cpus) - 1;
 	if (want > max)
@@ -555,7 +565,7 @@ static bool dead_threads_stack(const struct scanner *sc, const struct proc_map *
 /* [lo, hi) of m cut into chunks, appended to s; frames_of as in struct
  * chunk. */
 static int add_chunks(struct scan *s, pid_t pid, const struct proc_map *m, uint64_t lo,
-		      uint64_t hi_end, pid_t frames_of)
+		      uint64_t hi_end, size_t frames_of)
 {
 	if (m->end - lo > MAX_SCAN_EXTENT)
 		return opus_err(-E2BIG,
@@ -569,21 +579,19 @@ static int add_chunks(struct scan *s, pid_t pid, const struct proc_map *m, uint6
 		if (OPUS_PUSH(s->v, s->n, s->cap))
 			return -ENOMEM;
 		s->v[s->n++] = (struct chunk){lo, hi < hi_end ? hi : hi_end, frames_of};
+		s->planned += s->v[s->n - 1].hi - lo;
 		lo = hi;
 	}
 	return 0;
 }
 
-/* Below a stack pointer, the bytes a function that calls none may keep
- * its locals in (the x86-64 ABI's red zone). */
-#define RED_ZONE 128
-
 /* In a mapping m that threads run on, what of it pointers may live in:
- * each such thread's live frames, from its stack pointer (and red zone)
- * up to its static TLS blocks, or to m's end where its thread pointer is
- * not in m (the main thread's, one on a coroutine's stack); and those
- * blocks and glibc's descriptor (its thread-specific data), just below
- * and above its thread pointer. Below a stack pointer is dead. */
+ * each such thread's live frames (when s->frames_hold asks for them),
+ * from its stack pointer up to its static TLS blocks, or to m's end where
+ * its thread pointer is not in m (the main thread's, one on a coroutine's
+ * stack); and those blocks and glibc's descriptor (its thread-specific
+ * data), just below and above its thread pointer. Below a stack pointer
+ * is dead. */
 static int add_thread_parts(struct scan *s, pid_t pid, const struct proc_map *m, const uint64_t *sp,
 			    const struct threads *ts)
 {
@@ -596,10 +604,11 @@ static int add_thread_parts(struct scan *s, pid_t pid, const struct proc_map *m,
 
 		if (sp[k] < m->start || sp[k] >= m->end)
 			continue;
-		lo = sp[k] >= m->start + RED_ZONE ? sp[k] - RED_ZONE : m->start;
+		lo = sp[k];
 		if (own)
 			top = tp - pl->tls_below > sp[k] ? tp - pl->tls_below : sp[k];
-		ret = add_chunks(s, pid, m, lo, top, ts->v[k].tid);
+		if (s->frames_hold)
+			ret = add_chunks(s, pid, m, lo, top, k + 1);
 		if (!ret && own && pl->size && pl->tls_below)
 			ret = add_chunks(s, pid, m, top & ~7ull,
 					 tp + pl->size < m->end ? tp + pl->size : m->end, 0);
@@ -788,32 +797,28 @@ static const char *mapping_name(pid_t pid, uint64_t addr, char out[256])
 }
 
 int scan_dangling(const struct scanner *sc, const struct threads *ts, const struct range_set *rs,
-		  const struct range_set *unwound, uint64_t deadline, struct scan_tally *tally)
+		  const struct range_set *unwound, uint64_t deadline, bool *frames_hold,
+		  struct scan_tally *tally)
 {
 	char where[256];
+	atomic_bool *hold = frames_hold ? calloc(ts->n + 1, sizeof(*hold)) : NULL;
 	struct scan s = {.sc = sc,
 			 .view_pid = proc_view_id(sc->pid),
 			 .rs = rs,
 			 .unwound = unwound,
+			 .frames_hold = hold,
 			 .deadline = deadline,
 			 .pointers = true};
-	int ret = register_pointers(sc, ts, rs);
+	int ret = frames_hold && !hold ? -ENOMEM : register_pointers(sc, ts, rs);
 
 	if (!ret)
 		ret = run_scan(&s, ts, SCAN_BESIDE_THREADS, tally);
-	/* A frame lets go of its word as its thread goes on, as a register
-	 * does: a retry may find it gone. */
-	if (ret == -EBUSY && s.hit && s.hit_frames_of)
-		ret =
-		    opus_err(-EBUSY,
-			     "process %d: the stack of thread %d holds a pointer into %s at "
-			     "0x%" PRIx64 " (0x%" PRIx64 "%s: a register a called function saved, "
-			     "or a local): unmapping it would leave that pointer dangling",
-			     (int)sc->pid, (int)s.hit_frames_of, s.hit->name, s.hit_at, s.hit_word,
-			     s.hit_mangled ? ", mangled with glibc's pointer guard" : "");
+	for (size_t k = 0; hold && k < ts->n; k++)
+		frames_hold[k] = atomic_load(&hold[k]);
+	free(hold);
 	/* Unlike a register, memory seldom lets go of a pointer in the time
 	 * a retry waits (a freed block keeps it until reused): no retry. */
-	else if (ret == -EBUSY && s.hit)
+	if (ret == -EBUSY && s.hit)
 		ret = opus_err(-EADDRINUSE,
 			       "process %d: memory at 0x%" PRIx64 " (%s) holds a pointer into %s "
 			       "(0x%" PRIx64 "%s: a function or constant only the patch has?): "

@@ -100,17 +100,22 @@ int scan_suspended(const struct scanner *sc, const struct threads *ts, const str
  * left where the program can follow it. Where suspended stacks are looked
  * for (every private writable mapping but the stacks threads run on), any
  * word, plain or demangled; in the stacks threads run on, each thread's
- * static TLS blocks and glibc's descriptor (pl->tls_below), and its live
- * frames (from its stack pointer, less the red zone, up), where a callee
- * keeps the registers it saved: any word there but a return address into
- * unwound (the code the stack check has unwound exactly; NULL: none),
- * which unused slots keep stale long after (nginx's master kept one in
- * its live frame); and
- * the stopped threads' registers (in a syscall, those kept across calls
- * and its arguments; in its own code, all, vector registers too). 0, or -EBUSY naming the register
- * or the thread whose frames hold the word (a retry may find it gone), -EADDRINUSE naming where in
- * memory the pointer is. -ETIME as for scan_suspended. */
+ * static TLS blocks and glibc's descriptor (pl->tls_below); and the
+ * stopped threads' registers (in a syscall, those kept across calls and
+ * its arguments; in its own code, all, vector registers too). 0, or
+ * -EBUSY naming the register (a retry may find it gone), -EADDRINUSE
+ * naming where in memory the pointer is. -ETIME as for scan_suspended.
+ *
+ * A thread's live frames (from its stack pointer up) are read only for
+ * candidates: with frames_hold (one per thread of ts), frames_hold[k]
+ * says whether thread k's hold a word into rs that does not return into
+ * unwound (the code the stack check has unwound exactly; NULL: none).
+ * Unused slots and signal frames keep stale words (nginx's master kept a
+ * return address; a signal frame's unwritten padding, the program
+ * counter of an earlier signal taken in the patch's code), so a word
+ * there says nothing by itself: unwind_kept_pointers tells. */
 int scan_dangling(const struct scanner *sc, const struct threads *ts, const struct range_set *rs,
-		  const struct range_set *unwound, uint64_t deadline, struct scan_tally *tally);
+		  const struct range_set *unwound, uint64_t deadline, bool *frames_hold,
+		  struct scan_tally *tally);
 
 #endif

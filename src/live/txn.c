@@ -576,20 +576,40 @@ whole:
 	return 1;
 }
 
+/* Of the threads whose live frames hold a word into rs (hold), one whose
+ * frame keeps it for a caller (unwind_kept_pointers): -EBUSY, or -EAGAIN
+ * if the unwind tables are needed and not loaded. */
+static int frames_keep(struct txn *t, struct unwinder *u, const struct range_set *rs,
+		       const bool *hold)
+{
+	int ret = 0;
+
+	for (size_t k = 0; !ret && k < t->ts.n; k++)
+		if (hold[k])
+			ret = unwind_kept_pointers(u, t->ts.v[k].tid, rs);
+	return ret;
+}
+
 /* Before the patch is unmapped: no pointer into it left, within what is
  * left of --max-pause; unwound is the code the stack check unwound. */
-static int dangling_within_limit(struct txn *t, const struct scanner *sc,
+static int dangling_within_limit(struct txn *t, const struct scanner *sc, struct unwinder *u,
 				 const struct range_set *unwound, const struct live_opts *o,
 				 uint64_t start)
 {
 	struct addr_range parts[POINTER_TARGETS];
 	struct scan_tally tally = {0};
+	bool *hold = calloc(t->ts.n + 1, sizeof(*hold));
 	struct range_set rs;
-	int ret = range_set_init(&rs, parts, pointer_targets(t, parts));
+	int ret = hold ? range_set_init(&rs, parts, pointer_targets(t, parts)) : -ENOMEM;
 
-	if (!ret)
-		ret = scan_dangling(sc, &t->ts, &rs, unwound, pause_deadline(o, start), &tally);
-	range_set_free(&rs);
+	if (!ret) {
+		ret =
+		    scan_dangling(sc, &t->ts, &rs, unwound, pause_deadline(o, start), hold, &tally);
+		if (!ret)
+			ret = frames_keep(t, u, &rs, hold);
+		range_set_free(&rs);
+	}
+	free(hold);
 	return scan_ended(t, o, start, ret, "pointers into the patch", tally.bytes);
 }
 
@@ -755,7 +775,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		if (!ret && t->scan != SCAN_NONE)
 			ret = scan_within_limit(t, &sc, &rs, o, start);
 		if (!ret && t->unmaps) {
-			ret = dangling_within_limit(t, &sc, &rs, o, start);
+			ret = dangling_within_limit(t, &sc, u, &rs, o, start);
 			/* A register: it lets go once no call leads there. */
 			if (ret == -EBUSY && t->may_unmap_later)
 				ret = unmap_later(t, opus_errmsg());

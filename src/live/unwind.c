@@ -12,6 +12,7 @@
 #include <sys/uio.h>
 #include <sys/user.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -564,6 +565,86 @@ static int report_busy(pid_t pid, const struct busy *b)
 	return opus_err(-EBUSY, "process %d: thread %d is inside %s%s%s", (int)pid,
 			(int)b->first_tid, b->names[0], b->n > 1 ? "; also on a stack: " : "",
 			more);
+}
+
+/* DWARF's numbers for the x86-64 registers, in that order (7 is rsp). */
+static const char *const dwarf_reg_names[16] = {"rax", "rdx", "rcx", "rbx", "rsi", "rdi",
+						"rbp", "rsp", "r8",  "r9",  "r10", "r11",
+						"r12", "r13", "r14", "r15"};
+
+struct kept {
+	const struct range_set *rs;
+	int depth;
+	const struct addr_range *hit;
+	unsigned reg;
+	Dwarf_Addr pc;
+};
+
+/* Is register reg of frame, as CFI recovers it, a pointer into k->rs? */
+static bool kept_hit(Dwfl_Frame *frame, unsigned reg, struct kept *k)
+{
+	Dwarf_Word v;
+
+	if (reg == DWARF_REG_RSP || dwfl_frame_reg(frame, reg, &v) != 0)
+		return false; /* not known here: no frame saved it */
+	k->hit = range_set_find(k->rs, v);
+	k->reg = reg;
+	return k->hit != NULL;
+}
+
+/* Does this frame keep a pointer into k->rs for its caller? A caller's
+ * registers are those a function must keep (rbx, rbp, r12-r15); in a
+ * context a signal interrupted (activation) every one is live. The
+ * innermost frame's are the thread's own (scan.c's). */
+static int on_kept_frame(Dwfl_Frame *frame, void *arg)
+{
+	static const unsigned kept_across_calls[] = {3, 6, 12, 13, 14, 15};
+	struct kept *k = arg;
+	bool activation, hit = false;
+
+	if (!dwfl_frame_pc(frame, &k->pc, &activation))
+		return DWARF_CB_ABORT;
+	if (k->depth > 0 && activation)
+		for (unsigned reg = 0; reg < 16 && !hit; reg++)
+			hit = kept_hit(frame, reg, k);
+	else if (k->depth > 0)
+		for (size_t i = 0; i < 6 && !hit; i++)
+			hit = kept_hit(frame, kept_across_calls[i], k);
+	if (hit)
+		return DWARF_CB_ABORT;
+	return ++k->depth < MAX_FRAMES ? DWARF_CB_OK : DWARF_CB_ABORT;
+}
+
+int unwind_kept_pointers(struct unwinder *u, pid_t tid, const struct range_set *rs)
+{
+	struct kept k = {.rs = rs};
+	int r;
+
+	if (!u->dwfl)
+		return -EAGAIN;
+	asking = u;
+	r = dwfl_getthread_frames(u->dwfl, tid, on_kept_frame, &k);
+	asking = NULL;
+	if (k.hit)
+		return opus_err(-EBUSY,
+				"process %d: thread %d keeps a pointer into %s in %s for the "
+				"function at 0x%" PRIx64
+				" (%d frames up): unmapping it would leave "
+				"that pointer dangling",
+				(int)u->pid, (int)tid, k.hit->name, dwarf_reg_names[k.reg],
+				(uint64_t)k.pc, k.depth);
+	if (r != 0 && proc_thread_dead(tid))
+		return opus_err(-ESRCH, "process %d: thread %d exited during the stack check",
+				(int)u->pid, (int)tid);
+	/* Frames past where DWARF stopped may keep one: in doubt. */
+	if (r != 0)
+		return opus_err(-EBUSY,
+				"process %d: the live frames of thread %d hold a word that points "
+				"into %s, and its stack could not be unwound past %d frames (%s) "
+				"to tell whether a caller keeps it",
+				(int)u->pid, (int)tid, rs->n ? rs->v[0]->name : "the patch",
+				k.depth, dwfl_errmsg(-1));
+	return 0;
 }
 
 int unwind_check(struct unwinder *u, const struct threads *ts, const struct range_set *rs,

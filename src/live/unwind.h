@@ -85,4 +85,15 @@ void unwind_check_early(struct unwinder *u, const struct range_set *rs, struct t
 int unwind_check(struct unwinder *u, const struct threads *ts, const struct range_set *rs,
 		 struct exit_site *exits);
 
+/* For a stopped thread whose live frames hold a word into rs (a
+ * candidate: scan_dangling's frames_hold), whether a frame keeps it for
+ * its caller: a register it must keep across calls (rbx, rbp, r12-r15)
+ * that DWARF CFI says it saved, or any register of a context a signal
+ * interrupted, as each frame's caller will see it. 0 if none, the stack
+ * unwound to its end: the word is a stale one, or a local (not told
+ * apart; README); -EBUSY naming the register and the function, or if
+ * the stack could not be unwound to the end (in doubt); -EAGAIN if the
+ * tables are not loaded, as for unwind_check. */
+int unwind_kept_pointers(struct unwinder *u, pid_t tid, const struct range_set *rs);
+
 #endif
