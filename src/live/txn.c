@@ -2,6 +2,7 @@
  * inside it, jump sites written and undone, and the stop that commits. */
 #include "txn.h"
 #include "exits.h"
+#include "held.h"
 #include "mem.h"
 #include "unwind.h"
 #include "util/file.h"
@@ -591,10 +592,11 @@ static int frames_keep(struct txn *t, struct unwinder *u, const struct range_set
 }
 
 /* Before the patch is unmapped: no pointer into it left, within what is
- * left of --max-pause; unwound is the code the stack check unwound. */
+ * left of --max-pause; unwound is the code the stack check unwound,
+ * epolls the process's epoll descriptors, listed before the stop. */
 static int dangling_within_limit(struct txn *t, const struct scanner *sc, struct unwinder *u,
-				 const struct range_set *unwound, const struct live_opts *o,
-				 uint64_t start)
+				 const struct range_set *unwound, const struct held_epolls *epolls,
+				 const struct live_opts *o, uint64_t start)
 {
 	struct addr_range parts[POINTER_TARGETS];
 	struct scan_tally tally = {0};
@@ -607,6 +609,8 @@ static int dangling_within_limit(struct txn *t, const struct scanner *sc, struct
 		    scan_dangling(sc, &t->ts, &rs, unwound, pause_deadline(o, start), hold, &tally);
 		if (!ret)
 			ret = frames_keep(t, u, &rs, hold);
+		if (!ret)
+			ret = held_check(&t->ts, epolls, &rs);
 		range_set_free(&rs);
 	}
 	free(hold);
@@ -680,6 +684,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 	uint64_t deadline = opus_now_ns() + (uint64_t)(o->timeout_s * 1e9), t1 = opus_now_ns();
 	struct live_stats *st = t->st;
 	uint64_t cfi_later = 0; /* unwind tables read between stops */
+	uint64_t fds_ns = 0;	/* epoll descriptors listed before each stop */
 	/* A transaction may stop more than once (a transition's second stop,
 	 * a revert's later unmap): this call's figures add to the earlier. */
 	uint64_t retry0 = t->st->retry_ns, seize0 = t->st->seize_ns;
@@ -690,6 +695,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 	bool armed = t->entry.exits && !t->stubs_unused && exits_armed(t->mem_fd, txn_exits(t));
 	struct unwinder *u = NULL;
 	struct scanner sc = {0};
+	struct held_epolls epolls = {0};
 	struct range_set rs;
 	int ret = range_set_init(&rs, t->ranges, t->nranges);
 
@@ -713,9 +719,14 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 	st->cfi_ns = lap(&t1);
 	txn_boost(t, true);
 	while (!ret) {
-		uint64_t seize = opus_now_ns(), start, stopped, unwound, checked, written;
+		uint64_t seize, start, stopped, unwound, checked, written;
 		bool busy;
 
+		/* Listed with the threads running: it takes 6 us a descriptor. */
+		seize = opus_now_ns();
+		if (t->unmaps && (ret = held_list_epolls(t->pid, &epolls)))
+			break;
+		fds_ns += lap(&seize);
 		/* Seizing stops nothing: done first, it stays out of the pause. */
 		if ((ret = threads_seize_all(&t->ts)))
 			break;
@@ -727,8 +738,8 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		st->seize_ns += start - seize;
 		/* Earlier attempts and the waits after them, less their seizing
 		 * and the unwind tables read between them. */
-		st->retry_ns =
-		    retry0 + (seize - t1) - (st->seize_ns - seize0 - (start - seize)) - cfi_later;
+		st->retry_ns = retry0 + (seize - t1) - (st->seize_ns - seize0 - (start - seize)) -
+			       cfi_later - fds_ns;
 		st->attempts++;
 		if (!st->prepare_ns)
 			st->prepare_ns = start - t->t0;
@@ -775,7 +786,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		if (!ret && t->scan != SCAN_NONE)
 			ret = scan_within_limit(t, &sc, &rs, o, start);
 		if (!ret && t->unmaps) {
-			ret = dangling_within_limit(t, &sc, u, &rs, o, start);
+			ret = dangling_within_limit(t, &sc, u, &rs, &epolls, o, start);
 			/* A register: it lets go once no call leads there. */
 			if (ret == -EBUSY && t->may_unmap_later)
 				ret = unmap_later(t, opus_errmsg());
@@ -842,6 +853,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		ret = 0;
 	}
 	st->cfi_ns += cfi_later;
+	st->procfs_ns += fds_ns;
 	/* Left with a stub planted (the stop after a catch failed): put it
 	 * back in a stop of its own, or keep the mapping it leads into. */
 	if (armed &&
@@ -855,6 +867,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 			      t->st->attempts);
 	unwind_close(u);
 	scanner_close(&sc);
+	held_epolls_free(&epolls);
 	free(exits);
 	free(entries);
 	range_set_free(&rs);

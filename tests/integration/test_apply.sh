@@ -510,3 +510,43 @@ test_revert_refuses_while_a_blocked_syscall_reads_the_patch() {
 	assert_eq 0 "$(opus_mappings "$PID")" "opus mappings after the revert"
 	assert_running "$PID"
 }
+
+# until_line FILE LINE: waits (5 s at most) for a line of FILE to be LINE.
+until_line() {
+	for _ in $(seq 100); do
+		grep -qx "$2" "$1" && return 0
+		sleep 0.05
+	done
+	fail "never printed '$2': $(cat "$1")"
+}
+
+# The kernel keeps a pointer the target gave it and hands it back later: an
+# epoll registration's data, a POSIX timer's value, a queued signal's value.
+# No register or memory of the target holds it meanwhile.
+test_revert_refuses_while_the_kernel_keeps_a_pointer_into_the_patch() {
+	build_target handback "$WORK" -O2 -g -fPIE -pie
+	"$OPUS" build --source "$WORK/src" --diff "$TARGETS/handback/fixed.diff" \
+		--binary "$WORK/src/handback" -o "$WORK/fix.opatch" >/dev/null
+	local mode reason
+	for mode in epoll timer queued; do
+		start "$WORK/src/handback" "$mode"
+		"$OPUS" apply "$PID" "$WORK/fix.opatch" >/dev/null
+		kill -USR1 "$PID"
+		until_line "$START_OUT" given
+		expect_fail "reverting while the kernel keeps a pointer into the patch ($mode)" \
+			"$OPUS" revert "$PID" --timeout 1
+		case $mode in
+		epoll) reason="its epoll descriptor [0-9]* keeps a pointer into fix (0x[0-9a-f]*, the data of descriptor [0-9]*'s registration)" ;;
+		timer) reason="its POSIX timer 0 keeps a pointer into fix (0x[0-9a-f]*, the value of its signal $(kill -l USR2))" ;;
+		queued) reason="signal $(kill -l USR2), queued for the process, keeps a pointer into fix" ;;
+		esac
+		grep -q "$reason" <<<"$ERR" || fail "$mode: the reason: expected '$reason', got '$ERR'"
+		assert_eq 1 "$(opus_patches_mapped "$PID")" "$mode: the patch stays"
+		kill -USR1 "$PID"
+		until_line "$START_OUT" released
+		assert_eq fixed "$(tail -2 "$START_OUT" | head -1)" "$mode: what the kernel handed back"
+		"$OPUS" revert "$PID" >/dev/null
+		assert_eq 0 "$(opus_mappings "$PID")" "$mode: opus mappings after the revert"
+		assert_running "$PID"
+	done
+}
