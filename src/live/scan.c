@@ -599,16 +599,15 @@ static int add_thread_parts(struct scan *s, pid_t pid, const struct proc_map *m,
 	int ret = 0;
 
 	for (size_t k = 0; !ret && k < ts->n; k++) {
-		uint64_t tp = sp[ts->n + k], lo, top = m->end;
+		uint64_t tp = sp[ts->n + k], top = m->end;
 		bool own = tp > sp[k] && tp < m->end;
 
 		if (sp[k] < m->start || sp[k] >= m->end)
 			continue;
-		lo = sp[k];
 		if (own)
 			top = tp - pl->tls_below > sp[k] ? tp - pl->tls_below : sp[k];
 		if (s->frames_hold)
-			ret = add_chunks(s, pid, m, lo, top, k + 1);
+			ret = add_chunks(s, pid, m, sp[k], top, k + 1);
 		if (!ret && own && pl->size && pl->tls_below)
 			ret = add_chunks(s, pid, m, top & ~7ull,
 					 tp + pl->size < m->end ? tp + pl->size : m->end, 0);
@@ -691,15 +690,6 @@ enum { KEPT_REGS = 6, SYSCALL_ARGS = 6, NREGS = 15 };
 static const char *const reg_names[NREGS] = {"rbx", "rbp", "r12", "r13", "r14", "r15", "rdi", "rsi",
 					     "rdx", "r10", "r8",  "r9",	 "rax", "rcx", "r11"};
 
-static void regs_in_order(const struct user_regs_struct *r, uint64_t v[NREGS])
-{
-	const uint64_t in_order[NREGS] = {r->rbx, r->rbp, r->r12, r->r13, r->r14,
-					  r->r15, r->rdi, r->rsi, r->rdx, r->r10,
-					  r->r8,  r->r9,  r->rax, r->rcx, r->r11};
-
-	memcpy(v, in_order, sizeof(in_order));
-}
-
 /* Where the XSAVE area (and FXSAVE's, its first 512 bytes) keeps xmm0,
  * after the x87 state; what ptrace gives of it at most (AVX-512's whole
  * state is 2688 bytes). */
@@ -746,7 +736,6 @@ static int register_pointers(const struct scanner *sc, const struct threads *ts,
 			     const struct range_set *rs)
 {
 	struct user_regs_struct r;
-	uint64_t v[NREGS];
 	char name[64];
 
 	for (size_t k = 0; k < ts->n; k++) {
@@ -758,7 +747,8 @@ static int register_pointers(const struct scanner *sc, const struct threads *ts,
 		if (ptrace(PTRACE_GETREGS, ts->v[k].tid, NULL, &r) < 0 ||
 		    proc_thread_io_worker(ts->v[k].tid, &r))
 			continue;
-		regs_in_order(&r, v);
+		const uint64_t v[NREGS] = {r.rbx, r.rbp, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi,
+					   r.rdx, r.r10, r.r8,	r.r9,  r.rax, r.rcx, r.r11};
 		in_syscall = (int64_t)r.orig_rax >= 0;
 		n = in_syscall ? KEPT_REGS + SYSCALL_ARGS : NREGS;
 		while (i < n && !(hit = range_set_find(rs, v[i])))
