@@ -409,6 +409,8 @@ static int assemble_all(struct build *b, struct build_notes *notes)
 		ret = build_check_kept(b, assembled);
 	if (!ret && !b->opts->replace_all)
 		ret = build_check_frozen(b, assembled);
+	if (!ret && !b->opts->replace_all)
+		ret = build_warn_kept_results(b, assembled, notes);
 	if (!ret)
 		ret = build_judge_shared_vars(b, assembled);
 	if (!ret)
@@ -578,6 +580,41 @@ static int fill_meta(struct build *b, struct build_notes *notes)
 	return 0;
 }
 
+/* Whether gcc compiled unit i's original (its compile tagged orig). */
+static bool built_by_gcc(const struct build *b, size_t i)
+{
+	char path[256];
+	struct obj o;
+	bool gcc;
+
+	build_obj_path(b, "orig", i, path, sizeof(path));
+	if (obj_open(path, &o))
+		return false;
+	gcc = obj_built_by_gcc(&o);
+	obj_close(&o);
+	return gcc;
+}
+
+/* The patched units, those gcc builds with its dumps of what it found
+ * const or pure (results.c reads them; they change no code). */
+static int compile_patched(struct build *b)
+{
+	bool *gcc = calloc(b->ws.nunits + 1, sizeof(*gcc));
+	bool *other = calloc(b->ws.nunits + 1, sizeof(*other));
+	int ret = gcc && other ? 0 : -ENOMEM;
+
+	for (size_t i = 0; !ret && i < b->ws.nunits; i++)
+		other[i] = !(gcc[i] = built_by_gcc(b, i));
+	if (!ret)
+		ret = build_compile_as(b, "new", COMPILE_SECTIONS_PURE_CONST_DUMPS, gcc,
+				       "patched units compiled");
+	if (!ret)
+		ret = build_compile_as(b, "new", COMPILE_SECTIONS, other, "patched units compiled");
+	free(gcc);
+	free(other);
+	return ret;
+}
+
 static int run_build(struct build *b, struct build_notes *notes)
 {
 	int ret;
@@ -613,8 +650,7 @@ static int run_build(struct build *b, struct build_notes *notes)
 				 2, NULL,
 				 "compiles of the original units (as built, and for the diff)")) ||
 	    (ret = workspace_apply_diff(&b->ws)) ||
-	    (!b->opts->replace_all &&
-	     (ret = build_compile_as(b, "new", COMPILE_SECTIONS, NULL, "patched units compiled"))))
+	    (!b->opts->replace_all && (ret = compile_patched(b))))
 		return ret;
 	if ((ret = assemble_all(b, notes)) || (ret = refuse_calls_into_new_files(b)))
 		return ret;

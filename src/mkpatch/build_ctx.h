@@ -71,6 +71,11 @@ int build_check_kept(struct build *b, const bool *assembled);
  * the fix takes out, must not be read by the new code as a constant. */
 int build_check_frozen(struct build *b, const bool *assembled);
 
+/* results.c: a changed function that gcc found const or pure, called by a
+ * function the patch keeps, is warned of: that caller may go on using a
+ * result of the old code it computed once. */
+int build_warn_kept_results(struct build *b, const bool *assembled, struct build_notes *notes);
+
 /* mixed.c: whether a per-thread transition may apply the patch, into
  * patch.stop_world: a replaced function of an assembled unit that reads or
  * writes another set of shared variables than its old code is a reason

@@ -245,7 +245,9 @@ static int add_flavour(const struct cdb_entry *e, char ***argv, size_t *n, size_
 	macro_mapped(e, orig_root, root, sizeof(root));
 	snprintf(map, sizeof(map), "-ffile-prefix-map=%s=%s", scratch_root, root);
 	if (flavour == COMPILE_SECTIONS || flavour == COMPILE_SECTIONS_GOT ||
-	    flavour == COMPILE_SECTIONS_NO_CALLEE_IPA || flavour == COMPILE_SECTIONS_KEEP_VARIABLES)
+	    flavour == COMPILE_SECTIONS_NO_CALLEE_IPA ||
+	    flavour == COMPILE_SECTIONS_KEEP_VARIABLES ||
+	    flavour == COMPILE_SECTIONS_PURE_CONST_DUMPS)
 		for (size_t i = 0; !ret && i < sizeof(sections) / sizeof(sections[0]); i++)
 			ret = add(argv, n, cap, strdup(sections[i]));
 	if (!ret && flavour == COMPILE_SECTIONS_GOT)
@@ -256,6 +258,21 @@ static int add_flavour(const struct cdb_entry *e, char ***argv, size_t *n, size_
 		ret = add(argv, n, cap, strdup("-fno-ipa-reference-addressable"));
 	if (!ret)
 		ret = add(argv, n, cap, strdup(map));
+	return ret;
+}
+
+/* gcc's reports of what it found const or pure, beside out_obj. */
+static int add_pure_const_dumps(char ***argv, size_t *n, size_t *cap, const char *out_obj)
+{
+	static const char *const dumps[][2] = {{"ipa-pure-const", "pure-const"},
+					       {"tree-local-pure-const1", "pure-const1"}};
+	char *opt;
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < 2; i++)
+		ret = asprintf(&opt, "-fdump-%s=%s.%s", dumps[i][0], out_obj, dumps[i][1]) < 0
+			  ? -ENOMEM
+			  : add(argv, n, cap, opt);
 	return ret;
 }
 
@@ -371,6 +388,8 @@ int compile_start(const struct cdb_entry *e, const char *orig_root, const char *
 		ret = compile_base_args(e, orig_root, scratch_root, &argv, &n, &cap);
 	if (!ret)
 		ret = add_flavour(e, &argv, &n, &cap, flavour, orig_root, scratch_root);
+	if (!ret && flavour == COMPILE_SECTIONS_PURE_CONST_DUMPS)
+		ret = add_pure_const_dumps(&argv, &n, &cap, out_obj);
 	if (!ret && flavour == COMPILE_PREPROCESSED)
 		ret = add(&argv, &n, &cap, strdup("-E")) ?: add(&argv, &n, &cap, strdup("-P"));
 	else if (!ret)

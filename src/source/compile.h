@@ -25,6 +25,10 @@ enum compile_flavour {
 	/* Plus -fno-ipa-reference-addressable (gcc): a static variable that
 	 * no code writes stays a variable instead of becoming a constant. */
 	COMPILE_SECTIONS_KEEP_VARIABLES,
+	/* Plus gcc's dumps of the functions it finds const or pure, beside
+	 * the object: OUT.pure-const (the IPA pass) and OUT.pure-const1 (the
+	 * early local pass). The code is COMPILE_SECTIONS's. */
+	COMPILE_SECTIONS_PURE_CONST_DUMPS,
 	/* Preprocessed only, without line markers (-E -P): two units whose
 	 * texts are equal compile to the same code. */
 	COMPILE_PREPROCESSED,

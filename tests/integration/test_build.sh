@@ -234,6 +234,72 @@ with_main() {
 		arguments: ["gcc", "-O2", "-g", "-c", "\(.).c", "-o", "\(.).o"]}]' >"$WORK/src/compile_commands.json"
 }
 
+# gcc finds word() const and calls it once, before main's loop: a fix to
+# word cannot reach the result main already holds, and the build says so,
+# naming word and main. Applied, the running loop indeed goes on printing
+# the old word. A fix to bump(), which writes memory, gets no such warning,
+# and the running loop prints the fixed count at once.
+test_build_warns_when_a_caller_may_keep_a_const_result_of_the_old_code() {
+	mkdir -p "$WORK/src"
+	cat >"$WORK/src/loop.c" <<'C'
+#include <stdio.h>
+#include <unistd.h>
+
+__attribute__((noinline)) static const char *word(void)
+{
+	return "old";
+}
+
+__attribute__((noinline)) static int bump(int *n)
+{
+	return *n += 1;
+}
+
+int main(void)
+{
+	int n = 0;
+
+	printf("ready 0\n");
+	for (;;) {
+		const char *w = word();
+
+		printf("tick %s %d\n", w, bump(&n));
+		fflush(stdout);
+		usleep(20000);
+	}
+}
+C
+	fix_loop gcc 's/return "old";/return "new";/'
+	"$OPUS" build --source "$WORK/src" --diff "$WORK/fix.diff" --binary "$WORK/src/loop" \
+		-o "$WORK/word.opatch" >/dev/null 2>"$WORK/word.err"
+	assert_contains "gcc found word const, and main, which the patch keeps" "$(cat "$WORK/word.err")" \
+		"the build names word, what gcc found, and the caller"
+
+	sed 's/return \*n += 1;/return *n += 1000;/' "$WORK/src/loop.c" >"$WORK/b/loop.c"
+	diff_of loop.c
+	"$OPUS" build --source "$WORK/src" --diff "$WORK/fix.diff" --binary "$WORK/src/loop" \
+		-o "$WORK/bump.opatch" >/dev/null 2>"$WORK/bump.err"
+	if grep -q "gcc found" "$WORK/bump.err"; then
+		fail "bump writes memory; no warning expected: $(cat "$WORK/bump.err")"
+	fi
+
+	start "$WORK/src/loop"
+	"$OPUS" apply "$PID" "$WORK/word.opatch" >/dev/null
+	"$OPUS" apply "$PID" "$WORK/bump.opatch" >/dev/null
+	local before after
+	before=$(grep -c '^tick' "$START_OUT")
+	wait_line "$START_OUT" tick old >/dev/null
+	for _ in $(seq 100); do
+		after=$(awk '$1 == "tick" {n = $3} END {print n}' "$START_OUT")
+		[ "$after" -ge 1000 ] && break
+		sleep 0.05
+	done
+	[ "$after" -ge 1000 ] || fail "bump's fix did not take effect: last count $after"
+	assert_eq 0 "$(tail -n +"$before" "$START_OUT" | grep -c '^tick new')" \
+		"main keeps the word it got before the patch, as the build warned"
+	assert_running "$PID"
+}
+
 # A function the program never leaves (main's loop) that inlines the fixed
 # one is replaced with it, but its old code runs on: the build warns, naming
 # both, and the patch's findings carry it; apply then finds main busy and
