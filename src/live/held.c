@@ -1,7 +1,6 @@
 /* Pointers the kernel keeps for a process: see held.h. */
 #include "held.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -56,37 +55,22 @@ static int check_epoll(pid_t pid, pid_t view, int fd, const struct range_set *rs
 
 /* Whether descriptor fd (its name under /proc/VIEW/fd) is an epoll
  * descriptor. */
-static bool is_epoll(pid_t view, const char *fd)
+static int add_if_epoll(void *ctx, int fd, const char *target)
 {
-	char link[64], target[64];
-	ssize_t n;
+	struct held_epolls *e = ctx;
 
-	snprintf(link, sizeof(link), "/proc/%d/fd/%.16s", (int)view, fd);
-	n = readlink(link, target, sizeof(target) - 1);
-	if (n <= 0)
-		return false;
-	target[n] = '\0';
-	return !strcmp(target, "anon_inode:[eventpoll]");
+	if (strcmp(target, "anon_inode:[eventpoll]"))
+		return 0;
+	if (OPUS_PUSH(e->fds, e->n, e->cap))
+		return -ENOMEM;
+	e->fds[e->n++] = fd;
+	return 0;
 }
 
 int held_list_epolls(pid_t pid, struct held_epolls *e)
 {
-	pid_t view = proc_view_id(pid);
-	char dir[64];
-	struct dirent *d;
-	DIR *dh;
-	int ret = 0;
-
 	e->n = 0;
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)view);
-	if (!(dh = opendir(dir)))
-		return opus_err(-errno, "process %d: %s: %s", (int)pid, dir, strerror(errno));
-	while (!ret && (d = readdir(dh)))
-		if (d->d_name[0] >= '0' && d->d_name[0] <= '9' && is_epoll(view, d->d_name) &&
-		    !(ret = OPUS_PUSH(e->fds, e->n, e->cap)))
-			e->fds[e->n++] = atoi(d->d_name);
-	closedir(dh);
-	return ret;
+	return proc_each_fd(pid, add_if_epoll, e);
 }
 
 void held_epolls_free(struct held_epolls *e)
@@ -176,7 +160,7 @@ static int check_queue(pid_t pid, pid_t tid, unsigned flags, const struct range_
 
 int held_check(const struct threads *ts, const struct held_epolls *e, const struct range_set *rs)
 {
-	pid_t view = proc_view_id(ts->pid);
+	pid_t view = proc_view_id(ts->pid), any = 0;
 	int ret = 0;
 
 	/* A descriptor closed since the listing has no registrations; one
@@ -186,12 +170,12 @@ int held_check(const struct threads *ts, const struct held_epolls *e, const stru
 	if (!ret)
 		ret = check_timers(ts->pid, view, rs);
 	for (size_t k = 0; !ret && k < ts->n; k++)
-		if (ts->v[k].stopped)
-			ret = check_queue(ts->pid, ts->v[k].tid, 0, rs);
-	for (size_t k = 0; !ret && k < ts->n; k++)
 		if (ts->v[k].stopped) {
-			ret = check_queue(ts->pid, ts->v[k].tid, PTRACE_PEEKSIGINFO_SHARED, rs);
-			break;
+			ret = check_queue(ts->pid, ts->v[k].tid, 0, rs);
+			any = any ? any : ts->v[k].tid;
 		}
+	/* The process's own queue, through any stopped thread. */
+	if (!ret && any)
+		ret = check_queue(ts->pid, any, PTRACE_PEEKSIGINFO_SHARED, rs);
 	return ret;
 }

@@ -197,6 +197,31 @@ int proc_tids(pid_t pid, pid_t **tids, size_t *n)
 	return 0;
 }
 
+int proc_each_fd(pid_t pid, int (*fn)(void *ctx, int fd, const char *target), void *ctx)
+{
+	char dir[64], link[384], target[256];
+	struct dirent *d;
+	DIR *dh;
+	int ret = 0;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)proc_view_id(pid));
+	if (!(dh = opendir(dir)))
+		return opus_err(-errno, "process %d: %s: %s", (int)pid, dir, strerror(errno));
+	while (!ret && (d = readdir(dh))) {
+		ssize_t n;
+
+		if (!isdigit((unsigned char)d->d_name[0]))
+			continue;
+		snprintf(link, sizeof(link), "%s/%s", dir, d->d_name);
+		if ((n = readlink(link, target, sizeof(target) - 1)) <= 0)
+			continue;
+		target[n] = '\0';
+		ret = fn(ctx, atoi(d->d_name), target);
+	}
+	closedir(dh);
+	return ret;
+}
+
 /* /proc/ID/NAME in one read into buf, without allocating (it is read
  * while threads are held): false if it cannot be read. */
 static bool read_small(pid_t id, const char *name, char *buf, size_t size)

@@ -48,6 +48,11 @@ int proc_pids(pid_t **pids, size_t *n);
 int proc_comm(pid_t pid, char comm[PROC_COMM_MAX]);
 /* Thread ids of pid; a malloc'd array. */
 int proc_tids(pid_t pid, pid_t **tids, size_t *n);
+/* Calls fn with each of pid's open descriptors and what it leads to (its
+ * /proc link: a path, "anon_inode:[eventpoll]", "socket:[N]"); one closed
+ * meanwhile is left out. Stops at fn's first non-zero return, which it
+ * returns; -errno with a message if the directory cannot be read. */
+int proc_each_fd(pid_t pid, int (*fn)(void *ctx, int fd, const char *target), void *ctx);
 /* Where the kernel started the main thread's stack (the address of argc,
  * /proc/PID/stat's startstack): its frames are all below. 0 if unknown. */
 uint64_t proc_start_stack(pid_t pid);

@@ -7,7 +7,6 @@
 #include "util/fault.h"
 #include "util/file.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -33,33 +32,34 @@ static int commit_undo(struct txn *t)
 	return 0;
 }
 
+struct stray_fds {
+	struct txn *t;
+	unsigned closed;
+};
+
+/* Close fd if it is on an opus memfd that an apply began here. */
+static int close_if_stray(void *ctx, int fd, const char *target)
+{
+	struct stray_fds *s = ctx;
+	char id[OPATCH_ID_MAX + 1], nonce[REGISTRY_NONCE_LEN + 1];
+	long r;
+	int ret;
+
+	if (!registry_path_parse(target, id, nonce) || !target_journal_has(&s->t->lock, nonce))
+		return 0; /* not a memfd an opus began here */
+	ret = txn_remote(s->t, SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0, &r);
+	s->closed += !ret;
+	return ret;
+}
+
 /* Close the target's descriptors on an opus memfd: an apply closes its own
  * before it returns, so any left is from one cut short. */
 static int close_stray_fds(struct txn *t, unsigned *closed)
 {
-	char dir[64], link[384], target[256], id[OPATCH_ID_MAX + 1], nonce[REGISTRY_NONCE_LEN + 1];
-	struct dirent *d;
-	DIR *dh;
-	int ret = 0;
+	struct stray_fds s = {t, 0};
+	int ret = proc_each_fd(t->pid, close_if_stray, &s);
 
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)proc_view_id(t->pid));
-	if (!(dh = opendir(dir)))
-		return opus_err(-errno, "process %d: %s: %s", (int)t->pid, dir, strerror(errno));
-	while (!ret && (d = readdir(dh))) {
-		ssize_t n;
-		long r;
-
-		snprintf(link, sizeof(link), "%s/%s", dir, d->d_name);
-		n = readlink(link, target, sizeof(target) - 1);
-		if (n <= 0)
-			continue;
-		target[n] = '\0';
-		if (!registry_path_parse(target, id, nonce) || !target_journal_has(&t->lock, nonce))
-			continue; /* not a memfd an opus began here */
-		ret = txn_remote(t, SYS_close, strtoull(d->d_name, NULL, 10), 0, 0, 0, 0, 0, &r);
-		*closed += !ret;
-	}
-	closedir(dh);
+	*closed += s.closed;
 	return ret;
 }
 
