@@ -285,24 +285,48 @@ static void pool_run(struct pool *pl)
 
 /* ---- scans ---- */
 
+/* Process ids in ascending order (a scan meets them so: /proc lists them
+ * in that order), looked up by bisection: a scan asks about each of
+ * thousands of processes. */
 struct pidset {
 	pid_t *v;
 	size_t n, cap;
 };
 
+/* The index of the first member not below pid. */
+static size_t pidset_at(const struct pidset *s, pid_t pid)
+{
+	size_t lo = 0, hi = s->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->v[mid] < pid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 static bool pidset_has(const struct pidset *s, pid_t pid)
 {
-	for (size_t i = 0; i < s->n; i++)
-		if (s->v[i] == pid)
-			return true;
-	return false;
+	size_t at = pidset_at(s, pid);
+
+	return at < s->n && s->v[at] == pid;
 }
 
 static int pidset_add(struct pidset *s, pid_t pid)
 {
+	size_t at = pidset_at(s, pid);
+
+	if (at < s->n && s->v[at] == pid)
+		return 0;
 	if (OPUS_PUSH(s->v, s->n, s->cap))
 		return -ENOMEM;
-	s->v[s->n++] = pid;
+	memmove(&s->v[at + 1], &s->v[at], (s->n - at) * sizeof(*s->v));
+	s->v[at] = pid;
+	s->n++;
 	return 0;
 }
 

@@ -65,14 +65,15 @@ static int parse_line(char *line, struct proc_map *m)
 	return m->path ? 0 : -ENOMEM;
 }
 
-int proc_maps_read(pid_t pid, struct proc_maps *out)
+/* id's /proc/ID/maps, for process pid. */
+static int read_maps(pid_t pid, pid_t id, struct proc_maps *out)
 {
 	char path[64], *text;
 	size_t len;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)proc_view_id(pid));
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)id);
 	ret = opus_read_file(path, &text, &len);
 	if (ret)
 		return opus_err(ret, "process %d: cannot read its memory map (%s)", (int)pid,
@@ -80,6 +81,21 @@ int proc_maps_read(pid_t pid, struct proc_maps *out)
 	ret = proc_maps_parse(path, text, out);
 	free(text);
 	return ret;
+}
+
+int proc_maps_read(pid_t pid, struct proc_maps *out)
+{
+	pid_t view;
+	int ret;
+
+	/* The process's own entry first: it shows no mapping only if its main
+	 * thread has exited (or it is a kernel thread), and only then is the
+	 * view looked up (two more reads of /proc: apply --all reads the map
+	 * of every process). */
+	if ((ret = read_maps(pid, pid, out)) || out->n || (view = proc_view_id(pid)) == pid)
+		return ret;
+	proc_maps_free(out);
+	return read_maps(pid, view, out);
 }
 
 int proc_maps_parse(const char *name, char *text, struct proc_maps *out)
