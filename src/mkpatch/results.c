@@ -129,11 +129,13 @@ static int find_kept_callers(const struct build *b, size_t unit, struct kept_cal
 {
 	struct obj orig, patched;
 	char callers[256];
+	bool gcc;
 	int ret = build_open_pair(b, unit, "orig", b->new_tag, &orig, &patched);
 
 	if (ret)
 		return ret;
-	for (size_t f = 1; !ret && obj_built_by_gcc(&orig) && f < patched.nsyms; f++) {
+	gcc = obj_built_by_gcc(&orig);
+	for (size_t f = 1; !ret && gcc && f < patched.nsyms; f++) {
 		GElf_Sym sym;
 		const char *name;
 		size_t fo;
@@ -170,27 +172,39 @@ static bool line_finds(const char *line, const char *name, char *kind, size_t le
 	return false;
 }
 
-/* Whether gcc's dumps of unit's patched compile found name const or pure
- * (which, into kind). */
-static bool found_to_be(const struct build *b, size_t unit, const char *name, char *kind,
+/* The dumps of unit's patched compile, each NULL if it was not written
+ * (clang, or no such pass ran: -O0). */
+static void read_dumps(const struct build *b, size_t unit, char *text[COMPILE_PURE_CONST_DUMPS])
+{
+	char obj[256], path[300];
+	size_t len;
+
+	build_obj_path(b, b->new_tag, unit, obj, sizeof(obj));
+	for (size_t d = 0; d < COMPILE_PURE_CONST_DUMPS; d++) {
+		snprintf(path, sizeof(path), "%s.%s", obj, compile_pure_const_dumps[d]);
+		if (opus_read_file(path, &text[d], &len))
+			text[d] = NULL;
+	}
+}
+
+static void free_dumps(char *text[COMPILE_PURE_CONST_DUMPS])
+{
+	for (size_t d = 0; d < COMPILE_PURE_CONST_DUMPS; d++) {
+		free(text[d]);
+		text[d] = NULL;
+	}
+}
+
+/* Whether the dumps found name const or pure (which, into kind). */
+static bool found_to_be(char *const text[COMPILE_PURE_CONST_DUMPS], const char *name, char *kind,
 			size_t len)
 {
-	static const char *const dumps[] = {"pure-const", "pure-const1"};
 	static const char lead[] = "Function found to be ";
 	bool found = false;
 
-	for (size_t d = 0; !found && d < 2; d++) {
-		char obj[256], path[300], *text;
-		size_t tl;
-
-		build_obj_path(b, b->new_tag, unit, obj, sizeof(obj));
-		snprintf(path, sizeof(path), "%s.%s", obj, dumps[d]);
-		if (opus_read_file(path, &text, &tl))
-			continue; /* no such pass ran (-O0) */
-		for (const char *at = text; !found && (at = strstr(at, lead)); at++)
+	for (size_t d = 0; !found && d < COMPILE_PURE_CONST_DUMPS; d++)
+		for (const char *at = text[d]; !found && at && (at = strstr(at, lead)); at++)
 			found = line_finds(at + sizeof(lead) - 1, name, kind, len);
-		free(text);
-	}
 	return found;
 }
 
@@ -208,17 +222,25 @@ static int warn(const struct kept_caller *c, const char *kind, struct build_note
 int build_warn_kept_results(struct build *b, const bool *assembled, struct build_notes *notes)
 {
 	struct kept_callers k = {0};
+	char *dumps[COMPILE_PURE_CONST_DUMPS] = {NULL};
 	int ret = 0;
 
 	for (size_t i = 0; !ret && i < b->ws.nunits; i++)
 		if (assembled[i])
 			ret = find_kept_callers(b, i, &k);
+	/* In unit order: each unit's dumps (a callgraph, large for a large
+	 * unit) are read once. */
 	for (size_t i = 0; !ret && i < k.n; i++) {
 		char kind[64];
 
-		if (found_to_be(b, k.v[i].unit, k.v[i].callee, kind, sizeof(kind)))
+		if (!i || k.v[i].unit != k.v[i - 1].unit) {
+			free_dumps(dumps);
+			read_dumps(b, k.v[i].unit, dumps);
+		}
+		if (found_to_be(dumps, k.v[i].callee, kind, sizeof(kind)))
 			ret = warn(&k.v[i], kind, notes);
 	}
+	free_dumps(dumps);
 	for (size_t i = 0; i < k.n; i++)
 		free(k.v[i].callee);
 	free(k.v);

@@ -261,16 +261,20 @@ static int add_flavour(const struct cdb_entry *e, char ***argv, size_t *n, size_
 	return ret;
 }
 
+const char *const compile_pure_const_dumps[COMPILE_PURE_CONST_DUMPS] = {"pure-const",
+									"pure-const1"};
+
 /* gcc's reports of what it found const or pure, beside out_obj. */
 static int add_pure_const_dumps(char ***argv, size_t *n, size_t *cap, const char *out_obj)
 {
-	static const char *const dumps[][2] = {{"ipa-pure-const", "pure-const"},
-					       {"tree-local-pure-const1", "pure-const1"}};
+	static const char *const passes[COMPILE_PURE_CONST_DUMPS] = {"ipa-pure-const",
+								     "tree-local-pure-const1"};
 	char *opt;
 	int ret = 0;
 
-	for (size_t i = 0; !ret && i < 2; i++)
-		ret = asprintf(&opt, "-fdump-%s=%s.%s", dumps[i][0], out_obj, dumps[i][1]) < 0
+	for (size_t i = 0; !ret && i < COMPILE_PURE_CONST_DUMPS; i++)
+		ret = asprintf(&opt, "-fdump-%s=%s.%s", passes[i], out_obj,
+			       compile_pure_const_dumps[i]) < 0
 			  ? -ENOMEM
 			  : add(argv, n, cap, opt);
 	return ret;

@@ -26,8 +26,8 @@ enum compile_flavour {
 	 * no code writes stays a variable instead of becoming a constant. */
 	COMPILE_SECTIONS_KEEP_VARIABLES,
 	/* Plus gcc's dumps of the functions it finds const or pure, beside
-	 * the object: OUT.pure-const (the IPA pass) and OUT.pure-const1 (the
-	 * early local pass). The code is COMPILE_SECTIONS's. */
+	 * the object (compile_pure_const_dumps). The code is
+	 * COMPILE_SECTIONS's. */
 	COMPILE_SECTIONS_PURE_CONST_DUMPS,
 	/* Preprocessed only, without line markers (-E -P): two units whose
 	 * texts are equal compile to the same code. */
@@ -36,6 +36,11 @@ enum compile_flavour {
 	 * user's tree: out is the list. */
 	COMPILE_DEPS,
 };
+
+/* What COMPILE_SECTIONS_PURE_CONST_DUMPS writes beside OUT: OUT.SUFFIX for
+ * each of these, gcc's IPA pass and its early local pass. */
+#define COMPILE_PURE_CONST_DUMPS 2
+extern const char *const compile_pure_const_dumps[COMPILE_PURE_CONST_DUMPS];
 
 /* orig_root is the user's tree, scratch_root its copy: paths are moved into
  * the copy, and mapped back in debug info and __FILE__. */
