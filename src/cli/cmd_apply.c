@@ -43,16 +43,16 @@ json_t *cli_stats_json(const struct live_stats *st)
 	for (size_t i = 0; i < sizeof(phases) / sizeof(phases[0]); i++)
 		json_object_set_new(j, phases[i].name, json_real((double)phases[i].ns / 1e3));
 	return json_pack(
-	    "{s:s, s:s, s:i, s:b, s:i, s:i, s:i, s:b, s:f, s:I, s:i, s:f, s:f, s:f, s:f, s:o}",
+	    "{s:s, s:s, s:i, s:b, s:i, s:i, s:i, s:b, s:f, s:I, s:i, s:i, s:f, s:f, s:f, s:f, s:o}",
 	    "mode", st->per_thread ? "per-thread" : "stop-world", "stop_world_why",
 	    st->stop_world_why, "switched_late", (int)st->switched_late, "unmapped_later",
 	    (int)st->unmapped_later, "attempts", (int)st->attempts, "exits_caught",
 	    (int)st->exits_caught, "threads", (int)st->threads, "realtime", (int)st->realtime,
 	    "background_ms", (double)st->background_ns / 1e6, "scanned_bytes",
-	    (json_int_t)st->scan_bytes, "dead_stacks_skipped", (int)st->dead_stacks, "pause_us",
-	    (double)st->pause_ns / 1e3, "longest_hold_us", (double)st->longest_hold_ns / 1e3,
-	    "prepare_ms", (double)st->prepare_ns / 1e6, "total_ms", (double)st->total_ns / 1e6,
-	    "phases_us", j);
+	    (json_int_t)st->scan_bytes, "dead_stacks_skipped", (int)st->dead_stacks,
+	    "handlers_asked", (int)st->handlers_asked, "pause_us", (double)st->pause_ns / 1e3,
+	    "longest_hold_us", (double)st->longest_hold_ns / 1e3, "prepare_ms",
+	    (double)st->prepare_ns / 1e6, "total_ms", (double)st->total_ns / 1e6, "phases_us", j);
 }
 
 void cli_print_pause_notes(const struct live_stats *st)

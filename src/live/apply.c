@@ -215,6 +215,7 @@ static void fill_entry(struct txn *t, const struct opatch *p, const struct layou
 		e->cfi = t->base + l->sec_off[cfi];
 		e->cfi_size = p->sections[cfi].size;
 	}
+	e->code_pointers = layout_makes_code_pointers(p);
 	/* What the record vouches for: the code as it will be mapped. */
 	opus_sha256(l->image + l->text_off, l->text_size, e->text_sha256);
 }

@@ -43,6 +43,55 @@ static bool is_call(uint32_t type)
 	return type == R_X86_64_PLT32;
 }
 
+/* Whether function start `start` of a section may be where a reference
+ * with addend a leads. An absolute one leads to a; a PC-relative one to
+ * a in data (".long f - ."), to a + 4 in an instruction whose
+ * displacement ends it, and up to a + 8 in one with an immediate after. */
+static bool may_reach(uint64_t start, int64_t a, bool pcrel)
+{
+	int64_t s = (int64_t)start;
+
+	return pcrel ? s >= a && s <= a + 8 : s == a;
+}
+
+/* Whether executable section sec, referenced with addend a, may be
+ * referenced at a function's start. */
+static bool reaches_function(const struct opatch *p, uint32_t sec, int64_t a, bool pcrel)
+{
+	if (may_reach(0, a, pcrel))
+		return true; /* a section's start: a function's, with -ffunction-sections */
+	for (size_t k = 0; k < p->nsyms; k++)
+		if (p->syms[k].kind == OPATCH_SYM_DEFINED && p->syms[k].section == sec &&
+		    may_reach(p->syms[k].value, a, pcrel))
+			return true;
+	return false;
+}
+
+bool layout_makes_code_pointers(const struct opatch *p)
+{
+	for (size_t i = 0; i < p->nsections; i++) {
+		if (!strcmp(p->sections[i].name, OPATCH_CFI_SECTION))
+			continue; /* read by unwinders, never followed as a pointer */
+		for (size_t j = 0; j < p->sections[i].nrelas; j++) {
+			const struct opatch_rela *r = &p->sections[i].relas[j];
+			const struct opatch_sym *s = &p->syms[r->sym];
+
+			if (is_call(r->type) || s->section >= p->nsections ||
+			    (s->kind != OPATCH_SYM_DEFINED && s->kind != OPATCH_SYM_SECTION) ||
+			    !(p->sections[s->section].flags & SHF_EXECINSTR))
+				continue;
+			/* A function of the patch by name, or its section and an
+			 * offset: a jump table's entry leads inside a function. */
+			if (s->kind == OPATCH_SYM_DEFINED)
+				return true;
+			if (is_got(r->type) ||
+			    reaches_function(p, s->section, r->addend, is_pcrel(r->type)))
+				return true;
+		}
+	}
+	return false;
+}
+
 int layout_plan(struct layout *l, const struct opatch *p)
 {
 	size_t off;

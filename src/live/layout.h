@@ -46,6 +46,13 @@ struct layout_tls {
 int layout_plan(struct layout *l, const struct opatch *p);
 /* Does the patch reference thread-local variables? */
 bool layout_uses_tls(const struct opatch *p);
+/* Whether the patch's code or data makes a pointer to one of its own
+ * functions (its address taken, not called): only then can a pointer the
+ * kernel keeps for the process, a signal handler, lead into its code.
+ * Calls and jumps do not count (opus build marks each PLT32), nor its
+ * unwind tables; a reference into the middle of a function does not
+ * either (a jump table), and one that may be a function's start does. */
+bool layout_makes_code_pointers(const struct opatch *p);
 /* Resolve relocations for a mapping at base, and write the dispatchers.
  * sym_addr holds the address of every TARGET and EXTERN symbol; the others
  * are computed here. tls (NULL if none) says where each thread-local

@@ -71,8 +71,10 @@ struct live_stats {
 	uint64_t scan_ns;     /* final stop: memory scanned for suspended stacks */
 	uint64_t scan_bytes;  /* how much memory that scan read (scan.h) */
 	unsigned dead_stacks; /* stacks of exited threads that scan left alone */
-	uint64_t write_ns;    /* final stop: jumps written (or restored) */
-	uint64_t resume_ns;   /* final stop: detaching every thread */
+	/* Signal handlers asked of the kernel before an unmap (sighand.c). */
+	unsigned handlers_asked;
+	uint64_t write_ns;  /* final stop: jumps written (or restored) */
+	uint64_t resume_ns; /* final stop: detaching every thread */
 	/* The longest any one thread was held stopped: the final stop's
 	 * pause, or longer for the thread that ran the injected syscalls
 	 * (held from its stop until the mapping is in place). */

@@ -59,6 +59,7 @@ int registry_format(const struct reg_entry *e, struct opus_buf *b)
 		opus_buf_printf(b, "table=0x%" PRIx64 "\n", e->table);
 	if (e->cfi)
 		opus_buf_printf(b, "cfi=0x%" PRIx64 " %" PRIu64 "\n", e->cfi, e->cfi_size);
+	opus_buf_printf(b, "code-pointers=%d\n", e->code_pointers);
 	for (size_t i = 0; i < e->nfuncs; i++) {
 		const struct reg_func *f = &e->funcs[i];
 
@@ -125,6 +126,7 @@ int registry_parse(const char *text, struct reg_entry *e)
 	int ret = 0;
 
 	memset(e, 0, sizeof(*e));
+	e->code_pointers = true;
 	if (strncmp(text, MAGIC, strlen(MAGIC)))
 		return -EINVAL;
 	for (const char *l = text + strlen(MAGIC); !ret && *l;
@@ -160,6 +162,8 @@ int registry_parse(const char *text, struct reg_entry *e)
 			ret = sscanf(l, "cfi=0x%" SCNx64 " %" SCNu64, &e->cfi, &e->cfi_size) == 2
 				  ? 0
 				  : -EINVAL;
+		else if (!strncmp(l, "code-pointers=", 14))
+			e->code_pointers = l[14] != '0';
 		else if (!strncmp(l, "func ", 5))
 			ret = parse_func(e, l);
 		else if (!strncmp(l, "site ", 5))

@@ -56,6 +56,9 @@ struct reg_entry {
 	uint64_t exits;		   /* its page of exit stubs (exits.h); 0 in older records */
 	uint64_t table;		   /* its dispatchers' table (dispatch.h); 0 unless per-thread */
 	uint64_t cfi, cfi_size;	   /* its code's unwind tables (.eh_frame) in the code; 0: none */
+	/* Its code or data may make a pointer to a function of its own
+	 * (layout_makes_code_pointers): true in records that do not say. */
+	bool code_pointers;
 	struct reg_func *funcs;
 	size_t nfuncs, funcs_cap;
 	struct reg_site *sites;

@@ -3,7 +3,11 @@
  * patch (a function only the patch has) would be left dangling, and no
  * read of the process's memory sees it: the kernel holds it. /proc tells
  * only which signals are caught (SigCgt); each one's handler is asked for
- * with rt_sigaction run in the target, every thread stopped. */
+ * with rt_sigaction run in the target, every thread stopped: two ptrace
+ * stops a signal, 0.9-3.8 ms of a revert's pause for the ten a server
+ * catches. So they are asked only of a patch whose code may make a
+ * pointer to a function of its own (its record says): no other can have
+ * given the kernel one. */
 #include "txn.h"
 #include "inject.h"
 #include "mem.h"
@@ -50,7 +54,7 @@ int sighand_check_outside(struct txn *t)
 	uint64_t caught = 0, at = 0;
 	int ret;
 
-	if (proc_status_u64(t->pid, "SigCgt", 16, &caught) || !caught)
+	if (!t->entry.code_pointers || proc_status_u64(t->pid, "SigCgt", 16, &caught) || !caught)
 		return 0;
 	ret = txn_injector(t, &in);
 	if (!ret)
@@ -60,6 +64,7 @@ int sighand_check_outside(struct txn *t)
 			ret = 0;
 			continue;
 		}
+		t->st->handlers_asked += !ret;
 		if (!ret && (in_patch(t, act.handler) || in_patch(t, act.restorer)))
 			ret = opus_err(
 			    -EADDRINUSE,

@@ -447,6 +447,34 @@ test_revert_refuses_to_leave_a_signal_handler_dangling() {
 	assert_running "$PID"
 }
 
+# A process that catches ten signals, as a server does. Asking the kernel
+# for each handler takes two ptrace stops a signal inside the revert's
+# pause, and only a patch that makes a pointer to a function of its own
+# can have given the kernel one: the revert of a fix that only calls asks
+# none, the revert of one that takes its new function's address asks all
+# ten (the refusal above is what they are asked for). Both go out whole,
+# and the program's own handler still counts what it catches.
+test_revert_asks_for_signal_handlers_only_where_the_patch_makes_code_pointers() {
+	local fix asked
+	build_target catcher "$WORK" -O2 -g -fPIE -pie
+	start "$WORK/src/catcher"
+	for fix in value-2000 pointer; do
+		"$OPUS" build --source "$WORK/src" --diff "$TARGETS/catcher/$fix.diff" \
+			--binary "$WORK/src/catcher" -o "$WORK/$fix.opatch" >/dev/null
+	done
+	for fix in value-2000:0 pointer:10; do
+		"$OPUS" apply "$PID" "$WORK/${fix%:*}.opatch" >/dev/null
+		wait_line "$START_OUT" VALUE 2000 >/dev/null
+		asked=$("$OPUS" revert --json "$PID" | jq .stats.handlers_asked)
+		assert_eq "${fix#*:}" "$asked" "handlers asked by the revert of ${fix%:*}"
+		wait_line "$START_OUT" VALUE 1000 >/dev/null
+		assert_eq 0 "$(opus_patches_mapped "$PID")" "${fix%:*} unmapped"
+	done
+	kill -USR1 "$PID"
+	wait_line "$START_OUT" CAUGHT 1 >/dev/null
+	assert_running "$PID"
+}
+
 # A fix that stores a pointer to a constant only the patch has (a new
 # string) in a worker thread's thread-local variable. That variable lies in
 # the worker's stack mapping, beside the frames the scan then left alone

@@ -89,9 +89,51 @@ static void test_out_of_reach(void)
 	opatch_free(&p);
 }
 
+/* Whether the sample, with one more relocation (rela, its symbol f's or
+ * its section's), makes a pointer to a function of its own. */
+static bool makes_code_pointers_with(uint32_t type, bool section_sym, int64_t addend)
+{
+	struct sample_syms s;
+	struct opatch p;
+	bool makes;
+	int sec = 0;
+
+	sample_patch(&p, &s);
+	if (section_sym)
+		sec = opatch_find_sym(&p, ".text.f", OPATCH_SYM_SECTION, 0);
+	CHECK(sec >= 0);
+	opatch_add_rela(&p, (uint32_t)s.text,
+			&(struct opatch_rela){SAMPLE_LEA_AT, type,
+					      (uint32_t)(section_sym ? sec : s.f), addend});
+	makes = layout_makes_code_pointers(&p);
+	opatch_free(&p);
+	return makes;
+}
+
+/* Calls, and references into the middle of a function (a jump table's),
+ * make no pointer a signal handler could be; an address of a function of
+ * the patch, by its name or as its section's start, does. */
+static void test_code_pointers(void)
+{
+	struct sample_syms s;
+	struct opatch p;
+
+	sample_patch(&p, &s);
+	CHECK(!layout_makes_code_pointers(&p)); /* its own variable, the target's */
+	opatch_free(&p);
+	CHECK(!makes_code_pointers_with(R_X86_64_PLT32, false, -4));
+	CHECK(!makes_code_pointers_with(R_X86_64_PC32, true, 16));
+	CHECK(makes_code_pointers_with(R_X86_64_PC32, false, -4));
+	CHECK(makes_code_pointers_with(R_X86_64_REX_GOTPCRELX, false, -4));
+	CHECK(makes_code_pointers_with(R_X86_64_PC32, true, -4));
+	CHECK(makes_code_pointers_with(R_X86_64_64, true, 0));
+	CHECK(!makes_code_pointers_with(R_X86_64_64, true, 8));
+}
+
 int main(void)
 {
 	test_linked();
 	test_out_of_reach();
+	test_code_pointers();
 	return unit_status();
 }
