@@ -22,7 +22,7 @@ __attribute__((noinline)) int value(int n)
 
 int main(void)
 {
-	static const int sigs[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGUSR1, SIGUSR2,
+	static const int sigs[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGUSR1,	SIGUSR2,
 				   SIGALRM, SIGTERM, SIGCHLD, SIGWINCH, SIGIO};
 	struct sigaction sa = {.sa_handler = count, .sa_flags = SA_RESTART};
 	int seen = -1;
