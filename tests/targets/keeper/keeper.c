@@ -71,8 +71,11 @@ __attribute__((noinline, used)) void say_held(const char *w)
 
 /* Never returns: spins with w in xmm0 alone (every general register
  * cleared, main's too, which it never gives back), then says it, with w
- * kept in its frame across the call, and clears that slot and what the
- * call left below the stack pointer. */
+ * kept in rbx across the call (a callee that needs rbx saves it where its
+ * CFI says), and clears what the call left below the stack pointer. Not
+ * in a slot of its frame: a local is not told from a stale word (README),
+ * and a revert whose stop fell inside the call unmapped the patch, and
+ * the next round died of SIGSEGV (1 revert in 20). */
 void hold_in_xmm(const char *w) __attribute__((noreturn));
 __asm__(".text\n"
 	".globl hold_in_xmm\n"
@@ -91,10 +94,10 @@ __asm__(".text\n"
 	"  dec %rcx\n"
 	"  jnz 2b\n"
 	"  movq %xmm0, %rdi\n"
-	"  movq %xmm0, (%rsp)\n"
+	"  movq %xmm0, %rbx\n"
 	"  call say_held\n"
-	"  movq (%rsp), %xmm0\n"
-	"  movq $0, (%rsp)\n"
+	"  movq %rbx, %xmm0\n"
+	"  xor %ebx, %ebx\n"
 	"  lea -512(%rsp), %rdi\n"
 	"  xor %eax, %eax\n"
 	"  mov $64, %ecx\n"
