@@ -549,8 +549,11 @@ static int scan_within_limit(struct txn *t, const struct scanner *sc, const stru
  * is not the patch's. glibc's ld.so keeps one such word (dl-cache.c's
  * cache_new, left pointing where it mapped /etc/ld.so.cache before
  * unmapping it), and a patch placed in that hole could never be
- * reverted. A record without these addresses: all of it. */
-static size_t pointer_targets(const struct txn *t, struct addr_range out[POINTER_TARGETS])
+ * reverted. A record without these addresses: all of it. planted: a stub
+ * is planted now (txn_stop_and_commit knows it without reading them: only
+ * an opus holding the process's lock plants or takes one out). */
+static size_t pointer_targets(const struct txn *t, bool planted,
+			      struct addr_range out[POINTER_TARGETS])
 {
 	const struct reg_entry *e = &t->entry;
 	struct exits_area a = txn_exits(t);
@@ -560,7 +563,7 @@ static size_t pointer_targets(const struct txn *t, struct addr_range out[POINTER
 	if (!e->text_lo)
 		goto whole;
 	out[n++] = (struct addr_range){.lo = e->text_lo, .hi = e->text_hi, .name = e->id};
-	if (a.at && exits_armed(t->mem_fd, a))
+	if (a.at && planted)
 		out[n++] = (struct addr_range){.lo = a.at, .hi = a.at + a.size, .name = e->id};
 	for (size_t i = 0; i < t->maps.n; i++) {
 		const struct proc_map *m = &t->maps.v[i];
@@ -593,16 +596,17 @@ static int frames_keep(struct txn *t, struct unwinder *u, const struct range_set
 
 /* Before the patch is unmapped: no pointer into it left, within what is
  * left of --max-pause; unwound is the code the stack check unwound,
- * epolls the process's epoll descriptors, listed before the stop. */
+ * epolls the process's epoll descriptors, listed before the stop,
+ * planted whether an exit stub is. */
 static int dangling_within_limit(struct txn *t, const struct scanner *sc, struct unwinder *u,
 				 const struct range_set *unwound, const struct held_epolls *epolls,
-				 const struct live_opts *o, uint64_t start)
+				 bool planted, const struct live_opts *o, uint64_t start)
 {
 	struct addr_range parts[POINTER_TARGETS];
 	struct scan_tally tally = {0};
 	bool *hold = calloc(t->ts.n + 1, sizeof(*hold));
 	struct range_set rs;
-	int ret = hold ? range_set_init(&rs, parts, pointer_targets(t, parts)) : -ENOMEM;
+	int ret = hold ? range_set_init(&rs, parts, pointer_targets(t, planted, parts)) : -ENOMEM;
 
 	if (!ret) {
 		ret =
@@ -786,7 +790,7 @@ int txn_stop_and_commit(struct txn *t, const struct live_opts *o, int (*commit)(
 		if (!ret && t->scan != SCAN_NONE)
 			ret = scan_within_limit(t, &sc, &rs, o, start);
 		if (!ret && t->unmaps) {
-			ret = dangling_within_limit(t, &sc, u, &rs, &epolls, o, start);
+			ret = dangling_within_limit(t, &sc, u, &rs, &epolls, armed, o, start);
 			/* A register: it lets go once no call leads there. */
 			if (ret == -EBUSY && t->may_unmap_later)
 				ret = unmap_later(t, opus_errmsg());
