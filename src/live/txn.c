@@ -584,13 +584,13 @@ whole:
  * frame keeps it for a caller (unwind_kept_pointers): -EBUSY, or -EAGAIN
  * if the unwind tables are needed and not loaded. */
 static int frames_keep(struct txn *t, struct unwinder *u, const struct range_set *rs,
-		       const bool *hold)
+		       const struct range_set *unwound, const bool *hold)
 {
 	int ret = 0;
 
 	for (size_t k = 0; !ret && k < t->ts.n; k++)
 		if (hold[k])
-			ret = unwind_kept_pointers(u, t->ts.v[k].tid, rs);
+			ret = unwind_kept_pointers(u, t->ts.v[k].tid, rs, unwound);
 	return ret;
 }
 
@@ -612,7 +612,7 @@ static int dangling_within_limit(struct txn *t, const struct scanner *sc, struct
 		ret =
 		    scan_dangling(sc, &t->ts, &rs, unwound, pause_deadline(o, start), hold, &tally);
 		if (!ret)
-			ret = frames_keep(t, u, &rs, hold);
+			ret = frames_keep(t, u, &rs, unwound, hold);
 		if (!ret)
 			ret = held_check(&t->ts, epolls, &rs);
 		range_set_free(&rs);

@@ -2,6 +2,7 @@
 #include "mem.h"
 #include "proc.h"
 #include "registry.h"
+#include "scan.h"
 #include "util/err.h"
 #include "util/file.h"
 
@@ -573,12 +574,22 @@ static const char *const dwarf_reg_names[16] = {"rax", "rdx", "rcx", "rbx", "rsi
 						"r12", "r13", "r14", "r15"};
 
 struct kept {
+	const struct unwinder *u;
 	const struct range_set *rs;
+	const struct range_set *unwound; /* the code the stack check unwound */
 	int depth;
 	const struct addr_range *hit;
-	unsigned reg;
+	unsigned reg;  /* the register that keeps it, or NO_REG: a word */
+	uint64_t slot; /* the word's address */
 	Dwarf_Addr pc;
+	Dwarf_Word inner_sp; /* the stack pointer of the frame inside this one */
+	Dwarf_Addr inner_pc;
 };
+
+#define NO_REG 16U
+/* The most of a frame read where the map, read before the stop, shows no
+ * stack (one mapped since). */
+#define UNMAPPED_FRAME_MAX (1u << 20)
 
 /* Is register reg of frame, as CFI recovers it, a pointer into k->rs? */
 static bool kept_hit(Dwfl_Frame *frame, unsigned reg, struct kept *k)
@@ -592,17 +603,83 @@ static bool kept_hit(Dwfl_Frame *frame, unsigned reg, struct kept *k)
 	return k->hit != NULL;
 }
 
-/* Does this frame keep a pointer into k->rs for its caller? A caller's
- * registers are those a function must keep (rbx, rbp, r12-r15); in a
- * context a signal interrupted (activation) every one is live. The
- * innermost frame's are the thread's own (scan.c's). */
+/* w, a word into k->rs, returns into the code the stack check unwound:
+ * a live frame there is that check's to find (unwound exactly), and a
+ * stale return address stays in an unused slot for good (nginx's master
+ * kept one of a function main had called). As scan.c's returns_into. */
+static bool returns_into_unwound(const struct kept *k, uint64_t w)
+{
+	const struct addr_range *r = k->unwound ? range_set_find(k->unwound, w - 1) : NULL;
+	uint64_t target;
+
+	return r && w != r->hi && scan_call_before(k->u->mem_fd, w, &target) != 0;
+}
+
+/* Does a word of [lo, hi), a frame's own part of the stack (its locals,
+ * its spills, what it saved), point into k->rs other than as a return
+ * address? Such a word is a local, or a stale one (not told apart: in
+ * doubt, it counts). Read a page at a time; a part that cannot be read
+ * holds nothing the thread can read either. */
+static bool frame_words_hit(struct kept *k, uint64_t lo, uint64_t hi)
+{
+	uint64_t words[512];
+
+	for (lo &= ~7ull; lo < hi; lo += sizeof(words)) {
+		size_t len = hi - lo < sizeof(words) ? (size_t)(hi - lo) : sizeof(words);
+
+		if (mem_read(k->u->mem_fd, lo, words, len))
+			continue;
+		for (size_t i = 0; i < len / 8; i++) {
+			const struct addr_range *r = range_set_find(k->rs, words[i]);
+
+			if (r && !returns_into_unwound(k, words[i])) {
+				k->hit = r;
+				k->reg = NO_REG;
+				k->slot = lo + i * 8;
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+/* Does the frame inside this one (k->inner_*), whose part of the stack
+ * ends at this one's stack pointer sp, hold a word into k->rs? Not a
+ * signal's trampoline (the frame inside an activation one): its part is
+ * the signal frame, whose unwritten padding keeps stale words for good (a
+ * timer's handler, taken every 100 us, found the program counter of an
+ * earlier signal there, and a revert counting it was refused 460 times
+ * in 5 s). The interrupted context's registers are read as the caller's.
+ * A frame's part lies in one mapping: a caller on another stack (one the
+ * unwinder crossed to) does not make the part span the space between. */
+static bool inner_frame_hit(struct kept *k, Dwarf_Word sp, bool activation)
+{
+	const struct proc_map *m = proc_map_at(k->u->maps, k->inner_sp);
+	uint64_t end = m ? m->end : k->inner_sp + UNMAPPED_FRAME_MAX;
+
+	if (k->depth == 0 || activation || sp <= k->inner_sp)
+		return false;
+	if (!frame_words_hit(k, k->inner_sp, sp < end ? sp : end))
+		return false;
+	k->pc = k->inner_pc;
+	k->depth--;
+	return true;
+}
+
+/* Does this frame keep a pointer into k->rs for its caller, or the frame
+ * inside it in a word of its own? A caller's registers are those a
+ * function must keep (rbx, rbp, r12-r15); in a context a signal
+ * interrupted (activation) every one is live. The innermost frame's
+ * registers are the thread's own (scan.c's). */
 static int on_kept_frame(Dwfl_Frame *frame, void *arg)
 {
 	static const unsigned kept_across_calls[] = {3, 6, 12, 13, 14, 15};
 	struct kept *k = arg;
 	bool activation, hit = false;
+	Dwarf_Word sp;
 
-	if (!dwfl_frame_pc(frame, &k->pc, &activation))
+	if (!dwfl_frame_pc(frame, &k->pc, &activation) ||
+	    dwfl_frame_reg(frame, DWARF_REG_RSP, &sp) != 0)
 		return DWARF_CB_ABORT;
 	if (k->depth > 0 && activation)
 		for (unsigned reg = 0; reg < 16 && !hit; reg++)
@@ -610,14 +687,33 @@ static int on_kept_frame(Dwfl_Frame *frame, void *arg)
 	else if (k->depth > 0)
 		for (size_t i = 0; i < 6 && !hit; i++)
 			hit = kept_hit(frame, kept_across_calls[i], k);
-	if (hit)
+	if (hit || inner_frame_hit(k, sp, activation))
 		return DWARF_CB_ABORT;
+	k->inner_sp = sp;
+	k->inner_pc = k->pc;
 	return ++k->depth < MAX_FRAMES ? DWARF_CB_OK : DWARF_CB_ABORT;
 }
 
-int unwind_kept_pointers(struct unwinder *u, pid_t tid, const struct range_set *rs)
+/* "in rbx" or "in a word of its frame at 0x...". */
+static int report_kept(const struct unwinder *u, pid_t tid, const struct kept *k)
 {
-	struct kept k = {.rs = rs};
+	char where[64];
+
+	if (k->reg == NO_REG)
+		snprintf(where, sizeof(where), "a word of its frame at 0x%" PRIx64, k->slot);
+	else
+		snprintf(where, sizeof(where), "%s", dwarf_reg_names[k->reg]);
+	return opus_err(-EBUSY,
+			"process %d: thread %d keeps a pointer into %s in %s for the "
+			"function at 0x%" PRIx64 " (%d frames up): unmapping it would leave "
+			"that pointer dangling",
+			(int)u->pid, (int)tid, k->hit->name, where, (uint64_t)k->pc, k->depth);
+}
+
+int unwind_kept_pointers(struct unwinder *u, pid_t tid, const struct range_set *rs,
+			 const struct range_set *unwound)
+{
+	struct kept k = {.u = u, .rs = rs, .unwound = unwound};
 	int r;
 
 	if (!u->dwfl)
@@ -626,13 +722,7 @@ int unwind_kept_pointers(struct unwinder *u, pid_t tid, const struct range_set *
 	r = dwfl_getthread_frames(u->dwfl, tid, on_kept_frame, &k);
 	asking = NULL;
 	if (k.hit)
-		return opus_err(-EBUSY,
-				"process %d: thread %d keeps a pointer into %s in %s for the "
-				"function at 0x%" PRIx64
-				" (%d frames up): unmapping it would leave "
-				"that pointer dangling",
-				(int)u->pid, (int)tid, k.hit->name, dwarf_reg_names[k.reg],
-				(uint64_t)k.pc, k.depth);
+		return report_kept(u, tid, &k);
 	if (r != 0 && proc_thread_dead(tid))
 		return opus_err(-ESRCH, "process %d: thread %d exited during the stack check",
 				(int)u->pid, (int)tid);

@@ -86,14 +86,18 @@ int unwind_check(struct unwinder *u, const struct threads *ts, const struct rang
 		 struct exit_site *exits);
 
 /* For a stopped thread whose live frames hold a word into rs (a
- * candidate: scan_dangling's frames_hold), whether a frame keeps it for
- * its caller: a register it must keep across calls (rbx, rbp, r12-r15)
- * that DWARF CFI says it saved, or any register of a context a signal
- * interrupted, as each frame's caller will see it. 0 if none, the stack
- * unwound to its end: the word is a stale one, or a local (not told
- * apart; README); -EBUSY naming the register and the function, or if
- * the stack could not be unwound to the end (in doubt); -EAGAIN if the
- * tables are not loaded, as for unwind_check. */
-int unwind_kept_pointers(struct unwinder *u, pid_t tid, const struct range_set *rs);
+ * candidate: scan_dangling's frames_hold), whether a frame keeps it: a
+ * register it must keep across calls (rbx, rbp, r12-r15) that DWARF CFI
+ * says it saved, or any register of a context a signal interrupted, as
+ * each frame's caller will see it; or a word of a frame's own part of the
+ * stack (a local, or a stale word: not told apart, so in doubt it counts)
+ * that does not return into unwound (the code the stack check unwound:
+ * NULL, none). A signal frame's words are not counted (its padding keeps
+ * stale ones for good). 0 if none, the stack unwound to its end; -EBUSY
+ * naming the register or the word and the function, or if the stack
+ * could not be unwound to the end (in doubt); -EAGAIN if the tables are
+ * not loaded, as for unwind_check. */
+int unwind_kept_pointers(struct unwinder *u, pid_t tid, const struct range_set *rs,
+			 const struct range_set *unwound);
 
 #endif

@@ -429,25 +429,33 @@ test_json_phases_of_a_revert_in_two_stops_add_up() {
 	assert_running "$pid"
 }
 
-# The same register held for good (the thread stops calling the function
-# and keeps the fixed word): the later stop never finds the code free, and
-# the revert is undone as one whose listed thread never leaves: the jumps
-# back in, the patch whole, the word the patch's. The last stop may find
-# the thread in its printf, which saved that register on the stack.
-test_per_thread_revert_undone_while_a_register_keeps_pointing_into_the_patch() {
-	start_keeper 40
-	local pid=$PID
+# revert_undone_while_held [MODE] REASON: tests/targets/keeper holding the
+# fixed word for good in MODE (start_keeper 40 MODE): a revert is refused
+# for REASON (an extended regex) and undone: the jumps back in, the patch
+# whole, the word the patch's.
+revert_undone_while_held() {
+	local mode=${2:+$1} reason=${!#} pid
+	start_keeper 40 $mode
+	pid=$PID
 	printed_again "^fixed held "
-	expect_fail "revert while a register keeps pointing into the patch" \
+	expect_fail "revert while the fixed word is held${mode:+ ($mode)}" \
 		"$OPUS" revert "$pid" --timeout 1
-	grep -qE "a register of thread $pid points into fix|thread $pid keeps a pointer into fix in" <<<"$ERR" ||
-		fail "the reason: $ERR"
+	grep -qE "$reason" <<<"$ERR" || fail "the reason: $ERR"
 	assert_contains "left unchanged (the revert was undone)" "$ERR" "the outcome"
 	assert_contains "fix" "$("$OPUS" list "$pid")" "opus list after the undone revert"
 	assert_eq 1 "$(opus_patches_mapped "$pid")" "the patch stays mapped"
 	printed_again "^fixed held "
 	assert_running "$pid"
 	assert_no_thread_traced "$pid"
+}
+
+# The same register held for good (the thread stops calling the function
+# and keeps the fixed word): the later stop never finds the code free, and
+# the revert is undone as one whose listed thread never leaves. The last
+# stop may find the thread in its printf, which saved that register on
+# the stack.
+test_per_thread_revert_undone_while_a_register_keeps_pointing_into_the_patch() {
+	revert_undone_while_held "a register of thread [0-9]+ points into fix|keeps a pointer into fix in"
 }
 
 # The same pointer held on the stack alone: the thread sleeps in a
@@ -458,17 +466,7 @@ test_per_thread_revert_undone_while_a_register_keeps_pointing_into_the_patch() {
 # main keeps is found where the sleeping function saved it, and the
 # revert is undone as above.
 test_per_thread_revert_undone_while_a_saved_register_on_the_stack_points_into_the_patch() {
-	start_keeper 40 spilled
-	local pid=$PID
-	printed_again "^fixed held "
-	expect_fail "revert while a stack slot keeps pointing into the patch" \
-		"$OPUS" revert "$pid" --timeout 1
-	assert_contains "thread $pid keeps a pointer into fix in r" "$ERR" "the reason"
-	assert_contains "left unchanged (the revert was undone)" "$ERR" "the outcome"
-	assert_eq 1 "$(opus_patches_mapped "$pid")" "the patch stays mapped"
-	printed_again "^fixed held "
-	assert_running "$pid"
-	assert_no_thread_traced "$pid"
+	revert_undone_while_held spilled "keeps a pointer into fix in r"
 }
 
 # The same pointer in a vector register alone, its thread busy (no
@@ -477,17 +475,17 @@ test_per_thread_revert_undone_while_a_saved_register_on_the_stack_points_into_th
 # registers only, unmapped the patch, and the next print crashed the
 # target; now it reads xmm, ymm and zmm too, and is undone.
 test_per_thread_revert_undone_while_a_vector_register_points_into_the_patch() {
-	start_keeper 40 vector
-	local pid=$PID
-	printed_again "^fixed held "
-	expect_fail "revert while a vector register points into the patch" \
-		"$OPUS" revert "$pid" --timeout 1
-	grep -qE "points into fix|keeps a pointer into fix" <<<"$ERR" || fail "the reason: $ERR"
-	assert_contains "left unchanged (the revert was undone)" "$ERR" "the outcome"
-	assert_eq 1 "$(opus_patches_mapped "$pid")" "the patch stays mapped"
-	printed_again "^fixed held "
-	assert_running "$pid"
-	assert_no_thread_traced "$pid"
+	revert_undone_while_held vector "points into fix|keeps a pointer into fix"
+}
+
+# The same pointer in a local alone: a slot of the sleeping thread's
+# frame, every register cleared. The revert counted only registers (a
+# local was not told from a stale word), unmapped the patch, and the
+# next print crashed the target. Now a word of a frame's own part of the
+# stack that points into the patch, other than a return address, counts
+# (a stale one too: in doubt), and the revert is undone.
+test_per_thread_revert_undone_while_a_local_points_into_the_patch() {
+	revert_undone_while_held local "keeps a pointer into fix in (a word of its frame at|r)"
 }
 
 # A per-thread revert whose thread does not leave in time is undone: the

@@ -11,7 +11,8 @@
  * back (the pipe made readable and epoll_wait; the timer fired; the signal
  * taken) and prints the string it points to, then lets go of it
  * (EPOLL_CTL_DEL, timer_delete) and prints "released". Single-threaded;
- * the pointer is wiped from the stack once given away. */
+ * the pointer is wiped from the stack once given away, and so is what the
+ * calls that gave it left below the stack pointer. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -56,6 +57,16 @@ __attribute__((noinline)) static int give(const char *mode)
 	return ret;
 }
 
+/* What give's callees left below the stack pointer wiped (sigqueue's
+ * siginfo holds a copy of the pointer): the frames of the wait that
+ * follows lie there, and their unused slots would keep it. */
+__attribute__((noinline)) static void wipe_below(void)
+{
+	char below[4096];
+
+	explicit_bzero(below, sizeof(below));
+}
+
 /* The pointer the kernel hands back. */
 __attribute__((noinline)) static const char *take(const char *mode)
 {
@@ -92,6 +103,7 @@ int main(int argc, char **argv)
 	wait_usr1();
 	if (give(mode))
 		return 1;
+	wipe_below();
 	printf("given\n");
 	fflush(stdout);
 	wait_usr1();
