@@ -1,5 +1,6 @@
 #include "cli.h"
 #include "options.h"
+#include "live/live.h"
 #include "patchfile/opatch.h"
 #include "patchfile/trust.h"
 #include "util/file.h"
@@ -40,12 +41,13 @@ static json_t *patch_json(const struct opatch *p, const char *build_id)
 	for (size_t i = 0; i < p->nsyms; i++)
 		if (p->syms[i].kind == OPATCH_SYM_EXTERN)
 			json_array_append_new(externs, json_string(p->syms[i].name));
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:s, s:s}", "id", p->id,
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:s, s:s, s:b}", "id", p->id,
 			 "description", p->description ? p->description : "", "target",
 			 p->target_name, "build_id", build_id, "diff_sha256",
 			 p->diff_sha256 ? p->diff_sha256 : "", "functions", funcs, "externs",
 			 externs, "findings", p->findings ? p->findings : "", "transition",
-			 transition_of(p), "stop_world", p->stop_world ? p->stop_world : "");
+			 transition_of(p), "stop_world", p->stop_world ? p->stop_world : "",
+			 "code_pointers", live_code_pointers(p));
 }
 
 static void print_text(const struct opatch *p, const char *build_id)
@@ -72,6 +74,10 @@ static void print_text(const struct opatch *p, const char *build_id)
 	printf("transition  %s\n", transition_of(p));
 	for (const char *at = p->stop_world; at && *at; at += strcspn(at, "\n") + 1)
 		printf("  %.*s\n", (int)strcspn(at, "\n"), at);
+	printf("code-pointers %s\n",
+	       live_code_pointers(p) ? "yes: a function of its own is taken at its address, and "
+				       "a revert asks the kernel for each caught signal's handler"
+				     : "no: its functions are only called and jumped to");
 }
 
 /* Who signed the file and whether this machine's trust policy accepts it. */

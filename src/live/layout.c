@@ -367,3 +367,8 @@ void layout_free(struct layout *l)
 		munmap(l->image, l->total);
 	memset(l, 0, sizeof(*l));
 }
+
+bool live_code_pointers(const struct opatch *p)
+{
+	return layout_makes_code_pointers(p);
+}

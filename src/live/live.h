@@ -89,6 +89,10 @@ int live_apply(pid_t pid, const struct opatch *p, const struct live_opts *o, str
 int live_revert(pid_t pid, const char *id, const struct live_opts *o, struct live_stats *st,
 		char reverted_id[OPATCH_ID_MAX + 1]);
 int live_list(pid_t pid, struct registry *out);
+/* Whether a revert of p asks the kernel for the process's signal
+ * handlers: p's code or data takes the address of a function of its own
+ * (layout_makes_code_pointers), which apply records as code-pointers. */
+bool live_code_pointers(const struct opatch *p);
 
 /* What opus recover did: applies cut short (opus killed mid-way) taken out,
  * without jumps (dropped) or with some (undone), and stray memfd

@@ -455,20 +455,23 @@ test_revert_refuses_to_leave_a_signal_handler_dangling() {
 # ten (the refusal above is what they are asked for). Both go out whole,
 # and the program's own handler still counts what it catches.
 test_revert_asks_for_signal_handlers_only_where_the_patch_makes_code_pointers() {
-	local fix asked
+	local fix want pointers asked
 	build_target catcher "$WORK" -O2 -g -fPIE -pie
 	start "$WORK/src/catcher"
 	for fix in value-2000 pointer; do
 		"$OPUS" build --source "$WORK/src" --diff "$TARGETS/catcher/$fix.diff" \
 			--binary "$WORK/src/catcher" -o "$WORK/$fix.opatch" >/dev/null
 	done
-	for fix in value-2000:0 pointer:10; do
-		"$OPUS" apply "$PID" "$WORK/${fix%:*}.opatch" >/dev/null
+	for fix in value-2000:0:false pointer:10:true; do
+		IFS=: read -r fix want pointers <<<"$fix"
+		assert_eq "$pointers" "$("$OPUS" inspect --json "$WORK/$fix.opatch" | jq .code_pointers)" \
+			"inspect's code_pointers for $fix"
+		"$OPUS" apply "$PID" "$WORK/$fix.opatch" >/dev/null
 		wait_line "$START_OUT" VALUE 2000 >/dev/null
 		asked=$("$OPUS" revert --json "$PID" | jq .stats.handlers_asked)
-		assert_eq "${fix#*:}" "$asked" "handlers asked by the revert of ${fix%:*}"
+		assert_eq "$want" "$asked" "handlers asked by the revert of $fix"
 		wait_line "$START_OUT" VALUE 1000 >/dev/null
-		assert_eq 0 "$(opus_patches_mapped "$PID")" "${fix%:*} unmapped"
+		assert_eq 0 "$(opus_patches_mapped "$PID")" "$fix unmapped"
 	done
 	kill -USR1 "$PID"
 	wait_line "$START_OUT" CAUGHT 1 >/dev/null
