@@ -582,8 +582,10 @@ struct kept {
 	unsigned reg;  /* the register that keeps it, or NO_REG: a word */
 	uint64_t slot; /* the word's address */
 	Dwarf_Addr pc;
+	bool exact;	     /* pc is where the frame resumes, not a return address */
 	Dwarf_Word inner_sp; /* the stack pointer of the frame inside this one */
 	Dwarf_Addr inner_pc;
+	bool inner_exact;
 };
 
 #define NO_REG 16U
@@ -662,6 +664,7 @@ static bool inner_frame_hit(struct kept *k, Dwarf_Word sp, bool activation)
 	if (!frame_words_hit(k, k->inner_sp, sp < end ? sp : end))
 		return false;
 	k->pc = k->inner_pc;
+	k->exact = k->inner_exact;
 	k->depth--;
 	return true;
 }
@@ -675,39 +678,53 @@ static int on_kept_frame(Dwfl_Frame *frame, void *arg)
 {
 	static const unsigned kept_across_calls[] = {3, 6, 12, 13, 14, 15};
 	struct kept *k = arg;
-	bool activation, hit = false;
+	bool hit = false;
 	Dwarf_Word sp;
 
-	if (!dwfl_frame_pc(frame, &k->pc, &activation) ||
+	if (!dwfl_frame_pc(frame, &k->pc, &k->exact) ||
 	    dwfl_frame_reg(frame, DWARF_REG_RSP, &sp) != 0)
 		return DWARF_CB_ABORT;
-	if (k->depth > 0 && activation)
+	if (k->depth > 0 && k->exact)
 		for (unsigned reg = 0; reg < 16 && !hit; reg++)
 			hit = kept_hit(frame, reg, k);
 	else if (k->depth > 0)
 		for (size_t i = 0; i < 6 && !hit; i++)
 			hit = kept_hit(frame, kept_across_calls[i], k);
-	if (hit || inner_frame_hit(k, sp, activation))
+	if (hit || inner_frame_hit(k, sp, k->exact))
 		return DWARF_CB_ABORT;
 	k->inner_sp = sp;
 	k->inner_pc = k->pc;
+	k->inner_exact = k->exact;
 	return ++k->depth < MAX_FRAMES ? DWARF_CB_OK : DWARF_CB_ABORT;
 }
 
-/* "in rbx" or "in a word of its frame at 0x...". */
+/* The function a frame's pc is in, by its symbol; NULL if none says. A
+ * return address may be the next function's first byte (a call that
+ * never returns ends its function): the call before it is what runs. */
+static const char *frame_function(const struct unwinder *u, Dwarf_Addr pc, bool exact)
+{
+	Dwarf_Addr at = exact ? pc : pc - 1;
+	Dwfl_Module *mod = dwfl_addrmodule(u->dwfl, at);
+
+	return mod ? dwfl_module_addrname(mod, at) : NULL;
+}
+
+/* "in rbx for main at 0x..." or "at 0x7ffd... in the frame of nap at
+ * 0x...". */
 static int report_kept(const struct unwinder *u, pid_t tid, const struct kept *k)
 {
+	const char *fn = frame_function(u, k->pc, k->exact);
 	char where[64];
 
 	if (k->reg == NO_REG)
-		snprintf(where, sizeof(where), "a word of its frame at 0x%" PRIx64, k->slot);
+		snprintf(where, sizeof(where), "at 0x%" PRIx64 " in the frame of", k->slot);
 	else
-		snprintf(where, sizeof(where), "%s", dwarf_reg_names[k->reg]);
+		snprintf(where, sizeof(where), "in %s for", dwarf_reg_names[k->reg]);
 	return opus_err(-EBUSY,
-			"process %d: thread %d keeps a pointer into %s in %s for the "
-			"function at 0x%" PRIx64 " (%d frames up): unmapping it would leave "
-			"that pointer dangling",
-			(int)u->pid, (int)tid, k->hit->name, where, (uint64_t)k->pc, k->depth);
+			"process %d: thread %d keeps a pointer into %s %s %s at 0x%" PRIx64
+			" (%d frames up): unmapping it would leave that pointer dangling",
+			(int)u->pid, (int)tid, k->hit->name, where, fn ? fn : "the function",
+			(uint64_t)k->pc, k->depth);
 }
 
 int unwind_kept_pointers(struct unwinder *u, pid_t tid, const struct range_set *rs,

@@ -485,7 +485,7 @@ test_per_thread_revert_undone_while_a_vector_register_points_into_the_patch() {
 # stack that points into the patch, other than a return address, counts
 # (a stale one too: in doubt), and the revert is undone.
 test_per_thread_revert_undone_while_a_local_points_into_the_patch() {
-	revert_undone_while_held local "keeps a pointer into fix in (a word of its frame at|r)"
+	revert_undone_while_held local "keeps a pointer into fix (at 0x[0-9a-f]+ in the frame of [a-z_]+ at|in r)"
 }
 
 # A per-thread revert whose thread does not leave in time is undone: the
