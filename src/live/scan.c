@@ -485,17 +485,22 @@ static size_t start_helpers(struct scan *s, pthread_t *th, size_t max)
 }
 
 /* Each thread's stack pointer, then its thread pointer (0 if
- * unreadable), read once: every mapping is compared with all of them,
- * inside the stop. */
+ * unreadable), then where its live frames begin: the red zone too for a
+ * thread stopped in its own code (in a syscall, the wrapper that made it
+ * keeps nothing there). Read once: every mapping is compared with all of
+ * them, inside the stop. */
 static uint64_t *stack_pointers(const struct threads *ts)
 {
-	uint64_t *sp = calloc(2 * ts->n + 1, sizeof(*sp));
+	uint64_t *sp = calloc(3 * ts->n + 1, sizeof(*sp));
 	struct user_regs_struct regs;
 
 	for (size_t k = 0; sp && k < ts->n; k++)
 		if (ptrace(PTRACE_GETREGS, ts->v[k].tid, NULL, &regs) == 0) {
 			sp[k] = (regs.rsp + 7) & ~7ull;
 			sp[ts->n + k] = regs.fs_base;
+			sp[2 * ts->n + k] = (int64_t)regs.orig_rax < 0 && sp[k] >= SCAN_RED_ZONE
+						? sp[k] - SCAN_RED_ZONE
+						: sp[k];
 		}
 	return sp;
 }
@@ -587,7 +592,8 @@ static int add_chunks(struct scan *s, pid_t pid, const struct proc_map *m, uint6
 
 /* In a mapping m that threads run on, what of it pointers may live in:
  * each such thread's live frames (when s->frames_hold asks for them),
- * from its stack pointer up to its static TLS blocks, or to m's end where
+ * from its stack pointer (its red zone, stopped in its own code) up to
+ * its static TLS blocks, or to m's end where
  * its thread pointer is not in m (the main thread's, one on a coroutine's
  * stack); and those blocks and glibc's descriptor (its thread-specific
  * data), just below and above its thread pointer. Below a stack pointer
@@ -599,7 +605,7 @@ static int add_thread_parts(struct scan *s, pid_t pid, const struct proc_map *m,
 	int ret = 0;
 
 	for (size_t k = 0; !ret && k < ts->n; k++) {
-		uint64_t tp = sp[ts->n + k], top = m->end;
+		uint64_t tp = sp[ts->n + k], live = sp[2 * ts->n + k], top = m->end;
 		bool own = tp > sp[k] && tp < m->end;
 
 		if (sp[k] < m->start || sp[k] >= m->end)
@@ -607,7 +613,7 @@ static int add_thread_parts(struct scan *s, pid_t pid, const struct proc_map *m,
 		if (own)
 			top = tp - pl->tls_below > sp[k] ? tp - pl->tls_below : sp[k];
 		if (s->frames_hold)
-			ret = add_chunks(s, pid, m, sp[k], top, k + 1);
+			ret = add_chunks(s, pid, m, live > m->start ? live : m->start, top, k + 1);
 		if (!ret && own && pl->size && pl->tls_below)
 			ret = add_chunks(s, pid, m, top & ~7ull,
 					 tp + pl->size < m->end ? tp + pl->size : m->end, 0);

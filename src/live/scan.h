@@ -106,7 +106,8 @@ int scan_suspended(const struct scanner *sc, const struct threads *ts, const str
  * -EBUSY naming the register (a retry may find it gone), -EADDRINUSE
  * naming where in memory the pointer is. -ETIME as for scan_suspended.
  *
- * A thread's live frames (from its stack pointer up) are read only for
+ * A thread's live frames (from its stack pointer up, and its red zone
+ * if it is stopped in its own code) are read only for
  * candidates: with frames_hold (one per thread of ts), frames_hold[k]
  * says whether thread k's hold a word into rs that does not return into
  * unwound (the code the stack check has unwound exactly; NULL: none).
@@ -114,6 +115,12 @@ int scan_suspended(const struct scanner *sc, const struct threads *ts, const str
  * return address; a signal frame's unwritten padding, the program
  * counter of an earlier signal taken in the patch's code), so a word
  * there says nothing by itself: unwind_kept_pointers tells. */
+/* The x86-64 ABI's red zone: the 128 bytes below the stack pointer in
+ * which a function that calls nothing may keep its locals. A thread
+ * stopped in its own code may have some there; one in a syscall has
+ * none (the wrapper keeps nothing there). */
+#define SCAN_RED_ZONE 128
+
 int scan_dangling(const struct scanner *sc, const struct threads *ts, const struct range_set *rs,
 		  const struct range_set *unwound, uint64_t deadline, bool *frames_hold,
 		  struct scan_tally *tally);

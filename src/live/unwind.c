@@ -586,6 +586,7 @@ struct kept {
 	Dwarf_Word inner_sp; /* the stack pointer of the frame inside this one */
 	Dwarf_Addr inner_pc;
 	bool inner_exact;
+	uint64_t red_zone; /* below the innermost frame's stack pointer, live */
 };
 
 #define NO_REG 16U
@@ -659,9 +660,11 @@ static bool inner_frame_hit(struct kept *k, Dwarf_Word sp, bool activation)
 	const struct proc_map *m = proc_map_at(k->u->maps, k->inner_sp);
 	uint64_t end = m ? m->end : k->inner_sp + UNMAPPED_FRAME_MAX;
 
+	uint64_t lo = k->depth == 1 ? k->inner_sp - k->red_zone : k->inner_sp;
+
 	if (k->depth == 0 || activation || sp <= k->inner_sp)
 		return false;
-	if (!frame_words_hit(k, k->inner_sp, sp < end ? sp : end))
+	if (!frame_words_hit(k, lo, sp < end ? sp : end))
 		return false;
 	k->pc = k->inner_pc;
 	k->exact = k->inner_exact;
@@ -727,10 +730,22 @@ static int report_kept(const struct unwinder *u, pid_t tid, const struct kept *k
 			(uint64_t)k->pc, k->depth);
 }
 
+/* The red zone of a stopped thread's innermost frame, if it may hold
+ * locals: stopped in its own code, not in a syscall. */
+static uint64_t red_zone_of(pid_t tid)
+{
+	struct user_regs_struct regs;
+
+	if (ptrace(PTRACE_GETREGS, tid, NULL, &regs) || (int64_t)regs.orig_rax >= 0 ||
+	    regs.rsp < SCAN_RED_ZONE)
+		return 0;
+	return SCAN_RED_ZONE;
+}
+
 int unwind_kept_pointers(struct unwinder *u, pid_t tid, const struct range_set *rs,
 			 const struct range_set *unwound)
 {
-	struct kept k = {.u = u, .rs = rs, .unwound = unwound};
+	struct kept k = {.u = u, .rs = rs, .unwound = unwound, .red_zone = red_zone_of(tid)};
 	int r;
 
 	if (!u->dwfl)

@@ -488,6 +488,15 @@ test_per_thread_revert_undone_while_a_local_points_into_the_patch() {
 	revert_undone_while_held local "keeps a pointer into fix (at 0x[0-9a-f]+ in the frame of [a-z_]+ at|in r)"
 }
 
+# The same pointer below the stack pointer alone, in the red zone, as a
+# function that calls nothing keeps a local, its thread busy with every
+# register cleared. The revert read from the stack pointer up, unmapped
+# the patch, and the target died at its next print. Now the red zone of a
+# thread stopped in its own code is part of its innermost frame.
+test_per_thread_revert_undone_while_the_red_zone_points_into_the_patch() {
+	revert_undone_while_held redzone "keeps a pointer into fix at 0x[0-9a-f]+ in the frame of hold_in_red_zone at"
+}
+
 # A per-thread revert whose thread does not leave in time is undone: the
 # jumps go back in (in a stop with no thread in the old code) and the
 # patch is whole again, the thread inside never off it. One whose opus is

@@ -9,7 +9,8 @@
  * them: while the thread sleeps, only that stack slot holds the pointer.
  * With "vector", it spins (about 10 ms a round, no syscall) with the
  * pointer in xmm0 alone, every general register cleared. With "local",
- * it naps with the pointer in a slot of its frame alone.
+ * it naps with the pointer in a slot of its frame alone; with "redzone",
+ * it spins with the pointer below its stack pointer alone.
  * Prints "ready 0", then "WORD N" every 10 ms. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,6 +134,40 @@ __asm__(".text\n"
 	"  mov 8(%rsp), %rdi\n"
 	"  call say_held\n" WIPE_BELOW_AND_AGAIN ".size hold_in_frame, .-hold_in_frame\n");
 
+/* Never returns: spins (about 10 ms a round, no syscall) with w below
+ * the stack pointer alone, in the red zone, as a function that calls
+ * nothing may keep a local, every register cleared; then says it, with w
+ * in rbx across the call. */
+void hold_in_red_zone(const char *w) __attribute__((noreturn));
+__asm__(".text\n"
+	".globl hold_in_red_zone\n"
+	".type hold_in_red_zone, @function\n"
+	"hold_in_red_zone:\n"
+	"  .cfi_startproc\n"
+	"  sub $8, %rsp\n  .cfi_adjust_cfa_offset 8\n"
+	"1:\n"
+	"  mov %rdi, -8(%rsp)\n"
+	"  xor %eax, %eax\n  xor %ebx, %ebx\n  xor %ecx, %ecx\n  xor %edx, %edx\n"
+	"  xor %esi, %esi\n  xor %edi, %edi\n  xor %ebp, %ebp\n  xor %r8d, %r8d\n"
+	"  xor %r9d, %r9d\n  xor %r10d, %r10d\n  xor %r11d, %r11d\n  xor %r12d, %r12d\n"
+	"  xor %r13d, %r13d\n  xor %r14d, %r14d\n  xor %r15d, %r15d\n"
+	"  pxor %xmm0, %xmm0\n  pxor %xmm1, %xmm1\n"
+	"  mov $30000000, %ecx\n"
+	"2:\n"
+	"  dec %rcx\n"
+	"  jnz 2b\n"
+	"  mov -8(%rsp), %rdi\n"
+	"  mov %rdi, %rbx\n"
+	"  call say_held\n"
+	"  lea -512(%rsp), %rdi\n"
+	"  xor %eax, %eax\n"
+	"  mov $64, %ecx\n"
+	"  rep stosq\n"
+	"  mov %rbx, %rdi\n"
+	"  jmp 1b\n"
+	"  .cfi_endproc\n"
+	".size hold_in_red_zone, .-hold_in_red_zone\n");
+
 int main(int argc, char **argv)
 {
 	int rounds = argc > 1 ? atoi(argv[1]) : -1;
@@ -153,6 +188,8 @@ int main(int argc, char **argv)
 		hold_in_xmm(w);
 	if (argc > 2 && !strcmp(argv[2], "local"))
 		hold_in_frame(w);
+	if (argc > 2 && !strcmp(argv[2], "redzone"))
+		hold_in_red_zone(w);
 	for (;; n++) {
 		held_nap();
 		printf("%s held %d\n", w, n);
