@@ -647,24 +647,26 @@ static bool frame_words_hit(struct kept *k, uint64_t lo, uint64_t hi)
 }
 
 /* Does the frame inside this one (k->inner_*), whose part of the stack
- * ends at this one's stack pointer sp, hold a word into k->rs? Not a
- * signal's trampoline (the frame inside an activation one): its part is
- * the signal frame, whose unwritten padding keeps stale words for good (a
- * timer's handler, taken every 100 us, found the program counter of an
- * earlier signal there, and a revert counting it was refused 460 times
- * in 5 s). The interrupted context's registers are read as the caller's.
- * A frame's part lies in one mapping: a caller on another stack (one the
- * unwinder crossed to) does not make the part span the space between. */
-static bool inner_frame_hit(struct kept *k, Dwarf_Word sp, bool activation)
+ * ends at this one's stack pointer sp, hold a word into k->rs? The
+ * innermost frame's part begins at its red zone. Not a signal's
+ * trampoline (libdwfl says both it and the context it returns to resume
+ * exactly, exact here): its part is the signal frame, whose unwritten
+ * padding keeps stale words for good (a timer's handler, taken every
+ * 100 us, found the program counter of an earlier signal there, and a
+ * revert counting it was refused 460 times in 5 s); the interrupted
+ * context's registers are read as the caller's. The handler's own frame,
+ * inside the trampoline, is read. A frame's part lies in one mapping: a
+ * caller on another stack (one the unwinder crossed to) does not make it
+ * span the space between. */
+static bool inner_frame_hit(struct kept *k, Dwarf_Word sp, bool exact)
 {
 	const struct proc_map *m = proc_map_at(k->u->maps, k->inner_sp);
-	uint64_t end = m ? m->end : k->inner_sp + UNMAPPED_FRAME_MAX;
-
 	uint64_t lo = k->depth == 1 ? k->inner_sp - k->red_zone : k->inner_sp;
+	uint64_t start = m ? m->start : 0, end = m ? m->end : k->inner_sp + UNMAPPED_FRAME_MAX;
 
-	if (k->depth == 0 || activation || sp <= k->inner_sp)
+	if (k->depth == 0 || (exact && k->inner_exact) || sp <= k->inner_sp)
 		return false;
-	if (!frame_words_hit(k, lo, sp < end ? sp : end))
+	if (!frame_words_hit(k, lo > start ? lo : start, sp < end ? sp : end))
 		return false;
 	k->pc = k->inner_pc;
 	k->exact = k->inner_exact;

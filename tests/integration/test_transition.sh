@@ -497,6 +497,16 @@ test_per_thread_revert_undone_while_the_red_zone_points_into_the_patch() {
 	revert_undone_while_held redzone "keeps a pointer into fix at 0x[0-9a-f]+ in the frame of hold_in_red_zone at"
 }
 
+# The same pointer in the frame of a signal's handler that never returns
+# (it naps, every register cleared), directly inside the signal frame.
+# The check left the part of the stack inside the signal's trampoline
+# unread, for the signal frame's stale words, and that part was the
+# handler's own frame too: the revert unmapped the patch, and the target
+# died at its next print. Only the signal frame is left unread now.
+test_per_thread_revert_undone_while_a_handler_s_local_points_into_the_patch() {
+	revert_undone_while_held handler "keeps a pointer into fix at 0x[0-9a-f]+ in the frame of hold_in_frame at"
+}
+
 # A per-thread revert whose thread does not leave in time is undone: the
 # jumps go back in (in a stop with no thread in the old code) and the
 # patch is whole again, the thread inside never off it. One whose opus is

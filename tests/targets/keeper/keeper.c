@@ -10,8 +10,11 @@
  * With "vector", it spins (about 10 ms a round, no syscall) with the
  * pointer in xmm0 alone, every general register cleared. With "local",
  * it naps with the pointer in a slot of its frame alone; with "redzone",
- * it spins with the pointer below its stack pointer alone.
+ * it spins with the pointer below its stack pointer alone; with
+ * "handler", a SIGUSR2 handler that never returns holds it as "local"
+ * does, in a frame of its own.
  * Prints "ready 0", then "WORD N" every 10 ms. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +171,44 @@ __asm__(".text\n"
 	"  .cfi_endproc\n"
 	".size hold_in_red_zone, .-hold_in_red_zone\n");
 
+/* The word a signal's handler holds (hold_in_handler takes it, and clears
+ * it here). */
+__attribute__((used)) const char *held_word;
+
+/* A SIGUSR2 handler that never returns: hold_in_frame with the held word,
+ * its frame the handler's own, directly inside the signal frame. */
+void hold_in_handler(int sig);
+__asm__(".text\n"
+	".globl hold_in_handler\n"
+	".type hold_in_handler, @function\n"
+	"hold_in_handler:\n"
+	"  .cfi_startproc\n"
+	"  mov held_word(%rip), %rdi\n"
+	"  movq $0, held_word(%rip)\n"
+	"  jmp hold_in_frame\n"
+	"  .cfi_endproc\n"
+	".size hold_in_handler, .-hold_in_handler\n");
+
+/* Never returns: hands w to a SIGUSR2 handler that holds it, every
+ * register cleared first so that the interrupted context keeps none. */
+void hold_in_signal(const char *w) __attribute__((noreturn));
+__asm__(".text\n"
+	".globl hold_in_signal\n"
+	".type hold_in_signal, @function\n"
+	"hold_in_signal:\n"
+	"  .cfi_startproc\n"
+	"  sub $8, %rsp\n  .cfi_adjust_cfa_offset 8\n"
+	"  mov %rdi, held_word(%rip)\n"
+	"  xor %eax, %eax\n  xor %ebx, %ebx\n  xor %ecx, %ecx\n  xor %edx, %edx\n"
+	"  xor %esi, %esi\n  xor %edi, %edi\n  xor %ebp, %ebp\n  xor %r8d, %r8d\n"
+	"  xor %r9d, %r9d\n  xor %r10d, %r10d\n  xor %r11d, %r11d\n  xor %r12d, %r12d\n"
+	"  xor %r13d, %r13d\n  xor %r14d, %r14d\n  xor %r15d, %r15d\n"
+	"  mov $12, %edi\n" /* SIGUSR2 */
+	"  call raise\n"
+	"  ud2\n"
+	"  .cfi_endproc\n"
+	".size hold_in_signal, .-hold_in_signal\n");
+
 int main(int argc, char **argv)
 {
 	int rounds = argc > 1 ? atoi(argv[1]) : -1;
@@ -190,6 +231,10 @@ int main(int argc, char **argv)
 		hold_in_frame(w);
 	if (argc > 2 && !strcmp(argv[2], "redzone"))
 		hold_in_red_zone(w);
+	if (argc > 2 && !strcmp(argv[2], "handler")) {
+		signal(SIGUSR2, hold_in_handler);
+		hold_in_signal(w);
+	}
 	for (;; n++) {
 		held_nap();
 		printf("%s held %d\n", w, n);
