@@ -484,10 +484,16 @@ static size_t start_helpers(struct scan *s, pthread_t *th, size_t max)
 	return n;
 }
 
+uint64_t scan_red_zone(const struct user_regs_struct *regs)
+{
+	const uint64_t red_zone = 128; /* bytes: the ABI's */
+
+	return (int64_t)regs->orig_rax < 0 && regs->rsp >= red_zone ? red_zone : 0;
+}
+
 /* Each thread's stack pointer, then its thread pointer (0 if
- * unreadable), then where its live frames begin: the red zone too for a
- * thread stopped in its own code (in a syscall, the wrapper that made it
- * keeps nothing there). Read once: every mapping is compared with all of
+ * unreadable), then where its live frames begin (scan_red_zone below
+ * the first). Read once: every mapping is compared with all of
  * them, inside the stop. */
 static uint64_t *stack_pointers(const struct threads *ts)
 {
@@ -498,9 +504,7 @@ static uint64_t *stack_pointers(const struct threads *ts)
 		if (ptrace(PTRACE_GETREGS, ts->v[k].tid, NULL, &regs) == 0) {
 			sp[k] = (regs.rsp + 7) & ~7ull;
 			sp[ts->n + k] = regs.fs_base;
-			sp[2 * ts->n + k] = (int64_t)regs.orig_rax < 0 && sp[k] >= SCAN_RED_ZONE
-						? sp[k] - SCAN_RED_ZONE
-						: sp[k];
+			sp[2 * ts->n + k] = sp[k] - scan_red_zone(&regs);
 		}
 	return sp;
 }

@@ -96,6 +96,13 @@ struct scan_tally {
 int scan_suspended(const struct scanner *sc, const struct threads *ts, const struct range_set *rs,
 		   enum scan_scope scope, uint64_t deadline, struct scan_tally *tally);
 
+/* How much below a stopped thread's stack pointer is live (regs, its
+ * registers): the x86-64 ABI's red zone, the 128 bytes in which a
+ * function that calls nothing may keep its locals, for a thread stopped
+ * in its own code; none for one in a syscall (the wrapper that made it
+ * keeps nothing there). */
+uint64_t scan_red_zone(const struct user_regs_struct *regs);
+
 /* Before memory in rs is unmapped (a revert): no pointer into it may be
  * left where the program can follow it. Where suspended stacks are looked
  * for (every private writable mapping but the stacks threads run on), any
@@ -115,12 +122,6 @@ int scan_suspended(const struct scanner *sc, const struct threads *ts, const str
  * return address; a signal frame's unwritten padding, the program
  * counter of an earlier signal taken in the patch's code), so a word
  * there says nothing by itself: unwind_kept_pointers tells. */
-/* The x86-64 ABI's red zone: the 128 bytes below the stack pointer in
- * which a function that calls nothing may keep its locals. A thread
- * stopped in its own code may have some there; one in a syscall has
- * none (the wrapper keeps nothing there). */
-#define SCAN_RED_ZONE 128
-
 int scan_dangling(const struct scanner *sc, const struct threads *ts, const struct range_set *rs,
 		  const struct range_set *unwound, uint64_t deadline, bool *frames_hold,
 		  struct scan_tally *tally);

@@ -732,16 +732,13 @@ static int report_kept(const struct unwinder *u, pid_t tid, const struct kept *k
 			(uint64_t)k->pc, k->depth);
 }
 
-/* The red zone of a stopped thread's innermost frame, if it may hold
- * locals: stopped in its own code, not in a syscall. */
+/* The red zone of a stopped thread's innermost frame: scan_red_zone, as
+ * the candidates were read. */
 static uint64_t red_zone_of(pid_t tid)
 {
 	struct user_regs_struct regs;
 
-	if (ptrace(PTRACE_GETREGS, tid, NULL, &regs) || (int64_t)regs.orig_rax >= 0 ||
-	    regs.rsp < SCAN_RED_ZONE)
-		return 0;
-	return SCAN_RED_ZONE;
+	return ptrace(PTRACE_GETREGS, tid, NULL, &regs) ? 0 : scan_red_zone(&regs);
 }
 
 int unwind_kept_pointers(struct unwinder *u, pid_t tid, const struct range_set *rs,
